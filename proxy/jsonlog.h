@@ -1,0 +1,72 @@
+/* jsonlog.h: one access-log record as one line of JSON. Pure formatting into a
+ * caller-owned, size-capped buffer; writing the line is logfile.h's job. */
+#ifndef AWF_JSONLOG_H
+#define AWF_JSONLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A growable byte buffer with a hard cap (curl's dynbuf idea). */
+struct awf_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+  size_t max;     /* appends past max fail with -E2BIG and leave len as it was */
+};
+
+void awf_buf_init(struct awf_buf *b, size_t max);
+void awf_buf_free(struct awf_buf *b);
+int awf_buf_append(struct awf_buf *b, const void *p, size_t n);  /* 0, -ENOMEM, -E2BIG */
+int awf_buf_printf(struct awf_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void awf_buf_reset(struct awf_buf *b);
+
+/* Append s[0..n) as a JSON string literal with its quotes. Escapes '"', '\\',
+ * and control bytes (\n \r \t \b \f, others \u00XX), and DEL as \u007f.
+ * Valid UTF-8 passes through; each byte of invalid UTF-8 (bad lead, bad or
+ * missing continuation, overlong, surrogate, > U+10FFFF) becomes \ufffd.
+ * s may contain NUL. */
+int awf_json_append_string(struct awf_buf *b, const char *s, size_t n);
+
+/* Fields of one record. NULL strings and negative numbers are omitted. */
+struct awf_log_record {
+  uint64_t ts_ms;          /* Unix time in ms; formatted as RFC 3339 UTC with ms */
+  const char *event;       /* "http", "connect", "tls", "dns" */
+  const char *client;      /* "ip:port" / "[v6]:port" */
+  const char *method;
+  const char *host;
+  size_t host_len;         /* host may hold any bytes a client sent */
+  int port;                /* -1 to omit */
+  const char *url;
+  size_t url_len;
+  const char *sni;
+  size_t sni_len;
+  const char *original_dst;
+  const char *decision;    /* "allow" / "deny" */
+  const char *reason;
+  bool would_deny;         /* --audit: allowed, but the ACL would have denied */
+  bool ech;                /* a ClientHello carried ECH */
+  int status;              /* HTTP status sent; -1 to omit */
+  const char *upstream;    /* "ip:port" dialled */
+  int64_t bytes_up;        /* client -> upstream; -1 to omit */
+  int64_t bytes_down;      /* upstream -> client; -1 to omit */
+  int64_t duration_ms;     /* -1 to omit */
+  /* dns events */
+  const char *qname;
+  size_t qname_len;
+  const char *qtype;
+  int answers;             /* -1 to omit */
+};
+
+/* Initialise every field to "omitted". */
+void awf_log_record_init(struct awf_log_record *r);
+
+/* Append the record as one JSON object and a '\n'. On error (-E2BIG, -ENOMEM)
+ * the buffer is left as it was, so no half line is ever produced. Key order:
+ * ts, event, client, method, host, port, url, sni, ech, original_dst,
+ * decision, would_deny, reason, status, upstream, bytes_up, bytes_down,
+ * duration_ms, qname, qtype, answers. */
+int awf_log_format(struct awf_buf *b, const struct awf_log_record *r);
+
+#endif

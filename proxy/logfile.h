@@ -1,0 +1,28 @@
+/* logfile.h: the JSONL access-log sink. Each record becomes exactly one
+ * write(2) of a complete line to a file opened O_APPEND, so lines are never
+ * interleaved or cut, even with several writers or a log rotator. */
+#ifndef AWF_LOGFILE_H
+#define AWF_LOGFILE_H
+
+#include "jsonlog.h"
+
+typedef struct awf_logfile awf_logfile;
+
+/* path: a file (created 0640 if missing, appended to), "-" for stdout, or
+ * NULL for no log (writes succeed and go nowhere). Returns 0 or -errno. */
+int awf_logfile_open(const char *path, awf_logfile **out);
+
+/* Format and write one record. Returns 0 or -errno (the line is then lost
+ * whole, never written in part; a short write is completed, EINTR retried). */
+int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r);
+
+/* Reopen the same path (after rotation, on SIGHUP). On failure keeps the old
+ * descriptor and returns -errno. No-op for stdout and NULL. */
+int awf_logfile_reopen(awf_logfile *lf);
+
+/* Lines written and lines lost to write errors, for diagnostics. */
+unsigned long awf_logfile_lost(const awf_logfile *lf);
+
+void awf_logfile_close(awf_logfile *lf);
+
+#endif
