@@ -1,0 +1,248 @@
+/* config.c: flag values to ACL, policy and engine settings. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "netaddr.h"
+
+#define MAX_RULES_FILE (16 * 1024 * 1024)
+
+int awf_options_init(struct awf_options *o) {
+  memset(o, 0, sizeof(*o));
+  o->acl = awf_acl_new();
+  o->policy = awf_addr_policy_new();
+  if (!o->acl || !o->policy) {
+    awf_options_free(o);
+    return -ENOMEM;
+  }
+  awf_port_set_add(&o->ports, 80);
+  awf_port_set_add(&o->ports, 443);
+  o->log_level = AWF_LOG_INFO;
+  o->max_connections = 4096;
+  o->connect_timeout_ms = 10000;
+  o->header_timeout_ms = 30000;
+  o->idle_timeout_ms = 60000;
+  o->tunnel_idle_timeout_ms = 3600000;
+  o->shutdown_grace_ms = 5000;
+  return 0;
+}
+
+void awf_options_free(struct awf_options *o) {
+  if (o->acl)
+    awf_acl_free(o->acl);
+  if (o->policy)
+    awf_addr_policy_free(o->policy);
+  o->acl = NULL;
+  o->policy = NULL;
+}
+
+static int parse_port(const char *s, size_t len, unsigned *out) {
+  if (len == 0 || len > 5)
+    return -EINVAL;
+  unsigned v = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return -EINVAL;
+    v = v * 10 + (unsigned)(s[i] - '0');
+  }
+  if (v == 0 || v > 65535)
+    return -EINVAL;
+  *out = v;
+  return 0;
+}
+
+int awf_parse_port_list(const char *s, struct awf_port_set *out, char *err, size_t errlen) {
+  struct awf_port_set set;
+  memset(&set, 0, sizeof(set));
+  size_t count = 0;
+  while (*s) {
+    const char *end = strchr(s, ',');
+    size_t len = end ? (size_t)(end - s) : strlen(s);
+    const char *a = s, *z = s + len;
+    while (a < z && (*a == ' ' || *a == '\t'))
+      a++;
+    while (z > a && (z[-1] == ' ' || z[-1] == '\t'))
+      z--;
+    if (a < z) {
+      const char *dash = memchr(a, '-', (size_t)(z - a));
+      unsigned lo = 0, hi = 0;
+      int rc = dash ? parse_port(a, (size_t)(dash - a), &lo) | parse_port(dash + 1, (size_t)(z - dash - 1), &hi)
+                    : parse_port(a, (size_t)(z - a), &lo);
+      if (!dash)
+        hi = lo;
+      if (rc != 0 || lo > hi) {
+        snprintf(err, errlen, "'%.*s' is not a port (1-65535) or a range LOW-HIGH", (int)(z - a), a);
+        return -EINVAL;
+      }
+      for (unsigned p = lo; p <= hi; p++)
+        awf_port_set_add(&set, (uint16_t)p);
+      count++;
+    }
+    s += len;
+    if (*s == ',')
+      s++;
+  }
+  if (count == 0) {
+    snprintf(err, errlen, "the port list is empty");
+    return -EINVAL;
+  }
+  *out = set;
+  return 0;
+}
+
+int awf_parse_seconds(const char *s, unsigned *ms) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || *end != '\0' || !(v > 0) || v > 31536000.0)
+    return -EINVAL;
+  double m = v * 1000.0;
+  *ms = m < 1.0 ? 1u : (unsigned)m;
+  return 0;
+}
+
+static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+    return -EINVAL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_RULES_FILE) {
+    snprintf(err, errlen, "'%s' is not a regular file of at most 16 MiB", path);
+    close(fd);
+    return -EINVAL;
+  }
+  char *buf = malloc((size_t)st.st_size + 1);
+  size_t got = 0;
+  while (buf && got < (size_t)st.st_size) {
+    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  close(fd);
+  if (!buf || got != (size_t)st.st_size) {
+    free(buf);
+    snprintf(err, errlen, "cannot read '%s'", path);
+    return -EINVAL;
+  }
+  buf[got] = '\0';
+  *out = buf;
+  *len = got;
+  return 0;
+}
+
+static int add_rules_file(struct awf_options *o, enum awf_acl_list which, const char *path,
+                          char *err, size_t errlen) {
+  char *text;
+  size_t len;
+  int rc = read_file(path, &text, &len, err, errlen);
+  if (rc == 0) {
+    rc = awf_acl_add_text(o->acl, which, text, len, path, err, errlen);
+    free(text);
+  }
+  return rc;
+}
+
+static int set_seconds(const char *flag, const char *v, unsigned *ms, char *err, size_t errlen) {
+  if (awf_parse_seconds(v, ms) < 0) {
+    snprintf(err, errlen, "--%s: '%s' is not a number of seconds > 0", flag, v);
+    return -EINVAL;
+  }
+  return 0;
+}
+
+int awf_options_set(struct awf_options *o, const char *flag, const char *v, char *err,
+                    size_t errlen) {
+  char msg[512];
+  int rc = 0;
+  msg[0] = '\0';
+  if (!strcmp(flag, "allow-domains")) {
+    rc = awf_acl_add_list(o->acl, AWF_ACL_ALLOW, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "block-domains")) {
+    rc = awf_acl_add_list(o->acl, AWF_ACL_BLOCK, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "allow-domains-file")) {
+    rc = add_rules_file(o, AWF_ACL_ALLOW, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "block-domains-file")) {
+    rc = add_rules_file(o, AWF_ACL_BLOCK, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "allow-ports")) {
+    rc = awf_parse_port_list(v, &o->ports, msg, sizeof(msg));
+  } else if (!strcmp(flag, "allow-destination-cidrs")) {
+    rc = awf_addr_policy_allow_cidrs(o->policy, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "dns-servers")) {
+    o->dns_servers = v; /* validated when the resolver is built */
+  } else if (!strcmp(flag, "log-file")) {
+    o->log_file = v;
+  } else if (!strcmp(flag, "log-level")) {
+    static const char *levels[] = {"debug", "info", "warn", "error"};
+    rc = -EINVAL;
+    for (int i = 0; i < 4; i++)
+      if (!strcmp(v, levels[i])) {
+        o->log_level = (enum awf_log_level)i;
+        rc = 0;
+      }
+    if (rc)
+      snprintf(msg, sizeof(msg), "'%s' is not one of debug, info, warn, error", v);
+  } else if (!strcmp(flag, "max-connections")) {
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || *v == '\0' || *end || *v == '-' || n == 0 || n > 1000000) {
+      snprintf(msg, sizeof(msg), "'%s' is not a number from 1 to 1000000", v);
+      rc = -EINVAL;
+    } else {
+      o->max_connections = (unsigned)n;
+    }
+  } else if (!strcmp(flag, "connect-timeout")) {
+    return set_seconds(flag, v, &o->connect_timeout_ms, err, errlen);
+  } else if (!strcmp(flag, "header-timeout")) {
+    return set_seconds(flag, v, &o->header_timeout_ms, err, errlen);
+  } else if (!strcmp(flag, "idle-timeout")) {
+    return set_seconds(flag, v, &o->idle_timeout_ms, err, errlen);
+  } else if (!strcmp(flag, "tunnel-idle-timeout")) {
+    return set_seconds(flag, v, &o->tunnel_idle_timeout_ms, err, errlen);
+  } else if (!strcmp(flag, "shutdown-grace")) {
+    return set_seconds(flag, v, &o->shutdown_grace_ms, err, errlen);
+  } else if (!strcmp(flag, "listen")) {
+    if (o->n_listen == AWF_MAX_LISTEN) {
+      snprintf(msg, sizeof(msg), "at most %d listen addresses", AWF_MAX_LISTEN);
+      rc = -EINVAL;
+    } else if (awf_sockaddr_parse(v, &o->listen[o->n_listen]) < 0) {
+      snprintf(msg, sizeof(msg), "'%s' is not ADDR:PORT (IPv6 as [ADDR]:PORT)", v);
+      rc = -EINVAL;
+    } else {
+      o->n_listen++;
+    }
+  } else {
+    snprintf(msg, sizeof(msg), "unknown option");
+    rc = -EINVAL;
+  }
+  if (rc < 0)
+    snprintf(err, errlen, "--%s: %s", flag, msg[0] ? msg : strerror(-rc));
+  return rc < 0 ? -EINVAL : 0;
+}
+
+void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->acl = o->acl;
+  cfg->policy = o->policy;
+  cfg->allow_ports = o->ports;
+  cfg->audit = o->audit;
+  cfg->log_level = o->log_level;
+  cfg->max_connections = o->max_connections;
+  cfg->connect_timeout_ms = o->connect_timeout_ms;
+  cfg->header_timeout_ms = o->header_timeout_ms;
+  cfg->idle_timeout_ms = o->idle_timeout_ms;
+  cfg->tunnel_idle_timeout_ms = o->tunnel_idle_timeout_ms;
+  cfg->shutdown_grace_ms = o->shutdown_grace_ms;
+}

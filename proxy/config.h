@@ -1,0 +1,51 @@
+/* config.h: the proxy's command-line flags, shared by awf-proxy and awf.
+ * Parsing builds the ACL and address policy and reads rule files; errors
+ * name the flag and the problem. */
+#ifndef AWF_CONFIG_H
+#define AWF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "proxy.h"
+
+#define AWF_MAX_LISTEN 16
+
+struct awf_options {
+  awf_acl *acl;
+  awf_addr_policy *policy;
+  struct awf_port_set ports;
+  const char *dns_servers;   /* NULL: the host's resolver configuration */
+  const char *log_file;      /* NULL: no access log */
+  bool audit;
+  enum awf_log_level log_level;
+  unsigned max_connections;
+  unsigned connect_timeout_ms;
+  unsigned header_timeout_ms;
+  unsigned idle_timeout_ms;
+  unsigned tunnel_idle_timeout_ms;
+  unsigned shutdown_grace_ms;
+  struct sockaddr_storage listen[AWF_MAX_LISTEN];
+  size_t n_listen;
+};
+
+/* Defaults, with an empty ACL (deny all). Returns 0 or -ENOMEM. */
+int awf_options_init(struct awf_options *o);
+void awf_options_free(struct awf_options *o);
+
+/* Handle one domain/proxy flag by its long name ("allow-domains", ...) and
+ * value. Returns 0, or -EINVAL with a message in err naming the flag. */
+int awf_options_set(struct awf_options *o, const char *flag, const char *value,
+                    char *err, size_t errlen);
+
+/* Ports: "80,443,8000-8099". Returns 0 or -EINVAL (err names the entry). */
+int awf_parse_port_list(const char *s, struct awf_port_set *out, char *err, size_t errlen);
+
+/* Seconds, possibly fractional, > 0 and at most a year, to milliseconds. */
+int awf_parse_seconds(const char *s, unsigned *ms);
+
+/* Fill a proxy config from options (the resolver and log are the caller's). */
+void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config *cfg);
+
+#endif

@@ -1,0 +1,125 @@
+/* conn.h: internals shared by the engine's files: listener.c (accept, close,
+ * shutdown), http_proxy.c (explicit proxy requests), tunnel.c (CONNECT relay).
+ * Not a public header. */
+#ifndef AWF_CONN_H
+#define AWF_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "dialer.h"
+#include "jsonlog.h"
+#include "netaddr.h"
+#include "proxy.h"
+
+#define AWF_READ_BUF_SIZE (64 * 1024)
+/* Stop reading a side while its peer has more than this queued for writing. */
+#define AWF_WRITE_HIGH_WATER (256 * 1024)
+
+struct listener {
+  uv_tcp_t tcp;
+  awf_proxy *proxy;
+  struct listener *next;
+  bool paused;          /* a connection is waiting in the kernel queue (at the cap) */
+};
+
+struct awf_proxy {
+  uv_loop_t *loop;
+  struct awf_proxy_config cfg;
+  struct listener *listeners;
+  struct conn *conns;   /* every open client connection */
+  unsigned nconns;
+  unsigned open_handles; /* listeners and the grace timer not yet closed */
+  bool shutting_down;
+  uv_timer_t grace_timer;
+  void (*done)(void *);
+  void *done_arg;
+  char readbuf[AWF_READ_BUF_SIZE]; /* shared by every read: data is consumed
+                                      or copied inside the read callback */
+  bool readbuf_lent;
+};
+
+enum conn_phase {
+  PH_HTTP,          /* reading and forwarding HTTP requests */
+  PH_TUNNEL_HELLO,  /* CONNECT established, reading the first client bytes */
+  PH_TUNNEL,        /* relaying both ways */
+  PH_CLOSING,
+};
+
+enum conn_timer {
+  T_NONE,
+  T_IDLE,           /* keep-alive wait for the next request */
+  T_HEADER,         /* request head must complete */
+  T_EXCHANGE,       /* inactivity while a request/response is under way */
+  T_TUNNEL,         /* tunnel inactivity */
+  T_HELLO,          /* ClientHello must arrive */
+  T_LINGER,         /* graceful close must finish */
+};
+
+struct http_state;
+struct tunnel_state;
+
+struct conn {
+  uv_tcp_t client;         /* first: the conn is the client handle's container */
+  awf_proxy *proxy;
+  struct conn *prev, *next;
+  uv_timer_t timer;
+  enum conn_phase phase;
+  enum conn_timer timer_kind;
+  unsigned open_handles;
+  uv_tcp_t *up;            /* upstream, owned; free()d in its close callback */
+  awf_dial *dial;
+  struct http_state *http; /* while in PH_HTTP */
+  struct tunnel_state *tun;/* CONNECT request details and hello buffer */
+  uint64_t last_active;    /* uv_now of the last byte either way */
+  bool client_eof, up_eof;
+  bool client_shut, up_shut;
+  bool client_reading, up_reading;
+  bool draining;           /* closing once writes to the client drain */
+  char client_addr[AWF_ADDRSTRLEN];
+};
+
+/* listener.c */
+void conn_close(struct conn *c);
+void conn_close_after_writes(struct conn *c);
+void conn_drop_upstream(struct conn *c);
+void conn_set_timer(struct conn *c, enum conn_timer kind);
+void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+void conn_log(struct conn *c, struct awf_log_record *r);
+uint64_t conn_now_ms(const struct conn *c);
+
+/* http_proxy.c */
+int http_conn_start(struct conn *c);
+void http_on_timer(struct conn *c);
+void http_on_close(struct conn *c);
+void http_free(struct conn *c);
+void http_send_error(struct conn *c, int status, const char *host, int port,
+                     const char *reason);
+
+/* tunnel.c: take over a connection whose CONNECT was admitted and dialled.
+ * `early` holds client bytes that followed the CONNECT head (may be empty). */
+struct tunnel_params {
+  const char *host;
+  size_t host_len;
+  uint16_t port;
+  bool host_is_ip;
+  bool would_deny;          /* audit mode: the ACL would have denied */
+  const char *audit_reason;
+  const char *upstream;     /* "ip:port" dialled */
+  uint64_t started_ms;
+};
+int tunnel_start(struct conn *c, const struct tunnel_params *tp,
+                 const char *early, size_t early_len);
+void tunnel_on_timer(struct conn *c);
+void tunnel_on_close(struct conn *c);
+void tunnel_free(struct conn *c);
+
+/* Deciding on a host, shared by every mode. Returns NULL when admitted,
+ * otherwise the log reason. Sets *would_deny (audit) when the ACL would have
+ * denied but audit mode admits. */
+const char *proxy_decide(const awf_proxy *p, const char *host, size_t len,
+                         uint16_t port, enum awf_acl_proto proto, bool *would_deny,
+                         const char **audit_reason);
+
+#endif

@@ -1,0 +1,965 @@
+/* http_proxy.c: the explicit proxy's HTTP side. A client connection carries
+ * requests in absolute form ("GET http://host/path HTTP/1.1") or CONNECT.
+ *
+ * Per request:  head (llhttp) -> decide -> dial (or reuse the upstream)
+ *               -> forward head, stream the body -> parse the response
+ *               (llhttp), forward it -> log -> next request (keep-alive).
+ * The request parser pauses at the end of each message, so pipelined requests
+ * wait, in order, until the previous response is complete. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <llhttp.h>
+
+#include "conn.h"
+#include "http_target.h"
+#include "stream_write.h"
+
+#define MAX_HEADERS 128
+#define MAX_HEAD_BYTES (64 * 1024)       /* request head: beyond it, 431 */
+#define MAX_RESP_HEAD_BYTES (64 * 1024)  /* response head: beyond it, 502 */
+
+struct hdr {
+  uint32_t name_off, name_len, val_off, val_len;
+};
+
+/* Header block under construction, kept as offsets into one capped buffer
+ * (the buffer moves when it grows). */
+struct head {
+  struct awf_buf buf;
+  struct hdr hdrs[MAX_HEADERS];
+  unsigned n;
+  bool in_value;
+};
+
+struct http_state {
+  llhttp_t req;
+  llhttp_t resp;
+  struct head rq;            /* request: url, then headers */
+  struct head rs;            /* response: status text, then headers */
+  uint32_t url_off, url_len, status_off, status_len;
+  struct awf_buf pending;    /* client bytes not yet parsed (parser paused) */
+  bool paused;               /* request parser paused: do not read the client */
+  bool client_bp, up_bp;     /* reading stopped for backpressure */
+
+  /* the request under way */
+  bool active, head_done, req_done, resp_started, resp_done, logged;
+  bool req_chunked, head_request, resp_chunked_out, resp_close, resp_interim;
+  bool would_deny;
+  const char *audit_reason;
+  unsigned host_headers;
+  int error_status;
+  const char *error_reason;
+  struct awf_http_target target;
+  int method;
+  uint64_t started_ms;
+  int64_t bytes_up, bytes_down;
+  int status;
+  struct awf_buf out;        /* upstream request head, until it is sent */
+
+  /* the upstream connection, reused for the same host:port */
+  char up_host[256];
+  uint16_t up_port;
+  bool up_reusable;
+  char upstream_addr[AWF_ADDRSTRLEN];
+};
+
+static const llhttp_settings_t req_settings;
+static const llhttp_settings_t resp_settings;
+
+static struct conn *conn_of(llhttp_t *p) { return p->data; }
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static bool name_is(const char *name, size_t len, const char *want) {
+  return strlen(want) == len && strncasecmp(name, want, len) == 0;
+}
+
+static const char *hdr_name(const struct head *h, const struct hdr *x) {
+  return h->buf.data + x->name_off;
+}
+static const char *hdr_val(const struct head *h, const struct hdr *x) {
+  return h->buf.data + x->val_off;
+}
+
+/* Hop-by-hop headers (RFC 9110 7.6.1) and the proxy's own: never forwarded. */
+static bool is_hop_header(const char *n, size_t len) {
+  static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
+                                    "proxy-authorization", "proxy-authenticate", "te",
+                                    "trailer", "transfer-encoding", "upgrade"};
+  for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+    if (name_is(n, len, hop[i]))
+      return true;
+  return false;
+}
+
+/* Is header `n` named as a token in a Connection header of this block? */
+static bool named_in_connection(const struct head *h, const char *n, size_t len) {
+  for (unsigned i = 0; i < h->n; i++) {
+    const struct hdr *x = &h->hdrs[i];
+    if (!name_is(hdr_name(h, x), x->name_len, "connection"))
+      continue;
+    const char *v = hdr_val(h, x), *end = v + x->val_len;
+    while (v < end) {
+      while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+        v++;
+      const char *tok = v;
+      while (v < end && *v != ',' && *v != ' ' && *v != '\t')
+        v++;
+      if ((size_t)(v - tok) == len && strncasecmp(tok, n, len) == 0)
+        return true;
+    }
+  }
+  return false;
+}
+
+static bool forwardable(const struct head *h, const struct hdr *x) {
+  const char *n = hdr_name(h, x);
+  return !is_hop_header(n, x->name_len) && !named_in_connection(h, n, x->name_len);
+}
+
+static void head_reset(struct head *h) {
+  awf_buf_reset(&h->buf);
+  h->n = 0;
+  h->in_value = false;
+}
+
+static int head_append(struct head *h, const char *at, size_t len) {
+  return awf_buf_append(&h->buf, at, len);
+}
+
+/* ---- access log --------------------------------------------------------- */
+
+static void log_request(struct conn *c, const char *decision, const char *reason) {
+  struct http_state *h = c->http;
+  if (h->logged || !h->active)
+    return;
+  h->logged = true;
+  struct awf_log_record r;
+  awf_log_record_init(&r);
+  r.event = h->method == HTTP_CONNECT ? "connect" : "http";
+  r.method = h->method >= 0 ? llhttp_method_name((llhttp_method_t)h->method) : NULL;
+  if (h->target.host_len) {
+    r.host = h->target.host;
+    r.host_len = h->target.host_len;
+    r.port = h->target.port;
+  }
+  if (h->method != HTTP_CONNECT && h->url_len) {
+    r.url = h->rq.buf.data + h->url_off;
+    r.url_len = h->url_len;
+  }
+  r.decision = decision;
+  r.reason = reason;
+  r.would_deny = h->would_deny;
+  if (h->would_deny && h->audit_reason)
+    r.reason = h->audit_reason;
+  r.status = h->status ? h->status : -1;
+  r.upstream = h->upstream_addr[0] ? h->upstream_addr : NULL;
+  r.bytes_up = h->bytes_up;
+  r.bytes_down = h->bytes_down;
+  uint64_t now = conn_now_ms(c);
+  r.ts_ms = now;
+  r.duration_ms = h->started_ms ? (int64_t)(now - h->started_ms) : 0;
+  conn_log(c, &r);
+}
+
+/* ---- flow control ------------------------------------------------------ */
+
+static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void update_reading(struct conn *c) {
+  struct http_state *h = c->http;
+  bool want_client = !h->paused && !h->client_bp && !c->client_eof && !c->draining;
+  if (want_client != c->client_reading) {
+    if (want_client)
+      uv_read_start((uv_stream_t *)&c->client, conn_alloc_cb, on_client_read);
+    else
+      uv_read_stop((uv_stream_t *)&c->client);
+    c->client_reading = want_client;
+  }
+  bool want_up = c->up && !h->up_bp && !c->up_eof && !c->draining;
+  if (c->up && want_up != c->up_reading) {
+    if (want_up)
+      uv_read_start((uv_stream_t *)c->up, conn_alloc_cb, on_up_read);
+    else
+      uv_read_stop((uv_stream_t *)c->up);
+    c->up_reading = want_up;
+  }
+}
+
+static void on_client_drained(uv_stream_t *s, int status, void *arg) {
+  struct conn *c = arg;
+  (void)s;
+  if (status == UV_ECANCELED || c->phase != PH_HTTP)
+    return;
+  if (status < 0) {
+    conn_close(c);
+    return;
+  }
+  if (c->http->up_bp && uv_stream_get_write_queue_size((uv_stream_t *)&c->client) <
+                            AWF_WRITE_HIGH_WATER / 2) {
+    c->http->up_bp = false;
+    update_reading(c);
+  }
+}
+
+static void on_up_drained(uv_stream_t *s, int status, void *arg) {
+  struct conn *c = arg;
+  (void)s;
+  if (status == UV_ECANCELED || c->phase != PH_HTTP)
+    return;
+  if (status < 0) {
+    conn_close(c);
+    return;
+  }
+  if (c->http->client_bp && c->up &&
+      uv_stream_get_write_queue_size((uv_stream_t *)c->up) < AWF_WRITE_HIGH_WATER / 2) {
+    c->http->client_bp = false;
+    update_reading(c);
+  }
+}
+
+static int write_client(struct conn *c, const uv_buf_t *bufs, unsigned n) {
+  for (unsigned i = 0; i < n; i++)
+    c->http->bytes_down += (int64_t)bufs[i].len;
+  int rc = awf_stream_write((uv_stream_t *)&c->client, bufs, n, on_client_drained, c);
+  if (rc == 1 && uv_stream_get_write_queue_size((uv_stream_t *)&c->client) >
+                     AWF_WRITE_HIGH_WATER) {
+    c->http->up_bp = true;
+    update_reading(c);
+  }
+  return rc < 0 ? rc : 0;
+}
+
+static int write_up(struct conn *c, const uv_buf_t *bufs, unsigned n) {
+  for (unsigned i = 0; i < n; i++)
+    c->http->bytes_up += (int64_t)bufs[i].len;
+  int rc = awf_stream_write((uv_stream_t *)c->up, bufs, n, on_up_drained, c);
+  if (rc == 1 &&
+      uv_stream_get_write_queue_size((uv_stream_t *)c->up) > AWF_WRITE_HIGH_WATER) {
+    c->http->client_bp = true;
+    update_reading(c);
+  }
+  return rc < 0 ? rc : 0;
+}
+
+/* Body bytes, framed as chunks when the message is re-chunked. */
+static int write_body(struct conn *c, bool to_client, bool chunked, const char *at,
+                      size_t len) {
+  char size_line[24];
+  uv_buf_t bufs[3];
+  unsigned n = 0;
+  if (chunked) {
+    int k = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+    bufs[n++] = uv_buf_init(size_line, (unsigned)k);
+  }
+  bufs[n++] = uv_buf_init((char *)at, (unsigned)len);
+  if (chunked)
+    bufs[n++] = uv_buf_init("\r\n", 2);
+  return to_client ? write_client(c, bufs, n) : write_up(c, bufs, n);
+}
+
+/* ---- error responses ----------------------------------------------------- */
+
+static const char *status_text(int status) {
+  switch (status) {
+  case 400: return "Bad Request";
+  case 403: return "Forbidden";
+  case 408: return "Request Timeout";
+  case 431: return "Request Header Fields Too Large";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  }
+  return "Error";
+}
+
+static const char *explain(const char *reason) {
+  if (!strcmp(reason, "not_allowed")) return "the domain is not in the allowlist (add it with --allow-domains)";
+  if (!strcmp(reason, "blocked")) return "the domain matches a block rule (--block-domains)";
+  if (!strcmp(reason, "port_not_allowed")) return "the port is not allowed (--allow-ports)";
+  if (!strcmp(reason, "ip_literal")) return "IP addresses are denied unless listed in --allow-domains";
+  if (!strcmp(reason, "invalid_name")) return "the host name is not valid";
+  if (!strcmp(reason, "private_destination")) return "the name resolves to a private or local address (--allow-destination-cidrs)";
+  if (!strcmp(reason, "dns_failure")) return "the name could not be resolved";
+  if (!strcmp(reason, "upstream_unreachable")) return "the upstream server could not be reached";
+  if (!strcmp(reason, "timeout")) return "timed out";
+  if (!strcmp(reason, "header_too_large")) return "the request header block is larger than 64 KiB";
+  return "the request is malformed";
+}
+
+/* Answer with an error and close. The one-line body names the host and the
+ * reason, so an agent reading it knows what to ask for. */
+void http_send_error(struct conn *c, int status, const char *host, int port,
+                     const char *reason) {
+  char body[640], head[256];
+  int blen;
+  if (host && *host)
+    blen = snprintf(body, sizeof(body), "awf: %s:%d %s: %s: %s\n", host, port,
+                    status == 403 ? "denied" : "failed", reason, explain(reason));
+  else
+    blen = snprintf(body, sizeof(body), "awf: %s: %s\n", reason, explain(reason));
+  if (blen < 0 || (size_t)blen >= sizeof(body))
+    blen = (int)strlen(body);
+  int hlen = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                      "Content-Length: %d\r\nConnection: close\r\n\r\n",
+                      status, status_text(status), blen);
+  if (c->http) {
+    c->http->status = status;
+    c->http->paused = true; /* nothing more is read from this client */
+  }
+  uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hlen), uv_buf_init(body, (unsigned)blen)};
+  if (awf_stream_write((uv_stream_t *)&c->client, bufs, 2, NULL, NULL) < 0) {
+    conn_close(c);
+    return;
+  }
+  conn_close_after_writes(c);
+}
+
+static void fail_request(struct conn *c, int status, const char *reason) {
+  struct http_state *h = c->http;
+  h->status = status;
+  log_request(c, "deny", reason);
+  if (h->resp_started) { /* too late for a status: cut the response */
+    conn_close(c);
+    return;
+  }
+  http_send_error(c, status, h->target.host_len ? h->target.host : NULL,
+                  h->target.port, reason);
+}
+
+/* ---- request parsing callbacks ------------------------------------------ */
+
+static int req_error(struct conn *c, int status, const char *reason) {
+  c->http->error_status = status;
+  c->http->error_reason = reason;
+  return -1;
+}
+
+static int on_req_begin(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = c->http;
+  head_reset(&h->rq);
+  memset(&h->target, 0, sizeof(h->target));
+  h->active = true;
+  h->head_done = h->req_done = h->resp_started = h->resp_done = h->logged = false;
+  h->req_chunked = h->head_request = h->resp_chunked_out = h->resp_close = false;
+  h->resp_interim = h->would_deny = false;
+  h->audit_reason = NULL;
+  h->host_headers = 0;
+  h->method = -1;
+  h->url_off = h->url_len = 0;
+  h->bytes_up = h->bytes_down = 0;
+  h->status = 0;
+  h->upstream_addr[0] = '\0';
+  h->started_ms = conn_now_ms(c);
+  conn_set_timer(c, T_HEADER); /* slowloris: the head has a deadline */
+  return 0;
+}
+
+static int on_req_url(llhttp_t *p, const char *at, size_t len) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = c->http;
+  if (h->url_len == 0)
+    h->url_off = (uint32_t)h->rq.buf.len;
+  if (head_append(&h->rq, at, len) < 0)
+    return req_error(c, 431, "header_too_large");
+  h->url_len += (uint32_t)len;
+  return 0;
+}
+
+static int head_field(struct head *hd, const char *at, size_t len) {
+  if (hd->in_value || hd->n == 0 ||
+      hd->hdrs[hd->n - 1].val_off != 0) {
+    if (hd->n == MAX_HEADERS)
+      return -E2BIG;
+    struct hdr *x = &hd->hdrs[hd->n++];
+    memset(x, 0, sizeof(*x));
+    x->name_off = (uint32_t)hd->buf.len;
+    hd->in_value = false;
+  }
+  hd->hdrs[hd->n - 1].name_len += (uint32_t)len;
+  return head_append(hd, at, len);
+}
+
+static int head_value(struct head *hd, const char *at, size_t len) {
+  struct hdr *x = &hd->hdrs[hd->n - 1];
+  if (!hd->in_value) {
+    x->val_off = (uint32_t)hd->buf.len;
+    x->val_len = 0;
+    hd->in_value = true;
+  }
+  x->val_len += (uint32_t)len;
+  return head_append(hd, at, len);
+}
+
+static int on_req_field(llhttp_t *p, const char *at, size_t len) {
+  struct conn *c = conn_of(p);
+  return head_field(&c->http->rq, at, len) < 0 ? req_error(c, 431, "header_too_large") : 0;
+}
+
+static int on_req_value(llhttp_t *p, const char *at, size_t len) {
+  struct conn *c = conn_of(p);
+  return head_value(&c->http->rq, at, len) < 0 ? req_error(c, 431, "header_too_large") : 0;
+}
+
+static int on_req_value_complete(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = c->http;
+  struct hdr *x = &h->rq.hdrs[h->rq.n - 1];
+  if (!h->rq.in_value) { /* empty value: no on_header_value call came */
+    x->val_off = (uint32_t)h->rq.buf.len;
+    x->val_len = 0;
+    h->rq.in_value = true;
+  }
+  /* llhttp passes an obs-folded value through with its line break: refuse. */
+  if (memchr(hdr_val(&h->rq, x), '\r', x->val_len) || memchr(hdr_val(&h->rq, x), '\n', x->val_len))
+    return req_error(c, 400, "bad_request");
+  if (name_is(hdr_name(&h->rq, x), x->name_len, "host") && ++h->host_headers > 1)
+    return req_error(c, 400, "bad_request");
+  return 0;
+}
+
+static int start_upstream_request(struct conn *c);
+static void start_dial(struct conn *c);
+
+/* Build the head sent upstream: origin-form target, Host from the URI, no
+ * hop-by-hop or proxy headers. */
+static int build_upstream_head(struct conn *c) {
+  struct http_state *h = c->http;
+  struct awf_buf *o = &h->out;
+  const struct awf_http_target *t = &h->target;
+  awf_buf_reset(o);
+  const char *path = t->path_len ? t->path : "/";
+  size_t plen = t->path_len ? t->path_len : 1;
+  int rc = awf_buf_printf(o, "%s %s%.*s HTTP/1.1\r\nHost: %s%s%s",
+                          llhttp_method_name((llhttp_method_t)h->method),
+                          path[0] == '?' ? "/" : "", (int)plen, path,
+                          t->host_is_ipv6 ? "[" : "", t->host, t->host_is_ipv6 ? "]" : "");
+  if (rc == 0 && t->port != 80)
+    rc = awf_buf_printf(o, ":%u", t->port);
+  if (rc == 0)
+    rc = awf_buf_append(o, "\r\n", 2);
+  for (unsigned i = 0; rc == 0 && i < h->rq.n; i++) {
+    const struct hdr *x = &h->rq.hdrs[i];
+    if (name_is(hdr_name(&h->rq, x), x->name_len, "host") || !forwardable(&h->rq, x))
+      continue;
+    rc = awf_buf_printf(o, "%.*s: %.*s\r\n", (int)x->name_len, hdr_name(&h->rq, x),
+                        (int)x->val_len, hdr_val(&h->rq, x));
+  }
+  if (rc == 0 && h->req_chunked)
+    rc = awf_buf_printf(o, "Transfer-Encoding: chunked\r\n");
+  if (rc == 0)
+    rc = awf_buf_append(o, "\r\n", 2);
+  return rc;
+}
+
+static int on_req_headers_complete(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = c->http;
+  awf_proxy *px = c->proxy;
+  h->method = llhttp_get_method(p);
+  h->head_done = true;
+  const char *url = h->rq.buf.data + h->url_off;
+  enum awf_target_status ts;
+
+  if (p->http_major == 1 && p->http_minor == 1 && h->host_headers == 0)
+    return req_error(c, 400, "bad_request");
+  if (h->method == HTTP_CONNECT)
+    ts = awf_target_parse_authority(url, h->url_len, &h->target);
+  else
+    ts = awf_target_parse_absolute(url, h->url_len, &h->target);
+  if (ts != AWF_TARGET_OK) {
+    memset(&h->target, 0, sizeof(h->target));
+    return req_error(c, 400, "bad_request");
+  }
+  /* Header bytes will be overwritten when the buffer grows? No: the target
+   * path points into rq.buf, which no longer grows for this request. */
+  h->req_chunked = (p->flags & F_CHUNKED) != 0;
+  h->head_request = h->method == HTTP_HEAD;
+  if (p->http_major == 1 && p->http_minor == 0)
+    h->resp_close = true; /* HTTP/1.0 clients: one request per connection */
+  if (!llhttp_should_keep_alive(p))
+    h->resp_close = true;
+
+  enum awf_acl_proto proto = h->method == HTTP_CONNECT ? AWF_PROTO_TLS : AWF_PROTO_HTTP;
+  const char *deny = proxy_decide(px, h->target.host, h->target.host_len, h->target.port,
+                                  proto, &h->would_deny, &h->audit_reason);
+  if (deny) {
+    h->status = 403;
+    log_request(c, "deny", deny);
+    http_send_error(c, 403, h->target.host, h->target.port, deny);
+    return HPE_PAUSED;
+  }
+  conn_set_timer(c, T_EXCHANGE);
+  if (h->method == HTTP_CONNECT) {
+    if (c->up) { /* a tunnel never reuses an HTTP upstream */
+      conn_drop_upstream(c);
+    }
+    start_dial(c);
+    return HPE_PAUSED;
+  }
+  if (build_upstream_head(c) < 0)
+    return req_error(c, 431, "header_too_large");
+  if (c->up && h->up_reusable && h->up_port == h->target.port &&
+      strcmp(h->up_host, h->target.host) == 0) {
+    if (start_upstream_request(c) < 0)
+      return req_error(c, 502, "upstream_unreachable");
+    return 0;
+  }
+  start_dial(c);
+  return HPE_PAUSED;
+}
+
+static int on_req_body(llhttp_t *p, const char *at, size_t len) {
+  struct conn *c = conn_of(p);
+  if (!c->up)
+    return -1;
+  return write_body(c, false, c->http->req_chunked, at, len) < 0 ? -1 : 0;
+}
+
+static void exchange_done(struct conn *c);
+
+static int on_req_complete(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = c->http;
+  if (h->req_chunked && c->up) {
+    uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
+    if (write_up(c, &end, 1) < 0)
+      return -1;
+  }
+  h->req_done = true;
+  /* Hold pipelined requests until this response is complete. */
+  return HPE_PAUSED;
+}
+
+static const llhttp_settings_t req_settings = {
+    .on_message_begin = on_req_begin,
+    .on_url = on_req_url,
+    .on_header_field = on_req_field,
+    .on_header_value = on_req_value,
+    .on_header_value_complete = on_req_value_complete,
+    .on_headers_complete = on_req_headers_complete,
+    .on_body = on_req_body,
+    .on_message_complete = on_req_complete,
+};
+
+/* ---- feeding client bytes ------------------------------------------------ */
+
+static int stash_pending(struct http_state *h, const char *at, size_t len) {
+  return awf_buf_append(&h->pending, at, len);
+}
+
+static void after_request_error(struct conn *c) {
+  struct http_state *h = c->http;
+  int status = h->error_status ? h->error_status : 400;
+  const char *reason = h->error_reason ? h->error_reason : "bad_request";
+  if (!h->active) { /* garbage before any request started */
+    h->active = true;
+    h->started_ms = conn_now_ms(c);
+    h->method = -1;
+  }
+  if (status == 502) {
+    fail_request(c, 502, reason);
+    return;
+  }
+  h->status = status;
+  log_request(c, "deny", reason);
+  http_send_error(c, status, NULL, 0, reason);
+}
+
+/* Run the request parser over client bytes; keep what it did not take. */
+static void feed_client(struct conn *c, const char *data, size_t len) {
+  struct http_state *h = c->http;
+  llhttp_errno_t err = llhttp_execute(&h->req, data, len);
+  if (c->phase != PH_HTTP)
+    return;
+  if (err == HPE_OK)
+    return;
+  if (err == HPE_PAUSED) {
+    const char *pos = llhttp_get_error_pos(&h->req);
+    size_t used = pos ? (size_t)(pos - data) : len;
+    h->paused = true;
+    if (used < len && stash_pending(h, data + used, len - used) < 0) {
+      conn_close(c);
+      return;
+    }
+    update_reading(c);
+    return;
+  }
+  after_request_error(c);
+}
+
+static void resume_client(struct conn *c) {
+  struct http_state *h = c->http;
+  h->paused = false;
+  llhttp_resume(&h->req);
+  if (h->pending.len) {
+    struct awf_buf held = h->pending;
+    awf_buf_init(&h->pending, held.max);
+    feed_client(c, held.data, held.len);
+    awf_buf_free(&held);
+  }
+  if (c->phase == PH_HTTP)
+    update_reading(c);
+}
+
+static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct conn *c = s->data;
+  if (c->phase != PH_HTTP)
+    return;
+  struct http_state *h = c->http;
+  if (nread > 0) {
+    c->last_active = uv_now(c->proxy->loop);
+    feed_client(c, buf->base, (size_t)nread);
+    return;
+  }
+  if (nread == 0)
+    return;
+  /* EOF or error from the client. */
+  c->client_eof = true;
+  c->client_reading = false;
+  if (nread == UV_EOF && h->active && h->req_done && !h->resp_done) {
+    h->resp_close = true; /* a half-close after the request: answer, then close */
+    return;
+  }
+  conn_close(c);
+}
+
+/* ---- upstream --------------------------------------------------------- */
+
+static int start_upstream_request(struct conn *c) {
+  struct http_state *h = c->http;
+  llhttp_resume(&h->resp); /* it paused at the end of the previous response */
+  uv_buf_t b = uv_buf_init(h->out.data, (unsigned)h->out.len);
+  int rc = write_up(c, &b, 1);
+  awf_buf_reset(&h->out);
+  return rc;
+}
+
+static void on_dialled(const struct awf_dial_result *r, void *arg) {
+  struct conn *c = arg;
+  struct http_state *h = c->http;
+  c->dial = NULL;
+  if (r->have_peer)
+    awf_sockaddr_format((const struct sockaddr *)&r->peer, h->upstream_addr,
+                        sizeof(h->upstream_addr));
+  if (r->status < 0) {
+    int status = !strcmp(r->reason, "timeout") ? 504
+                 : !strcmp(r->reason, "private_destination") ? 403 : 502;
+    fail_request(c, status, r->reason);
+    return;
+  }
+  c->up = r->tcp;
+  c->up->data = c;
+  c->up_eof = false;
+  c->up_reading = false;
+
+  if (h->method == HTTP_CONNECT) {
+    struct tunnel_params tp = {
+        .host = h->target.host, .host_len = h->target.host_len,
+        .port = h->target.port, .would_deny = h->would_deny,
+        .audit_reason = h->audit_reason, .upstream = h->upstream_addr,
+        .started_ms = h->started_ms,
+    };
+    struct awf_buf early = h->pending;
+    awf_buf_init(&h->pending, early.max);
+    h->logged = true; /* the tunnel logs the connection from here on */
+    uv_read_stop((uv_stream_t *)&c->client);
+    c->client_reading = false;
+    int rc = tunnel_start(c, &tp, early.data, early.len); /* copies what it keeps */
+    awf_buf_free(&early);
+    http_free(c); /* on_dialled runs from the loop, never inside a parser */
+    if (rc < 0)
+      conn_close(c);
+    return;
+  }
+
+  snprintf(h->up_host, sizeof(h->up_host), "%s", h->target.host);
+  h->up_port = h->target.port;
+  h->up_reusable = true;
+  llhttp_init(&h->resp, HTTP_RESPONSE, &resp_settings);
+  h->resp.data = c;
+  if (start_upstream_request(c) < 0) {
+    fail_request(c, 502, "upstream_unreachable");
+    return;
+  }
+  update_reading(c);
+  resume_client(c);
+}
+
+static void start_dial(struct conn *c) {
+  struct http_state *h = c->http;
+  awf_proxy *px = c->proxy;
+  conn_drop_upstream(c);
+  struct awf_dial_params prm = {
+      .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
+      .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = h->target.host,
+      .port = h->target.port,
+  };
+  if (awf_dial_start(&prm, on_dialled, c, &c->dial) < 0) {
+    c->dial = NULL;
+    fail_request(c, 502, "dns_failure");
+  }
+}
+
+/* ---- response parsing callbacks ---------------------------------------- */
+
+static int on_resp_begin(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = c->http;
+  head_reset(&h->rs);
+  h->status_off = h->status_len = 0;
+  h->resp_interim = false;
+  return 0;
+}
+
+static int on_resp_status(llhttp_t *p, const char *at, size_t len) {
+  struct http_state *h = conn_of(p)->http;
+  if (h->status_len == 0)
+    h->status_off = (uint32_t)h->rs.buf.len;
+  h->status_len += (uint32_t)len;
+  return head_append(&h->rs, at, len) < 0 ? -1 : 0;
+}
+
+static int on_resp_field(llhttp_t *p, const char *at, size_t len) {
+  return head_field(&conn_of(p)->http->rs, at, len) < 0 ? -1 : 0;
+}
+
+static int on_resp_value(llhttp_t *p, const char *at, size_t len) {
+  return head_value(&conn_of(p)->http->rs, at, len) < 0 ? -1 : 0;
+}
+
+static int on_resp_value_complete(llhttp_t *p) {
+  struct head *hd = &conn_of(p)->http->rs;
+  if (!hd->in_value) {
+    hd->hdrs[hd->n - 1].val_off = (uint32_t)hd->buf.len;
+    hd->hdrs[hd->n - 1].val_len = 0;
+    hd->in_value = true;
+  }
+  return 0;
+}
+
+static int on_resp_headers_complete(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = c->http;
+  int status = p->status_code;
+  if (status == 101)
+    return -1; /* Upgrade was not forwarded, so a switch is a protocol error */
+  bool interim = status >= 100 && status < 200;
+  bool no_body = interim || h->head_request || status == 204 || status == 304;
+  bool has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
+  h->resp_interim = interim;
+  if (!interim) {
+    h->resp_started = true;
+    h->status = status;
+    if (!no_body && !has_length) {
+      /* Chunked or read-until-close: chunk it for HTTP/1.1 clients so their
+       * connection survives; HTTP/1.0 clients get raw bytes and a close. */
+      if (h->resp_close)
+        h->resp_chunked_out = false;
+      else
+        h->resp_chunked_out = true;
+    }
+    if (!no_body && !has_length && !(p->flags & F_CHUNKED))
+      h->up_reusable = false;
+  }
+  struct awf_buf o;
+  awf_buf_init(&o, MAX_RESP_HEAD_BYTES + 1024);
+  int rc = awf_buf_printf(&o, "HTTP/1.1 %d %.*s\r\n", status, (int)h->status_len,
+                          h->rs.buf.data + h->status_off);
+  for (unsigned i = 0; rc == 0 && i < h->rs.n; i++) {
+    const struct hdr *x = &h->rs.hdrs[i];
+    if (!forwardable(&h->rs, x))
+      continue;
+    rc = awf_buf_printf(&o, "%.*s: %.*s\r\n", (int)x->name_len, hdr_name(&h->rs, x),
+                        (int)x->val_len, hdr_val(&h->rs, x));
+  }
+  if (rc == 0 && !interim && h->resp_chunked_out)
+    rc = awf_buf_printf(&o, "Transfer-Encoding: chunked\r\n");
+  if (rc == 0 && !interim && h->resp_close)
+    rc = awf_buf_printf(&o, "Connection: close\r\n");
+  if (rc == 0)
+    rc = awf_buf_append(&o, "\r\n", 2);
+  if (rc == 0) {
+    uv_buf_t b = uv_buf_init(o.data, (unsigned)o.len);
+    rc = write_client(c, &b, 1);
+  }
+  awf_buf_free(&o);
+  if (rc < 0)
+    return -1;
+  return h->head_request && !interim ? 1 : 0; /* 1: a HEAD response has no body */
+}
+
+static int on_resp_body(llhttp_t *p, const char *at, size_t len) {
+  struct conn *c = conn_of(p);
+  return write_body(c, true, c->http->resp_chunked_out, at, len) < 0 ? -1 : 0;
+}
+
+static int on_resp_complete(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = c->http;
+  if (h->resp_interim)
+    return 0; /* a 1xx: the final response follows */
+  if (h->resp_chunked_out) {
+    uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
+    if (write_client(c, &end, 1) < 0)
+      return -1;
+  }
+  h->resp_done = true;
+  if (!llhttp_should_keep_alive(p))
+    h->up_reusable = false;
+  return HPE_PAUSED;
+}
+
+static const llhttp_settings_t resp_settings = {
+    .on_message_begin = on_resp_begin,
+    .on_status = on_resp_status,
+    .on_header_field = on_resp_field,
+    .on_header_value = on_resp_value,
+    .on_header_value_complete = on_resp_value_complete,
+    .on_headers_complete = on_resp_headers_complete,
+    .on_body = on_resp_body,
+    .on_message_complete = on_resp_complete,
+};
+
+static void close_upstream(struct conn *c) {
+  conn_drop_upstream(c);
+  c->http->up_reusable = false;
+}
+
+/* Both the request and its response are complete. */
+static void exchange_done(struct conn *c) {
+  struct http_state *h = c->http;
+  log_request(c, "allow", "allowed");
+  h->active = false;
+  if (h->resp_close || c->client_eof || c->proxy->shutting_down) {
+    conn_close_after_writes(c);
+    return;
+  }
+  if (!h->up_reusable)
+    close_upstream(c);
+  awf_buf_reset(&h->rq.buf);
+  conn_set_timer(c, T_IDLE);
+  resume_client(c);
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct conn *c = s->data;
+  if (c->phase != PH_HTTP)
+    return;
+  struct http_state *h = c->http;
+  llhttp_errno_t err;
+  if (nread == 0)
+    return;
+  if (nread > 0) {
+    c->last_active = uv_now(c->proxy->loop);
+    if (!h->active || h->resp_done) { /* bytes nobody asked for */
+      close_upstream(c);
+      return;
+    }
+    err = llhttp_execute(&h->resp, buf->base, (size_t)nread);
+    if (c->phase != PH_HTTP)
+      return;
+    if (err == HPE_PAUSED) {
+      const char *pos = llhttp_get_error_pos(&h->resp);
+      if (pos && pos < buf->base + nread)
+        h->up_reusable = false; /* junk after the response */
+    }
+  } else {
+    c->up_eof = true;
+    c->up_reading = false;
+    if (!h->active || h->resp_done) {
+      close_upstream(c);
+      return;
+    }
+    h->up_reusable = false;
+    err = llhttp_finish(&h->resp); /* completes a read-until-close body */
+    if (c->phase != PH_HTTP)
+      return;
+    if (err == HPE_OK && !h->resp_done)
+      err = HPE_INVALID_EOF_STATE;
+  }
+  if (err != HPE_OK && err != HPE_PAUSED) {
+    awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "upstream %s: %s", h->upstream_addr,
+                   nread < 0 ? "closed early" : llhttp_get_error_reason(&h->resp));
+    fail_request(c, 502, "upstream_unreachable");
+    return;
+  }
+  if (!h->resp_done)
+    return;
+  if (!h->req_done) {
+    /* Answered before the request body ended (401, 413...): the rest of the
+     * body cannot be skipped safely, so this connection ends here. */
+    log_request(c, "allow", "allowed");
+    conn_close_after_writes(c);
+    return;
+  }
+  if (!h->up_reusable)
+    close_upstream(c);
+  exchange_done(c);
+}
+
+/* ---- connection life ---------------------------------------------------- */
+
+int http_conn_start(struct conn *c) {
+  struct http_state *h = calloc(1, sizeof(*h));
+  if (!h)
+    return -ENOMEM;
+  c->http = h;
+  c->phase = PH_HTTP;
+  awf_buf_init(&h->rq.buf, MAX_HEAD_BYTES);
+  awf_buf_init(&h->rs.buf, MAX_RESP_HEAD_BYTES);
+  awf_buf_init(&h->pending, 2 * AWF_READ_BUF_SIZE);
+  awf_buf_init(&h->out, MAX_HEAD_BYTES + 1024);
+  llhttp_init(&h->req, HTTP_REQUEST, &req_settings);
+  h->req.data = c;
+  h->method = -1;
+  conn_set_timer(c, T_IDLE);
+  update_reading(c);
+  return 0;
+}
+
+void http_on_timer(struct conn *c) {
+  struct http_state *h = c->http;
+  if (!h) {
+    conn_close(c);
+    return;
+  }
+  if (h->active && !h->head_done && c->timer_kind == T_HEADER) {
+    h->status = 408;
+    log_request(c, "deny", "timeout");
+    http_send_error(c, 408, NULL, 0, "timeout");
+    return;
+  }
+  if (h->active && c->timer_kind == T_EXCHANGE && !h->resp_done) {
+    fail_request(c, 504, "timeout");
+    return;
+  }
+  conn_close(c);
+}
+
+/* The connection is closing: log a request that was cut short. Memory stays
+ * until http_free(), since a parser callback may be on the stack. */
+void http_on_close(struct conn *c) {
+  struct http_state *h = c->http;
+  if (h && h->active && h->head_done && !h->logged)
+    log_request(c, "allow", "allowed");
+}
+
+void http_free(struct conn *c) {
+  struct http_state *h = c->http;
+  if (!h)
+    return;
+  awf_buf_free(&h->rq.buf);
+  awf_buf_free(&h->rs.buf);
+  awf_buf_free(&h->pending);
+  awf_buf_free(&h->out);
+  free(h);
+  c->http = NULL;
+}

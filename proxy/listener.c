@@ -1,0 +1,378 @@
+/* listener.c: the engine: listening sockets, accepting under a connection
+ * cap, the life of a client connection (timers, close), and shutdown. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "conn.h"
+#include "hostname.h"
+
+void awf_proxy_diag(const awf_proxy *p, enum awf_log_level level, const char *fmt, ...) {
+  static const char *names[] = {"debug", "info", "warn", "error"};
+  if (level < p->cfg.log_level)
+    return;
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "awf-proxy: %s: %s\n", names[level], line);
+}
+
+const char *proxy_decide(const awf_proxy *p, const char *host, size_t len,
+                         uint16_t port, enum awf_acl_proto proto, bool *would_deny,
+                         const char **audit_reason) {
+  const char *reason = NULL;
+  *would_deny = false;
+  *audit_reason = NULL;
+  if (!awf_port_set_has(&p->cfg.allow_ports, port)) {
+    reason = "port_not_allowed";
+  } else {
+    enum awf_acl_verdict v = awf_acl_check(p->cfg.acl, host, len, proto);
+    if (v != AWF_ACL_ALLOWED)
+      reason = awf_acl_verdict_name(v);
+  }
+  /* Audit admits what the ACL would deny; a name that is not a host name at
+   * all cannot be dialled, so it stays denied. */
+  if (reason && p->cfg.audit && strcmp(reason, "invalid_name") != 0) {
+    *would_deny = true;
+    *audit_reason = reason;
+    return NULL;
+  }
+  return reason;
+}
+
+uint64_t conn_now_ms(const struct conn *c) {
+  (void)c;
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+void conn_log(struct conn *c, struct awf_log_record *r) {
+  if (!r->ts_ms)
+    r->ts_ms = conn_now_ms(c);
+  r->client = c->client_addr;
+  if (awf_logfile_write(c->proxy->cfg.log, r) < 0)
+    awf_proxy_diag(c->proxy, AWF_LOG_WARN, "access log write failed");
+}
+
+void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  struct conn *c = h->data;
+  awf_proxy *p = c->proxy;
+  /* Reads are consumed inside their callback, so one buffer serves all. */
+  buf->base = p->readbuf;
+  buf->len = sizeof(p->readbuf);
+}
+
+static void maybe_finish_shutdown(awf_proxy *p);
+static void resume_accepting(awf_proxy *p);
+static void on_failed_listener_closed(uv_handle_t *h);
+
+static void on_conn_handle_closed(uv_handle_t *h) {
+  struct conn *c = h->data;
+  if (--c->open_handles > 0)
+    return;
+  awf_proxy *p = c->proxy;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    p->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  p->nconns--;
+  http_free(c);
+  tunnel_free(c);
+  free(c);
+  resume_accepting(p);
+  maybe_finish_shutdown(p);
+}
+
+static void on_upstream_closed(uv_handle_t *h) {
+  free(h);
+}
+
+void conn_drop_upstream(struct conn *c) {
+  if (!c->up)
+    return;
+  uv_close((uv_handle_t *)c->up, on_upstream_closed);
+  c->up = NULL;
+  c->up_reading = false;
+  c->up_eof = false;
+}
+
+void conn_close(struct conn *c) {
+  if (c->phase == PH_CLOSING)
+    return;
+  /* Mode-specific teardown writes any pending log line first. */
+  if (c->http)
+    http_on_close(c);
+  if (c->tun)
+    tunnel_on_close(c);
+  c->phase = PH_CLOSING;
+  if (c->dial) {
+    awf_dial_cancel(c->dial);
+    c->dial = NULL;
+  }
+  conn_drop_upstream(c);
+  uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+  uv_close((uv_handle_t *)&c->client, on_conn_handle_closed);
+}
+
+static void on_client_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  struct conn *c = req->data;
+  free(req);
+  conn_close(c);
+}
+
+/* Let queued writes to the client drain, send FIN, then close. */
+void conn_close_after_writes(struct conn *c) {
+  if (c->phase == PH_CLOSING || c->draining)
+    return;
+  c->draining = true;
+  uv_read_stop((uv_stream_t *)&c->client);
+  c->client_reading = false;
+  if (c->up) {
+    uv_read_stop((uv_stream_t *)c->up);
+    c->up_reading = false;
+  }
+  uv_shutdown_t *req = malloc(sizeof(*req));
+  if (!req || uv_shutdown(req, (uv_stream_t *)&c->client, on_client_shutdown) < 0) {
+    free(req);
+    conn_close(c);
+    return;
+  }
+  req->data = c;
+  conn_set_timer(c, T_LINGER);
+}
+
+static unsigned timeout_for(const awf_proxy *p, enum conn_timer kind) {
+  switch (kind) {
+  case T_IDLE: return p->cfg.idle_timeout_ms;
+  case T_HEADER: return p->cfg.header_timeout_ms;
+  case T_EXCHANGE: return p->cfg.idle_timeout_ms;
+  case T_TUNNEL: return p->cfg.tunnel_idle_timeout_ms;
+  case T_HELLO: return p->cfg.header_timeout_ms;
+  case T_LINGER: return 5000;
+  case T_NONE: break;
+  }
+  return 0;
+}
+
+static void on_conn_timer(uv_timer_t *t) {
+  struct conn *c = t->data;
+  uint64_t now = uv_now(c->proxy->loop);
+  unsigned limit = timeout_for(c->proxy, c->timer_kind);
+  /* Activity-based deadlines move with traffic without re-arming the timer
+   * on every read: check here, and sleep again for what is left. */
+  if ((c->timer_kind == T_EXCHANGE || c->timer_kind == T_TUNNEL) &&
+      now < c->last_active + limit) {
+    uv_timer_start(&c->timer, on_conn_timer, c->last_active + limit - now, 0);
+    return;
+  }
+  switch (c->timer_kind) {
+  case T_TUNNEL:
+  case T_HELLO:
+    tunnel_on_timer(c);
+    break;
+  case T_LINGER:
+    conn_close(c);
+    break;
+  default:
+    http_on_timer(c);
+    break;
+  }
+}
+
+void conn_set_timer(struct conn *c, enum conn_timer kind) {
+  c->timer_kind = kind;
+  c->last_active = uv_now(c->proxy->loop);
+  unsigned ms = timeout_for(c->proxy, kind);
+  if (kind == T_NONE || ms == 0)
+    uv_timer_stop(&c->timer);
+  else
+    uv_timer_start(&c->timer, on_conn_timer, ms, 0);
+}
+
+static int accept_one(struct listener *l) {
+  awf_proxy *p = l->proxy;
+  struct conn *c = calloc(1, sizeof(*c));
+  if (!c)
+    return UV_ENOMEM;
+  c->proxy = p;
+  uv_tcp_init(p->loop, &c->client);
+  c->client.data = c;
+  int rc = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->client);
+  if (rc < 0) {
+    /* A handle must be closed before its memory goes. */
+    c->open_handles = 1;
+    c->phase = PH_CLOSING;
+    p->nconns++;
+    c->next = p->conns;
+    if (p->conns)
+      p->conns->prev = c;
+    p->conns = c;
+    uv_close((uv_handle_t *)&c->client, on_conn_handle_closed);
+    return rc;
+  }
+  uv_timer_init(p->loop, &c->timer);
+  c->timer.data = c;
+  c->open_handles = 2;
+  c->next = p->conns;
+  if (p->conns)
+    p->conns->prev = c;
+  p->conns = c;
+  p->nconns++;
+
+  struct sockaddr_storage peer;
+  int len = sizeof(peer);
+  if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&peer, &len) == 0)
+    awf_sockaddr_format((struct sockaddr *)&peer, c->client_addr, sizeof(c->client_addr));
+  else
+    snprintf(c->client_addr, sizeof(c->client_addr), "unknown");
+  uv_tcp_nodelay(&c->client, 1);
+  if (http_conn_start(c) < 0)
+    conn_close(c);
+  return 0;
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  struct listener *l = server->data;
+  awf_proxy *p = l->proxy;
+  if (status < 0) {
+    awf_proxy_diag(p, AWF_LOG_WARN, "accept: %s", uv_strerror(status));
+    return;
+  }
+  if (p->shutting_down)
+    return;
+  /* At the cap, leaving the connection unaccepted makes libuv stop polling
+   * this listener until uv_accept is called again: no busy loop. */
+  if (p->nconns >= p->cfg.max_connections) {
+    if (!l->paused)
+      awf_proxy_diag(p, AWF_LOG_WARN, "connection limit (%u) reached; accepting paused",
+                     p->cfg.max_connections);
+    l->paused = true;
+    return;
+  }
+  accept_one(l);
+}
+
+static void resume_accepting(awf_proxy *p) {
+  for (struct listener *l = p->listeners; l; l = l->next) {
+    if (!l->paused || p->shutting_down || p->nconns >= p->cfg.max_connections)
+      continue;
+    l->paused = false;
+    accept_one(l);
+  }
+}
+
+int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy **out) {
+  awf_proxy *p = calloc(1, sizeof(*p));
+  if (!p)
+    return -ENOMEM;
+  p->loop = loop;
+  p->cfg = *cfg;
+  if (!p->cfg.max_connections)
+    p->cfg.max_connections = 4096;
+  uv_timer_init(loop, &p->grace_timer);
+  p->grace_timer.data = p;
+  p->open_handles = 1;
+  *out = p;
+  return 0;
+}
+
+int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
+                     struct sockaddr_storage *bound) {
+  struct listener *l = calloc(1, sizeof(*l));
+  if (!l)
+    return UV_ENOMEM;
+  l->proxy = p;
+  uv_tcp_init(p->loop, &l->tcp);
+  l->tcp.data = l;
+  int rc = uv_tcp_bind(&l->tcp, addr, addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+  if (rc == 0)
+    rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+  if (rc < 0) {
+    uv_close((uv_handle_t *)&l->tcp, on_failed_listener_closed);
+    return rc;
+  }
+  if (bound) {
+    int len = sizeof(*bound);
+    uv_tcp_getsockname(&l->tcp, (struct sockaddr *)bound, &len);
+  }
+  l->next = p->listeners;
+  p->listeners = l;
+  p->open_handles++;
+  return 0;
+}
+
+static void on_grace_timer_closed(uv_handle_t *h) {
+  awf_proxy *p = h->data;
+  p->open_handles--;
+  maybe_finish_shutdown(p);
+}
+
+static void on_failed_listener_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+static void on_listener_closed(uv_handle_t *h) {
+  struct listener *l = h->data;
+  awf_proxy *p = l->proxy;
+  free(l);
+  p->open_handles--;
+  maybe_finish_shutdown(p);
+}
+
+static void maybe_finish_shutdown(awf_proxy *p) {
+  if (!p->shutting_down || p->nconns > 0)
+    return;
+  if (!uv_is_closing((uv_handle_t *)&p->grace_timer)) {
+    uv_timer_stop(&p->grace_timer);
+    uv_close((uv_handle_t *)&p->grace_timer, on_grace_timer_closed);
+    return;
+  }
+  if (p->open_handles > 0)
+    return;
+  void (*done)(void *) = p->done;
+  void *arg = p->done_arg;
+  free(p);
+  if (done)
+    done(arg);
+}
+
+static void on_grace_expired(uv_timer_t *t) {
+  awf_proxy *p = t->data;
+  struct conn *c = p->conns;
+  while (c) {
+    struct conn *next = c->next;
+    conn_close(c);
+    c = next;
+  }
+}
+
+void awf_proxy_shutdown(awf_proxy *p, void (*done)(void *arg), void *arg) {
+  if (p->shutting_down)
+    return;
+  p->shutting_down = true;
+  p->done = done;
+  p->done_arg = arg;
+  for (struct listener *l = p->listeners; l; l = l->next)
+    uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+  p->listeners = NULL;
+  /* Idle keep-alive connections have nothing to finish. */
+  struct conn *c = p->conns;
+  while (c) {
+    struct conn *next = c->next;
+    if (c->phase == PH_HTTP && c->timer_kind == T_IDLE)
+      conn_close(c);
+    c = next;
+  }
+  uv_timer_start(&p->grace_timer, on_grace_expired, p->cfg.shutdown_grace_ms, 0);
+  maybe_finish_shutdown(p);
+}

@@ -1,0 +1,216 @@
+/* main.c: awf-proxy, the proxy on its own: flags, signals, the loop. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "netaddr.h"
+#include "proxy.h"
+
+#define EXIT_USAGE 2
+
+static const char usage[] =
+    "Usage: awf-proxy [OPTIONS]\n"
+    "An egress-auditing HTTP forward proxy: admits only allowlisted domains and logs\n"
+    "every decision as one JSON object per line.\n"
+    "\n"
+    "  --listen ADDR:PORT            listen address, repeatable; [v6]:PORT; port 0 picks one\n"
+    "                                (default 127.0.0.1:3128)\n"
+    "  -d, --allow-domains LIST      comma-separated allow rules: github.com (and subdomains),\n"
+    "                                *.github.com, api-*.x.com, https://x, http://x, 1.2.3.4\n"
+    "      --allow-domains-file FILE allow rules, one per line or comma-separated, # comments\n"
+    "      --block-domains LIST      block rules (same syntax; a block always wins)\n"
+    "      --block-domains-file FILE\n"
+    "      --allow-ports LIST        destination ports, e.g. 80,443,8000-8099 (default 80,443)\n"
+    "      --allow-destination-cidrs LIST\n"
+    "                                private/local CIDRs that may still be dialled\n"
+    "      --dns-servers LIST        upstream DNS servers, ip[:port] or [v6]:port\n"
+    "                                (default: /etc/resolv.conf and /etc/hosts)\n"
+    "      --log-file PATH|-         JSONL access log (appended; - is stdout; SIGHUP reopens)\n"
+    "      --audit                   admit everything, log what would be denied\n"
+    "      --log-level LEVEL         debug, info, warn, error (default info)\n"
+    "      --max-connections N       client connections at once (default 4096)\n"
+    "      --connect-timeout SEC     per-address upstream connect timeout (default 10)\n"
+    "      --header-timeout SEC      deadline for a request head, else 408 (default 30)\n"
+    "      --idle-timeout SEC        idle keep-alive / upstream wait (default 60)\n"
+    "      --tunnel-idle-timeout SEC idle CONNECT tunnel (default 3600)\n"
+    "      --shutdown-grace SEC      on SIGTERM, time for open work (default 5)\n"
+    "      --version                 print the version and exit\n"
+    "  -h, --help                    print this help and exit\n"
+    "\n"
+    "Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure, 2 on a bad flag or rule.\n"
+    "Docs: docs/awf-proxy.md and docs/access-log.md\n";
+
+struct app {
+  uv_loop_t loop;
+  awf_proxy *proxy;
+  awf_resolver *resolver;
+  awf_logfile *log;
+  uv_signal_t sig_term, sig_int, sig_hup;
+  bool stopping;
+};
+
+static void on_proxy_done(void *arg) {
+  struct app *a = arg;
+  a->proxy = NULL;
+  awf_resolver_close(a->resolver);
+  uv_close((uv_handle_t *)&a->sig_term, NULL);
+  uv_close((uv_handle_t *)&a->sig_int, NULL);
+  uv_close((uv_handle_t *)&a->sig_hup, NULL);
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum) {
+  struct app *a = s->data;
+  if (a->stopping)
+    return;
+  a->stopping = true;
+  fprintf(stderr, "awf-proxy: %s: finishing open connections, then exiting\n",
+          strsignal(signum));
+  awf_proxy_shutdown(a->proxy, on_proxy_done, a);
+}
+
+static void on_hup(uv_signal_t *s, int signum) {
+  (void)signum;
+  struct app *a = s->data;
+  int rc = awf_logfile_reopen(a->log);
+  if (rc < 0)
+    fprintf(stderr, "awf-proxy: cannot reopen the access log: %s\n", strerror(-rc));
+}
+
+static const struct option long_opts[] = {
+    {"listen", required_argument, 0, 'L'},
+    {"allow-domains", required_argument, 0, 'd'},
+    {"allow-domains-file", required_argument, 0, 'O'},
+    {"block-domains", required_argument, 0, 'O'},
+    {"block-domains-file", required_argument, 0, 'O'},
+    {"allow-ports", required_argument, 0, 'O'},
+    {"allow-destination-cidrs", required_argument, 0, 'O'},
+    {"dns-servers", required_argument, 0, 'O'},
+    {"log-file", required_argument, 0, 'O'},
+    {"log-level", required_argument, 0, 'O'},
+    {"max-connections", required_argument, 0, 'O'},
+    {"connect-timeout", required_argument, 0, 'O'},
+    {"header-timeout", required_argument, 0, 'O'},
+    {"idle-timeout", required_argument, 0, 'O'},
+    {"tunnel-idle-timeout", required_argument, 0, 'O'},
+    {"shutdown-grace", required_argument, 0, 'O'},
+    {"audit", no_argument, 0, 'A'},
+    {"version", no_argument, 0, 'V'},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+/* Returns -1 to continue, or an exit status. */
+static int parse_args(int argc, char **argv, struct awf_options *o) {
+  char err[768];
+  int c, idx;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":d:h", long_opts, &idx)) != -1) {
+    const char *flag = NULL;
+    switch (c) {
+    case 'd': flag = "allow-domains"; break;
+    case 'L': flag = "listen"; break;
+    case 'O': flag = long_opts[idx].name; break;
+    case 'A': o->audit = true; continue;
+    case 'V': printf("awf-proxy %s\n", AWF_VERSION); return 0;
+    case 'h': fputs(usage, stdout); return 0;
+    case ':':
+      fprintf(stderr, "awf-proxy: %s needs a value\n", argv[optind - 1]);
+      return EXIT_USAGE;
+    default:
+      fprintf(stderr, "awf-proxy: unknown option '%s' (see --help)\n", argv[optind - 1]);
+      return EXIT_USAGE;
+    }
+    if (awf_options_set(o, flag, optarg, err, sizeof(err)) < 0) {
+      fprintf(stderr, "awf-proxy: %s\n", err);
+      return EXIT_USAGE;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "awf-proxy: unexpected argument '%s' (see --help)\n", argv[optind]);
+    return EXIT_USAGE;
+  }
+  if (o->n_listen == 0) {
+    awf_sockaddr_parse("127.0.0.1:3128", &o->listen[0]);
+    o->n_listen = 1;
+  }
+  return -1;
+}
+
+static int run(struct awf_options *o) {
+  struct app a;
+  memset(&a, 0, sizeof(a));
+  char err[512];
+  int rc;
+
+  if (awf_acl_count(o->acl, AWF_ACL_ALLOW) == 0 && !o->audit)
+    fprintf(stderr, "awf-proxy: warning: no --allow-domains given: every request will be denied\n");
+  uv_loop_init(&a.loop);
+  struct awf_resolver_options ro;
+  awf_resolver_options_default(&ro);
+  ro.servers = o->dns_servers;
+  rc = awf_resolver_new(&a.loop, &ro, &a.resolver, err, sizeof(err));
+  if (rc < 0) {
+    fprintf(stderr, "awf-proxy: --dns-servers: %s\n", rc == -EINVAL ? err : strerror(-rc));
+    return EXIT_USAGE;
+  }
+  rc = awf_logfile_open(o->log_file, &a.log);
+  if (rc < 0) {
+    fprintf(stderr, "awf-proxy: --log-file: cannot open '%s': %s\n", o->log_file, strerror(-rc));
+    return EXIT_USAGE;
+  }
+  struct awf_proxy_config cfg;
+  awf_options_to_config(o, &cfg);
+  cfg.resolver = a.resolver;
+  cfg.log = a.log;
+  if (awf_proxy_new(&a.loop, &cfg, &a.proxy) < 0) {
+    fprintf(stderr, "awf-proxy: out of memory\n");
+    return 1;
+  }
+  for (size_t i = 0; i < o->n_listen; i++) {
+    struct sockaddr_storage bound;
+    char text[AWF_ADDRSTRLEN];
+    rc = awf_proxy_listen(a.proxy, (struct sockaddr *)&o->listen[i], &bound);
+    if (rc < 0) {
+      fprintf(stderr, "awf-proxy: --listen %s: %s\n",
+              awf_sockaddr_format((struct sockaddr *)&o->listen[i], text, sizeof(text)),
+              uv_strerror(rc));
+      return 1;
+    }
+    fprintf(stderr, "awf-proxy: listening on %s\n",
+            awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
+  }
+  signal(SIGPIPE, SIG_IGN);
+  uv_signal_init(&a.loop, &a.sig_term);
+  uv_signal_init(&a.loop, &a.sig_int);
+  uv_signal_init(&a.loop, &a.sig_hup);
+  a.sig_term.data = a.sig_int.data = a.sig_hup.data = &a;
+  uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
+  uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
+  uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
+
+  uv_run(&a.loop, UV_RUN_DEFAULT);
+  rc = uv_loop_close(&a.loop);
+  if (rc < 0)
+    fprintf(stderr, "awf-proxy: warning: handles left open at exit\n");
+  awf_logfile_close(a.log);
+  fprintf(stderr, "awf-proxy: exited cleanly\n");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct awf_options o;
+  if (awf_options_init(&o) < 0) {
+    fprintf(stderr, "awf-proxy: out of memory\n");
+    return 1;
+  }
+  int status = parse_args(argc, argv, &o);
+  if (status < 0)
+    status = run(&o);
+  awf_options_free(&o);
+  fflush(stdout);
+  return status;
+}

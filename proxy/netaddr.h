@@ -1,0 +1,21 @@
+/* netaddr.h: socket addresses as text, the way logs and flags spell them:
+ * "1.2.3.4:80" and "[::1]:80". */
+#ifndef AWF_NETADDR_H
+#define AWF_NETADDR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define AWF_ADDRSTRLEN 56 /* "[" INET6_ADDRSTRLEN "]:65535" */
+
+/* Format an AF_INET/AF_INET6 address with its port. Returns out. */
+char *awf_sockaddr_format(const struct sockaddr *sa, char *out, size_t outsz);
+
+/* Parse "ip:port" or "[v6]:port" (port required, 0..65535). Returns 0 or -EINVAL. */
+int awf_sockaddr_parse(const char *s, struct sockaddr_storage *out);
+
+void awf_sockaddr_set_port(struct sockaddr_storage *ss, uint16_t port);
+socklen_t awf_sockaddr_len(const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,65 @@
+/* proxy.h: the proxy engine shared by awf-proxy and awf. It owns its client
+ * connections; the caller owns the loop, the ACL, the address policy, the
+ * resolver and the log sink, which must outlive the engine. */
+#ifndef AWF_PROXY_H
+#define AWF_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "acl.h"
+#include "addr_policy.h"
+#include "logfile.h"
+#include "resolver.h"
+
+enum awf_log_level { AWF_LOG_DEBUG = 0, AWF_LOG_INFO, AWF_LOG_WARN, AWF_LOG_ERROR };
+
+struct awf_port_set {
+  uint8_t bits[65536 / 8];
+};
+
+static inline bool awf_port_set_has(const struct awf_port_set *s, uint16_t p) {
+  return (s->bits[p >> 3] >> (p & 7)) & 1;
+}
+static inline void awf_port_set_add(struct awf_port_set *s, uint16_t p) {
+  s->bits[p >> 3] |= (uint8_t)(1u << (p & 7));
+}
+
+struct awf_proxy_config {
+  const awf_acl *acl;
+  const awf_addr_policy *policy;
+  awf_resolver *resolver;
+  awf_logfile *log;
+  struct awf_port_set allow_ports;
+  bool audit;
+  enum awf_log_level log_level;
+  unsigned max_connections;
+  unsigned connect_timeout_ms;
+  unsigned header_timeout_ms;
+  unsigned idle_timeout_ms;
+  unsigned tunnel_idle_timeout_ms;
+  unsigned shutdown_grace_ms;
+};
+
+typedef struct awf_proxy awf_proxy;
+
+/* The config is copied. Returns 0 or -ENOMEM. */
+int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy **out);
+
+/* Listen for explicit-proxy clients. The bound address (port filled in when
+ * 0 was asked for) is written to *bound if not NULL. Returns 0 or a uv error. */
+int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
+                     struct sockaddr_storage *bound);
+
+/* Stop accepting, let open work finish for shutdown_grace_ms, then close the
+ * rest. `done` runs once every connection and handle is closed; the engine is
+ * freed right after it returns. */
+void awf_proxy_shutdown(awf_proxy *p, void (*done)(void *arg), void *arg);
+
+/* Diagnostics on stderr, filtered by the configured level. */
+void awf_proxy_diag(const awf_proxy *p, enum awf_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,328 @@
+/* tunnel.c: a CONNECT tunnel. After "200 Connection established", the first
+ * client bytes are inspected: a TLS ClientHello must name the CONNECT host in
+ * its SNI (and that name must be admitted for TLS), or the tunnel is closed
+ * as sni_mismatch. Then bytes are relayed both ways with backpressure and
+ * half-close, holding no buffer while nothing waits to be written. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "hostname.h"
+#include "sni.h"
+#include "stream_write.h"
+
+struct tunnel_state {
+  uint64_t started_ms;
+  int64_t bytes_up, bytes_down;
+  uint8_t *hello;          /* client bytes held until the hello is judged */
+  size_t hello_len;
+  bool logged, ech, sni_seen;
+  bool client_bp, up_bp;   /* reading stopped because the peer's queue is full */
+  bool would_deny;
+  const char *audit_reason;
+  uint16_t port;
+  char host[256];
+  char sni[256];
+  char upstream[AWF_ADDRSTRLEN];
+};
+
+static void on_tclient_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_tup_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void log_tunnel(struct conn *c, const char *decision, const char *reason) {
+  struct tunnel_state *t = c->tun;
+  if (t->logged)
+    return;
+  t->logged = true;
+  struct awf_log_record r;
+  awf_log_record_init(&r);
+  r.event = "connect";
+  r.method = "CONNECT";
+  r.host = t->host;
+  r.host_len = strlen(t->host);
+  r.port = t->port;
+  if (t->sni_seen) {
+    r.sni = t->sni;
+    r.sni_len = strlen(t->sni);
+  }
+  r.ech = t->ech;
+  r.decision = decision;
+  r.reason = reason;
+  r.would_deny = t->would_deny;
+  if (t->would_deny && t->audit_reason)
+    r.reason = t->audit_reason;
+  r.status = 200;
+  r.upstream = t->upstream;
+  r.bytes_up = t->bytes_up;
+  r.bytes_down = t->bytes_down;
+  r.ts_ms = conn_now_ms(c);
+  r.duration_ms = (int64_t)(r.ts_ms - t->started_ms);
+  conn_log(c, &r);
+}
+
+static void update_reading(struct conn *c) {
+  struct tunnel_state *t = c->tun;
+  bool want_client = !t->client_bp && !c->client_eof && !c->draining;
+  if (want_client != c->client_reading) {
+    if (want_client)
+      uv_read_start((uv_stream_t *)&c->client, conn_alloc_cb, on_tclient_read);
+    else
+      uv_read_stop((uv_stream_t *)&c->client);
+    c->client_reading = want_client;
+  }
+  bool want_up = c->up && !t->up_bp && !c->up_eof && !c->draining;
+  if (c->up && want_up != c->up_reading) {
+    if (want_up)
+      uv_read_start((uv_stream_t *)c->up, conn_alloc_cb, on_tup_read);
+    else
+      uv_read_stop((uv_stream_t *)c->up);
+    c->up_reading = want_up;
+  }
+}
+
+/* A write to `to` finished draining: resume reading the side that feeds it. */
+static void on_drained(uv_stream_t *to, int status, void *arg) {
+  struct conn *c = arg;
+  if (status == UV_ECANCELED || c->phase == PH_CLOSING)
+    return;
+  if (status < 0) {
+    conn_close(c);
+    return;
+  }
+  if (uv_stream_get_write_queue_size(to) >= AWF_WRITE_HIGH_WATER / 2)
+    return;
+  if (to == (uv_stream_t *)&c->client)
+    c->tun->up_bp = false;
+  else
+    c->tun->client_bp = false;
+  update_reading(c);
+}
+
+static int relay(struct conn *c, uv_stream_t *to, const char *data, size_t len) {
+  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  int rc = awf_stream_write(to, &b, 1, on_drained, c);
+  if (rc < 0)
+    return rc;
+  if (rc == 1 && uv_stream_get_write_queue_size(to) > AWF_WRITE_HIGH_WATER) {
+    if (to == (uv_stream_t *)&c->client)
+      c->tun->up_bp = true;
+    else
+      c->tun->client_bp = true;
+    update_reading(c);
+  }
+  return 0;
+}
+
+static void deny_tunnel(struct conn *c, const char *reason) {
+  /* The client already has its 200: a fatal TLS alert (access_denied) is the
+   * clearest thing left to say before closing. */
+  static const char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31};
+  log_tunnel(c, "deny", reason);
+  free(c->tun->hello);
+  c->tun->hello = NULL;
+  conn_drop_upstream(c);
+  uv_buf_t b = uv_buf_init((char *)alert, sizeof(alert));
+  awf_stream_write((uv_stream_t *)&c->client, &b, 1, NULL, NULL);
+  conn_close_after_writes(c);
+}
+
+/* Judge a complete ClientHello. Returns NULL to admit, or the deny reason. */
+static const char *judge_hello(struct conn *c, const struct awf_tls_hello *hello) {
+  struct tunnel_state *t = c->tun;
+  t->ech = hello->ech;
+  if (!hello->has_sni)
+    return NULL; /* the CONNECT host was admitted; nothing else is claimed */
+  t->sni_seen = true;
+  memcpy(t->sni, hello->sni, hello->sni_len);
+  t->sni[hello->sni_len] = '\0';
+  if (hello->sni_multiple)
+    return "sni_mismatch";
+  char sni[AWF_HOSTNAME_MAX + 1], host[AWF_HOSTNAME_MAX + 1];
+  if (awf_hostname_normalize(hello->sni, hello->sni_len, sni, sizeof(sni)) < 0 ||
+      awf_hostname_normalize(t->host, strlen(t->host), host, sizeof(host)) < 0 ||
+      strcmp(sni, host) != 0)
+    return "sni_mismatch";
+  bool wd;
+  const char *ar;
+  const char *deny = proxy_decide(c->proxy, sni, strlen(sni), t->port, AWF_PROTO_TLS, &wd, &ar);
+  return deny ? "sni_mismatch" : NULL;
+}
+
+static void enter_relay(struct conn *c) {
+  c->phase = PH_TUNNEL;
+  conn_set_timer(c, T_TUNNEL);
+}
+
+/* Client bytes before the tunnel is judged. */
+static void inspect(struct conn *c, const char *data, size_t len) {
+  struct tunnel_state *t = c->tun;
+  if (!t->hello && (uint8_t)data[0] != 0x16) { /* not TLS: a raw TCP tunnel */
+    enter_relay(c);
+    t->bytes_up += (int64_t)len;
+    if (relay(c, (uv_stream_t *)c->up, data, len) < 0)
+      conn_close(c);
+    return;
+  }
+  if (!t->hello) {
+    t->hello = malloc(AWF_HELLO_BUFFER_MAX);
+    if (!t->hello) {
+      conn_close(c);
+      return;
+    }
+    conn_set_timer(c, T_HELLO);
+  }
+  size_t room = AWF_HELLO_BUFFER_MAX - t->hello_len;
+  size_t take = len < room ? len : room;
+  memcpy(t->hello + t->hello_len, data, take);
+  t->hello_len += take;
+
+  struct awf_tls_hello hello;
+  enum awf_hello_status st = awf_tls_hello_parse(t->hello, t->hello_len, &hello);
+  if (st == AWF_HELLO_NEED_MORE && t->hello_len < AWF_HELLO_BUFFER_MAX)
+    return;
+  const char *deny = st == AWF_HELLO_OK ? judge_hello(c, &hello) : "bad_client_hello";
+  if (deny && c->proxy->cfg.audit) {
+    t->would_deny = true;
+    t->audit_reason = deny;
+    deny = NULL;
+  }
+  if (deny) {
+    deny_tunnel(c, deny);
+    return;
+  }
+  enter_relay(c);
+  t->bytes_up += (int64_t)t->hello_len;
+  int rc = relay(c, (uv_stream_t *)c->up, (const char *)t->hello, t->hello_len);
+  free(t->hello);
+  t->hello = NULL;
+  if (rc == 0 && take < len) {
+    t->bytes_up += (int64_t)(len - take);
+    rc = relay(c, (uv_stream_t *)c->up, data + take, len - take);
+  }
+  if (rc < 0)
+    conn_close(c);
+}
+
+static void on_shutdown_done(uv_shutdown_t *req, int status) {
+  struct conn *c = req->data;
+  bool to_client = req->handle == (uv_stream_t *)&c->client;
+  free(req);
+  if (status == UV_ECANCELED || c->phase == PH_CLOSING)
+    return;
+  if (to_client)
+    c->client_shut = true;
+  else
+    c->up_shut = true;
+  if (status < 0 || (c->client_shut && c->up_shut))
+    conn_close(c);
+}
+
+/* Pass a FIN on: the other direction keeps flowing. */
+static void forward_eof(struct conn *c, uv_stream_t *to) {
+  uv_shutdown_t *req = malloc(sizeof(*req));
+  if (!req || uv_shutdown(req, to, on_shutdown_done) < 0) {
+    free(req);
+    conn_close(c);
+    return;
+  }
+  req->data = c;
+}
+
+static void on_tclient_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct conn *c = s->data;
+  if (c->phase == PH_CLOSING || nread == 0)
+    return;
+  if (nread > 0) {
+    c->last_active = uv_now(c->proxy->loop);
+    if (c->phase == PH_TUNNEL_HELLO) {
+      inspect(c, buf->base, (size_t)nread);
+      return;
+    }
+    c->tun->bytes_up += nread;
+    if (relay(c, (uv_stream_t *)c->up, buf->base, (size_t)nread) < 0)
+      conn_close(c);
+    return;
+  }
+  c->client_eof = true;
+  c->client_reading = false;
+  if (nread != UV_EOF) {
+    conn_close(c);
+    return;
+  }
+  if (c->phase == PH_TUNNEL_HELLO && c->tun->hello) {
+    deny_tunnel(c, "bad_client_hello"); /* the hello never completed */
+    return;
+  }
+  forward_eof(c, (uv_stream_t *)c->up);
+}
+
+static void on_tup_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct conn *c = s->data;
+  if (c->phase == PH_CLOSING || nread == 0)
+    return;
+  if (nread > 0) {
+    c->last_active = uv_now(c->proxy->loop);
+    c->tun->bytes_down += nread;
+    if (relay(c, (uv_stream_t *)&c->client, buf->base, (size_t)nread) < 0)
+      conn_close(c);
+    return;
+  }
+  c->up_eof = true;
+  c->up_reading = false;
+  if (nread != UV_EOF) {
+    conn_close(c);
+    return;
+  }
+  forward_eof(c, (uv_stream_t *)&c->client);
+}
+
+int tunnel_start(struct conn *c, const struct tunnel_params *tp, const char *early,
+                 size_t early_len) {
+  struct tunnel_state *t = calloc(1, sizeof(*t));
+  if (!t)
+    return -ENOMEM;
+  c->tun = t;
+  size_t hl = tp->host_len < sizeof(t->host) - 1 ? tp->host_len : sizeof(t->host) - 1;
+  memcpy(t->host, tp->host, hl);
+  t->port = tp->port;
+  t->would_deny = tp->would_deny;
+  t->audit_reason = tp->audit_reason;
+  t->started_ms = tp->started_ms;
+  snprintf(t->upstream, sizeof(t->upstream), "%s", tp->upstream);
+  c->phase = PH_TUNNEL_HELLO;
+  c->up->data = c;
+
+  static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+  uv_buf_t b = uv_buf_init((char *)established, sizeof(established) - 1);
+  if (awf_stream_write((uv_stream_t *)&c->client, &b, 1, NULL, NULL) < 0)
+    return -EIO;
+  /* Until the first client byte there is nothing to judge; server-first
+   * protocols get their banner through meanwhile. */
+  conn_set_timer(c, T_TUNNEL);
+  update_reading(c);
+  if (early_len > 0)
+    inspect(c, early, early_len);
+  return 0;
+}
+
+void tunnel_on_timer(struct conn *c) {
+  if (c->phase == PH_TUNNEL_HELLO && c->tun && c->tun->hello) {
+    deny_tunnel(c, "timeout");
+    return;
+  }
+  conn_close(c);
+}
+
+void tunnel_on_close(struct conn *c) {
+  if (c->tun)
+    log_tunnel(c, "allow", "allowed");
+}
+
+void tunnel_free(struct conn *c) {
+  if (!c->tun)
+    return;
+  free(c->tun->hello);
+  free(c->tun);
+  c->tun = NULL;
+}
