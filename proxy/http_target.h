@@ -13,8 +13,9 @@ struct awf_http_target {
   size_t host_len;
   bool host_is_ipv6;  /* written as [v6] in the URI */
   uint16_t port;      /* explicit or the scheme's default */
-  const char *path;   /* origin-form to send upstream: points into the input, "/..." */
-  size_t path_len;    /* 0 means "/" (absolute URI without a path) */
+  const char *path;   /* origin-form to send upstream: points into the input, "/..."
+                       * or "?..." (send "/" first when path[0] == '?') */
+  size_t path_len;    /* 0 means "/" (absolute URI without a path); path is "/" then */
   bool had_userinfo;  /* "user:pass@" was present (never forwarded) */
 };
 

@@ -12,7 +12,9 @@
 
 #define AWF_HELLO_MAX 16384  /* cap on the ClientHello handshake message */
 /* Cap on the bytes a caller needs to buffer: records carrying AWF_HELLO_MAX
- * bytes of handshake, each with a 5-byte header, plus slack. */
+ * bytes of handshake, each with a 5-byte header, plus slack. A hello whose
+ * records would end past it is TOO_LARGE, so NEED_MORE is only ever returned
+ * for len < AWF_HELLO_BUFFER_MAX: a buffer this size never fills waiting. */
 #define AWF_HELLO_BUFFER_MAX (AWF_HELLO_MAX + 4096)
 
 enum awf_hello_status {
