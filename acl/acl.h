@@ -1,7 +1,7 @@
 /* acl.h: the domain ACL. Rules are compatible with the reference AWF:
  *   github.com        github.com and every subdomain
  *   *.github.com      subdomains at any depth, not github.com itself
- *   api-*.example.com '*' inside a label (one label, any run of bytes)
+ *   api-*.example.com '*' inside a label (one label, a run of one or more bytes)
  *   https://x, http://x   restrict the rule to TLS or plain HTTP
  *   1.2.3.4, ::1, [::1]   that address only
  * Block rules use the same syntax and always win over allow rules.
