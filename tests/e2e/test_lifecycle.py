@@ -1,0 +1,292 @@
+"""The process: command line (bad flags exit 2), listeners, signals (SIGTERM
+and SIGINT drain and exit 0 with no lost log line, SIGHUP reopens the log),
+--max-connections."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from harness.client import ConnectionClosed, request_bytes
+from harness.origin import HELLO_BODY
+from harness.util import by, token, url_has
+
+
+def _run(proxy_bin, dns, args, timeout=10):
+    """Run awf-proxy to completion (it must exit by itself)."""
+    try:
+        res = subprocess.run([proxy_bin] + args, capture_output=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"awf-proxy {args} did not exit within {timeout}s")
+    return res.returncode, (res.stdout + res.stderr).decode("utf-8", "replace")
+
+
+def test_version(proxy_bin, dns):
+    rc, out = _run(proxy_bin, dns, ["--version"])
+    assert rc == 0, out
+    assert re.search(r"\d+\.\d+\.\d+", out), out
+
+
+def test_help(proxy_bin, dns):
+    rc, out = _run(proxy_bin, dns, ["--help"])
+    assert rc == 0, out
+    for flag in ("--allow-domains", "--listen", "--log-file", "--allow-ports", "--dns-servers"):
+        assert flag in out
+
+
+BAD_ARGS = [
+    (["--allow-domains", "git hub.com"], "git hub.com"),
+    (["--allow-domains", "*"], "*"),
+    (["--allow-domains", "*.*"], "*.*"),
+    (["--allow-domains", "ok.test,github.com:443"], "github.com:443"),
+    (["--allow-domains", "a;b.com"], "a;b.com"),
+    (["--allow-domains", '"quoted.com"'], "quoted.com"),
+    (["--allow-domains", "back\\slash.com"], "slash.com"),
+    (["--allow-domains", "hash#tag.com"], "hash#tag.com"),
+    (["--allow-domains", "ok.test,a..b.com"], "a..b.com"),
+    (["--allow-domains", "ctl\x01char.com"], "char.com"),
+    (["--allow-domains", "a" * 64 + ".com"], "a" * 64),
+    (["--block-domains", "*"], "*"),
+    (["-d", "tab\tin.com"], "in.com"),
+    (["--allow-ports", "abc"], "abc"),
+    (["--allow-ports", "0"], "0"),
+    (["--allow-ports", "65536"], "65536"),
+    (["--allow-ports", "90-80"], "90-80"),
+    (["--allow-destination-cidrs", "10.0.0.0/33"], "10.0.0.0/33"),
+    (["--allow-destination-cidrs", "not-a-cidr"], "not-a-cidr"),
+    (["--dns-servers", "not-an-ip"], "not-an-ip"),
+    (["--listen", "nonsense"], "nonsense"),
+    (["--listen", "127.0.0.1:99999"], "99999"),
+    (["--log-level", "loud"], "loud"),
+    (["--max-connections", "abc"], "abc"),
+    (["--header-timeout", "abc"], "abc"),
+    (["--idle-timeout", "-1"], "-1"),
+    (["--frobnicate"], "frobnicate"),
+    (["--allow-domains"], "allow-domains"),
+    (["--allow-domains-file", "/nonexistent/awf-rules.txt"], "/nonexistent/awf-rules.txt"),
+    (["stray-argument"], "stray-argument"),
+]
+
+
+@pytest.mark.parametrize("args,needle", BAD_ARGS, ids=[repr(a) for a, _ in BAD_ARGS])
+def test_bad_arguments_exit_2(proxy_bin, dns, args, needle):
+    base = ["--listen", "127.0.0.1:0", "--dns-servers", dns.addr]
+    rc, out = _run(proxy_bin, dns, base + args)
+    assert rc == 2, f"exit {rc}, output: {out}"
+    assert needle in out, f"the message does not name {needle!r}: {out}"
+
+
+def test_bad_rules_file_names_file_and_line(proxy_bin, dns, tmp_path):
+    rules = tmp_path / "rules.txt"
+    rules.write_text("# rules\nallowed.test\nbad entry.test\n")
+    rc, out = _run(proxy_bin, dns, ["--listen", "127.0.0.1:0", "--dns-servers", dns.addr,
+                                    "--allow-domains-file", str(rules)])
+    assert rc == 2, out
+    assert "bad entry.test" in out and ":3" in out, out
+
+
+def test_listen_address_in_use(proxy_bin, dns):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        rc, out = _run(proxy_bin, dns, ["--listen", f"127.0.0.1:{port}", "--dns-servers", dns.addr])
+    assert rc != 0
+    assert str(port) in out, out
+
+
+def test_two_listeners(start_proxy, origins):
+    proxy = start_proxy(listen=("127.0.0.1:0", "127.0.0.1:0"))
+    assert len(proxy.listeners) == 2 and proxy.listeners[0] != proxy.listeners[1]
+    P = origins.http.port
+    for i in range(2):
+        with proxy.connect(index=i) as c:
+            c.send(request_bytes("GET", f"http://allowed.test:{P}/hello", f"allowed.test:{P}"))
+            assert c.read_response().body == HELLO_BODY
+
+
+def test_ipv6_listener(start_proxy, origins):
+    proxy = start_proxy(listen=("[::1]:0",))
+    assert proxy.host == "::1"
+    P = origins.http.port
+    with proxy.connect() as c:
+        c.send(request_bytes("GET", f"http://allowed.test:{P}/hello", f"allowed.test:{P}"))
+        assert c.read_response().body == HELLO_BODY
+        client = "[::1]:%d" % c.sock.getsockname()[1]
+    assert proxy.log.wait_one()["client"] == client
+
+
+# -- signals ---------------------------------------------------------------------
+
+def _wait_refused(port, timeout=5.0):
+    """Poll until connecting to the port is refused (the listener is closed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = socket.socket()
+        s.settimeout(1)
+        try:
+            s.connect(("127.0.0.1", port))
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            pass
+        finally:
+            s.close()
+        time.sleep(0.05)
+    return False
+
+
+def _held_requests(proxy, origins, ids):
+    """Start one client per id on /hold?id=; returns (threads, results)."""
+    P = origins.http.port
+    results = {}
+
+    def client(i):
+        try:
+            with proxy.connect(timeout=20) as c:
+                c.send(request_bytes("GET", f"http://allowed.test:{P}/hold?id={i}",
+                                     f"allowed.test:{P}"))
+                results[i] = c.read_response()
+        except (ConnectionClosed, OSError) as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in ids]
+    for th in threads:
+        th.start()
+    for i in ids:
+        assert origins.http.state.wait_arrived(i, 10), f"request {i} never reached the origin"
+    return threads, results
+
+
+def test_sigterm_drains_open_requests_and_loses_no_line(start_proxy, origins):
+    proxy = start_proxy(grace="10")
+    P, t = origins.http.port, token()
+    for j in range(5):  # completed before the signal
+        assert proxy.fetch(f"http://allowed.test:{P}/hello?t={t}-done{j}").status == 200
+    ids = [f"{t}-held{i}" for i in range(6)]
+    threads, results = _held_requests(proxy, origins, ids)
+
+    proxy.send_signal(signal.SIGTERM)
+    assert _wait_refused(proxy.port), "still accepting connections after SIGTERM"
+    assert proxy.running(), "exited without waiting for open requests"
+    for i in ids:
+        origins.http.state.release(i)
+    for th in threads:
+        th.join(20)
+    for i in ids:
+        r = results.get(i)
+        assert not isinstance(r, Exception) and r is not None, f"{i}: {r!r}"
+        assert r.status == 200 and r.body == f"held {i}\n".encode()
+    assert proxy.wait(15) == 0
+    recs = proxy.log.records()
+    for j in range(5):
+        assert len([r for r in recs if r.get("url", "").endswith(f"t={t}-done{j}")]) == 1
+    for i in ids:
+        hits = [r for r in recs if r.get("url", "").endswith(f"id={i}")]
+        assert len(hits) == 1, f"log line for {i}: {hits}"
+        assert hits[0]["status"] == 200
+
+
+def test_sigterm_grace_expiry_closes_and_logs(start_proxy, origins):
+    proxy = start_proxy(grace="0.5")
+    t = token()
+    ids = [f"{t}-stuck"]
+    threads, results = _held_requests(proxy, origins, ids)
+    tc, tr = proxy.tunnel(f"allowed.test:{origins.echo.port}")
+    with tc:
+        assert tr.status == 200
+        tc.send(b"ping")
+        assert tc.read_exact(4) == b"ping"
+        proxy.send_signal(signal.SIGTERM)
+        assert proxy.wait(15) == 0
+        assert tc.expect_closed() == b""
+    for th in threads:
+        th.join(10)
+    assert isinstance(results[ids[0]], Exception), "the held request should have been cut"
+    recs = proxy.log.records()
+    assert any(r.get("url", "").endswith(f"id={ids[0]}") for r in recs), recs
+    assert any(r.get("event") == "connect" and r.get("port") == origins.echo.port for r in recs)
+
+
+def test_sigint_exits_0(start_proxy, origins):
+    proxy = start_proxy()
+    t = token()
+    assert proxy.fetch(f"http://allowed.test:{origins.http.port}/hello?t={t}").status == 200
+    proxy.log.wait_one(url_has(t))
+    assert proxy.stop(signal.SIGINT) == 0
+
+
+def test_sighup_reopens_log(start_proxy, origins):
+    """Rename the log, SIGHUP: later requests go to a new file at the original
+    path, none is lost, none goes to the old file once the new one is in use."""
+    proxy = start_proxy()
+    P, t = origins.http.port, token()
+    assert proxy.fetch(f"http://allowed.test:{P}/hello?t={t}-0").status == 200
+    proxy.log.wait_one(url_has(f"{t}-0"))
+    rotated = proxy.log_path + ".1"
+    os.rename(proxy.log_path, rotated)
+    proxy.send_signal(signal.SIGHUP)
+    # The reopen is asynchronous: keep making requests until one lands in the
+    # new file (reopen may also create the file before any request).
+    n = 1
+    deadline = time.monotonic() + 5
+    while True:
+        assert proxy.fetch(f"http://allowed.test:{P}/hello?t={t}-{n}").status == 200
+        n += 1
+        try:
+            if t in proxy.log.raw():
+                break
+        except FileNotFoundError:
+            pass
+        assert time.monotonic() < deadline, "nothing written at the original path after SIGHUP"
+        time.sleep(0.05)
+    for i in range(n, n + 3):
+        assert proxy.fetch(f"http://allowed.test:{P}/hello?t={t}-{i}").status == 200
+    n += 3
+
+    def ids():
+        with open(rotated) as f:
+            old_recs = [json.loads(line) for line in f]
+        new_recs = proxy.log.records()
+        return ([r["url"].rsplit("-", 1)[1] for r in old_recs if t in r.get("url", "")],
+                [r["url"].rsplit("-", 1)[1] for r in new_recs if t in r.get("url", "")])
+
+    deadline = time.monotonic() + 5
+    while sum(map(len, ids())) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    old_ids, new_ids = ids()
+    assert "0" in old_ids
+    assert sorted(old_ids + new_ids, key=int) == [str(i) for i in range(n)], "lost or doubled lines"
+    assert max(map(int, old_ids)) < min(map(int, new_ids)), "old file written after the new one"
+    assert proxy.running()
+
+
+def test_max_connections_pauses_accepting(start_proxy, origins):
+    proxy = start_proxy(extra=["--max-connections", "2"])
+    P = origins.http.port
+    req = request_bytes("GET", f"http://allowed.test:{P}/hello", f"allowed.test:{P}")
+    c1, c2 = proxy.connect(), proxy.connect()
+    try:
+        for c in (c1, c2):
+            c.send(req)
+            assert c.read_response().body == HELLO_BODY
+        with proxy.connect() as c3:  # the kernel completes the handshake
+            c3.send(req)
+            cpu0 = proxy.cpu_seconds()
+            c3.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                c3.sock.recv(1)  # not served while two connections are open
+            assert proxy.cpu_seconds() - cpu0 < 0.3, "the proxy spins while at the limit"
+            c1.close()
+            c3.settimeout(10)
+            assert c3.read_response().body == HELLO_BODY
+    finally:
+        c1.close()
+        c2.close()
