@@ -303,3 +303,20 @@ def test_connect_nxdomain(start_proxy, origins):
         assert r.status == 502
     rec = proxy.log.wait_one(by(event="connect", host="nxdomain.test"))
     assert rec["reason"] == "dns_failure" and rec["status"] == 502
+
+
+def test_sni_must_name_an_ip_literal_connect_target(start_proxy, origins):
+    """CONNECT to an admitted IP literal cannot carry a ClientHello for some
+    other name (domain fronting through an allowed address)."""
+    proxy = start_proxy(allow="127.0.0.1")
+    PS = origins.https.port
+    c, r = proxy.tunnel(f"127.0.0.1:{PS}")
+    with c:
+        _connect_ok(r)
+        tls = TLSOverSocket(c, "evil.test", verify=False)
+        c.send(tls.start())
+        with pytest.raises(TLS_FAILURES):
+            tls.finish_handshake()
+    assert "evil.test" not in origins.https.state.sni_seen
+    rec = proxy.log.wait_one(by(event="connect", sni="evil.test"))
+    assert rec["decision"] == "deny" and rec["reason"] in ("sni_mismatch", "not_allowed")

@@ -430,3 +430,38 @@ def test_request_body_is_streamed(proxy, origins):
         c.send(body[n // 2:])
         r = c.read_response()
     assert json.loads(r.body) == {"len": n, "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def test_expect_100_continue_is_relayed(proxy, origins):
+    """A client that waits for 100 Continue before sending its body gets it
+    (the origin sends it; the proxy passes the interim response on)."""
+    P = origins.http.port
+    body = pattern(200000, 9)
+    with proxy.connect() as c:
+        c.send(request_bytes("POST", f"http://allowed.test:{P}/upload", f"allowed.test:{P}",
+                             [("Content-Length", str(len(body))), ("Expect", "100-continue")]))
+        interim = c.read_until(b"\r\n\r\n")
+        assert interim.startswith(b"HTTP/1.1 100"), interim
+        c.send(body)
+        r = c.read_response()
+    assert json.loads(r.body) == {"len": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def test_chunked_response_to_http10_client(proxy, origins):
+    """An HTTP/1.0 client cannot read chunked encoding: the body comes
+    de-chunked, delimited by the connection close."""
+    P = origins.http.port
+    with proxy.connect() as c:
+        c.send(f"GET http://allowed.test:{P}/chunked?n=100000 HTTP/1.0\r\n\r\n".encode())
+        r = c.read_response()
+    assert r.status == 200
+    assert "chunked" not in (r.header("Transfer-Encoding") or "").lower()
+    assert r.body == pattern(100000)
+
+
+def test_methods_are_forwarded(proxy, origins):
+    P = origins.http.port
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
+        r = proxy.fetch(f"http://allowed.test:{P}/echo", method=method, body=b"x" * 10)
+        echo = _echo(r)
+        assert echo["method"] == method and echo["body_len"] == 10

@@ -269,24 +269,32 @@ def test_sighup_reopens_log(start_proxy, origins):
 
 
 def test_max_connections_pauses_accepting(start_proxy, origins):
+    """With two requests in flight and --max-connections 2, a third client is
+    not served (and the proxy does not spin) until one of them ends."""
     proxy = start_proxy(extra=["--max-connections", "2"])
-    P = origins.http.port
-    req = request_bytes("GET", f"http://allowed.test:{P}/hello", f"allowed.test:{P}")
-    c1, c2 = proxy.connect(), proxy.connect()
+    P, t = origins.http.port, token()
+    state = origins.http.state
+    held = [f"{t}-1", f"{t}-2"]
+    conns = [proxy.connect() for _ in held]
     try:
-        for c in (c1, c2):
-            c.send(req)
-            assert c.read_response().body == HELLO_BODY
+        for c, key in zip(conns, held):
+            c.send(request_bytes("GET", f"http://allowed.test:{P}/hold?id={key}", f"allowed.test:{P}"))
+            assert state.wait_arrived(key, 5)
         with proxy.connect() as c3:  # the kernel completes the handshake
-            c3.send(req)
+            c3.send(request_bytes("GET", f"http://allowed.test:{P}/hello?t={t}-3",
+                                  f"allowed.test:{P}"))
             cpu0 = proxy.cpu_seconds()
             c3.settimeout(0.5)
             with pytest.raises(TimeoutError):
                 c3.sock.recv(1)  # not served while two connections are open
             assert proxy.cpu_seconds() - cpu0 < 0.3, "the proxy spins while at the limit"
-            c1.close()
+            assert state.find(f"{t}-3") == []
+            state.release(held[0])
+            assert conns[0].read_response().status == 200
+            conns[0].close()
             c3.settimeout(10)
             assert c3.read_response().body == HELLO_BODY
     finally:
-        c1.close()
-        c2.close()
+        state.release(held[1])
+        for c in conns:
+            c.close()

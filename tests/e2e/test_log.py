@@ -127,23 +127,44 @@ def _raw_line_for(proxy, client):
     raise AssertionError(f"no raw log line for {client}")
 
 
-def test_json_escaping_of_accepted_hostile_url(proxy, origins):
-    """Quotes, backslashes and invalid UTF-8 in the target: the line is still
-    one valid JSON object, and what the client sent survives the round trip."""
+def test_json_escaping_of_quotes_and_backslashes_in_url(proxy, origins):
+    """Quotes and backslashes in the target (accepted by the parser) go into
+    the url field escaped, and come back out of json.loads unchanged."""
     P, t = origins.http.port, token()
-    target = f"http://allowed.test:{P}/echo?t={t}&q=".encode() + b'"quoted"\\back%00\xc3\xa9\xff\xfe'
+    target = f'http://allowed.test:{P}/echo?t={t}&q="quoted"\\back%00\\"'
     with proxy.connect() as c:
-        c.send(b"GET " + target + b" HTTP/1.1\r\nHost: allowed.test:%d\r\n\r\n" % P)
+        c.send(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: allowed.test:%d\r\n\r\n" % P)
         r = c.read_response()
         client = _client(c)
-    rec = proxy.log.wait_one(by(client=client))  # parsed with json.loads
+    rec = proxy.log.wait_one(by(client=client))
+    if r.status == 200:
+        assert rec["url"] == target
+    else:
+        assert r.status == 400
+
+
+def test_json_escaping_of_hostile_sni(proxy, origins):
+    """An SNI of quotes, backslash, NUL, ESC and invalid UTF-8 (patched into a
+    real ClientHello): the tunnel is refused and the line is valid JSON with
+    no raw control byte."""
+    PS = origins.https.port
+    hostile = b'e"\\\x00\xff\x1b.ts'
+    assert len(hostile) == len(b"evil.test")
+    c, r = proxy.tunnel(f"allowed.test:{PS}")
+    with c:
+        assert r.status == 200
+        tls = TLSOverSocket(c, "evil.test", verify=False)
+        hello = tls.start()
+        assert hello.count(b"evil.test") == 1
+        c.send(hello.replace(b"evil.test", hostile))
+        c.expect_closed()  # whatever came back, the tunnel must end
+        client = _client(c)
+    rec = proxy.log.wait_one(by(client=client))
+    assert rec["decision"] == "deny"
     line = _raw_line_for(proxy, client)
     assert not any(ord(ch) < 0x20 for ch in line), f"raw control byte in log line: {line!r}"
-    if "url" in rec:
-        assert '"quoted"\\back%00' in rec["url"]
-        assert "\u00e9" in rec["url"]  # valid UTF-8 kept
-        assert "\ufffd" in rec["url"]  # invalid bytes replaced
-    assert r.status in (200, 400)
+    if "sni" in rec:
+        assert rec["sni"] == hostile.decode("utf-8", "replace")
 
 
 def test_json_escaping_of_control_bytes_in_url(proxy, origins):
@@ -216,8 +237,8 @@ def test_concurrent_requests_give_whole_lines(proxy, origins):
 
     def worker(i):
         try:
-            with proxy.connect() as c:
-                for j in range(10):
+            for j in range(10):  # a connection each: keep-alive is tested elsewhere
+                with proxy.connect() as c:
                     c.send(request_bytes("GET", f"http://allowed.test:{P}/bytes?n=3000&t={t}-{i}-{j}",
                                          f"allowed.test:{P}"))
                     assert c.read_response().body == pattern(3000)
