@@ -30,6 +30,7 @@ int awf_options_init(struct awf_options *o) {
   o->header_timeout_ms = 30000;
   o->idle_timeout_ms = 60000;
   o->tunnel_idle_timeout_ms = 3600000;
+  o->read_timeout_ms = 900000;
   o->shutdown_grace_ms = 5000;
   return 0;
 }
@@ -211,6 +212,8 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
     return set_seconds(flag, v, &o->idle_timeout_ms, err, errlen);
   } else if (!strcmp(flag, "tunnel-idle-timeout")) {
     return set_seconds(flag, v, &o->tunnel_idle_timeout_ms, err, errlen);
+  } else if (!strcmp(flag, "read-timeout")) {
+    return set_seconds(flag, v, &o->read_timeout_ms, err, errlen);
   } else if (!strcmp(flag, "shutdown-grace")) {
     return set_seconds(flag, v, &o->shutdown_grace_ms, err, errlen);
   } else if (!strcmp(flag, "listen")) {
@@ -244,5 +247,6 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->header_timeout_ms = o->header_timeout_ms;
   cfg->idle_timeout_ms = o->idle_timeout_ms;
   cfg->tunnel_idle_timeout_ms = o->tunnel_idle_timeout_ms;
+  cfg->read_timeout_ms = o->read_timeout_ms;
   cfg->shutdown_grace_ms = o->shutdown_grace_ms;
 }

@@ -25,6 +25,7 @@ struct awf_options {
   unsigned header_timeout_ms;
   unsigned idle_timeout_ms;
   unsigned tunnel_idle_timeout_ms;
+  unsigned read_timeout_ms;
   unsigned shutdown_grace_ms;
   struct sockaddr_storage listen[AWF_MAX_LISTEN];
   size_t n_listen;

@@ -43,6 +43,10 @@ struct http_state {
   uint32_t url_off, url_len, status_off, status_len;
   struct awf_buf pending;    /* client bytes not yet parsed (parser paused) */
   bool paused;               /* request parser paused: do not read the client */
+  /* Raw scan of each request head for what llhttp lets through: bare CR or
+   * LF, NUL, obs-fold, empty header names. Active from a message's first
+   * byte to the blank line that ends its head. */
+  bool scan_active, scan_cr, scan_blank, scan_line_start;
   bool client_bp, up_bp;     /* reading stopped for backpressure */
 
   /* the request under way */
@@ -76,6 +80,15 @@ static struct conn *conn_of(llhttp_t *p) { return p->data; }
 
 static bool name_is(const char *name, size_t len, const char *want) {
   return strlen(want) == len && strncasecmp(name, want, len) == 0;
+}
+
+/* A header value equal to one token, ignoring case and surrounding blanks. */
+static bool value_is_token(const char *v, size_t len, const char *token) {
+  while (len && (*v == ' ' || *v == '\t'))
+    v++, len--;
+  while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+    len--;
+  return name_is(v, len, token);
 }
 
 static const char *hdr_name(const struct head *h, const struct hdr *x) {
@@ -422,10 +435,15 @@ static int on_req_value_complete(llhttp_t *p) {
     return req_error(c, 400, "bad_request");
   if (name_is(hdr_name(&h->rq, x), x->name_len, "host") && ++h->host_headers > 1)
     return req_error(c, 400, "bad_request");
+  /* The only transfer coding a proxy can frame safely is plain "chunked". */
+  if (name_is(hdr_name(&h->rq, x), x->name_len, "transfer-encoding") &&
+      !value_is_token(hdr_val(&h->rq, x), x->val_len, "chunked"))
+    return req_error(c, 400, "bad_request");
   return 0;
 }
 
 static int start_upstream_request(struct conn *c);
+static void scan_restart(struct http_state *h);
 static void start_dial(struct conn *c);
 
 /* Build the head sent upstream: origin-form target, Host from the URI, no
@@ -468,8 +486,8 @@ static int on_req_headers_complete(llhttp_t *p) {
   const char *url = h->rq.buf.data + h->url_off;
   enum awf_target_status ts;
 
-  if (p->http_major == 1 && p->http_minor == 1 && h->host_headers == 0)
-    return req_error(c, 400, "bad_request");
+  if (p->http_major != 1 || (p->http_minor == 1 && h->host_headers == 0))
+    return req_error(c, 400, "bad_request"); /* no HTTP/0.9; Host is required in 1.1 */
   if (h->method == HTTP_CONNECT)
     ts = awf_target_parse_authority(url, h->url_len, &h->target);
   else
@@ -534,6 +552,7 @@ static int on_req_complete(llhttp_t *p) {
       return -1;
   }
   h->req_done = true;
+  scan_restart(h);
   /* Hold pipelined requests until this response is complete. */
   return HPE_PAUSED;
 }
@@ -573,9 +592,48 @@ static void after_request_error(struct conn *c) {
   http_send_error(c, status, NULL, 0, reason);
 }
 
+/* Returns 0, or -1 at a byte no valid request head holds. */
+static int scan_head(struct http_state *h, const char *d, size_t n) {
+  for (size_t i = 0; i < n && h->scan_active; i++) {
+    unsigned char ch = (unsigned char)d[i];
+    if (h->scan_cr) {
+      if (ch != '\n')
+        return -1; /* bare CR */
+      h->scan_cr = false;
+      if (h->scan_blank)
+        h->scan_active = false; /* end of the head: the body is not ours to scan */
+      h->scan_line_start = true;
+      continue;
+    }
+    if (ch == '\r') {
+      h->scan_cr = true;
+      h->scan_blank = h->scan_line_start;
+      h->scan_line_start = false;
+      continue;
+    }
+    if (ch == '\n' || ch == '\0')
+      return -1; /* bare LF, NUL */
+    if (h->scan_line_start && (ch == ' ' || ch == '\t' || ch == ':'))
+      return -1; /* obs-fold, or a header line with an empty name */
+    h->scan_line_start = false;
+  }
+  return 0;
+}
+
+static void scan_restart(struct http_state *h) {
+  h->scan_active = true;
+  h->scan_cr = h->scan_blank = h->scan_line_start = false;
+}
+
 /* Run the request parser over client bytes; keep what it did not take. */
 static void feed_client(struct conn *c, const char *data, size_t len) {
   struct http_state *h = c->http;
+  if (h->scan_active && scan_head(h, data, len) < 0) {
+    h->error_status = 400;
+    h->error_reason = "bad_request";
+    after_request_error(c);
+    return;
+  }
   llhttp_errno_t err = llhttp_execute(&h->req, data, len);
   if (c->phase != PH_HTTP)
     return;
@@ -599,12 +657,13 @@ static void resume_client(struct conn *c) {
   struct http_state *h = c->http;
   h->paused = false;
   llhttp_resume(&h->req);
-  if (h->pending.len) {
-    struct awf_buf held = h->pending;
-    awf_buf_init(&h->pending, held.max);
-    feed_client(c, held.data, held.len);
-    awf_buf_free(&held);
-  }
+  /* Run the parser even with no bytes: a message without a body completes
+   * (on_message_complete) only when the parser runs again after a pause in
+   * on_headers_complete. */
+  struct awf_buf held = h->pending;
+  awf_buf_init(&h->pending, held.max);
+  feed_client(c, held.len ? held.data : "", held.len);
+  awf_buf_free(&held);
   if (c->phase == PH_HTTP)
     update_reading(c);
 }
@@ -920,6 +979,7 @@ int http_conn_start(struct conn *c) {
   llhttp_init(&h->req, HTTP_REQUEST, &req_settings);
   h->req.data = c;
   h->method = -1;
+  scan_restart(h);
   conn_set_timer(c, T_IDLE);
   update_reading(c);
   return 0;

@@ -62,11 +62,15 @@ struct awf_log_record {
 /* Initialise every field to "omitted". */
 void awf_log_record_init(struct awf_log_record *r);
 
-/* Append the record as one JSON object and a '\n'. On error (-E2BIG, -ENOMEM)
- * the buffer is left as it was, so no half line is ever produced. Key order:
- * ts, event, client, method, host, port, url, sni, ech, original_dst,
- * decision, would_deny, reason, status, upstream, bytes_up, bytes_down,
- * duration_ms, qname, qtype, answers. */
+/* A url longer than this is cut (at a UTF-8 boundary) and the record gets
+ * "url_truncated": true, so a huge URL cannot cost the whole line. */
+#define AWF_LOG_URL_MAX 8192
+
+/* Append the record as one JSON object and a '\n'. On error (-E2BIG, -ENOMEM,
+ * -EINVAL for a ts past year 9999) the buffer is left as it was, so no half
+ * line is ever produced. Key order: ts, event, client, method, host, port,
+ * url, url_truncated, sni, ech, original_dst, decision, would_deny, reason,
+ * status, upstream, bytes_up, bytes_down, duration_ms, qname, qtype, answers. */
 int awf_log_format(struct awf_buf *b, const struct awf_log_record *r);
 
 #endif

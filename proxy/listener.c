@@ -155,7 +155,7 @@ static unsigned timeout_for(const awf_proxy *p, enum conn_timer kind) {
   switch (kind) {
   case T_IDLE: return p->cfg.idle_timeout_ms;
   case T_HEADER: return p->cfg.header_timeout_ms;
-  case T_EXCHANGE: return p->cfg.idle_timeout_ms;
+  case T_EXCHANGE: return p->cfg.read_timeout_ms;
   case T_TUNNEL: return p->cfg.tunnel_idle_timeout_ms;
   case T_HELLO: return p->cfg.header_timeout_ms;
   case T_LINGER: return 5000;

@@ -35,7 +35,8 @@ static const char usage[] =
     "      --max-connections N       client connections at once (default 4096)\n"
     "      --connect-timeout SEC     per-address upstream connect timeout (default 10)\n"
     "      --header-timeout SEC      deadline for a request head, else 408 (default 30)\n"
-    "      --idle-timeout SEC        idle keep-alive / upstream wait (default 60)\n"
+    "      --idle-timeout SEC        idle keep-alive client connection (default 60)\n"
+    "      --read-timeout SEC        upstream silence during a request, then 504 (default 900)\n"
     "      --tunnel-idle-timeout SEC idle CONNECT tunnel (default 3600)\n"
     "      --shutdown-grace SEC      on SIGTERM, time for open work (default 5)\n"
     "      --version                 print the version and exit\n"
@@ -96,6 +97,7 @@ static const struct option long_opts[] = {
     {"header-timeout", required_argument, 0, 'O'},
     {"idle-timeout", required_argument, 0, 'O'},
     {"tunnel-idle-timeout", required_argument, 0, 'O'},
+    {"read-timeout", required_argument, 0, 'O'},
     {"shutdown-grace", required_argument, 0, 'O'},
     {"audit", no_argument, 0, 'A'},
     {"version", no_argument, 0, 'V'},
@@ -154,12 +156,16 @@ static int run(struct awf_options *o) {
   ro.servers = o->dns_servers;
   rc = awf_resolver_new(&a.loop, &ro, &a.resolver, err, sizeof(err));
   if (rc < 0) {
-    fprintf(stderr, "awf-proxy: --dns-servers: %s\n", rc == -EINVAL ? err : strerror(-rc));
+    fprintf(stderr, "awf-proxy: %s\n", rc == -EINVAL ? err : strerror(-rc));
+    uv_loop_close(&a.loop);
     return EXIT_USAGE;
   }
   rc = awf_logfile_open(o->log_file, &a.log);
   if (rc < 0) {
     fprintf(stderr, "awf-proxy: --log-file: cannot open '%s': %s\n", o->log_file, strerror(-rc));
+    awf_resolver_close(a.resolver);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&a.loop);
     return EXIT_USAGE;
   }
   struct awf_proxy_config cfg;
@@ -170,7 +176,13 @@ static int run(struct awf_options *o) {
     fprintf(stderr, "awf-proxy: out of memory\n");
     return 1;
   }
-  for (size_t i = 0; i < o->n_listen; i++) {
+  signal(SIGPIPE, SIG_IGN);
+  uv_signal_init(&a.loop, &a.sig_term);
+  uv_signal_init(&a.loop, &a.sig_int);
+  uv_signal_init(&a.loop, &a.sig_hup);
+  a.sig_term.data = a.sig_int.data = a.sig_hup.data = &a;
+  int status = 0;
+  for (size_t i = 0; i < o->n_listen && status == 0; i++) {
     struct sockaddr_storage bound;
     char text[AWF_ADDRSTRLEN];
     rc = awf_proxy_listen(a.proxy, (struct sockaddr *)&o->listen[i], &bound);
@@ -178,27 +190,29 @@ static int run(struct awf_options *o) {
       fprintf(stderr, "awf-proxy: --listen %s: %s\n",
               awf_sockaddr_format((struct sockaddr *)&o->listen[i], text, sizeof(text)),
               uv_strerror(rc));
-      return 1;
+      status = 1;
+      break;
     }
     fprintf(stderr, "awf-proxy: listening on %s\n",
             awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
   }
-  signal(SIGPIPE, SIG_IGN);
-  uv_signal_init(&a.loop, &a.sig_term);
-  uv_signal_init(&a.loop, &a.sig_int);
-  uv_signal_init(&a.loop, &a.sig_hup);
-  a.sig_term.data = a.sig_int.data = a.sig_hup.data = &a;
-  uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
-  uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
-  uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
+  if (status == 0) {
+    uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
+    uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
+    uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
+  } else {
+    a.stopping = true;
+    awf_proxy_shutdown(a.proxy, on_proxy_done, &a);
+  }
 
   uv_run(&a.loop, UV_RUN_DEFAULT);
   rc = uv_loop_close(&a.loop);
   if (rc < 0)
     fprintf(stderr, "awf-proxy: warning: handles left open at exit\n");
   awf_logfile_close(a.log);
-  fprintf(stderr, "awf-proxy: exited cleanly\n");
-  return 0;
+  if (status == 0)
+    fprintf(stderr, "awf-proxy: exited cleanly\n");
+  return status;
 }
 
 int main(int argc, char **argv) {

@@ -40,6 +40,7 @@ struct awf_proxy_config {
   unsigned header_timeout_ms;
   unsigned idle_timeout_ms;
   unsigned tunnel_idle_timeout_ms;
+  unsigned read_timeout_ms;     /* upstream silence while a request is under way */
   unsigned shutdown_grace_ms;
 };
 

@@ -1,0 +1,321 @@
+/* jsonlog.c: size-capped buffer, JSON string escaping, and one access-log
+ * record formatted as one line of JSON. No I/O. */
+#include "jsonlog.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BUF_MIN_ALLOC 256
+
+/* ---- buffer ------------------------------------------------------------- */
+
+void awf_buf_init(struct awf_buf *b, size_t max) {
+  b->data = NULL;
+  b->len = 0;
+  b->cap = 0;
+  b->max = max;
+}
+
+void awf_buf_free(struct awf_buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = 0;
+  b->cap = 0;
+}
+
+void awf_buf_reset(struct awf_buf *b) {
+  b->len = 0;
+  if (b->data)
+    b->data[0] = '\0';
+}
+
+/* Make room for `need` bytes of content. One byte more is always allocated
+ * so data stays NUL-terminated (vsnprintf writes it; debuggers like it). */
+static int buf_reserve(struct awf_buf *b, size_t need) {
+  if (b->data && need <= b->cap)
+    return 0;
+  size_t cap = b->cap ? b->cap : BUF_MIN_ALLOC;
+  while (cap < need && cap <= SIZE_MAX / 4)
+    cap *= 2;
+  if (cap < need)
+    cap = need;
+  if (cap > b->max)
+    cap = b->max; /* callers ensure need <= max */
+  if (cap == SIZE_MAX)
+    return -ENOMEM;
+  char *p = realloc(b->data, cap + 1);
+  if (!p)
+    return -ENOMEM;
+  b->data = p;
+  b->cap = cap;
+  return 0;
+}
+
+int awf_buf_append(struct awf_buf *b, const void *p, size_t n) {
+  if (n > b->max - b->len)
+    return -E2BIG;
+  if (n == 0 && !b->data)
+    return 0;
+  int rc = buf_reserve(b, b->len + n);
+  if (rc < 0)
+    return rc;
+  if (n)
+    memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+int awf_buf_printf(struct awf_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return -EINVAL;
+  if ((size_t)n > b->max - b->len)
+    return -E2BIG;
+  int rc = buf_reserve(b, b->len + (size_t)n);
+  if (rc < 0)
+    return rc;
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+  return 0;
+}
+
+/* ---- JSON strings ------------------------------------------------------- */
+
+/* Length of the well-formed UTF-8 sequence at s[0..n), or 0 if the bytes
+ * there do not start one. The second-byte ranges exclude overlongs,
+ * surrogates (U+D800-DFFF) and code points past U+10FFFF (RFC 3629). */
+static size_t utf8_seq_len(const unsigned char *s, size_t n) {
+  unsigned char c = s[0];
+  size_t len;
+  unsigned char lo = 0x80, hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3;
+    if (c == 0xe0)
+      lo = 0xa0;
+    else if (c == 0xed)
+      hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4;
+    if (c == 0xf0)
+      lo = 0x90;
+    else if (c == 0xf4)
+      hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (n < len || s[1] < lo || s[1] > hi)
+    return 0;
+  for (size_t i = 2; i < len; i++)
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+  return len;
+}
+
+/* The escape for an ASCII byte, written to out; returns its length, or 0 if
+ * the byte needs none. */
+static size_t ascii_escape(unsigned char c, char out[7]) {
+  static const char hex[] = "0123456789abcdef";
+  char e = 0;
+  switch (c) {
+  case '"': e = '"'; break;
+  case '\\': e = '\\'; break;
+  case '\n': e = 'n'; break;
+  case '\r': e = 'r'; break;
+  case '\t': e = 't'; break;
+  case '\b': e = 'b'; break;
+  case '\f': e = 'f'; break;
+  default:
+    if (c >= 0x20 && c != 0x7f)
+      return 0;
+    memcpy(out, "\\u00", 4);
+    out[4] = hex[c >> 4];
+    out[5] = hex[c & 0xf];
+    return 6;
+  }
+  out[0] = '\\';
+  out[1] = e;
+  return 2;
+}
+
+static int append_escaped(struct awf_buf *b, const unsigned char *s, size_t n) {
+  static const char replacement[] = "\\ufffd";
+  size_t run = 0; /* start of the pending run of bytes copied verbatim */
+  size_t i = 0;
+  int rc = 0;
+  while (i < n && rc == 0) {
+    char esc[7];
+    size_t elen;
+    size_t step = 1;
+    if (s[i] < 0x80) {
+      elen = ascii_escape(s[i], esc);
+    } else {
+      step = utf8_seq_len(s + i, n - i);
+      elen = 0;
+      if (step == 0) {
+        /* Only the lead byte is replaced: what follows is judged anew, so
+         * each byte of a bad sequence becomes one U+FFFD. */
+        memcpy(esc, replacement, sizeof(replacement));
+        elen = sizeof(replacement) - 1;
+        step = 1;
+      }
+    }
+    if (elen) {
+      rc = awf_buf_append(b, s + run, i - run);
+      if (rc == 0)
+        rc = awf_buf_append(b, esc, elen);
+      run = i + step;
+    }
+    i += step;
+  }
+  if (rc == 0)
+    rc = awf_buf_append(b, s + run, n - run);
+  return rc;
+}
+
+int awf_json_append_string(struct awf_buf *b, const char *s, size_t n) {
+  size_t saved = b->len;
+  int rc = awf_buf_append(b, "\"", 1);
+  if (rc == 0)
+    rc = append_escaped(b, (const unsigned char *)s, n);
+  if (rc == 0)
+    rc = awf_buf_append(b, "\"", 1);
+  if (rc < 0) {
+    b->len = saved;
+    if (b->data)
+      b->data[saved] = '\0';
+  }
+  return rc;
+}
+
+/* ---- the record --------------------------------------------------------- */
+
+void awf_log_record_init(struct awf_log_record *r) {
+  memset(r, 0, sizeof(*r));
+  r->port = -1;
+  r->status = -1;
+  r->bytes_up = -1;
+  r->bytes_down = -1;
+  r->duration_ms = -1;
+  r->answers = -1;
+}
+
+/* Appending fields stops at the first error; the caller rolls back. */
+struct rec_writer {
+  struct awf_buf *b;
+  int rc;
+  bool first;
+};
+
+static void key(struct rec_writer *w, const char *k) {
+  if (w->rc == 0)
+    w->rc = awf_buf_printf(w->b, "%s\"%s\":", w->first ? "" : ",", k);
+  w->first = false;
+}
+
+static void field_bytes(struct rec_writer *w, const char *k, const char *v, size_t n) {
+  if (!v)
+    return;
+  key(w, k);
+  if (w->rc == 0)
+    w->rc = awf_json_append_string(w->b, v, n);
+}
+
+static void field_str(struct rec_writer *w, const char *k, const char *v) {
+  if (v)
+    field_bytes(w, k, v, strlen(v));
+}
+
+static void field_int(struct rec_writer *w, const char *k, int64_t v) {
+  if (v < 0)
+    return;
+  key(w, k);
+  if (w->rc == 0)
+    w->rc = awf_buf_printf(w->b, "%" PRId64, v);
+}
+
+static void field_true(struct rec_writer *w, const char *k, bool v) {
+  if (!v)
+    return;
+  key(w, k);
+  if (w->rc == 0)
+    w->rc = awf_buf_append(w->b, "true", 4);
+}
+
+static void field_ts(struct rec_writer *w, uint64_t ts_ms) {
+  if (w->rc < 0)
+    return;
+  struct tm tm;
+  time_t secs = (time_t)(ts_ms / 1000);
+  /* RFC 3339 has room for four year digits only. */
+  if (!gmtime_r(&secs, &tm) || tm.tm_year > 9999 - 1900) {
+    w->rc = -EINVAL;
+    return;
+  }
+  key(w, "ts");
+  if (w->rc == 0)
+    w->rc = awf_buf_printf(w->b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"",
+                           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                           tm.tm_min, tm.tm_sec, (unsigned)(ts_ms % 1000));
+}
+
+/* Where to cut a URL longer than the cap: back off to the start of a UTF-8
+ * sequence so the cut does not itself produce replacement characters. */
+static size_t url_cut(const char *url) {
+  size_t cut = AWF_LOG_URL_MAX;
+  for (int i = 0; i < 3 && cut > 0 && ((unsigned char)url[cut] & 0xc0) == 0x80; i++)
+    cut--;
+  return cut;
+}
+
+int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
+  size_t saved = b->len;
+  struct rec_writer w = {.b = b, .rc = 0, .first = true};
+  w.rc = awf_buf_append(b, "{", 1);
+  field_ts(&w, r->ts_ms);
+  field_str(&w, "event", r->event);
+  field_str(&w, "client", r->client);
+  field_str(&w, "method", r->method);
+  field_bytes(&w, "host", r->host, r->host_len);
+  field_int(&w, "port", r->port);
+  if (r->url && r->url_len > AWF_LOG_URL_MAX) {
+    field_bytes(&w, "url", r->url, url_cut(r->url));
+    field_true(&w, "url_truncated", true);
+  } else {
+    field_bytes(&w, "url", r->url, r->url_len);
+  }
+  field_bytes(&w, "sni", r->sni, r->sni_len);
+  field_true(&w, "ech", r->ech);
+  field_str(&w, "original_dst", r->original_dst);
+  field_str(&w, "decision", r->decision);
+  field_true(&w, "would_deny", r->would_deny);
+  field_str(&w, "reason", r->reason);
+  field_int(&w, "status", r->status);
+  field_str(&w, "upstream", r->upstream);
+  field_int(&w, "bytes_up", r->bytes_up);
+  field_int(&w, "bytes_down", r->bytes_down);
+  field_int(&w, "duration_ms", r->duration_ms);
+  field_bytes(&w, "qname", r->qname, r->qname_len);
+  field_str(&w, "qtype", r->qtype);
+  field_int(&w, "answers", r->answers);
+  if (w.rc == 0)
+    w.rc = awf_buf_append(b, "}\n", 2);
+  if (w.rc < 0) {
+    b->len = saved;
+    if (b->data)
+      b->data[saved] = '\0';
+  }
+  return w.rc;
+}

@@ -1,0 +1,173 @@
+/* logfile.c: the JSONL access-log sink. A record is formatted whole into a
+ * reused buffer, then handed to write(2) once; with O_APPEND the kernel
+ * places it at the end of the file in one piece. */
+#include "logfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES (64 * 1024)
+/* How long one record may wait for a full non-blocking stdout pipe. The
+ * caller is an event loop, so this stays short: past it the line is lost. */
+#define STALL_BUDGET_MS 200
+
+enum sink_kind { SINK_NONE, SINK_FILE, SINK_STDOUT };
+
+struct awf_logfile {
+  enum sink_kind kind;
+  int fd;
+  char *path;           /* SINK_FILE only, for reopen */
+  struct awf_buf line;  /* reused for every record */
+  unsigned long lost;
+  /* A write gave up part way, so the file does not end in '\n'; the next
+   * record starts with one so only the cut line is damaged. */
+  bool mid_line;
+};
+
+static int open_path(const char *path) {
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+  return fd < 0 ? -errno : fd;
+}
+
+int awf_logfile_open(const char *path, awf_logfile **out) {
+  *out = NULL;
+  awf_logfile *lf = calloc(1, sizeof(*lf));
+  if (!lf)
+    return -ENOMEM;
+  lf->fd = -1;
+  awf_buf_init(&lf->line, LINE_MAX_BYTES);
+  if (!path) {
+    lf->kind = SINK_NONE;
+  } else if (strcmp(path, "-") == 0) {
+    /* A private descriptor for stdout: closing the log never closes fd 1. */
+    lf->kind = SINK_STDOUT;
+    lf->fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (lf->fd < 0) {
+      int err = -errno;
+      free(lf);
+      return err;
+    }
+  } else {
+    lf->kind = SINK_FILE;
+    lf->path = strdup(path);
+    if (!lf->path) {
+      free(lf);
+      return -ENOMEM;
+    }
+    lf->fd = open_path(path);
+    if (lf->fd < 0) {
+      int err = lf->fd;
+      free(lf->path);
+      free(lf);
+      return err;
+    }
+  }
+  *out = lf;
+  return 0;
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait, within the budget, for a non-blocking descriptor to take more. */
+static int wait_writable(int fd, int64_t deadline) {
+  for (;;) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0)
+      return -EAGAIN;
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    int n = poll(&pfd, 1, (int)left);
+    if (n > 0)
+      return 0; /* POLLERR/POLLHUP too: the next write reports the error */
+    if (n == 0)
+      return -EAGAIN;
+    if (errno != EINTR)
+      return -errno;
+  }
+}
+
+/* Write p[0..n) completely. *done gets the bytes that did go out. */
+static int write_all(int fd, const char *p, size_t n, size_t *done) {
+  int64_t deadline = -1;
+  *done = 0;
+  while (*done < n) {
+    ssize_t w = write(fd, p + *done, n - *done);
+    if (w > 0) {
+      *done += (size_t)w;
+      continue;
+    }
+    if (w == 0)
+      return -EIO;
+    if (errno == EINTR)
+      continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return -errno;
+    if (deadline < 0)
+      deadline = now_ms() + STALL_BUDGET_MS;
+    int rc = wait_writable(fd, deadline);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r) {
+  if (lf->kind == SINK_NONE)
+    return 0;
+  awf_buf_reset(&lf->line);
+  int rc = lf->mid_line ? awf_buf_append(&lf->line, "\n", 1) : 0;
+  if (rc == 0)
+    rc = awf_log_format(&lf->line, r);
+  if (rc < 0) {
+    lf->lost++;
+    return rc;
+  }
+  size_t done;
+  rc = write_all(lf->fd, lf->line.data, lf->line.len, &done);
+  if (done > 0)
+    lf->mid_line = lf->line.data[done - 1] != '\n';
+  if (rc < 0)
+    lf->lost++;
+  return rc;
+}
+
+int awf_logfile_reopen(awf_logfile *lf) {
+  if (lf->kind != SINK_FILE)
+    return 0;
+  int fd = open_path(lf->path);
+  if (fd < 0)
+    return fd;
+  /* Reopening without a rotation gives the same file back, still ending in
+   * the cut line; a rotated-in file starts clean. */
+  struct stat a, b;
+  if (lf->mid_line && fstat(fd, &a) == 0 && fstat(lf->fd, &b) == 0 &&
+      (a.st_dev != b.st_dev || a.st_ino != b.st_ino))
+    lf->mid_line = false;
+  close(lf->fd);
+  lf->fd = fd;
+  return 0;
+}
+
+unsigned long awf_logfile_lost(const awf_logfile *lf) {
+  return lf->lost;
+}
+
+void awf_logfile_close(awf_logfile *lf) {
+  if (!lf)
+    return;
+  if (lf->fd >= 0)
+    close(lf->fd);
+  awf_buf_free(&lf->line);
+  free(lf->path);
+  free(lf);
+}
