@@ -253,3 +253,26 @@ def test_idle_timeout_spares_a_request_in_flight(start_proxy, origins):
         origins.http.state.release(t)
         r = c.read_response()
     assert r.status == 200 and r.body == f"held {t}\n".encode()
+
+
+def test_read_timeout_before_response_is_504(start_proxy, origins):
+    proxy = start_proxy(extra=["--read-timeout", "0.5"])
+    P, t = origins.http.port, token()
+    r = proxy.fetch(f"http://allowed.test:{P}/hold?id={t}")
+    assert r.status == 504
+    rec = proxy.log.wait_one(by(status=504))
+    assert rec["reason"] == "timeout" and rec["url"].endswith(f"/hold?id={t}")
+
+
+def test_read_timeout_mid_response_cuts_the_connection(start_proxy, origins):
+    """The response has started, then the upstream goes silent: the client
+    connection is cut (a status can no longer be sent)."""
+    proxy = start_proxy(extra=["--read-timeout", "0.5"])
+    P, t = origins.http.port, token()
+    n = 200000
+    with proxy.connect() as c:
+        c.send(request_bytes("GET", f"http://allowed.test:{P}/stream?id={t}&n={n}",
+                             f"allowed.test:{P}"))
+        with pytest.raises(ConnectionClosed):
+            c.read_response()  # half the body, then EOF well before the rest
+    assert proxy.log.wait_one(lambda r: r.get("url", "").endswith(f"id={t}&n={n}"))
