@@ -1,0 +1,613 @@
+/* test_logfile.c: the JSONL sink: files, rotation, stdout pipes, losses. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "logfile.h"
+
+struct tmpdir {
+  char dir[64];
+  char path[128];  /* dir/access.jsonl */
+  char rotated[128];  /* dir/access.jsonl.1 */
+};
+
+static int setup_dir(void **state) {
+  struct tmpdir *t = calloc(1, sizeof(*t));
+  snprintf(t->dir, sizeof(t->dir), "/tmp/awf-logfile-XXXXXX");
+  if (!mkdtemp(t->dir)) {
+    free(t);
+    return -1;
+  }
+  snprintf(t->path, sizeof(t->path), "%s/access.jsonl", t->dir);
+  snprintf(t->rotated, sizeof(t->rotated), "%s/access.jsonl.1", t->dir);
+  *state = t;
+  return 0;
+}
+
+static int teardown_dir(void **state) {
+  struct tmpdir *t = *state;
+  unlink(t->path);
+  rmdir(t->path); /* one test puts a directory there */
+  unlink(t->rotated);
+  rmdir(t->dir);
+  free(t);
+  return 0;
+}
+
+/* Whole file contents, NUL-terminated; *len excludes the NUL. */
+static char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  size_t got;
+  while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+    n += got;
+    if (cap - n - 1 == 0) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+    }
+  }
+  fclose(f);
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+/* Number of lines, each checked to be one whole record: starts with the ts
+ * key, ends with "}\n". Returns -1 on a damaged line. */
+static long count_records(const char *buf, size_t len) {
+  long lines = 0;
+  size_t start = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (buf[i] != '\n')
+      continue;
+    if (i - start < 8 || memcmp(buf + start, "{\"ts\":\"", 7) != 0 || buf[i - 1] != '}')
+      return -1;
+    lines++;
+    start = i + 1;
+  }
+  return start == len ? lines : -1;
+}
+
+static void record(struct awf_log_record *r, int n) {
+  awf_log_record_init(r);
+  r->ts_ms = 1795888001123ull;
+  r->event = "http";
+  r->client = "127.0.0.1:40000";
+  r->method = "GET";
+  r->host = "example.com";
+  r->host_len = 11;
+  r->port = 80;
+  r->decision = "allow";
+  r->reason = "allowed";
+  r->status = n;
+}
+
+static void write_n(awf_logfile *lf, int from, int to) {
+  for (int i = from; i < to; i++) {
+    struct awf_log_record r;
+    record(&r, i);
+    assert_int_equal(awf_logfile_write(lf, &r), 0);
+  }
+}
+
+/* Every record i in [from, to) appears, in order, one per line. */
+static void assert_lines(const char *path, int from, int to) {
+  size_t len;
+  char *buf = slurp(path, &len);
+  assert_int_equal(count_records(buf, len), to - from);
+  const char *p = buf;
+  for (int i = from; i < to; i++) {
+    char want[32];
+    snprintf(want, sizeof(want), "\"status\":%d}\n", i);
+    const char *hit = strstr(p, want);
+    if (!hit)
+      fail_msg("record %d missing from %s", i, path);
+    p = hit + strlen(want);
+  }
+  free(buf);
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static void many_records_many_lines(void **state) {
+  struct tmpdir *t = *state;
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open(t->path, &lf), 0);
+  write_n(lf, 0, 2000);
+  assert_int_equal(awf_logfile_lost(lf), 0);
+  awf_logfile_close(lf);
+  assert_lines(t->path, 0, 2000);
+}
+
+static void creates_0640_and_appends(void **state) {
+  struct tmpdir *t = *state;
+  mode_t old = umask(022);
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open(t->path, &lf), 0);
+  umask(old);
+  struct stat st;
+  assert_int_equal(stat(t->path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0640);
+  write_n(lf, 0, 3);
+  awf_logfile_close(lf);
+
+  /* A second open appends, it does not truncate. */
+  assert_int_equal(awf_logfile_open(t->path, &lf), 0);
+  write_n(lf, 3, 5);
+  awf_logfile_close(lf);
+  assert_lines(t->path, 0, 5);
+}
+
+static void descriptor_is_cloexec(void **state) {
+  struct tmpdir *t = *state;
+  int before = dup(0);
+  close(before); /* the lowest free descriptor, which open() will take */
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open(t->path, &lf), 0);
+  int flags = fcntl(before, F_GETFD);
+  assert_true(flags >= 0);
+  assert_true(flags & FD_CLOEXEC);
+  awf_logfile_close(lf);
+  assert_int_equal(fcntl(before, F_GETFD), -1); /* and close() released it */
+}
+
+static void reopen_after_rename(void **state) {
+  struct tmpdir *t = *state;
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open(t->path, &lf), 0);
+  write_n(lf, 0, 3);
+  assert_int_equal(rename(t->path, t->rotated), 0);
+  write_n(lf, 3, 5); /* before SIGHUP: still the old file */
+  assert_int_equal(awf_logfile_reopen(lf), 0);
+  write_n(lf, 5, 7);
+  awf_logfile_close(lf);
+  assert_lines(t->rotated, 0, 5);
+  assert_lines(t->path, 5, 7);
+}
+
+static void reopen_without_rotation_keeps_appending(void **state) {
+  struct tmpdir *t = *state;
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open(t->path, &lf), 0);
+  write_n(lf, 0, 2);
+  assert_int_equal(awf_logfile_reopen(lf), 0);
+  assert_int_equal(awf_logfile_reopen(lf), 0);
+  write_n(lf, 2, 4);
+  awf_logfile_close(lf);
+  assert_lines(t->path, 0, 4);
+}
+
+static void reopen_failure_keeps_old_descriptor(void **state) {
+  struct tmpdir *t = *state;
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open(t->path, &lf), 0);
+  write_n(lf, 0, 2);
+  assert_int_equal(rename(t->path, t->rotated), 0);
+  assert_int_equal(mkdir(t->path, 0700), 0); /* the path can no longer be opened */
+  assert_int_equal(awf_logfile_reopen(lf), -EISDIR);
+  write_n(lf, 2, 4);
+  assert_int_equal(awf_logfile_lost(lf), 0);
+  awf_logfile_close(lf);
+  assert_lines(t->rotated, 0, 4);
+}
+
+static void open_errors(void **state) {
+  struct tmpdir *t = *state;
+  char bad[192];
+  snprintf(bad, sizeof(bad), "%s/no/such/dir.jsonl", t->dir);
+  awf_logfile *lf = (awf_logfile *)&lf;
+  assert_int_equal(awf_logfile_open(bad, &lf), -ENOENT);
+  assert_null(lf);
+  assert_int_equal(mkdir(t->path, 0700), 0);
+  assert_int_equal(awf_logfile_open(t->path, &lf), -EISDIR);
+  assert_null(lf);
+}
+
+static void null_path_discards(void **state) {
+  (void)state;
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open(NULL, &lf), 0);
+  assert_non_null(lf);
+  write_n(lf, 0, 10);
+  assert_int_equal(awf_logfile_reopen(lf), 0);
+  assert_int_equal(awf_logfile_lost(lf), 0);
+  awf_logfile_close(lf);
+  awf_logfile_close(NULL);
+}
+
+static void oversized_record_lost_whole(void **state) {
+  struct tmpdir *t = *state;
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open(t->path, &lf), 0);
+  write_n(lf, 0, 1);
+  /* Hosts are not cut like URLs: 20 KiB of control bytes is 120 KiB escaped. */
+  size_t n = 20 * 1024;
+  char *host = malloc(n);
+  memset(host, '\x01', n);
+  struct awf_log_record r;
+  record(&r, 99);
+  r.host = host;
+  r.host_len = n;
+  assert_int_equal(awf_logfile_write(lf, &r), -E2BIG);
+  assert_int_equal(awf_logfile_lost(lf), 1);
+  /* A long URL is cut by the formatter, so its record does get through. */
+  record(&r, 1);
+  r.url = host;
+  r.url_len = n;
+  assert_int_equal(awf_logfile_write(lf, &r), 0);
+  write_n(lf, 2, 3);
+  assert_int_equal(awf_logfile_lost(lf), 1);
+  awf_logfile_close(lf);
+  free(host);
+  assert_lines(t->path, 0, 3);
+  size_t len;
+  char *buf = slurp(t->path, &len);
+  assert_non_null(strstr(buf, "\"url_truncated\":true"));
+  free(buf);
+}
+
+static void write_error_counted(void **state) {
+  (void)state;
+  if (access("/dev/full", W_OK) != 0)
+    skip();
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open("/dev/full", &lf), 0);
+  struct awf_log_record r;
+  record(&r, 1);
+  assert_int_equal(awf_logfile_write(lf, &r), -ENOSPC);
+  assert_int_equal(awf_logfile_write(lf, &r), -ENOSPC);
+  assert_int_equal(awf_logfile_lost(lf), 2);
+  awf_logfile_close(lf);
+}
+
+/* Several handles on one file, as with two processes: O_APPEND keeps every
+ * line whole. */
+struct writer_arg {
+  const char *path;
+  int id;
+};
+
+#define WRITERS 4
+#define PER_WRITER 300
+
+static void *writer_main(void *p) {
+  struct writer_arg *a = p;
+  awf_logfile *lf;
+  if (awf_logfile_open(a->path, &lf) < 0)
+    return (void *)1;
+  char url[3000];
+  memset(url, 'a' + a->id, sizeof(url));
+  void *ret = NULL;
+  for (int i = 0; i < PER_WRITER; i++) {
+    struct awf_log_record r;
+    record(&r, a->id);
+    r.url = url;
+    r.url_len = sizeof(url);
+    if (awf_logfile_write(lf, &r) < 0)
+      ret = (void *)1;
+  }
+  awf_logfile_close(lf);
+  return ret;
+}
+
+static void concurrent_writers_never_interleave(void **state) {
+  struct tmpdir *t = *state;
+  pthread_t th[WRITERS];
+  struct writer_arg args[WRITERS];
+  for (int i = 0; i < WRITERS; i++) {
+    args[i] = (struct writer_arg){.path = t->path, .id = i};
+    assert_int_equal(pthread_create(&th[i], NULL, writer_main, &args[i]), 0);
+  }
+  for (int i = 0; i < WRITERS; i++) {
+    void *ret;
+    assert_int_equal(pthread_join(th[i], &ret), 0);
+    assert_null(ret);
+  }
+  size_t len;
+  char *buf = slurp(t->path, &len);
+  assert_int_equal(count_records(buf, len), WRITERS * PER_WRITER);
+  /* Each line carries one writer's URL only, whole. */
+  int seen[WRITERS] = {0};
+  for (char *line = buf; *line;) {
+    char *nl = strchr(line, '\n');
+    char *u = strstr(line, "\"url\":\"");
+    assert_true(u && u < nl);
+    u += 7;
+    int id = u[0] - 'a';
+    assert_in_range(id, 0, WRITERS - 1);
+    for (int k = 0; k < 3000; k++)
+      assert_int_equal(u[k], 'a' + id);
+    assert_int_equal(u[3000], '"');
+    seen[id]++;
+    line = nl + 1;
+  }
+  for (int i = 0; i < WRITERS; i++)
+    assert_int_equal(seen[i], PER_WRITER);
+  free(buf);
+}
+
+/* ---- stdout ------------------------------------------------------------- */
+
+/* Points fd 1 at fd for the duration of a test; returns the saved fd 1. */
+static int redirect_stdout(int fd) {
+  fflush(stdout);
+  int saved = dup(STDOUT_FILENO);
+  assert_true(saved >= 0);
+  assert_int_equal(dup2(fd, STDOUT_FILENO), STDOUT_FILENO);
+  return saved;
+}
+
+static void restore_stdout(int saved) {
+  assert_int_equal(dup2(saved, STDOUT_FILENO), STDOUT_FILENO);
+  close(saved);
+}
+
+static void set_nonblock(int fd) {
+  assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+}
+
+/* Read what is in the pipe now (the read end must be non-blocking). */
+static size_t drain(int fd, char *out, size_t cap) {
+  size_t n = 0;
+  for (;;) {
+    ssize_t r = read(fd, out + n, cap - n);
+    if (r <= 0)
+      break;
+    n += (size_t)r;
+  }
+  return n;
+}
+
+/* Fill a non-blocking pipe with whole pages of 'x'; returns the bytes put in. */
+static size_t fill(int fd) {
+  char page[4096];
+  memset(page, 'x', sizeof(page));
+  size_t n = 0;
+  ssize_t w;
+  while ((w = write(fd, page, sizeof(page))) > 0)
+    n += (size_t)w;
+  assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+  return n;
+}
+
+static void stdout_sink_leaves_fd1_open(void **state) {
+  (void)state;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  int saved = redirect_stdout(p[1]);
+  awf_logfile *lf;
+  int rc = awf_logfile_open("-", &lf);
+  if (rc == 0) {
+    write_n(lf, 0, 2);
+    assert_int_equal(awf_logfile_reopen(lf), 0); /* no-op */
+    write_n(lf, 2, 3);
+    awf_logfile_close(lf);
+  }
+  int fd1_flags = fcntl(STDOUT_FILENO, F_GETFD);
+  restore_stdout(saved);
+  assert_int_equal(rc, 0);
+  assert_true(fd1_flags >= 0);
+  close(p[1]);
+  char buf[4096];
+  size_t n = drain(p[0], buf, sizeof(buf) - 1);
+  buf[n] = '\0';
+  close(p[0]);
+  assert_int_equal(count_records(buf, n), 3);
+  assert_non_null(strstr(buf, "\"status\":2}\n"));
+}
+
+struct slow_reader {
+  int fd;
+  size_t got;
+  char *data;
+  size_t cap;
+};
+
+/* Starts reading only after the writer has met a full pipe. */
+static void *slow_reader_main(void *p) {
+  struct slow_reader *s = p;
+  struct timespec d = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
+  nanosleep(&d, NULL);
+  ssize_t r;
+  while (s->got < s->cap && (r = read(s->fd, s->data + s->got, s->cap - s->got)) > 0)
+    s->got += (size_t)r;
+  return NULL;
+}
+
+static void stdout_full_pipe_waits_for_reader(void **state) {
+  (void)state;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  set_nonblock(p[1]);
+  size_t filled = fill(p[1]);
+  int saved = redirect_stdout(p[1]);
+  awf_logfile *lf;
+  int rc = awf_logfile_open("-", &lf);
+  struct slow_reader s = {.fd = p[0], .cap = 1 << 20};
+  s.data = malloc(s.cap);
+  pthread_t th;
+  pthread_create(&th, NULL, slow_reader_main, &s);
+  int wrc[3] = {-1, -1, -1};
+  if (rc == 0) {
+    for (int i = 0; i < 3; i++) {
+      struct awf_log_record r;
+      record(&r, i);
+      wrc[i] = awf_logfile_write(lf, &r);
+    }
+    assert_int_equal(awf_logfile_lost(lf), 0);
+    awf_logfile_close(lf);
+  }
+  restore_stdout(saved);
+  close(p[1]); /* the reader sees EOF once all is read */
+  pthread_join(th, NULL);
+  close(p[0]);
+  assert_int_equal(rc, 0);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(wrc[i], 0);
+  assert_true(s.got > filled);
+  for (size_t i = 0; i < filled; i++)
+    assert_int_equal(s.data[i], 'x');
+  assert_int_equal(count_records(s.data + filled, s.got - filled), 3);
+  free(s.data);
+}
+
+static void on_alarm(int sig) {
+  (void)sig;
+}
+
+/* A blocking pipe, full, and a signal handler without SA_RESTART: write(2)
+ * fails with EINTR (or returns short) again and again until the reader comes
+ * back; the record must still arrive whole. */
+static void stdout_write_survives_eintr(void **state) {
+  (void)state;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  set_nonblock(p[1]);
+  size_t filled = fill(p[1]);
+  assert_int_equal(fcntl(p[1], F_SETFL, fcntl(p[1], F_GETFL) & ~O_NONBLOCK), 0);
+
+  struct sigaction sa = {.sa_handler = on_alarm}, old_sa;
+  sigemptyset(&sa.sa_mask);
+  assert_int_equal(sigaction(SIGALRM, &sa, &old_sa), 0);
+  sigset_t alrm, old_mask;
+  sigemptyset(&alrm);
+  sigaddset(&alrm, SIGALRM);
+  /* The reader thread inherits a blocked SIGALRM, so the writer gets it. */
+  pthread_sigmask(SIG_BLOCK, &alrm, &old_mask);
+  struct slow_reader s = {.fd = p[0], .cap = 1 << 20};
+  s.data = malloc(s.cap);
+  pthread_t th;
+  pthread_create(&th, NULL, slow_reader_main, &s);
+  pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+  struct itimerval it = {.it_interval = {0, 5000}, .it_value = {0, 5000}};
+  setitimer(ITIMER_REAL, &it, NULL);
+
+  char url[6000];
+  memset(url, 'u', sizeof(url));
+  struct awf_log_record r;
+  record(&r, 7);
+  r.url = url;
+  r.url_len = sizeof(url);
+  int saved = redirect_stdout(p[1]);
+  awf_logfile *lf;
+  int rc = awf_logfile_open("-", &lf), wrc = -1;
+  if (rc == 0) {
+    wrc = awf_logfile_write(lf, &r);
+    awf_logfile_close(lf);
+  }
+  restore_stdout(saved);
+  struct itimerval off = {{0, 0}, {0, 0}};
+  setitimer(ITIMER_REAL, &off, NULL);
+  sigaction(SIGALRM, &old_sa, NULL);
+  close(p[1]);
+  pthread_join(th, NULL);
+  close(p[0]);
+  assert_int_equal(rc, 0);
+  assert_int_equal(wrc, 0);
+  struct awf_buf want;
+  awf_buf_init(&want, 65536);
+  assert_int_equal(awf_log_format(&want, &r), 0);
+  assert_int_equal(s.got - filled, want.len);
+  assert_memory_equal(s.data + filled, want.data, want.len);
+  awf_buf_free(&want);
+  free(s.data);
+}
+
+static void stdout_stalled_pipe_cuts_one_line_only(void **state) {
+  (void)state;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  set_nonblock(p[0]);
+  set_nonblock(p[1]);
+  size_t filled = fill(p[1]);
+  char *sink = malloc(filled + 65536);
+  assert_int_equal(read(p[0], sink, 4096), 4096); /* room for one page only */
+
+  /* A 6 KiB line: one page goes in, then nobody reads. */
+  char url[6000];
+  memset(url, 'u', sizeof(url));
+  struct awf_log_record big;
+  record(&big, 1);
+  big.url = url;
+  big.url_len = sizeof(url);
+  struct awf_log_record small;
+  record(&small, 2);
+
+  const size_t cap = filled + 65536;
+  size_t n = 0;
+  int saved = redirect_stdout(p[1]);
+  awf_logfile *lf;
+  int rc = awf_logfile_open("-", &lf);
+  int rc_big = 0, rc_small = -1;
+  unsigned long lost = 0;
+  if (rc == 0) {
+    rc_big = awf_logfile_write(lf, &big);
+    n = drain(p[0], sink, cap - 1); /* the reader comes back */
+    rc_small = awf_logfile_write(lf, &small);
+    lost = awf_logfile_lost(lf);
+    awf_logfile_close(lf);
+  }
+  restore_stdout(saved);
+  close(p[1]);
+  n += drain(p[0], sink + n, cap - 1 - n);
+  close(p[0]);
+  assert_int_equal(rc, 0);
+  assert_int_equal(rc_big, -EAGAIN);
+  assert_int_equal(lost, 1);
+  assert_int_equal(rc_small, 0);
+  sink[n] = '\0';
+  /* The stream: the filler, the cut line, a '\n' closing it, the next record whole. */
+  size_t x = filled - 4096;
+  assert_true(n > x);
+  for (size_t i = 0; i < x; i++)
+    assert_int_equal(sink[i], 'x');
+  char *cut = sink + x;
+  assert_memory_equal(cut, "{\"ts\":", 6);
+  char *nl = strchr(cut, '\n');
+  assert_non_null(nl);
+  assert_true((size_t)(nl - cut) < sizeof(url)); /* it really was cut */
+  assert_null(memchr(cut, '}', (size_t)(nl - cut)));
+  assert_int_equal(count_records(nl + 1, n - (size_t)(nl + 1 - sink)), 1);
+  assert_non_null(strstr(nl + 1, "\"status\":2}\n"));
+  free(sink);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(many_records_many_lines, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(creates_0640_and_appends, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(descriptor_is_cloexec, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(reopen_after_rename, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(reopen_without_rotation_keeps_appending, setup_dir,
+                                      teardown_dir),
+      cmocka_unit_test_setup_teardown(reopen_failure_keeps_old_descriptor, setup_dir,
+                                      teardown_dir),
+      cmocka_unit_test_setup_teardown(open_errors, setup_dir, teardown_dir),
+      cmocka_unit_test(null_path_discards),
+      cmocka_unit_test_setup_teardown(oversized_record_lost_whole, setup_dir, teardown_dir),
+      cmocka_unit_test(write_error_counted),
+      cmocka_unit_test_setup_teardown(concurrent_writers_never_interleave, setup_dir,
+                                      teardown_dir),
+      cmocka_unit_test(stdout_sink_leaves_fd1_open),
+      cmocka_unit_test(stdout_full_pipe_waits_for_reader),
+      cmocka_unit_test(stdout_write_survives_eintr),
+      cmocka_unit_test(stdout_stalled_pipe_cuts_one_line_only),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
