@@ -188,17 +188,17 @@ static enum server_err parse_server(const char *s, size_t len,
                                     struct ares_addr_port_node *n) {
   memset(n, 0, sizeof(*n));
   if (s[0] == '[') {
-    const char *close = memchr(s, ']', len);
-    if (!close)
+    const char *rb = memchr(s, ']', len);
+    if (!rb)
       return SRV_NOT_IP;
-    size_t iplen = (size_t)(close - s) - 1;
-    size_t rest = len - (size_t)(close - s) - 1;
+    size_t iplen = (size_t)(rb - s) - 1;
+    size_t rest = len - (size_t)(rb - s) - 1;
     if (!parse_ip(AF_INET6, s + 1, iplen, &n->addr.addr6))
       return SRV_NOT_IP;
     n->family = AF_INET6;
     if (rest == 0)
       return SRV_OK;
-    if (close[1] != ':' || parse_port(close + 2, rest - 1, &n->udp_port) < 0)
+    if (rb[1] != ':' || parse_port(rb + 2, rest - 1, &n->udp_port) < 0)
       return SRV_BAD_PORT;
   } else if (parse_ip(AF_INET, s, len, &n->addr.addr4)) {
     n->family = AF_INET;
