@@ -54,7 +54,8 @@ def main(binary):
     print(f"\naccess log ({log}):")
     with open(log) as f:
         for entry in f:
-            print(json.dumps(json.loads(entry)))
+            json.loads(entry)  # each line is one JSON object
+            print(entry, end="")
     dns.stop()
     origin.shutdown()
     return proxy.returncode
