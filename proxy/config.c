@@ -24,6 +24,8 @@ int awf_options_init(struct awf_options *o) {
   }
   awf_port_set_add(&o->ports, 80);
   awf_port_set_add(&o->ports, 443);
+  awf_port_set_add(&o->tls_ports, 443);
+  awf_port_set_add(&o->http_ports, 80);
   o->log_level = AWF_LOG_INFO;
   o->max_connections = 4096;
   o->connect_timeout_ms = 10000;
@@ -163,6 +165,20 @@ static int set_seconds(const char *flag, const char *v, unsigned *ms, char *err,
   return 0;
 }
 
+static int add_listen(struct sockaddr_storage *list, size_t *n, const char *v, char *msg,
+                      size_t msglen) {
+  if (*n == AWF_MAX_LISTEN) {
+    snprintf(msg, msglen, "at most %d addresses", AWF_MAX_LISTEN);
+    return -EINVAL;
+  }
+  if (awf_sockaddr_parse(v, &list[*n]) < 0) {
+    snprintf(msg, msglen, "'%s' is not ADDR:PORT (IPv6 as [ADDR]:PORT)", v);
+    return -EINVAL;
+  }
+  (*n)++;
+  return 0;
+}
+
 int awf_options_set(struct awf_options *o, const char *flag, const char *v, char *err,
                     size_t errlen) {
   char msg[512];
@@ -178,6 +194,10 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
     rc = add_rules_file(o, AWF_ACL_BLOCK, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "allow-ports")) {
     rc = awf_parse_port_list(v, &o->ports, msg, sizeof(msg));
+  } else if (!strcmp(flag, "tls-ports")) {
+    rc = awf_parse_port_list(v, &o->tls_ports, msg, sizeof(msg));
+  } else if (!strcmp(flag, "http-ports")) {
+    rc = awf_parse_port_list(v, &o->http_ports, msg, sizeof(msg));
   } else if (!strcmp(flag, "allow-destination-cidrs")) {
     rc = awf_addr_policy_allow_cidrs(o->policy, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "dns-servers")) {
@@ -217,15 +237,9 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
   } else if (!strcmp(flag, "shutdown-grace")) {
     return set_seconds(flag, v, &o->shutdown_grace_ms, err, errlen);
   } else if (!strcmp(flag, "listen")) {
-    if (o->n_listen == AWF_MAX_LISTEN) {
-      snprintf(msg, sizeof(msg), "at most %d listen addresses", AWF_MAX_LISTEN);
-      rc = -EINVAL;
-    } else if (awf_sockaddr_parse(v, &o->listen[o->n_listen]) < 0) {
-      snprintf(msg, sizeof(msg), "'%s' is not ADDR:PORT (IPv6 as [ADDR]:PORT)", v);
-      rc = -EINVAL;
-    } else {
-      o->n_listen++;
-    }
+    rc = add_listen(o->listen, &o->n_listen, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "transparent-listen")) {
+    rc = add_listen(o->tlisten, &o->n_tlisten, v, msg, sizeof(msg));
   } else {
     snprintf(msg, sizeof(msg), "unknown option");
     rc = -EINVAL;
@@ -249,4 +263,6 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->tunnel_idle_timeout_ms = o->tunnel_idle_timeout_ms;
   cfg->read_timeout_ms = o->read_timeout_ms;
   cfg->shutdown_grace_ms = o->shutdown_grace_ms;
+  cfg->tls_ports = o->tls_ports;
+  cfg->http_ports = o->http_ports;
 }

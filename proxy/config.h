@@ -29,6 +29,10 @@ struct awf_options {
   unsigned shutdown_grace_ms;
   struct sockaddr_storage listen[AWF_MAX_LISTEN];
   size_t n_listen;
+  struct sockaddr_storage tlisten[AWF_MAX_LISTEN]; /* --transparent-listen */
+  size_t n_tlisten;
+  struct awf_port_set tls_ports;
+  struct awf_port_set http_ports;
 };
 
 /* Defaults, with an empty ACL (deny all). Returns 0 or -ENOMEM. */

@@ -21,6 +21,7 @@ struct listener {
   uv_tcp_t tcp;
   awf_proxy *proxy;
   struct listener *next;
+  bool transparent;     /* connections were redirected here by nftables */
   bool paused;          /* a connection is waiting in the kernel queue (at the cap) */
 };
 
@@ -77,7 +78,10 @@ struct conn {
   bool client_shut, up_shut;
   bool client_reading, up_reading;
   bool draining;           /* closing once writes to the client drain */
+  bool transparent;         /* redirected: orig_dst is where the client dialled */
   char client_addr[AWF_ADDRSTRLEN];
+  struct sockaddr_storage orig_dst;
+  char orig_dst_addr[AWF_ADDRSTRLEN];
 };
 
 /* listener.c */
@@ -88,6 +92,9 @@ void conn_set_timer(struct conn *c, enum conn_timer kind);
 void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 void conn_log(struct conn *c, struct awf_log_record *r);
 uint64_t conn_now_ms(const struct conn *c);
+
+/* listener.c: a redirected connection to a port that is neither TLS nor HTTP */
+void conn_deny_port(struct conn *c);
 
 /* http_proxy.c */
 int http_conn_start(struct conn *c);
@@ -111,6 +118,9 @@ struct tunnel_params {
 };
 int tunnel_start(struct conn *c, const struct tunnel_params *tp,
                  const char *early, size_t early_len);
+/* tunnel.c: a redirected connection to a TLS port: judge its ClientHello's
+ * SNI, then dial that name (never the original address) on the same port. */
+int tunnel_start_transparent(struct conn *c);
 void tunnel_on_timer(struct conn *c);
 void tunnel_on_close(struct conn *c);
 void tunnel_free(struct conn *c);

@@ -164,6 +164,7 @@ static void log_request(struct conn *c, const char *decision, const char *reason
     r.url = h->rq.buf.data + h->url_off;
     r.url_len = h->url_len;
   }
+  r.original_dst = c->transparent ? c->orig_dst_addr : NULL;
   r.decision = decision;
   r.reason = reason;
   r.would_deny = h->would_deny;
@@ -477,6 +478,42 @@ static int build_upstream_head(struct conn *c) {
   return rc;
 }
 
+/* A redirected request is in origin form ("GET /path"): the name is the Host
+ * header's, the port the one the client dialled. */
+static enum awf_target_status transparent_target(struct conn *c, const char *url, size_t len,
+                                                 struct awf_http_target *t) {
+  struct http_state *h = c->http;
+  if (h->method == HTTP_CONNECT || len == 0 || url[0] != '/' || h->host_headers != 1)
+    return AWF_TARGET_BAD_SYNTAX;
+  const struct hdr *host = NULL;
+  for (unsigned i = 0; i < h->rq.n && !host; i++)
+    if (name_is(hdr_name(&h->rq, &h->rq.hdrs[i]), h->rq.hdrs[i].name_len, "host"))
+      host = &h->rq.hdrs[i];
+  uint16_t port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
+  const char *v = hdr_val(&h->rq, host);
+  size_t vlen = host->val_len;
+  while (vlen && (*v == ' ' || *v == '\t'))
+    v++, vlen--;
+  while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+    vlen--;
+  /* "name", "name:port", "[v6]", "[v6]:port": parse as an authority. */
+  char auth[300];
+  const char *close = vlen && v[0] == '[' ? memchr(v, ']', vlen) : NULL;
+  const char *colon = close ? (close + 1 < v + vlen && close[1] == ':' ? close + 1 : NULL)
+                            : memchr(v, ':', vlen);
+  int n = colon ? snprintf(auth, sizeof(auth), "%.*s", (int)vlen, v)
+                : snprintf(auth, sizeof(auth), "%.*s:%u", (int)vlen, v, port);
+  if (n < 0 || (size_t)n >= sizeof(auth))
+    return AWF_TARGET_BAD_HOST;
+  enum awf_target_status ts = awf_target_parse_authority(auth, (size_t)n, t);
+  if (ts != AWF_TARGET_OK)
+    return ts;
+  t->port = port; /* dial where the client dialled, whatever Host claims */
+  t->path = url;
+  t->path_len = len;
+  return AWF_TARGET_OK;
+}
+
 static int on_req_headers_complete(llhttp_t *p) {
   struct conn *c = conn_of(p);
   struct http_state *h = c->http;
@@ -488,7 +525,9 @@ static int on_req_headers_complete(llhttp_t *p) {
 
   if (p->http_major != 1 || (p->http_minor == 1 && h->host_headers == 0))
     return req_error(c, 400, "bad_request"); /* no HTTP/0.9; Host is required in 1.1 */
-  if (h->method == HTTP_CONNECT)
+  if (c->transparent)
+    ts = transparent_target(c, url, h->url_len, &h->target);
+  else if (h->method == HTTP_CONNECT)
     ts = awf_target_parse_authority(url, h->url_len, &h->target);
   else
     ts = awf_target_parse_absolute(url, h->url_len, &h->target);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include <netinet/in.h>
+
 #include "conn.h"
 #include "hostname.h"
 
@@ -199,6 +201,86 @@ void conn_set_timer(struct conn *c, enum conn_timer kind) {
     uv_timer_start(&c->timer, on_conn_timer, ms, 0);
 }
 
+/* From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>,
+ * which clash with <netinet/in.h>. */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
+/* Where the client meant to go, before the redirect. */
+static int original_dst(uv_tcp_t *tcp, struct sockaddr_storage *out) {
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)tcp, &fd) < 0)
+    return -EBADF;
+  struct sockaddr_storage local;
+  socklen_t len = sizeof(local);
+  if (getsockname(fd, (struct sockaddr *)&local, &len) < 0)
+    return -errno;
+  len = sizeof(*out);
+  memset(out, 0, sizeof(*out));
+  int rc = local.ss_family == AF_INET6
+               ? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, out, &len)
+               : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, out, &len);
+  if (rc < 0)
+    return -errno;
+  /* Without a redirect, conntrack reports the listener's own address. */
+  if (awf_sockaddr_equal((struct sockaddr *)out, (struct sockaddr *)&local))
+    return -ENOENT;
+  return 0;
+}
+
+static void log_port_denial(struct conn *c, const char *reason) {
+  struct awf_log_record r;
+  awf_log_record_init(&r);
+  r.event = "tcp";
+  r.original_dst = c->orig_dst_addr[0] ? c->orig_dst_addr : NULL;
+  if (c->orig_dst.ss_family)
+    r.port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
+  r.decision = "deny";
+  r.reason = reason;
+  r.bytes_up = r.bytes_down = 0;
+  r.duration_ms = 0;
+  conn_log(c, &r);
+}
+
+void conn_deny_port(struct conn *c) {
+  log_port_denial(c, "port_not_allowed");
+  conn_close(c);
+}
+
+static int start_transparent(struct conn *c, struct listener *l) {
+  awf_proxy *p = l->proxy;
+  c->transparent = true;
+  int rc = original_dst(&c->client, &c->orig_dst);
+  if (rc < 0) {
+    memset(&c->orig_dst, 0, sizeof(c->orig_dst));
+    log_port_denial(c, "not_redirected");
+    conn_close(c);
+    return 0;
+  }
+  awf_sockaddr_format((struct sockaddr *)&c->orig_dst, c->orig_dst_addr,
+                      sizeof(c->orig_dst_addr));
+  uint16_t port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
+  if (awf_port_set_has(&p->cfg.allow_ports, port)) {
+    if (awf_port_set_has(&p->cfg.tls_ports, port))
+      rc = tunnel_start_transparent(c);
+    else if (awf_port_set_has(&p->cfg.http_ports, port))
+      rc = http_conn_start(c);
+    else
+      rc = 1;
+  } else {
+    rc = 1;
+  }
+  if (rc == 1)
+    conn_deny_port(c);
+  else if (rc < 0)
+    conn_close(c);
+  return 0;
+}
+
 static int accept_one(struct listener *l) {
   awf_proxy *p = l->proxy;
   struct conn *c = calloc(1, sizeof(*c));
@@ -236,6 +318,8 @@ static int accept_one(struct listener *l) {
   else
     snprintf(c->client_addr, sizeof(c->client_addr), "unknown");
   uv_tcp_nodelay(&c->client, 1);
+  if (l->transparent)
+    return start_transparent(c, l);
   if (http_conn_start(c) < 0)
     conn_close(c);
   return 0;
@@ -286,12 +370,13 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
   return 0;
 }
 
-int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
-                     struct sockaddr_storage *bound) {
+static int listen_on(awf_proxy *p, const struct sockaddr *addr,
+                     struct sockaddr_storage *bound, bool transparent) {
   struct listener *l = calloc(1, sizeof(*l));
   if (!l)
     return UV_ENOMEM;
   l->proxy = p;
+  l->transparent = transparent;
   uv_tcp_init(p->loop, &l->tcp);
   l->tcp.data = l;
   int rc = uv_tcp_bind(&l->tcp, addr, addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
@@ -309,6 +394,16 @@ int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
   p->listeners = l;
   p->open_handles++;
   return 0;
+}
+
+int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
+                     struct sockaddr_storage *bound) {
+  return listen_on(p, addr, bound, false);
+}
+
+int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
+                                 struct sockaddr_storage *bound) {
+  return listen_on(p, addr, bound, true);
 }
 
 static void on_grace_timer_closed(uv_handle_t *h) {

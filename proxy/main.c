@@ -19,6 +19,11 @@ static const char usage[] =
     "\n"
     "  --listen ADDR:PORT            listen address, repeatable; [v6]:PORT; port 0 picks one\n"
     "                                (default 127.0.0.1:3128)\n"
+    "      --transparent-listen ADDR:PORT\n"
+    "                                accept connections an nftables redirect sent here;\n"
+    "                                TLS ports are judged by SNI, HTTP ports by Host\n"
+    "      --tls-ports LIST          original ports carrying TLS (default 443)\n"
+    "      --http-ports LIST         original ports carrying HTTP (default 80)\n"
     "  -d, --allow-domains LIST      comma-separated allow rules: github.com (and subdomains),\n"
     "                                *.github.com, api-*.x.com, https://x, http://x, 1.2.3.4\n"
     "      --allow-domains-file FILE allow rules, one per line or comma-separated, # comments\n"
@@ -83,6 +88,9 @@ static void on_hup(uv_signal_t *s, int signum) {
 
 static const struct option long_opts[] = {
     {"listen", required_argument, 0, 'L'},
+    {"transparent-listen", required_argument, 0, 'O'},
+    {"tls-ports", required_argument, 0, 'O'},
+    {"http-ports", required_argument, 0, 'O'},
     {"allow-domains", required_argument, 0, 'd'},
     {"allow-domains-file", required_argument, 0, 'O'},
     {"block-domains", required_argument, 0, 'O'},
@@ -135,7 +143,7 @@ static int parse_args(int argc, char **argv, struct awf_options *o) {
     fprintf(stderr, "awf-proxy: unexpected argument '%s' (see --help)\n", argv[optind]);
     return EXIT_USAGE;
   }
-  if (o->n_listen == 0) {
+  if (o->n_listen == 0 && o->n_tlisten == 0) {
     awf_sockaddr_parse("127.0.0.1:3128", &o->listen[0]);
     o->n_listen = 1;
   }
@@ -194,6 +202,20 @@ static int run(struct awf_options *o) {
       break;
     }
     fprintf(stderr, "awf-proxy: listening on %s\n",
+            awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
+  }
+  for (size_t i = 0; i < o->n_tlisten && status == 0; i++) {
+    struct sockaddr_storage bound;
+    char text[AWF_ADDRSTRLEN];
+    rc = awf_proxy_listen_transparent(a.proxy, (struct sockaddr *)&o->tlisten[i], &bound);
+    if (rc < 0) {
+      fprintf(stderr, "awf-proxy: --transparent-listen %s: %s\n",
+              awf_sockaddr_format((struct sockaddr *)&o->tlisten[i], text, sizeof(text)),
+              uv_strerror(rc));
+      status = 1;
+      break;
+    }
+    fprintf(stderr, "awf-proxy: transparent listening on %s\n",
             awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
   }
   if (status == 0) {

@@ -17,5 +17,9 @@ int awf_sockaddr_parse(const char *s, struct sockaddr_storage *out);
 
 void awf_sockaddr_set_port(struct sockaddr_storage *ss, uint16_t port);
 socklen_t awf_sockaddr_len(const struct sockaddr *sa);
+uint16_t awf_sockaddr_port(const struct sockaddr *sa);
+
+/* Same family, address and port. */
+int awf_sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b);
 
 #endif

@@ -42,6 +42,9 @@ struct awf_proxy_config {
   unsigned tunnel_idle_timeout_ms;
   unsigned read_timeout_ms;     /* upstream silence while a request is under way */
   unsigned shutdown_grace_ms;
+  /* Transparent mode: what a redirected connection's original port carries. */
+  struct awf_port_set tls_ports;
+  struct awf_port_set http_ports;
 };
 
 typedef struct awf_proxy awf_proxy;
@@ -53,6 +56,14 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
  * 0 was asked for) is written to *bound if not NULL. Returns 0 or a uv error. */
 int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
                      struct sockaddr_storage *bound);
+
+/* Listen for connections that an nftables redirect sent here. The original
+ * destination (SO_ORIGINAL_DST) only tells the port and therefore the
+ * protocol: TLS ports are judged by the ClientHello's SNI, HTTP ports by the
+ * Host header, and the admitted name is resolved and dialled by the proxy
+ * itself, never the original address. Returns 0 or a uv error. */
+int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
+                                 struct sockaddr_storage *bound);
 
 /* Stop accepting, let open work finish for shutdown_grace_ms, then close the
  * rest. `done` runs once every connection and handle is closed; the engine is

@@ -20,6 +20,8 @@ struct tunnel_state {
   bool logged, ech, sni_seen;
   bool client_bp, up_bp;   /* reading stopped because the peer's queue is full */
   bool would_deny;
+  bool transparent;        /* redirected TLS: no CONNECT, the SNI is the name */
+  bool dialling;           /* transparent: holding the hello while we dial */
   const char *audit_reason;
   uint16_t port;
   char host[256];
@@ -37,11 +39,14 @@ static void log_tunnel(struct conn *c, const char *decision, const char *reason)
   t->logged = true;
   struct awf_log_record r;
   awf_log_record_init(&r);
-  r.event = "connect";
-  r.method = "CONNECT";
-  r.host = t->host;
-  r.host_len = strlen(t->host);
+  r.event = t->transparent ? "tls" : "connect";
+  r.method = t->transparent ? NULL : "CONNECT";
+  if (t->host[0]) {
+    r.host = t->host;
+    r.host_len = strlen(t->host);
+  }
   r.port = t->port;
+  r.original_dst = c->transparent ? c->orig_dst_addr : NULL;
   if (t->sni_seen) {
     r.sni = t->sni;
     r.sni_len = strlen(t->sni);
@@ -52,8 +57,8 @@ static void log_tunnel(struct conn *c, const char *decision, const char *reason)
   r.would_deny = t->would_deny;
   if (t->would_deny && t->audit_reason)
     r.reason = t->audit_reason;
-  r.status = 200;
-  r.upstream = t->upstream;
+  r.status = t->transparent ? -1 : 200;
+  r.upstream = t->upstream[0] ? t->upstream : NULL;
   r.bytes_up = t->bytes_up;
   r.bytes_down = t->bytes_down;
   r.ts_ms = conn_now_ms(c);
@@ -63,7 +68,7 @@ static void log_tunnel(struct conn *c, const char *decision, const char *reason)
 
 static void update_reading(struct conn *c) {
   struct tunnel_state *t = c->tun;
-  bool want_client = !t->client_bp && !c->client_eof && !c->draining;
+  bool want_client = !t->client_bp && !t->dialling && !c->client_eof && !c->draining;
   if (want_client != c->client_reading) {
     if (want_client)
       uv_read_start((uv_stream_t *)&c->client, conn_alloc_cb, on_tclient_read);
@@ -115,9 +120,13 @@ static int relay(struct conn *c, uv_stream_t *to, const char *data, size_t len) 
 }
 
 static void deny_tunnel(struct conn *c, const char *reason) {
-  /* The client already has its 200: a fatal TLS alert (access_denied) is the
-   * clearest thing left to say before closing. */
-  static const char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31};
+  /* A CONNECT client already has its 200, a redirected one expects a TLS
+   * server: a fatal alert is the clearest thing left to say before closing.
+   * unrecognized_name (112) when no usable name was sent, else
+   * access_denied (49). */
+  char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31};
+  if (!strcmp(reason, "no_sni"))
+    alert[6] = 0x70;
   log_tunnel(c, "deny", reason);
   free(c->tun->hello);
   c->tun->hello = NULL;
@@ -149,14 +158,85 @@ static const char *judge_hello(struct conn *c, const struct awf_tls_hello *hello
   return deny ? "sni_mismatch" : NULL;
 }
 
+/* Transparent TLS: the SNI is the only name there is. Returns NULL to admit
+ * (t->host then holds the normalised name), or the deny reason. */
+static const char *judge_transparent(struct conn *c, const struct awf_tls_hello *hello) {
+  struct tunnel_state *t = c->tun;
+  t->ech = hello->ech;
+  if (!hello->has_sni || hello->sni_len == 0)
+    return "no_sni";
+  t->sni_seen = true;
+  memcpy(t->sni, hello->sni, hello->sni_len);
+  t->sni[hello->sni_len] = '\0';
+  if (hello->sni_multiple)
+    return "bad_client_hello";
+  struct sockaddr_storage lit;
+  if (awf_ip_literal_parse(hello->sni, hello->sni_len, &lit) != 0)
+    return "ip_literal"; /* SNI must be a name (RFC 6066); an IP says nothing */
+  char name[AWF_HOSTNAME_MAX + 1];
+  if (awf_hostname_normalize(hello->sni, hello->sni_len, name, sizeof(name)) < 0)
+    return "invalid_name";
+  snprintf(t->host, sizeof(t->host), "%s", name);
+  return proxy_decide(c->proxy, name, strlen(name), t->port, AWF_PROTO_TLS,
+                      &t->would_deny, &t->audit_reason);
+}
+
 static void enter_relay(struct conn *c) {
   c->phase = PH_TUNNEL;
   conn_set_timer(c, T_TUNNEL);
 }
 
+static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
+  struct conn *c = arg;
+  struct tunnel_state *t = c->tun;
+  c->dial = NULL;
+  t->dialling = false;
+  if (r->have_peer)
+    awf_sockaddr_format((const struct sockaddr *)&r->peer, t->upstream, sizeof(t->upstream));
+  if (r->status < 0) {
+    deny_tunnel(c, r->reason);
+    return;
+  }
+  c->up = r->tcp;
+  c->up->data = c;
+  enter_relay(c);
+  t->bytes_up += (int64_t)t->hello_len;
+  int rc = relay(c, (uv_stream_t *)c->up, (const char *)t->hello, t->hello_len);
+  free(t->hello);
+  t->hello = NULL;
+  if (rc < 0) {
+    conn_close(c);
+    return;
+  }
+  update_reading(c);
+}
+
+/* Dial the name from the SNI on the port the client asked for. The original
+ * destination address is never used: an SNI of an allowed name sent to some
+ * other IP reaches the allowed name or nothing. */
+static void dial_transparent(struct conn *c) {
+  struct tunnel_state *t = c->tun;
+  awf_proxy *px = c->proxy;
+  struct awf_dial_params prm = {
+      .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
+      .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = t->host, .port = t->port,
+  };
+  t->dialling = true;
+  update_reading(c);
+  if (awf_dial_start(&prm, on_transparent_dialled, c, &c->dial) < 0) {
+    c->dial = NULL;
+    t->dialling = false;
+    deny_tunnel(c, "dns_failure");
+  }
+}
+
 /* Client bytes before the tunnel is judged. */
 static void inspect(struct conn *c, const char *data, size_t len) {
   struct tunnel_state *t = c->tun;
+  if (!t->hello && (uint8_t)data[0] != 0x16 && t->transparent) {
+    deny_tunnel(c, "bad_client_hello"); /* a TLS port, but not TLS */
+    return;
+  }
   if (!t->hello && (uint8_t)data[0] != 0x16) { /* not TLS: a raw TCP tunnel */
     enter_relay(c);
     t->bytes_up += (int64_t)len;
@@ -176,11 +256,24 @@ static void inspect(struct conn *c, const char *data, size_t len) {
   size_t take = len < room ? len : room;
   memcpy(t->hello + t->hello_len, data, take);
   t->hello_len += take;
+  if (t->dialling) { /* reading is stopped while dialling; keep what came */
+    if (take < len)
+      deny_tunnel(c, "bad_client_hello");
+    return;
+  }
 
   struct awf_tls_hello hello;
   enum awf_hello_status st = awf_tls_hello_parse(t->hello, t->hello_len, &hello);
   if (st == AWF_HELLO_NEED_MORE && t->hello_len < AWF_HELLO_BUFFER_MAX)
     return;
+  if (t->transparent) {
+    const char *why = st == AWF_HELLO_OK ? judge_transparent(c, &hello) : "bad_client_hello";
+    if (why)
+      deny_tunnel(c, why);
+    else
+      dial_transparent(c);
+    return;
+  }
   const char *deny = st == AWF_HELLO_OK ? judge_hello(c, &hello) : "bad_client_hello";
   if (deny && c->proxy->cfg.audit) {
     t->would_deny = true;
@@ -306,8 +399,22 @@ int tunnel_start(struct conn *c, const struct tunnel_params *tp, const char *ear
   return 0;
 }
 
+int tunnel_start_transparent(struct conn *c) {
+  struct tunnel_state *t = calloc(1, sizeof(*t));
+  if (!t)
+    return -ENOMEM;
+  c->tun = t;
+  t->transparent = true;
+  t->port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
+  t->started_ms = conn_now_ms(c);
+  c->phase = PH_TUNNEL_HELLO;
+  conn_set_timer(c, T_HELLO); /* the client speaks first on TLS */
+  update_reading(c);
+  return 0;
+}
+
 void tunnel_on_timer(struct conn *c) {
-  if (c->phase == PH_TUNNEL_HELLO && c->tun && c->tun->hello) {
+  if (c->phase == PH_TUNNEL_HELLO && c->tun && (c->tun->hello || c->tun->transparent)) {
     deny_tunnel(c, "timeout");
     return;
   }
