@@ -30,7 +30,8 @@ struct hdr {
  * (the buffer moves when it grows). */
 struct head {
   struct awf_buf buf;
-  struct hdr hdrs[MAX_HEADERS];
+  struct hdr *hdrs;         /* grown on demand, freed between requests */
+  unsigned cap;
   unsigned n;
   bool in_value;
 };
@@ -132,6 +133,16 @@ static bool named_in_connection(const struct head *h, const char *n, size_t len)
 static bool forwardable(const struct head *h, const struct hdr *x) {
   const char *n = hdr_name(h, x);
   return !is_hop_header(n, x->name_len) && !named_in_connection(h, n, x->name_len);
+}
+
+/* Give the memory back: an idle keep-alive connection holds no header space. */
+static void head_release(struct head *h) {
+  awf_buf_free(&h->buf);
+  free(h->hdrs);
+  h->hdrs = NULL;
+  h->cap = 0;
+  h->n = 0;
+  h->in_value = false;
 }
 
 static void head_reset(struct head *h) {
@@ -390,8 +401,16 @@ static int on_req_url(llhttp_t *p, const char *at, size_t len) {
 static int head_field(struct head *hd, const char *at, size_t len) {
   if (hd->in_value || hd->n == 0 ||
       hd->hdrs[hd->n - 1].val_off != 0) {
-    if (hd->n == MAX_HEADERS)
-      return -E2BIG;
+    if (hd->n == hd->cap) {
+      if (hd->cap == MAX_HEADERS)
+        return -E2BIG;
+      unsigned cap = hd->cap ? hd->cap * 2 : 16;
+      struct hdr *grown = realloc(hd->hdrs, cap * sizeof(*grown));
+      if (!grown)
+        return -ENOMEM;
+      hd->hdrs = grown;
+      hd->cap = cap;
+    }
     struct hdr *x = &hd->hdrs[hd->n++];
     memset(x, 0, sizeof(*x));
     x->name_off = (uint32_t)hd->buf.len;
@@ -942,7 +961,9 @@ static void exchange_done(struct conn *c) {
   }
   if (!h->up_reusable)
     close_upstream(c);
-  awf_buf_reset(&h->rq.buf);
+  head_release(&h->rq);
+  head_release(&h->rs);
+  awf_buf_free(&h->out);
   conn_set_timer(c, T_IDLE);
   resume_client(c);
 }
@@ -1055,8 +1076,8 @@ void http_free(struct conn *c) {
   struct http_state *h = c->http;
   if (!h)
     return;
-  awf_buf_free(&h->rq.buf);
-  awf_buf_free(&h->rs.buf);
+  head_release(&h->rq);
+  head_release(&h->rs);
   awf_buf_free(&h->pending);
   awf_buf_free(&h->out);
   free(h);
