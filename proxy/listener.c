@@ -58,6 +58,8 @@ void conn_log(struct conn *c, struct awf_log_record *r) {
   if (!r->ts_ms)
     r->ts_ms = conn_now_ms(c);
   r->client = c->client_addr;
+  if (c->proxy->cfg.denials && r->decision && strcmp(r->decision, "deny") == 0 && r->reason)
+    awf_denials_add(c->proxy->cfg.denials, r->host, r->host_len, r->port, r->reason);
   if (awf_logfile_write(c->proxy->cfg.log, r) < 0)
     awf_proxy_diag(c->proxy, AWF_LOG_WARN, "access log write failed");
 }
@@ -370,7 +372,9 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
   return 0;
 }
 
-static int listen_on(awf_proxy *p, const struct sockaddr *addr,
+/* addr to bind, or fd >= 0: a socket bound already (perhaps in another
+ * network namespace: a socket keeps the namespace it was created in). */
+static int listen_on(awf_proxy *p, const struct sockaddr *addr, int fd,
                      struct sockaddr_storage *bound, bool transparent) {
   struct listener *l = calloc(1, sizeof(*l));
   if (!l)
@@ -379,7 +383,8 @@ static int listen_on(awf_proxy *p, const struct sockaddr *addr,
   l->transparent = transparent;
   uv_tcp_init(p->loop, &l->tcp);
   l->tcp.data = l;
-  int rc = uv_tcp_bind(&l->tcp, addr, addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+  int rc = fd >= 0 ? uv_tcp_open(&l->tcp, fd)
+                   : uv_tcp_bind(&l->tcp, addr, addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
   if (rc == 0)
     rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
   if (rc < 0) {
@@ -398,12 +403,16 @@ static int listen_on(awf_proxy *p, const struct sockaddr *addr,
 
 int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
                      struct sockaddr_storage *bound) {
-  return listen_on(p, addr, bound, false);
+  return listen_on(p, addr, -1, bound, false);
+}
+
+int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent) {
+  return listen_on(p, NULL, fd, NULL, transparent);
 }
 
 int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
                                  struct sockaddr_storage *bound) {
-  return listen_on(p, addr, bound, true);
+  return listen_on(p, addr, -1, bound, true);
 }
 
 static void on_grace_timer_closed(uv_handle_t *h) {

@@ -11,6 +11,7 @@
 
 #include "acl.h"
 #include "addr_policy.h"
+#include "denials.h"
 #include "logfile.h"
 #include "resolver.h"
 
@@ -32,6 +33,7 @@ struct awf_proxy_config {
   const awf_addr_policy *policy;
   awf_resolver *resolver;
   awf_logfile *log;
+  awf_denials *denials;         /* optional: collects denials for a summary */
   struct awf_port_set allow_ports;
   bool audit;
   enum awf_log_level log_level;
@@ -64,6 +66,11 @@ int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
  * itself, never the original address. Returns 0 or a uv error. */
 int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
                                  struct sockaddr_storage *bound);
+
+/* Serve a TCP socket that is bound already (not yet listening), explicit or
+ * transparent. awf creates its listeners inside the sandbox's network
+ * namespace and hands them here. The engine owns fd from now on. */
+int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent);
 
 /* Stop accepting, let open work finish for shutdown_grace_ms, then close the
  * rest. `done` runs once every connection and handle is closed; the engine is
