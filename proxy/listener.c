@@ -372,9 +372,9 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
   return 0;
 }
 
-/* addr to bind, or fd >= 0: a socket bound already (perhaps in another
- * network namespace: a socket keeps the namespace it was created in). */
-static int listen_on(awf_proxy *p, const struct sockaddr *addr, int fd,
+/* The socket is created here, in the calling thread's network namespace, and
+ * keeps it: awf calls this from inside the sandbox's namespace. */
+static int listen_on(awf_proxy *p, const struct sockaddr *addr,
                      struct sockaddr_storage *bound, bool transparent) {
   struct listener *l = calloc(1, sizeof(*l));
   if (!l)
@@ -383,8 +383,7 @@ static int listen_on(awf_proxy *p, const struct sockaddr *addr, int fd,
   l->transparent = transparent;
   uv_tcp_init(p->loop, &l->tcp);
   l->tcp.data = l;
-  int rc = fd >= 0 ? uv_tcp_open(&l->tcp, fd)
-                   : uv_tcp_bind(&l->tcp, addr, addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+  int rc = uv_tcp_bind(&l->tcp, addr, addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
   if (rc == 0)
     rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
   if (rc < 0) {
@@ -403,16 +402,12 @@ static int listen_on(awf_proxy *p, const struct sockaddr *addr, int fd,
 
 int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
                      struct sockaddr_storage *bound) {
-  return listen_on(p, addr, -1, bound, false);
-}
-
-int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent) {
-  return listen_on(p, NULL, fd, NULL, transparent);
+  return listen_on(p, addr, bound, false);
 }
 
 int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
                                  struct sockaddr_storage *bound) {
-  return listen_on(p, addr, -1, bound, true);
+  return listen_on(p, addr, bound, true);
 }
 
 static void on_grace_timer_closed(uv_handle_t *h) {

@@ -67,11 +67,6 @@ int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
 int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
                                  struct sockaddr_storage *bound);
 
-/* Serve a TCP socket that is bound already (not yet listening), explicit or
- * transparent. awf creates its listeners inside the sandbox's network
- * namespace and hands them here. The engine owns fd from now on. */
-int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent);
-
 /* Stop accepting, let open work finish for shutdown_grace_ms, then close the
  * rest. `done` runs once every connection and handle is closed; the engine is
  * freed right after it returns. */
