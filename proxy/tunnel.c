@@ -347,6 +347,10 @@ static void on_tclient_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) 
     deny_tunnel(c, "bad_client_hello"); /* the hello never completed */
     return;
   }
+  if (!c->up) { /* transparent, nothing sent, nothing dialled */
+    conn_close(c);
+    return;
+  }
   forward_eof(c, (uv_stream_t *)c->up);
 }
 
