@@ -31,6 +31,8 @@ struct awf_options {
   size_t n_listen;
   struct sockaddr_storage tlisten[AWF_MAX_LISTEN]; /* --transparent-listen */
   size_t n_tlisten;
+  struct sockaddr_storage dns_listen[AWF_MAX_LISTEN]; /* --dns-listen */
+  size_t n_dns_listen;
   struct awf_port_set tls_ports;
   struct awf_port_set http_ports;
 };

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "dns_server.h"
 #include "netaddr.h"
 #include "proxy.h"
 
@@ -24,6 +25,8 @@ static const char usage[] =
     "                                TLS ports are judged by SNI, HTTP ports by Host\n"
     "      --tls-ports LIST          original ports carrying TLS (default 443)\n"
     "      --http-ports LIST         original ports carrying HTTP (default 80)\n"
+    "      --dns-listen ADDR:PORT    serve DNS (UDP and TCP), answering only names the\n"
+    "                                rules admit; repeatable\n"
     "  -d, --allow-domains LIST      comma-separated allow rules: github.com (and subdomains),\n"
     "                                *.github.com, api-*.x.com, https://x, http://x, 1.2.3.4\n"
     "      --allow-domains-file FILE allow rules, one per line or comma-separated, # comments\n"
@@ -55,6 +58,8 @@ struct app {
   awf_proxy *proxy;
   awf_resolver *resolver;
   awf_logfile *log;
+  awf_dns_server *dns[AWF_MAX_LISTEN];
+  size_t n_dns;
   uv_signal_t sig_term, sig_int, sig_hup;
   bool stopping;
 };
@@ -68,6 +73,19 @@ static void on_proxy_done(void *arg) {
   uv_close((uv_handle_t *)&a->sig_hup, NULL);
 }
 
+static void on_dns_log_failed(void *arg, int err) {
+  struct app *a = arg;
+  if (a->proxy)
+    awf_proxy_diag(a->proxy, AWF_LOG_WARN, "access log write failed: %s", strerror(-err));
+}
+
+/* Before the resolver closes: the servers stop using it when this returns. */
+static void close_dns_servers(struct app *a) {
+  for (size_t i = 0; i < a->n_dns; i++)
+    awf_dns_server_close(a->dns[i], NULL, NULL);
+  a->n_dns = 0;
+}
+
 static void on_stop_signal(uv_signal_t *s, int signum) {
   struct app *a = s->data;
   if (a->stopping)
@@ -75,6 +93,7 @@ static void on_stop_signal(uv_signal_t *s, int signum) {
   a->stopping = true;
   fprintf(stderr, "awf-proxy: %s: finishing open connections, then exiting\n",
           strsignal(signum));
+  close_dns_servers(a);
   awf_proxy_shutdown(a->proxy, on_proxy_done, a);
 }
 
@@ -91,6 +110,7 @@ static const struct option long_opts[] = {
     {"transparent-listen", required_argument, 0, 'O'},
     {"tls-ports", required_argument, 0, 'O'},
     {"http-ports", required_argument, 0, 'O'},
+    {"dns-listen", required_argument, 0, 'O'},
     {"allow-domains", required_argument, 0, 'd'},
     {"allow-domains-file", required_argument, 0, 'O'},
     {"block-domains", required_argument, 0, 'O'},
@@ -143,7 +163,7 @@ static int parse_args(int argc, char **argv, struct awf_options *o) {
     fprintf(stderr, "awf-proxy: unexpected argument '%s' (see --help)\n", argv[optind]);
     return EXIT_USAGE;
   }
-  if (o->n_listen == 0 && o->n_tlisten == 0) {
+  if (o->n_listen == 0 && o->n_tlisten == 0 && o->n_dns_listen == 0) {
     awf_sockaddr_parse("127.0.0.1:3128", &o->listen[0]);
     o->n_listen = 1;
   }
@@ -218,12 +238,33 @@ static int run(struct awf_options *o) {
     fprintf(stderr, "awf-proxy: transparent listening on %s\n",
             awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
   }
+  struct awf_dns_server_config dcfg = {
+      .acl = o->acl, .policy = o->policy, .resolver = a.resolver, .log = a.log,
+      .audit = o->audit, .log_failed = on_dns_log_failed, .log_failed_arg = &a,
+  };
+  for (size_t i = 0; i < o->n_dns_listen && status == 0; i++) {
+    struct sockaddr_storage bound;
+    char text[AWF_ADDRSTRLEN];
+    rc = awf_dns_server_new(&a.loop, &dcfg, (struct sockaddr *)&o->dns_listen[i], &bound,
+                            &a.dns[a.n_dns]);
+    if (rc < 0) {
+      fprintf(stderr, "awf-proxy: --dns-listen %s: %s\n",
+              awf_sockaddr_format((struct sockaddr *)&o->dns_listen[i], text, sizeof(text)),
+              uv_strerror(rc));
+      status = 1;
+      break;
+    }
+    a.n_dns++;
+    fprintf(stderr, "awf-proxy: dns listening on %s\n",
+            awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
+  }
   if (status == 0) {
     uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
     uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
     uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
   } else {
     a.stopping = true;
+    close_dns_servers(&a);
     awf_proxy_shutdown(a.proxy, on_proxy_done, &a);
   }
 

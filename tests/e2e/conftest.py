@@ -37,6 +37,8 @@ ZONE = {
     "mapped.test": ["::ffff:127.0.0.1"],
     "nodata.test": [],
     "servfail.test": "SERVFAIL",
+    # 16 AAAA records: with this long name the answer passes 512 bytes (TC over UDP).
+    "many6." + "a" * 50 + ".allowed.test": ["2001:db8::%x" % i for i in range(1, 17)],
 }
 
 CERT_NAMES = ["allowed.test", "*.allowed.test", "other.test", "tlsonly.test",
@@ -117,16 +119,19 @@ def start_proxy(proxy_bin, dns, origins, tmp_path):
     allow/block: -d / --block-domains values (None: flag omitted);
     ports: --allow-ports (default: every origin port); cidrs: the
     --allow-destination-cidrs value (None: omitted); log: "file", "-" or None;
+    dns_listen: --dns-listen addresses (waited for like the listeners);
     extra: more flags. Every proxy is stopped with SIGTERM at teardown, which
     must give exit 0, no sanitizer report and a log of JSON lines."""
     procs = []
 
     def _start(allow="allowed.test,other.test", block=None, ports=None, cidrs=LOOPBACK_CIDRS,
                log="file", listen=("127.0.0.1:0",), extra=(), grace="3", use_dns=True,
-               wait=True):
+               wait=True, dns_listen=()):
         args = []
         for addr in listen:
             args += ["--listen", addr]
+        for addr in dns_listen:
+            args += ["--dns-listen", addr]
         if allow is not None:
             args += ["--allow-domains", allow]
         if block is not None:
@@ -149,6 +154,7 @@ def start_proxy(proxy_bin, dns, origins, tmp_path):
         procs.append(p)
         if wait:
             p.wait_listening(count=len(listen))
+            p.wait_dns_listening(count=len(dns_listen))
         return p
 
     yield _start

@@ -12,6 +12,7 @@ import urllib.parse
 from .client import Conn, request_bytes
 
 LISTEN_RE = re.compile(r"awf-proxy: listening on (\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)\s*$")
+DNS_LISTEN_RE = re.compile(r"awf-proxy: dns listening on (\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)\s*$")
 SANITIZER_RE = re.compile(r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
                           r"ERROR: UndefinedBehaviorSanitizer)")
 START_TIMEOUT = 10.0
@@ -123,6 +124,7 @@ class ProxyProcess:
         self.args = list(args)
         self.log_path = log_path
         self.listeners = []  # (host, port) as printed
+        self.dns_listeners = []  # (host, port) of --dns-listen servers
         self.proc = subprocess.Popen(
             [binary] + self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=env)
@@ -148,13 +150,35 @@ class ProxyProcess:
                     f"stderr:\n{self.stderr.text()[-4000:]}")
         return self
 
-    def _new(self, m):
+    def _new(self, m, into=None):
+        into = self.listeners if into is None else into
         host = m.group(1).strip("[]")
         entry = (host, int(m.group(2)))
-        if entry in self.listeners:
+        if entry in into:
             return False
-        self.listeners.append(entry)
+        into.append(entry)
         return True
+
+    def wait_dns_listening(self, count=1, timeout=START_TIMEOUT):
+        """Wait for `count` "awf-proxy: dns listening on ADDR:PORT" lines."""
+        def pred(line):
+            m = DNS_LISTEN_RE.search(line)
+            return m if m and self._new(m, self.dns_listeners) else None
+
+        deadline = time.monotonic() + timeout
+        while len(self.dns_listeners) < count:
+            if self.stderr.wait_for(pred, max(0.0, deadline - time.monotonic())) is None:
+                rc = self.proc.poll()
+                state = f"exited with {rc}" if rc is not None else "still running"
+                raise AssertionError(
+                    f"awf-proxy did not print 'awf-proxy: dns listening on ADDR:PORT' "
+                    f"({state}); command: {[self.binary] + self.args}\n"
+                    f"stderr:\n{self.stderr.text()[-4000:]}")
+        return self
+
+    @property
+    def dns_port(self):
+        return self.dns_listeners[0][1]
 
     @property
     def host(self):

@@ -1,0 +1,740 @@
+/* dns_server.c: the allowlist-filtered DNS server (see dns_server.h).
+ *
+ * One UDP socket and one TCP listener share an address. Every message,
+ * whichever way it came, goes through handle_message(): parse (dns_msg.c),
+ * decide (awf_dns_decide), then answer at once, or start a lookup whose
+ * answer is sent from the resolver's callback. A query waiting for its
+ * lookup is a heap "job" on the server's list, so close() can cancel it.
+ *
+ * Bounds: lookups in flight (max_pending), TCP connections (max_tcp), per
+ * connection: pipelined queries in flight, bytes queued for writing, and the
+ * read buffer (one message of at most 65535 bytes plus its prefix). A TCP
+ * message must complete within the idle timeout. UDP answers are sent with
+ * try_send: when the socket buffer is full the answer is dropped, as the
+ * network may drop it, and the client asks again; nothing queues. */
+#include "dns_server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hostname.h"
+#include "netaddr.h"
+
+#define UDP_RECV_BUF 4096         /* longer datagrams arrive cut: FORMERR */
+#define RESPONSE_BUF 2048
+#define TCP_BUF_MIN 512
+#define TCP_BUF_MAX (2 + AWF_DNS_TCP_MAX)
+#define TCP_JOBS_PER_CONN 8       /* pipelined queries in flight (RFC 7766 6.2.1.1) */
+#define TCP_WRITE_HIGH_WATER (64 * 1024)
+#define TCP_BACKLOG 128
+#define BIND_TRIES 20
+
+/* The largest answer we build: header, question, every address as AAAA, OPT.
+ * TCP answers use the whole buffer, so they are never truncated. */
+_Static_assert(12 + AWF_DNS_WIRE_NAME_MAX + 4 + AWF_RESOLVE_MAX_ADDRS * 28 + 11 <= RESPONSE_BUF,
+               "RESPONSE_BUF holds a full answer");
+
+struct dns_conn;
+
+/* One query, from receipt to log line. Lives on the stack while handled
+ * synchronously, on the heap (linked in s->jobs) while its lookup runs. */
+struct dns_job {
+  awf_dns_server *s;
+  struct dns_job *prev, *next;
+  awf_resolve_req *req;
+  struct dns_conn *conn;        /* TCP: NULL once the connection is gone */
+  bool tcp;
+  struct sockaddr_storage peer; /* UDP: where the answer goes */
+  char client[AWF_ADDRSTRLEN];
+  uint64_t start_ms;            /* uv_now() */
+  struct awf_dns_verdict v;
+  struct awf_dns_query q;
+};
+
+struct dns_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  awf_dns_server *s;
+  struct dns_conn *prev, *next;
+  uint8_t *buf;                 /* bytes received, not yet a whole message */
+  size_t len, cap;
+  unsigned jobs;                /* lookups in flight for this connection */
+  unsigned writes;              /* uv_write requests not yet completed */
+  unsigned handles;             /* open: tcp, timer */
+  bool reading, eof, closing;
+  char client[AWF_ADDRSTRLEN];
+};
+
+struct tcp_write {
+  uv_write_t req;
+  struct dns_conn *c;
+  uint8_t data[];
+};
+
+struct awf_dns_server {
+  uv_loop_t *loop;
+  struct awf_dns_server_config cfg;
+  uv_udp_t udp;
+  uv_tcp_t tcp;
+  unsigned open_handles;        /* udp, tcp listener */
+  struct dns_conn *conns;
+  unsigned nconns;
+  struct dns_job *jobs;
+  unsigned njobs;
+  bool closing;
+  void (*done)(void *);
+  void *done_arg;
+  uint8_t udp_buf[UDP_RECV_BUF]; /* each datagram is handled inside its callback */
+};
+
+/* ---- the decision ------------------------------------------------------- */
+
+enum awf_acl_verdict awf_dns_acl_check(const awf_acl *acl, const char *name, size_t len) {
+  enum awf_acl_verdict t = awf_acl_check(acl, name, len, AWF_PROTO_TLS);
+  if (t == AWF_ACL_ALLOWED)
+    return t;
+  enum awf_acl_verdict h = awf_acl_check(acl, name, len, AWF_PROTO_HTTP);
+  if (h == AWF_ACL_ALLOWED)
+    return h;
+  if (t == AWF_ACL_BLOCKED || h == AWF_ACL_BLOCKED)
+    return AWF_ACL_BLOCKED;
+  return t;
+}
+
+void awf_dns_decide(const awf_acl *acl, bool audit, const struct awf_dns_query *q,
+                    struct awf_dns_verdict *v) {
+  v->action = AWF_DNS_ACT_REFUSE;
+  v->would_deny = false;
+  if (!q->has_question || !q->name_ok) {
+    v->reason = "invalid_name";
+    return;
+  }
+  if (!q->class_in) {
+    v->reason = "unsupported_class";
+    return;
+  }
+  enum awf_acl_verdict verdict = awf_dns_acl_check(acl, q->qname, q->qname_len);
+  v->reason = awf_acl_verdict_name(verdict);
+  if (verdict != AWF_ACL_ALLOWED) {
+    /* As in the proxy: audit admits policy denials, never a non-name. */
+    if (!audit || verdict == AWF_ACL_INVALID_NAME)
+      return;
+    v->would_deny = true;
+  }
+  /* No DNS name is an IP literal (numeric TLDs do not exist): nothing to
+   * look up, and the resolver must not be handed one. */
+  struct sockaddr_storage ss;
+  if (awf_ip_literal_parse(q->qname, q->qname_len, &ss) != 0)
+    v->action = AWF_DNS_ACT_NODATA;
+  else if (q->qtype == AWF_DNS_TYPE_A || q->qtype == AWF_DNS_TYPE_AAAA)
+    v->action = AWF_DNS_ACT_RESOLVE;
+  else
+    v->action = AWF_DNS_ACT_NODATA;
+}
+
+size_t awf_dns_select_addrs(const struct awf_addr_list *l, uint16_t qtype,
+                            const awf_addr_policy *policy, uint32_t ttl,
+                            struct awf_dns_rr *rrs, size_t max, size_t *refused) {
+  int family = qtype == AWF_DNS_TYPE_A ? AF_INET : qtype == AWF_DNS_TYPE_AAAA ? AF_INET6 : -1;
+  size_t n = 0, bad = 0;
+  size_t count = l->n < AWF_RESOLVE_MAX_ADDRS ? l->n : AWF_RESOLVE_MAX_ADDRS;
+  for (size_t i = 0; i < count; i++) {
+    const struct sockaddr_storage *ss = &l->addr[i];
+    if (ss->ss_family != family)
+      continue;
+    if (awf_addr_policy_check(policy, (const struct sockaddr *)ss) != NULL) {
+      bad++;
+      continue;
+    }
+    if (n == max)
+      continue;
+    struct awf_dns_rr *rr = &rrs[n++];
+    memset(rr, 0, sizeof(*rr));
+    rr->owner = NULL;
+    rr->type = qtype;
+    rr->ttl = ttl;
+    if (family == AF_INET)
+      memcpy(rr->u.a, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    else
+      memcpy(rr->u.aaaa, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+  }
+  if (refused)
+    *refused = bad;
+  return n;
+}
+
+/* ---- answering and logging ---------------------------------------------- */
+
+static void conn_close(struct dns_conn *c);
+static void conn_pump(struct dns_conn *c);
+
+static uint64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void log_job(const struct dns_job *j, const char *decision, const char *reason,
+                    int answers) {
+  awf_dns_server *s = j->s;
+  struct awf_log_record r;
+  char tbuf[AWF_DNS_TYPE_NAME_SIZE];
+  awf_log_record_init(&r);
+  r.ts_ms = wall_ms();
+  r.event = "dns";
+  r.client = j->client;
+  r.decision = decision;
+  r.reason = reason;
+  r.would_deny = j->v.would_deny;
+  uint64_t now = uv_now(s->loop);
+  r.duration_ms = now > j->start_ms ? (int64_t)(now - j->start_ms) : 0;
+  if (j->q.has_question) {
+    r.qname = j->q.qname;
+    r.qname_len = j->q.qname_len;
+    r.qtype = awf_dns_type_name(j->q.qtype, tbuf, sizeof(tbuf));
+  }
+  r.answers = answers;
+  if (s->cfg.denials && j->q.has_question && strcmp(decision, "deny") == 0)
+    awf_denials_add(s->cfg.denials, j->q.qname, j->q.qname_len, 0, reason);
+  int rc = s->cfg.log ? awf_logfile_write(s->cfg.log, &r) : 0;
+  if (rc < 0 && s->cfg.log_failed)
+    s->cfg.log_failed(s->cfg.log_failed_arg, rc);
+}
+
+static void on_conn_written(uv_write_t *req, int status) {
+  struct tcp_write *w = (struct tcp_write *)req;
+  struct dns_conn *c = w->c;
+  free(w);
+  c->writes--;
+  if (c->closing)
+    return;
+  if (status < 0) {
+    conn_close(c);
+    return;
+  }
+  uv_timer_again(&c->timer);
+  conn_pump(c);
+}
+
+/* Returns 0 once the answer is queued, else -errno (the connection is then
+ * closing). */
+static int tcp_send(struct dns_conn *c, const uint8_t *msg, size_t len) {
+  if (c->closing)
+    return -ECANCELED;
+  struct tcp_write *w = malloc(sizeof(*w) + 2 + len);
+  if (!w || awf_dns_tcp_prefix(w->data, len) < 0) {
+    free(w);
+    conn_close(c);
+    return -ENOMEM;
+  }
+  memcpy(w->data + 2, msg, len);
+  w->c = c;
+  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)(len + 2));
+  int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_conn_written);
+  if (rc < 0) {
+    free(w);
+    conn_close(c);
+    return rc;
+  }
+  c->writes++;
+  return 0;
+}
+
+/* Build and send the answer; returns the number of answer records sent
+ * (fewer than nrr when a UDP answer was truncated; 0 when nothing could be
+ * sent). */
+static int respond(struct dns_job *j, unsigned rcode, const struct awf_dns_rr *rrs,
+                   size_t nrr) {
+  uint8_t out[RESPONSE_BUF];
+  size_t limit = j->tcp ? sizeof(out) : awf_dns_udp_limit(&j->q);
+  size_t nans = 0;
+  int len = awf_dns_build_response(&j->q, rcode, rrs, nrr, limit, out, sizeof(out), &nans);
+  int rc = -ECANCELED;
+  if (len < 0)
+    return 0;
+  if (j->tcp) {
+    if (j->conn)
+      rc = tcp_send(j->conn, out, (size_t)len);
+  } else if (!j->s->closing) {
+    uv_buf_t b = uv_buf_init((char *)out, (unsigned)len);
+    rc = uv_udp_try_send(&j->s->udp, &b, 1, (const struct sockaddr *)&j->peer);
+  }
+  return rc >= 0 ? (int)nans : 0;
+}
+
+static void answer_lookup(struct dns_job *j, int status, const struct awf_addr_list *l) {
+  const char *decision = "allow", *reason = j->v.reason;
+  int answers;
+  if (status == 0) {
+    struct awf_dns_rr rrs[AWF_RESOLVE_MAX_ADDRS];
+    uint32_t ttl = l->ttl_s < AWF_DNS_ANSWER_TTL_MAX ? l->ttl_s : AWF_DNS_ANSWER_TTL_MAX;
+    size_t refused = 0;
+    size_t n = awf_dns_select_addrs(l, j->q.qtype, j->s->cfg.policy, ttl, rrs,
+                                    AWF_RESOLVE_MAX_ADDRS, &refused);
+    if (n == 0 && refused > 0) {
+      decision = "deny";
+      reason = "private_destination";
+    }
+    answers = respond(j, AWF_DNS_NOERROR, rrs, n);
+  } else if (status == -ENOENT) {
+    /* The resolver cannot tell "no such name" from "no address at all";
+     * either way the client gets nothing to connect to. */
+    answers = respond(j, AWF_DNS_NXDOMAIN, NULL, 0);
+  } else {
+    decision = "deny";
+    reason = status == -EAGAIN || status == -ENOMEM ? "overloaded" : "dns_failure";
+    answers = respond(j, AWF_DNS_SERVFAIL, NULL, 0);
+  }
+  log_job(j, decision, reason, answers);
+}
+
+static void job_unlink(struct dns_job *j) {
+  awf_dns_server *s = j->s;
+  if (j->prev)
+    j->prev->next = j->next;
+  else
+    s->jobs = j->next;
+  if (j->next)
+    j->next->prev = j->prev;
+  s->njobs--;
+  if (j->conn)
+    j->conn->jobs--;
+}
+
+static void on_resolved(int status, const struct awf_addr_list *addrs, void *arg) {
+  struct dns_job *j = arg;
+  struct dns_conn *c = j->conn;
+  j->req = NULL;
+  job_unlink(j);
+  answer_lookup(j, status, addrs);
+  free(j);
+  if (c)
+    conn_pump(c); /* room for the next pipelined query */
+}
+
+static void start_lookup(struct dns_job *j) {
+  awf_dns_server *s = j->s;
+  struct awf_addr_list list;
+  if (s->njobs >= s->cfg.max_pending) {
+    answer_lookup(j, -EAGAIN, NULL);
+    return;
+  }
+  struct dns_job *pj = malloc(sizeof(*pj));
+  if (!pj) {
+    answer_lookup(j, -ENOMEM, NULL);
+    return;
+  }
+  *pj = *j;
+  int rc = awf_resolve(s->cfg.resolver, j->q.qname, &list, on_resolved, pj, &pj->req);
+  if (rc == 0) {
+    pj->prev = NULL;
+    pj->next = s->jobs;
+    if (s->jobs)
+      s->jobs->prev = pj;
+    s->jobs = pj;
+    s->njobs++;
+    if (pj->conn)
+      pj->conn->jobs++;
+    return;
+  }
+  free(pj);
+  answer_lookup(j, rc == 1 ? 0 : rc, rc == 1 ? &list : NULL);
+}
+
+/* One message from a client. Returns -EBADMSG for a message that gets no
+ * answer at all (a response, or shorter than a header): over TCP the caller
+ * closes the connection. */
+static int handle_message(awf_dns_server *s, struct dns_conn *c, const struct sockaddr *peer,
+                          const uint8_t *msg, size_t len, bool cut) {
+  struct dns_job j;
+  memset(&j, 0, sizeof(j));
+  j.s = s;
+  j.start_ms = uv_now(s->loop);
+  if (c) {
+    j.tcp = true;
+    j.conn = c;
+    memcpy(j.client, c->client, sizeof(j.client));
+  } else {
+    memcpy(&j.peer, peer, awf_sockaddr_len(peer));
+    awf_sockaddr_format(peer, j.client, sizeof(j.client));
+  }
+
+  int st = awf_dns_parse_query(msg, len, &j.q);
+  if (st == AWF_DNS_PARSE_OK && cut) {
+    st = AWF_DNS_PARSE_FORMERR;
+    j.q.rcode = AWF_DNS_FORMERR;
+  }
+  switch (st) {
+  case AWF_DNS_PARSE_OK:
+    break;
+  case AWF_DNS_PARSE_DROP:
+    log_job(&j, "deny", "bad_request", -1);
+    return -EBADMSG;
+  case AWF_DNS_PARSE_NOTIMP:
+    log_job(&j, "deny", "not_implemented", respond(&j, j.q.rcode, NULL, 0));
+    return 0;
+  default: /* FORMERR, BADVERS */
+    log_job(&j, "deny", "bad_request", respond(&j, j.q.rcode, NULL, 0));
+    return 0;
+  }
+
+  awf_dns_decide(s->cfg.acl, s->cfg.audit, &j.q, &j.v);
+  switch (j.v.action) {
+  case AWF_DNS_ACT_REFUSE:
+    log_job(&j, "deny", j.v.reason, respond(&j, AWF_DNS_REFUSED, NULL, 0));
+    break;
+  case AWF_DNS_ACT_NODATA:
+    log_job(&j, "allow", j.v.reason, respond(&j, AWF_DNS_NOERROR, NULL, 0));
+    break;
+  case AWF_DNS_ACT_RESOLVE:
+    start_lookup(&j);
+    break;
+  }
+  return 0;
+}
+
+/* ---- UDP ---------------------------------------------------------------- */
+
+static void on_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  awf_dns_server *s = h->data;
+  buf->base = (char *)s->udp_buf;
+  buf->len = sizeof(s->udp_buf);
+}
+
+static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                        const struct sockaddr *addr, unsigned flags) {
+  (void)buf;
+  awf_dns_server *s = h->data;
+  /* nread < 0: an error (ICMP from an earlier answer); addr NULL: nothing. */
+  if (nread < 0 || !addr || s->closing)
+    return;
+  if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
+    return;
+  handle_message(s, NULL, addr, s->udp_buf, (size_t)nread, (flags & UV_UDP_PARTIAL) != 0);
+}
+
+/* ---- TCP ---------------------------------------------------------------- */
+
+static void maybe_finish(awf_dns_server *s) {
+  if (!s->closing || s->open_handles > 0 || s->nconns > 0)
+    return;
+  if (s->done)
+    s->done(s->done_arg);
+  free(s);
+}
+
+static void on_conn_handle_closed(uv_handle_t *h) {
+  struct dns_conn *c = h->data;
+  if (--c->handles > 0)
+    return;
+  awf_dns_server *s = c->s;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    s->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  s->nconns--;
+  free(c->buf);
+  free(c);
+  maybe_finish(s);
+}
+
+/* Lookups still running for c keep running: their answers are logged and
+ * have nowhere to go. */
+static void conn_close(struct dns_conn *c) {
+  if (c->closing)
+    return;
+  c->closing = true;
+  for (struct dns_job *j = c->s->jobs; j && c->jobs > 0; j = j->next)
+    if (j->conn == c) {
+      j->conn = NULL;
+      c->jobs--;
+    }
+  uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+  uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+static void on_conn_timer(uv_timer_t *t) {
+  struct dns_conn *c = t->data;
+  if (c->jobs > 0) {
+    uv_timer_again(t); /* the resolver's own timeout ends the wait */
+    return;
+  }
+  conn_close(c);
+}
+
+static void on_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  struct dns_conn *c = h->data;
+  if (c->len == c->cap && c->cap < TCP_BUF_MAX) {
+    size_t ncap = c->cap ? c->cap * 2 : TCP_BUF_MIN;
+    if (ncap > TCP_BUF_MAX)
+      ncap = TCP_BUF_MAX;
+    uint8_t *nb = realloc(c->buf, ncap);
+    if (nb) {
+      c->buf = nb;
+      c->cap = ncap;
+    }
+  }
+  /* No room (a failed realloc): libuv reports UV_ENOBUFS and we close. */
+  buf->base = c->buf ? (char *)c->buf + c->len : NULL;
+  buf->len = c->buf ? c->cap - c->len : 0;
+}
+
+static void on_conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  struct dns_conn *c = st->data;
+  if (nread == 0 || c->closing)
+    return;
+  if (nread < 0) {
+    if (nread != UV_EOF) {
+      conn_close(c);
+      return;
+    }
+    /* A half-close: answer what was asked, then close. */
+    c->eof = true;
+    uv_read_stop(st);
+    c->reading = false;
+  } else {
+    c->len += (size_t)nread;
+  }
+  conn_pump(c);
+}
+
+static bool conn_has_room(const struct dns_conn *c) {
+  return c->jobs < TCP_JOBS_PER_CONN &&
+         uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) < TCP_WRITE_HIGH_WATER;
+}
+
+/* Handle the whole messages buffered while there is room, then read on or
+ * pause. Called after a read, a completed write and a finished lookup. */
+static void conn_pump(struct dns_conn *c) {
+  while (!c->closing && conn_has_room(c)) {
+    const uint8_t *msg;
+    size_t mlen;
+    int rc = awf_dns_tcp_next(c->buf, c->len, &msg, &mlen);
+    if (rc == 0)
+      break;
+    if (rc < 0 || handle_message(c->s, c, NULL, msg, mlen, false) < 0) {
+      conn_close(c);
+      return;
+    }
+    if (c->closing)
+      return;
+    memmove(c->buf, c->buf + 2 + mlen, c->len - 2 - mlen);
+    c->len -= 2 + mlen;
+    uv_timer_again(&c->timer); /* the idle clock restarts with each whole message */
+  }
+  if (c->closing)
+    return;
+  if (c->len == 0 && c->cap > TCP_BUF_MIN) {
+    free(c->buf); /* a big message passed: don't keep its buffer */
+    c->buf = NULL;
+    c->cap = 0;
+  }
+  if (c->eof) {
+    if (c->jobs == 0 && c->writes == 0)
+      conn_close(c);
+    return;
+  }
+  bool want = conn_has_room(c);
+  if (want && !c->reading) {
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_conn_alloc, on_conn_read) < 0) {
+      conn_close(c);
+      return;
+    }
+    c->reading = true;
+  } else if (!want && c->reading) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+  }
+}
+
+static void free_handle(uv_handle_t *h) { free(h); }
+
+/* At the cap (or out of memory) a connection is still accepted, then closed
+ * at once: left in the kernel queue it would stop libuv from accepting. */
+static void reject_conn(awf_dns_server *s) {
+  uv_tcp_t *t = malloc(sizeof(*t));
+  if (!t)
+    return;
+  uv_tcp_init(s->loop, t);
+  (void)uv_accept((uv_stream_t *)&s->tcp, (uv_stream_t *)t);
+  uv_close((uv_handle_t *)t, free_handle);
+}
+
+static void on_tcp_conn(uv_stream_t *server, int status) {
+  awf_dns_server *s = server->data;
+  if (status < 0 || s->closing)
+    return;
+  struct dns_conn *c = s->nconns < s->cfg.max_tcp ? calloc(1, sizeof(*c)) : NULL;
+  if (!c) {
+    reject_conn(s);
+    return;
+  }
+  c->s = s;
+  uv_tcp_init(s->loop, &c->tcp);
+  uv_timer_init(s->loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->handles = 2;
+  c->next = s->conns;
+  if (s->conns)
+    s->conns->prev = c;
+  s->conns = c;
+  s->nconns++;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+    conn_close(c);
+    return;
+  }
+  struct sockaddr_storage peer;
+  int plen = sizeof(peer);
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) == 0)
+    awf_sockaddr_format((struct sockaddr *)&peer, c->client, sizeof(c->client));
+  uv_tcp_nodelay(&c->tcp, 1);
+  uv_timer_start(&c->timer, on_conn_timer, s->cfg.tcp_idle_timeout_ms,
+                 s->cfg.tcp_idle_timeout_ms);
+  conn_pump(c);
+}
+
+/* ---- setup and teardown ------------------------------------------------- */
+
+static int bind_socket(int type, const struct sockaddr *addr) {
+  int fd = socket(addr->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int one = 1;
+  if (type == SOCK_STREAM)
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(fd, addr, awf_sockaddr_len(addr)) < 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  return fd;
+}
+
+/* UDP and TCP on one port. For port 0 the UDP socket picks the port and TCP
+ * follows; if that port's TCP side is taken, pick again. */
+static int bind_pair(const struct sockaddr *listen, int *ufd, int *tfd,
+                     struct sockaddr_storage *bound) {
+  bool any_port = awf_sockaddr_port(listen) == 0;
+  for (int i = 0; i < BIND_TRIES; i++) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int u = bind_socket(SOCK_DGRAM, listen);
+    if (u < 0)
+      return u;
+    if (getsockname(u, (struct sockaddr *)&ss, &sl) < 0) {
+      int err = -errno;
+      close(u);
+      return err;
+    }
+    int t = bind_socket(SOCK_STREAM, (struct sockaddr *)&ss);
+    if (t >= 0) {
+      *ufd = u;
+      *tfd = t;
+      *bound = ss;
+      return 0;
+    }
+    close(u);
+    if (t != -EADDRINUSE || !any_port)
+      return t;
+  }
+  return -EADDRINUSE;
+}
+
+static void on_server_handle_closed(uv_handle_t *h) {
+  awf_dns_server *s = h->data;
+  s->open_handles--;
+  maybe_finish(s);
+}
+
+static void config_defaults(struct awf_dns_server_config *c) {
+  if (c->max_pending == 0)
+    c->max_pending = AWF_DNS_DEFAULT_MAX_PENDING;
+  if (c->max_tcp == 0)
+    c->max_tcp = AWF_DNS_DEFAULT_MAX_TCP;
+  if (c->tcp_idle_timeout_ms == 0)
+    c->tcp_idle_timeout_ms = AWF_DNS_DEFAULT_TCP_IDLE_MS;
+}
+
+int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
+                       const struct sockaddr *listen, struct sockaddr_storage *bound,
+                       awf_dns_server **out) {
+  if (out)
+    *out = NULL;
+  if (!loop || !cfg || !cfg->acl || !cfg->policy || !cfg->resolver || !listen || !out)
+    return -EINVAL;
+  if (listen->sa_family != AF_INET && listen->sa_family != AF_INET6)
+    return -EAFNOSUPPORT;
+  awf_dns_server *s = calloc(1, sizeof(*s));
+  if (!s)
+    return -ENOMEM;
+  s->loop = loop;
+  s->cfg = *cfg;
+  config_defaults(&s->cfg);
+
+  int ufd, tfd;
+  struct sockaddr_storage addr;
+  int rc = bind_pair(listen, &ufd, &tfd, &addr);
+  if (rc < 0) {
+    free(s);
+    return rc;
+  }
+  uv_udp_init(loop, &s->udp);
+  uv_tcp_init(loop, &s->tcp);
+  s->udp.data = s->tcp.data = s;
+  s->open_handles = 2;
+  rc = uv_udp_open(&s->udp, ufd);
+  if (rc < 0)
+    close(ufd);
+  else /* uv_udp_open turned SO_REUSEADDR on: another socket could bind our port */
+    (void)setsockopt(ufd, SOL_SOCKET, SO_REUSEADDR, &(int){0}, sizeof(int));
+  if (rc == 0) {
+    rc = uv_tcp_open(&s->tcp, tfd);
+    if (rc < 0)
+      close(tfd);
+  } else {
+    close(tfd);
+  }
+  if (rc == 0)
+    rc = uv_listen((uv_stream_t *)&s->tcp, TCP_BACKLOG, on_tcp_conn);
+  if (rc == 0)
+    rc = uv_udp_recv_start(&s->udp, on_udp_alloc, on_udp_recv);
+  if (rc < 0) {
+    s->closing = true; /* freed once both handles are closed */
+    uv_close((uv_handle_t *)&s->udp, on_server_handle_closed);
+    uv_close((uv_handle_t *)&s->tcp, on_server_handle_closed);
+    return rc;
+  }
+  if (bound)
+    *bound = addr;
+  *out = s;
+  return 0;
+}
+
+void awf_dns_server_close(awf_dns_server *s, void (*done)(void *arg), void *arg) {
+  if (!s || s->closing)
+    return;
+  s->closing = true;
+  s->done = done;
+  s->done_arg = arg;
+  struct dns_job *j;
+  while ((j = s->jobs) != NULL) {
+    awf_resolve_cancel(j->req);
+    job_unlink(j);
+    log_job(j, "deny", "shutting_down", 0);
+    free(j);
+  }
+  uv_udp_recv_stop(&s->udp);
+  uv_close((uv_handle_t *)&s->udp, on_server_handle_closed);
+  uv_close((uv_handle_t *)&s->tcp, on_server_handle_closed);
+  for (struct dns_conn *c = s->conns; c; c = c->next)
+    conn_close(c);
+}

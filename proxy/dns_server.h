@@ -1,0 +1,109 @@
+/* dns_server.h: awf's allowlist-filtered DNS server, UDP and TCP on one
+ * address, on the caller's libuv loop.
+ *
+ * What it answers (docs/awf-proxy.md, "DNS server"):
+ * - A name the ACL admits (for TLS or for plain HTTP: a query does not say
+ *   which) asked for A or AAAA: the resolver's addresses of that family that
+ *   the destination-address policy admits, with a TTL of at most
+ *   AWF_DNS_ANSWER_TTL_MAX. CNAME chains are flattened: the addresses are
+ *   answered at the question name itself. None of that family left: NOERROR
+ *   with no answers (NODATA). The name does not exist or has no address:
+ *   NXDOMAIN. The lookup fails: SERVFAIL.
+ * - An admitted name with any other type (TXT, MX, HTTPS, SVCB, ANY, ...):
+ *   NODATA. Never forwarded.
+ * - A name the ACL does not admit, any type: REFUSED, not NXDOMAIN: the
+ *   server makes no claim about the name's existence, it declines to answer.
+ *   Never forwarded. Invalid names and classes other than IN: REFUSED too.
+ * The only traffic upstream is the resolver's A/AAAA lookup of an admitted
+ * name, so no other query can carry data out. */
+#ifndef AWF_DNS_SERVER_H
+#define AWF_DNS_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "acl.h"
+#include "addr_policy.h"
+#include "denials.h"
+#include "dns_msg.h"
+#include "logfile.h"
+#include "resolver.h"
+
+#define AWF_DNS_ANSWER_TTL_MAX 30       /* seconds: rules may change under a cached answer */
+#define AWF_DNS_DEFAULT_MAX_PENDING 1024
+#define AWF_DNS_DEFAULT_MAX_TCP 128
+#define AWF_DNS_DEFAULT_TCP_IDLE_MS 10000
+
+typedef struct awf_dns_server awf_dns_server;
+
+/* The caller owns acl, policy, resolver, log and denials; they must outlive
+ * the server (until awf_dns_server_close returns). */
+struct awf_dns_server_config {
+  const awf_acl *acl;
+  const awf_addr_policy *policy;
+  awf_resolver *resolver;
+  awf_logfile *log;
+  awf_denials *denials;          /* optional: collects denied names */
+  bool audit;                    /* admit what the ACL denies, log would_deny */
+  unsigned max_pending;          /* lookups in flight; beyond: SERVFAIL. 0: default */
+  unsigned max_tcp;              /* TCP connections at once; beyond: closed. 0: default */
+  unsigned tcp_idle_timeout_ms;  /* idle TCP connection is closed. 0: default */
+  /* Optional: told when an access-log line could not be written (the log
+   * counts the loss; this is for a diagnostic on stderr). */
+  void (*log_failed)(void *arg, int err);
+  void *log_failed_arg;
+};
+
+/* Serve DNS on `listen` over UDP and TCP (same port; port 0 picks one free
+ * for both). The config is copied. *bound (may be NULL) gets the address
+ * actually bound. Returns 0 or a negative errno / uv error; on error *out is
+ * NULL and whatever was set up is released (run the loop to finish). */
+int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
+                       const struct sockaddr *listen, struct sockaddr_storage *bound,
+                       awf_dns_server **out);
+
+/* Stop serving: lookups in flight are cancelled and logged (shutting_down,
+ * no answer sent), connections closed. Once this returns the server no longer
+ * touches the resolver, ACL, policy or log, so they may be closed. `done`
+ * (may be NULL) runs from the loop once every handle is closed; the server
+ * is freed right after it returns. */
+void awf_dns_server_close(awf_dns_server *s, void (*done)(void *arg), void *arg);
+
+/* ---- the decision, pure, exposed for tests ---- */
+
+enum awf_dns_action {
+  AWF_DNS_ACT_REFUSE = 0, /* REFUSED */
+  AWF_DNS_ACT_NODATA,     /* NOERROR, no answers, nothing asked upstream */
+  AWF_DNS_ACT_RESOLVE,    /* look the name up, answer the qtype's family */
+};
+
+struct awf_dns_verdict {
+  enum awf_dns_action action;
+  const char *reason;     /* log reason: "allowed", "not_allowed", "blocked",
+                           * "ip_literal", "invalid_name", "unsupported_class" */
+  bool would_deny;        /* audit admitted it; reason says why it would not be */
+};
+
+/* The ACL's verdict on a name reached by an unknown protocol: admitted when
+ * it is admitted for TLS or for HTTP; otherwise "blocked" if a block rule
+ * matched either way, else the TLS verdict. */
+enum awf_acl_verdict awf_dns_acl_check(const awf_acl *acl, const char *name, size_t len);
+
+/* Decide on a parsed, well-formed query (status AWF_DNS_PARSE_OK).
+ * IP-literal names ("1.2.3.4" as a DNS name) are never looked up: NODATA
+ * when an IP rule admits them, REFUSED (ip_literal) otherwise. */
+void awf_dns_decide(const awf_acl *acl, bool audit, const struct awf_dns_query *q,
+                    struct awf_dns_verdict *v);
+
+/* The answer records for qtype (A or AAAA) from a resolved list: addresses
+ * of that family the policy admits, in order, owner the question name, with
+ * `ttl`. Writes at most max records. *refused (may be NULL) gets the number
+ * of that family's addresses the policy refused. Returns the count. */
+size_t awf_dns_select_addrs(const struct awf_addr_list *l, uint16_t qtype,
+                            const awf_addr_policy *policy, uint32_t ttl,
+                            struct awf_dns_rr *rrs, size_t max, size_t *refused);
+
+#endif
