@@ -680,7 +680,7 @@ int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
   s->cfg = *cfg;
   config_defaults(&s->cfg);
 
-  int ufd, tfd;
+  int ufd = -1, tfd = -1;
   struct sockaddr_storage addr;
   int rc = bind_pair(listen, &ufd, &tfd, &addr);
   if (rc < 0) {
