@@ -1,0 +1,91 @@
+/* nft_ruleset.c: the sandbox's firewall policy.
+ *
+ * One inet table, so IPv4 and IPv6 get the same treatment:
+ *  - nat output: DNS (UDP and TCP 53) to any address goes to awf's DNS
+ *    server; loopback traffic is left alone (the command's own local
+ *    services and awf's explicit proxy port); TCP to an allowed port at any
+ *    other address goes to awf's transparent listener.
+ *  - filter output, policy drop: only what was redirected, replies, and
+ *    loopback leave the socket layer. Other TCP ports, UDP (QUIC included),
+ *    ICMP and raw packets are dropped, which senders see as EPERM.
+ * The namespace has nothing but lo, so nothing dropped here had anywhere
+ * else to go anyway: the filter turns a hang into an immediate error. */
+#include "nft_ruleset.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PORT_TEXT_MAX 12 /* "65535-65535, " */
+
+static bool port_on(const uint8_t *bits, unsigned p) {
+  return (bits[p >> 3] >> (p & 7)) & 1;
+}
+
+/* "80, 443, 8000-8999": ranges folded, so "all ports" stays one word. */
+static size_t format_ports(const uint8_t *bits, char *out, size_t cap) {
+  size_t n = 0;
+  for (unsigned p = 1; p <= 65535; p++) {
+    if (!port_on(bits, p))
+      continue;
+    unsigned hi = p;
+    while (hi < 65535 && port_on(bits, hi + 1))
+      hi++;
+    int w = hi == p ? snprintf(out + n, cap - n, "%s%u", n ? ", " : "", p)
+                    : snprintf(out + n, cap - n, "%s%u-%u", n ? ", " : "", p, hi);
+    if (w < 0 || (size_t)w >= cap - n)
+      return 0;
+    n += (size_t)w;
+    p = hi;
+  }
+  return n;
+}
+
+long awf_nft_ruleset(const struct awf_nft_spec *spec, char **out) {
+  static const char head[] =
+      "table inet " AWF_NFT_TABLE " {\n"
+      "  chain redirect_out {\n"
+      "    type nat hook output priority -100; policy accept;\n"
+      "    udp dport 53 redirect to :%u\n"
+      "    tcp dport 53 redirect to :%u\n"
+      "    ip daddr 127.0.0.0/8 return\n"
+      "    ip6 daddr ::1 return\n"
+      "    tcp dport { %s } redirect to :%u\n"
+      "  }\n"
+      "  chain filter_out {\n"
+      "    type filter hook output priority 0; policy drop;\n"
+      "    ct state established,related accept\n"
+      "    ct status dnat accept\n"
+      "    ip daddr 127.0.0.0/8 accept\n"
+      "    ip6 daddr ::1 accept\n"
+      "  }\n"
+      "}\n";
+  *out = NULL;
+  if (!spec->tcp_ports || !spec->transparent_port || !spec->dns_port)
+    return -EINVAL;
+  size_t cap = 65536 * PORT_TEXT_MAX / 2 + 1; /* alternate ports: the worst case */
+  char *ports = malloc(cap);
+  if (!ports)
+    return -ENOMEM;
+  if (format_ports(spec->tcp_ports, ports, cap) == 0) {
+    free(ports);
+    return -EINVAL;
+  }
+  size_t len = sizeof(head) + strlen(ports) + 32;
+  char *text = malloc(len);
+  if (!text) {
+    free(ports);
+    return -ENOMEM;
+  }
+  int w = snprintf(text, len, head, spec->dns_port, spec->dns_port, ports,
+                   spec->transparent_port);
+  free(ports);
+  if (w < 0 || (size_t)w >= len) {
+    free(text);
+    return -EINVAL;
+  }
+  *out = text;
+  return w;
+}

@@ -1,0 +1,105 @@
+/* Unit tests for sandbox/nft_ruleset.c: the sandbox's firewall policy text. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nft_ruleset.h"
+
+static uint8_t ports[65536 / 8];
+
+static void set_port(unsigned p) { ports[p >> 3] |= (uint8_t)(1u << (p & 7)); }
+
+static int setup(void **state) {
+  (void)state;
+  memset(ports, 0, sizeof(ports));
+  return 0;
+}
+
+static char *build(uint16_t tport, uint16_t dport) {
+  struct awf_nft_spec spec = {.tcp_ports = ports, .transparent_port = tport, .dns_port = dport};
+  char *text = NULL;
+  long n = awf_nft_ruleset(&spec, &text);
+  assert_true(n > 0);
+  assert_int_equal((size_t)n, strlen(text));
+  return text;
+}
+
+static void test_default_ports_redirected_dns_and_drop(void **state) {
+  (void)state;
+  set_port(80);
+  set_port(443);
+  char *t = build(15001, 15053);
+  assert_non_null(strstr(t, "table inet awf {"));
+  assert_non_null(strstr(t, "tcp dport { 80, 443 } redirect to :15001\n"));
+  assert_non_null(strstr(t, "udp dport 53 redirect to :15053\n"));
+  assert_non_null(strstr(t, "tcp dport 53 redirect to :15053\n"));
+  assert_non_null(strstr(t, "type filter hook output priority 0; policy drop;"));
+  /* DNS is redirected before loopback is exempted: 127.0.0.1:53 too */
+  assert_true(strstr(t, "udp dport 53") < strstr(t, "ip daddr 127.0.0.0/8 return"));
+  /* loopback is exempted before the TCP redirect: the explicit proxy port */
+  assert_true(strstr(t, "ip6 daddr ::1 return") < strstr(t, "tcp dport { 80"));
+  free(t);
+}
+
+static void test_ranges_folded(void **state) {
+  (void)state;
+  for (unsigned p = 8000; p <= 8999; p++)
+    set_port(p);
+  set_port(22);
+  set_port(65535);
+  char *t = build(1, 2);
+  assert_non_null(strstr(t, "tcp dport { 22, 8000-8999, 65535 } redirect to :1\n"));
+  free(t);
+}
+
+static void test_every_port_is_one_range(void **state) {
+  (void)state;
+  memset(ports, 0xff, sizeof(ports));
+  char *t = build(15001, 15053);
+  assert_non_null(strstr(t, "tcp dport { 1-65535 }"));
+  free(t);
+}
+
+static void test_alternating_ports_fit(void **state) {
+  (void)state;
+  for (unsigned p = 1; p <= 65535; p += 2)
+    set_port(p);
+  char *t = build(15001, 15053);
+  assert_non_null(strstr(t, "{ 1, 3, 5, "));
+  assert_non_null(strstr(t, ", 65533, 65535 }"));
+  free(t);
+}
+
+static void test_rejects_empty_and_zero(void **state) {
+  (void)state;
+  char *t = (char *)1;
+  struct awf_nft_spec spec = {.tcp_ports = ports, .transparent_port = 15001, .dns_port = 15053};
+  assert_int_equal(awf_nft_ruleset(&spec, &t), -EINVAL); /* no port at all */
+  assert_null(t);
+  set_port(443);
+  spec.dns_port = 0;
+  assert_int_equal(awf_nft_ruleset(&spec, &t), -EINVAL);
+  spec.dns_port = 15053;
+  spec.transparent_port = 0;
+  assert_int_equal(awf_nft_ruleset(&spec, &t), -EINVAL);
+  spec.transparent_port = 15001;
+  spec.tcp_ports = NULL;
+  assert_int_equal(awf_nft_ruleset(&spec, &t), -EINVAL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup(test_default_ports_redirected_dns_and_drop, setup),
+      cmocka_unit_test_setup(test_ranges_folded, setup),
+      cmocka_unit_test_setup(test_every_port_is_one_range, setup),
+      cmocka_unit_test_setup(test_alternating_ports_fit, setup),
+      cmocka_unit_test_setup(test_rejects_empty_and_zero, setup),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
