@@ -158,7 +158,7 @@ int awf_userdb_user_by_uid_mem(const char *data, size_t len, const char *origin,
     if (origin == NULL)
         origin = "passwd";
     while (next_line(&c, &line, &llen)) {
-        struct field f[PASSWD_FIELDS];
+        struct field f[PASSWD_FIELDS] = {{0}};
         unsigned int u, g;
 
         if (ignorable(line, llen))
@@ -231,7 +231,7 @@ static int collect_groups(const char *data, size_t len, const char *origin, cons
     gid_t *v = NULL;
 
     while (next_line(&c, &line, &llen)) {
-        struct field f[GROUP_FIELDS];
+        struct field f[GROUP_FIELDS] = {{0}};
         size_t nf;
         unsigned int g;
 
