@@ -1,0 +1,151 @@
+/* seccomp_filter.c: see seccomp_filter.h. */
+#include "seccomp_filter.h"
+#include "errbuf.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+/* Refused whole with EPERM. Names unknown to this libseccomp, or not real
+ * syscalls on this architecture (vm86 on x86_64...), are skipped. */
+static const char *const refused[] = {
+    /* mounts and namespaces */
+    "mount", "umount", "umount2", "pivot_root", "chroot", "unshare", "setns",
+    "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",
+    /* other processes */
+    "ptrace", "process_vm_readv", "process_vm_writev",
+    /* the kernel */
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+    "create_module", "query_module", "get_kernel_syms", "bpf", "perf_event_open",
+    "userfaultfd", "keyctl", "add_key", "request_key", "open_by_handle_at",
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "quotactl", "quotactl_fd",
+    "swapon", "swapoff", "reboot", "acct", "lookup_dcookie", "uselib", "nfsservctl",
+    "_sysctl", "iopl", "ioperm", "vm86", "vm86old",
+};
+
+/* Each alone makes a clone create a namespace. CLONE_NEWTIME is not among
+ * them: for clone() that bit is part of the exit signal (CSIGNAL), and only
+ * clone3 and unshare, both refused whole, accept it. */
+static const unsigned long clone_new_flags[] = {
+    CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
+    CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
+};
+
+/* s390 passes the stack first and the flags second. */
+#if defined(__s390__) || defined(__s390x__)
+#define CLONE_FLAGS_ARG 1
+#else
+#define CLONE_FLAGS_ARG 0
+#endif
+
+/* ioctl requests that push input into a terminal or poke the console. */
+static const unsigned long refused_ioctls[] = {TIOCSTI, TIOCLINUX};
+
+#define LOW32 0xffffffffULL
+
+/* A libseccomp call failed: its (negative errno) result and the step. */
+static int lib_failed(char *err, size_t errlen, int rc, const char *step, const char *what)
+{
+    if (rc >= 0)
+        rc = -EINVAL;
+    return awf_errbuf_fail(err, errlen, rc, "seccomp filter: %s%s%s: %s", step,
+                           what[0] ? " " : "", what, strerror(-rc));
+}
+
+static int add_refused(scmp_filter_ctx ctx, char *err, size_t errlen)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        int nr = seccomp_syscall_resolve_name(refused[i]);
+        int rc;
+
+        if (nr < 0) /* __NR_SCMP_ERROR, or a pseudo-number: not on this arch */
+            continue;
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+        if (rc != 0)
+            return lib_failed(err, errlen, rc, "refusing", refused[i]);
+    }
+    return 0;
+}
+
+/* A masked compare cannot say "any of these bits", so one rule per flag:
+ * (flags & F) == F. The kernel reads only the low 32 bits of the flags, and
+ * every mask lies there, so high bits cannot hide a flag. */
+static int add_clone(scmp_filter_ctx ctx, char *err, size_t errlen)
+{
+    size_t i;
+    int rc;
+
+    for (i = 0; i < sizeof clone_new_flags / sizeof clone_new_flags[0]; i++) {
+        scmp_datum_t f = clone_new_flags[i];
+
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                              SCMP_CMP(CLONE_FLAGS_ARG, SCMP_CMP_MASKED_EQ, f, f));
+        if (rc != 0)
+            return lib_failed(err, errlen, rc, "refusing", "clone with namespace flags");
+    }
+    rc = seccomp_syscall_resolve_name("clone3");
+    if (rc >= 0) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), rc, 0);
+        if (rc != 0)
+            return lib_failed(err, errlen, rc, "refusing", "clone3");
+    }
+    return 0;
+}
+
+/* The kernel takes the request as an unsigned int: the high half of the
+ * register is ignored there, so it must be ignored here too, or
+ * TIOCSTI | (1 << 32) would pass. */
+static int add_ioctls(scmp_filter_ctx ctx, char *err, size_t errlen)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof refused_ioctls / sizeof refused_ioctls[0]; i++) {
+        int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                                  SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, refused_ioctls[i]));
+
+        if (rc != 0)
+            return lib_failed(err, errlen, rc, "refusing", "ioctl TIOCSTI/TIOCLINUX");
+    }
+    return 0;
+}
+
+static int build(scmp_filter_ctx ctx, char *err, size_t errlen)
+{
+    int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+
+    if (rc != 0)
+        return lib_failed(err, errlen, rc, "setting the bad-architecture action", "");
+    /* Sets no_new_privs on load if it is not set yet (libseccomp's default,
+     * made explicit). */
+    rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
+    if (rc != 0)
+        return lib_failed(err, errlen, rc, "setting no_new_privs", "");
+    rc = add_refused(ctx, err, errlen);
+    if (rc == 0)
+        rc = add_clone(ctx, err, errlen);
+    if (rc == 0)
+        rc = add_ioctls(ctx, err, errlen);
+    return rc;
+}
+
+int awf_seccomp_install(char *err, size_t errlen)
+{
+    /* Only the native architecture is in a fresh filter. */
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    int rc;
+
+    if (ctx == NULL)
+        return awf_errbuf_fail(err, errlen, -ENOMEM, "seccomp filter: seccomp_init failed");
+    rc = build(ctx, err, errlen);
+    if (rc == 0) {
+        rc = seccomp_load(ctx);
+        if (rc != 0)
+            rc = lib_failed(err, errlen, rc, "loading the filter", "");
+    }
+    seccomp_release(ctx);
+    return rc;
+}

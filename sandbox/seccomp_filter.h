@@ -1,0 +1,48 @@
+/* seccomp_filter.h: the command's syscall filter (libseccomp).
+ *
+ * Everything is allowed except what a sandboxed command never needs and what
+ * would let it leave or attack the sandbox, which fails with EPERM:
+ *   - mounts and namespaces: mount, umount, umount2, pivot_root, chroot,
+ *     unshare, setns, clone with any CLONE_NEW* flag, the new mount API
+ *     (fsopen, fsconfig, fsmount, fspick, move_mount, open_tree,
+ *     mount_setattr);
+ *   - other processes: ptrace, process_vm_readv/writev;
+ *   - the kernel: kexec_load, kexec_file_load, init/finit/delete_module
+ *     (and the legacy create_module, query_module, get_kernel_syms), bpf,
+ *     perf_event_open, userfaultfd, keyctl, add_key, request_key,
+ *     open_by_handle_at, io_uring_setup/enter/register, quotactl(_fd),
+ *     swapon, swapoff, reboot, acct, lookup_dcookie, uselib, nfsservctl,
+ *     _sysctl, iopl, ioperm, vm86, vm86old;
+ *   - the terminal: ioctl TIOCSTI and TIOCLINUX (compared on the low 32 bits
+ *     of the request, which is all the kernel reads).
+ * clone3 fails with ENOSYS instead: its flags live in a struct in memory,
+ * which a seccomp filter cannot read, so it is refused whole, and ENOSYS is
+ * the one error on which glibc (pthread_create, posix_spawn) falls back to
+ * clone, where the flags are an argument the filter does check.
+ * name_to_handle_at stays allowed: a handle is useless without
+ * open_by_handle_at, and libmount and systemd tools use it.
+ * personality() stays allowed: its flags (ADDR_NO_RANDOMIZE,
+ * READ_IMPLIES_EXEC...) only weaken the caller and its children, which have
+ * no privileges and no_new_privs anyway (the kernel also clears them on a
+ * setuid exec), and libseccomp 2.5 cannot express "none of these values" in
+ * a default-allow filter (one comparison per argument per rule).
+ *
+ * Only the native ABI is accepted: the filter lists no other architecture, so
+ * a syscall made through another one (i386 via int 0x80 on x86_64, arm32 on
+ * arm64) kills the process (SCMP_FLTATR_ACT_BADARCH), and libseccomp kills
+ * x32 syscall numbers (__X32_SYSCALL_BIT) on x86_64 the same way.
+ *
+ * Names this libseccomp does not know are skipped (a kernel that lacks them
+ * has nothing to refuse). */
+#ifndef AWF_SECCOMP_FILTER_H
+#define AWF_SECCOMP_FILTER_H
+
+#include <stddef.h>
+
+/* Load the filter into the calling thread, last before exec. Sets
+ * PR_SET_NO_NEW_PRIVS itself if it is not set yet (without it an
+ * unprivileged process may not load a filter). Uses malloc (libseccomp).
+ * Returns 0, or a negative errno with a message in err naming the step. */
+int awf_seccomp_install(char *err, size_t errlen);
+
+#endif
