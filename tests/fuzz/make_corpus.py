@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Write the seed corpora of the fuzz targets into tests/fuzz/corpus/<target>/.
+
+The seeds are committed; this script documents how they were made and
+rewrites them identically. A few small, valid inputs per target are enough:
+libFuzzer mutates from there, and valid ones get it past the first length
+checks. Usage: tests/fuzz/make_corpus.py
+"""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def vec(width, body):
+    return len(body).to_bytes(width, "big") + body
+
+
+def ext(etype, body):
+    return struct.pack(">H", etype) + vec(2, body)
+
+
+def sni_ext(*names):
+    entries = b"".join(b"\x00" + vec(2, n) for n in names)
+    return ext(0x0000, vec(2, entries))
+
+
+def client_hello(exts, with_ext_block=True):
+    body = b"\x03\x03" + bytes(range(32))            # legacy_version, random
+    body += vec(1, bytes(32))                          # legacy_session_id
+    body += vec(2, b"\x13\x01\x13\x02\xc0\x2f")       # cipher_suites
+    body += vec(1, b"\x00")                            # compression_methods
+    if with_ext_block:
+        body += vec(2, b"".join(exts))
+    return b"\x01" + len(body).to_bytes(3, "big") + body
+
+
+def records(msg, sizes=None):
+    out, pos = b"", 0
+    for size in sizes or [len(msg)]:
+        frag = msg[pos:pos + size]
+        out += b"\x16\x03\x01" + vec(2, frag)
+        pos += size
+    assert pos >= len(msg)
+    return out
+
+
+SUPPORTED_VERSIONS = ext(0x002b, vec(1, b"\x03\x04\x03\x03"))
+GROUPS = ext(0x000a, vec(2, b"\x00\x1d\x00\x17"))
+KEY_SHARE = ext(0x0033, vec(2, b"\x00\x1d" + vec(2, bytes(32))))
+ECH = ext(0xfe0d, b"\x00\x00\x01\x00\x01\x42" + vec(2, bytes(8)) + vec(2, bytes(16)))
+
+
+def sni_seeds():
+    base = [SUPPORTED_VERSIONS, GROUPS, KEY_SHARE]
+    hello = client_hello([sni_ext(b"example.com")] + base)
+    return {
+        "tls13_sni": records(hello),
+        "no_sni": records(client_hello(base)),
+        "ech": records(client_hello([sni_ext(b"public.example")] + base + [ECH])),
+        "split_records": records(hello, [3, 40, len(hello) - 43]),
+        "two_names": records(client_hello([sni_ext(b"a.test", b"b.test")])),
+        "no_extensions": records(client_hello([], with_ext_block=False)),
+        "with_next_flight": records(hello) + b"\x14\x03\x03\x00\x01\x01",
+        # Generated mode (see hello_gen.h): 'G', flags, then type/len/body.
+        "gen_basic": b"G\x03" + ext(0, b"example.com") + SUPPORTED_VERSIONS,
+        "gen_long_sni": b"G\x00\x00\x00\xff\xff" + b"a" * 63 + b"." + b"b" * 191,
+        "gen_names_ech": b"G\x01" + ext(0, b"a.test,b.test") + ECH,
+        "gen_no_extensions": b"G\x04",
+    }
+
+
+def dns_query(qname, qtype, rd=True, edns=None, opcode=0, extra=b""):
+    flags = (opcode << 11) | (0x0100 if rd else 0)
+    msg = struct.pack(">HHHHHH", 0x1234, flags, 1, 0, 0, 1 if edns else 0)
+    for label in qname.split(b"."):
+        if label:
+            msg += vec(1, label)
+    msg += b"\x00" + struct.pack(">HH", qtype, 1)
+    if edns:
+        size, do = edns
+        msg += b"\x00" + struct.pack(">HHIH", 41, size, 0x8000 if do else 0, 0)
+    return msg + extra
+
+
+def dns_seeds():
+    return {
+        "a": dns_query(b"example.com", 1),
+        "aaaa_edns": dns_query(b"WwW.Example.COM", 28, edns=(1232, True)),
+        "txt_edns_big": dns_query(b"secret.attacker.example", 16, edns=(4096, False)),
+        "root_any": dns_query(b"", 255, rd=False),
+        "trailing": dns_query(b"example.com", 1, extra=b"\x00\x00"),
+        "notify": dns_query(b"example.com", 6, opcode=4),
+    }
+
+
+def http_target_seeds():
+    return {
+        "absolute": b"http://example.com/path?q=1",
+        "userinfo_port": b"http://user:pw@Example.COM:8080/",
+        "ipv6": b"http://[::1]:80/x",
+        "query_only": b"http://a.b?x=1",
+        "authority": b"example.com:443",
+        "authority_v6": b"[2001:db8::1]:443",
+        "two_ats": b"http://allowed.com@evil.com/",
+    }
+
+
+def acl_seeds():
+    rules = (b"github.com\n*.npmjs.org\n!bad.github.com\napi-*.example.com\n"
+             b"*.cdn-*.example.net\n1.2.3.4\n[::1]\nhttps://secure.test # tls only\n")
+    names = (b"github.com\nx.bad.github.com\napi-v1.example.com\n"
+             b"a.cdn-7.example.net\nregistry.npmjs.org\n1.2.3.4\n::ffff:1.2.3.4\n"
+             b"SECURE.test.\n127.1\n")
+    return {
+        "rules_and_names": rules + b"\x00" + names,
+        "rules_only": b"example.com, *.example.org\n!http://ads.example.com\n",
+        "bad_rule": b"good.test\n*\n\x00good.test\n",
+    }
+
+
+def main():
+    for target, seeds in [("fuzz_sni", sni_seeds()), ("fuzz_dns_msg", dns_seeds()),
+                          ("fuzz_http_target", http_target_seeds()),
+                          ("fuzz_acl", acl_seeds())]:
+        d = os.path.join(HERE, "corpus", target)
+        os.makedirs(d, exist_ok=True)
+        for name, data in seeds.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+
+
+if __name__ == "__main__":
+    main()
