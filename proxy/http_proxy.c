@@ -43,7 +43,7 @@ struct http_state {
   struct head rs;            /* response: status text, then headers */
   uint32_t url_off, url_len, status_off, status_len;
   struct awf_buf pending;    /* client bytes not yet parsed (parser paused) */
-  bool paused;               /* request parser paused: do not read the client */
+  bool paused;               /* request parser paused: its bytes wait in pending */
   /* Raw scan of each request head for what llhttp lets through: bare CR or
    * LF, NUL, obs-fold, empty header names. Active from a message's first
    * byte to the blank line that ends its head. */
@@ -64,6 +64,10 @@ struct http_state {
   int64_t bytes_up, bytes_down;
   int status;
   struct awf_buf out;        /* upstream request head, until it is sent */
+  /* Response head, held until the first body bytes (or the end of the read
+   * that completed it) so both leave in one write and one segment. */
+  struct awf_buf resp_head;
+  bool client_gone;          /* a write to the client failed */
 
   /* the upstream connection, reused for the same host:port */
   char up_host[256];
@@ -128,6 +132,20 @@ static bool named_in_connection(const struct head *h, const char *n, size_t len)
     }
   }
   return false;
+}
+
+/* "Name: value\r\n", by copies: a printf per header line cost more than
+ * parsing the whole message. */
+static int append_header(struct awf_buf *o, const char *name, size_t nlen, const char *val,
+                         size_t vlen) {
+  int rc = awf_buf_append(o, name, nlen);
+  if (rc == 0)
+    rc = awf_buf_append(o, ": ", 2);
+  if (rc == 0)
+    rc = awf_buf_append(o, val, vlen);
+  if (rc == 0)
+    rc = awf_buf_append(o, "\r\n", 2);
+  return rc;
 }
 
 static bool forwardable(const struct head *h, const struct hdr *x) {
@@ -198,7 +216,12 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void update_reading(struct conn *c) {
   struct http_state *h = c->http;
-  bool want_client = !h->paused && !h->client_bp && !c->client_eof && !c->draining;
+  /* While a response is awaited the client stays read (a pipelined request
+   * is stashed, and then reading stops): stopping and restarting the read for
+   * every request costs two epoll_ctl calls. */
+  bool awaiting = h->active && h->req_done && !h->resp_done && h->pending.len == 0;
+  bool want_client = (!h->paused || awaiting) && !h->client_bp && !c->client_eof &&
+                     !c->draining;
   if (want_client != c->client_reading) {
     if (want_client)
       uv_read_start((uv_stream_t *)&c->client, conn_alloc_cb, on_client_read);
@@ -249,9 +272,21 @@ static void on_up_drained(uv_stream_t *s, int status, void *arg) {
 }
 
 static int write_client(struct conn *c, const uv_buf_t *bufs, unsigned n) {
+  struct http_state *h = c->http;
+  uv_buf_t all[4];
+  unsigned k = 0;
+  if (n > 3)
+    return UV_EINVAL; /* callers pass at most a chunk's three pieces */
+  if (h->resp_head.len > 0) /* the held response head goes first */
+    all[k++] = uv_buf_init(h->resp_head.data, (unsigned)h->resp_head.len);
   for (unsigned i = 0; i < n; i++)
-    c->http->bytes_down += (int64_t)bufs[i].len;
-  int rc = awf_stream_write((uv_stream_t *)&c->client, bufs, n, on_client_drained, c);
+    all[k++] = bufs[i];
+  for (unsigned i = 0; i < k; i++)
+    h->bytes_down += (int64_t)all[i].len;
+  int rc = awf_stream_write((uv_stream_t *)&c->client, all, k, on_client_drained, c);
+  awf_buf_reset(&h->resp_head); /* a write that did not finish kept a copy */
+  if (rc < 0)
+    h->client_gone = true;
   if (rc == 1 && uv_stream_get_write_queue_size((uv_stream_t *)&c->client) >
                      AWF_WRITE_HIGH_WATER) {
     c->http->up_bp = true;
@@ -487,8 +522,7 @@ static int build_upstream_head(struct conn *c) {
     const struct hdr *x = &h->rq.hdrs[i];
     if (name_is(hdr_name(&h->rq, x), x->name_len, "host") || !forwardable(&h->rq, x))
       continue;
-    rc = awf_buf_printf(o, "%.*s: %.*s\r\n", (int)x->name_len, hdr_name(&h->rq, x),
-                        (int)x->val_len, hdr_val(&h->rq, x));
+    rc = append_header(o, hdr_name(&h->rq, x), x->name_len, hdr_val(&h->rq, x), x->val_len);
   }
   if (rc == 0 && h->req_chunked)
     rc = awf_buf_printf(o, "Transfer-Encoding: chunked\r\n");
@@ -733,6 +767,13 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct http_state *h = c->http;
   if (nread > 0) {
     c->last_active = uv_now(c->proxy->loop);
+    if (h->paused) { /* a pipelined request: it waits for this response */
+      if (stash_pending(h, buf->base, (size_t)nread) < 0)
+        conn_close(c);
+      else
+        update_reading(c);
+      return;
+    }
     feed_client(c, buf->base, (size_t)nread);
     return;
   }
@@ -886,28 +927,25 @@ static int on_resp_headers_complete(llhttp_t *p) {
     if (!no_body && !has_length && !(p->flags & F_CHUNKED))
       h->up_reusable = false;
   }
-  struct awf_buf o;
-  awf_buf_init(&o, MAX_RESP_HEAD_BYTES + 1024);
-  int rc = awf_buf_printf(&o, "HTTP/1.1 %d %.*s\r\n", status, (int)h->status_len,
+  struct awf_buf *o = &h->resp_head;
+  awf_buf_reset(o);
+  int rc = awf_buf_printf(o, "HTTP/1.1 %d %.*s\r\n", status, (int)h->status_len,
                           h->rs.buf.data + h->status_off);
   for (unsigned i = 0; rc == 0 && i < h->rs.n; i++) {
     const struct hdr *x = &h->rs.hdrs[i];
     if (!forwardable(&h->rs, x))
       continue;
-    rc = awf_buf_printf(&o, "%.*s: %.*s\r\n", (int)x->name_len, hdr_name(&h->rs, x),
-                        (int)x->val_len, hdr_val(&h->rs, x));
+    rc = append_header(o, hdr_name(&h->rs, x), x->name_len, hdr_val(&h->rs, x), x->val_len);
   }
   if (rc == 0 && !interim && h->resp_chunked_out)
-    rc = awf_buf_printf(&o, "Transfer-Encoding: chunked\r\n");
+    rc = awf_buf_printf(o, "Transfer-Encoding: chunked\r\n");
   if (rc == 0 && !interim && h->resp_close)
-    rc = awf_buf_printf(&o, "Connection: close\r\n");
+    rc = awf_buf_printf(o, "Connection: close\r\n");
   if (rc == 0)
-    rc = awf_buf_append(&o, "\r\n", 2);
-  if (rc == 0) {
-    uv_buf_t b = uv_buf_init(o.data, (unsigned)o.len);
-    rc = write_client(c, &b, 1);
-  }
-  awf_buf_free(&o);
+    rc = awf_buf_append(o, "\r\n", 2);
+  /* A 1xx goes now; a final head waits for its body (see write_client). */
+  if (rc == 0 && interim)
+    rc = write_client(c, NULL, 0);
   if (rc < 0)
     return -1;
   return h->head_request && !interim ? 1 : 0; /* 1: a HEAD response has no body */
@@ -964,6 +1002,7 @@ static void exchange_done(struct conn *c) {
   head_release(&h->rq);
   head_release(&h->rs);
   awf_buf_free(&h->out);
+  awf_buf_free(&h->resp_head);
   conn_set_timer(c, T_IDLE);
   resume_client(c);
 }
@@ -985,6 +1024,11 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     err = llhttp_execute(&h->resp, buf->base, (size_t)nread);
     if (c->phase != PH_HTTP)
       return;
+    /* A head whose body is not in this read goes out now, on its own. */
+    if (h->resp_head.len > 0 && write_client(c, NULL, 0) < 0) {
+      conn_close(c);
+      return;
+    }
     if (err == HPE_PAUSED) {
       const char *pos = llhttp_get_error_pos(&h->resp);
       if (pos && pos < buf->base + nread)
@@ -1001,8 +1045,16 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     err = llhttp_finish(&h->resp); /* completes a read-until-close body */
     if (c->phase != PH_HTTP)
       return;
+    if (h->resp_head.len > 0 && write_client(c, NULL, 0) < 0) {
+      conn_close(c);
+      return;
+    }
     if (err == HPE_OK && !h->resp_done)
       err = HPE_INVALID_EOF_STATE;
+  }
+  if (err != HPE_OK && err != HPE_PAUSED && h->client_gone) {
+    conn_close(c); /* the client left: logged as the allowed request it was */
+    return;
   }
   if (err != HPE_OK && err != HPE_PAUSED) {
     awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "upstream %s: %s", h->upstream_addr,
@@ -1036,6 +1088,7 @@ int http_conn_start(struct conn *c) {
   awf_buf_init(&h->rs.buf, MAX_RESP_HEAD_BYTES);
   awf_buf_init(&h->pending, 2 * AWF_READ_BUF_SIZE);
   awf_buf_init(&h->out, MAX_HEAD_BYTES + 1024);
+  awf_buf_init(&h->resp_head, MAX_RESP_HEAD_BYTES + 1024);
   llhttp_init(&h->req, HTTP_REQUEST, &req_settings);
   h->req.data = c;
   h->method = -1;
@@ -1080,6 +1133,7 @@ void http_free(struct conn *c) {
   head_release(&h->rs);
   awf_buf_free(&h->pending);
   awf_buf_free(&h->out);
+  awf_buf_free(&h->resp_head);
   free(h);
   c->http = NULL;
 }
