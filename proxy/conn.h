@@ -31,9 +31,10 @@ struct awf_proxy {
   struct listener *listeners;
   struct conn *conns;   /* every open client connection */
   unsigned nconns;
-  unsigned open_handles; /* listeners and the grace timer not yet closed */
+  unsigned open_handles; /* listeners, the grace timer and log_flush not yet closed */
   bool shutting_down;
   uv_timer_t grace_timer;
+  uv_prepare_t log_flush;  /* writes the batched access-log lines each iteration */
   void (*done)(void *);
   void *done_arg;
   char readbuf[AWF_READ_BUF_SIZE]; /* shared by every read: data is consumed

@@ -357,6 +357,12 @@ static void resume_accepting(awf_proxy *p) {
   }
 }
 
+static void on_log_flush(uv_prepare_t *h) {
+  awf_proxy *p = h->data;
+  if (awf_logfile_flush(p->cfg.log) < 0)
+    awf_proxy_diag(p, AWF_LOG_WARN, "access log write failed");
+}
+
 int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy **out) {
   awf_proxy *p = calloc(1, sizeof(*p));
   if (!p)
@@ -368,6 +374,17 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
   uv_timer_init(loop, &p->grace_timer);
   p->grace_timer.data = p;
   p->open_handles = 1;
+  /* Access-log lines of one loop iteration leave in one write, just before
+   * the loop waits again, instead of a write(2) per request. The handle
+   * never keeps the loop alive by itself. */
+  uv_prepare_init(loop, &p->log_flush);
+  p->log_flush.data = p;
+  p->open_handles++;
+  if (p->cfg.log) {
+    awf_logfile_set_batching(p->cfg.log, true);
+    uv_prepare_start(&p->log_flush, on_log_flush);
+  }
+  uv_unref((uv_handle_t *)&p->log_flush);
   *out = p;
   return 0;
 }
@@ -410,7 +427,7 @@ int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
   return listen_on(p, addr, bound, true);
 }
 
-static void on_grace_timer_closed(uv_handle_t *h) {
+static void on_engine_handle_closed(uv_handle_t *h) {
   awf_proxy *p = h->data;
   p->open_handles--;
   maybe_finish_shutdown(p);
@@ -433,11 +450,15 @@ static void maybe_finish_shutdown(awf_proxy *p) {
     return;
   if (!uv_is_closing((uv_handle_t *)&p->grace_timer)) {
     uv_timer_stop(&p->grace_timer);
-    uv_close((uv_handle_t *)&p->grace_timer, on_grace_timer_closed);
+    uv_close((uv_handle_t *)&p->grace_timer, on_engine_handle_closed);
+    uv_close((uv_handle_t *)&p->log_flush, on_engine_handle_closed);
     return;
   }
   if (p->open_handles > 0)
     return;
+  /* Every connection has logged: write it out, then lines go straight through. */
+  if (p->cfg.log)
+    awf_logfile_set_batching(p->cfg.log, false);
   void (*done)(void *) = p->done;
   void *arg = p->done_arg;
   free(p);

@@ -1,6 +1,8 @@
 /* logfile.c: the JSONL access-log sink. A record is formatted whole into a
  * reused buffer, then handed to write(2) once; with O_APPEND the kernel
- * places it at the end of the file in one piece. */
+ * places it at the end of the file in one piece. In batching mode whole
+ * lines gather in a capped buffer and leave in one write(2) per flush (the
+ * proxy flushes once per event-loop iteration) instead of one per request. */
 #include "logfile.h"
 
 #include <errno.h>
@@ -14,6 +16,8 @@
 #include <unistd.h>
 
 #define LINE_MAX_BYTES (64 * 1024)
+/* A batch is flushed before it would pass this. */
+#define BATCH_MAX_BYTES (64 * 1024)
 /* How long one record may wait for a full non-blocking stdout pipe. The
  * caller is an event loop, so this stays short: past it the line is lost. */
 #define STALL_BUDGET_MS 200
@@ -25,6 +29,8 @@ struct awf_logfile {
   int fd;
   char *path;           /* SINK_FILE only, for reopen */
   struct awf_buf line;  /* reused for every record */
+  struct awf_buf batch; /* batching: whole lines not written yet */
+  bool batching;
   unsigned long lost;
   /* A write gave up part way, so the file does not end in '\n'; the next
    * record starts with one so only the cut line is damaged. */
@@ -43,6 +49,7 @@ int awf_logfile_open(const char *path, awf_logfile **out) {
     return -ENOMEM;
   lf->fd = -1;
   awf_buf_init(&lf->line, LINE_MAX_BYTES);
+  awf_buf_init(&lf->batch, BATCH_MAX_BYTES);
   if (!path) {
     lf->kind = SINK_NONE;
   } else if (strcmp(path, "-") == 0) {
@@ -121,29 +128,79 @@ static int write_all(int fd, const char *p, size_t n, size_t *done) {
   return 0;
 }
 
+static unsigned long count_lines(const char *p, size_t n) {
+  unsigned long k = 0;
+  for (size_t i = 0; i < n; i++)
+    k += p[i] == '\n';
+  return k;
+}
+
+/* Write whole lines p[0..n) in one go; count the lines that did not make it.
+ * A line cut by an earlier failed write is ended first (rare: a stalled
+ * stdout pipe), so only that line is damaged. */
+static int write_lines(awf_logfile *lf, const char *p, size_t n) {
+  size_t done;
+  if (lf->mid_line) {
+    int rc = write_all(lf->fd, "\n", 1, &done);
+    if (rc < 0) {
+      lf->lost += count_lines(p, n);
+      return rc;
+    }
+    lf->mid_line = false;
+  }
+  int rc = write_all(lf->fd, p, n, &done);
+  if (done > 0)
+    lf->mid_line = p[done - 1] != '\n';
+  if (rc < 0)
+    lf->lost += count_lines(p + done, n - done);
+  return rc;
+}
+
+int awf_logfile_flush(awf_logfile *lf) {
+  if (lf->batch.len == 0)
+    return 0;
+  int rc = write_lines(lf, lf->batch.data, lf->batch.len);
+  awf_buf_reset(&lf->batch);
+  return rc;
+}
+
+void awf_logfile_set_batching(awf_logfile *lf, bool on) {
+  if (!lf)
+    return;
+  if (!on)
+    (void)awf_logfile_flush(lf);
+  lf->batching = on && lf->kind != SINK_NONE;
+  if (!on)
+    awf_buf_free(&lf->batch);
+}
+
 int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r) {
   if (lf->kind == SINK_NONE)
     return 0;
   awf_buf_reset(&lf->line);
-  int rc = lf->mid_line ? awf_buf_append(&lf->line, "\n", 1) : 0;
-  if (rc == 0)
-    rc = awf_log_format(&lf->line, r);
+  int rc = awf_log_format(&lf->line, r);
   if (rc < 0) {
     lf->lost++;
     return rc;
   }
-  size_t done;
-  rc = write_all(lf->fd, lf->line.data, lf->line.len, &done);
-  if (done > 0)
-    lf->mid_line = lf->line.data[done - 1] != '\n';
-  if (rc < 0)
+  if (!lf->batching)
+    return write_lines(lf, lf->line.data, lf->line.len);
+  rc = 0;
+  if (lf->line.len > BATCH_MAX_BYTES - lf->batch.len)
+    rc = awf_logfile_flush(lf);
+  if (lf->line.len > BATCH_MAX_BYTES - lf->batch.len) /* larger than a batch */
+    return write_lines(lf, lf->line.data, lf->line.len);
+  if (awf_buf_append(&lf->batch, lf->line.data, lf->line.len) < 0) {
     lf->lost++;
+    return -ENOMEM;
+  }
   return rc;
 }
 
 int awf_logfile_reopen(awf_logfile *lf) {
   if (lf->kind != SINK_FILE)
     return 0;
+  (void)awf_logfile_flush(lf); /* the lines so far belong to the old file */
   int fd = open_path(lf->path);
   if (fd < 0)
     return fd;
@@ -165,9 +222,12 @@ unsigned long awf_logfile_lost(const awf_logfile *lf) {
 void awf_logfile_close(awf_logfile *lf) {
   if (!lf)
     return;
-  if (lf->fd >= 0)
+  if (lf->fd >= 0) {
+    (void)awf_logfile_flush(lf);
     close(lf->fd);
+  }
   awf_buf_free(&lf->line);
+  awf_buf_free(&lf->batch);
   free(lf->path);
   free(lf);
 }

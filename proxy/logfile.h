@@ -4,6 +4,8 @@
 #ifndef AWF_LOGFILE_H
 #define AWF_LOGFILE_H
 
+#include <stdbool.h>
+
 #include "jsonlog.h"
 
 typedef struct awf_logfile awf_logfile;
@@ -15,6 +17,14 @@ int awf_logfile_open(const char *path, awf_logfile **out);
 /* Format and write one record. Returns 0 or -errno (the line is then lost
  * whole, never written in part; a short write is completed, EINTR retried). */
 int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r);
+
+/* Batching: whole lines gather in memory (at most 64 KiB) until
+ * awf_logfile_flush(), and leave in one write(2), still whole lines with
+ * O_APPEND. The proxy engine turns it on and flushes once per event-loop
+ * iteration, before the loop waits. Turning it off flushes. */
+void awf_logfile_set_batching(awf_logfile *lf, bool on);
+/* Write the batched lines. Returns 0 or -errno (those lines are counted lost). */
+int awf_logfile_flush(awf_logfile *lf);
 
 /* Reopen the same path (after rotation, on SIGHUP). On failure keeps the old
  * descriptor and returns -errno. No-op for stdout and NULL. */
