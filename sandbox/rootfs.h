@@ -1,0 +1,78 @@
+/* rootfs.h: the sandbox's filesystem (chroot mode). Called as root in the
+ * sandbox's PID 1 (new mount and PID namespaces, before privileges are
+ * dropped), it replaces the process's root with a fresh tmpfs holding the
+ * host's binaries and a few /etc files read-only, the user's home and /tmp
+ * read-write, and its own /dev, /proc, /sys, /run and /var.
+ *
+ * What is mounted how (host paths on the left):
+ *   read-only, recursive (submounts too), nosuid, nodev:
+ *     /usr /bin /sbin /lib /lib32 /lib64 /libx32 /opt, those that exist; a top
+ *     level symlink (merged /usr: /bin -> usr/bin) is recreated, not bound;
+ *     /etc entries of a fixed list (certificates, passwd, group, ld.so cache
+ *     and config, alternatives, NSS and resolver-independent network files,
+ *     time zone, locale, shell profiles, tool configs), /etc/java-* and
+ *     /etc/python3*; /etc symlinks are recreated too. Never shadow, gshadow,
+ *     sudoers, ssh host keys; /etc/ssl/private and /etc/pki/tls/private are
+ *     covered by an empty read-only tmpfs.
+ *   awf's own files (in the root tmpfs, read-only once built):
+ *     /etc/resolv.conf (spec->resolv_conf, 0644), /etc/hostname ("awf").
+ *   read-write, recursive, nosuid, nodev:
+ *     the home (if it exists, at its passwd path, even inside a read-only
+ *     tree), /tmp (or a fresh tmpfs, mode 1777, with private_tmp), then the
+ *     -v mounts in order (read-only ones as above).
+ *   fresh: /dev (tmpfs 0755 nosuid nodev noexec: null zero full random
+ *     urandom tty bound from the host, a new devpts instance with ptmx, shm
+ *     tmpfs 1777, fd/stdin/stdout/stderr symlinks); /run (empty tmpfs, so no
+ *     Docker socket); /var (empty tmpfs with /var/tmp 1777, and /var/run,
+ *     /var/lock symlinks where the host has them); /sys (a new read-only
+ *     sysfs, which shows the sandbox's network devices, with the host's
+ *     /sys/fs/cgroup bound read-only; a read-only bind of the host's /sys if
+ *     sysfs cannot be mounted); /proc (a new procfs of the PID namespace,
+ *     nosuid nodev noexec, with /proc/sys, /proc/sysrq-trigger, /proc/irq
+ *     and /proc/bus read-only: a uid 0 without capabilities could otherwise
+ *     write sysctls).
+ *   Everything else of the host (/root, /srv, /var/log, /home of others, the
+ *   host's resolv.conf) is absent. The root tmpfs is made read-only last.
+ *
+ * Nothing propagates to the host: every mount is made a slave first, and the
+ * root tmpfs is first mounted on /tmp of the sandbox's own mount namespace.
+ * Missing targets of the home and -v mounts are created in the sandbox; when
+ * a target lies in a read-write host tree (the home, /tmp) that creates the
+ * directory or empty file on the host too, as docker -v does. */
+#ifndef AWF_ROOTFS_H
+#define AWF_ROOTFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Most -v mounts accepted. */
+#define AWF_ROOTFS_MAX_MOUNTS 1024u
+
+struct awf_rootfs_mount {
+  const char *host;    /* absolute; must exist */
+  const char *sandbox; /* absolute, not "/", no ".." component */
+  bool read_only;
+};
+
+struct awf_rootfs_spec {
+  const char *home;    /* the user's home (from passwd): bound read-write if it exists */
+  bool private_tmp;    /* true: fresh tmpfs on /tmp; false: host /tmp bound rw */
+  const struct awf_rootfs_mount *mounts; /* -v HOST:SANDBOX[:ro|rw], later over earlier */
+  size_t n_mounts;
+  const char *resolv_conf; /* contents of the sandbox's /etc/resolv.conf; NULL: no file */
+  uid_t uid;           /* owner for things awf creates that the user must write */
+  gid_t gid;           /* (none yet) */
+};
+
+/* Build the sandbox's root and enter it (pivot_root, old root detached, cwd
+ * "/"), then mount the new /proc. The spec is checked and every host path
+ * resolved before anything is mounted, so a bad -v changes nothing.
+ * Returns 0, or a negative errno with a message in err naming the step, the
+ * path and the reason (e.g. "-v /data:/data: host path /data: No such file
+ * or directory"). After a failure midway the mount namespace is unusable:
+ * report and exit. Allocates nothing with malloc itself (this may run in a
+ * child cloned from a threaded process); realpath(3) may, for long paths. */
+int awf_rootfs_build(const struct awf_rootfs_spec *spec, char *err, size_t errlen);
+
+#endif
