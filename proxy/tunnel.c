@@ -2,7 +2,9 @@
  * client bytes are inspected: a TLS ClientHello must name the CONNECT host in
  * its SNI (and that name must be admitted for TLS), or the tunnel is closed
  * as sni_mismatch. Then bytes are relayed both ways with backpressure and
- * half-close, holding no buffer while nothing waits to be written. */
+ * half-close, holding no buffer while nothing waits to be written. A tunnel
+ * whose read fills the whole read buffer carries a bulk transfer: it moves
+ * to splice_relay.c, which relays through pipes without copying. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 #include "conn.h"
 #include "hostname.h"
 #include "sni.h"
+#include "splice_relay.h"
 #include "stream_write.h"
 
 struct tunnel_state {
@@ -22,6 +25,9 @@ struct tunnel_state {
   bool would_deny;
   bool transparent;        /* redirected TLS: no CONNECT, the SNI is the name */
   bool dialling;           /* transparent: holding the hello while we dial */
+  bool splice_wanted;      /* a read filled the buffer: splice once writes drain */
+  bool splice_failed;      /* no pipes to be had: stay on the libuv path */
+  awf_splice *splice;      /* set: splice_relay.c owns the relay */
   const char *audit_reason;
   uint16_t port;
   char host[256];
@@ -68,6 +74,8 @@ static void log_tunnel(struct conn *c, const char *decision, const char *reason)
 
 static void update_reading(struct conn *c) {
   struct tunnel_state *t = c->tun;
+  if (t->splice)
+    return;
   bool want_client = !t->client_bp && !t->dialling && !c->client_eof && !c->draining;
   if (want_client != c->client_reading) {
     if (want_client)
@@ -83,6 +91,48 @@ static void update_reading(struct conn *c) {
     else
       uv_read_stop((uv_stream_t *)c->up);
     c->up_reading = want_up;
+  }
+}
+
+static void on_splice_bytes(void *arg, int dir, size_t n) {
+  struct conn *c = arg;
+  c->last_active = uv_now(c->proxy->loop);
+  if (dir == 0)
+    c->tun->bytes_up += (int64_t)n;
+  else
+    c->tun->bytes_down += (int64_t)n;
+}
+
+static void on_splice_done(void *arg, int status) {
+  struct conn *c = arg;
+  if (status < 0)
+    awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "tunnel %s: %s", c->tun->upstream,
+                   uv_strerror(status));
+  conn_close(c); /* both FINs passed on, or a side failed */
+}
+
+/* Hand a bulk tunnel to splice_relay.c once nothing waits in libuv's write
+ * queues (their bytes must reach the sockets first). */
+static void maybe_splice(struct conn *c) {
+  static const struct awf_splice_cbs cbs = {on_splice_bytes, on_splice_done};
+  struct tunnel_state *t = c->tun;
+  uv_os_fd_t a, b;
+  if (!t->splice_wanted || t->splice || t->splice_failed || c->phase != PH_TUNNEL || !c->up ||
+      c->client_eof || c->up_eof || c->draining ||
+      uv_stream_get_write_queue_size((uv_stream_t *)&c->client) > 0 ||
+      uv_stream_get_write_queue_size((uv_stream_t *)c->up) > 0 ||
+      uv_fileno((uv_handle_t *)&c->client, &a) < 0 || uv_fileno((uv_handle_t *)c->up, &b) < 0)
+    return;
+  uv_read_stop((uv_stream_t *)&c->client);
+  uv_read_stop((uv_stream_t *)c->up);
+  c->client_reading = c->up_reading = false;
+  int rc = awf_splice_start(c->proxy->loop, a, b, &cbs, c, &t->splice);
+  if (rc < 0) {
+    t->splice = NULL;
+    t->splice_failed = true;
+    awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "tunnel %s: no splice: %s", t->upstream,
+                   uv_strerror(rc));
+    update_reading(c);
   }
 }
 
@@ -102,6 +152,7 @@ static void on_drained(uv_stream_t *to, int status, void *arg) {
   else
     c->tun->client_bp = false;
   update_reading(c);
+  maybe_splice(c);
 }
 
 static int relay(struct conn *c, uv_stream_t *to, const char *data, size_t len) {
@@ -333,8 +384,14 @@ static void on_tclient_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) 
       return;
     }
     c->tun->bytes_up += nread;
-    if (relay(c, (uv_stream_t *)c->up, buf->base, (size_t)nread) < 0)
+    if (relay(c, (uv_stream_t *)c->up, buf->base, (size_t)nread) < 0) {
       conn_close(c);
+      return;
+    }
+    if ((size_t)nread == AWF_READ_BUF_SIZE) {
+      c->tun->splice_wanted = true;
+      maybe_splice(c);
+    }
     return;
   }
   c->client_eof = true;
@@ -361,8 +418,14 @@ static void on_tup_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread > 0) {
     c->last_active = uv_now(c->proxy->loop);
     c->tun->bytes_down += nread;
-    if (relay(c, (uv_stream_t *)&c->client, buf->base, (size_t)nread) < 0)
+    if (relay(c, (uv_stream_t *)&c->client, buf->base, (size_t)nread) < 0) {
       conn_close(c);
+      return;
+    }
+    if ((size_t)nread == AWF_READ_BUF_SIZE) {
+      c->tun->splice_wanted = true;
+      maybe_splice(c);
+    }
     return;
   }
   c->up_eof = true;
@@ -426,13 +489,17 @@ void tunnel_on_timer(struct conn *c) {
 }
 
 void tunnel_on_close(struct conn *c) {
-  if (c->tun)
-    log_tunnel(c, "allow", "allowed");
+  if (!c->tun)
+    return;
+  awf_splice_close(c->tun->splice); /* before the sockets close */
+  c->tun->splice = NULL;
+  log_tunnel(c, "allow", "allowed");
 }
 
 void tunnel_free(struct conn *c) {
   if (!c->tun)
     return;
+  awf_splice_close(c->tun->splice);
   free(c->tun->hello);
   free(c->tun);
   c->tun = NULL;
