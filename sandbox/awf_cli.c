@@ -1,0 +1,193 @@
+/* awf_cli.c: parse awf's flags. Errors name the flag and exit 125. */
+#include "awf_cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define EXIT_AWF_ERROR 125
+
+static const char usage[] =
+    "Usage: awf [OPTIONS] -- COMMAND [ARGS...]\n"
+    "Run COMMAND with the host's binaries in a sandbox whose network traffic all passes a\n"
+    "domain allowlist: proxy-aware tools use the proxy variables, everything else is caught\n"
+    "by a transparent redirect, and DNS answers only for allowed names. Needs root (sudo);\n"
+    "the command runs as the invoking user with no capabilities.\n"
+    "\n"
+    "Domains and network:\n"
+    "  -d, --allow-domains LIST      allow rules: github.com (and subdomains), *.github.com,\n"
+    "                                api-*.x.com, https://x, http://x, 1.2.3.4\n"
+    "      --allow-domains-file FILE\n"
+    "      --block-domains LIST      block rules (a block always wins)\n"
+    "      --block-domains-file FILE\n"
+    "      --allow-ports LIST        TCP ports the command may reach (default 80,443)\n"
+    "      --tls-ports LIST          redirected ports judged by TLS SNI (default 443)\n"
+    "      --http-ports LIST         redirected ports judged by HTTP Host (default 80)\n"
+    "      --allow-destination-cidrs LIST\n"
+    "                                private/local CIDRs that may still be reached\n"
+    "      --dns-servers LIST        upstream resolvers for awf's own lookups\n"
+    "                                (default: the host's /etc/resolv.conf)\n"
+    "      --audit                   allow everything, log what would be denied\n"
+    "      --log-file FILE           JSONL access log of every decision\n"
+    "      --log-level LEVEL         debug, info, warn, error (default warn)\n"
+    "Environment:\n"
+    "  -e, --env KEY=VALUE           set a variable (repeatable; wins over the others)\n"
+    "      --env-file FILE           KEY=VALUE lines\n"
+    "      --env-all                 pass the host environment, except PATH, HOME, USER,\n"
+    "                                LOGNAME, PWD, OLDPWD, SHLVL, _, SUDO_*, proxy variables\n"
+    "      --exclude-env NAME        do not pass NAME with --env-all (repeatable)\n"
+    "Filesystem and process:\n"
+    "  -v, --mount HOST:SANDBOX[:ro|rw]\n"
+    "                                bind-mount a host path (absolute paths; default rw)\n"
+    "      --work-dir DIR            working directory (default: the current one)\n"
+    "      --private-tmp             a fresh /tmp instead of the host's\n"
+    "      --agent-timeout MINUTES   stop the command after this long (exit 124);\n"
+    "                                fractions allowed (0.5 = 30 s)\n"
+    "      --version                 print the version and exit\n"
+    "  -h, --help                    print this help and exit\n"
+    "\n"
+    "A single COMMAND argument with shell syntax runs under /bin/sh -c.\n"
+    "Exit status: the command's; 128+N if it died of signal N; 124 on --agent-timeout;\n"
+    "125 when awf itself fails; 126 command not executable; 127 command not found.\n";
+
+static const struct option long_opts[] = {
+    {"allow-domains", required_argument, 0, 'd'},
+    {"allow-domains-file", required_argument, 0, 'P'},
+    {"block-domains", required_argument, 0, 'P'},
+    {"block-domains-file", required_argument, 0, 'P'},
+    {"allow-ports", required_argument, 0, 'P'},
+    {"tls-ports", required_argument, 0, 'P'},
+    {"http-ports", required_argument, 0, 'P'},
+    {"allow-destination-cidrs", required_argument, 0, 'P'},
+    {"dns-servers", required_argument, 0, 'P'},
+    {"log-file", required_argument, 0, 'P'},
+    {"log-level", required_argument, 0, 'P'},
+    {"audit", no_argument, 0, 'A'},
+    {"env", required_argument, 0, 'e'},
+    {"env-file", required_argument, 0, 'F'},
+    {"env-all", no_argument, 0, 'E'},
+    {"exclude-env", required_argument, 0, 'X'},
+    {"mount", required_argument, 0, 'v'},
+    {"work-dir", required_argument, 0, 'w'},
+    {"agent-timeout", required_argument, 0, 'T'},
+    {"private-tmp", no_argument, 0, 'p'},
+    {"version", no_argument, 0, 'V'},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...) {
+  va_list ap;
+  fputs("awf: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  return EXIT_AWF_ERROR;
+}
+
+static int push(const char **list, size_t *n, const char *v, const char *flag) {
+  if (*n == AWF_MAX_LIST_ARGS)
+    return fail("%s: too many (at most 256)", flag);
+  list[(*n)++] = v;
+  list[*n] = NULL;
+  return -1;
+}
+
+/* HOST:SANDBOX[:ro|rw], both absolute; the host path must exist. */
+static int parse_mount(struct awf_cli *cli, const char *v) {
+  if (cli->n_mounts == AWF_MAX_LIST_ARGS)
+    return fail("--mount: too many (at most 256)");
+  char *text = cli->mount_text[cli->n_mounts];
+  if (strlen(v) >= sizeof(cli->mount_text[0]))
+    return fail("--mount '%s': too long", v);
+  strcpy(text, v);
+  struct awf_mount_arg *m = &cli->mounts[cli->n_mounts];
+  m->read_only = false;
+  char *sep = strchr(text, ':');
+  if (!sep)
+    return fail("--mount '%s': expected HOST:SANDBOX[:ro|rw]", v);
+  *sep = '\0';
+  char *target = sep + 1;
+  char *mode = strchr(target, ':');
+  if (mode) {
+    *mode++ = '\0';
+    if (strcmp(mode, "ro") == 0)
+      m->read_only = true;
+    else if (strcmp(mode, "rw") != 0)
+      return fail("--mount '%s': the mode must be ro or rw, not '%s'", v, mode);
+  }
+  if (text[0] != '/' || target[0] != '/')
+    return fail("--mount '%s': both paths must be absolute", v);
+  if (strstr(target, "/../") || (strlen(target) >= 3 && !strcmp(target + strlen(target) - 3, "/..")))
+    return fail("--mount '%s': the sandbox path may not contain '..'", v);
+  struct stat st;
+  if (stat(text, &st) < 0)
+    return fail("--mount '%s': the host path does not exist: %s", v, strerror(errno));
+  m->host = text;
+  m->sandbox = target;
+  cli->n_mounts++;
+  return -1;
+}
+
+int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
+  char err[768];
+  int c, idx, rc;
+  opterr = 0;
+  cli->proxy.log_level = AWF_LOG_WARN;
+  /* '+': stop at the first non-option, so the command's own flags are its. */
+  while ((c = getopt_long(argc, argv, "+:d:e:v:h", long_opts, &idx)) != -1) {
+    const char *flag = NULL;
+    rc = -1;
+    switch (c) {
+    case 'd': flag = "allow-domains"; break;
+    case 'P': flag = long_opts[idx].name; break;
+    case 'A': cli->proxy.audit = true; break;
+    case 'e':
+      if (!strchr(optarg, '='))
+        return fail("-e '%s': expected KEY=VALUE", optarg);
+      rc = push(cli->env_cli, &cli->n_env_cli, optarg, "-e");
+      break;
+    case 'F': rc = push(cli->env_files, &cli->n_env_files, optarg, "--env-file"); break;
+    case 'E': cli->env_all = true; break;
+    case 'X': rc = push(cli->exclude_env, &cli->n_exclude_env, optarg, "--exclude-env"); break;
+    case 'v': rc = parse_mount(cli, optarg); break;
+    case 'w':
+      if (optarg[0] != '/')
+        return fail("--work-dir '%s': must be an absolute path", optarg);
+      cli->work_dir = optarg;
+      break;
+    case 'T': {
+      char *end;
+      errno = 0;
+      double m = strtod(optarg, &end);
+      if (errno || end == optarg || *end || !(m > 0) || m > 525600)
+        return fail("--agent-timeout '%s': expected minutes, more than 0 and at most 525600 "
+                    "(a year)", optarg);
+      cli->agent_timeout_ms = (uint64_t)(m * 60000.0 + 0.5);
+      if (cli->agent_timeout_ms == 0)
+        cli->agent_timeout_ms = 1;
+      break;
+    }
+    case 'p': cli->private_tmp = true; break;
+    case 'V': printf("awf %s\n", AWF_VERSION); return 0;
+    case 'h': fputs(usage, stdout); return 0;
+    case ':': return fail("%s needs a value", argv[optind - 1]);
+    default: return fail("unknown option '%s' (see awf --help)", argv[optind - 1]);
+    }
+    if (rc >= 0)
+      return rc;
+    if (flag && awf_options_set(&cli->proxy, flag, optarg, err, sizeof(err)) < 0)
+      return fail("%s", err);
+  }
+  if (optind >= argc)
+    return fail("no command given: awf [OPTIONS] -- COMMAND [ARGS...]");
+  cli->command = argv + optind;
+  cli->command_argc = argc - optind;
+  return -1;
+}

@@ -1,0 +1,265 @@
+/* awf_main.c: awf: run a command in a sandbox whose network passes the
+ * domain ACL. Works out who the command runs as, its environment, PATH and
+ * argv, then hands the plan to the supervisor. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "awf_cli.h"
+#include "cmdline.h"
+#include "envpolicy.h"
+#include "pathenv.h"
+#include "supervisor.h"
+#include "textfile.h"
+#include "userdb.h"
+
+#define EXIT_AWF_ERROR 125
+#define MAX_GROUPS 64
+#define MAX_OWN_ENV 32
+#define MAX_ENV_FILE (1024 * 1024)
+#define AWF_MAX_COMMAND_ARGS 65536
+
+/* The sandbox's resolver is awf's DNS server: port 53 on loopback is
+ * redirected to it (as is port 53 anywhere else). */
+#define SANDBOX_RESOLV_CONF                                                     \
+  "# written by awf: only names the allowlist admits resolve\n"                \
+  "nameserver 127.0.0.1\n"                                                     \
+  "options edns0 trust-ad\n"
+
+extern char **environ;
+
+struct visibility {
+  const struct awf_cli *cli;
+  const char *home;
+};
+
+/* Does this host directory exist inside the sandbox too? */
+static int visible_in_sandbox(void *ud, const char *path) {
+  const struct visibility *v = ud;
+  static const char *const roots[] = {"/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/",
+                                       "/opt/", "/tmp/"};
+  char with_slash[PATH_MAX];
+  struct stat st;
+  if (snprintf(with_slash, sizeof(with_slash), "%s/", path) >= (int)sizeof(with_slash))
+    return 0;
+  bool under = false;
+  for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]) && !under; i++)
+    under = strncmp(with_slash, roots[i], strlen(roots[i])) == 0;
+  size_t hl = strlen(v->home);
+  if (!under && hl > 1 && strncmp(path, v->home, hl) == 0 && (path[hl] == '/' || !path[hl]))
+    under = true;
+  for (size_t i = 0; i < v->cli->n_mounts && !under; i++) {
+    size_t ml = strlen(v->cli->mounts[i].sandbox);
+    if (strncmp(path, v->cli->mounts[i].sandbox, ml) == 0 && (path[ml] == '/' || !path[ml]))
+      return stat(v->cli->mounts[i].host, &st) == 0; /* approximate: the mount exists */
+  }
+  return under && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int list_dir(void *ud, const char *dir, awf_pathenv_entry_fn each, void *ctx) {
+  (void)ud;
+  DIR *d = opendir(dir);
+  if (!d)
+    return 0;
+  struct dirent *e;
+  int rc = 0;
+  while (rc == 0 && (e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      rc = each(ctx, e->d_name);
+  closedir(d);
+  return rc;
+}
+
+static int build_path(const struct awf_cli *cli, const char *home, char *out, size_t outsz) {
+  char err[256];
+  char *gh = NULL;
+  size_t ghlen = 0;
+  const char *ghp = getenv("GITHUB_PATH");
+  if (ghp && *ghp && awf_textfile_read(ghp, MAX_ENV_FILE, &gh, &ghlen, err, sizeof(err)) < 0)
+    fprintf(stderr, "awf: warning: GITHUB_PATH: %s\n", err);
+  struct visibility vis = {cli, home};
+  struct awf_pathenv_spec spec = {
+      .awf_path = getenv("PATH"), .github_path = gh, .github_path_len = ghlen,
+      .toolcache = AWF_PATHENV_TOOLCACHE, .arch = awf_pathenv_toolcache_arch(),
+      .exists = visible_in_sandbox, .list = list_dir, .ud = &vis,
+  };
+  size_t dropped = 0;
+  int rc = awf_pathenv_build(&spec, out, outsz, &dropped);
+  free(gh);
+  return rc;
+}
+
+/* awf's own variables: the lowest precedence. Returns how many were made, or
+ * -ENOMEM; each is malloc'd (freed with free_strings). */
+static long own_environment(char **own, size_t max, const char *path,
+                            const struct awf_userdb_user *u) {
+  static const char *const passthrough[] = {"TERM", "LANG", "GOROOT", "JAVA_HOME",
+                                            "DOTNET_ROOT", "CARGO_HOME", "BUN_INSTALL"};
+  const char *proxy = "http://127.0.0.1:3128";
+  size_t n = 0;
+  bool failed = false;
+#define OWN(...)                                                                \
+  do {                                                                          \
+    if (n < max && asprintf(&own[n], __VA_ARGS__) >= 0)                         \
+      n++;                                                                      \
+    else                                                                        \
+      failed = true;                                                            \
+  } while (0)
+  OWN("PATH=%s", path);
+  OWN("HOME=%s", u->home);
+  OWN("USER=%s", u->name);
+  OWN("LOGNAME=%s", u->name);
+  OWN("SHELL=%s", u->shell);
+  OWN("HTTP_PROXY=%s", proxy);
+  OWN("HTTPS_PROXY=%s", proxy);
+  OWN("http_proxy=%s", proxy);
+  OWN("https_proxy=%s", proxy);
+  OWN("NO_PROXY=localhost,127.0.0.1");
+  OWN("no_proxy=localhost,127.0.0.1");
+  OWN("AWF_SANDBOX=1");
+  for (size_t i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++) {
+    const char *v = getenv(passthrough[i]);
+    if (v && strlen(v) < PATH_MAX)
+      OWN("%s=%s", passthrough[i], v);
+  }
+#undef OWN
+  own[n] = NULL;
+  return failed ? -ENOMEM : (long)n;
+}
+
+static void free_strings(char **v) {
+  for (size_t i = 0; v[i]; i++)
+    free(v[i]);
+}
+
+/* Who the command runs as: SUDO_UID/SUDO_GID under sudo, else the caller;
+ * the rest from the files, not NSS, so a static build works. */
+static int find_user(struct awf_userdb_user *user, gid_t *gid, gid_t *groups,
+                     size_t *ngroups, uid_t *uid) {
+  char err[512];
+  struct awf_userdb_invoker inv;
+  awf_userdb_invoker(getenv("SUDO_UID"), getenv("SUDO_GID"), getuid(), getgid(), &inv);
+  if (awf_userdb_user_by_uid("/etc/passwd", inv.uid, user, err, sizeof(err)) < 0) {
+    fprintf(stderr, "awf: cannot find the invoking user: %s\n", err);
+    return -1;
+  }
+  *uid = inv.uid;
+  *gid = inv.gid_known ? inv.gid : user->gid;
+  if (awf_userdb_groups("/etc/group", user->name, *gid, groups, MAX_GROUPS, ngroups, err,
+                        sizeof(err)) < 0) {
+    fprintf(stderr, "awf: reading the groups of %s: %s\n", user->name, err);
+    return -1;
+  }
+  return 0;
+}
+
+/* The command's environment: awf's own variables, then --env-all, --env-file
+ * and -e, each overriding the one before. */
+static int build_environment(const struct awf_cli *cli, const struct awf_userdb_user *user,
+                             awf_env **env) {
+  static char path[16384];
+  if (build_path(cli, user->home, path, sizeof(path)) < 0) {
+    fprintf(stderr, "awf: cannot build PATH for the sandbox (longer than %zu bytes?)\n",
+            sizeof(path));
+    return -1;
+  }
+  char *own[MAX_OWN_ENV + 1];
+  if (own_environment(own, MAX_OWN_ENV, path, user) < 0) {
+    free_strings(own);
+    fprintf(stderr, "awf: out of memory\n");
+    return -1;
+  }
+  struct awf_env_file files[AWF_MAX_LIST_ARGS];
+  char err[1024];
+  size_t nfiles = 0;
+  int rc = 0;
+  for (; rc == 0 && nfiles < cli->n_env_files; nfiles++) {
+    char *data;
+    size_t len;
+    rc = awf_textfile_read(cli->env_files[nfiles], MAX_ENV_FILE, &data, &len, err, sizeof(err));
+    if (rc < 0) {
+      fprintf(stderr, "awf: --env-file: %s\n", err);
+      break;
+    }
+    files[nfiles] = (struct awf_env_file){cli->env_files[nfiles], data, len};
+  }
+  if (rc == 0) {
+    struct awf_env_spec es = {
+        .own = (const char *const *)own, .host = (const char *const *)environ,
+        .env_all = cli->env_all, .files = files, .nfiles = nfiles, .cli = cli->env_cli,
+        .exclude = cli->exclude_env,
+    };
+    rc = awf_env_build(&es, env, err, sizeof(err));
+    if (rc < 0)
+      fprintf(stderr, "awf: %s\n", err);
+  }
+  for (size_t i = 0; i < nfiles; i++)
+    free((char *)files[i].data);
+  free_strings(own);
+  return rc < 0 ? -1 : 0;
+}
+
+int main(int argc, char **argv) {
+  static struct awf_cli cli;
+  if (awf_options_init(&cli.proxy) < 0)
+    return EXIT_AWF_ERROR;
+  int status = awf_cli_parse(argc, argv, &cli);
+  if (status >= 0) {
+    awf_options_free(&cli.proxy);
+    return status;
+  }
+  if (geteuid() != 0) {
+    fprintf(stderr, "awf: needs root to build the sandbox: run it as sudo awf ... "
+                    "(the command itself runs as you, with no privileges)\n");
+    awf_options_free(&cli.proxy);
+    return EXIT_AWF_ERROR;
+  }
+
+  struct awf_userdb_user user;
+  uid_t uid;
+  gid_t gid, groups[MAX_GROUPS];
+  size_t ngroups = 0;
+  awf_env *env = NULL;
+  static const char *cmd_argv[AWF_MAX_COMMAND_ARGS + 4];
+  if (find_user(&user, &gid, groups, &ngroups, &uid) < 0 ||
+      build_environment(&cli, &user, &env) < 0) {
+    awf_options_free(&cli.proxy);
+    return EXIT_AWF_ERROR;
+  }
+  if (awf_cmdline_argv(cli.command_argc, cli.command, cmd_argv,
+                       sizeof(cmd_argv) / sizeof(cmd_argv[0])) < 0) {
+    fprintf(stderr, "awf: the command is empty or has too many arguments (at most %d)\n",
+            AWF_MAX_COMMAND_ARGS);
+    awf_env_free(env);
+    awf_options_free(&cli.proxy);
+    return EXIT_AWF_ERROR;
+  }
+  static char cwd[PATH_MAX];
+  const char *work_dir = cli.work_dir;
+  if (!work_dir)
+    work_dir = getcwd(cwd, sizeof(cwd)) ? cwd : "/";
+
+  static struct awf_rootfs_mount mounts[AWF_MAX_LIST_ARGS];
+  for (size_t i = 0; i < cli.n_mounts; i++)
+    mounts[i] = (struct awf_rootfs_mount){cli.mounts[i].host, cli.mounts[i].sandbox,
+                                          cli.mounts[i].read_only};
+  struct awf_sandbox_plan plan = {
+      .cli = &cli,
+      .command = {.argv = (char *const *)cmd_argv, .envp = awf_env_envp(env),
+                  .work_dir = work_dir, .work_dir_fallback = cli.work_dir == NULL},
+      .uid = uid, .gid = gid, .groups = groups, .ngroups = ngroups,
+      .rootfs = {.home = user.home, .private_tmp = cli.private_tmp, .mounts = mounts,
+                 .n_mounts = cli.n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF,
+                 .uid = uid, .gid = gid},
+  };
+  status = awf_supervise(&plan);
+  awf_env_free(env);
+  awf_options_free(&cli.proxy);
+  return status;
+}

@@ -1,0 +1,343 @@
+/* supervisor.c: start the sandbox, wire its network to the proxy, wait. */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "denials.h"
+#include "dns_server.h"
+#include "logfile.h"
+#include "netaddr.h"
+#include "proxy.h"
+#include "resolver.h"
+#include "privileges.h"
+#include "rootfs.h"
+#include "sandbox_steps.h"
+#include "seccomp_filter.h"
+
+#define EXIT_AWF_ERROR 125
+#define EXIT_TIMEOUT 124
+#define KILL_GRACE_MS 10000
+
+struct supervisor {
+  uv_loop_t loop;
+  const struct awf_sandbox_plan *plan;
+  pid_t child;
+  int exit_status;
+  bool child_done, timed_out, stopping;
+  awf_resolver *resolver;
+  awf_logfile *log;
+  awf_proxy *proxy;
+  awf_dns_server *dns[2];   /* IPv4 and IPv6 */
+  awf_denials *denials;
+  uv_signal_t sig_chld;
+  uv_signal_t fwd[7];
+  uv_timer_t timeout;
+  unsigned open;   /* handles of ours still open */
+  unsigned dns_open;
+};
+
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+
+/* ---- inside the new namespaces -------------------------------------------- */
+
+static int prepare_command(void *arg) {
+  const struct awf_sandbox_plan *plan = arg;
+  char err[512];
+  if (awf_privileges_drop(plan->uid, plan->gid, plan->groups, plan->ngroups, err,
+                          sizeof(err)) < 0 ||
+      awf_seccomp_install(err, sizeof(err)) < 0) {
+    fprintf(stderr, "awf: %s\n", err);
+    return EXIT_AWF_ERROR;
+  }
+  return 0;
+}
+
+__attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan *plan,
+                                                   int go_fd) {
+  char err[1024];
+  /* If awf dies, so does the sandbox: PID 1 dying ends the namespace. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  char go;
+  ssize_t n;
+  do
+    n = read(go_fd, &go, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1)
+    _exit(EXIT_AWF_ERROR); /* awf gave up (its error is already printed) */
+  close(go_fd);
+  if (sethostname("awf", 3) < 0 ||
+      awf_rootfs_build(&plan->rootfs, err, sizeof(err)) < 0) {
+    fprintf(stderr, "awf: %s\n", err[0] ? err : strerror(errno));
+    _exit(EXIT_AWF_ERROR);
+  }
+  struct awf_init_command cmd = plan->command;
+  cmd.prepare = prepare_command;
+  cmd.prepare_arg = (void *)plan;
+  awf_init_run(&cmd);
+}
+
+/* ---- outside: the proxy's loop -------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h) {
+  struct supervisor *s = h->data;
+  s->open--;
+}
+
+static void close_handle(uv_handle_t *h) {
+  if (!uv_is_closing(h))
+    uv_close(h, on_handle_closed);
+}
+
+static void on_proxy_done(void *arg) {
+  struct supervisor *s = arg;
+  s->proxy = NULL;
+  awf_resolver_close(s->resolver);
+}
+
+static void on_dns_done(void *arg) {
+  struct supervisor *s = arg;
+  if (--s->dns_open > 0)
+    return;
+  if (s->proxy)
+    awf_proxy_shutdown(s->proxy, on_proxy_done, s);
+  else if (s->resolver)
+    awf_resolver_close(s->resolver);
+}
+
+/* The command is over: close everything so the loop ends. */
+static void stop_all(struct supervisor *s) {
+  if (s->stopping)
+    return;
+  s->stopping = true;
+  close_handle((uv_handle_t *)&s->sig_chld);
+  for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+    close_handle((uv_handle_t *)&s->fwd[i]);
+  close_handle((uv_handle_t *)&s->timeout);
+  for (size_t i = 0; i < 2; i++)
+    if (s->dns[i])
+      s->dns_open++;
+  for (size_t i = 0; i < 2; i++)
+    if (s->dns[i]) {
+      awf_dns_server_close(s->dns[i], on_dns_done, s);
+      s->dns[i] = NULL;
+    }
+  if (s->dns_open)
+    return;
+  if (s->proxy)
+    awf_proxy_shutdown(s->proxy, on_proxy_done, s);
+  else if (s->resolver)
+    awf_resolver_close(s->resolver);
+}
+
+static void on_sigchld(uv_signal_t *h, int signum) {
+  (void)signum;
+  struct supervisor *s = h->data;
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    if (pid != s->child)
+      continue;
+    s->child_done = true;
+    s->exit_status = s->timed_out ? EXIT_TIMEOUT : awf_init_exit_code(status);
+    stop_all(s);
+  }
+}
+
+static void on_forward(uv_signal_t *h, int signum) {
+  struct supervisor *s = h->data;
+  if (!s->child_done)
+    kill(s->child, signum); /* init passes it on to the command */
+}
+
+static void on_timeout(uv_timer_t *t) {
+  struct supervisor *s = t->data;
+  if (s->child_done)
+    return;
+  if (!s->timed_out) {
+    fprintf(stderr, "awf: --agent-timeout reached: stopping the command\n");
+    s->timed_out = true;
+    kill(s->child, SIGTERM);
+    uv_timer_start(t, on_timeout, KILL_GRACE_MS, 0);
+  } else {
+    kill(s->child, SIGKILL);
+  }
+}
+
+static int start_services(struct supervisor *s, char *err, size_t errlen) {
+  const struct awf_cli *cli = s->plan->cli;
+  struct awf_resolver_options ro;
+  awf_resolver_options_default(&ro);
+  ro.servers = cli->proxy.dns_servers;
+  int rc = awf_resolver_new(&s->loop, &ro, &s->resolver, err, errlen);
+  if (rc < 0)
+    return rc;
+  rc = awf_logfile_open(cli->proxy.log_file, &s->log);
+  if (rc < 0) {
+    snprintf(err, errlen, "--log-file %s: %s", cli->proxy.log_file, strerror(-rc));
+    return rc;
+  }
+  struct awf_proxy_config cfg;
+  awf_options_to_config(&cli->proxy, &cfg);
+  cfg.resolver = s->resolver;
+  cfg.log = s->log;
+  cfg.denials = s->denials;
+  rc = awf_proxy_new(&s->loop, &cfg, &s->proxy);
+  if (rc < 0) {
+    snprintf(err, errlen, "cannot start the proxy: %s", strerror(-rc));
+    return rc;
+  }
+  return 0;
+}
+
+/* Called while this thread is inside the sandbox's network namespace: every
+ * socket made here belongs to it for good, while the engine and its upstream
+ * connections stay in awf's own namespace. */
+static int listen_in_sandbox(struct supervisor *s, char *err, size_t errlen) {
+  const struct awf_cli *cli = s->plan->cli;
+  struct sockaddr_storage a;
+  char text[AWF_ADDRSTRLEN];
+  static const char *const explicit[] = {"127.0.0.1:3128"};
+  static const char *const transparent[] = {"127.0.0.1:15001", "[::1]:15001"};
+  static const char *const dns[] = {"127.0.0.1:15053", "[::1]:15053"};
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < sizeof(explicit) / sizeof(explicit[0]); i++) {
+    awf_sockaddr_parse(explicit[i], &a);
+    rc = awf_proxy_listen(s->proxy, (struct sockaddr *)&a, NULL);
+  }
+  for (size_t i = 0; rc == 0 && i < sizeof(transparent) / sizeof(transparent[0]); i++) {
+    awf_sockaddr_parse(transparent[i], &a);
+    rc = awf_proxy_listen_transparent(s->proxy, (struct sockaddr *)&a, NULL);
+  }
+  if (rc < 0) {
+    snprintf(err, errlen, "cannot listen on %s inside the sandbox: %s",
+             awf_sockaddr_format((struct sockaddr *)&a, text, sizeof(text)), uv_strerror(rc));
+    return rc;
+  }
+  struct awf_dns_server_config dc;
+  memset(&dc, 0, sizeof(dc));
+  dc.acl = cli->proxy.acl;
+  dc.policy = cli->proxy.policy;
+  dc.resolver = s->resolver;
+  dc.log = s->log;
+  dc.audit = cli->proxy.audit;
+  dc.denials = s->denials;
+  for (size_t i = 0; rc == 0 && i < sizeof(dns) / sizeof(dns[0]); i++) {
+    awf_sockaddr_parse(dns[i], &a);
+    rc = awf_dns_server_new(&s->loop, &dc, (struct sockaddr *)&a, NULL, &s->dns[i]);
+  }
+  if (rc < 0)
+    snprintf(err, errlen, "cannot start the DNS server on %s inside the sandbox: %s",
+             awf_sockaddr_format((struct sockaddr *)&a, text, sizeof(text)), strerror(-rc));
+  return rc;
+}
+
+static void start_signals(struct supervisor *s) {
+  uv_signal_init(&s->loop, &s->sig_chld);
+  s->sig_chld.data = s;
+  uv_signal_start(&s->sig_chld, on_sigchld, SIGCHLD);
+  s->open++;
+  for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {
+    uv_signal_init(&s->loop, &s->fwd[i]);
+    s->fwd[i].data = s;
+    uv_signal_start(&s->fwd[i], on_forward, forwarded[i]);
+    s->open++;
+  }
+  uv_timer_init(&s->loop, &s->timeout);
+  s->timeout.data = s;
+  s->open++;
+  if (s->plan->cli->agent_timeout_ms)
+    uv_timer_start(&s->timeout, on_timeout, s->plan->cli->agent_timeout_ms, 0);
+}
+
+int awf_supervise(const struct awf_sandbox_plan *plan) {
+  struct supervisor s;
+  char err[1024] = "";
+  memset(&s, 0, sizeof(s));
+  s.plan = plan;
+  s.exit_status = EXIT_AWF_ERROR;
+  s.denials = awf_denials_new();
+  if (!s.denials || uv_loop_init(&s.loop) < 0) {
+    fprintf(stderr, "awf: out of memory\n");
+    return EXIT_AWF_ERROR;
+  }
+  /* Signals that arrive before the loop watches them must not kill awf and
+   * leave the sandbox orphaned: uv_signal handlers are installed first. */
+  start_signals(&s);
+
+  int go[2];
+  if (pipe2(go, O_CLOEXEC) < 0) {
+    fprintf(stderr, "awf: pipe: %s\n", strerror(errno));
+    return EXIT_AWF_ERROR;
+  }
+  /* clone(2) without a new stack behaves like fork(2), with namespaces. */
+  pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
+                                            CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+                             NULL, NULL, NULL, NULL);
+  if (pid < 0) {
+    fprintf(stderr, "awf: cannot create the sandbox's namespaces: %s (awf needs root and a "
+                    "kernel with mount, PID, network, IPC and UTS namespaces)\n",
+            strerror(errno));
+    return EXIT_AWF_ERROR;
+  }
+  if (pid == 0) {
+    close(go[1]);
+    sandbox_main(plan, go[0]);
+  }
+  close(go[0]);
+  s.child = pid;
+  prctl(PR_SET_DUMPABLE, 0); /* nothing in the sandbox may ptrace or read awf */
+
+  int home_ns = -1;
+  int rc = start_services(&s, err, sizeof(err));
+  if (rc == 0)
+    rc = awf_step_enter_sandbox_net(pid, &home_ns, err, sizeof(err));
+  if (rc == 0) {
+    rc = awf_step_configure_sandbox_net(plan->cli, err, sizeof(err));
+    if (rc == 0)
+      rc = listen_in_sandbox(&s, err, sizeof(err));
+    char err2[256];
+    if (awf_step_leave_sandbox_net(home_ns, err2, sizeof(err2)) < 0) {
+      /* awf's own connections would go nowhere: nothing sensible is left */
+      fprintf(stderr, "awf: %s\n", err2);
+      kill(pid, SIGKILL);
+      _exit(EXIT_AWF_ERROR);
+    }
+  }
+  if (rc < 0) {
+    fprintf(stderr, "awf: %s\n", err);
+    close(go[1]); /* the sandbox sees EOF and exits */
+    kill(pid, SIGKILL);
+    s.exit_status = EXIT_AWF_ERROR;
+    s.timed_out = false;
+    stop_all(&s);
+    uv_run(&s.loop, UV_RUN_DEFAULT);
+    waitpid(pid, NULL, 0);
+    uv_loop_close(&s.loop);
+    awf_logfile_close(s.log);
+    awf_denials_free(s.denials);
+    return EXIT_AWF_ERROR;
+  }
+  if (write(go[1], "g", 1) != 1) {
+    fprintf(stderr, "awf: cannot start the sandbox: %s\n", strerror(errno));
+    kill(pid, SIGKILL);
+  }
+  close(go[1]);
+
+  uv_run(&s.loop, UV_RUN_DEFAULT);
+  uv_loop_close(&s.loop);
+  awf_logfile_close(s.log);
+  awf_denials_print(s.denials, stderr);
+  awf_denials_free(s.denials);
+  return s.exit_status;
+}

@@ -1,0 +1,34 @@
+/* supervisor.h: awf's outer process. It starts the sandbox (new mount, PID,
+ * network, IPC and UTS namespaces), sets up the sandbox's network from the
+ * outside (loopback, routes, the nftables redirect, and the proxy's listening
+ * sockets, created inside the sandbox's namespace), then runs the proxy
+ * engine in its own, host, network namespace until the command ends. */
+#ifndef AWF_SUPERVISOR_H
+#define AWF_SUPERVISOR_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "awf_cli.h"
+#include "rootfs.h"
+#include "sandbox_init.h"
+
+/* The sandbox's fixed addresses (inside its own network namespace). */
+#define AWF_SANDBOX_PROXY_PORT 3128       /* explicit proxy: HTTP(S)_PROXY */
+#define AWF_SANDBOX_TRANSPARENT_PORT 15001 /* nftables redirect target */
+#define AWF_SANDBOX_DNS_PORT 15053         /* DNS redirect target */
+
+struct awf_sandbox_plan {
+  const struct awf_cli *cli;
+  struct awf_init_command command;  /* argv, envp, work dir */
+  uid_t uid;
+  gid_t gid;
+  const gid_t *groups;
+  size_t ngroups;
+  struct awf_rootfs_spec rootfs;    /* what the sandbox's / holds */
+};
+
+/* Runs the whole thing; returns awf's exit status. */
+int awf_supervise(const struct awf_sandbox_plan *plan);
+
+#endif
