@@ -1,0 +1,375 @@
+"""awf's network: both paths (proxy variables and the transparent redirect)
+to the world's origins, denials with their log records and the end-of-run
+summary, rules (subdomains, wildcards, block over allow), the filtered DNS,
+UDP/ICMP/other ports dropped, IPv6, and no way to a chosen IP address."""
+
+import json
+import shutil
+
+import pytest
+
+from harness.origin import HELLO_BODY
+from harness.util import token
+from harness.world import (ALT_PORT, DNS_ADDR, ORIGIN, ORIGIN2, ORIGIN6, UDP_PORT,
+                           require_awf, world)  # noqa: F401 (fixture)
+
+require_awf()
+
+HTTP_CODE = ["-o", "/dev/null", "-w", "%{http_code}"]
+
+
+def ok(r):
+    assert r.rc == 0, r
+    return r
+
+
+def one(r, **fields):
+    recs = r.records(**fields)
+    assert len(recs) == 1, f"want one record with {fields}\n{r}"
+    return recs[0]
+
+
+def curl(w, url, *more, allow="allowed.test", transparent=False, args=(), max_time=10):
+    return w.awf(*w.curl_args(url, *more, transparent=transparent, max_time=max_time),
+                 args=(["-d", allow] if allow else []) + list(args))
+
+
+def need(tool):
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (Debian: scripts/install-deps)")
+
+
+# -- allowed, both paths --------------------------------------------------------
+
+@pytest.mark.parametrize("scheme,transparent,event", [
+    ("https", False, "connect"), ("http", False, "http"),   # HTTPS_PROXY / http_proxy
+    ("https", True, "tls"), ("http", True, "http"),         # --noproxy '*': the redirect
+])
+def test_allowed_both_paths(world, scheme, transparent, event):
+    t = token()
+    port = 443 if scheme == "https" else 80
+    r = ok(curl(world, f"{scheme}://allowed.test/hello?t={t}", transparent=transparent))
+    assert r.out.encode() == HELLO_BODY
+    origin = world.https if scheme == "https" else world.http
+    assert len(origin.state.find(t)) == 1
+    rec = one(r, event=event, host="allowed.test")
+    assert (rec["port"], rec["decision"], rec["reason"], rec["upstream"]) == \
+        (port, "allow", "allowed", f"{ORIGIN}:{port}"), r
+    assert rec.get("original_dst") == (f"{ORIGIN}:{port}" if transparent else None), r
+    if transparent:  # the name came from awf's DNS
+        dns = r.records(event="dns", qname="allowed.test", qtype="A")
+        assert dns and dns[0]["decision"] == "allow", r
+    assert "denied" not in r.err, r  # no summary when nothing was denied
+
+
+def test_sandbox_network_setup(world):
+    """Only lo; the proxy variables and resolv.conf point at awf."""
+    code = ("import json, os, socket\n"
+            "print(json.dumps({'ifs': [n for _, n in socket.if_nameindex()],\n"
+            "  'env': {k: os.environ.get(k) for k in ('HTTP_PROXY', 'HTTPS_PROXY',\n"
+            "          'http_proxy', 'https_proxy', 'NO_PROXY')},\n"
+            "  'resolv': open('/etc/resolv.conf').read()}))\n")
+    r = ok(world.awf("python3", "-c", code))
+    got = json.loads(r.out)
+    assert got["ifs"] == ["lo"]
+    proxy = "http://127.0.0.1:3128"
+    assert got["env"] == {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy,
+                          "https_proxy": proxy, "NO_PROXY": "localhost,127.0.0.1"}
+    lines = [ln.split() for ln in got["resolv"].splitlines() if ln and ln[0] != "#"]
+    assert [ln for ln in lines if ln[0] == "nameserver"] == [["nameserver", "127.0.0.1"]]
+
+
+# -- denied -----------------------------------------------------------------------
+
+def test_denied_https_proxy_logged_and_summarised(world):
+    t = token()
+    r = curl(world, f"https://other.test/hello?t={t}")
+    assert r.rc not in (0, 125), r          # curl's own failure (56: CONNECT answered 403)
+    assert "403" in r.err, r
+    assert world.https2.state.find(t) == []
+    rec = one(r, event="connect", host="other.test")
+    assert (rec["port"], rec["decision"], rec["reason"]) == (443, "deny", "not_allowed")
+    assert "other.test:443" in r.err and "not_allowed" in r.err, r
+    assert "--allow-domains other.test" in r.err, r
+
+
+def test_denied_http_proxy(world):
+    t = token()
+    r = ok(curl(world, f"http://other.test/hello?t={t}", *HTTP_CODE))
+    assert r.out == "403"
+    assert world.http2.state.find(t) == []
+    rec = one(r, event="http", host="other.test")
+    assert (rec["decision"], rec["reason"], rec["status"]) == ("deny", "not_allowed", 403)
+    assert "other.test:80" in r.err, r
+
+
+def test_denied_name_does_not_resolve_transparent(world):
+    """Without the proxy, a denied name gets no address at all."""
+    r = curl(world, "https://other.test/hello", transparent=True)
+    assert r.rc == 6, r                     # curl: could not resolve host
+    rec = r.records(event="dns", qname="other.test")
+    assert rec and all(x["decision"] == "deny" and x["reason"] == "not_allowed"
+                       for x in rec), r
+
+
+def test_denied_sni_transparent(world):
+    """A denied name at a literal address: judged on the SNI, nothing reaches the origin."""
+    t = token()
+    r = curl(world, f"https://other.test/hello?t={t}", "--resolve", f"other.test:443:{ORIGIN2}",
+             transparent=True)
+    assert r.rc not in (0, 125), r
+    assert world.https2.state.find(t) == []
+    rec = one(r, event="tls", sni="other.test")
+    assert (rec["decision"], rec["reason"], rec["original_dst"]) == \
+        ("deny", "not_allowed", f"{ORIGIN2}:443")
+    assert "other.test:443" in r.err, r
+
+
+def test_denied_host_transparent_http(world):
+    t = token()
+    r = curl(world, f"http://other.test/hello?t={t}", "--resolve", f"other.test:80:{ORIGIN2}",
+             *HTTP_CODE, transparent=True)
+    assert r.out != "200", r
+    assert world.http2.state.find(t) == []
+    rec = one(r, event="http", host="other.test")
+    assert (rec["decision"], rec["reason"]) == ("deny", "not_allowed")
+
+
+# -- rules ------------------------------------------------------------------------
+
+def _codes(w, urls, args, transparent=False):
+    """{url: http_code} from one awf run (a sh loop of curls)."""
+    script = " ; ".join(
+        f"printf '%s ' {u}; curl -q -s --max-time 5 --cacert {w.ca} "
+        + ("--noproxy '*' " if transparent else "")
+        + f"-o /dev/null -w '%{{http_code}}\\n' {u}" for u in urls)
+    r = w.awf(script + "; true", args=args)
+    assert r.rc == 0, r
+    got = dict(line.split() for line in r.out.splitlines())
+    return got, r
+
+
+def test_subdomains(world):
+    urls = ["https://allowed.test/hello", "https://api.allowed.test/hello",
+            "https://deep.sub.allowed.test/hello", "https://allowed.test.other.test/hello",
+            "https://other.test/hello"]
+    got, r = _codes(world, urls, ["-d", "allowed.test"])
+    assert got == {urls[0]: "200", urls[1]: "200", urls[2]: "200",
+                   urls[3]: "000", urls[4]: "000"}, r
+    assert one(r, event="connect", host="allowed.test.other.test")["reason"] == "not_allowed"
+
+
+def test_wildcard(world):
+    urls = ["https://a.wild.test/hello", "https://b.c.wild.test/hello", "https://wild.test/hello"]
+    got, _ = _codes(world, urls, ["-d", "*.wild.test"])
+    assert got == {urls[0]: "200", urls[1]: "200", urls[2]: "000"}
+
+
+def test_block_wins_over_allow(world):
+    urls = ["https://api.allowed.test/hello", "https://blocked.allowed.test/hello",
+            "https://x.blocked.allowed.test/hello"]
+    args = ["-d", "allowed.test", "--block-domains", "blocked.allowed.test"]
+    got, r = _codes(world, urls, args)
+    assert got == {urls[0]: "200", urls[1]: "000", urls[2]: "000"}, r
+    assert one(r, event="connect", host="blocked.allowed.test")["reason"] == "blocked"
+    d = world.awf("dig", "+time=2", "+tries=1", "blocked.allowed.test", args=args)
+    assert "status: REFUSED" in d.out, d
+
+
+def test_rule_files(world):
+    allow = world.user_file("allow.txt", "# the origin\nallowed.test\n\nother.test\n")
+    block = world.user_file("block.txt", "api.allowed.test\n")
+    urls = ["https://allowed.test/hello", "https://api.allowed.test/hello",
+            "https://other.test/hello"]
+    got, _ = _codes(world, urls, ["--allow-domains-file", allow, "--block-domains-file", block])
+    assert got == {urls[0]: "200", urls[1]: "000", urls[2]: "200"}
+
+
+def test_scheme_rule_applies_to_both_paths(world):
+    """https://other.test admits TLS only, through the proxy and transparently."""
+    urls = ["https://other.test/hello", "http://other.test/hello"]
+    for transparent in (False, True):
+        got, r = _codes(world, urls, ["-d", "https://other.test"], transparent)
+        assert got[urls[0]] == "200", r
+        assert got[urls[1]] != "200", r
+
+
+def test_audit_admits_and_flags(world):
+    t = token()
+    r = ok(curl(world, f"https://other.test/hello?t={t}", args=["--audit"]))
+    assert r.out.encode() == HELLO_BODY
+    rec = one(r, event="connect", host="other.test")
+    assert (rec["decision"], rec.get("would_deny"), rec["reason"]) == \
+        ("allow", True, "not_allowed")
+
+
+# -- DNS ------------------------------------------------------------------------
+
+def _dig(w, *q, allow="allowed.test"):
+    need("dig")
+    return w.awf("dig", "+time=2", "+tries=1", *q, args=["-d", allow])
+
+
+def test_dig_allowed_name(world):
+    for extra in ((), ("+tcp",)):
+        r = _dig(world, "+short", *extra, "api.allowed.test")
+        assert r.rc == 0 and r.out.split() == [ORIGIN], r
+        rec = one(r, event="dns", qname="api.allowed.test", qtype="A")  # awf answered
+        assert (rec["decision"], rec["answers"]) == ("allow", 1), r
+    r = _dig(world, "+short", "v6.allowed.test", "AAAA")
+    assert r.out.split() == [ORIGIN6], r
+
+
+def test_dig_denied_name_refused_never_forwarded(world):
+    before = world.dns.count("other.test")
+    r = _dig(world, "other.test")
+    assert "status: REFUSED" in r.out and "ANSWER: 0" in r.out, r
+    assert ORIGIN2 not in r.out
+    r = _dig(world, "TXT", "secret.other.test")
+    assert "status: REFUSED" in r.out, r
+    assert world.dns.count("other.test") == before
+    assert world.dns.count("secret.other.test") == 0
+
+
+@pytest.mark.parametrize("server", ["1.1.1.1", DNS_ADDR, "2606:4700:4700::1111"])
+def test_dig_any_server_is_answered_by_awf(world, server):
+    """Port 53 anywhere is awf's: an allowed name is answered, a denied one
+    REFUSED (the world's own server at DNS_ADDR would answer it; 1.1.1.1 is
+    not in the world at all)."""
+    for extra in ((), ("+tcp",)):
+        r = _dig(world, f"@{server}", *extra, "+short", "allowed.test")
+        assert r.out.split() == [ORIGIN], r
+        r = _dig(world, f"@{server}", *extra, "other.test")
+        assert "status: REFUSED" in r.out, r
+
+
+# -- other traffic dropped ------------------------------------------------------
+
+def test_other_tcp_port_dropped(world):
+    before = world.http_alt.state.connections
+    code = ("import socket, sys\n"
+            f"for host in ('{ORIGIN}', '{ORIGIN6}'):\n"
+            "    try:\n"
+            f"        socket.create_connection((host, {ALT_PORT}), timeout=3)\n"
+            "        print('connected', host); sys.exit(1)\n"
+            "    except OSError as e:\n"
+            "        print(host, type(e).__name__, e.errno)\n")
+    r = world.awf("python3", "-c", code, args=["-d", "allowed.test"])
+    assert r.rc == 0, r
+    # through the proxy: refused by policy, never dialled
+    r2 = ok(curl(world, f"http://allowed.test:{ALT_PORT}/", *HTTP_CODE))
+    assert r2.out == "403", r2
+    assert one(r2, event="http", host="allowed.test")["reason"] == "port_not_allowed"
+    assert world.http_alt.state.connections == before
+
+
+@pytest.mark.parametrize("transparent", [False, True])
+def test_allow_ports_opens_a_port(world, transparent):
+    """--allow-ports adds the port to the policy and to the redirect; judged
+    by Host once it is in --http-ports."""
+    t = token()
+    r = ok(curl(world, f"http://allowed.test:{ALT_PORT}/hello?t={t}", transparent=transparent,
+                args=["--allow-ports", f"80,443,{ALT_PORT}", "--http-ports", f"80,{ALT_PORT}"]))
+    assert r.out.encode() == HELLO_BODY, r
+    assert len(world.http_alt.state.find(t)) == 1
+    rec = one(r, event="http", host="allowed.test")
+    assert (rec["port"], rec["decision"]) == (ALT_PORT, "allow"), r
+
+
+def test_allowed_port_of_unknown_protocol_is_denied(world):
+    """In --allow-ports but in neither --tls-ports nor --http-ports: cannot be
+    judged by name, so denied (port_not_allowed), and nothing is dialled."""
+    before = world.http_alt.state.connections
+    r = curl(world, f"http://allowed.test:{ALT_PORT}/hello", transparent=True, max_time=5,
+             args=["--allow-ports", f"80,443,{ALT_PORT}"])
+    assert r.rc not in (0, 125), r
+    rec = one(r, event="tcp")
+    assert (rec["decision"], rec["reason"], rec["original_dst"]) == \
+        ("deny", "port_not_allowed", f"{ORIGIN}:{ALT_PORT}")
+    assert world.http_alt.state.connections == before
+
+
+def test_loopback_is_the_commands_own(world):
+    """Local services of the command work, v4 and v6, and are not redirected."""
+    code = ("import socket\n"
+            "for fam, host in ((socket.AF_INET, '127.0.0.1'), (socket.AF_INET6, '::1')):\n"
+            "    s = socket.socket(fam); s.bind((host, 0)); s.listen()\n"
+            "    c = socket.create_connection(s.getsockname()[:2], timeout=3)\n"
+            "    a, _ = s.accept(); c.sendall(b'local'); print(a.recv(10).decode())\n")
+    r = world.awf("python3", "-c", code)
+    assert (r.rc, r.out.split()) == (0, ["local", "local"]), r
+
+
+def test_udp_dropped(world):
+    before = world.udp.received
+    code = ("import socket\n"
+            f"for port in ({UDP_PORT}, 443):\n"
+            "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)\n"
+            "    try:\n"
+            f"        s.sendto(b'leak', ('{ORIGIN}', port)); s.recv(100); print('answer')\n"
+            "    except OSError as e:\n"
+            "        print(port, type(e).__name__, e.errno)\n")
+    r = world.awf("python3", "-c", code, args=["-d", "allowed.test"])
+    assert r.rc == 0 and "answer" not in r.out, r
+    assert world.udp.received == before
+
+
+def test_icmp_dropped(world):
+    before = world.icmp_echo_requests()
+    code = ("import socket\n"
+            "echo = bytes([8, 0, 0xf7, 0xff, 0, 0, 0, 0])\n"
+            "for kind in (socket.SOCK_DGRAM, socket.SOCK_RAW):\n"
+            "    try:\n"
+            "        s = socket.socket(socket.AF_INET, kind, socket.IPPROTO_ICMP)\n"
+            "        s.settimeout(1)\n"
+            f"        s.sendto(echo, ('{ORIGIN}', 0)); s.recv(100); print('answer')\n"
+            "    except OSError as e:\n"
+            "        print(kind, type(e).__name__, e.errno)\n")
+    r = world.awf("python3", "-c", code, args=["-d", "allowed.test"])
+    assert r.rc == 0 and "answer" not in r.out, r
+    assert world.icmp_echo_requests() == before
+
+
+# -- IPv6 -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("transparent", [False, True])
+def test_ipv6(world, transparent):
+    """v6.allowed.test has only an AAAA record. (No curl -6 through the
+    proxy: it would apply to the proxy's own address, 127.0.0.1.)"""
+    t = token()
+    more = ["-6"] if transparent else []
+    r = ok(curl(world, f"https://v6.allowed.test/hello?t={t}", *more, transparent=transparent))
+    assert r.out.encode() == HELLO_BODY
+    assert len(world.https6.state.find(t)) == 1
+    rec = one(r, event="tls" if transparent else "connect", host="v6.allowed.test")
+    assert rec["upstream"] == f"[{ORIGIN6}]:443"
+    if transparent:
+        assert rec["original_dst"] == f"[{ORIGIN6}]:443"
+
+
+# -- no way to a chosen address ------------------------------------------------
+
+@pytest.mark.parametrize("transparent", [False, True])
+@pytest.mark.parametrize("url", [f"https://{ORIGIN}/hello", f"http://{ORIGIN}/hello",
+                                 f"https://[{ORIGIN6}]/hello"])
+def test_direct_ip_fails(world, url, transparent):
+    t = token()
+    r = curl(world, f"{url}?t={t}", "-k", *HTTP_CODE, transparent=transparent, max_time=5)
+    assert r.out != "200", r
+    for s in world.servers:
+        if hasattr(s, "state"):
+            assert s.state.find(t) == [], r
+    denied = [x for x in r.log if x.get("decision") == "deny"]
+    assert denied, r
+
+
+def test_resolve_elsewhere_reaches_the_real_origin(world):
+    """SNI allowed.test aimed at other.test's address: awf dials the name, so
+    the request lands at allowed.test's origin, never at the chosen IP."""
+    t = token()
+    r = ok(curl(world, f"https://allowed.test/hello?t={t}", "--resolve",
+                f"allowed.test:443:{ORIGIN2}", transparent=True))
+    assert len(world.https.state.find(t)) == 1
+    assert world.https2.state.find(t) == []
+    rec = one(r, event="tls", host="allowed.test")
+    assert (rec["original_dst"], rec["upstream"]) == (f"{ORIGIN2}:443", f"{ORIGIN}:443")
