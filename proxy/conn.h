@@ -12,6 +12,7 @@
 #include "jsonlog.h"
 #include "netaddr.h"
 #include "proxy.h"
+#include "upstream_pool.h"
 
 #define AWF_READ_BUF_SIZE (64 * 1024)
 /* Stop reading a side while its peer has more than this queued for writing. */
@@ -31,10 +32,11 @@ struct awf_proxy {
   struct listener *listeners;
   struct conn *conns;   /* every open client connection */
   unsigned nconns;
-  unsigned open_handles; /* listeners, the grace timer and log_flush not yet closed */
+  unsigned open_handles; /* listeners, grace timer, log_flush, upool not yet closed */
   bool shutting_down;
   uv_timer_t grace_timer;
   uv_prepare_t log_flush;  /* writes the batched access-log lines each iteration */
+  awf_upool *upool;        /* idle upstream connections for any client (may be NULL) */
   void (*done)(void *);
   void *done_arg;
   char readbuf[AWF_READ_BUF_SIZE]; /* shared by every read: data is consumed

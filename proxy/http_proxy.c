@@ -73,7 +73,11 @@ struct http_state {
   char up_host[256];
   uint16_t up_port;
   bool up_reusable;
-  char upstream_addr[AWF_ADDRSTRLEN];
+  bool up_reused;            /* this request went out on a used connection */
+  bool req_body;             /* the request has a body (it cannot be sent twice) */
+  bool retrying;             /* re-dialling after a reused connection died */
+  char up_addr[AWF_ADDRSTRLEN]; /* "ip:port" of the upstream connection */
+  char upstream_addr[AWF_ADDRSTRLEN]; /* for the log: where this request went */
 };
 
 static const llhttp_settings_t req_settings;
@@ -501,6 +505,48 @@ static int start_upstream_request(struct conn *c);
 static void scan_restart(struct http_state *h);
 static void start_dial(struct conn *c);
 
+static void close_upstream(struct conn *c) {
+  conn_drop_upstream(c);
+  c->http->up_reusable = false;
+}
+
+/* Hand an idle, reusable upstream to the engine's pool, for any client;
+ * close it when it is not reusable or the proxy is stopping. */
+static void park_upstream(struct conn *c) {
+  struct http_state *h = c->http;
+  if (!c->up)
+    return;
+  if (!h->up_reusable || c->up_eof || c->proxy->shutting_down || !c->proxy->upool ||
+      uv_stream_get_write_queue_size((uv_stream_t *)c->up) > 0) {
+    close_upstream(c);
+    return;
+  }
+  uv_tcp_t *tcp = c->up;
+  c->up = NULL;
+  c->up_reading = false;
+  h->up_reusable = false;
+  awf_upool_put(c->proxy->upool, tcp, h->up_host, h->up_port, h->up_addr);
+}
+
+/* An upstream another client left for this host and port. */
+static void take_pooled(struct conn *c) {
+  struct http_state *h = c->http;
+  uv_tcp_t *tcp = awf_upool_take(c->proxy->upool, h->target.host, h->target.port,
+                                 h->up_addr, sizeof(h->up_addr));
+  if (!tcp)
+    return;
+  c->up = tcp;
+  tcp->data = c;
+  c->up_eof = false;
+  c->up_reading = false;
+  snprintf(h->up_host, sizeof(h->up_host), "%s", h->target.host);
+  h->up_port = h->target.port;
+  h->up_reusable = true;
+  llhttp_init(&h->resp, HTTP_RESPONSE, &resp_settings);
+  h->resp.data = c;
+  update_reading(c);
+}
+
 /* Build the head sent upstream: origin-form target, Host from the URI, no
  * hop-by-hop or proxy headers. */
 static int build_upstream_head(struct conn *c) {
@@ -591,6 +637,7 @@ static int on_req_headers_complete(llhttp_t *p) {
   /* Header bytes will be overwritten when the buffer grows? No: the target
    * path points into rq.buf, which no longer grows for this request. */
   h->req_chunked = (p->flags & F_CHUNKED) != 0;
+  h->req_body = h->req_chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
   h->head_request = h->method == HTTP_HEAD;
   if (p->http_major == 1 && p->http_minor == 0)
     h->resp_close = true; /* HTTP/1.0 clients: one request per connection */
@@ -608,19 +655,24 @@ static int on_req_headers_complete(llhttp_t *p) {
   }
   conn_set_timer(c, T_EXCHANGE);
   if (h->method == HTTP_CONNECT) {
-    if (c->up) { /* a tunnel never reuses an HTTP upstream */
-      conn_drop_upstream(c);
-    }
+    park_upstream(c); /* a tunnel never reuses an HTTP upstream */
     start_dial(c);
     return HPE_PAUSED;
   }
   if (build_upstream_head(c) < 0)
     return req_error(c, 431, "header_too_large");
-  if (c->up && h->up_reusable && h->up_port == h->target.port &&
-      strcmp(h->up_host, h->target.host) == 0) {
-    if (start_upstream_request(c) < 0)
-      return req_error(c, 502, "upstream_unreachable");
-    return 0;
+  if (c->up && !(h->up_reusable && h->up_port == h->target.port &&
+                 strcmp(h->up_host, h->target.host) == 0))
+    park_upstream(c); /* another host: someone else may want it */
+  if (!c->up)
+    take_pooled(c);
+  h->up_reused = c->up != NULL;
+  if (c->up) {
+    snprintf(h->upstream_addr, sizeof(h->upstream_addr), "%s", h->up_addr);
+    if (start_upstream_request(c) == 0)
+      return 0;
+    close_upstream(c); /* it died while idle: dial afresh */
+    h->up_reused = false;
   }
   start_dial(c);
   return HPE_PAUSED;
@@ -796,7 +848,10 @@ static int start_upstream_request(struct conn *c) {
   llhttp_resume(&h->resp); /* it paused at the end of the previous response */
   uv_buf_t b = uv_buf_init(h->out.data, (unsigned)h->out.len);
   int rc = write_up(c, &b, 1);
-  awf_buf_reset(&h->out);
+  if (rc == 0)
+    awf_buf_reset(&h->out); /* kept on failure: a fresh connection resends it */
+  else
+    h->bytes_up = 0;
   return rc;
 }
 
@@ -839,6 +894,7 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
   }
 
   snprintf(h->up_host, sizeof(h->up_host), "%s", h->target.host);
+  snprintf(h->up_addr, sizeof(h->up_addr), "%s", h->upstream_addr);
   h->up_port = h->target.port;
   h->up_reusable = true;
   llhttp_init(&h->resp, HTTP_RESPONSE, &resp_settings);
@@ -848,6 +904,10 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
     return;
   }
   update_reading(c);
+  if (h->retrying) { /* the request was parsed already: the parser stays put */
+    h->retrying = false;
+    return;
+  }
   resume_client(c);
 }
 
@@ -983,17 +1043,13 @@ static const llhttp_settings_t resp_settings = {
     .on_message_complete = on_resp_complete,
 };
 
-static void close_upstream(struct conn *c) {
-  conn_drop_upstream(c);
-  c->http->up_reusable = false;
-}
-
 /* Both the request and its response are complete. */
 static void exchange_done(struct conn *c) {
   struct http_state *h = c->http;
   log_request(c, "allow", "allowed");
   h->active = false;
   if (h->resp_close || c->client_eof || c->proxy->shutting_down) {
+    park_upstream(c); /* a connection per request: the next client takes it */
     conn_close_after_writes(c);
     return;
   }
@@ -1005,6 +1061,25 @@ static void exchange_done(struct conn *c) {
   awf_buf_free(&h->resp_head);
   conn_set_timer(c, T_IDLE);
   resume_client(c);
+}
+
+/* A reused connection that failed before a byte of the answer: the server
+ * closed it while idle. A complete bodyless GET, HEAD or OPTIONS goes out
+ * once more on a fresh connection (RFC 9112 9.3.1). */
+static bool retry_fresh(struct conn *c) {
+  struct http_state *h = c->http;
+  if (!h->up_reused || h->resp_started || h->bytes_down > 0 || !h->req_done || h->req_body ||
+      (h->method != HTTP_GET && h->method != HTTP_HEAD && h->method != HTTP_OPTIONS))
+    return false;
+  close_upstream(c);
+  h->up_reused = false;
+  h->upstream_addr[0] = '\0';
+  if (build_upstream_head(c) < 0)
+    return false;
+  h->bytes_up = 0;
+  h->retrying = true;
+  start_dial(c);
+  return true;
 }
 
 static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -1056,6 +1131,8 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_close(c); /* the client left: logged as the allowed request it was */
     return;
   }
+  if (err != HPE_OK && err != HPE_PAUSED && retry_fresh(c))
+    return;
   if (err != HPE_OK && err != HPE_PAUSED) {
     awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "upstream %s: %s", h->upstream_addr,
                    nread < 0 ? "closed early" : llhttp_get_error_reason(&h->resp));

@@ -385,6 +385,9 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
     uv_prepare_start(&p->log_flush, on_log_flush);
   }
   uv_unref((uv_handle_t *)&p->log_flush);
+  p->upool = awf_upool_new(loop);
+  if (p->upool)
+    p->open_handles++;
   *out = p;
   return 0;
 }
@@ -433,6 +436,12 @@ static void on_engine_handle_closed(uv_handle_t *h) {
   maybe_finish_shutdown(p);
 }
 
+static void on_upool_closed(void *arg) {
+  awf_proxy *p = arg;
+  p->open_handles--;
+  maybe_finish_shutdown(p);
+}
+
 static void on_failed_listener_closed(uv_handle_t *h) {
   free(h->data);
 }
@@ -452,6 +461,9 @@ static void maybe_finish_shutdown(awf_proxy *p) {
     uv_timer_stop(&p->grace_timer);
     uv_close((uv_handle_t *)&p->grace_timer, on_engine_handle_closed);
     uv_close((uv_handle_t *)&p->log_flush, on_engine_handle_closed);
+    if (p->upool)
+      awf_upool_close(p->upool, on_upool_closed, p);
+    p->upool = NULL;
     return;
   }
   if (p->open_handles > 0)
