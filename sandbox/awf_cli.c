@@ -35,7 +35,8 @@ static const char usage[] =
     "      --log-file FILE           JSONL access log of every decision\n"
     "      --log-level LEVEL         debug, info, warn, error (default warn)\n"
     "Environment:\n"
-    "  -e, --env KEY=VALUE           set a variable (repeatable; wins over the others)\n"
+    "  -e, --env KEY=VALUE           set a variable (repeatable; wins over the others);\n"
+    "                                -e KEY copies KEY's value from awf's environment\n"
     "      --env-file FILE           KEY=VALUE lines\n"
     "      --env-all                 pass the host environment, except PATH, HOME, USER,\n"
     "                                LOGNAME, PWD, OLDPWD, SHLVL, _, SUDO_*, proxy variables\n"
@@ -148,9 +149,7 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
     case 'd': flag = "allow-domains"; break;
     case 'P': flag = long_opts[idx].name; break;
     case 'A': cli->proxy.audit = true; break;
-    case 'e':
-      if (!strchr(optarg, '='))
-        return fail("-e '%s': expected KEY=VALUE", optarg);
+    case 'e': /* KEY=VALUE, or KEY to copy the host's value (checked by envpolicy) */
       rc = push(cli->env_cli, &cli->n_env_cli, optarg, "-e");
       break;
     case 'F': rc = push(cli->env_files, &cli->n_env_files, optarg, "--env-file"); break;

@@ -233,6 +233,15 @@ def test_exclude_env_does_not_remove_explicit(world):
     assert env["KEEP"] == "cli"
 
 
+def test_env_name_alone_copies_the_host_value(world):
+    """-e NAME (no '=') passes awf's own value of NAME, spaces and '=' kept;
+    a NAME awf does not have is simply not set."""
+    env = env_of(world.awf(*ENV_DUMP, extra_env={"TOKEN_X": "s3 cr=et"}, args=[
+        "-e", "TOKEN_X", "-e", "NOT_SET_ANYWHERE_X"]))
+    assert env["TOKEN_X"] == "s3 cr=et"
+    assert "NOT_SET_ANYWHERE_X" not in env
+
+
 # -- who the command is -----------------------------------------------------------
 
 def test_runs_as_the_invoking_user(world):
