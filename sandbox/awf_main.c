@@ -34,32 +34,14 @@
 
 extern char **environ;
 
-struct visibility {
-  const struct awf_cli *cli;
-  const char *home;
-};
-
-/* Does this host directory exist inside the sandbox too? */
+/* Does this PATH directory exist inside the sandbox too? Its host side, by
+ * the sandbox's own mount table, must be a directory. */
 static int visible_in_sandbox(void *ud, const char *path) {
-  const struct visibility *v = ud;
-  static const char *const roots[] = {"/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/",
-                                       "/opt/", "/tmp/"};
-  char with_slash[PATH_MAX];
+  const struct awf_rootfs_spec *rootfs = ud;
+  char host[PATH_MAX];
   struct stat st;
-  if (snprintf(with_slash, sizeof(with_slash), "%s/", path) >= (int)sizeof(with_slash))
-    return 0;
-  bool under = false;
-  for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]) && !under; i++)
-    under = strncmp(with_slash, roots[i], strlen(roots[i])) == 0;
-  size_t hl = strlen(v->home);
-  if (!under && hl > 1 && strncmp(path, v->home, hl) == 0 && (path[hl] == '/' || !path[hl]))
-    under = true;
-  for (size_t i = 0; i < v->cli->n_mounts && !under; i++) {
-    size_t ml = strlen(v->cli->mounts[i].sandbox);
-    if (strncmp(path, v->cli->mounts[i].sandbox, ml) == 0 && (path[ml] == '/' || !path[ml]))
-      return stat(v->cli->mounts[i].host, &st) == 0; /* approximate: the mount exists */
-  }
-  return under && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+  return awf_rootfs_host_path_of(rootfs, path, host, sizeof(host)) == 0 &&
+         stat(host, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 static int list_dir(void *ud, const char *dir, awf_pathenv_entry_fn each, void *ctx) {
@@ -76,18 +58,17 @@ static int list_dir(void *ud, const char *dir, awf_pathenv_entry_fn each, void *
   return rc;
 }
 
-static int build_path(const struct awf_cli *cli, const char *home, char *out, size_t outsz) {
+static int build_path(const struct awf_rootfs_spec *rootfs, char *out, size_t outsz) {
   char err[256];
   char *gh = NULL;
   size_t ghlen = 0;
   const char *ghp = getenv("GITHUB_PATH");
   if (ghp && *ghp && awf_textfile_read(ghp, MAX_ENV_FILE, &gh, &ghlen, err, sizeof(err)) < 0)
     fprintf(stderr, "awf: warning: GITHUB_PATH: %s\n", err);
-  struct visibility vis = {cli, home};
   struct awf_pathenv_spec spec = {
       .awf_path = getenv("PATH"), .github_path = gh, .github_path_len = ghlen,
       .toolcache = AWF_PATHENV_TOOLCACHE, .arch = awf_pathenv_toolcache_arch(),
-      .exists = visible_in_sandbox, .list = list_dir, .ud = &vis,
+      .exists = visible_in_sandbox, .list = list_dir, .ud = (void *)rootfs,
   };
   size_t dropped = 0;
   int rc = awf_pathenv_build(&spec, out, outsz, &dropped);
@@ -101,7 +82,8 @@ static long own_environment(char **own, size_t max, const char *path,
                             const struct awf_userdb_user *u) {
   static const char *const passthrough[] = {"TERM", "LANG", "GOROOT", "JAVA_HOME",
                                             "DOTNET_ROOT", "CARGO_HOME", "BUN_INSTALL"};
-  const char *proxy = "http://127.0.0.1:3128";
+  char proxy[32];
+  snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%d", AWF_SANDBOX_PROXY_PORT);
   size_t n = 0;
   bool failed = false;
 #define OWN(...)                                                                \
@@ -162,9 +144,9 @@ static int find_user(struct awf_userdb_user *user, gid_t *gid, gid_t *groups,
 /* The command's environment: awf's own variables, then --env-all, --env-file
  * and -e, each overriding the one before. */
 static int build_environment(const struct awf_cli *cli, const struct awf_userdb_user *user,
-                             awf_env **env) {
+                             const struct awf_rootfs_spec *rootfs, awf_env **env) {
   static char path[16384];
-  if (build_path(cli, user->home, path, sizeof(path)) < 0) {
+  if (build_path(rootfs, path, sizeof(path)) < 0) {
     fprintf(stderr, "awf: cannot build PATH for the sandbox (longer than %zu bytes?)\n",
             sizeof(path));
     return -1;
@@ -221,14 +203,25 @@ int main(int argc, char **argv) {
     return EXIT_AWF_ERROR;
   }
 
+  struct awf_sandbox_plan plan = {.cli = &cli};
   struct awf_userdb_user user;
-  uid_t uid;
-  gid_t gid, groups[MAX_GROUPS];
-  size_t ngroups = 0;
+  gid_t groups[MAX_GROUPS];
   awf_env *env = NULL;
   static const char *cmd_argv[AWF_MAX_COMMAND_ARGS + 4];
-  if (find_user(&user, &gid, groups, &ngroups, &uid) < 0 ||
-      build_environment(&cli, &user, &env) < 0) {
+  static struct awf_rootfs_mount mounts[AWF_MAX_LIST_ARGS];
+  for (size_t i = 0; i < cli.n_mounts; i++)
+    mounts[i] = (struct awf_rootfs_mount){cli.mounts[i].host, cli.mounts[i].sandbox,
+                                          cli.mounts[i].read_only};
+  if (find_user(&user, &plan.gid, groups, &plan.ngroups, &plan.uid) < 0) {
+    awf_options_free(&cli.proxy);
+    return EXIT_AWF_ERROR;
+  }
+  plan.groups = groups;
+  plan.rootfs = (struct awf_rootfs_spec){
+      .home = user.home, .private_tmp = cli.private_tmp, .mounts = mounts,
+      .n_mounts = cli.n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF,
+      .uid = plan.uid, .gid = plan.gid};
+  if (build_environment(&cli, &user, &plan.rootfs, &env) < 0) {
     awf_options_free(&cli.proxy);
     return EXIT_AWF_ERROR;
   }
@@ -244,20 +237,9 @@ int main(int argc, char **argv) {
   const char *work_dir = cli.work_dir;
   if (!work_dir)
     work_dir = getcwd(cwd, sizeof(cwd)) ? cwd : "/";
-
-  static struct awf_rootfs_mount mounts[AWF_MAX_LIST_ARGS];
-  for (size_t i = 0; i < cli.n_mounts; i++)
-    mounts[i] = (struct awf_rootfs_mount){cli.mounts[i].host, cli.mounts[i].sandbox,
-                                          cli.mounts[i].read_only};
-  struct awf_sandbox_plan plan = {
-      .cli = &cli,
-      .command = {.argv = (char *const *)cmd_argv, .envp = awf_env_envp(env),
-                  .work_dir = work_dir, .work_dir_fallback = cli.work_dir == NULL},
-      .uid = uid, .gid = gid, .groups = groups, .ngroups = ngroups,
-      .rootfs = {.home = user.home, .private_tmp = cli.private_tmp, .mounts = mounts,
-                 .n_mounts = cli.n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF,
-                 .uid = uid, .gid = gid},
-  };
+  plan.command = (struct awf_init_command){
+      .argv = (char *const *)cmd_argv, .envp = awf_env_envp(env), .work_dir = work_dir,
+      .work_dir_fallback = cli.work_dir == NULL};
   status = awf_supervise(&plan);
   awf_env_free(env);
   awf_options_free(&cli.proxy);

@@ -790,3 +790,31 @@ int awf_rootfs_build(const struct awf_rootfs_spec *spec, char *err, size_t errle
   munmap(table, size);
   return rc;
 }
+
+/* path is top itself or lies below it */
+static int is_at_or_under(const char *path, const char *top) {
+  return strcmp(path, top) == 0 || is_under(path, top);
+}
+
+static int host_path_in(const char *path, const char *top, const char *host, char *out,
+                        size_t outlen) {
+  int n = snprintf(out, outlen, "%s%s", host, path + strlen(top));
+  return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+}
+
+int awf_rootfs_host_path_of(const struct awf_rootfs_spec *spec, const char *path, char *out,
+                            size_t outlen) {
+  if (path == NULL || path[0] != '/')
+    return -ENOENT;
+  for (size_t i = spec->n_mounts; i-- > 0;)
+    if (is_at_or_under(path, spec->mounts[i].sandbox))
+      return host_path_in(path, spec->mounts[i].sandbox, spec->mounts[i].host, out, outlen);
+  if (spec->home != NULL && strcmp(spec->home, "/") != 0 && is_at_or_under(path, spec->home))
+    return host_path_in(path, spec->home, spec->home, out, outlen);
+  if (!spec->private_tmp && is_at_or_under(path, "/tmp"))
+    return host_path_in(path, "/tmp", "/tmp", out, outlen);
+  for (size_t i = 0; i < COUNT(system_trees); i++)
+    if (is_at_or_under(path, system_trees[i]))
+      return host_path_in(path, system_trees[i], system_trees[i], out, outlen);
+  return -ENOENT;
+}

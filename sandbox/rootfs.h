@@ -75,4 +75,13 @@ struct awf_rootfs_spec {
  * child cloned from a threaded process); realpath(3) may, for long paths. */
 int awf_rootfs_build(const struct awf_rootfs_spec *spec, char *err, size_t errlen);
 
+/* Where a path of the sandbox comes from on the host, by the same mount
+ * table awf_rootfs_build uses: the host path (in out) when the sandbox
+ * path lies in a system tree, the home, the host /tmp (not with private_tmp)
+ * or a -v mount (the last one that covers it wins); 0, or -ENOENT when the
+ * sandbox shows no host file there, -ENAMETOOLONG. Pure: nothing is looked
+ * up on disk. Used to keep PATH to directories the sandbox has. */
+int awf_rootfs_host_path_of(const struct awf_rootfs_spec *spec, const char *path, char *out,
+                            size_t outlen);
+
 #endif

@@ -652,8 +652,49 @@ static int teardown(void **state) {
   return fx ? nftw(fx->base, remove_entry, 16, FTW_DEPTH | FTW_PHYS) : 0;
 }
 
+/* Pure: which host file a sandbox path shows (PATH is filtered with it). */
+static void expect_host(const struct awf_rootfs_spec *spec, const char *path,
+                        const char *want) {
+  char out[PATH_MAX];
+  int rc = awf_rootfs_host_path_of(spec, path, out, sizeof(out));
+  if (want == NULL) {
+    assert_int_equal(rc, -ENOENT);
+  } else {
+    assert_int_equal(rc, 0);
+    assert_string_equal(out, want);
+  }
+}
+
+static void test_host_path_of(void **state) {
+  (void)state;
+  const struct awf_rootfs_mount mounts[] = {{"/srv/tools", "/opt/tools", true},
+                                            {"/data/new", "/opt/tools/bin", false},
+                                            {"/x", "/work", false}};
+  struct awf_rootfs_spec spec = {.home = "/home/u", .mounts = mounts, .n_mounts = 3};
+  expect_host(&spec, "/usr/local/bin", "/usr/local/bin");
+  expect_host(&spec, "/lib32", "/lib32");
+  expect_host(&spec, "/home/u/.local/bin", "/home/u/.local/bin");
+  expect_host(&spec, "/home/user2/bin", NULL);           /* not a prefix by bytes */
+  expect_host(&spec, "/tmp/bin", "/tmp/bin");
+  expect_host(&spec, "/opt/tools/lib", "/srv/tools/lib"); /* -v over /opt */
+  expect_host(&spec, "/opt/tools/bin/x", "/data/new/x");  /* the later -v wins */
+  expect_host(&spec, "/work", "/x");
+  expect_host(&spec, "/workspace", NULL);
+  expect_host(&spec, "/root/bin", NULL);
+  expect_host(&spec, "/etc", NULL);
+  expect_host(&spec, "relative/bin", NULL);
+  spec.private_tmp = true;
+  expect_host(&spec, "/tmp/bin", NULL);                   /* a fresh tmpfs */
+  spec.home = "/";
+  expect_host(&spec, "/anything", NULL);                  /* a home of / is never bound */
+  char small[8];
+  assert_int_equal(awf_rootfs_host_path_of(&spec, "/usr/local/bin", small, sizeof(small)),
+                   -ENAMETOOLONG);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_host_path_of),
       cmocka_unit_test(test_layout),
       cmocka_unit_test(test_mountinfo_fallback),
       cmocka_unit_test(test_nothing_propagates_to_a_shared_host),
