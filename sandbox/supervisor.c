@@ -43,7 +43,6 @@ struct supervisor {
   uv_signal_t sig_chld;
   uv_signal_t fwd[7];
   uv_timer_t timeout;
-  unsigned open;   /* handles of ours still open */
   unsigned dns_open;
 };
 
@@ -89,14 +88,9 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
 
 /* ---- outside: the proxy's loop -------------------------------------------- */
 
-static void on_handle_closed(uv_handle_t *h) {
-  struct supervisor *s = h->data;
-  s->open--;
-}
-
 static void close_handle(uv_handle_t *h) {
   if (!uv_is_closing(h))
-    uv_close(h, on_handle_closed);
+    uv_close(h, NULL);
 }
 
 static void on_proxy_done(void *arg) {
@@ -200,6 +194,16 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   return 0;
 }
 
+static const int families[2] = {AF_INET, AF_INET6}; /* index = s->dns[] slot */
+
+/* 127.0.0.1 or [::1] with this port. */
+static int loopback_addr(int family, uint16_t port, struct sockaddr_storage *a) {
+  memset(a, 0, sizeof(*a));
+  if (family == AF_INET)
+    return uv_ip4_addr("127.0.0.1", port, (struct sockaddr_in *)a);
+  return uv_ip6_addr("::1", port, (struct sockaddr_in6 *)a);
+}
+
 /* Called while this thread is inside the sandbox's network namespace: every
  * socket made here belongs to it for good, while the engine and its upstream
  * connections stay in awf's own namespace. */
@@ -207,16 +211,11 @@ static int listen_in_sandbox(struct supervisor *s, char *err, size_t errlen) {
   const struct awf_cli *cli = s->plan->cli;
   struct sockaddr_storage a;
   char text[AWF_ADDRSTRLEN];
-  static const char *const explicit[] = {"127.0.0.1:3128"};
-  static const char *const transparent[] = {"127.0.0.1:15001", "[::1]:15001"};
-  static const char *const dns[] = {"127.0.0.1:15053", "[::1]:15053"};
-  int rc = 0;
-  for (size_t i = 0; rc == 0 && i < sizeof(explicit) / sizeof(explicit[0]); i++) {
-    awf_sockaddr_parse(explicit[i], &a);
+  int rc = loopback_addr(AF_INET, AWF_SANDBOX_PROXY_PORT, &a);
+  if (rc == 0)
     rc = awf_proxy_listen(s->proxy, (struct sockaddr *)&a, NULL);
-  }
-  for (size_t i = 0; rc == 0 && i < sizeof(transparent) / sizeof(transparent[0]); i++) {
-    awf_sockaddr_parse(transparent[i], &a);
+  for (size_t i = 0; rc == 0 && i < 2; i++) {
+    loopback_addr(families[i], AWF_SANDBOX_TRANSPARENT_PORT, &a);
     rc = awf_proxy_listen_transparent(s->proxy, (struct sockaddr *)&a, NULL);
   }
   if (rc < 0) {
@@ -232,8 +231,8 @@ static int listen_in_sandbox(struct supervisor *s, char *err, size_t errlen) {
   dc.log = s->log;
   dc.audit = cli->proxy.audit;
   dc.denials = s->denials;
-  for (size_t i = 0; rc == 0 && i < sizeof(dns) / sizeof(dns[0]); i++) {
-    awf_sockaddr_parse(dns[i], &a);
+  for (size_t i = 0; rc == 0 && i < 2; i++) {
+    loopback_addr(families[i], AWF_SANDBOX_DNS_PORT, &a);
     rc = awf_dns_server_new(&s->loop, &dc, (struct sockaddr *)&a, NULL, &s->dns[i]);
   }
   if (rc < 0)
@@ -246,16 +245,13 @@ static void start_signals(struct supervisor *s) {
   uv_signal_init(&s->loop, &s->sig_chld);
   s->sig_chld.data = s;
   uv_signal_start(&s->sig_chld, on_sigchld, SIGCHLD);
-  s->open++;
   for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {
     uv_signal_init(&s->loop, &s->fwd[i]);
     s->fwd[i].data = s;
     uv_signal_start(&s->fwd[i], on_forward, forwarded[i]);
-    s->open++;
-  }
+    }
   uv_timer_init(&s->loop, &s->timeout);
   s->timeout.data = s;
-  s->open++;
   if (s->plan->cli->agent_timeout_ms)
     uv_timer_start(&s->timeout, on_timeout, s->plan->cli->agent_timeout_ms, 0);
 }
