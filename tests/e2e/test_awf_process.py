@@ -95,6 +95,13 @@ BAD_ARGS = [
     ["--work-dir", "relative/dir"],
     ["--agent-timeout", "0"],
     ["--agent-timeout", "soon"],
+    ["--agent-timeout", "nan"],
+    ["--agent-timeout", "-1"],
+    ["--agent-timeout", "1e9"],
+    ["--agent-timeout", "5m"],
+    ["--tls-ports", "443,x"],
+    ["--http-ports", "0"],
+    ["-e", "=novalue"],
     ["--env-file", "/no/such/env-file"],
     ["-e", "1BAD=x"],
 ]
