@@ -7,13 +7,16 @@
 #include <seccomp.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 /* Refused whole with EPERM. Names unknown to this libseccomp, or not real
- * syscalls on this architecture (vm86 on x86_64...), are skipped. */
+ * syscalls on this architecture (vm86 on x86_64...), are skipped, except
+ * those in by_number below. */
 static const char *const refused[] = {
     /* mounts and namespaces */
     "mount", "umount", "umount2", "pivot_root", "chroot", "unshare", "setns",
     "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",
+    "open_tree_attr",
     /* other processes */
     "ptrace", "process_vm_readv", "process_vm_writev",
     /* the kernel */
@@ -24,6 +27,31 @@ static const char *const refused[] = {
     "swapon", "swapoff", "reboot", "acct", "lookup_dcookie", "uselib", "nfsservctl",
     "_sysctl", "iopl", "ioperm", "vm86", "vm86old",
 };
+
+/* Syscalls newer than Debian 12's libseccomp (2.5.4), which cannot resolve
+ * their names, so a kernel that has them would get them through. Since the
+ * numbers were unified (424, pidfd_send_signal) a new syscall has the same
+ * number on most architectures; it is used only where it was checked against
+ * the kernel's tables, and only when libseccomp does not know the name. */
+static const struct {
+    const char *name;
+    int nr;
+} by_number[] = {
+#if defined(__x86_64__) || defined(__aarch64__)
+    {"open_tree_attr", 467}, /* Linux 6.15: open_tree with mount_setattr */
+#endif
+    {NULL, 0},
+};
+
+/* The socket families the command may use: local sockets, IP (which the
+ * namespace and nftables confine to lo and awf's proxy and DNS), and netlink
+ * (the namespace's own interfaces and routes; glibc's getaddrinfo asks it).
+ * Every other family reaches past the network namespace or past nftables:
+ * AF_VSOCK talks to the hypervisor (CID 2) and other VMs on any VM with a
+ * vsock device and belongs to no namespace, AF_PACKET and the rest are never
+ * seen by the inet tables. They fail with EAFNOSUPPORT, what a kernel
+ * without the family answers, so programs take their no-such-family path. */
+static const int allowed_families[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
 
 /* Each alone makes a clone create a namespace. CLONE_NEWTIME is not among
  * them: for clone() that bit is part of the exit signal (CSIGNAL), and only
@@ -54,6 +82,17 @@ static int lib_failed(char *err, size_t errlen, int rc, const char *step, const 
                            what[0] ? " " : "", what, strerror(-rc));
 }
 
+/* The number of a syscall this libseccomp has no name for, or -1. */
+static int number_of_unnamed(const char *name)
+{
+    size_t i;
+
+    for (i = 0; by_number[i].name != NULL; i++)
+        if (strcmp(by_number[i].name, name) == 0)
+            return by_number[i].nr;
+    return -1;
+}
+
 static int add_refused(scmp_filter_ctx ctx, char *err, size_t errlen)
 {
     size_t i;
@@ -62,7 +101,9 @@ static int add_refused(scmp_filter_ctx ctx, char *err, size_t errlen)
         int nr = seccomp_syscall_resolve_name(refused[i]);
         int rc;
 
-        if (nr < 0) /* __NR_SCMP_ERROR, or a pseudo-number: not on this arch */
+        if (nr == __NR_SCMP_ERROR)
+            nr = number_of_unnamed(refused[i]);
+        if (nr < 0) /* unknown, or a pseudo-number: not on this arch */
             continue;
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
         if (rc != 0)
@@ -113,6 +154,45 @@ static int add_ioctls(scmp_filter_ctx ctx, char *err, size_t errlen)
     return 0;
 }
 
+static int family_allowed(int family)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof allowed_families / sizeof allowed_families[0]; i++)
+        if (allowed_families[i] == family)
+            return 1;
+    return 0;
+}
+
+/* socket and socketpair: one rule per refused family below AF_MAX (separate
+ * rules are ORed), compared on the low 32 bits, which is all the kernel
+ * reads, so AF_VSOCK | 1 << 32 is refused too; then anything at or above
+ * AF_MAX: families newer than these headers, and every value with high bits
+ * set that did not match above (the kernel would read AF_INET | 1 << 32 as
+ * AF_INET; no libc passes such a value, so refusing it costs nothing). */
+static int add_families(scmp_filter_ctx ctx, char *err, size_t errlen)
+{
+    static const int calls[] = {SCMP_SYS(socket), SCMP_SYS(socketpair)};
+    size_t c;
+    int f, rc;
+
+    for (c = 0; c < sizeof calls / sizeof calls[0]; c++) {
+        for (f = 0; f < AF_MAX; f++) {
+            if (family_allowed(f))
+                continue;
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), calls[c], 1,
+                                  SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (scmp_datum_t)f));
+            if (rc != 0)
+                return lib_failed(err, errlen, rc, "refusing", "a socket family");
+        }
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), calls[c], 1,
+                              SCMP_A0(SCMP_CMP_GE, (scmp_datum_t)AF_MAX));
+        if (rc != 0)
+            return lib_failed(err, errlen, rc, "refusing", "socket families from AF_MAX");
+    }
+    return 0;
+}
+
 static int build(scmp_filter_ctx ctx, char *err, size_t errlen)
 {
     int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
@@ -129,6 +209,8 @@ static int build(scmp_filter_ctx ctx, char *err, size_t errlen)
         rc = add_clone(ctx, err, errlen);
     if (rc == 0)
         rc = add_ioctls(ctx, err, errlen);
+    if (rc == 0)
+        rc = add_families(ctx, err, errlen);
     return rc;
 }
 

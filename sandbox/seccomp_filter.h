@@ -5,7 +5,7 @@
  *   - mounts and namespaces: mount, umount, umount2, pivot_root, chroot,
  *     unshare, setns, clone with any CLONE_NEW* flag, the new mount API
  *     (fsopen, fsconfig, fsmount, fspick, move_mount, open_tree,
- *     mount_setattr);
+ *     mount_setattr, open_tree_attr);
  *   - other processes: ptrace, process_vm_readv/writev;
  *   - the kernel: kexec_load, kexec_file_load, init/finit/delete_module
  *     (and the legacy create_module, query_module, get_kernel_syms), bpf,
@@ -15,6 +15,11 @@
  *     _sysctl, iopl, ioperm, vm86, vm86old;
  *   - the terminal: ioctl TIOCSTI and TIOCLINUX (compared on the low 32 bits
  *     of the request, which is all the kernel reads).
+ * socket and socketpair fail with EAFNOSUPPORT (what a kernel without the
+ * family answers) for every family but AF_UNIX, AF_INET, AF_INET6 and
+ * AF_NETLINK: the others (AF_VSOCK to the hypervisor, AF_PACKET...) reach
+ * past the network namespace or past nftables. The family is compared on
+ * its low 32 bits, and any value at or above AF_MAX is refused.
  * clone3 fails with ENOSYS instead: its flags live in a struct in memory,
  * which a seccomp filter cannot read, so it is refused whole, and ENOSYS is
  * the one error on which glibc (pthread_create, posix_spawn) falls back to
@@ -33,7 +38,8 @@
  * x32 syscall numbers (__X32_SYSCALL_BIT) on x86_64 the same way.
  *
  * Names this libseccomp does not know are skipped (a kernel that lacks them
- * has nothing to refuse). */
+ * has nothing to refuse), except open_tree_attr, newer than libseccomp
+ * 2.5.4, which is refused by its number (467) on x86_64 and aarch64. */
 #ifndef AWF_SECCOMP_FILTER_H
 #define AWF_SECCOMP_FILTER_H
 

@@ -1,10 +1,13 @@
 """awf's network: both paths (proxy variables and the transparent redirect)
 to the world's origins, denials with their log records and the end-of-run
 summary, rules (subdomains, wildcards, block over allow), the filtered DNS,
-UDP/ICMP/other ports dropped, IPv6, and no way to a chosen IP address."""
+UDP/ICMP/other ports dropped, IPv6, no way to a chosen IP address, and no
+socket family that reaches past the namespace (vsock, packet)."""
 
+import errno
 import json
 import shutil
+import socket
 
 import pytest
 
@@ -373,3 +376,22 @@ def test_resolve_elsewhere_reaches_the_real_origin(world):
     assert world.https2.state.find(t) == []
     rec = one(r, event="tls", host="allowed.test")
     assert (rec["original_dst"], rec["upstream"]) == (f"{ORIGIN2}:443", f"{ORIGIN}:443")
+
+
+# -- socket families ------------------------------------------------------------
+
+def test_vsock_and_packet_sockets_refused(world):
+    """AF_VSOCK belongs to no network namespace and nftables never sees it (on
+    a VM it reaches the hypervisor); AF_PACKET bypasses the inet tables. Both
+    fail to be created, as on a kernel without them; nothing is connected."""
+    if not hasattr(socket, "AF_VSOCK"):
+        pytest.skip("this python3 has no socket.AF_VSOCK")
+    code = ("import socket\n"
+            "for name, kind in (('AF_VSOCK', socket.SOCK_STREAM), ('AF_PACKET', socket.SOCK_RAW)):\n"
+            "    try:\n"
+            "        socket.socket(getattr(socket, name), kind).close(); print(name, 'created')\n"
+            "    except OSError as e:\n"
+            "        print(name, e.errno)\n")
+    r = ok(world.awf("python3", "-c", code))
+    assert r.out.splitlines() == [f"AF_VSOCK {errno.EAFNOSUPPORT}",
+                                  f"AF_PACKET {errno.EAFNOSUPPORT}"], r

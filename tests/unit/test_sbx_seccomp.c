@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/netlink.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
@@ -93,6 +94,38 @@ static long p_tioclinux(void) { return ioctl_on_pipe(TIOCLINUX); }
 static long p_clone_newuser(void) { return raw_clone(CLONE_NEWUSER); }
 static long p_clone_newnet_high(void) { return raw_clone(CLONE_NEWNET | (1UL << 40)); }
 static long p_clone3(void) { return syscall(SYS_clone3, NULL, 0UL); }
+#if defined(__x86_64__) || defined(__aarch64__)
+/* Linux 6.15; the filter refuses it by number where libseccomp lacks the name. */
+static long p_open_tree_attr(void) { return syscall(467, -1, "", ~0U, NULL, 0); }
+#endif
+
+/* A probe that got a descriptor closes it: nothing leaks into later calls. */
+static long closing(long fd)
+{
+    if (fd >= 0)
+        close((int)fd);
+    return fd;
+}
+
+static long p_socket_vsock(void) { return closing(socket(AF_VSOCK, SOCK_STREAM, 0)); }
+/* The kernel reads the family as an int: high bits must not hide it. */
+static long p_socket_vsock_high(void)
+{
+    return closing(syscall(SYS_socket, AF_VSOCK | (1UL << 32), SOCK_STREAM, 0));
+}
+static long p_socket_packet(void) { return closing(socket(AF_PACKET, SOCK_RAW, 0)); }
+static long p_socket_past_max(void) { return closing(syscall(SYS_socket, AF_MAX + 3, 1, 0)); }
+static long p_socketpair_vsock(void)
+{
+    int sv[2];
+    long r = socketpair(AF_VSOCK, SOCK_STREAM, 0, sv);
+
+    if (r == 0) {
+        close(sv[0]);
+        close(sv[1]);
+    }
+    return r;
+}
 
 struct probe {
     const char *name;
@@ -139,6 +172,16 @@ static const struct probe probes[] = {
     {"clone(CLONE_NEWUSER)", p_clone_newuser, EPERM, 1},
     {"clone(CLONE_NEWNET | 1 << 40)", p_clone_newnet_high, EPERM, 1},
     {"clone3", p_clone3, ENOSYS, 1},
+#if defined(__x86_64__) || defined(__aarch64__)
+    {"open_tree_attr (467)", p_open_tree_attr, EPERM, 1}, /* EINVAL, or ENOSYS before 6.15 */
+#endif
+    /* control 0 for the refused families that a kernel without them (or
+     * without socketpair for them) answers with EAFNOSUPPORT too. */
+    {"socket(AF_VSOCK)", p_socket_vsock, EAFNOSUPPORT, 0},
+    {"socket(AF_VSOCK | 1 << 32)", p_socket_vsock_high, EAFNOSUPPORT, 0},
+    {"socket(AF_PACKET, SOCK_RAW)", p_socket_packet, EAFNOSUPPORT, 1},
+    {"socketpair(AF_VSOCK)", p_socketpair_vsock, EAFNOSUPPORT, 0},
+    {"socket(AF_MAX + 3)", p_socket_past_max, EAFNOSUPPORT, 0},
 };
 
 #define NPROBES (sizeof probes / sizeof probes[0])
@@ -238,6 +281,15 @@ static int child_allowed(int out, const void *arg)
     fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0 || close(fd) != 0)
         return sbx_fail(out, "socket(AF_INET): errno %d", errno);
+    fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0 || close(fd) != 0)
+        return sbx_fail(out, "socket(AF_INET6): errno %d", errno);
+    fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+    if (fd < 0 || close(fd) != 0)
+        return sbx_fail(out, "socket(AF_NETLINK, NETLINK_ROUTE): errno %d", errno);
+    fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    if (fd < 0 || close(fd) != 0)
+        return sbx_fail(out, "socket(AF_UNIX, SOCK_DGRAM): errno %d", errno);
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 || write(sv[0], "x", 1) != 1 ||
         ioctl(sv[1], FIONREAD, &avail) != 0 || avail != 1)
         return sbx_fail(out, "socketpair/FIONREAD: errno %d avail %d", errno, avail);
