@@ -217,8 +217,13 @@ int main(int argc, char **argv) {
     return EXIT_AWF_ERROR;
   }
   plan.groups = groups;
+  /* A command run as root (awf started by root, not through sudo) has no
+   * capabilities, but root's uid owns root's files: it gets neither the host's
+   * /root nor the host's /tmp, where it could rewrite what root later runs. */
+  bool root_command = plan.uid == 0;
   plan.rootfs = (struct awf_rootfs_spec){
-      .home = user.home, .private_tmp = cli.private_tmp, .mounts = mounts,
+      .home = user.home, .fresh_home = root_command,
+      .private_tmp = cli.private_tmp || root_command, .mounts = mounts,
       .n_mounts = cli.n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF,
       .uid = plan.uid, .gid = plan.gid};
   if (build_environment(&cli, &user, &plan.rootfs, &env) < 0) {

@@ -10,6 +10,7 @@
  * (merged /usr, /etc/localtime) as the sandbox will see them. */
 #include "rootfs.h"
 #include "errbuf.h"
+#include "hostpath.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -44,6 +45,7 @@ struct build {
   size_t errlen;
   const char *proc;           /* a procfs to read mountinfo from, changes once */
   char (*resolved)[PATH_MAX]; /* [0] the home ("" to skip), [1 + i] -v host path i */
+  int *source;                /* O_PATH of each, then the detached copy of its tree; -1 */
 };
 
 /* Top-level trees of host binaries and libraries. */
@@ -389,8 +391,9 @@ static int remount_tree(struct build *b, const char *path, unsigned attrs, int r
   return rc;
 }
 
-/* Add attrs to the mount at path, and to all its submounts if recursive. */
-static int set_attrs(struct build *b, const char *path, unsigned attrs, int recursive) {
+/* mount_setattr(2) of attrs: 0 done, 1 when the kernel cannot (before
+ * 5.12: remount instead), or a negative errno. */
+static int setattr_with_api(int dirfd, const char *path, unsigned flags, unsigned attrs) {
 #ifdef MOUNT_ATTR_RDONLY
   struct mount_attr ma = {
       .attr_set = ((attrs & ATTR_RO) ? MOUNT_ATTR_RDONLY : 0) |
@@ -398,12 +401,23 @@ static int set_attrs(struct build *b, const char *path, unsigned attrs, int recu
                   ((attrs & ATTR_NODEV) ? MOUNT_ATTR_NODEV : 0) |
                   ((attrs & ATTR_NOEXEC) ? MOUNT_ATTR_NOEXEC : 0)};
 
-  if (mount_setattr(AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &ma, sizeof ma) == 0)
+  if (mount_setattr(dirfd, path, flags, &ma, sizeof ma) == 0)
     return 0;
   if (errno != ENOSYS && errno != EPERM && errno != EINVAL && errno != EOPNOTSUPP)
-    return fail(b, errno, "setting the mount attributes of %s", path);
+    return -errno;
+#else
+  (void)dirfd, (void)path, (void)flags, (void)attrs;
 #endif
-  return remount_tree(b, path, attrs, recursive);
+  return 1;
+}
+
+/* Add attrs to the mount at path, and to all its submounts if recursive. */
+static int set_attrs(struct build *b, const char *path, unsigned attrs, int recursive) {
+  int rc = setattr_with_api(AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, attrs);
+
+  if (rc < 0)
+    return fail(b, -rc, "setting the mount attributes of %s", path);
+  return rc == 0 ? 0 : remount_tree(b, path, attrs, recursive);
 }
 
 /* ---- binds ------------------------------------------------------------------ */
@@ -442,7 +456,7 @@ static int place_host_path(struct build *b, const char *host, const char *target
 
 /* ---- checking the spec, before anything is mounted ---------------------------- */
 
-/* A -v target: absolute, not the root, no "..", not the old root's place. */
+/* A -v target: absolute, not the root, no "." or "..", not the old root's place. */
 static int check_sandbox_path(struct build *b, const struct awf_rootfs_mount *m) {
   const char *p = m->sandbox, *first, *c;
   size_t len, n = strlen(OLDROOT_NAME);
@@ -460,8 +474,8 @@ static int check_sandbox_path(struct build *b, const struct awf_rootfs_mount *m)
   for (c = first; *c; c += len) {
     c += strspn(c, "/");
     len = strcspn(c, "/");
-    if (len == 2 && strncmp(c, "..", 2) == 0)
-      return fail(b, EINVAL, "-v %s:%s: the sandbox path may not contain ..", m->host, p);
+    if ((len == 2 && strncmp(c, "..", 2) == 0) || (len == 1 && c[0] == '.'))
+      return fail(b, EINVAL, "-v %s:%s: the sandbox path may not contain . or ..", m->host, p);
   }
   return 0;
 }
@@ -472,19 +486,31 @@ static int resolve_home(struct build *b) {
   char *out = b->resolved[0];
 
   out[0] = '\0';
-  if (home == NULL || home[0] == '\0')
+  if (home == NULL || home[0] == '\0' || b->spec->fresh_home)
     return 0;
   if (home[0] != '/')
     return fail(b, EINVAL, "the home directory %s is not an absolute path", home);
-  if (realpath(home, out) == NULL) {
+  char why[AWF_ERRBUF_SIZE];
+  int rc = awf_hostpath_resolve(home, AWF_HOSTPATH_ANY_OWNER, out, &b->source[0], why,
+                                sizeof why);
+  if (rc == -ENOENT || rc == -ENOTDIR) {
     out[0] = '\0';
-    if (errno == ENOENT || errno == ENOTDIR)
-      return 0;
-    return fail(b, errno, "the home directory %s", home);
+    return 0;
+  }
+  if (rc < 0) {
+    out[0] = '\0';
+    return awf_errbuf_fail(b->err, b->errlen, rc, "the home directory %s: %s", home, why);
   }
   if (strcmp(out, "/") == 0)
     out[0] = '\0'; /* never the whole host read-write */
   return 0;
+}
+
+/* Links of the command's user in -v host paths are not followed: it could
+ * have planted them in an earlier run. A command run as root owns what root
+ * owns, so there the owner tells nothing (see rootfs.h). */
+static uid_t refused_link_owner(const struct awf_rootfs_spec *s) {
+  return s->uid == 0 ? AWF_HOSTPATH_ANY_OWNER : s->uid;
 }
 
 static int resolve_sources(struct build *b) {
@@ -501,8 +527,12 @@ static int resolve_sources(struct build *b) {
                   m->host ? m->host : "(null)", m->sandbox ? m->sandbox : "(null)");
     if ((rc = check_sandbox_path(b, m)) < 0)
       return rc;
-    if (realpath(m->host, b->resolved[1 + i]) == NULL)
-      return fail(b, errno, "-v %s:%s: host path %s", m->host, m->sandbox, m->host);
+    char why[AWF_ERRBUF_SIZE];
+    rc = awf_hostpath_resolve(m->host, refused_link_owner(s), b->resolved[1 + i],
+                              &b->source[1 + i], why, sizeof why);
+    if (rc < 0)
+      return awf_errbuf_fail(b->err, b->errlen, rc, "-v %s:%s: host path %s: %s", m->host,
+                             m->sandbox, m->host, why);
   }
   return 0;
 }
@@ -694,18 +724,68 @@ static int setup_dev(struct build *b) {
   return rc;
 }
 
-/* The home read-write at its passwd path, even inside a read-only tree. */
-static int bind_home(struct build *b) {
-  if (b->resolved[0][0] == '\0')
-    return 0;
-  return place_host_path(b, b->resolved[0], b->spec->home, ATTR_USER, 0);
+/* The home's and the -v mounts' host trees, copied (open_tree) while the
+ * host's root is still reachable, from the descriptors resolve_sources
+ * opened: what was checked is what gets mounted. They are put in place only
+ * once the host's root is gone, so no path in the sandbox, however its links
+ * point, can lead a mount or a created target onto the host's root. */
+static int copy_user_sources(struct build *b) {
+  for (size_t i = 0; i <= b->spec->n_mounts; i++) {
+    if (b->resolved[i][0] == '\0' || b->source[i] < 0)
+      continue;
+    int tree = (int)open_tree(b->source[i], "",
+                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    if (tree < 0)
+      return fail(b, errno, "copying the mount tree of %s (open_tree, Linux 5.2 or later)",
+                  b->resolved[i]);
+    close(b->source[i]);
+    b->source[i] = tree;
+  }
+  return 0;
 }
 
-static int bind_user_mounts(struct build *b) {
+/* Attach a copied tree at target (created to match: a directory or an
+ * empty file), with attrs on every mount of it. */
+static int attach_tree(struct build *b, int tree, const char *host, const char *target,
+                       unsigned attrs) {
+  struct stat st;
+  int rc;
+
+  if (fstat(tree, &st) < 0)
+    return fail(b, errno, "%s", host);
+  rc = S_ISDIR(st.st_mode) ? make_dirs(b, target, 0755) : make_file(b, target);
+  if (rc < 0)
+    return rc;
+  int later = setattr_with_api(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs);
+  if (later < 0)
+    return fail(b, -later, "setting the mount attributes of %s", host);
+  if (move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    return fail(b, errno, "mounting %s on %s", host, target);
+  return later ? set_attrs(b, target, attrs, 1) : 0;
+}
+
+/* The home read-write at its passwd path, even inside a read-only tree; or
+ * an empty tmpfs there, the user's own, with fresh_home. */
+static int place_home(struct build *b) {
+  const struct awf_rootfs_spec *s = b->spec;
+
+  if (s->fresh_home && s->home != NULL && s->home[0] == '/' && s->home[1] != '\0') {
+    char opts[64];
+    int rc = make_dirs(b, s->home, 0755);
+
+    snprintf(opts, sizeof opts, "mode=0700,uid=%u,gid=%u", (unsigned)s->uid, (unsigned)s->gid);
+    return rc < 0 ? rc : mount_fs(b, "tmpfs", s->home, MS_NOSUID | MS_NODEV, opts);
+  }
+  if (b->resolved[0][0] == '\0')
+    return 0;
+  return attach_tree(b, b->source[0], b->resolved[0], b->spec->home, ATTR_USER);
+}
+
+static int place_user_mounts(struct build *b) {
   for (size_t i = 0; i < b->spec->n_mounts; i++) {
     const struct awf_rootfs_mount *m = &b->spec->mounts[i];
-    int rc = place_host_path(b, b->resolved[1 + i], m->sandbox,
-                             m->read_only ? ATTR_SYSTEM : ATTR_USER, 0);
+    int rc = attach_tree(b, b->source[1 + i], b->resolved[1 + i], m->sandbox,
+                         m->read_only ? ATTR_SYSTEM : ATTR_USER);
 
     if (rc < 0) {
       char why[AWF_ERRBUF_SIZE];
@@ -756,13 +836,14 @@ static int make_root_read_only(struct build *b) {
   return 0;
 }
 
-/* In this order: the home and -v mounts come after /tmp, /var and /dev so
- * they can sit inside them, and /proc after the old root is gone. */
+/* In this order: /proc after the old root is gone; the home and -v mounts
+ * copied before it goes and placed after (see copy_user_sources), after
+ * /tmp, /var and /dev too so they can sit inside them. */
 static int (*const steps[])(struct build *) = {
-    make_mounts_slave, enter_new_root, bind_system_trees, bind_etc,
-    write_etc_files,   setup_tmp,      setup_run_and_var, setup_sys,
-    setup_dev,         bind_home,      bind_user_mounts,  leave_old_root,
-    mount_proc,        make_root_read_only};
+    make_mounts_slave, enter_new_root,    bind_system_trees, bind_etc,
+    write_etc_files,   setup_tmp,         setup_run_and_var, setup_sys,
+    setup_dev,         copy_user_sources, leave_old_root,    mount_proc,
+    place_home,        place_user_mounts, make_root_read_only};
 
 int awf_rootfs_build(const struct awf_rootfs_spec *spec, char *err, size_t errlen) {
   struct build b = {.spec = spec, .err = err, .errlen = errlen, .proc = OLDROOT "/proc"};
@@ -779,14 +860,20 @@ int awf_rootfs_build(const struct awf_rootfs_spec *spec, char *err, size_t errle
                 AWF_ROOTFS_MAX_MOUNTS);
   /* The resolved paths: mmap, not malloc (this may run in a child cloned
    * from a threaded process). */
-  size = (spec->n_mounts + 1) * sizeof *b.resolved;
+  size = (spec->n_mounts + 1) * (sizeof *b.resolved + sizeof *b.source);
   table = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (table == MAP_FAILED)
     return fail(&b, errno, "mmap of %zu bytes for the resolved paths", size);
   b.resolved = table;
+  b.source = (int *)(b.resolved + spec->n_mounts + 1); /* PATH_MAX keeps it aligned */
+  for (size_t i = 0; i <= spec->n_mounts; i++)
+    b.source[i] = -1;
   rc = resolve_sources(&b);
   for (size_t i = 0; rc == 0 && i < COUNT(steps); i++)
     rc = steps[i](&b);
+  for (size_t i = 0; i <= spec->n_mounts; i++)
+    if (b.source[i] >= 0)
+      close(b.source[i]);
   munmap(table, size);
   return rc;
 }
@@ -810,7 +897,7 @@ int awf_rootfs_host_path_of(const struct awf_rootfs_spec *spec, const char *path
     if (is_at_or_under(path, spec->mounts[i].sandbox))
       return host_path_in(path, spec->mounts[i].sandbox, spec->mounts[i].host, out, outlen);
   if (spec->home != NULL && strcmp(spec->home, "/") != 0 && is_at_or_under(path, spec->home))
-    return host_path_in(path, spec->home, spec->home, out, outlen);
+    return spec->fresh_home ? -ENOENT : host_path_in(path, spec->home, spec->home, out, outlen);
   if (!spec->private_tmp && is_at_or_under(path, "/tmp"))
     return host_path_in(path, "/tmp", "/tmp", out, outlen);
   for (size_t i = 0; i < COUNT(system_trees); i++)

@@ -18,8 +18,9 @@
  *     /etc/resolv.conf (spec->resolv_conf, 0644), /etc/hostname ("awf").
  *   read-write, recursive, nosuid, nodev:
  *     the home (if it exists, at its passwd path, even inside a read-only
- *     tree), /tmp (or a fresh tmpfs, mode 1777, with private_tmp), then the
- *     -v mounts in order (read-only ones as above).
+ *     tree; an empty tmpfs of the user's with fresh_home), /tmp (or a fresh
+ *     tmpfs, mode 1777, with private_tmp), then the -v mounts in order
+ *     (read-only ones as above).
  *   fresh: /dev (tmpfs 0755 nosuid nodev noexec: null zero full random
  *     urandom tty bound from the host, a new devpts instance with ptmx, shm
  *     tmpfs 1777, fd/stdin/stdout/stderr symlinks); /run (empty tmpfs, so no
@@ -38,7 +39,15 @@
  * root tmpfs is first mounted on /tmp of the sandbox's own mount namespace.
  * Missing targets of the home and -v mounts are created in the sandbox; when
  * a target lies in a read-write host tree (the home, /tmp) that creates the
- * directory or empty file on the host too, as docker -v does. */
+ * directory or empty file on the host too, as docker -v does.
+ *
+ * What the command may have left in its writable trees in an earlier run is
+ * not trusted: -v host paths are resolved without following symbolic links
+ * owned by spec->uid (hostpath.h; a command run as root owns what root owns,
+ * so for uid 0 no link can be told apart: give such a command no read-write
+ * -v tree that later -v paths pass through), and the home and -v trees are
+ * copied from the host while its root is reachable but placed only after it
+ * is detached, so no link in the sandbox leads a target onto the host's root. */
 #ifndef AWF_ROOTFS_H
 #define AWF_ROOTFS_H
 
@@ -57,12 +66,13 @@ struct awf_rootfs_mount {
 
 struct awf_rootfs_spec {
   const char *home;    /* the user's home (from passwd): bound read-write if it exists */
+  bool fresh_home;     /* true: an empty tmpfs (0700, uid's) at home instead of the host's */
   bool private_tmp;    /* true: fresh tmpfs on /tmp; false: host /tmp bound rw */
   const struct awf_rootfs_mount *mounts; /* -v HOST:SANDBOX[:ro|rw], later over earlier */
   size_t n_mounts;
   const char *resolv_conf; /* contents of the sandbox's /etc/resolv.conf; NULL: no file */
-  uid_t uid;           /* owner for things awf creates that the user must write */
-  gid_t gid;           /* (none yet) */
+  uid_t uid;           /* the command's: owns a fresh home; its links in -v paths are refused */
+  gid_t gid;
 };
 
 /* Build the sandbox's root and enter it (pivot_root, old root detached, cwd

@@ -210,3 +210,71 @@ def test_mount_into_a_system_tree_leaves_the_host_alone(world):
     else:
         assert "awf:" in r.err, r
     assert not os.path.exists(target)
+
+
+# ---- what a command leaves behind cannot steer the next run's mounts ----------
+
+def test_mount_source_through_the_users_symlink_is_refused(world):
+    """A link the command's user owns (one an earlier run could have planted
+    in the home) is not followed in a -v host path: awf names it and stops.
+    The same link owned by root is followed."""
+    secret = _host_dir(world, "secret")  # stands for /root/.ssh or /etc
+    os.chmod(secret, 0o700)
+    os.chown(secret, 0, 0)
+    proj = world.user_dir("proj-" + token())
+    planted = os.path.join(proj, "cache")
+    os.symlink(secret, planted)
+    os.lchown(planted, UID, GID)
+    r = world.awf("cat", "/cache/data.txt", args=["-v", f"{planted}:/cache"])
+    assert r.rc == 125, r
+    assert "symbolic link owned by uid" in r.err and '"cache"' in r.err, r
+    assert "secret" not in r.out, r
+    r = world.awf("true", args=["-v", f"{proj}/./cache/../cache:/cache"])
+    assert r.rc == 125, r
+    os.lchown(planted, 0, 0)
+    os.chmod(secret, 0o755)
+    r = world.awf("ls", "/cache", args=["-v", f"{planted}:/cache:ro"])
+    assert r.rc == 0 and r.out == "data.txt\n", r
+
+
+def test_mount_target_through_a_planted_link_stays_in_the_sandbox(world):
+    """A first run plants a link in its read-write -v tree that points at the
+    host's root as awf's builder saw it; a second run mounts through it.
+    Nothing may appear on the host outside the sandbox's trees."""
+    proj = _host_dir(world, "proj")
+    real = world.user_dir("real-" + token(), parent=world.root)
+    src = os.path.join(_host_dir(world, "src"), "data.txt")
+    r = world.awf("ln", "-s", f"/.awf-oldroot{real}", "/work/proj/cache",
+                  args=["--private-tmp", "-v", f"{proj}:/work/proj"])
+    assert r.rc == 0, r
+    assert os.path.islink(os.path.join(proj, "cache"))
+    for target in ("/work/proj/cache/planted.txt", "/work/proj/cache/d/planted.txt"):
+        r = world.awf("true", args=["--private-tmp", "-v", f"{proj}:/work/proj",
+                                    "-v", f"{src}:{target}"])
+        assert r.rc in (0, 125), r
+        assert os.listdir(real) == [], (target, r)
+    r = world.awf("true", args=["-v", f"{src}:/./.awf-oldroot{real}/planted.txt"])
+    assert r.rc == 125 and ". or .." in r.err, r
+    assert os.listdir(real) == []
+
+
+def test_root_caller_gets_an_empty_home_and_a_private_tmp(world):
+    """Run by root without sudo, the command is uid 0: it must not reach the
+    host's /root or /tmp, where root's own files live."""
+    t = token()
+    host_tmp = f"/tmp/awfw-root-{t}"
+    with open(host_tmp, "w") as f:
+        f.write("host\n")
+    try:
+        r = world.awf("sh", "-c", f"echo HOME=$HOME; ls -A /root | wc -l; test -e {host_tmp} "
+                      f"&& echo tmp-visible; touch /root/awfw-{t} && echo wrote",
+                      sudo=False, cwd="/")
+        assert r.rc == 0, r
+        lines = r.out.split()
+        assert lines[0] == "HOME=/root" and lines[1] == "0", r
+        assert "tmp-visible" not in lines and "wrote" in lines, r
+        assert not os.path.exists(f"/root/awfw-{t}")
+    finally:
+        for p in (host_tmp, f"/root/awfw-{t}"):
+            if os.path.exists(p):
+                os.unlink(p)
