@@ -405,8 +405,10 @@ static int req_error(struct conn *c, int status, const char *reason) {
   return -1;
 }
 
-static int on_req_begin(llhttp_t *p) {
-  struct conn *c = conn_of(p);
+/* Per-request state back to nothing, for a message llhttp began or for bytes
+ * refused before it could begin one (then the fields of the previous request
+ * must not reach the log: its url points into a released buffer). */
+static void request_reset(struct conn *c) {
   struct http_state *h = c->http;
   head_reset(&h->rq);
   memset(&h->target, 0, sizeof(h->target));
@@ -422,6 +424,13 @@ static int on_req_begin(llhttp_t *p) {
   h->status = 0;
   h->upstream_addr[0] = '\0';
   h->started_ms = conn_now_ms(c);
+  h->error_status = 0;
+  h->error_reason = NULL;
+}
+
+static int on_req_begin(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  request_reset(c);
   conn_set_timer(c, T_HEADER); /* slowloris: the head has a deadline */
   return 0;
 }
@@ -722,11 +731,8 @@ static void after_request_error(struct conn *c) {
   struct http_state *h = c->http;
   int status = h->error_status ? h->error_status : 400;
   const char *reason = h->error_reason ? h->error_reason : "bad_request";
-  if (!h->active) { /* garbage before any request started */
-    h->active = true;
-    h->started_ms = conn_now_ms(c);
-    h->method = -1;
-  }
+  if (!h->active) /* refused before llhttp began a message (first or next) */
+    request_reset(c);
   if (status == 502) {
     fail_request(c, 502, reason);
     return;

@@ -255,3 +255,23 @@ def test_concurrent_requests_give_whole_lines(proxy, origins):
     assert len(recs) == 160
     assert {r["url"].rsplit("t=", 1)[1] for r in recs} == {f"{t}-{i}-{j}" for i in range(16)
                                                            for j in range(10)}
+
+
+def test_bad_request_on_a_reused_connection_is_logged(proxy, origins):
+    """A 400 for bytes refused before a new message began (a bare LF in the
+    second request line) still gets its record, without the previous URL."""
+    P, t1, t2 = origins.http.port, token(), token()
+    with proxy.connect() as c:
+        c.send(f"GET http://allowed.test:{P}/hello?t={t1} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert c.read_response().status == 200
+        c.send(f"GET http://allowed.test:{P}/hello?t={t2} HTTP/1.1\nHost: x\r\n\r\n".encode())
+        assert c.read_response().status == 400
+        client = _client(c)
+    recs = proxy.log.wait(by(client=client), count=2)
+    assert [r["status"] for r in recs] == [200, 400]
+    bad = recs[1]
+    _check_common(bad, client)
+    assert bad["decision"] == "deny" and bad["reason"] == "bad_request"
+    assert "url" not in bad and "upstream" not in bad and "host" not in bad
+    assert bad["bytes_up"] == 0 and bad["bytes_down"] == 0
+    assert origins.http.state.find(t2) == []
