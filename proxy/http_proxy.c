@@ -785,6 +785,16 @@ static void feed_client(struct conn *c, const char *data, size_t len) {
     return;
   }
   llhttp_errno_t err = llhttp_execute(&h->req, data, len);
+  while (err == HPE_PAUSED_UPGRADE && c->phase == PH_HTTP && h->method != HTTP_CONNECT) {
+    /* Upgrade is hop-by-hop and was never forwarded: the connection stays
+     * HTTP, and the bytes after the message are the next request. */
+    const char *pos = llhttp_get_error_pos(&h->req);
+    size_t used = pos ? (size_t)(pos - data) : len;
+    llhttp_resume_after_upgrade(&h->req);
+    data += used;
+    len -= used;
+    err = llhttp_execute(&h->req, data, len);
+  }
   if (c->phase != PH_HTTP)
     return;
   if (err == HPE_OK)

@@ -465,3 +465,29 @@ def test_methods_are_forwarded(proxy, origins):
         r = proxy.fetch(f"http://allowed.test:{P}/echo", method=method, body=b"x" * 10)
         echo = _echo(r)
         assert echo["method"] == method and echo["body_len"] == 10
+
+
+def test_upgrade_request_keeps_the_connection_usable(proxy, origins):
+    """Upgrade is hop-by-hop and never forwarded, so after a request asking
+    for a websocket the connection carries plain HTTP requests on."""
+    P, t1, t2 = origins.http.port, token(), token()
+    host = f"allowed.test:{P}"
+    with proxy.connect() as c:
+        c.send(request_bytes("GET", f"http://{host}/echo?t={t1}", host,
+                             [("Connection", "Upgrade"), ("Upgrade", "websocket")]))
+        r1 = c.read_response()
+        c.send(request_bytes("GET", f"http://{host}/hello?t={t2}", host))
+        r2 = c.read_response()
+        # pipelined: the next request waits behind the upgrade request
+        c.send(request_bytes("GET", f"http://{host}/hello", host,
+                             [("Connection", "Upgrade"), ("Upgrade", "websocket")])
+               + request_bytes("GET", f"http://{host}/hello?t={t2}", host))
+        r3, r4 = c.read_response(), c.read_response()
+        client = "127.0.0.1:%d" % c.sock.getsockname()[1]
+    assert "upgrade" not in _headers(_echo(r1))
+    assert r2.status == 200 and r2.body == HELLO_BODY
+    assert r3.status == 200 and r4.status == 200 and r4.body == HELLO_BODY
+    recs = proxy.log.wait(by(client=client), count=4)
+    assert [(r["decision"], r["status"]) for r in recs] == [("allow", 200)] * 4
+    assert len(origins.http.state.find(t2)) == 2
+
