@@ -48,6 +48,7 @@ struct http_state {
    * LF, NUL, obs-fold, empty header names. Active from a message's first
    * byte to the blank line that ends its head. */
   bool scan_active, scan_cr, scan_blank, scan_line_start;
+  bool scan_seen;            /* a byte of the request line came (not CR/LF) */
   bool client_bp, up_bp;     /* reading stopped for backpressure */
 
   /* the request under way */
@@ -750,6 +751,8 @@ static int scan_head(struct http_state *h, const char *d, size_t n) {
       if (ch != '\n')
         return -1; /* bare CR */
       h->scan_cr = false;
+      if (!h->scan_seen)
+        continue; /* a blank line before the request line: llhttp skips it */
       if (h->scan_blank)
         h->scan_active = false; /* end of the head: the body is not ours to scan */
       h->scan_line_start = true;
@@ -766,13 +769,14 @@ static int scan_head(struct http_state *h, const char *d, size_t n) {
     if (h->scan_line_start && (ch == ' ' || ch == '\t' || ch == ':'))
       return -1; /* obs-fold, or a header line with an empty name */
     h->scan_line_start = false;
+    h->scan_seen = true;
   }
   return 0;
 }
 
 static void scan_restart(struct http_state *h) {
   h->scan_active = true;
-  h->scan_cr = h->scan_blank = h->scan_line_start = false;
+  h->scan_cr = h->scan_blank = h->scan_line_start = h->scan_seen = false;
 }
 
 /* Run the request parser over client bytes; keep what it did not take. */

@@ -5,6 +5,8 @@ import hashlib
 import json
 import time
 
+import pytest
+
 from harness.client import ConnectionClosed, chunked, curl, request_bytes
 from harness.origin import HELLO_BODY, pattern, pattern_sha256
 from harness.util import by, token, url_has
@@ -490,4 +492,33 @@ def test_upgrade_request_keeps_the_connection_usable(proxy, origins):
     recs = proxy.log.wait(by(client=client), count=4)
     assert [(r["decision"], r["status"]) for r in recs] == [("allow", 200)] * 4
     assert len(origins.http.state.find(t2)) == 2
+
+
+# Blank lines before a request line are skipped (RFC 9112 2.2); the head after
+# them is checked like any other.
+LEADING_BLANK = {
+    "empty_header_name": b": b\r\n",
+    "obs_fold": b"X: a\r\n b\r\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(LEADING_BLANK))
+def test_leading_blank_lines_do_not_skip_the_head_checks(proxy, origins, case):
+    P, t = origins.http.port, token()
+    data = (b"\r\n\r\n" + f"GET http://allowed.test:{P}/hello?t={t} HTTP/1.1\r\nHost: x\r\n".encode()
+            + LEADING_BLANK[case] + b"\r\n")
+    with proxy.connect() as c:
+        c.send(data)
+        r = c.read_response()
+        assert r.status == 400, r
+        assert c.expect_closed() == b""
+    assert origins.http.state.find(t) == [], "a malformed request reached the origin"
+
+
+def test_leading_blank_lines_before_a_good_request(proxy, origins):
+    P = origins.http.port
+    with proxy.connect() as c:
+        c.send(b"\r\n\r\n" + request_bytes("GET", f"http://allowed.test:{P}/hello", "x"))
+        r = c.read_response()
+    assert r.status == 200 and r.body == HELLO_BODY
 
