@@ -738,6 +738,21 @@ static void after_request_error(struct conn *c) {
     fail_request(c, 502, reason);
     return;
   }
+  if (h->head_done && h->bytes_up > 0) {
+    /* A body error after the head went upstream: the request was admitted
+     * and bytes of it left, so the record says allow, with what moved. The
+     * origin gets no end of it; a response under way is cut, since a 400
+     * head cannot follow its bytes (http_on_close logs it). */
+    close_upstream(c);
+    if (h->resp_started) {
+      conn_close(c);
+      return;
+    }
+    h->status = status;
+    log_request(c, "allow", "allowed");
+    http_send_error(c, status, NULL, 0, reason);
+    return;
+  }
   h->status = status;
   log_request(c, "deny", reason);
   http_send_error(c, status, NULL, 0, reason);

@@ -3,6 +3,8 @@ pipelining, bodies both ways (streamed, checked by sha256)."""
 
 import hashlib
 import json
+import socket
+import threading
 import time
 
 import pytest
@@ -522,3 +524,79 @@ def test_leading_blank_lines_before_a_good_request(proxy, origins):
         r = c.read_response()
     assert r.status == 200 and r.body == HELLO_BODY
 
+
+def test_bad_chunk_after_the_head_went_upstream_is_logged_allowed(proxy, origins):
+    """The head and a first chunk reached the origin before the bad chunk
+    size: the record says so (allow, with the upstream and the bytes)."""
+    P, t = origins.http.port, token()
+    with proxy.connect() as c:
+        c.send(f"POST http://allowed.test:{P}/upload?t={t} HTTP/1.1\r\nHost: x\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n\r\n".encode())
+        r = c.read_response()
+        assert r.status == 400, r
+        assert c.expect_closed() == b""
+        client = "127.0.0.1:%d" % c.sock.getsockname()[1]
+    rec = proxy.log.wait_one(by(client=client))
+    assert rec["decision"] == "allow" and rec["reason"] == "allowed" and rec["status"] == 400
+    assert rec["upstream"] == f"127.0.0.1:{P}" and rec["bytes_up"] > 0
+
+
+class _EarlyAnswer:
+    """An origin that answers 200 with half a body as soon as the head is in,
+    before reading the request body (as a server refusing an upload may)."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.got = bytearray()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        self.sock.settimeout(10)
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            try:
+                while b"\r\n\r\n" not in self.got:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    self.got += data
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345")
+                while conn.recv(65536):
+                    pass
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+        self.thread.join(5)
+
+
+def test_bad_chunk_after_the_response_began_is_not_answered_400(start_proxy, origins):
+    """The origin's 200 is under way when the request body turns out bad: no
+    400 head goes after its bytes; the connection is cut and the request
+    logged as the allowed one it was."""
+    origin = _EarlyAnswer()
+    try:
+        proxy = start_proxy(ports=str(origin.port))
+        host = f"allowed.test:{origin.port}"
+        with proxy.connect() as c:
+            c.send(f"POST http://{host}/x HTTP/1.1\r\nHost: {host}\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n".encode())
+            head = c.read_until(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head
+            assert c.read_exact(5) == b"12345"
+            c.send(b"ZZ\r\n\r\n")
+            rest = c.read_to_eof()
+            client = "127.0.0.1:%d" % c.sock.getsockname()[1]
+        assert b"HTTP/1.1 400" not in rest, rest
+        rec = proxy.log.wait_one(by(client=client))
+        assert rec["decision"] == "allow" and rec["status"] == 200
+        assert rec["upstream"] == f"127.0.0.1:{origin.port}"
+    finally:
+        origin.close()
