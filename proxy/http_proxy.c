@@ -378,6 +378,10 @@ void http_send_error(struct conn *c, int status, const char *host, int port,
     c->http->status = status;
     c->http->paused = true; /* nothing more is read from this client */
   }
+  if (c->dial) { /* a 504 or 408 while dialling: no answer may follow this one */
+    awf_dial_cancel(c->dial);
+    c->dial = NULL;
+  }
   uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hlen), uv_buf_init(body, (unsigned)blen)};
   if (awf_stream_write((uv_stream_t *)&c->client, bufs, 2, NULL, NULL) < 0) {
     conn_close(c);

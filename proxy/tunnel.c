@@ -181,6 +181,12 @@ static void deny_tunnel(struct conn *c, const char *reason) {
   log_tunnel(c, "deny", reason);
   free(c->tun->hello);
   c->tun->hello = NULL;
+  c->tun->hello_len = 0;
+  c->tun->dialling = false;
+  if (c->dial) { /* a timeout while dialling: the dial must not relay the freed hello */
+    awf_dial_cancel(c->dial);
+    c->dial = NULL;
+  }
   conn_drop_upstream(c);
   uv_buf_t b = uv_buf_init((char *)alert, sizeof(alert));
   awf_stream_write((uv_stream_t *)&c->client, &b, 1, NULL, NULL);
