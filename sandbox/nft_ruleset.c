@@ -60,6 +60,9 @@ long awf_nft_ruleset(const struct awf_nft_spec *spec, char **out) {
       "    ct status dnat accept\n"
       "    ip daddr 127.0.0.0/8 accept\n"
       "    ip6 daddr ::1 accept\n"
+      /* A dropped SYN would make connect() retry for two minutes; a reset
+       * fails it at once (ECONNREFUSED). Everything else: EPERM from the drop. */
+      "    meta l4proto tcp reject with tcp reset\n"
       "  }\n"
       "}\n";
   *out = NULL;

@@ -248,7 +248,7 @@ def test_dig_any_server_is_answered_by_awf(world, server):
 
 # -- other traffic dropped ------------------------------------------------------
 
-def test_other_tcp_port_dropped(world):
+def test_other_tcp_port_refused_at_once(world):
     before = world.http_alt.state.connections
     code = ("import socket, sys\n"
             f"for host in ('{ORIGIN}', '{ORIGIN6}'):\n"
@@ -259,6 +259,9 @@ def test_other_tcp_port_dropped(world):
             "        print(host, type(e).__name__, e.errno)\n")
     r = world.awf("python3", "-c", code, args=["-d", "allowed.test"])
     assert r.rc == 0, r
+    # refused at once (a reset), not left to time out on a dropped SYN
+    assert r.out.splitlines() == [f"{h} ConnectionRefusedError {errno.ECONNREFUSED}"
+                                  for h in (ORIGIN, ORIGIN6)], r
     # through the proxy: refused by policy, never dialled
     r2 = ok(curl(world, f"http://allowed.test:{ALT_PORT}/", *HTTP_CODE))
     assert r2.out == "403", r2

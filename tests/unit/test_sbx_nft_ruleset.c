@@ -40,6 +40,8 @@ static void test_default_ports_redirected_dns_and_drop(void **state) {
   assert_non_null(strstr(t, "udp dport 53 redirect to :15053\n"));
   assert_non_null(strstr(t, "tcp dport 53 redirect to :15053\n"));
   assert_non_null(strstr(t, "type filter hook output priority 0; policy drop;"));
+  /* TCP that is not let out is reset, so connect() fails at once */
+  assert_true(strstr(t, "ip6 daddr ::1 accept") < strstr(t, "meta l4proto tcp reject with tcp reset"));
   /* DNS is redirected before loopback is exempted: 127.0.0.1:53 too */
   assert_true(strstr(t, "udp dport 53") < strstr(t, "ip daddr 127.0.0.0/8 return"));
   /* loopback is exempted before the TCP redirect: the explicit proxy port */
