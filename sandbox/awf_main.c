@@ -14,6 +14,7 @@
 #include "awf_cli.h"
 #include "cmdline.h"
 #include "envpolicy.h"
+#include "fscreds.h"
 #include "pathenv.h"
 #include "supervisor.h"
 #include "textfile.h"
@@ -187,65 +188,86 @@ static int build_environment(const struct awf_cli *cli, const struct awf_userdb_
   return rc < 0 ? -1 : 0;
 }
 
+/* The command line and the environment files are read with the caller's
+ * rights (fscreds.h); a failure is awf's own (125) once the user is known. */
+static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbox_plan *plan,
+                   struct awf_userdb_user *user, gid_t *groups, awf_env **env,
+                   const char **cmd_argv, size_t cmd_max) {
+  static struct awf_rootfs_mount mounts[AWF_MAX_LIST_ARGS];
+  int status = awf_cli_parse(argc, argv, cli);
+  if (status >= 0)
+    return status;
+  for (size_t i = 0; i < cli->n_mounts; i++)
+    mounts[i] = (struct awf_rootfs_mount){cli->mounts[i].host, cli->mounts[i].sandbox,
+                                          cli->mounts[i].read_only};
+  plan->groups = groups;
+  /* A command run as root (awf started by root, not through sudo) has no
+   * capabilities, but root's uid owns root's files: it gets neither the host's
+   * /root nor the host's /tmp, where it could rewrite what root later runs. */
+  bool root_command = plan->uid == 0;
+  plan->rootfs = (struct awf_rootfs_spec){
+      .home = user->home, .fresh_home = root_command,
+      .private_tmp = cli->private_tmp || root_command, .mounts = mounts,
+      .n_mounts = cli->n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF,
+      .uid = plan->uid, .gid = plan->gid, .groups = groups, .ngroups = plan->ngroups};
+  if (build_environment(cli, user, &plan->rootfs, env) < 0)
+    return EXIT_AWF_ERROR;
+  if (awf_cmdline_argv(cli->command_argc, cli->command, cmd_argv, cmd_max) < 0) {
+    fprintf(stderr, "awf: the command is empty or has too many arguments (at most %d)\n",
+            AWF_MAX_COMMAND_ARGS);
+    return EXIT_AWF_ERROR;
+  }
+  return -1;
+}
+
 int main(int argc, char **argv) {
   static struct awf_cli cli;
   if (awf_options_init(&cli.proxy) < 0)
     return EXIT_AWF_ERROR;
-  int status = awf_cli_parse(argc, argv, &cli);
-  if (status >= 0) {
+  if (geteuid() != 0) { /* --help and --version need no root; the rest says so */
+    int status = awf_cli_parse(argc, argv, &cli);
+    if (status < 0) {
+      fprintf(stderr, "awf: needs root to build the sandbox: run it as sudo awf ... "
+                      "(the command itself runs as you, with no privileges)\n");
+      status = EXIT_AWF_ERROR;
+    }
     awf_options_free(&cli.proxy);
     return status;
-  }
-  if (geteuid() != 0) {
-    fprintf(stderr, "awf: needs root to build the sandbox: run it as sudo awf ... "
-                    "(the command itself runs as you, with no privileges)\n");
-    awf_options_free(&cli.proxy);
-    return EXIT_AWF_ERROR;
   }
 
   struct awf_sandbox_plan plan = {.cli = &cli};
   struct awf_userdb_user user;
-  gid_t groups[MAX_GROUPS];
+  static gid_t groups[MAX_GROUPS];
   awf_env *env = NULL;
   static const char *cmd_argv[AWF_MAX_COMMAND_ARGS + 4];
-  static struct awf_rootfs_mount mounts[AWF_MAX_LIST_ARGS];
-  for (size_t i = 0; i < cli.n_mounts; i++)
-    mounts[i] = (struct awf_rootfs_mount){cli.mounts[i].host, cli.mounts[i].sandbox,
-                                          cli.mounts[i].read_only};
+  struct awf_fscreds_saved saved;
   if (find_user(&user, &plan.gid, groups, &plan.ngroups, &plan.uid) < 0) {
     awf_options_free(&cli.proxy);
     return EXIT_AWF_ERROR;
   }
-  plan.groups = groups;
-  /* A command run as root (awf started by root, not through sudo) has no
-   * capabilities, but root's uid owns root's files: it gets neither the host's
-   * /root nor the host's /tmp, where it could rewrite what root later runs. */
-  bool root_command = plan.uid == 0;
-  plan.rootfs = (struct awf_rootfs_spec){
-      .home = user.home, .fresh_home = root_command,
-      .private_tmp = cli.private_tmp || root_command, .mounts = mounts,
-      .n_mounts = cli.n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF,
-      .uid = plan.uid, .gid = plan.gid};
-  if (build_environment(&cli, &user, &plan.rootfs, &env) < 0) {
+  int rc = awf_fscreds_enter(plan.uid, plan.gid, groups, plan.ngroups, &saved);
+  if (rc < 0) {
+    fprintf(stderr, "awf: cannot take the caller's file rights: %s\n", strerror(-rc));
     awf_options_free(&cli.proxy);
     return EXIT_AWF_ERROR;
   }
-  if (awf_cmdline_argv(cli.command_argc, cli.command, cmd_argv,
-                       sizeof(cmd_argv) / sizeof(cmd_argv[0])) < 0) {
-    fprintf(stderr, "awf: the command is empty or has too many arguments (at most %d)\n",
-            AWF_MAX_COMMAND_ARGS);
-    awf_env_free(env);
-    awf_options_free(&cli.proxy);
-    return EXIT_AWF_ERROR;
+  int status = prepare(argc, argv, &cli, &plan, &user, groups, &env, cmd_argv,
+                       sizeof(cmd_argv) / sizeof(cmd_argv[0]));
+  rc = awf_fscreds_leave(&saved);
+  if (status < 0 && rc < 0) {
+    fprintf(stderr, "awf: cannot take back root's file rights: %s\n", strerror(-rc));
+    status = EXIT_AWF_ERROR;
   }
-  static char cwd[PATH_MAX];
-  const char *work_dir = cli.work_dir;
-  if (!work_dir)
-    work_dir = getcwd(cwd, sizeof(cwd)) ? cwd : "/";
-  plan.command = (struct awf_init_command){
-      .argv = (char *const *)cmd_argv, .envp = awf_env_envp(env), .work_dir = work_dir,
-      .work_dir_fallback = cli.work_dir == NULL};
-  status = awf_supervise(&plan);
+  if (status < 0) {
+    static char cwd[PATH_MAX];
+    const char *work_dir = cli.work_dir;
+    if (!work_dir)
+      work_dir = getcwd(cwd, sizeof(cwd)) ? cwd : "/";
+    plan.command = (struct awf_init_command){
+        .argv = (char *const *)cmd_argv, .envp = awf_env_envp(env), .work_dir = work_dir,
+        .work_dir_fallback = cli.work_dir == NULL};
+    status = awf_supervise(&plan);
+  }
   awf_env_free(env);
   awf_options_free(&cli.proxy);
   return status;

@@ -10,6 +10,7 @@
  * (merged /usr, /etc/localtime) as the sandbox will see them. */
 #include "rootfs.h"
 #include "errbuf.h"
+#include "fscreds.h"
 #include "hostpath.h"
 
 #include <dirent.h>
@@ -513,12 +514,32 @@ static uid_t refused_link_owner(const struct awf_rootfs_spec *s) {
   return s->uid == 0 ? AWF_HOSTPATH_ANY_OWNER : s->uid;
 }
 
+static int resolve_mount_sources(struct build *b);
+
+/* The home as passwd says (root's rights); the -v host paths as the caller
+ * could open them (fscreds.h): root's rights would let a caller who may only
+ * sudo awf bind /root's files. */
 static int resolve_sources(struct build *b) {
   const struct awf_rootfs_spec *s = b->spec;
+  struct awf_fscreds_saved saved;
   int rc = resolve_home(b);
 
-  if (rc < 0)
+  if (rc < 0 || s->n_mounts == 0)
     return rc;
+  rc = awf_fscreds_enter(s->uid, s->gid, s->groups, s->ngroups, &saved);
+  if (rc < 0)
+    return fail(b, -rc, "taking the caller's file rights");
+  rc = resolve_mount_sources(b);
+  int back = awf_fscreds_leave(&saved);
+  if (rc == 0 && back < 0)
+    rc = fail(b, -back, "taking back root's file rights");
+  return rc;
+}
+
+static int resolve_mount_sources(struct build *b) {
+  const struct awf_rootfs_spec *s = b->spec;
+  int rc;
+
   for (size_t i = 0; i < s->n_mounts; i++) {
     const struct awf_rootfs_mount *m = &s->mounts[i];
 

@@ -72,7 +72,9 @@ struct awf_rootfs_spec {
   size_t n_mounts;
   const char *resolv_conf; /* contents of the sandbox's /etc/resolv.conf; NULL: no file */
   uid_t uid;           /* the command's: owns a fresh home; its links in -v paths are refused */
-  gid_t gid;
+  gid_t gid;           /* with groups: -v host paths are resolved with these rights */
+  const gid_t *groups;
+  size_t ngroups;
 };
 
 /* Build the sandbox's root and enter it (pivot_root, old root detached, cwd

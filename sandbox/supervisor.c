@@ -1,5 +1,6 @@
 /* supervisor.c: start the sandbox, wire its network to the proxy, wait. */
 #include "supervisor.h"
+#include "fscreds.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -176,7 +177,19 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   int rc = awf_resolver_new(&s->loop, &ro, &s->resolver, err, errlen);
   if (rc < 0)
     return rc;
-  rc = awf_logfile_open(cli->proxy.log_file, &s->log);
+  /* The log file is the caller's to name, so it is opened with the caller's
+   * rights (fscreds.h): never root's file it could not write itself. */
+  struct awf_fscreds_saved saved;
+  const struct awf_sandbox_plan *p = s->plan;
+  rc = awf_fscreds_enter(p->uid, p->gid, p->groups, p->ngroups, &saved);
+  if (rc == 0) {
+    rc = awf_logfile_open(cli->proxy.log_file, &s->log);
+    int back = awf_fscreds_leave(&saved);
+    if (back < 0) {
+      snprintf(err, errlen, "taking back root's file rights: %s", strerror(-back));
+      return back;
+    }
+  }
   if (rc < 0) {
     snprintf(err, errlen, "--log-file %s: %s", cli->proxy.log_file, strerror(-rc));
     return rc;

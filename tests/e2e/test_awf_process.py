@@ -393,3 +393,46 @@ def test_path_is_rebuilt(world):
     assert hidden not in path and gh_dir in path, path
     assert path.index(gh_dir) > path.index("/usr/bin"), path
     assert len(path) == len(set(path)), path
+
+
+# ---- files the caller names are opened with the caller's rights ---------------
+
+def _root_only(world, name, text):
+    """A file only root can read, in a directory only root can enter."""
+    d = os.path.join(world.root, "root-only-" + token())
+    os.mkdir(d, 0o700)
+    path = os.path.join(d, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return d, path
+
+
+@pytest.mark.parametrize("flag", ["--env-file", "--allow-domains-file", "--block-domains-file"])
+def test_root_only_input_files_are_refused(world, flag):
+    """Under sudo, awf is root but the files its caller names must be the
+    caller's to read: no secret reaches the command or awf's messages."""
+    _, path = _root_only(world, "input", "TOKEN=root-only-secret\n")
+    r = world.awf("sh", "-c", "echo TOKEN=$TOKEN", args=[flag, path])
+    assert r.rc == 125, r
+    assert "Permission denied" in r.err, r
+    assert "root-only-secret" not in r.out + r.err, r
+
+
+def test_log_file_in_a_root_only_directory_is_refused(world):
+    """--log-file is created with the caller's rights: not in a directory of
+    root's (it could be /root/.bashrc or /etc/profile.d)."""
+    d, _ = _root_only(world, "unused", "")
+    log = os.path.join(d, "awf.jsonl")
+    r = world.awf("true", args=["--log-file", log], log=False)
+    assert r.rc == 125 and "--log-file" in r.err and "Permission denied" in r.err, r
+    assert not os.path.exists(log)
+
+
+def test_root_only_github_path_is_not_read(world):
+    d, gh = _root_only(world, "github_path", "/opt/awfw-secret-bin\n")
+    env = world.base_env()
+    env.update(GITHUB_PATH=gh)
+    r = world.awf("sh", "-c", "echo $PATH", env=env)
+    assert r.rc == 0, r
+    assert "awfw-secret-bin" not in r.out and "GITHUB_PATH" in r.err, r

@@ -36,7 +36,7 @@
 
 struct fixture {
   char base[64]; /* /tmp/awf-rootfs-XXXXXX: seen in the sandbox through /tmp */
-  char home[128], ro[128], rw[128], file[128];
+  char home[128], ro[128], rw[128], file[128], secret[128];
 };
 
 /* Top-level paths that merged /usr makes symlinks. */
@@ -340,6 +340,9 @@ static int check_bad_mounts(int out, const struct rootfs_case *c) {
       {{c->fx->rw, "//", false}, -EINVAL, "cannot be /"},
       {{"relative", "/data", false}, -EINVAL, "relative"},
       {{c->fx->rw, "/.awf-oldroot/x", false}, -EINVAL, "reserved"},
+      {{c->fx->rw, "/./.awf-oldroot/x", false}, -EINVAL, ". or .."},
+      /* root-only: the caller (uid 1000 here) could not open it, so awf will not */
+      {{c->fx->secret, "/data", false}, -EACCES, "secret"},
   };
   struct stat root_before, root_after;
   if (stat("/", &root_before) < 0)
@@ -611,7 +614,7 @@ static void test_bad_mounts_refused_before_mounting(void **state) {
   if (skip_unless_root())
     skip();
   struct rootfs_case c = {.fx = *state, .check = check_bad_mounts};
-  c.spec = (struct awf_rootfs_spec){.resolv_conf = RESOLV};
+  c.spec = (struct awf_rootfs_spec){.resolv_conf = RESOLV, .uid = 1000, .gid = 1000};
   run_case(&c);
 }
 
@@ -627,6 +630,12 @@ static int setup(void **state) {
   snprintf(fx.rw, sizeof(fx.rw), "%s/rw", fx.base);
   snprintf(fx.file, sizeof(fx.file), "%s/file.txt", fx.base);
   char path[PATH_MAX];
+  /* -v host paths are opened with the caller's rights: the fixture's own
+   * directory must be searchable by the spec's uid; secret/key is not. */
+  snprintf(path, sizeof(path), "%s/secret", fx.base);
+  snprintf(fx.secret, sizeof(fx.secret), "%s/secret/key", fx.base);
+  if (chmod(fx.base, 0755) < 0 || mkdir(path, 0700) < 0 || write_text(fx.secret, "key\n") < 0)
+    return -1;
   if (mkdir(fx.home, 0755) < 0 || mkdir(fx.ro, 0755) < 0 || mkdir(fx.rw, 0755) < 0 ||
       write_text(fx.file, "hello\n") < 0)
     return -1;

@@ -238,6 +238,7 @@ class World:
         os.mkdir(self.home, 0o755)
         os.chown(self.home, UID, GID)
         os.mkdir(self.logs, 0o700)
+        os.chown(self.logs, UID, GID)  # awf opens --log-file with the caller's rights
         keys = os.path.join(self.root, "keys")
         os.mkdir(keys, 0o700)
         self.certfile, keyfile = make_cert(keys, CERT_NAMES)
