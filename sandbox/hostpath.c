@@ -42,17 +42,16 @@ static int reopen_root(struct walk *w) {
   return 0;
 }
 
-/* The next component of rest into name; 0 at the end. */
+/* The next component of rest, copied into name when it fits; its length
+ * (0 at the end, more than NAME_MAX when it does not fit). */
 static size_t next_component(struct walk *w, char name[NAME_MAX + 1]) {
   w->pos += strspn(w->rest + w->pos, "/");
   size_t len = strcspn(w->rest + w->pos, "/");
-  if (len > NAME_MAX)
-    len = NAME_MAX + 1; /* reported by the caller */
-  else
+  if (len <= NAME_MAX) {
     memcpy(name, w->rest + w->pos, len);
-  if (len <= NAME_MAX)
     name[len] = '\0';
-  w->pos += strcspn(w->rest + w->pos, "/");
+  }
+  w->pos += len;
   return len;
 }
 
