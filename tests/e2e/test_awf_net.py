@@ -77,7 +77,7 @@ def test_sandbox_network_setup(world):
     assert got["ifs"] == ["lo"]
     proxy = "http://127.0.0.1:3128"
     assert got["env"] == {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy,
-                          "https_proxy": proxy, "NO_PROXY": "localhost,127.0.0.1"}
+                          "https_proxy": proxy, "NO_PROXY": "localhost,127.0.0.1,127.0.0.0/8,::1"}
     lines = [ln.split() for ln in got["resolv"].splitlines() if ln and ln[0] != "#"]
     assert [ln for ln in lines if ln[0] == "nameserver"] == [["nameserver", "127.0.0.1"]]
 
@@ -398,3 +398,22 @@ def test_vsock_and_packet_sockets_refused(world):
     r = ok(world.awf("python3", "-c", code))
     assert r.out.splitlines() == [f"AF_VSOCK {errno.EAFNOSUPPORT}",
                                   f"AF_PACKET {errno.EAFNOSUPPORT}"], r
+
+
+# -- loopback is the sandbox's own --------------------------------------------------
+
+@pytest.mark.parametrize("addr", ["127.0.0.2", "::1", "localhost"])
+def test_local_service_on_any_loopback_address_with_proxy_variables(world, addr):
+    """NO_PROXY covers all of loopback: a proxy-aware client (curl, with the
+    proxy variables awf sets) reaches a server the command runs on 127.0.0.2
+    or [::1] directly, instead of asking the proxy (which denied it: 403)."""
+    bind = "::1" if addr == "::1" else ("127.0.0.1" if addr == "localhost" else addr)
+    host = f"[{addr}]" if ":" in addr else addr
+    script = (
+        "python3 -m http.server --bind {bind} 18080 >/dev/null 2>&1 & "
+        "for i in $(seq 50); do curl -sS -o /dev/null http://{host}:18080/ 2>/dev/null && break; "
+        "sleep 0.1; done; curl -sS -o /dev/null -w '%{{http_code}}' http://{host}:18080/; "
+        "kill $!").format(bind=bind, host=host)
+    r = world.awf("sh", "-c", script)
+    assert (r.rc, r.out) == (0, "200"), r
+    assert not r.records(event="http"), r
