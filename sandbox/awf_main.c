@@ -76,6 +76,25 @@ static int build_path(const struct awf_rootfs_spec *rootfs, char *out, size_t ou
   return rc;
 }
 
+/* The sandbox's /etc/hosts: the host's entries, then the sandbox's own name
+ * on 127.0.1.1 (Debian's convention), so git, hostname -f and getfqdn()
+ * resolve it without asking DNS, where it would be a denied name. Not on
+ * ::1 as well: the reverse lookup of ::1 would then give "localhost" for
+ * "awf", and getfqdn() would answer "localhost". Returns a malloc'd string
+ * or NULL (out of memory). */
+static char *sandbox_hosts(void) {
+  char err[256], *host = NULL, *out = NULL;
+  size_t len = 0;
+  if (awf_textfile_read("/etc/hosts", MAX_ENV_FILE, &host, &len, err, sizeof(err)) < 0)
+    len = 0; /* no host file: only awf's lines */
+  bool nl = len == 0 || host[len - 1] == '\n';
+  if (asprintf(&out, "%.*s%s# added by awf: the sandbox's own name\n127.0.1.1\t%s\n", (int)len,
+               len ? host : "", nl ? "" : "\n", AWF_SANDBOX_HOSTNAME) < 0)
+    out = NULL;
+  free(host);
+  return out;
+}
+
 /* awf's own variables: the lowest precedence. Returns how many were made, or
  * -ENOMEM; each is malloc'd (freed with free_strings). */
 static long own_environment(char **own, size_t max, const char *path,
@@ -208,7 +227,7 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
   plan->rootfs = (struct awf_rootfs_spec){
       .home = user->home, .fresh_home = root_command,
       .private_tmp = cli->private_tmp || root_command, .mounts = mounts,
-      .n_mounts = cli->n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF,
+      .n_mounts = cli->n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF, .hosts = sandbox_hosts(),
       .uid = plan->uid, .gid = plan->gid, .groups = groups, .ngroups = plan->ngroups};
   if (build_environment(cli, user, &plan->rootfs, env) < 0)
     return EXIT_AWF_ERROR;

@@ -76,7 +76,7 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
   if (n != 1)
     _exit(EXIT_AWF_ERROR); /* awf gave up (its error is already printed) */
   close(go_fd);
-  if (sethostname("awf", 3) < 0 ||
+  if (sethostname(AWF_SANDBOX_HOSTNAME, strlen(AWF_SANDBOX_HOSTNAME)) < 0 ||
       awf_rootfs_build(&plan->rootfs, err, sizeof(err)) < 0) {
     fprintf(stderr, "awf: %s\n", err[0] ? err : strerror(errno));
     _exit(EXIT_AWF_ERROR);

@@ -176,7 +176,7 @@ def test_block_wins_over_allow(world):
     assert got == {urls[0]: "200", urls[1]: "000", urls[2]: "000"}, r
     assert one(r, event="connect", host="blocked.allowed.test")["reason"] == "blocked"
     d = world.awf("dig", "+time=2", "+tries=1", "blocked.allowed.test", args=args)
-    assert "status: REFUSED" in d.out, d
+    assert "status: NXDOMAIN" in d.out and "(Blocked)" in d.out, d
 
 
 def test_rule_files(world):
@@ -223,13 +223,14 @@ def test_dig_allowed_name(world):
     assert r.out.split() == [ORIGIN6], r
 
 
-def test_dig_denied_name_refused_never_forwarded(world):
+def test_dig_denied_name_blocked_never_forwarded(world):
     before = world.dns.count("other.test")
     r = _dig(world, "other.test")
-    assert "status: REFUSED" in r.out and "ANSWER: 0" in r.out, r
+    assert "status: NXDOMAIN" in r.out and "ANSWER: 0" in r.out, r
+    assert "EDE: 15 (Blocked)" in r.out, r
     assert ORIGIN2 not in r.out
     r = _dig(world, "TXT", "secret.other.test")
-    assert "status: REFUSED" in r.out, r
+    assert "status: NXDOMAIN" in r.out, r
     assert world.dns.count("other.test") == before
     assert world.dns.count("secret.other.test") == 0
 
@@ -237,13 +238,13 @@ def test_dig_denied_name_refused_never_forwarded(world):
 @pytest.mark.parametrize("server", ["1.1.1.1", DNS_ADDR, "2606:4700:4700::1111"])
 def test_dig_any_server_is_answered_by_awf(world, server):
     """Port 53 anywhere is awf's: an allowed name is answered, a denied one
-    REFUSED (the world's own server at DNS_ADDR would answer it; 1.1.1.1 is
+    blocked (the world's own server at DNS_ADDR would answer it; 1.1.1.1 is
     not in the world at all)."""
     for extra in ((), ("+tcp",)):
         r = _dig(world, f"@{server}", *extra, "+short", "allowed.test")
         assert r.out.split() == [ORIGIN], r
         r = _dig(world, f"@{server}", *extra, "other.test")
-        assert "status: REFUSED" in r.out, r
+        assert "status: NXDOMAIN" in r.out, r
 
 
 # -- other traffic dropped ------------------------------------------------------
@@ -417,3 +418,50 @@ def test_local_service_on_any_loopback_address_with_proxy_variables(world, addr)
     r = world.awf("sh", "-c", script)
     assert (r.rc, r.out) == (0, "200"), r
     assert not r.records(event="http"), r
+
+
+# -- denied names fail at once -------------------------------------------------------
+
+NO_PROXY_ENV = "env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy "
+
+
+@pytest.mark.parametrize("client,cmd,want", [
+    ("getent", "getent hosts other.test; echo rc=$?", "rc=2"),
+    ("python", "python3 -c \"import socket\ntry: socket.getaddrinfo('other.test', 443)\n"
+               "except socket.gaierror as e: print('errno', e.errno)\"",
+     f"errno {socket.EAI_NONAME}"),
+    ("node", "node -e \"require('dns').lookup('other.test', e => console.log(e.code))\"",
+     "ENOTFOUND"),
+    # npm retries ENOTFOUND as well (make-fetch-happen: 2 retries, 10 s and
+    # more apart), so the retries are off here: the check is the error kind.
+    ("npm", NO_PROXY_ENV + "npm view left-pad --registry http://other.test/ --cache /tmp/npmc "
+            "--fetch-retries 0 --loglevel http 2>&1", "failed with ENOTFOUND"),
+])
+def test_denied_name_fails_at_once_not_temporary(world, client, cmd, want):
+    """A denied name is NXDOMAIN, so getaddrinfo says EAI_NONAME ("not
+    found") and retrying clients give up at once. With REFUSED it was
+    EAI_AGAIN ("temporary failure"): npm retried for 70 s, pip for 8 s."""
+    if shutil.which(client if client != "python" else "python3") is None:
+        pytest.skip(f"{client} is not installed (scripts/install-deps installs it)")
+    r = world.awf("sh", "-c", cmd, timeout=60)
+    assert want in r.out, r
+    assert "EAI_AGAIN" not in r.out, r
+    recs = r.records(event="dns", decision="deny")
+    assert recs and all(x["reason"] == "not_allowed" for x in recs), r
+
+
+def test_sandbox_hostname_resolves_locally_never_denied(world):
+    """The UTS name is awf's; /etc/hosts names it on loopback and awf's DNS
+    answers loopback reverse lookups, so hostname -f, getfqdn() and git's
+    identity lookup never ask DNS for it nor show up as denials."""
+    script = ("hostname; hostname -f; getent ahostsv4 awf | awk '{print $1}' | head -1; "
+              "python3 -c 'import socket; print(socket.getfqdn())'; "
+              "dig +short -x 127.0.0.1; dig +short -x ::1; dig +short localhost; "
+              "grep -c '^127.0.0.1' /etc/hosts")
+    r = ok(world.awf("sh", "-c", script))
+    lines = r.out.split()
+    assert lines[:4] == ["awf", "awf", "127.0.1.1", "awf"], r
+    assert lines[4:7] == ["localhost.", "localhost.", "127.0.0.1"], r
+    assert int(lines[7]) >= 1, r  # the host's entries are kept
+    assert not r.records(decision="deny"), r
+    assert "denied" not in r.err, r
