@@ -19,7 +19,9 @@
 #include "dns_server.h"
 #include "logfile.h"
 #include "netaddr.h"
+#include "nflog.h"
 #include "proxy.h"
+#include "refused.h"
 #include "resolver.h"
 #include "privileges.h"
 #include "rootfs.h"
@@ -40,6 +42,7 @@ struct supervisor {
   awf_logfile *log;
   awf_proxy *proxy;
   awf_dns_server *dns[2];   /* IPv4 and IPv6 */
+  awf_refused *refused;     /* what the sandbox's firewall refused (may be NULL) */
   awf_denials *denials;
   uv_signal_t sig_chld;
   uv_signal_t fwd[7];
@@ -119,6 +122,8 @@ static void stop_all(struct supervisor *s) {
   for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
     close_handle((uv_handle_t *)&s->fwd[i]);
   close_handle((uv_handle_t *)&s->timeout);
+  awf_refused_close(s->refused); /* reads the last reports first */
+  s->refused = NULL;
   for (size_t i = 0; i < 2; i++)
     if (s->dns[i])
       s->dns_open++;
@@ -248,10 +253,17 @@ static int listen_in_sandbox(struct supervisor *s, char *err, size_t errlen) {
     loopback_addr(families[i], AWF_SANDBOX_DNS_PORT, &a);
     rc = awf_dns_server_new(&s->loop, &dc, (struct sockaddr *)&a, NULL, &s->dns[i]);
   }
-  if (rc < 0)
+  if (rc < 0) {
     snprintf(err, errlen, "cannot start the DNS server on %s inside the sandbox: %s",
              awf_sockaddr_format((struct sockaddr *)&a, text, sizeof(text)), strerror(-rc));
-  return rc;
+    return rc;
+  }
+  /* The firewall's reports of what it refused arrive in this namespace. */
+  int fd = awf_nflog_open(AWF_NFLOG_GROUP);
+  if (fd < 0 || awf_refused_start(&s->loop, fd, s->log, s->denials, &s->refused) < 0)
+    fprintf(stderr, "awf: warning: refused packets will not be logged: %s\n",
+            strerror(fd < 0 ? -fd : ENOMEM));
+  return 0;
 }
 
 static void start_signals(struct supervisor *s) {

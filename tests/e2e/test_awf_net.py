@@ -465,3 +465,33 @@ def test_sandbox_hostname_resolves_locally_never_denied(world):
     assert int(lines[7]) >= 1, r  # the host's entries are kept
     assert not r.records(decision="deny"), r
     assert "denied" not in r.err, r
+
+
+def test_refused_port_udp_and_icmp_are_logged_and_summarised(world):
+    """What the sandbox's firewall refuses never reaches the proxy: a TCP port
+    that is not let out (ssh, :8080), UDP (QUIC) and ICMP. The kernel reports
+    each refused packet to awf (NFLOG), which logs it and lists it in the
+    summary, instead of a bare "Connection refused" with nothing logged."""
+    code = ("import socket\n"
+            "for host, fam in (('%s', socket.AF_INET), ('%s', socket.AF_INET6)):\n"
+            "    try: socket.create_connection((host, %d), timeout=3)\n"
+            "    except OSError as e: print('tcp', e.errno)\n"
+            "    u = socket.socket(fam, socket.SOCK_DGRAM)\n"
+            "    try: u.sendto(b'quic', (host, 443))\n"
+            "    except OSError as e: print('udp', e.errno)\n"
+            % (ORIGIN, ORIGIN6, ALT_PORT))
+    r = world.awf("sh", "-c", f"python3 -c \"{code}\"; ping -c1 -W1 {ORIGIN} >/dev/null 2>&1; true",
+                  args=["-d", "allowed.test"])
+    assert r.rc == 0, r
+    assert r.out.split("\n")[0] == f"tcp {errno.ECONNREFUSED}", r
+    for dst, event, reason in (
+            (f"{ORIGIN}:{ALT_PORT}", "tcp", "port_not_allowed"),
+            (f"[{ORIGIN6}]:{ALT_PORT}", "tcp", "port_not_allowed"),
+            (f"{ORIGIN}:443", "udp", "udp_not_allowed"),
+            (f"[{ORIGIN6}]:443", "udp", "udp_not_allowed")):
+        recs = r.records(event=event, original_dst=dst)
+        assert recs and recs[0]["decision"] == "deny" and recs[0]["reason"] == reason, (dst, r)
+    if shutil.which("ping"):
+        assert r.records(event="icmp", original_dst=ORIGIN), r
+    assert f"{ORIGIN}:{ALT_PORT}  port_not_allowed" in r.err, r
+    assert f"{ORIGIN}:443  udp_not_allowed" in r.err, r
