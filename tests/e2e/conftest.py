@@ -37,6 +37,8 @@ ZONE = {
     "mapped.test": ["::ffff:127.0.0.1"],
     "nodata.test": [],
     "servfail.test": "SERVFAIL",
+    # Only with a search domain appended: gone.test itself does not exist.
+    "gone.test.corp.test": ["127.0.0.1"],
     # 16 AAAA records: with this long name the answer passes 512 bytes (TC over UDP).
     "many6." + "a" * 50 + ".allowed.test": ["2001:db8::%x" % i for i in range(1, 17)],
 }
@@ -120,13 +122,13 @@ def start_proxy(proxy_bin, dns, origins, tmp_path):
     ports: --allow-ports (default: every origin port); cidrs: the
     --allow-destination-cidrs value (None: omitted); log: "file", "-" or None;
     dns_listen: --dns-listen addresses (waited for like the listeners);
-    extra: more flags. Every proxy is stopped with SIGTERM at teardown, which
+    extra: more flags; env: the environment (default: the tests'). Every proxy is stopped with SIGTERM at teardown, which
     must give exit 0, no sanitizer report and a log of JSON lines."""
     procs = []
 
     def _start(allow="allowed.test,other.test", block=None, ports=None, cidrs=LOOPBACK_CIDRS,
                log="file", listen=("127.0.0.1:0",), extra=(), grace="3", use_dns=True,
-               wait=True, dns_listen=()):
+               wait=True, dns_listen=(), env=None):
         args = []
         for addr in listen:
             args += ["--listen", addr]
@@ -150,7 +152,7 @@ def start_proxy(proxy_bin, dns, origins, tmp_path):
         if grace is not None:
             args += ["--shutdown-grace", str(grace)]
         args += list(extra)
-        p = ProxyProcess(proxy_bin, args, log_path=log_path, log_stdout=(log == "-"))
+        p = ProxyProcess(proxy_bin, args, log_path=log_path, log_stdout=(log == "-"), env=env)
         procs.append(p)
         if wait:
             p.wait_listening(count=len(listen))
