@@ -35,6 +35,13 @@ ZONE = {
     "loopback2.test": ["127.0.0.2"],
     "partial.test": ["127.0.0.2", "127.0.0.1"],
     "mapped.test": ["::ffff:127.0.0.1"],
+    # IPv6 forms that deliver to an IPv4 address, and a deprecated relay block.
+    "nat64local.test": ["64:ff9b:1:7f00:0:100::"],   # 64:ff9b:1::/48 layout: 127.0.0.1
+    "nat64local96.test": ["64:ff9b:1::7f00:1"],      # 64:ff9b:1::/96: 127.0.0.1
+    "sixtofour.test": ["2002:c0a8:101::"],           # 6to4 of 192.168.1.1
+    "teredo.test": ["2001:0:808:808::80ff:fffe"],    # Teredo, client 127.0.0.1
+    "teredo-public.test": ["2001:0:808:808::fefd:fcfb"],  # Teredo, 8.8.8.8 / 1.2.3.4
+    "relay6to4.test": ["192.88.99.1"],
     "nodata.test": [],
     "servfail.test": "SERVFAIL",
     # Only with a search domain appended: gone.test itself does not exist.
