@@ -220,21 +220,29 @@ static void check_embeddings(const awf_addr_policy *p, const uint8_t v4[4], cons
   expect_bytes(p, AF_INET6, tc, global ? "teredo" : e4, cidr);
 }
 
+/* Every row on its first, middle and last address; for IPv4 rows also each
+ * IPv6 form embedding those addresses. */
+static void check_rows(const awf_addr_policy *p, const struct reg_row *rows, size_t n, int family)
+{
+  for (size_t i = 0; i < n; i++) {
+    uint8_t net[16], a[16];
+    unsigned len;
+    assert_int_equal(parse_row(rows[i].cidr, net, &len), family);
+    for (int which = 0; which < 3; which++) {
+      probe(net, len, family == AF_INET ? 32 : 128, which, a);
+      expect_bytes(p, family, a, expected(&rows[i], which), rows[i].cidr);
+      if (family == AF_INET)
+        check_embeddings(p, a, expected(&rows[i], which), rows[i].cidr);
+    }
+  }
+}
+
 static void test_ipv4_registry_rows(void **state)
 {
   (void)state;
   awf_addr_policy *p = awf_addr_policy_new();
   assert_non_null(p);
-  for (size_t i = 0; i < sizeof reg4 / sizeof reg4[0]; i++) {
-    uint8_t net[16], a[16];
-    unsigned len;
-    assert_int_equal(parse_row(reg4[i].cidr, net, &len), AF_INET);
-    for (int which = 0; which < 3; which++) {
-      probe(net, len, 32, which, a);
-      expect_bytes(p, AF_INET, a, expected(&reg4[i], which), reg4[i].cidr);
-      check_embeddings(p, a, expected(&reg4[i], which), reg4[i].cidr);
-    }
-  }
+  check_rows(p, reg4, sizeof reg4 / sizeof reg4[0], AF_INET);
   /* Just outside the rows, and ordinary public addresses. */
   static const char *const pass[] = {
       "1.0.0.0",        "9.255.255.255", "11.0.0.0",      "100.63.255.255", "100.128.0.0",
@@ -259,15 +267,7 @@ static void test_ipv6_registry_rows(void **state)
   (void)state;
   awf_addr_policy *p = awf_addr_policy_new();
   assert_non_null(p);
-  for (size_t i = 0; i < sizeof reg6 / sizeof reg6[0]; i++) {
-    uint8_t net[16], a[16];
-    unsigned len;
-    assert_int_equal(parse_row(reg6[i].cidr, net, &len), AF_INET6);
-    for (int which = 0; which < 3; which++) {
-      probe(net, len, 128, which, a);
-      expect_bytes(p, AF_INET6, a, expected(&reg6[i], which), reg6[i].cidr);
-    }
-  }
+  check_rows(p, reg6, sizeof reg6 / sizeof reg6[0], AF_INET6);
   /* Global unicast outside every row; everything outside 2000::/3 that no
    * row names is reserved or unassigned. */
   allowed(p, "2606:4700::1");
