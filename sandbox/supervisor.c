@@ -201,6 +201,9 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   }
   struct awf_proxy_config cfg;
   awf_options_to_config(&cli->proxy, &cfg);
+  /* The sandbox's only clients are its own loopback addresses: a limit per
+   * client below the global cap would only cut the command's connections. */
+  cfg.max_connections_per_client = 0;
   cfg.resolver = s->resolver;
   cfg.log = s->log;
   cfg.denials = s->denials;

@@ -13,7 +13,7 @@ import pytest
 
 from harness.origin import HELLO_BODY
 from harness.util import token
-from harness.world import (ALT_PORT, DNS_ADDR, ORIGIN, ORIGIN2, ORIGIN6, UDP_PORT,
+from harness.world import (ALT_PORT, DNS_ADDR, ORIGIN, ORIGIN2, ORIGIN6, UDP_PORT, WORLD_CIDRS,
                            require_awf, world)  # noqa: F401 (fixture)
 
 require_awf()
@@ -113,6 +113,30 @@ def test_denied_name_does_not_resolve_transparent(world):
     rec = r.records(event="dns", qname="other.test")
     assert rec and all(x["decision"] == "deny" and x["reason"] == "not_allowed"
                        for x in rec), r
+
+
+@pytest.mark.parametrize("transparent", [False, True])
+def test_search_domain_never_appended_to_an_admitted_name(world, transparent):
+    """Without --dns-servers awf uses the host's resolver configuration, but
+    never its search list: with LOCALDOMAIN (resolv.conf's `search`) and
+    Kubernetes' ndots:5, the admitted gone.test must not be looked up as
+    gone.test.corp.test (which the zone answers) and dialled."""
+    t = token()
+    before = world.dns.count("gone.test.corp.test")
+    r = world.awf(*world.curl_args(f"http://gone.test/hello?t={t}", *HTTP_CODE,
+                                   transparent=transparent),
+                  args=["-d", "gone.test", "--allow-destination-cidrs", WORLD_CIDRS],
+                  world_flags=False,
+                  extra_env={"LOCALDOMAIN": "corp.test", "RES_OPTIONS": "ndots:5"})
+    assert world.http.state.find(t) == [], r
+    assert world.dns.count("gone.test.corp.test") == before, r
+    assert world.dns.count("gone.test") > 0, r
+    if transparent:
+        assert r.rc == 6, r                 # curl: could not resolve host
+    else:
+        assert r.rc == 0 and r.out == "502", r
+        rec = one(r, event="http", host="gone.test")
+        assert (rec["decision"], rec["reason"]) == ("deny", "dns_failure"), r
 
 
 def test_denied_sni_transparent(world):

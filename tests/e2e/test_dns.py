@@ -3,6 +3,7 @@ by the address policy, everything else REFUSED or empty, and nothing but the
 A/AAAA lookups of admitted names ever reaches the upstream (the harness DNS
 server counts what it sees). Clients: dig and raw sockets."""
 
+import os
 import random
 import re
 import shutil
@@ -202,6 +203,32 @@ def test_nonexistent_admitted_name_nxdomain(start_proxy, dns):
     assert (status, answers) == ("NXDOMAIN", [])
     assert dns.count("nope.test") > before
     check_record(proxy.log.wait_one(by(event="dns")), "nope.test", "A", "allow", "allowed", 0)
+
+
+def test_search_domain_or_host_alias_never_rewrites_an_admitted_name(start_proxy, dns, origins,
+                                                                    tmp_path):
+    """The name judged is the name resolved: LOCALDOMAIN (resolv.conf's
+    `search`) with Kubernetes' ndots:5 must not turn gone.test into
+    gone.test.corp.test (which exists), nor HOSTALIASES the single-label
+    `shortname` into allowed.test; by the proxy or by its DNS server."""
+    aliases = tmp_path / "hostaliases"
+    aliases.write_text("shortname allowed.test\n")
+    env = dict(os.environ, LOCALDOMAIN="corp.test", RES_OPTIONS="ndots:5",
+               HOSTALIASES=str(aliases))
+    proxy = start_proxy(allow="gone.test,shortname", dns_listen=DNS, env=env)
+    before = dns.count("gone.test.corp.test"), dns.count("allowed.test")
+    for name in ("gone.test", "shortname"):
+        t = token()
+        r = proxy.fetch(f"http://{name}:{origins.http.port}/hello?t={t}")
+        assert r.status == 502, name
+        assert origins.http.state.find(t) == [], name
+        rec = proxy.log.wait_one(by(event="http", host=name))
+        assert (rec["decision"], rec["reason"]) == ("deny", "dns_failure"), rec
+        status, _, answers = dig(proxy, name, "A")
+        assert (status, answers) == ("NXDOMAIN", []), name
+        assert dns.count(name) > 0
+    assert (dns.count("gone.test.corp.test"), dns.count("allowed.test")) == before
+    assert dns.count("shortname.corp.test") == 0
 
 
 def test_upstream_failure_servfail(start_proxy):
