@@ -20,6 +20,10 @@
  * AF_NETLINK: the others (AF_VSOCK to the hypervisor, AF_PACKET...) reach
  * past the network namespace or past nftables. The family is compared on
  * its low 32 bits, and any value at or above AF_MAX is refused.
+ * socket(AF_NETLINK) fails with EAFNOSUPPORT too for every protocol but
+ * NETLINK_ROUTE and NETLINK_SOCK_DIAG (which answer for the sandbox's own
+ * network namespace): NETLINK_KOBJECT_UEVENT would hear the host's device
+ * events, audit, connector and generic netlink report on the whole machine.
  * clone3 fails with ENOSYS instead: its flags live in a struct in memory,
  * which a seccomp filter cannot read, so it is refused whole, and ENOSYS is
  * the one error on which glibc (pthread_create, posix_spawn) falls back to
