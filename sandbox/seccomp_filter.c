@@ -244,6 +244,34 @@ static int add_netlink(scmp_filter_ctx ctx, char *err, size_t errlen)
     return 0;
 }
 
+/* The UNIX socket gate (unixgate.h): every connect() goes to awf's
+ * supervisor, which makes it itself on the command's socket (the address is
+ * in memory the command can change after a look, and the descriptor number
+ * can be pointed at another socket by another thread, so only a connect awf
+ * makes itself connects what awf checked). AF_UNIX datagram sockets are
+ * refused: one can send to any socket file by name (sendto, sendmsg,
+ * sendmmsg, even once connected), which a filter cannot see, and sending on
+ * the command's behalf would mean copying every message and its ancillary
+ * data through awf. Stream and seqpacket sockets ignore a name on send, so
+ * sends stay in the kernel, unwatched and at full speed. */
+static int add_unix_gate(scmp_filter_ctx ctx, char *err, size_t errlen)
+{
+    static const int calls[] = {SCMP_SYS(socket), SCMP_SYS(socketpair)};
+    size_t c;
+    int rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(connect), 0);
+
+    if (rc != 0)
+        return lib_failed(err, errlen, rc, "sending to the supervisor", "connect");
+    for (c = 0; c < sizeof calls / sizeof calls[0]; c++) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), calls[c], 2,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (scmp_datum_t)AF_UNIX),
+                              SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)SOCK_DGRAM));
+        if (rc != 0)
+            return lib_failed(err, errlen, rc, "refusing", "AF_UNIX datagram sockets");
+    }
+    return 0;
+}
+
 static int build(scmp_filter_ctx ctx, char *err, size_t errlen)
 {
     int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
@@ -267,7 +295,7 @@ static int build(scmp_filter_ctx ctx, char *err, size_t errlen)
     return rc;
 }
 
-int awf_seccomp_install(char *err, size_t errlen)
+static int install(int *listener, char *err, size_t errlen)
 {
     /* Only the native architecture is in a fresh filter. */
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
@@ -276,11 +304,28 @@ int awf_seccomp_install(char *err, size_t errlen)
     if (ctx == NULL)
         return awf_errbuf_fail(err, errlen, -ENOMEM, "seccomp filter: seccomp_init failed");
     rc = build(ctx, err, errlen);
+    if (rc == 0 && listener != NULL)
+        rc = add_unix_gate(ctx, err, errlen);
     if (rc == 0) {
         rc = seccomp_load(ctx);
         if (rc != 0)
             rc = lib_failed(err, errlen, rc, "loading the filter", "");
     }
+    if (rc == 0 && listener != NULL) {
+        *listener = seccomp_notify_fd(ctx);
+        if (*listener < 0)
+            rc = lib_failed(err, errlen, *listener, "getting the notification descriptor", "");
+    }
     seccomp_release(ctx);
     return rc;
+}
+
+int awf_seccomp_install(char *err, size_t errlen)
+{
+    return install(NULL, err, errlen);
+}
+
+int awf_seccomp_install_gated(int *listener, char *err, size_t errlen)
+{
+    return install(listener, err, errlen);
 }

@@ -55,4 +55,12 @@
  * Returns 0, or a negative errno with a message in err naming the step. */
 int awf_seccomp_install(char *err, size_t errlen);
 
+/* The same filter with the UNIX socket gate (unixgate.h): connect() is sent
+ * to the descriptor stored in *listener (SCMP_ACT_NOTIFY; the caller hands it
+ * to the supervisor and closes it before exec: a process answering its own
+ * notifications would pass everything), and socket/socketpair(AF_UNIX,
+ * SOCK_DGRAM) fail with EAFNOSUPPORT. Until the supervisor holds the
+ * descriptor the caller must not connect(). */
+int awf_seccomp_install_gated(int *listener, char *err, size_t errlen);
+
 #endif
