@@ -31,6 +31,7 @@
 
 struct awf_unixgate {
   atomic_int refs;    /* the gate's thread, awf_unixgate_stop, and each connect thread */
+  atomic_int denials; /* refusals so far */
   int channel;        /* where the listener arrives */
   int listener;       /* the filter's notification descriptor, -1 until it came */
   int diag;           /* NETLINK_SOCK_DIAG in the sandbox's network namespace */
@@ -52,6 +53,7 @@ struct job {
   awf_unixgate *g;
   struct seccomp_notif req;
   int sock;                        /* the command's socket, fetched */
+  int domain;                      /* its family */
   struct sockaddr_storage addr;    /* the address as the command passed it */
   socklen_t addrlen;
 };
@@ -125,7 +127,7 @@ static int pidfd_of(pid_t tid) {
 
 /* The command's socket behind descriptor fd, or -errno (EBADF, ENOTSOCK...,
  * what connect() itself would answer). */
-static int fetch_socket(awf_unixgate *g, const struct seccomp_notif *req, int fd) {
+static int fetch_socket(awf_unixgate *g, const struct seccomp_notif *req, int fd, int *domain) {
   int pidfd = pidfd_of((pid_t)req->pid);
   if (pidfd < 0)
     return pidfd;
@@ -139,9 +141,8 @@ static int fetch_socket(awf_unixgate *g, const struct seccomp_notif *req, int fd
   close(pidfd);
   if (sock < 0)
     return -e;
-  int domain;
-  socklen_t len = sizeof(domain);
-  if (getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0) {
+  socklen_t len = sizeof(*domain);
+  if (getsockopt(sock, SOL_SOCKET, SO_DOMAIN, domain, &len) < 0) {
     e = errno;
     close(sock);
     return e == ENOTSOCK ? -ENOTSOCK : -e;
@@ -210,8 +211,19 @@ static int enter_view(awf_unixgate *g, const struct seccomp_notif *req) {
   return rc;
 }
 
-static void print_denied(const char *path) {
+/* The first refusals are told; a command retrying in a loop must not flood
+ * the terminal. */
+#define DENIALS_TOLD 10
+
+static void print_denied(awf_unixgate *g, const char *path) {
   char q[256];
+  int n = atomic_fetch_add(&g->denials, 1);
+  if (n > DENIALS_TOLD)
+    return;
+  if (n == DENIALS_TOLD) {
+    fprintf(stderr, "awf: further refused UNIX socket connections are not shown\n");
+    return;
+  }
   fprintf(stderr,
           "awf: refused a connection to the UNIX socket %s: it is not the sandbox's "
           "(--allow-unix-socket lets a host socket through)\n",
@@ -242,7 +254,7 @@ static int connect_pathname(struct job *j, const char *name) {
     close(file);
     if (ours < 0)
       fprintf(stderr, "awf: cannot list the sandbox's UNIX sockets: %s\n", strerror(-ours));
-    print_denied(name);
+    print_denied(g, name);
     return -EACCES;
   }
   /* The very inode that was checked, whatever the name points at now. */
@@ -268,11 +280,17 @@ static void finish(struct job *j, int rc) {
   free(j);
 }
 
+/* Does the connect name a socket file (and the path in name)? Only an
+ * AF_UNIX socket looks a name up; another family refuses the address. */
+static bool names_a_file(const struct job *j, char *name, size_t namesz) {
+  return j->domain == AF_UNIX &&
+         awf_unix_addr_classify(&j->addr, j->addrlen, name, namesz) == AWF_UNIX_ADDR_PATHNAME;
+}
+
 static void *connect_thread(void *arg) {
   struct job *j = arg;
   char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
-  if (awf_unix_addr_classify(&j->addr, j->addrlen, name, sizeof(name)) ==
-      AWF_UNIX_ADDR_PATHNAME)
+  if (names_a_file(j, name, sizeof(name)))
     finish(j, connect_pathname(j, name));
   else
     finish(j, connect_as_given(j));
@@ -306,7 +324,7 @@ static void handle(awf_unixgate *g, const struct seccomp_notif *req) {
   }
   j->g = g;
   j->req = *req;
-  j->sock = fetch_socket(g, req, (int)(req->data.args[0] & 0xffffffffu));
+  j->sock = fetch_socket(g, req, (int)(req->data.args[0] & 0xffffffffu), &j->domain);
   int rc = j->sock < 0 ? j->sock : read_address(j);
   if (rc < 0) {
     reply(g, req->id, rc);
@@ -319,9 +337,7 @@ static void handle(awf_unixgate *g, const struct seccomp_notif *req) {
   int flags = fcntl(j->sock, F_GETFL);
   /* A name to check needs a thread of its own (credentials, root); so does a
    * connect that may block. Others are answered here at once. */
-  if (awf_unix_addr_classify(&j->addr, j->addrlen, name, sizeof(name)) !=
-          AWF_UNIX_ADDR_PATHNAME &&
-      flags >= 0 && (flags & O_NONBLOCK)) {
+  if (!names_a_file(j, name, sizeof(name)) && flags >= 0 && (flags & O_NONBLOCK)) {
     finish(j, connect_as_given(j));
     return;
   }

@@ -26,6 +26,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "sbx_child.h"
@@ -366,6 +367,44 @@ static void test_netlink_protocol(void **state)
     sbx_expect_child_ok(child_netlink, *state);
 }
 
+/* ---- the UNIX socket gate --------------------------------------------------- */
+
+/* With the gate, connect() goes to the listener: with the listener closed
+ * (no supervisor) it fails with ENOSYS, where unfiltered it would say ENOENT.
+ * AF_UNIX datagram sockets are refused, stream ones are not. */
+static int child_gated(int out, const void *arg)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX, .sun_path = NOWHERE};
+    char err[256];
+    int listener = -1, fd, sv[2];
+
+    (void)arg;
+    if (awf_seccomp_install_gated(&listener, err, sizeof err) != 0)
+        return sbx_fail(out, "awf_seccomp_install_gated: %s", err);
+    if (listener < 0)
+        return sbx_fail(out, "no listener");
+    close(listener);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return sbx_fail(out, "socket(AF_UNIX, SOCK_STREAM): errno %d", errno);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != -1 || errno != ENOSYS)
+        return sbx_fail(out, "connect without a supervisor: errno %d, wanted ENOSYS", errno);
+    close(fd);
+    if (socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0) != -1 || errno != EAFNOSUPPORT)
+        return sbx_fail(out, "socket(AF_UNIX, SOCK_DGRAM): errno %d", errno);
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != -1 || errno != EAFNOSUPPORT)
+        return sbx_fail(out, "socketpair(AF_UNIX, SOCK_DGRAM): errno %d", errno);
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0)
+        return sbx_fail(out, "socketpair(AF_UNIX, SOCK_SEQPACKET): errno %d", errno);
+    return 0;
+}
+
+static void test_gate_notifies_connect(void **state)
+{
+    (void)state;
+    sbx_expect_child_ok(child_gated, NULL);
+}
+
 /* ---- foreign ABIs ----------------------------------------------------------- */
 
 #if defined(__x86_64__)
@@ -428,7 +467,7 @@ static void test_i386_killed(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[NPROBES + NL_CASES + 4];
+    struct CMUnitTest tests[NPROBES + NL_CASES + 5];
     size_t n = 0, i;
 
     for (i = 0; i < NPROBES; i++) {
@@ -451,6 +490,7 @@ int main(void)
     }
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_probes_differ_unfiltered);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_ordinary_calls_work);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_gate_notifies_connect);
 #if defined(__x86_64__)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_x32_killed);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_i386_killed);
