@@ -321,3 +321,25 @@ def test_host_unix_datagram_socket_unreachable(world, shared_dir):
             host.recv(100)
     finally:
         host.close()
+
+
+def test_host_abstract_unix_socket_unreachable(world):
+    """An abstract name (like X11's @/tmp/.X11-unix/X0) lives in a network
+    namespace: one bound where awf runs is not in the sandbox's own."""
+    name = "awf-test-" + token()
+
+    def bind():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind("\0" + name)
+        s.listen(4)
+        return s
+    host = world.ns.call(bind)
+    host.settimeout(0.3)
+    script = CONNECT.replace("s.connect(sys.argv[1])", "s.connect('\\0' + sys.argv[1])")
+    try:
+        r = world.awf("python3", "-c", script, name)
+        assert r.rc == 0 and r.out.strip() == "ECONNREFUSED", r
+        with pytest.raises(socket.timeout):
+            host.accept()
+    finally:
+        host.close()
