@@ -331,6 +331,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   }
   if (pid == 0) {
     close(go[1]);
+    close(gate_channel[0]);
     sandbox_main(plan, go[0]);
   }
   close(go[0]);
@@ -368,6 +369,8 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     awf_unixgate_stop(s.unix_gate);
     if (s.unix_diag >= 0)
       close(s.unix_diag);
+    if (gate_channel[0] >= 0)
+      close(gate_channel[0]);
     uv_loop_close(&s.loop);
     awf_logfile_close(s.log);
     awf_denials_free(s.denials);

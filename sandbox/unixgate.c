@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -354,24 +355,36 @@ static void handle(awf_unixgate *g, const struct seccomp_notif *req) {
 
 /* ---- the gate's thread ------------------------------------------------------ */
 
-static int receive_listener(int channel) {
+/* One byte with room for one descriptor: the message carrying the listener. */
+struct fd_message {
   char data;
+  struct iovec iov;
   union {
     struct cmsghdr h;
     char buf[CMSG_SPACE(sizeof(int))];
   } ctl;
-  struct iovec iov = {&data, 1};
   struct msghdr m;
-  memset(&m, 0, sizeof(m));
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  m.msg_control = ctl.buf;
-  m.msg_controllen = sizeof(ctl.buf);
+};
+
+static void fd_message_init(struct fd_message *f) {
+  memset(f, 0, sizeof(*f));
+  f->data = 'L';
+  f->iov.iov_base = &f->data;
+  f->iov.iov_len = 1;
+  f->m.msg_iov = &f->iov;
+  f->m.msg_iovlen = 1;
+  f->m.msg_control = f->ctl.buf;
+  f->m.msg_controllen = sizeof(f->ctl.buf);
+}
+
+static int receive_listener(int channel) {
+  struct fd_message f;
+  fd_message_init(&f);
   ssize_t n;
   do
-    n = recvmsg(channel, &m, MSG_CMSG_CLOEXEC);
+    n = recvmsg(channel, &f.m, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
-  struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&m) : NULL;
+  struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&f.m) : NULL;
   if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
       c->cmsg_len != CMSG_LEN(sizeof(int)))
     return -1;
@@ -480,8 +493,14 @@ int awf_unixgate_start(const struct awf_unixgate_config *cfg, int channel, int d
       rc = awf_errbuf_fail(err, errlen, -errno, "UNIX socket gate: %s", strerror(errno));
   }
   if (rc == 0) {
+    /* No signal for the gate's threads (theirs inherit the mask): a signal
+     * would cut a connect made for the command short with EINTR. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     atomic_fetch_add(&g->refs, 1);
     int e = pthread_create(&g->thread, NULL, gate_thread, g);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e != 0) {
       atomic_fetch_sub(&g->refs, 1);
       rc = awf_errbuf_fail(err, errlen, -e, "UNIX socket gate: thread: %s", strerror(e));
@@ -507,27 +526,16 @@ void awf_unixgate_stop(awf_unixgate *g) {
 }
 
 int awf_unixgate_hand_over(int channel, int listener) {
-  char data = 'L';
-  union {
-    struct cmsghdr h;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } ctl;
-  memset(&ctl, 0, sizeof(ctl));
-  struct iovec iov = {&data, 1};
-  struct msghdr m;
-  memset(&m, 0, sizeof(m));
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  m.msg_control = ctl.buf;
-  m.msg_controllen = sizeof(ctl.buf);
-  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  struct fd_message f;
+  fd_message_init(&f);
+  struct cmsghdr *c = CMSG_FIRSTHDR(&f.m);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(c), &listener, sizeof(int));
   ssize_t n;
   do
-    n = sendmsg(channel, &m, MSG_NOSIGNAL);
+    n = sendmsg(channel, &f.m, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
   return n == 1 ? 0 : -errno;
 }
