@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cgroup.h"
 #include "config.h"
 
 #define AWF_MAX_LIST_ARGS 256
@@ -32,6 +33,7 @@ struct awf_cli {
   const char *work_dir;           /* NULL: the current directory */
   uint64_t agent_timeout_ms;      /* 0: none */
   bool private_tmp;
+  struct awf_cgroup_limits limits; /* --memory-limit, --pids-limit, --cpus */
   char *const *command;           /* argv after "--", NULL-terminated */
   int command_argc;
 };
