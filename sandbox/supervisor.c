@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cgroup.h"
 #include "denials.h"
 #include "dns_server.h"
 #include "logfile.h"
@@ -356,7 +357,12 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   prctl(PR_SET_DUMPABLE, 0); /* nothing in the sandbox may ptrace or read awf */
 
   int home_ns = -1;
-  int rc = start_services(&s, err, sizeof(err));
+  awf_cgroup *cg; /* before the sandbox runs anything: all of it is limited */
+  int rc = awf_cgroup_create(&plan->cli->limits, &cg, err, sizeof(err));
+  if (rc == 0)
+    rc = awf_cgroup_attach(cg, pid, err, sizeof(err));
+  if (rc == 0)
+    rc = start_services(&s, err, sizeof(err));
   if (rc == 0)
     rc = awf_step_enter_sandbox_net(pid, &home_ns, err, sizeof(err));
   if (rc == 0) {
@@ -387,6 +393,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
       close(s.unix_diag);
     if (gate_channel[0] >= 0)
       close(gate_channel[0]);
+    awf_cgroup_finish(cg, EXIT_AWF_ERROR);
     uv_loop_close(&s.loop);
     awf_logfile_close(s.log);
     awf_denials_free(s.denials);
@@ -400,6 +407,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
 
   uv_run(&s.loop, UV_RUN_DEFAULT);
   awf_unixgate_stop(s.unix_gate);
+  awf_cgroup_finish(cg, s.exit_status);
   uv_loop_close(&s.loop);
   awf_logfile_close(s.log);
   awf_denials_print(s.denials, stderr);
