@@ -86,6 +86,11 @@ class AccessLog:
             return ""
 
     def records(self):
+        """The final record of every decision (what a test usually wants):
+        `open` and `run` records are left out; all_records() has them."""
+        return [r for r in self.all_records() if r.get("event") not in ("open", "run")]
+
+    def all_records(self):
         """Every complete line, parsed. A line that is not JSON raises."""
         out = []
         for line in self.raw().split("\n")[:-1]:  # a last line without \n is incomplete
