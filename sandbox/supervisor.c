@@ -214,6 +214,8 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
     snprintf(err, errlen, "--log-file %s: %s", cli->proxy.log_file, strerror(-rc));
     return rc;
   }
+  if (awf_logfile_write_run(s->log, AWF_VERSION, (const char *const *)p->command.argv) < 0)
+    fprintf(stderr, "awf: warning: access log write failed\n");
   struct awf_proxy_config cfg;
   awf_options_to_config(&cli->proxy, &cfg);
   /* The sandbox's only clients are its own loopback addresses: a limit per
@@ -354,6 +356,11 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   close(go[0]);
   close(gate_channel[1]);
   s.child = pid;
+  /* A client that closes before reading its answer, an origin that resets
+   * mid-upload, a log pipe no one reads: EPIPE, never a signal that ends awf
+   * (and the sandbox with it). Set after the clone, so the command keeps the
+   * disposition awf was started with. */
+  signal(SIGPIPE, SIG_IGN);
   prctl(PR_SET_DUMPABLE, 0); /* nothing in the sandbox may ptrace or read awf */
 
   int home_ns = -1;
