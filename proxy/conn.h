@@ -111,7 +111,7 @@ void conn_log(struct conn *c, struct awf_log_record *r);
 uint64_t conn_now_ms(const struct conn *c);
 
 /* listener.c: a redirected connection to a port that is neither TLS nor HTTP */
-void conn_deny_port(struct conn *c);
+void conn_deny_port(struct conn *c, const char *reason);
 
 /* http_proxy.c */
 int http_conn_start(struct conn *c);

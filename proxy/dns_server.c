@@ -53,6 +53,7 @@ struct dns_job {
   uint64_t start_ms;            /* uv_now() */
   struct awf_dns_verdict v;
   struct awf_dns_query q;
+  char resolved[AWF_ADDRSTRLEN]; /* private_destination: an address refused */
 };
 
 struct dns_conn {
@@ -263,8 +264,12 @@ static void log_job(const struct dns_job *j, const char *decision, const char *r
     r.qtype = awf_dns_type_name(j->q.qtype, tbuf, sizeof(tbuf));
   }
   r.answers = answers;
-  if (s->cfg.denials && j->q.has_question && strcmp(decision, "deny") == 0)
-    awf_denials_add_text(s->cfg.denials, name, name_len, 0, reason);
+  r.resolved = j->resolved[0] ? j->resolved : NULL;
+  if (s->cfg.denials && j->q.has_question && (strcmp(decision, "deny") == 0 || r.would_deny))
+    awf_denials_note(s->cfg.denials,
+                     &(struct awf_denial_fact){.host = name, .host_len = name_len, .escaped = true,
+                                               .reason = reason, .detail = r.resolved,
+                                               .would = r.would_deny});
   int rc = s->cfg.log ? awf_logfile_write(s->cfg.log, &r) : 0;
   if (rc < 0 && s->cfg.log_failed)
     s->cfg.log_failed(s->cfg.log_failed_arg, rc);
@@ -358,6 +363,10 @@ static void answer_lookup(struct dns_job *j, int status, const struct awf_addr_l
     if (n == 0 && refused > 0) {
       decision = "deny";
       reason = "private_destination";
+      for (size_t i = 0; i < l->n && !j->resolved[0]; i++) /* the first, for the summary */
+        if (l->addr[i].ss_family == (j->q.qtype == AWF_DNS_TYPE_A ? AF_INET : AF_INET6))
+          awf_sockaddr_format_ip((const struct sockaddr *)&l->addr[i], j->resolved,
+                                 sizeof(j->resolved));
     }
     answers = respond(j, AWF_DNS_NOERROR, rrs, n);
   } else if (status == -ENOENT) {

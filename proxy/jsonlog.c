@@ -385,6 +385,7 @@ int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   field_str(&w, "reason", r->reason);
   field_int(&w, "status", r->status);
   field_str(&w, "upstream", r->upstream);
+  field_str(&w, "resolved", r->resolved);
   field_int(&w, "bytes_up", r->bytes_up);
   field_int(&w, "bytes_down", r->bytes_down);
   field_int(&w, "duration_ms", r->duration_ms);

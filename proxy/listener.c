@@ -36,6 +36,11 @@ const char *proxy_decide(const awf_proxy *p, const char *host, size_t len,
     enum awf_acl_verdict v = awf_acl_check(p->cfg.acl, host, len, proto);
     if (v != AWF_ACL_ALLOWED)
       reason = awf_acl_verdict_name(v);
+    /* Admitted for the other scheme only (an https:// or http:// rule): say
+     * so, since suggesting the bare name would widen the rule to both. */
+    enum awf_acl_proto other = proto == AWF_PROTO_TLS ? AWF_PROTO_HTTP : AWF_PROTO_TLS;
+    if (v == AWF_ACL_NOT_ALLOWED && awf_acl_check(p->cfg.acl, host, len, other) == AWF_ACL_ALLOWED)
+      reason = "scheme_not_allowed";
   }
   /* Audit admits what the ACL would deny; a name that is not a host name at
    * all cannot be dialled, so it stays denied. */
@@ -93,8 +98,21 @@ void conn_log(struct conn *c, struct awf_log_record *r) {
   r->conn = c->id;
   if (!c->open_logged || c->open_req != r->req)
     conn_log_open(c, r);
-  if (c->proxy->cfg.denials && r->decision && strcmp(r->decision, "deny") == 0 && r->reason)
-    awf_denials_add(c->proxy->cfg.denials, r->host, r->host_len, r->port, r->reason);
+  /* The summary lists denials, and under --audit what would have been one. */
+  if (c->proxy->cfg.denials && r->reason && r->decision &&
+      (strcmp(r->decision, "deny") == 0 || r->would_deny)) {
+    struct awf_denial_fact f = {.host = r->host, .host_len = r->host_len, .port = r->port,
+                                .reason = r->reason, .detail = r->resolved,
+                                .would = r->would_deny};
+    if (strcmp(r->reason, "scheme_not_allowed") == 0)
+      f.detail = strcmp(r->event, "http") == 0 ? "http" : "https";
+    if (!r->host_len && r->original_dst) { /* no name: the address the client dialled */
+      f.host = r->original_dst;
+      f.host_len = strlen(r->original_dst);
+      f.port = -1;
+    }
+    awf_denials_note(c->proxy->cfg.denials, &f);
+  }
   write_record(c, r);
 }
 
@@ -283,8 +301,8 @@ static void log_port_denial(struct conn *c, const char *reason) {
   conn_log(c, &r);
 }
 
-void conn_deny_port(struct conn *c) {
-  log_port_denial(c, "port_not_allowed");
+void conn_deny_port(struct conn *c, const char *reason) {
+  log_port_denial(c, reason);
   conn_close(c);
 }
 
@@ -301,7 +319,10 @@ static int start_transparent(struct conn *c, struct listener *l) {
   awf_sockaddr_format((struct sockaddr *)&c->orig_dst, c->orig_dst_addr,
                       sizeof(c->orig_dst_addr));
   uint16_t port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
+  /* A port let out but neither TLS nor HTTP has no name to judge. */
+  const char *deny = "port_not_allowed";
   if (awf_port_set_has(&p->cfg.allow_ports, port)) {
+    deny = "no_protocol_for_port";
     if (awf_port_set_has(&p->cfg.tls_ports, port))
       rc = tunnel_start_transparent(c);
     else if (awf_port_set_has(&p->cfg.http_ports, port))
@@ -312,7 +333,7 @@ static int start_transparent(struct conn *c, struct listener *l) {
     rc = 1;
   }
   if (rc == 1)
-    conn_deny_port(c);
+    conn_deny_port(c, deny);
   else if (rc < 0)
     conn_close(c);
   return 0;

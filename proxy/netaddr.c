@@ -24,6 +24,16 @@ char *awf_sockaddr_format(const struct sockaddr *sa, char *out, size_t outsz) {
   return out;
 }
 
+char *awf_sockaddr_format_ip(const struct sockaddr *sa, char *out, size_t outsz) {
+  const void *ip = sa->sa_family == AF_INET
+                       ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                       : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+  if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
+      !inet_ntop(sa->sa_family, ip, out, (socklen_t)outsz))
+    snprintf(out, outsz, "?");
+  return out;
+}
+
 static int parse_port(const char *s, uint16_t *port) {
   if (*s < '0' || *s > '9' || strlen(s) > 5)
     return -EINVAL;

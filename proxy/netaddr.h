@@ -12,6 +12,9 @@
 /* Format an AF_INET/AF_INET6 address with its port. Returns out. */
 char *awf_sockaddr_format(const struct sockaddr *sa, char *out, size_t outsz);
 
+/* The address alone, without brackets or port ("::1", "10.0.0.5"). Returns out. */
+char *awf_sockaddr_format_ip(const struct sockaddr *sa, char *out, size_t outsz);
+
 /* Parse "ip:port" or "[v6]:port" (port required, 0..65535). Returns 0 or -EINVAL. */
 int awf_sockaddr_parse(const char *s, struct sockaddr_storage *out);
 

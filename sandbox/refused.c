@@ -8,7 +8,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include "jsonlog.h"
@@ -43,11 +42,7 @@ static void record(struct awf_refused *r, const struct awf_nflog_packet *p) {
   const struct sockaddr *sa = (const struct sockaddr *)&p->dst;
   int port = awf_sockaddr_port(sa);
   awf_sockaddr_format(sa, dst, sizeof(dst));
-  const void *ip = sa->sa_family == AF_INET
-                       ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
-                       : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-  if (!inet_ntop(sa->sa_family, ip, host, sizeof(host)))
-    return;
+  awf_sockaddr_format_ip(sa, host, sizeof(host));
   struct awf_log_record rec;
   awf_log_record_init(&rec);
   rec.ts_ms = wall_ms();

@@ -309,15 +309,18 @@ def test_allow_ports_opens_a_port(world, transparent):
 
 def test_allowed_port_of_unknown_protocol_is_denied(world):
     """In --allow-ports but in neither --tls-ports nor --http-ports: cannot be
-    judged by name, so denied (port_not_allowed), and nothing is dialled."""
+    judged by name, so denied (no_protocol_for_port, not port_not_allowed: the
+    user did allow it), nothing is dialled, and the summary says which flag
+    fixes it."""
     before = world.http_alt.state.connections
     r = curl(world, f"http://allowed.test:{ALT_PORT}/hello", transparent=True, max_time=5,
              args=["--allow-ports", f"80,443,{ALT_PORT}"])
     assert r.rc not in (0, 125), r
     rec = one(r, event="tcp")
     assert (rec["decision"], rec["reason"], rec["original_dst"]) == \
-        ("deny", "port_not_allowed", f"{ORIGIN}:{ALT_PORT}")
+        ("deny", "no_protocol_for_port", f"{ORIGIN}:{ALT_PORT}")
     assert world.http_alt.state.connections == before
+    assert f"--tls-ports {ALT_PORT} for TLS or --http-ports {ALT_PORT} for plain HTTP" in r.err, r
 
 
 def test_loopback_is_the_commands_own(world):

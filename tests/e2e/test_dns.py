@@ -144,6 +144,8 @@ def check_record(rec, qname, qtype, decision, reason, answers, would_deny=False)
         assert rec["would_deny"] is True, rec
     expected = {"ts", "run", "event", "conn", "client", "host", "decision", "reason",
                 "duration_ms", "qname", "qtype", "answers"} | ({"would_deny"} if would_deny else set())
+    if reason == "private_destination":  # the address refused, for the summary's fix
+        expected.add("resolved")
     assert set(rec) == expected, rec
 
 
@@ -247,8 +249,9 @@ def test_private_address_without_cidrs_no_answer(start_proxy, dns):
     proxy = start_proxy(cidrs=None, dns_listen=DNS)
     status, _, answers = dig(proxy, "allowed.test", "A")
     assert (status, answers) == ("NOERROR", [])
-    check_record(proxy.log.wait_one(by(event="dns")), "allowed.test", "A", "deny",
-                 "private_destination", 0)
+    rec = proxy.log.wait_one(by(event="dns"))
+    check_record(rec, "allowed.test", "A", "deny", "private_destination", 0)
+    assert rec["resolved"] == "127.0.0.1", rec
 
 
 def test_partly_private_answers_only_admitted(start_proxy):

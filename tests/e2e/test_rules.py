@@ -39,7 +39,7 @@ def rules_proxy(start_proxy):
     ("bad.allowed.test", "blocked"),
     ("x.bad.allowed.test", "blocked"),
     ("plainonly.test", "allowed"),
-    ("tlsonly.test", "not_allowed"),
+    ("tlsonly.test", "scheme_not_allowed"),  # admitted over TLS only: not "not in the list"
 ])
 def test_http_decision(rules_proxy, origins, host, expect):
     P, t = origins.http.port, token()
@@ -65,7 +65,7 @@ def test_http_decision(rules_proxy, origins, host, expect):
     ("notallowed.test", "not_allowed"),
     ("bad.allowed.test", "blocked"),
     ("tlsonly.test", "allowed"),
-    ("plainonly.test", "not_allowed"),
+    ("plainonly.test", "scheme_not_allowed"),
 ])
 def test_connect_decision(rules_proxy, origins, host, expect):
     E = origins.echo.port

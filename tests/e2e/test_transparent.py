@@ -639,11 +639,11 @@ def test_extra_tls_port_dialled_on_that_port(world):
     assert rec["upstream"] == "127.0.0.1:8443" and rec["original_dst"] == f"{SOMEWHERE}:8443"
 
 
-def _expect_port_denied(world, proxy, port):
+def _expect_port_denied(world, proxy, port, reason="port_not_allowed"):
     with world.connect(SOMEWHERE, port) as c:
         c.send(client_hello("allowed.test"))
         assert c.read_to_eof() == b""
-    rec = proxy.log.wait_one(by(event="tcp", reason="port_not_allowed"))
+    rec = proxy.log.wait_one(by(event="tcp", reason=reason))
     assert rec["decision"] == "deny" and rec["port"] == port
     assert rec["original_dst"] == f"{SOMEWHERE}:{port}"
     assert world.https_alt.state.connections == 0 and world.https.state.connections == 0
@@ -652,7 +652,7 @@ def _expect_port_denied(world, proxy, port):
 def test_port_neither_tls_nor_http(world):
     """8443 is redirected and in --allow-ports, but in neither port set."""
     proxy = world.start_proxy(ports="80,443,8443")
-    _expect_port_denied(world, proxy, 8443)
+    _expect_port_denied(world, proxy, 8443, "no_protocol_for_port")
 
 
 def test_tls_port_not_in_allow_ports(world):
