@@ -161,6 +161,17 @@ static bool forwardable(const struct awf_head *h, const struct awf_hdr *x) {
   return !awf_is_hop_header(n, x->name_len) && !awf_head_named_in_connection(h, n, x->name_len);
 }
 
+bool awf_head_well_formed(const struct awf_head *h) {
+  for (unsigned i = 0; i < h->n; i++) {
+    const struct awf_hdr *x = &h->hdrs[i];
+    const char *v = awf_hdr_val(h, x);
+    if (x->name_len == 0 || memchr(v, '\r', x->val_len) || memchr(v, '\n', x->val_len) ||
+        memchr(v, '\0', x->val_len))
+      return false;
+  }
+  return true;
+}
+
 int awf_req_check_header(const struct awf_head *h, const struct awf_hdr *x,
                          unsigned *host_headers) {
   const char *v = awf_hdr_val(h, x), *n = awf_hdr_name(h, x);
@@ -274,7 +285,11 @@ int awf_req_head_complete(const llhttp_t *p, const struct awf_head *h, unsigned 
     memset(&f->target, 0, sizeof(f->target));
     return 400;
   }
-  if (awf_head_connection_nominates_framing(h))
+  if (!awf_head_well_formed(h) || awf_head_connection_nominates_framing(h))
+    return 400;
+  /* A Transfer-Encoding that llhttp did not take as chunked-last: llhttp
+   * fails it only after this callback, once the head would be upstream. */
+  if ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED))
     return 400;
   if (p->flags & F_CHUNKED) {
     f->framing = AWF_FRAME_CHUNKED;
@@ -351,7 +366,9 @@ int awf_resp_head_complete(const llhttp_t *p, const struct awf_head *h, bool hea
   memset(plan, 0, sizeof(*plan));
   if (status == 101)
     return -1; /* Upgrade was not forwarded, so a switch is a protocol error */
-  if (awf_head_connection_nominates_framing(h))
+  if (status < 100 || status > 599)
+    return -1; /* llhttp takes "HTTP/1.1 2 x": not a status a client can read */
+  if (!awf_head_well_formed(h) || awf_head_connection_nominates_framing(h))
     return -1;
   plan->interim = status >= 100 && status < 200;
   plan->no_body = plan->interim || head_request || status == 204 || status == 304;
@@ -373,13 +390,25 @@ int awf_resp_head_complete(const llhttp_t *p, const struct awf_head *h, bool hea
     plan->out = plan->in;
   plan->close = client_close && !plan->interim;
   plan->reusable = plan->in != AWF_FRAME_CLOSE;
-  return 0;
+  /* llhttp reads a body after a 1xx that declares one: skipped, it would
+   * reach the client unframed, ahead of the final response. */
+  return plan->no_body ? 1 : 0;
 }
 
 int awf_build_response_head(struct awf_buf *o, int status, const char *reason,
                             size_t reason_len, const struct awf_head *h,
                             const struct awf_resp_plan *plan) {
   awf_buf_reset(o);
+  /* llhttp lets control bytes through in the reason phrase; a client must
+   * not see them (a bare CR could end the line early): the phrase is
+   * informational, so it is dropped. */
+  for (size_t i = 0; i < reason_len; i++) {
+    unsigned char ch = (unsigned char)reason[i];
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+      reason_len = 0;
+      break;
+    }
+  }
   int rc = awf_buf_printf(o, "HTTP/1.1 %d %.*s\r\n", status, (int)reason_len, reason);
   if (rc == 0)
     rc = append_forwardable(o, h, false);

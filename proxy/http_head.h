@@ -68,6 +68,11 @@ bool awf_head_named_in_connection(const struct awf_head *h, const char *n, size_
  * Such a message is refused, not forwarded without it. */
 bool awf_head_connection_nominates_framing(const struct awf_head *h);
 
+/* Every header has a name, and no value holds CR, LF or NUL (llhttp passes
+ * an empty name, and an obs-folded value with its line break, in a
+ * response). A head that is not is refused. */
+bool awf_head_well_formed(const struct awf_head *h);
+
 /* A request header just completed (on_header_value_complete): 0, or -1 when
  * the request is malformed (400): an obs-folded value, a second Host, a
  * Transfer-Encoding other than plain "chunked". *host_headers counts Host. */
@@ -134,9 +139,12 @@ struct awf_resp_plan {
 };
 
 /* on_headers_complete of a response. head_request: the request was HEAD;
- * client_close: the client connection ends after this response. Returns 0,
- * or -1 when the response must not be forwarded (502): a 101 (Upgrade is
- * never forwarded), or a Connection header nominating a framing header. */
+ * client_close: the client connection ends after this response. Returns 0
+ * (a body follows), 1 (no body: what on_headers_complete returns to llhttp
+ * to skip one), or -1 when the response must not be forwarded (502): a 101
+ * (Upgrade is never forwarded), a status outside 100..599, a head that is
+ * not awf_head_well_formed, or a Connection header nominating a framing
+ * header. */
 int awf_resp_head_complete(const llhttp_t *p, const struct awf_head *h, bool head_request,
                            bool client_close, struct awf_resp_plan *plan);
 

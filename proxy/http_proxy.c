@@ -751,8 +751,9 @@ static int on_resp_headers_complete(llhttp_t *p) {
   struct http_state *h = c->http;
   struct awf_resp_plan *plan = &h->plan;
   int status = p->status_code;
-  if (awf_resp_head_complete(p, &h->rs, h->head_request, h->resp_close, plan) < 0) {
-    /* A 101, or Connection naming a framing header: refused, and the
+  int skip = awf_resp_head_complete(p, &h->rs, h->head_request, h->resp_close, plan);
+  if (skip < 0) {
+    /* A 101, a bad status, or Connection naming a framing header: refused, and the
      * upstream is not reused (nor the request resent). */
     h->resp_refused = true;
     h->up_reusable = false;
@@ -764,14 +765,15 @@ static int on_resp_headers_complete(llhttp_t *p) {
     if (!plan->reusable)
       h->up_reusable = false; /* read until close */
   }
-  int rc = awf_build_response_head(&h->resp_head, status, h->rs.buf.data + h->status_off,
-                                   h->status_len, &h->rs, plan);
+  /* No status text and no header: the buffer may hold nothing at all. */
+  const char *text = h->status_len ? h->rs.buf.data + h->status_off : "";
+  int rc = awf_build_response_head(&h->resp_head, status, text, h->status_len, &h->rs, plan);
   /* A 1xx goes now; a final head waits for its body (see write_client). */
   if (rc == 0 && plan->interim)
     rc = write_client(c, NULL, 0);
   if (rc < 0)
     return -1;
-  return h->head_request && !plan->interim ? 1 : 0; /* 1: a HEAD response has no body */
+  return skip; /* 1: no body (HEAD, 1xx, 204, 304) */
 }
 
 static int on_resp_body(llhttp_t *p, const char *at, size_t len) {
