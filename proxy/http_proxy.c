@@ -15,45 +15,30 @@
 #include <llhttp.h>
 
 #include "conn.h"
+#include "http_head.h"
 #include "http_target.h"
 #include "stream_write.h"
 
-#define MAX_HEADERS 128
 #define MAX_HEAD_BYTES (64 * 1024)       /* request head: beyond it, 431 */
 #define MAX_RESP_HEAD_BYTES (64 * 1024)  /* response head: beyond it, 502 */
-
-struct hdr {
-  uint32_t name_off, name_len, val_off, val_len;
-};
-
-/* Header block under construction, kept as offsets into one capped buffer
- * (the buffer moves when it grows). */
-struct head {
-  struct awf_buf buf;
-  struct hdr *hdrs;         /* grown on demand, freed between requests */
-  unsigned cap;
-  unsigned n;
-  bool in_value;
-};
 
 struct http_state {
   llhttp_t req;
   llhttp_t resp;
-  struct head rq;            /* request: url, then headers */
-  struct head rs;            /* response: status text, then headers */
+  struct awf_head rq;        /* request: url, then headers */
+  struct awf_head rs;        /* response: status text, then headers */
   uint32_t url_off, url_len, status_off, status_len;
   struct awf_buf pending;    /* client bytes not yet parsed (parser paused) */
   bool paused;               /* request parser paused: its bytes wait in pending */
-  /* Raw scan of each request head for what llhttp lets through: bare CR or
-   * LF, NUL, obs-fold, empty header names. Active from a message's first
-   * byte to the blank line that ends its head. */
-  bool scan_active, scan_cr, scan_blank, scan_line_start;
-  bool scan_seen;            /* a byte of the request line came (not CR/LF) */
+  struct awf_scan scan;      /* raw scan of each request head (http_head.h) */
   bool client_bp, up_bp;     /* reading stopped for backpressure */
 
   /* the request under way */
   bool active, head_done, req_done, resp_started, resp_done, logged;
-  bool req_chunked, head_request, resp_chunked_out, resp_close, resp_interim;
+  bool head_request, resp_close, resp_refused;
+  enum awf_framing req_framing; /* how the request body goes upstream */
+  uint64_t req_length;          /* its Content-Length, for AWF_FRAME_LENGTH */
+  struct awf_resp_plan plan;    /* the response under way (http_head.h) */
   bool would_deny;
   const char *audit_reason;
   uint64_t req_no;           /* this request's number on the connection (log `req`) */
@@ -86,98 +71,6 @@ static const llhttp_settings_t req_settings;
 static const llhttp_settings_t resp_settings;
 
 static struct conn *conn_of(llhttp_t *p) { return p->data; }
-
-/* ---- small helpers ---------------------------------------------------- */
-
-static bool name_is(const char *name, size_t len, const char *want) {
-  return strlen(want) == len && strncasecmp(name, want, len) == 0;
-}
-
-/* A header value equal to one token, ignoring case and surrounding blanks. */
-static bool value_is_token(const char *v, size_t len, const char *token) {
-  while (len && (*v == ' ' || *v == '\t'))
-    v++, len--;
-  while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-    len--;
-  return name_is(v, len, token);
-}
-
-static const char *hdr_name(const struct head *h, const struct hdr *x) {
-  return h->buf.data + x->name_off;
-}
-static const char *hdr_val(const struct head *h, const struct hdr *x) {
-  return h->buf.data + x->val_off;
-}
-
-/* Hop-by-hop headers (RFC 9110 7.6.1) and the proxy's own: never forwarded. */
-static bool is_hop_header(const char *n, size_t len) {
-  static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
-                                    "proxy-authorization", "proxy-authenticate", "te",
-                                    "trailer", "transfer-encoding", "upgrade"};
-  for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-    if (name_is(n, len, hop[i]))
-      return true;
-  return false;
-}
-
-/* Is header `n` named as a token in a Connection header of this block? */
-static bool named_in_connection(const struct head *h, const char *n, size_t len) {
-  for (unsigned i = 0; i < h->n; i++) {
-    const struct hdr *x = &h->hdrs[i];
-    if (!name_is(hdr_name(h, x), x->name_len, "connection"))
-      continue;
-    const char *v = hdr_val(h, x), *end = v + x->val_len;
-    while (v < end) {
-      while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
-        v++;
-      const char *tok = v;
-      while (v < end && *v != ',' && *v != ' ' && *v != '\t')
-        v++;
-      if ((size_t)(v - tok) == len && strncasecmp(tok, n, len) == 0)
-        return true;
-    }
-  }
-  return false;
-}
-
-/* "Name: value\r\n", by copies: a printf per header line cost more than
- * parsing the whole message. */
-static int append_header(struct awf_buf *o, const char *name, size_t nlen, const char *val,
-                         size_t vlen) {
-  int rc = awf_buf_append(o, name, nlen);
-  if (rc == 0)
-    rc = awf_buf_append(o, ": ", 2);
-  if (rc == 0)
-    rc = awf_buf_append(o, val, vlen);
-  if (rc == 0)
-    rc = awf_buf_append(o, "\r\n", 2);
-  return rc;
-}
-
-static bool forwardable(const struct head *h, const struct hdr *x) {
-  const char *n = hdr_name(h, x);
-  return !is_hop_header(n, x->name_len) && !named_in_connection(h, n, x->name_len);
-}
-
-/* Give the memory back: an idle keep-alive connection holds no header space. */
-static void head_release(struct head *h) {
-  awf_buf_free(&h->buf);
-  free(h->hdrs);
-  h->hdrs = NULL;
-  h->cap = 0;
-  h->n = 0;
-  h->in_value = false;
-}
-
-static void head_reset(struct head *h) {
-  awf_buf_reset(&h->buf);
-  h->n = 0;
-  h->in_value = false;
-}
-
-static int head_append(struct head *h, const char *at, size_t len) {
-  return awf_buf_append(&h->buf, at, len);
-}
 
 /* ---- access log --------------------------------------------------------- */
 
@@ -337,7 +230,7 @@ static int write_body(struct conn *c, bool to_client, bool chunked, const char *
   uv_buf_t bufs[3];
   unsigned n = 0;
   if (chunked) {
-    int k = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+    int k = awf_chunk_size_line(size_line, sizeof(size_line), len);
     bufs[n++] = uv_buf_init(size_line, (unsigned)k);
   }
   bufs[n++] = uv_buf_init((char *)at, (unsigned)len);
@@ -433,12 +326,14 @@ static int req_error(struct conn *c, int status, const char *reason) {
  * must not reach the log: its url points into a released buffer). */
 static void request_reset(struct conn *c) {
   struct http_state *h = c->http;
-  head_reset(&h->rq);
+  awf_head_reset(&h->rq);
   memset(&h->target, 0, sizeof(h->target));
   h->active = true;
   h->head_done = h->req_done = h->resp_started = h->resp_done = h->logged = false;
-  h->req_chunked = h->head_request = h->resp_chunked_out = h->resp_close = false;
-  h->resp_interim = h->would_deny = false;
+  h->head_request = h->resp_close = h->resp_refused = h->would_deny = false;
+  h->req_framing = AWF_FRAME_NONE;
+  h->req_length = 0;
+  memset(&h->plan, 0, sizeof(h->plan));
   h->audit_reason = NULL;
   h->host_headers = 0;
   h->req_no++;
@@ -464,78 +359,32 @@ static int on_req_url(llhttp_t *p, const char *at, size_t len) {
   struct http_state *h = c->http;
   if (h->url_len == 0)
     h->url_off = (uint32_t)h->rq.buf.len;
-  if (head_append(&h->rq, at, len) < 0)
+  if (awf_head_append(&h->rq, at, len) < 0)
     return req_error(c, 431, "header_too_large");
   h->url_len += (uint32_t)len;
   return 0;
 }
 
-static int head_field(struct head *hd, const char *at, size_t len) {
-  if (hd->in_value || hd->n == 0 ||
-      hd->hdrs[hd->n - 1].val_off != 0) {
-    if (hd->n == hd->cap) {
-      if (hd->cap == MAX_HEADERS)
-        return -E2BIG;
-      unsigned cap = hd->cap ? hd->cap * 2 : 16;
-      struct hdr *grown = realloc(hd->hdrs, cap * sizeof(*grown));
-      if (!grown)
-        return -ENOMEM;
-      hd->hdrs = grown;
-      hd->cap = cap;
-    }
-    struct hdr *x = &hd->hdrs[hd->n++];
-    memset(x, 0, sizeof(*x));
-    x->name_off = (uint32_t)hd->buf.len;
-    hd->in_value = false;
-  }
-  hd->hdrs[hd->n - 1].name_len += (uint32_t)len;
-  return head_append(hd, at, len);
-}
-
-static int head_value(struct head *hd, const char *at, size_t len) {
-  struct hdr *x = &hd->hdrs[hd->n - 1];
-  if (!hd->in_value) {
-    x->val_off = (uint32_t)hd->buf.len;
-    x->val_len = 0;
-    hd->in_value = true;
-  }
-  x->val_len += (uint32_t)len;
-  return head_append(hd, at, len);
-}
-
 static int on_req_field(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
-  return head_field(&c->http->rq, at, len) < 0 ? req_error(c, 431, "header_too_large") : 0;
+  return awf_head_field(&c->http->rq, at, len) < 0 ? req_error(c, 431, "header_too_large") : 0;
 }
 
 static int on_req_value(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
-  return head_value(&c->http->rq, at, len) < 0 ? req_error(c, 431, "header_too_large") : 0;
+  return awf_head_value(&c->http->rq, at, len) < 0 ? req_error(c, 431, "header_too_large") : 0;
 }
 
 static int on_req_value_complete(llhttp_t *p) {
   struct conn *c = conn_of(p);
   struct http_state *h = c->http;
-  struct hdr *x = &h->rq.hdrs[h->rq.n - 1];
-  if (!h->rq.in_value) { /* empty value: no on_header_value call came */
-    x->val_off = (uint32_t)h->rq.buf.len;
-    x->val_len = 0;
-    h->rq.in_value = true;
-  }
-  /* llhttp passes an obs-folded value through with its line break: refuse. */
-  if (memchr(hdr_val(&h->rq, x), '\r', x->val_len) || memchr(hdr_val(&h->rq, x), '\n', x->val_len))
-    return req_error(c, 400, "bad_request");
-  if (name_is(hdr_name(&h->rq, x), x->name_len, "host") && ++h->host_headers > 1)
-    return req_error(c, 400, "bad_request");
-  /* The only transfer coding a proxy can frame safely is plain "chunked". */
-  if (name_is(hdr_name(&h->rq, x), x->name_len, "transfer-encoding") &&
-      !value_is_token(hdr_val(&h->rq, x), x->val_len, "chunked"))
+  const struct awf_hdr *x = awf_head_value_complete(&h->rq);
+  if (awf_req_check_header(&h->rq, x, &h->host_headers) < 0)
     return req_error(c, 400, "bad_request");
   return 0;
 }
 
 static int start_upstream_request(struct conn *c);
-static void scan_restart(struct http_state *h);
 static void start_dial(struct conn *c);
 
 static void close_upstream(struct conn *c) {
@@ -581,101 +430,37 @@ static void take_pooled(struct conn *c) {
 }
 
 /* Build the head sent upstream: origin-form target, Host from the URI, no
- * hop-by-hop or proxy headers. */
+ * hop-by-hop or proxy headers, framing from what llhttp parsed. */
 static int build_upstream_head(struct conn *c) {
   struct http_state *h = c->http;
-  struct awf_buf *o = &h->out;
-  const struct awf_http_target *t = &h->target;
-  awf_buf_reset(o);
-  const char *path = t->path_len ? t->path : "/";
-  size_t plen = t->path_len ? t->path_len : 1;
-  int rc = awf_buf_printf(o, "%s %s%.*s HTTP/1.1\r\nHost: %s%s%s",
-                          llhttp_method_name((llhttp_method_t)h->method),
-                          path[0] == '?' ? "/" : "", (int)plen, path,
-                          t->host_is_ipv6 ? "[" : "", t->host, t->host_is_ipv6 ? "]" : "");
-  if (rc == 0 && t->port != 80)
-    rc = awf_buf_printf(o, ":%u", t->port);
-  if (rc == 0)
-    rc = awf_buf_append(o, "\r\n", 2);
-  for (unsigned i = 0; rc == 0 && i < h->rq.n; i++) {
-    const struct hdr *x = &h->rq.hdrs[i];
-    if (name_is(hdr_name(&h->rq, x), x->name_len, "host") || !forwardable(&h->rq, x))
-      continue;
-    rc = append_header(o, hdr_name(&h->rq, x), x->name_len, hdr_val(&h->rq, x), x->val_len);
-  }
-  if (rc == 0 && h->req_chunked)
-    rc = awf_buf_printf(o, "Transfer-Encoding: chunked\r\n");
-  if (rc == 0)
-    rc = awf_buf_append(o, "\r\n", 2);
-  return rc;
-}
-
-/* A redirected request is in origin form ("GET /path"): the name is the Host
- * header's, the port the one the client dialled. */
-static enum awf_target_status transparent_target(struct conn *c, const char *url, size_t len,
-                                                 struct awf_http_target *t) {
-  struct http_state *h = c->http;
-  if (h->method == HTTP_CONNECT || len == 0 || url[0] != '/' || h->host_headers != 1)
-    return AWF_TARGET_BAD_SYNTAX;
-  const struct hdr *host = NULL;
-  for (unsigned i = 0; i < h->rq.n && !host; i++)
-    if (name_is(hdr_name(&h->rq, &h->rq.hdrs[i]), h->rq.hdrs[i].name_len, "host"))
-      host = &h->rq.hdrs[i];
-  uint16_t port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
-  const char *v = hdr_val(&h->rq, host);
-  size_t vlen = host->val_len;
-  while (vlen && (*v == ' ' || *v == '\t'))
-    v++, vlen--;
-  while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-    vlen--;
-  /* "name", "name:port", "[v6]", "[v6]:port": parse as an authority. */
-  char auth[300];
-  const char *close = vlen && v[0] == '[' ? memchr(v, ']', vlen) : NULL;
-  const char *colon = close ? (close + 1 < v + vlen && close[1] == ':' ? close + 1 : NULL)
-                            : memchr(v, ':', vlen);
-  int n = colon ? snprintf(auth, sizeof(auth), "%.*s", (int)vlen, v)
-                : snprintf(auth, sizeof(auth), "%.*s:%u", (int)vlen, v, port);
-  if (n < 0 || (size_t)n >= sizeof(auth))
-    return AWF_TARGET_BAD_HOST;
-  enum awf_target_status ts = awf_target_parse_authority(auth, (size_t)n, t);
-  if (ts != AWF_TARGET_OK)
-    return ts;
-  t->port = port; /* dial where the client dialled, whatever Host claims */
-  t->path = url;
-  t->path_len = len;
-  return AWF_TARGET_OK;
+  struct awf_req_facts f = {.method = h->method, .target = h->target,
+                            .framing = h->req_framing, .length = h->req_length};
+  return awf_build_request_head(&h->out, &f, &h->rq);
 }
 
 static int on_req_headers_complete(llhttp_t *p) {
   struct conn *c = conn_of(p);
   struct http_state *h = c->http;
   awf_proxy *px = c->proxy;
-  h->method = llhttp_get_method(p);
   h->head_done = true;
-  const char *url = h->rq.buf.data + h->url_off;
-  enum awf_target_status ts;
-
-  if (p->http_major != 1 || (p->http_minor == 1 && h->host_headers == 0))
-    return req_error(c, 400, "bad_request"); /* no HTTP/0.9; Host is required in 1.1 */
-  if (c->transparent)
-    ts = transparent_target(c, url, h->url_len, &h->target);
-  else if (h->method == HTTP_CONNECT)
-    ts = awf_target_parse_authority(url, h->url_len, &h->target);
-  else
-    ts = awf_target_parse_absolute(url, h->url_len, &h->target);
-  if (ts != AWF_TARGET_OK) {
-    memset(&h->target, 0, sizeof(h->target));
-    return req_error(c, 400, "bad_request");
-  }
-  /* Header bytes will be overwritten when the buffer grows? No: the target
-   * path points into rq.buf, which no longer grows for this request. */
-  h->req_chunked = (p->flags & F_CHUNKED) != 0;
-  h->req_body = h->req_chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+  struct awf_req_facts f;
+  const char *reason;
+  /* The target's path points into rq.buf, which no longer grows for this
+   * request. */
+  int status = awf_req_head_complete(p, &h->rq, h->host_headers, h->rq.buf.data + h->url_off,
+                                     h->url_len, c->transparent,
+                                     awf_sockaddr_port((struct sockaddr *)&c->orig_dst), &f,
+                                     &reason);
+  h->method = f.method;
+  h->target = f.target;
+  if (status)
+    return req_error(c, status, reason);
+  h->req_framing = f.framing;
+  h->req_length = f.length;
+  h->req_body = f.framing == AWF_FRAME_CHUNKED || (f.framing == AWF_FRAME_LENGTH && f.length > 0);
   h->head_request = h->method == HTTP_HEAD;
-  if (p->http_major == 1 && p->http_minor == 0)
-    h->resp_close = true; /* HTTP/1.0 clients: one request per connection */
-  if (!llhttp_should_keep_alive(p))
-    h->resp_close = true;
+  if (f.close)
+    h->resp_close = true; /* HTTP/1.0 or Connection: close: one request, then close */
 
   enum awf_acl_proto proto = h->method == HTTP_CONNECT ? AWF_PROTO_TLS : AWF_PROTO_HTTP;
   const char *deny = proxy_decide(px, h->target.host, h->target.host_len, h->target.port,
@@ -716,7 +501,7 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
   if (!c->up)
     return -1;
-  return write_body(c, false, c->http->req_chunked, at, len) < 0 ? -1 : 0;
+  return write_body(c, false, c->http->req_framing == AWF_FRAME_CHUNKED, at, len) < 0 ? -1 : 0;
 }
 
 static void exchange_done(struct conn *c);
@@ -724,13 +509,13 @@ static void exchange_done(struct conn *c);
 static int on_req_complete(llhttp_t *p) {
   struct conn *c = conn_of(p);
   struct http_state *h = c->http;
-  if (h->req_chunked && c->up) {
+  if (h->req_framing == AWF_FRAME_CHUNKED && c->up) {
     uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
     if (write_up(c, &end, 1) < 0)
       return -1;
   }
   h->req_done = true;
-  scan_restart(h);
+  awf_scan_restart(&h->scan);
   /* Hold pipelined requests until this response is complete. */
   return HPE_PAUSED;
 }
@@ -782,46 +567,10 @@ static void after_request_error(struct conn *c) {
   http_send_error(c, status, NULL, 0, reason);
 }
 
-/* Returns 0, or -1 at a byte no valid request head holds. */
-static int scan_head(struct http_state *h, const char *d, size_t n) {
-  for (size_t i = 0; i < n && h->scan_active; i++) {
-    unsigned char ch = (unsigned char)d[i];
-    if (h->scan_cr) {
-      if (ch != '\n')
-        return -1; /* bare CR */
-      h->scan_cr = false;
-      if (!h->scan_seen)
-        continue; /* a blank line before the request line: llhttp skips it */
-      if (h->scan_blank)
-        h->scan_active = false; /* end of the head: the body is not ours to scan */
-      h->scan_line_start = true;
-      continue;
-    }
-    if (ch == '\r') {
-      h->scan_cr = true;
-      h->scan_blank = h->scan_line_start;
-      h->scan_line_start = false;
-      continue;
-    }
-    if (ch == '\n' || ch == '\0')
-      return -1; /* bare LF, NUL */
-    if (h->scan_line_start && (ch == ' ' || ch == '\t' || ch == ':'))
-      return -1; /* obs-fold, or a header line with an empty name */
-    h->scan_line_start = false;
-    h->scan_seen = true;
-  }
-  return 0;
-}
-
-static void scan_restart(struct http_state *h) {
-  h->scan_active = true;
-  h->scan_cr = h->scan_blank = h->scan_line_start = h->scan_seen = false;
-}
-
 /* Run the request parser over client bytes; keep what it did not take. */
 static void feed_client(struct conn *c, const char *data, size_t len) {
   struct http_state *h = c->http;
-  if (h->scan_active && scan_head(h, data, len) < 0) {
+  if (h->scan.active && awf_scan_head(&h->scan, data, len) < 0) {
     h->error_status = 400;
     h->error_reason = "bad_request";
     after_request_error(c);
@@ -990,9 +739,9 @@ static void start_dial(struct conn *c) {
 static int on_resp_begin(llhttp_t *p) {
   struct conn *c = conn_of(p);
   struct http_state *h = c->http;
-  head_reset(&h->rs);
+  awf_head_reset(&h->rs);
   h->status_off = h->status_len = 0;
-  h->resp_interim = false;
+  h->plan.interim = false;
   return 0;
 }
 
@@ -1001,86 +750,63 @@ static int on_resp_status(llhttp_t *p, const char *at, size_t len) {
   if (h->status_len == 0)
     h->status_off = (uint32_t)h->rs.buf.len;
   h->status_len += (uint32_t)len;
-  return head_append(&h->rs, at, len) < 0 ? -1 : 0;
+  return awf_head_append(&h->rs, at, len) < 0 ? -1 : 0;
 }
 
 static int on_resp_field(llhttp_t *p, const char *at, size_t len) {
-  return head_field(&conn_of(p)->http->rs, at, len) < 0 ? -1 : 0;
+  return awf_head_field(&conn_of(p)->http->rs, at, len) < 0 ? -1 : 0;
 }
 
 static int on_resp_value(llhttp_t *p, const char *at, size_t len) {
-  return head_value(&conn_of(p)->http->rs, at, len) < 0 ? -1 : 0;
+  return awf_head_value(&conn_of(p)->http->rs, at, len) < 0 ? -1 : 0;
 }
 
 static int on_resp_value_complete(llhttp_t *p) {
-  struct head *hd = &conn_of(p)->http->rs;
-  if (!hd->in_value) {
-    hd->hdrs[hd->n - 1].val_off = (uint32_t)hd->buf.len;
-    hd->hdrs[hd->n - 1].val_len = 0;
-    hd->in_value = true;
-  }
+  awf_head_value_complete(&conn_of(p)->http->rs);
   return 0;
 }
 
 static int on_resp_headers_complete(llhttp_t *p) {
   struct conn *c = conn_of(p);
   struct http_state *h = c->http;
+  struct awf_resp_plan *plan = &h->plan;
   int status = p->status_code;
-  if (status == 101)
-    return -1; /* Upgrade was not forwarded, so a switch is a protocol error */
-  bool interim = status >= 100 && status < 200;
-  bool no_body = interim || h->head_request || status == 204 || status == 304;
-  bool has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
-  h->resp_interim = interim;
-  if (!interim) {
+  int skip = awf_resp_head_complete(p, &h->rs, h->head_request, h->resp_close, plan);
+  if (skip < 0) {
+    /* A 101, a bad status, or Connection naming a framing header: refused, and the
+     * upstream is not reused (nor the request resent). */
+    h->resp_refused = true;
+    h->up_reusable = false;
+    return -1;
+  }
+  if (!plan->interim) {
     h->resp_started = true;
     h->status = status;
-    if (!no_body && !has_length) {
-      /* Chunked or read-until-close: chunk it for HTTP/1.1 clients so their
-       * connection survives; HTTP/1.0 clients get raw bytes and a close. */
-      if (h->resp_close)
-        h->resp_chunked_out = false;
-      else
-        h->resp_chunked_out = true;
-    }
-    if (!no_body && !has_length && !(p->flags & F_CHUNKED))
-      h->up_reusable = false;
+    if (!plan->reusable)
+      h->up_reusable = false; /* read until close */
   }
-  struct awf_buf *o = &h->resp_head;
-  awf_buf_reset(o);
-  int rc = awf_buf_printf(o, "HTTP/1.1 %d %.*s\r\n", status, (int)h->status_len,
-                          h->rs.buf.data + h->status_off);
-  for (unsigned i = 0; rc == 0 && i < h->rs.n; i++) {
-    const struct hdr *x = &h->rs.hdrs[i];
-    if (!forwardable(&h->rs, x))
-      continue;
-    rc = append_header(o, hdr_name(&h->rs, x), x->name_len, hdr_val(&h->rs, x), x->val_len);
-  }
-  if (rc == 0 && !interim && h->resp_chunked_out)
-    rc = awf_buf_printf(o, "Transfer-Encoding: chunked\r\n");
-  if (rc == 0 && !interim && h->resp_close)
-    rc = awf_buf_printf(o, "Connection: close\r\n");
-  if (rc == 0)
-    rc = awf_buf_append(o, "\r\n", 2);
+  /* No status text and no header: the buffer may hold nothing at all. */
+  const char *text = h->status_len ? h->rs.buf.data + h->status_off : "";
+  int rc = awf_build_response_head(&h->resp_head, status, text, h->status_len, &h->rs, plan);
   /* A 1xx goes now; a final head waits for its body (see write_client). */
-  if (rc == 0 && interim)
+  if (rc == 0 && plan->interim)
     rc = write_client(c, NULL, 0);
   if (rc < 0)
     return -1;
-  return h->head_request && !interim ? 1 : 0; /* 1: a HEAD response has no body */
+  return skip; /* 1: no body (HEAD, 1xx, 204, 304) */
 }
 
 static int on_resp_body(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
-  return write_body(c, true, c->http->resp_chunked_out, at, len) < 0 ? -1 : 0;
+  return write_body(c, true, c->http->plan.out == AWF_FRAME_CHUNKED, at, len) < 0 ? -1 : 0;
 }
 
 static int on_resp_complete(llhttp_t *p) {
   struct conn *c = conn_of(p);
   struct http_state *h = c->http;
-  if (h->resp_interim)
+  if (h->plan.interim)
     return 0; /* a 1xx: the final response follows */
-  if (h->resp_chunked_out) {
+  if (h->plan.out == AWF_FRAME_CHUNKED) {
     uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
     if (write_client(c, &end, 1) < 0)
       return -1;
@@ -1114,8 +840,8 @@ static void exchange_done(struct conn *c) {
   }
   if (!h->up_reusable)
     close_upstream(c);
-  head_release(&h->rq);
-  head_release(&h->rs);
+  awf_head_release(&h->rq);
+  awf_head_release(&h->rs);
   awf_buf_free(&h->out);
   awf_buf_free(&h->resp_head);
   conn_set_timer(c, T_IDLE);
@@ -1127,7 +853,8 @@ static void exchange_done(struct conn *c) {
  * once more on a fresh connection (RFC 9112 9.3.1). */
 static bool retry_fresh(struct conn *c) {
   struct http_state *h = c->http;
-  if (!h->up_reused || h->resp_started || h->bytes_down > 0 || !h->req_done || h->req_body ||
+  if (!h->up_reused || h->resp_started || h->resp_refused || h->bytes_down > 0 ||
+      !h->req_done || h->req_body ||
       (h->method != HTTP_GET && h->method != HTTP_HEAD && h->method != HTTP_OPTIONS))
     return false;
   close_upstream(c);
@@ -1194,7 +921,9 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   if (err != HPE_OK && err != HPE_PAUSED) {
     awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "upstream %s: %s", h->upstream_addr,
-                   nread < 0 ? "closed early" : llhttp_get_error_reason(&h->resp));
+                   h->resp_refused ? "response refused (101, or Connection names a framing header)"
+                   : nread < 0     ? "closed early"
+                                   : llhttp_get_error_reason(&h->resp));
     fail_request(c, 502, "upstream_unreachable");
     return;
   }
@@ -1228,7 +957,7 @@ int http_conn_start(struct conn *c) {
   llhttp_init(&h->req, HTTP_REQUEST, &req_settings);
   h->req.data = c;
   h->method = -1;
-  scan_restart(h);
+  awf_scan_restart(&h->scan);
   conn_set_timer(c, T_IDLE);
   update_reading(c);
   return 0;
@@ -1265,8 +994,8 @@ void http_free(struct conn *c) {
   struct http_state *h = c->http;
   if (!h)
     return;
-  head_release(&h->rq);
-  head_release(&h->rs);
+  awf_head_release(&h->rq);
+  awf_head_release(&h->rs);
   awf_buf_free(&h->pending);
   awf_buf_free(&h->out);
   awf_buf_free(&h->resp_head);

@@ -819,6 +819,23 @@ def test_http_keepalive_each_request_judged(world, proxy):
     assert rec["decision"] == "deny" and rec["status"] == 403
 
 
+def test_smuggle_connection_content_length_transparent(world, proxy):
+    """Connection: Content-Length would send the body raw, and the origin
+    would take it for a second request with a Host nobody judged (issue 10):
+    400, nothing goes upstream."""
+    tok = token()
+    smuggled = f"GET /smuggled?{tok} HTTP/1.1\r\nHost: evil.test\r\n\r\n".encode()
+    with world.connect(SOMEWHERE, 80) as c:
+        c.send(request_bytes("POST", "/hello", "allowed.test",
+                             [("Connection", "Content-Length"),
+                              ("Content-Length", str(len(smuggled)))]) + smuggled)
+        assert c.read_response().status == 400
+    assert not world.http.state.find(tok)
+    rec = proxy.log.wait_one(by(event="http", method="POST"))
+    assert rec["decision"] == "deny" and rec["reason"] == "bad_request"
+    assert world.http.state.connections == 0
+
+
 def test_http_pipelined_second_request_denied(world, proxy):
     t1, t2 = token(), token()
     with world.connect(SOMEWHERE, 80) as c:

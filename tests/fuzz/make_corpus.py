@@ -119,10 +119,46 @@ def acl_seeds():
     }
 
 
+def http_forward_seeds():
+    """Byte 0: bit 0 response stream, bit 1 transparent / HEAD request,
+    bit 2 client closes after the response, bit 3 feed all at once."""
+    get = b"GET http://example.com/a?b HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n"
+    post = (b"POST http://example.com:8080/up HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: 5\r\n\r\nhello")
+    chunked = (b"PUT http://[::1]/c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"3;ext\r\nabc\r\n0\r\nTrailer: x\r\n\r\n")
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: evil.test\r\n\r\n"
+    attack = (b"POST http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\n"
+              b"Connection: Content-Length\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+              + smuggled)
+    transparent = (b"POST /x HTTP/1.1\r\nHost: Allowed.Test:8080\r\nConnection: keep-alive, Upgrade"
+                   b"\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\nokGET / HTTP/1.0\r\n\r\n")
+    resp = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello"
+    resp_chunked = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"
+                    b"\r\n\r\n4\r\nabcd\r\n0\r\n\r\n")
+    resp_attack = (b"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5"
+                   b"\r\n\r\nhello")
+    resp_eof = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\nuntil the end"
+    return {
+        "get_pipelined": b"\x00" + get + post + get,
+        "chunked_ipv6": b"\x08" + chunked,
+        "attack_connection_content_length": b"\x00" + attack,
+        "transparent_upgrade_http10": b"\x02" + transparent,
+        "connect": b"\x00CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        "resp_length": b"\x01" + resp,
+        "resp_interim_chunked": b"\x01" + resp_chunked,
+        "resp_head": b"\x03" + resp,
+        "resp_attack_connection_content_length": b"\x01" + resp_attack,
+        "resp_eof_client_close": b"\x05" + resp_eof,
+        "resp_eof_chunked_out": b"\x09" + resp_eof,
+    }
+
+
 def main():
     for target, seeds in [("fuzz_sni", sni_seeds()), ("fuzz_dns_msg", dns_seeds()),
                           ("fuzz_http_target", http_target_seeds()),
-                          ("fuzz_acl", acl_seeds())]:
+                          ("fuzz_acl", acl_seeds()),
+                          ("fuzz_http_forward", http_forward_seeds())]:
         d = os.path.join(HERE, "corpus", target)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():
