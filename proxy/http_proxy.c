@@ -65,6 +65,7 @@ struct http_state {
   bool retrying;             /* re-dialling after a reused connection died */
   char up_addr[AWF_ADDRSTRLEN]; /* "ip:port" of the upstream connection */
   char upstream_addr[AWF_ADDRSTRLEN]; /* for the log: where this request went */
+  char resolved[AWF_ADDRSTRLEN]; /* private_destination: the address refused */
 };
 
 static const llhttp_settings_t req_settings;
@@ -117,6 +118,7 @@ static void log_request(struct conn *c, const char *decision, const char *reason
   request_record(c, &r, decision, reason);
   r.status = h->status ? h->status : -1;
   r.upstream = h->upstream_addr[0] ? h->upstream_addr : NULL;
+  r.resolved = h->resolved[0] ? h->resolved : NULL;
   r.bytes_up = h->bytes_up;
   r.bytes_down = h->bytes_down;
   uint64_t now = conn_now_ms(c);
@@ -256,6 +258,8 @@ static const char *status_text(int status) {
 
 static const char *explain(const char *reason) {
   if (!strcmp(reason, "not_allowed")) return "the domain is not in the allowlist (add it with --allow-domains)";
+  if (!strcmp(reason, "scheme_not_allowed")) return "the domain is allowed over the other scheme only (an http:// or https:// rule)";
+  if (!strcmp(reason, "no_protocol_for_port")) return "the port is allowed but is in neither --tls-ports nor --http-ports";
   if (!strcmp(reason, "blocked")) return "the domain matches a block rule (--block-domains)";
   if (!strcmp(reason, "port_not_allowed")) return "the port is not allowed (--allow-ports)";
   if (!strcmp(reason, "ip_literal")) return "IP addresses are denied unless listed in --allow-domains";
@@ -341,7 +345,7 @@ static void request_reset(struct conn *c) {
   h->url_off = h->url_len = 0;
   h->bytes_up = h->bytes_down = 0;
   h->status = 0;
-  h->upstream_addr[0] = '\0';
+  h->upstream_addr[0] = h->resolved[0] = '\0';
   h->started_ms = conn_now_ms(c);
   h->error_status = 0;
   h->error_reason = NULL;
@@ -671,8 +675,10 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
     awf_sockaddr_format((const struct sockaddr *)&r->peer, h->upstream_addr,
                         sizeof(h->upstream_addr));
   if (r->status < 0) {
-    int status = !strcmp(r->reason, "timeout") ? 504
-                 : !strcmp(r->reason, "private_destination") ? 403 : 502;
+    bool private = !strcmp(r->reason, "private_destination");
+    if (private && r->have_peer) /* what the summary's --allow-destination-cidrs needs */
+      awf_sockaddr_format_ip((const struct sockaddr *)&r->peer, h->resolved, sizeof(h->resolved));
+    int status = !strcmp(r->reason, "timeout") ? 504 : private ? 403 : 502;
     fail_request(c, status, r->reason);
     return;
   }
@@ -859,7 +865,7 @@ static bool retry_fresh(struct conn *c) {
     return false;
   close_upstream(c);
   h->up_reused = false;
-  h->upstream_addr[0] = '\0';
+  h->upstream_addr[0] = h->resolved[0] = '\0';
   if (build_upstream_head(c) < 0)
     return false;
   h->bytes_up = 0;

@@ -106,10 +106,10 @@ void conn_log(struct conn *c, struct awf_log_record *r) {
                                 .would = r->would_deny};
     if (strcmp(r->reason, "scheme_not_allowed") == 0)
       f.detail = strcmp(r->event, "http") == 0 ? "http" : "https";
-    if (!r->host_len && r->original_dst) { /* no name: the address the client dialled */
-      f.host = r->original_dst;
-      f.host_len = strlen(r->original_dst);
-      f.port = -1;
+    char ip[AWF_ADDRSTRLEN];
+    if (!r->host_len && c->orig_dst.ss_family) { /* no name: the address the client dialled */
+      f.host = awf_sockaddr_format_ip((const struct sockaddr *)&c->orig_dst, ip, sizeof(ip));
+      f.host_len = strlen(ip);
     }
     awf_denials_note(c->proxy->cfg.denials, &f);
   }

@@ -34,6 +34,7 @@ struct tunnel_state {
   char host[256];
   char sni[256];
   char upstream[AWF_ADDRSTRLEN];
+  char resolved[AWF_ADDRSTRLEN]; /* private_destination: the address refused */
 };
 
 static void on_tclient_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -74,6 +75,7 @@ static void log_tunnel(struct conn *c, const char *decision, const char *reason)
   tunnel_record(c, &r, decision, reason);
   r.status = t->transparent ? -1 : 200;
   r.upstream = t->upstream[0] ? t->upstream : NULL;
+  r.resolved = t->resolved[0] ? t->resolved : NULL;
   r.bytes_up = t->bytes_up;
   r.bytes_down = t->bytes_down;
   r.ts_ms = conn_now_ms(c);
@@ -260,6 +262,8 @@ static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
   if (r->status == 0) /* only a connection made is an upstream */
     awf_sockaddr_format((const struct sockaddr *)&r->peer, t->upstream, sizeof(t->upstream));
   if (r->status < 0) {
+    if (!strcmp(r->reason, "private_destination") && r->have_peer)
+      awf_sockaddr_format_ip((const struct sockaddr *)&r->peer, t->resolved, sizeof(t->resolved));
     deny_tunnel(c, r->reason);
     return;
   }
