@@ -80,6 +80,19 @@ int awf_logfile_open(const char *path, awf_logfile **out) {
   return 0;
 }
 
+int awf_logfile_open_fd(int fd, awf_logfile **out) {
+  *out = NULL;
+  awf_logfile *lf = calloc(1, sizeof(*lf));
+  if (!lf)
+    return -ENOMEM;
+  awf_buf_init(&lf->line, LINE_MAX_BYTES);
+  awf_buf_init(&lf->batch, BATCH_MAX_BYTES);
+  lf->kind = SINK_FILE;
+  lf->fd = fd;
+  *out = lf;
+  return 0;
+}
+
 static int64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -198,7 +211,7 @@ int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r) {
 }
 
 int awf_logfile_reopen(awf_logfile *lf) {
-  if (lf->kind != SINK_FILE)
+  if (lf->kind != SINK_FILE || !lf->path)
     return 0;
   (void)awf_logfile_flush(lf); /* the lines so far belong to the old file */
   int fd = open_path(lf->path);
