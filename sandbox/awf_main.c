@@ -18,6 +18,7 @@
 #include "pathenv.h"
 #include "supervisor.h"
 #include "textfile.h"
+#include "ttystate.h"
 #include "userdb.h"
 
 #define EXIT_AWF_ERROR 125
@@ -271,7 +272,12 @@ int main(int argc, char **argv) {
     plan.command = (struct awf_init_command){
         .argv = (char *const *)cmd_argv, .envp = awf_env_envp(env), .work_dir = work_dir,
         .work_dir_fallback = cli.work_dir == NULL};
+    /* The command may change the caller's terminal through fds 0-2; it gets
+     * it back as it was however the command ends (ttystate.h). */
+    struct awf_ttystate tty;
+    awf_ttystate_save(&tty);
     status = awf_supervise(&plan);
+    awf_ttystate_restore(&tty);
   }
   awf_env_free(env);
   awf_options_free(&cli.proxy);
