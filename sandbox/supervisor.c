@@ -76,9 +76,13 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
     _exit(EXIT_AWF_ERROR); /* awf gave up (its error is already printed) */
   close(go_fd);
   if (sethostname("awf", 3) < 0 ||
-      awf_rootfs_build(&plan->rootfs, err, sizeof(err)) < 0 ||
-      awf_logprotect_apply(&plan->log, err, sizeof(err)) < 0) {
+      awf_rootfs_build(&plan->rootfs, err, sizeof(err)) < 0) {
     fprintf(stderr, "awf: %s\n", err[0] ? err : strerror(errno));
+    _exit(EXIT_AWF_ERROR);
+  }
+  /* The access log, where the sandbox shows it: read-only, unremovable. */
+  if (awf_logprotect_apply(&plan->log, err, sizeof(err)) < 0) {
+    fprintf(stderr, "awf: %s\n", err);
     _exit(EXIT_AWF_ERROR);
   }
   struct awf_init_command cmd = plan->command;
