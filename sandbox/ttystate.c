@@ -23,7 +23,6 @@ void awf_ttystate_save(struct awf_ttystate *ts) {
     ts->tty[ts->n].rdev = st.st_rdev;
     int excl = 0;
     ts->tty[ts->n].excl = ioctl(fd, TIOCGEXCL, &excl) == 0 ? excl != 0 : -1;
-    ts->tty[ts->n].pgrp = tcgetpgrp(fd);
     ts->n++;
   }
 }
@@ -40,15 +39,12 @@ void awf_ttystate_restore(const struct awf_ttystate *ts) {
   for (unsigned i = 0; i < ts->n; i++) {
     int fd = ts->tty[i].fd;
 
-    (void)tcsetattr(fd, TCSANOW, &ts->tty[i].tio);
-    if (ts->tty[i].excl == 0)
-      (void)ioctl(fd, TIOCNXCL);
-    else if (ts->tty[i].excl == 1)
-      (void)ioctl(fd, TIOCEXCL);
-    else
-      (void)ioctl(fd, TIOCNXCL); /* unknown (no TIOCGEXCL): the usual state */
-    if (ts->tty[i].pgrp > 0 && tcgetpgrp(fd) != ts->tty[i].pgrp)
-      (void)tcsetpgrp(fd, ts->tty[i].pgrp);
+    /* tcgetpgrp fails (ENOTTY) unless this is awf's controlling terminal */
+    pid_t fg = tcgetpgrp(fd);
+    if (fg <= 0 || fg == getpgrp())
+      (void)tcsetattr(fd, TCSANOW, &ts->tty[i].tio);
+    /* unknown (no TIOCGEXCL): off, the usual state */
+    (void)ioctl(fd, ts->tty[i].excl == 1 ? TIOCEXCL : TIOCNXCL);
   }
   sigprocmask(SIG_SETMASK, &old, NULL);
   errno = saved_errno;
