@@ -213,14 +213,16 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
       .uid = plan->uid, .gid = plan->gid, .groups = groups, .ngroups = plan->ngroups};
   if (build_environment(cli, user, &plan->rootfs, env) < 0)
     return EXIT_AWF_ERROR;
-  char err[1024];
-  if (awf_logprotect_open(cli->proxy.log_file, &plan->log, err, sizeof(err)) < 0) {
-    fprintf(stderr, "awf: %s\n", err);
-    return EXIT_AWF_ERROR;
-  }
   if (awf_cmdline_argv(cli->command_argc, cli->command, cmd_argv, cmd_max) < 0) {
     fprintf(stderr, "awf: the command is empty or has too many arguments (at most %d)\n",
             AWF_MAX_COMMAND_ARGS);
+    return EXIT_AWF_ERROR;
+  }
+  /* Opened here, before the sandbox exists, so that the sandbox can keep it
+   * from the command (logprotect.h). */
+  char err[1024];
+  if (awf_logprotect_open(cli->proxy.log_file, &plan->log, err, sizeof(err)) < 0) {
+    fprintf(stderr, "awf: %s\n", err);
     return EXIT_AWF_ERROR;
   }
   return -1;
