@@ -154,6 +154,18 @@ def test_command_writing_its_log_through_a_second_mount_fails(world):
     assert lines_of(log) == [PRE]
 
 
+def test_command_attacking_its_log_bound_with_v_fails(world):
+    """-v binds the log file itself elsewhere: that view is read-only too."""
+    log = seeded_log(world, user_tree(world, "ws-" + token()))
+    script = world.user_file("attack.py", ATTACK)
+    cmd = "; ".join(f"python3 {script} {a} /audit.jsonl" for a in ("write", "truncate", "rename"))
+    r = world.awf("sh", "-c", cmd + f"; exit {EXIT}",
+                  args=["-v", f"{log}:/audit.jsonl", "--log-file", log], log=False)
+    assert r.rc == EXIT, r
+    assert r.out.split("\n")[:3] == ["write EROFS", "truncate EROFS", "rename EROFS"], r
+    assert lines_of(log) == [PRE]
+
+
 def test_log_with_a_second_hard_link_is_refused(world):
     """The command could write the log through the other link."""
     where = user_tree(world, "ws-" + token())
