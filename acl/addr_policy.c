@@ -1,28 +1,43 @@
 /* addr_policy.c: which destination addresses may be dialled.
  *
- * Denied ranges (the name returned is in quotes):
- *   IPv4: 0.0.0.0/8 "unspecified", 10/8 172.16/12 192.168/16 "rfc1918",
- *         100.64/10 "cgnat", 127/8 "loopback", 169.254/16 "link_local",
- *         192.0.0.0/24 "ietf_protocol", 192.0.2/24 198.51.100/24 203.0.113/24
- *         "documentation", 198.18/15 "benchmarking", 224/4 "multicast",
- *         255.255.255.255 "broadcast", the rest of 240/4 "reserved".
- *   IPv6: :: "unspecified", ::1 "loopback", fe80::/10 "link_local",
- *         fec0::/10 "site_local" (deprecated, still routed inside some
- *         networks), fc00::/7 "ula", ff00::/8 "multicast", 2001:db8::/32
- *         "documentation", 100::/64 "discard".
- *   IPv6 forms that embed an IPv4 address (mapped ::ffff:0:0/96, compatible
- *   ::/96, translated ::ffff:0:0:0/96, NAT64 64:ff9b::/96, 6to4 2002::/16) are
- *   judged as that IPv4 address: a stack, a NAT64 gateway or a 6to4 relay
- *   delivers them there.
- * Documentation, benchmarking and protocol-assignment ranges are never a
- * legitimate public destination, and some networks use them internally, so
- * they are denied as well.
+ * The policy is the IANA IPv4 and IPv6 Special-Purpose Address Registries
+ * (RFC 6890 and later), every row of both, as they stood in October 2025
+ * (IPv6 up to RFC 9780's 100:0:0:1::/64 and RFC 9665's 2001:1::3, IPv4 up to
+ * RFC 8880's 192.0.0.170-171 and RFC 6751's 192.88.99.2; re-check against
+ * https://www.iana.org/assignments/iana-ipv4-special-registry/ and
+ * .../iana-ipv6-special-registry/ when they change). An address inside a row
+ * whose "Globally Reachable" is not True (False, or N/A as for the
+ * deprecated and relay rows) is denied; the most specific row wins, so
+ * 192.0.0.9/32 (PCP anycast, globally reachable) is admitted inside the
+ * denied 192.0.0.0/24. Added to the registries' rows, because they are no
+ * unicast destination: multicast 224/4 and ff00::/8, deprecated site-local
+ * fec0::/10, and IPv6 outside 2000::/3 (unassigned or reserved in the IPv6
+ * Address Space registry). The name returned is the row's.
+ *
+ * IPv6 forms that carry an IPv4 address are judged as that address, as a
+ * stack, a translator or a relay delivers them there:
+ *   ::ffff:0:0/96 (mapped), ::/96 (compatible, deprecated), ::ffff:0:0:0/96
+ *   (translated, RFC 2765), 64:ff9b::/96 (NAT64): the last 32 bits.
+ *   64:ff9b:1::/48 (local-use NAT64, RFC 8215): RFC 6052's format for a
+ *   /48 prefix (IPv4 in bits 48-63 and 72-87 around the zero u octet, zero
+ *   suffix), or the /96 subdivision 64:ff9b:1::/96 (IPv4 last). An operator
+ *   may subdivide the /48 otherwise (/56, /64, another /96), and the IPv4
+ *   of such an address can't be located without knowing its prefix: it is
+ *   denied ("nat64_local"); an IPv6 --allow-destination-cidrs entry for the
+ *   operator's prefix admits it.
+ * 6to4 (2002::/16, IPv4 in bits 16-47) and Teredo (2001::/32: server IPv4 in
+ * bits 32-63, client IPv4 inverted in bits 96-127) are denied outright: the
+ * registry gives them no global reachability (N/A), their relays are gone
+ * (RFC 7526 deprecated 192.88.99.0/24), and what they reach is an IPv4
+ * address of the address owner's choosing. The reason is the embedded IPv4's
+ * range when that is not global, else "6to4" / "teredo".
  *
  * --allow-destination-cidrs entries override all of this. An IPv4 CIDR also
- * admits the embedded IPv6 forms of its addresses. A CIDR whose address has
- * host bits set ("10.0.0.1/8") is accepted as the network that contains it:
- * only the first `prefix` bits are ever compared.
- * The allow list is scanned linearly: it holds a handful of entries. */
+ * admits the mapped, compatible, translated and NAT64 forms of its
+ * addresses (not 6to4 or Teredo: those need an IPv6 CIDR). A CIDR whose
+ * address has host bits set ("10.0.0.1/8") is accepted as the network that
+ * contains it: only the first `prefix` bits are ever compared.
+ * The allow list and the tables are scanned linearly: a few dozen rows. */
 #include "addr_policy.h"
 
 #include "hostname.h"
@@ -48,39 +63,88 @@ struct awf_addr_policy {
   size_t n, cap;
 };
 
-struct range4 {
+/* How an IPv6 row carries an IPv4 address. */
+enum embed { E_NONE, E_LAST32, E_NAT64_LOCAL, E_6TO4, E_TEREDO };
+
+struct row4 {
   uint32_t net;
-  unsigned prefix;
+  uint8_t prefix;
+  bool global; /* the registry's "Globally Reachable" is True */
   const char *name;
 };
 
-struct range6 {
+struct row6 {
   uint8_t net[16];
-  unsigned prefix;
+  uint8_t prefix;
+  bool global;
+  uint8_t embed; /* enum embed */
   const char *name;
 };
 
-/* First match wins: broadcast is listed before the 240/4 that contains it. */
-static const struct range4 deny4[] = {
-    {0x00000000u, 8, "unspecified"},    {0x0a000000u, 8, "rfc1918"},
-    {0x64400000u, 10, "cgnat"},         {0x7f000000u, 8, "loopback"},
-    {0xa9fe0000u, 16, "link_local"},    {0xac100000u, 12, "rfc1918"},
-    {0xc0000000u, 24, "ietf_protocol"}, {0xc0000200u, 24, "documentation"},
-    {0xc0a80000u, 16, "rfc1918"},       {0xc6120000u, 15, "benchmarking"},
-    {0xc6336400u, 24, "documentation"}, {0xcb007100u, 24, "documentation"},
-    {0xe0000000u, 4, "multicast"},      {0xffffffffu, 32, "broadcast"},
-    {0xf0000000u, 4, "reserved"},
+/* IANA IPv4 Special-Purpose Address Registry, in its order. */
+static const struct row4 rows4[] = {
+    {0x00000000u, 8, false, "this_network"},            /* RFC 791 */
+    {0x00000000u, 32, false, "this_host"},              /* RFC 1122 */
+    {0x0a000000u, 8, false, "private_use"},             /* RFC 1918 */
+    {0x64400000u, 10, false, "shared_address_space"},   /* RFC 6598, CGNAT */
+    {0x7f000000u, 8, false, "loopback"},                /* RFC 1122 */
+    {0xa9fe0000u, 16, false, "link_local"},             /* RFC 3927 */
+    {0xac100000u, 12, false, "private_use"},            /* RFC 1918 */
+    {0xc0000000u, 24, false, "ietf_protocol_assignments"}, /* RFC 6890 */
+    {0xc0000000u, 29, false, "ipv4_service_continuity"},   /* RFC 7335 */
+    {0xc0000008u, 32, false, "ipv4_dummy"},             /* RFC 7600 */
+    {0xc0000009u, 32, true, "pcp_anycast"},             /* RFC 7723 */
+    {0xc000000au, 32, true, "turn_anycast"},            /* RFC 8155 */
+    {0xc00000aau, 32, false, "nat64_discovery"},        /* RFC 8880 */
+    {0xc00000abu, 32, false, "nat64_discovery"},        /* RFC 8880 */
+    {0xc0000200u, 24, false, "documentation"},          /* RFC 5737 */
+    {0xc01fc400u, 24, true, "as112_v4"},                /* RFC 7535 */
+    {0xc034c100u, 24, true, "amt"},                     /* RFC 7450 */
+    {0xc0586300u, 24, false, "deprecated_6to4_relay"},  /* RFC 7526: N/A */
+    {0xc0586302u, 32, false, "6a44_relay"},             /* RFC 6751 */
+    {0xc0a80000u, 16, false, "private_use"},            /* RFC 1918 */
+    {0xc0af3000u, 24, true, "as112_direct_delegation"}, /* RFC 7534 */
+    {0xc6120000u, 15, false, "benchmarking"},           /* RFC 2544 */
+    {0xc6336400u, 24, false, "documentation"},          /* RFC 5737 */
+    {0xcb007100u, 24, false, "documentation"},          /* RFC 5737 */
+    {0xf0000000u, 4, false, "reserved"},                /* RFC 1112 */
+    {0xffffffffu, 32, false, "limited_broadcast"},      /* RFC 919, 8190 */
+    /* Not in the registry: no unicast destination. */
+    {0xe0000000u, 4, false, "multicast"},               /* RFC 5771 */
 };
 
-static const struct range6 deny6[] = {
-    {{0}, 128, "unspecified"},
-    {{[15] = 1}, 128, "loopback"},
-    {{0xfe, 0x80}, 10, "link_local"},
-    {{0xfe, 0xc0}, 10, "site_local"},
-    {{0xfc}, 7, "ula"},
-    {{0xff}, 8, "multicast"},
-    {{0x20, 0x01, 0x0d, 0xb8}, 32, "documentation"},
-    {{0x01, 0x00}, 64, "discard"},
+/* IANA IPv6 Special-Purpose Address Registry, in its order. */
+static const struct row6 rows6[] = {
+    {{[15] = 1}, 128, false, E_NONE, "loopback"},                       /* RFC 4291 */
+    {{0}, 128, false, E_NONE, "unspecified"},                           /* RFC 4291 */
+    {{[10] = 0xff, [11] = 0xff}, 96, false, E_LAST32, "ipv4_mapped"},   /* RFC 4291 */
+    {{0x00, 0x64, 0xff, 0x9b}, 96, true, E_LAST32, "nat64"},            /* RFC 6052 */
+    {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48, false, E_NAT64_LOCAL, "nat64_local"}, /* RFC 8215 */
+    {{0x01, 0x00}, 64, false, E_NONE, "discard_only"},                  /* RFC 6666 */
+    {{0x01, 0x00, [7] = 1}, 64, false, E_NONE, "dummy_prefix"},         /* RFC 9780 */
+    {{0x20, 0x01}, 23, false, E_NONE, "ietf_protocol_assignments"},     /* RFC 2928 */
+    {{0x20, 0x01}, 32, false, E_TEREDO, "teredo"},                      /* RFC 4380: N/A */
+    {{0x20, 0x01, 0x00, 0x01, [15] = 1}, 128, true, E_NONE, "pcp_anycast"},        /* RFC 7723 */
+    {{0x20, 0x01, 0x00, 0x01, [15] = 2}, 128, true, E_NONE, "turn_anycast"},       /* RFC 8155 */
+    {{0x20, 0x01, 0x00, 0x01, [15] = 3}, 128, true, E_NONE, "dns_sd_srp_anycast"}, /* RFC 9665 */
+    {{0x20, 0x01, 0x00, 0x02}, 48, false, E_NONE, "benchmarking"},      /* RFC 5180 */
+    {{0x20, 0x01, 0x00, 0x03}, 32, true, E_NONE, "amt"},                /* RFC 7450 */
+    {{0x20, 0x01, 0x00, 0x04, 0x01, 0x12}, 48, true, E_NONE, "as112_v6"}, /* RFC 7535 */
+    {{0x20, 0x01, 0x00, 0x10}, 28, false, E_NONE, "deprecated_orchid"}, /* RFC 4843: N/A */
+    {{0x20, 0x01, 0x00, 0x20}, 28, true, E_NONE, "orchid_v2"},          /* RFC 7343 */
+    {{0x20, 0x01, 0x00, 0x30}, 28, true, E_NONE, "drone_remote_id"},    /* RFC 9374 */
+    {{0x20, 0x01, 0x0d, 0xb8}, 32, false, E_NONE, "documentation"},     /* RFC 3849 */
+    {{0x20, 0x02}, 16, false, E_6TO4, "6to4"},                          /* RFC 3056: N/A */
+    {{0x26, 0x20, 0x00, 0x4f, 0x80, 0x00}, 48, true, E_NONE, "as112_direct_delegation"}, /* RFC 7534 */
+    {{0x3f, 0xff}, 20, false, E_NONE, "documentation"},                 /* RFC 9637 */
+    {{0x5f, 0x00}, 16, false, E_NONE, "srv6_sid"},                      /* RFC 9602 */
+    {{0xfc}, 7, false, E_NONE, "unique_local"},                         /* RFC 4193 */
+    {{0xfe, 0x80}, 10, false, E_NONE, "link_local"},                    /* RFC 4291 */
+    /* Not in the registry. */
+    {{0xff}, 8, false, E_NONE, "multicast"},                            /* RFC 4291 */
+    {{0xfe, 0xc0}, 10, false, E_NONE, "site_local"},                    /* RFC 3879 */
+    {{0}, 96, false, E_LAST32, "ipv4_compatible"},                      /* RFC 4291 */
+    {{[8] = 0xff, [9] = 0xff}, 96, false, E_LAST32, "ipv4_translated"}, /* RFC 2765 */
 };
 
 /* Does addr (len bytes) start with the first `prefix` bits of net? */
@@ -103,43 +167,35 @@ static void put_be32(uint8_t out[4], uint32_t v)
   out[3] = (uint8_t)v;
 }
 
-static const char *classify4(const uint8_t a[4])
+/* The most specific row holding the address, or NULL. */
+static const struct row4 *row_of4(const uint8_t a[4])
 {
-  for (size_t i = 0; i < sizeof deny4 / sizeof deny4[0]; i++) {
+  const struct row4 *best = NULL;
+  for (size_t i = 0; i < sizeof rows4 / sizeof rows4[0]; i++) {
     uint8_t net[4];
-    put_be32(net, deny4[i].net);
-    if (prefix_match(a, net, deny4[i].prefix))
-      return deny4[i].name;
+    put_be32(net, rows4[i].net);
+    if (prefix_match(a, net, rows4[i].prefix) && (best == NULL || rows4[i].prefix > best->prefix))
+      best = &rows4[i];
   }
-  return NULL;
+  return best;
 }
 
-static const char *classify6(const uint8_t a[16])
+static const struct row6 *row_of6(const uint8_t a[16])
 {
-  for (size_t i = 0; i < sizeof deny6 / sizeof deny6[0]; i++)
-    if (prefix_match(a, deny6[i].net, deny6[i].prefix))
-      return deny6[i].name;
-  return NULL;
+  const struct row6 *best = NULL;
+  for (size_t i = 0; i < sizeof rows6 / sizeof rows6[0]; i++)
+    if (prefix_match(a, rows6[i].net, rows6[i].prefix) &&
+        (best == NULL || rows6[i].prefix > best->prefix))
+      best = &rows6[i];
+  return best;
 }
 
-/* The IPv4 address an IPv6 address carries, for the forms that deliver to it.
- * Call only after :: and ::1 are handled (both lie inside ::/96). */
-static bool embedded_v4(const uint8_t a[16], uint8_t v4[4])
+static bool all_zero(const uint8_t *b, size_t n)
 {
-  static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
-  static const uint8_t compat[12] = {0};
-  static const uint8_t translated[12] = {[8] = 0xff, [9] = 0xff};
-  static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b};
-  if (memcmp(a, mapped, 12) == 0 || memcmp(a, compat, 12) == 0 ||
-      memcmp(a, translated, 12) == 0 || memcmp(a, nat64, 12) == 0) {
-    memcpy(v4, a + 12, 4);
-    return true;
-  }
-  if (a[0] == 0x20 && a[1] == 0x02) { /* 6to4: 2002:AABB:CCDD::/48 */
-    memcpy(v4, a + 2, 4);
-    return true;
-  }
-  return false;
+  for (size_t i = 0; i < n; i++)
+    if (b[i] != 0)
+      return false;
+  return true;
 }
 
 static bool allowed(const awf_addr_policy *p, int family, const uint8_t *a)
@@ -154,20 +210,63 @@ static bool allowed(const awf_addr_policy *p, int family, const uint8_t *a)
 
 static const char *check4(const awf_addr_policy *p, const uint8_t a[4])
 {
-  return allowed(p, AF_INET, a) ? NULL : classify4(a);
+  if (allowed(p, AF_INET, a))
+    return NULL;
+  const struct row4 *r = row_of4(a);
+  return r == NULL || r->global ? NULL : r->name;
+}
+
+/* 64:ff9b:1::/48 in the two layouts that can be told apart: RFC 6052's
+ * format for a /48 prefix (IPv4 in bits 48-63 and 72-87, the u octet 64-71
+ * and the suffix zero) and the /96 subdivision 64:ff9b:1::/96 (bits 48-95
+ * zero, IPv4 last). An operator's other layouts can't be read without
+ * knowing its prefix length: denied. */
+static const char *check_nat64_local(const awf_addr_policy *p, const uint8_t a[16],
+                                     const char *name)
+{
+  uint8_t v4[4];
+  if (all_zero(a + 6, 6))
+    return check4(p, a + 12);
+  if (a[8] == 0 && all_zero(a + 11, 5)) {
+    v4[0] = a[6];
+    v4[1] = a[7];
+    v4[2] = a[9];
+    v4[3] = a[10];
+    return check4(p, v4);
+  }
+  return name;
 }
 
 static const char *check6(const awf_addr_policy *p, const uint8_t a[16])
 {
-  uint8_t v4[4];
   if (allowed(p, AF_INET6, a))
     return NULL;
-  const char *name = classify6(a);
-  if (name != NULL)
-    return name;
-  if (embedded_v4(a, v4))
-    return check4(p, v4);
-  return NULL;
+  const struct row6 *r = row_of6(a);
+  if (r == NULL) /* outside 2000::/3 nothing is global unicast */
+    return (a[0] & 0xe0) == 0x20 ? NULL : "reserved";
+  const char *v = NULL;
+  uint8_t v4[4];
+  switch ((enum embed)r->embed) {
+  case E_NONE:
+    break;
+  case E_LAST32:
+    return check4(p, a + 12);
+  case E_NAT64_LOCAL:
+    return check_nat64_local(p, a, r->name);
+  case E_6TO4:
+    v = check4(p, a + 2);
+    break;
+  case E_TEREDO:
+    v = check4(p, a + 4); /* the server */
+    for (size_t i = 0; i < 4; i++)
+      v4[i] = (uint8_t)~a[12 + i]; /* the client, inverted */
+    if (v == NULL)
+      v = check4(p, v4);
+    break;
+  }
+  if (v != NULL)
+    return v;
+  return r->global ? NULL : r->name;
 }
 
 const char *awf_addr_policy_check(const awf_addr_policy *p, const struct sockaddr *sa)

@@ -1,11 +1,12 @@
 /* addr_policy.h: the destination-address policy. Applied to every address a
  * name resolves to and to IP literals, so that a permitted name cannot lead to
  * an internal service (DNS rebinding, cloud metadata at 169.254.169.254).
- * Denied unless inside an --allow-destination-cidrs entry: loopback,
- * unspecified, link-local, RFC 1918, CGNAT 100.64/10, ULA fc00::/7, multicast,
- * broadcast, and the IPv4-mapped (::ffff:0:0/96), IPv4-compatible (::/96),
- * IPv4-translated (::ffff:0:0:0/96), NAT64 (64:ff9b::/96) and 6to4
- * (2002::/16) forms of the IPv4 ones. Pure C, no I/O. */
+ * Denied unless inside an --allow-destination-cidrs entry: every block of
+ * the IANA IPv4 and IPv6 Special-Purpose Address Registries that is not
+ * "globally reachable" (most specific row wins), multicast, IPv6 outside
+ * 2000::/3, 6to4 and Teredo, and the IPv4-mapped, -compatible, -translated
+ * and NAT64 (64:ff9b::/96, 64:ff9b:1::/48) forms of denied IPv4 addresses.
+ * Details in addr_policy.c. Pure C, no I/O. */
 #ifndef AWF_ADDR_POLICY_H
 #define AWF_ADDR_POLICY_H
 
@@ -24,9 +25,9 @@ int awf_addr_policy_allow_cidrs(awf_addr_policy *p, const char *list,
                                 char *err, size_t errlen);
 
 /* NULL when the address may be dialled; otherwise the name of the denied
- * range ("loopback", "rfc1918", "link_local", "cgnat", "ula", "multicast",
- * "unspecified", "broadcast", ...). Accepts AF_INET and AF_INET6 sockaddrs;
- * anything else is denied as "unsupported_family". */
+ * range ("loopback", "private_use", "link_local", "shared_address_space",
+ * "unique_local", "multicast", "6to4", "teredo", ...). Accepts AF_INET and
+ * AF_INET6 sockaddrs; anything else is denied as "unsupported_family". */
 const char *awf_addr_policy_check(const awf_addr_policy *p,
                                   const struct sockaddr *sa);
 

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "client_limits.h"
 #include "netaddr.h"
 
 #define MAX_RULES_FILE (16 * 1024 * 1024)
@@ -165,6 +166,19 @@ static int set_seconds(const char *flag, const char *v, unsigned *ms, char *err,
   return 0;
 }
 
+/* A connection count: 1 to 1000000. */
+static int set_count(const char *v, unsigned *out, char *msg, size_t msglen) {
+  char *end;
+  errno = 0;
+  unsigned long n = strtoul(v, &end, 10);
+  if (errno || *v == '\0' || *end || *v == '-' || n == 0 || n > 1000000) {
+    snprintf(msg, msglen, "'%s' is not a number from 1 to 1000000", v);
+    return -EINVAL;
+  }
+  *out = (unsigned)n;
+  return 0;
+}
+
 static int add_listen(struct sockaddr_storage *list, size_t *n, const char *v, char *msg,
                       size_t msglen) {
   if (*n == AWF_MAX_LISTEN) {
@@ -215,15 +229,9 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
     if (rc)
       snprintf(msg, sizeof(msg), "'%s' is not one of debug, info, warn, error", v);
   } else if (!strcmp(flag, "max-connections")) {
-    char *end;
-    errno = 0;
-    unsigned long n = strtoul(v, &end, 10);
-    if (errno || *v == '\0' || *end || *v == '-' || n == 0 || n > 1000000) {
-      snprintf(msg, sizeof(msg), "'%s' is not a number from 1 to 1000000", v);
-      rc = -EINVAL;
-    } else {
-      o->max_connections = (unsigned)n;
-    }
+    rc = set_count(v, &o->max_connections, msg, sizeof(msg));
+  } else if (!strcmp(flag, "max-connections-per-client")) {
+    rc = set_count(v, &o->max_connections_per_client, msg, sizeof(msg));
   } else if (!strcmp(flag, "connect-timeout")) {
     return set_seconds(flag, v, &o->connect_timeout_ms, err, errlen);
   } else if (!strcmp(flag, "header-timeout")) {
@@ -259,6 +267,9 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->audit = o->audit;
   cfg->log_level = o->log_level;
   cfg->max_connections = o->max_connections;
+  cfg->max_connections_per_client = o->max_connections_per_client
+                                        ? o->max_connections_per_client
+                                        : awf_client_limit_default(o->max_connections);
   cfg->connect_timeout_ms = o->connect_timeout_ms;
   cfg->header_timeout_ms = o->header_timeout_ms;
   cfg->idle_timeout_ms = o->idle_timeout_ms;

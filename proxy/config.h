@@ -21,6 +21,7 @@ struct awf_options {
   bool audit;
   enum awf_log_level log_level;
   unsigned max_connections;
+  unsigned max_connections_per_client; /* 0: awf_client_limit_default() */
   unsigned connect_timeout_ms;
   unsigned header_timeout_ms;
   unsigned idle_timeout_ms;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "client_limits.h"
 #include "dialer.h"
 #include "jsonlog.h"
 #include "netaddr.h"
@@ -37,6 +38,7 @@ struct awf_proxy {
   uv_timer_t grace_timer;
   uv_prepare_t log_flush;  /* writes the batched access-log lines each iteration */
   awf_upool *upool;        /* idle upstream connections for any client (may be NULL) */
+  awf_client_limits *client_limits; /* open connections per client (NULL: no limit) */
   void (*done)(void *);
   void *done_arg;
   char readbuf[AWF_READ_BUF_SIZE]; /* shared by every read: data is consumed
@@ -83,6 +85,7 @@ struct conn {
   bool draining;           /* closing once writes to the client drain */
   bool transparent;         /* redirected: orig_dst is where the client dialled */
   char client_addr[AWF_ADDRSTRLEN];
+  awf_client_entry *client_entry; /* this connection's count in client_limits */
   struct sockaddr_storage orig_dst;
   char orig_dst_addr[AWF_ADDRSTRLEN];
 };

@@ -303,7 +303,7 @@ static bool w_rdata(struct writer *w, const struct awf_dns_rr *rr) {
     return w_put(w, rr->u.a, sizeof(rr->u.a));
   case AWF_DNS_TYPE_AAAA:
     return w_put(w, rr->u.aaaa, sizeof(rr->u.aaaa));
-  default: /* CNAME: validated by rr_check */
+  default: /* CNAME, PTR: validated by rr_check */
     return name_encode(rr->u.target, wire, &n) == 0 && w_name(w, wire, n);
   }
 }
@@ -339,7 +339,7 @@ static int rr_check(const struct awf_dns_query *q, const struct awf_dns_rr *rr) 
   size_t n;
   if (rr->owner == NULL ? !q->has_question : name_encode(rr->owner, wire, &n) != 0)
     return -EINVAL;
-  if (rr->type == AWF_DNS_TYPE_CNAME)
+  if (rr->type == AWF_DNS_TYPE_CNAME || rr->type == AWF_DNS_TYPE_PTR)
     return rr->u.target && name_encode(rr->u.target, wire, &n) == 0 ? 0 : -EINVAL;
   return rr->type == AWF_DNS_TYPE_A || rr->type == AWF_DNS_TYPE_AAAA ? 0 : -EINVAL;
 }
@@ -358,11 +358,24 @@ static int check_args(const struct awf_dns_query *q, unsigned rcode,
   return 0;
 }
 
-static bool w_opt(struct writer *w, const struct awf_dns_query *q, unsigned rcode) {
+/* Bytes of the EDE option (RFC 8914): code, length, info-code, text. */
+static size_t ede_len(const struct awf_dns_ede *ede) {
+  return ede ? 6 + strnlen(ede->text ? ede->text : "", AWF_DNS_EDE_TEXT_MAX) : 0;
+}
+
+static bool w_opt(struct writer *w, const struct awf_dns_query *q, unsigned rcode,
+                  const struct awf_dns_ede *ede) {
   uint32_t ttl = (uint32_t)(rcode >> 4) << 24 | (q->edns_do ? 0x8000u : 0);
   uint8_t root = 0;
-  return w_put(w, &root, 1) && w_u16(w, AWF_DNS_TYPE_OPT) && w_u16(w, AWF_DNS_UDP_MAX) &&
-         w_u32(w, ttl) && w_u16(w, 0);
+  size_t elen = ede_len(ede);
+  if (!(w_put(w, &root, 1) && w_u16(w, AWF_DNS_TYPE_OPT) && w_u16(w, AWF_DNS_UDP_MAX) &&
+        w_u32(w, ttl) && w_u16(w, (uint16_t)elen)))
+    return false;
+  if (!ede)
+    return true;
+  return w_u16(w, AWF_DNS_OPT_EDE) && w_u16(w, (uint16_t)(elen - 4)) &&
+         w_u16(w, ede->info_code) && w_put(w, (const uint8_t *)(ede->text ? ede->text : ""),
+                                           elen - 6);
 }
 
 static uint16_t reply_flags(const struct awf_dns_query *q, unsigned rcode, bool tc) {
@@ -380,7 +393,17 @@ int awf_dns_build_response(const struct awf_dns_query *q, unsigned rcode,
                            const struct awf_dns_rr *rrs, size_t nrr,
                            size_t limit, uint8_t *out, size_t outsz,
                            size_t *nanswers) {
-  size_t cap = limit < outsz ? limit : outsz, opt = q->has_edns ? OPT_RR_LEN : 0, n = 0;
+  return awf_dns_build_response_ede(q, rcode, rrs, nrr, NULL, limit, out, outsz, nanswers);
+}
+
+int awf_dns_build_response_ede(const struct awf_dns_query *q, unsigned rcode,
+                               const struct awf_dns_rr *rrs, size_t nrr,
+                               const struct awf_dns_ede *ede, size_t limit, uint8_t *out,
+                               size_t outsz, size_t *nanswers) {
+  if (!q->has_edns)
+    ede = NULL; /* an option needs an OPT record, which only EDNS clients get */
+  size_t cap = limit < outsz ? limit : outsz, opt = q->has_edns ? OPT_RR_LEN + ede_len(ede) : 0,
+         n = 0;
   struct writer w = {.buf = out, .len = 0};
   int rc = check_args(q, rcode, rrs, nrr);
 
@@ -408,7 +431,7 @@ int awf_dns_build_response(const struct awf_dns_query *q, unsigned rcode,
   while (n < nrr && w_rr(&w, q, &rrs[n]))
     n++;
   w.cap = cap;
-  if (opt && !w_opt(&w, q, rcode))
+  if (opt && !w_opt(&w, q, rcode, ede))
     return -ENOSPC; /* cannot happen: the space was held back */
   set_u16(out + 2, reply_flags(q, rcode, n < nrr));
   set_u16(out + 6, (uint16_t)n);

@@ -109,12 +109,12 @@ size_t awf_dns_udp_limit(const struct awf_dns_query *q);
 /* One answer record. */
 struct awf_dns_rr {
   const char *owner;   /* dotted text (trailing dot optional); NULL: the question name */
-  uint16_t type;       /* AWF_DNS_TYPE_A, _AAAA or _CNAME */
+  uint16_t type;       /* AWF_DNS_TYPE_A, _AAAA, _CNAME or _PTR */
   uint32_t ttl;
   union {
     uint8_t a[4];      /* network order */
     uint8_t aaaa[16];
-    const char *target; /* CNAME target, dotted text */
+    const char *target; /* CNAME or PTR target, dotted text */
   } u;
 };
 
@@ -134,6 +134,23 @@ int awf_dns_build_response(const struct awf_dns_query *q, unsigned rcode,
                            const struct awf_dns_rr *rrs, size_t nrr,
                            size_t limit, uint8_t *out, size_t outsz,
                            size_t *nanswers);
+
+/* An Extended DNS Error (RFC 8914) for the OPT record of a response. */
+#define AWF_DNS_OPT_EDE 15          /* the EDNS option code */
+#define AWF_DNS_EDE_BLOCKED 15      /* info-code "Blocked" */
+#define AWF_DNS_EDE_TEXT_MAX 200    /* extra text beyond this is cut */
+struct awf_dns_ede {
+  uint16_t info_code;
+  const char *text;    /* UTF-8 extra text, may be NULL */
+};
+
+/* awf_dns_build_response with an EDE option in the OPT record; ede may be
+ * NULL, and is left out when the query had no EDNS (no OPT to carry it).
+ * The option's space is held back like the OPT record's. */
+int awf_dns_build_response_ede(const struct awf_dns_query *q, unsigned rcode,
+                               const struct awf_dns_rr *rrs, size_t nrr,
+                               const struct awf_dns_ede *ede, size_t limit, uint8_t *out,
+                               size_t outsz, size_t *nanswers);
 
 /* DNS over TCP (RFC 1035 4.2.2, RFC 7766): each message has a 2-byte length
  * prefix. Look at the start of a stream buffer: returns 1 with *msg and *msglen

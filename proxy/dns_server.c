@@ -105,6 +105,59 @@ enum awf_acl_verdict awf_dns_acl_check(const awf_acl *acl, const char *name, siz
   return t;
 }
 
+/* Does name end with the label sequence suffix (or equal it)? Both are
+ * lower-case, dotted, without a trailing dot. */
+static bool name_under(const char *name, size_t len, const char *suffix) {
+  size_t sl = strlen(suffix);
+  if (len == sl)
+    return memcmp(name, suffix, sl) == 0;
+  return len > sl && name[len - sl - 1] == '.' && memcmp(name + len - sl, suffix, sl) == 0;
+}
+
+#define PTR_LOOPBACK4 "1.0.0.127.in-addr.arpa"
+#define PTR_LOOPBACK6                                                           \
+  "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa"
+
+static bool is_loopback_name(const struct awf_dns_query *q) {
+  return name_under(q->qname, q->qname_len, "localhost") ||
+         name_under(q->qname, q->qname_len, "127.in-addr.arpa") ||
+         name_under(q->qname, q->qname_len, PTR_LOOPBACK6);
+}
+
+size_t awf_dns_local_answer(const struct awf_dns_query *q, struct awf_dns_rr *rr,
+                            unsigned *rcode) {
+  static const uint8_t v6[16] = {[15] = 1};
+  memset(rr, 0, sizeof(*rr));
+  rr->ttl = AWF_DNS_ANSWER_TTL_MAX;
+  *rcode = AWF_DNS_NOERROR;
+  if (name_under(q->qname, q->qname_len, "localhost")) {
+    if (q->qtype == AWF_DNS_TYPE_A) {
+      rr->type = AWF_DNS_TYPE_A;
+      memcpy(rr->u.a, (uint8_t[4]){127, 0, 0, 1}, 4);
+      return 1;
+    }
+    if (q->qtype == AWF_DNS_TYPE_AAAA) {
+      rr->type = AWF_DNS_TYPE_AAAA;
+      memcpy(rr->u.aaaa, v6, 16);
+      return 1;
+    }
+    return 0; /* NODATA */
+  }
+  bool one = (q->qname_len == strlen(PTR_LOOPBACK4) &&
+              memcmp(q->qname, PTR_LOOPBACK4, q->qname_len) == 0) ||
+             (q->qname_len == strlen(PTR_LOOPBACK6) &&
+              memcmp(q->qname, PTR_LOOPBACK6, q->qname_len) == 0);
+  if (!one) {
+    *rcode = AWF_DNS_NXDOMAIN; /* other loopback addresses have no name here */
+    return 0;
+  }
+  if (q->qtype != AWF_DNS_TYPE_PTR)
+    return 0;
+  rr->type = AWF_DNS_TYPE_PTR;
+  rr->u.target = "localhost";
+  return 1;
+}
+
 void awf_dns_decide(const awf_acl *acl, bool audit, const struct awf_dns_query *q,
                     struct awf_dns_verdict *v) {
   v->action = AWF_DNS_ACT_REFUSE;
@@ -117,10 +170,17 @@ void awf_dns_decide(const awf_acl *acl, bool audit, const struct awf_dns_query *
     v->reason = "unsupported_class";
     return;
   }
+  if (is_loopback_name(q)) {
+    v->action = AWF_DNS_ACT_LOCAL;
+    v->reason = "loopback";
+    return;
+  }
   enum awf_acl_verdict verdict = awf_dns_acl_check(acl, q->qname, q->qname_len);
   v->reason = awf_acl_verdict_name(verdict);
   if (verdict != AWF_ACL_ALLOWED) {
     /* As in the proxy: audit admits policy denials, never a non-name. */
+    if (verdict != AWF_ACL_INVALID_NAME)
+      v->action = AWF_DNS_ACT_BLOCK;
     if (!audit || verdict == AWF_ACL_INVALID_NAME)
       return;
     v->would_deny = true;
@@ -247,12 +307,13 @@ static int tcp_send(struct dns_conn *c, const uint8_t *msg, size_t len) {
 /* Build and send the answer; returns the number of answer records sent
  * (fewer than nrr when a UDP answer was truncated; 0 when nothing could be
  * sent). */
-static int respond(struct dns_job *j, unsigned rcode, const struct awf_dns_rr *rrs,
-                   size_t nrr) {
+static int respond_ede(struct dns_job *j, unsigned rcode, const struct awf_dns_rr *rrs,
+                       size_t nrr, const struct awf_dns_ede *ede) {
   uint8_t out[RESPONSE_BUF];
   size_t limit = j->tcp ? sizeof(out) : awf_dns_udp_limit(&j->q);
   size_t nans = 0;
-  int len = awf_dns_build_response(&j->q, rcode, rrs, nrr, limit, out, sizeof(out), &nans);
+  int len = awf_dns_build_response_ede(&j->q, rcode, rrs, nrr, ede, limit, out, sizeof(out),
+                                       &nans);
   int rc = -ECANCELED;
   if (len < 0)
     return 0;
@@ -264,6 +325,20 @@ static int respond(struct dns_job *j, unsigned rcode, const struct awf_dns_rr *r
     rc = uv_udp_try_send(&j->s->udp, &b, 1, (const struct sockaddr *)&j->peer);
   }
   return rc >= 0 ? (int)nans : 0;
+}
+
+static int respond(struct dns_job *j, unsigned rcode, const struct awf_dns_rr *rrs,
+                   size_t nrr) {
+  return respond_ede(j, rcode, rrs, nrr, NULL);
+}
+
+/* A denial by policy: NXDOMAIN, so getaddrinfo fails at once (EAI_NONAME)
+ * instead of retrying a "temporary" REFUSED, with the reason in an EDE. */
+static int respond_blocked(struct dns_job *j) {
+  char text[AWF_DNS_EDE_TEXT_MAX];
+  snprintf(text, sizeof(text), "awf: denied by policy (%s)", j->v.reason);
+  struct awf_dns_ede ede = {.info_code = AWF_DNS_EDE_BLOCKED, .text = text};
+  return respond_ede(j, AWF_DNS_NXDOMAIN, NULL, 0, &ede);
 }
 
 static void answer_lookup(struct dns_job *j, int status, const struct awf_addr_list *l) {
@@ -387,6 +462,16 @@ static int handle_message(awf_dns_server *s, struct dns_conn *c, const struct so
   case AWF_DNS_ACT_REFUSE:
     log_job(&j, "deny", j.v.reason, respond(&j, AWF_DNS_REFUSED, NULL, 0));
     break;
+  case AWF_DNS_ACT_BLOCK:
+    log_job(&j, "deny", j.v.reason, respond_blocked(&j));
+    break;
+  case AWF_DNS_ACT_LOCAL: {
+    struct awf_dns_rr rr;
+    unsigned rcode;
+    size_t n = awf_dns_local_answer(&j.q, &rr, &rcode);
+    log_job(&j, "allow", j.v.reason, respond(&j, rcode, &rr, n));
+    break;
+  }
   case AWF_DNS_ACT_NODATA:
     log_job(&j, "allow", j.v.reason, respond(&j, AWF_DNS_NOERROR, NULL, 0));
     break;

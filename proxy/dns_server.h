@@ -11,9 +11,17 @@
  *   NXDOMAIN. The lookup fails: SERVFAIL.
  * - An admitted name with any other type (TXT, MX, HTTPS, SVCB, ANY, ...):
  *   NODATA. Never forwarded.
- * - A name the ACL does not admit, any type: REFUSED, not NXDOMAIN: the
- *   server makes no claim about the name's existence, it declines to answer.
- *   Never forwarded. Invalid names and classes other than IN: REFUSED too.
+ * - A name the ACL does not admit, any type: NXDOMAIN with an Extended DNS
+ *   Error (RFC 8914) "Blocked" whose text names awf's policy, when the
+ *   client speaks EDNS. Not REFUSED: glibc turns REFUSED into EAI_AGAIN, a
+ *   "temporary failure" that npm and pip retry for a minute; NXDOMAIN fails
+ *   at once (EAI_NONAME), and the EDE says it is policy, not the name's
+ *   absence. Never forwarded. Invalid names and classes other than IN
+ *   (malformed or unsupported queries): REFUSED.
+ * - Loopback, answered locally and never forwarded or counted as a denial
+ *   (RFC 6761): "localhost" and names under it (A 127.0.0.1, AAAA ::1),
+ *   PTR of 127.0.0.1 and ::1 ("localhost"); other names under
+ *   127.in-addr.arpa: NXDOMAIN.
  * The only traffic upstream is the resolver's A/AAAA lookup of an admitted
  * name, so no other query can carry data out. */
 #ifndef AWF_DNS_SERVER_H
@@ -75,7 +83,9 @@ void awf_dns_server_close(awf_dns_server *s, void (*done)(void *arg), void *arg)
 /* ---- the decision, pure, exposed for tests ---- */
 
 enum awf_dns_action {
-  AWF_DNS_ACT_REFUSE = 0, /* REFUSED */
+  AWF_DNS_ACT_REFUSE = 0, /* REFUSED: malformed or unsupported */
+  AWF_DNS_ACT_BLOCK,      /* NXDOMAIN + EDE "Blocked": the policy denies the name */
+  AWF_DNS_ACT_LOCAL,      /* loopback: answered by awf_dns_local_answer */
   AWF_DNS_ACT_NODATA,     /* NOERROR, no answers, nothing asked upstream */
   AWF_DNS_ACT_RESOLVE,    /* look the name up, answer the qtype's family */
 };
@@ -97,6 +107,11 @@ enum awf_acl_verdict awf_dns_acl_check(const awf_acl *acl, const char *name, siz
  * when an IP rule admits them, REFUSED (ip_literal) otherwise. */
 void awf_dns_decide(const awf_acl *acl, bool audit, const struct awf_dns_query *q,
                     struct awf_dns_verdict *v);
+
+/* The loopback answer for a query decided AWF_DNS_ACT_LOCAL: the rcode,
+ * and in *rr (when it returns 1 record) the answer. */
+size_t awf_dns_local_answer(const struct awf_dns_query *q, struct awf_dns_rr *rr,
+                            unsigned *rcode);
 
 /* The answer records for qtype (A or AAAA) from a resolved list: addresses
  * of that family the policy admits, in order, owner the question name, with

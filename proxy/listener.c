@@ -89,6 +89,7 @@ static void on_conn_handle_closed(uv_handle_t *h) {
   if (c->next)
     c->next->prev = c->prev;
   p->nconns--;
+  awf_client_limits_release(p->client_limits, c->client_entry);
   http_free(c);
   tunnel_free(c);
   free(c);
@@ -283,6 +284,36 @@ static int start_transparent(struct conn *c, struct listener *l) {
   return 0;
 }
 
+#define CLIENT_LIMIT_LOG_MS 1000
+
+static void on_refused_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+/* Count the new connection against its client's limit. A client over it is
+ * reset at once, before the connection counts towards max_connections: a
+ * flood from one client is drained from the kernel queue and can never
+ * pause accepting for the others. Logged at most once a second per client.
+ * Returns true when c was refused (and is being freed). */
+static bool refuse_over_client_limit(awf_proxy *p, struct conn *c, const struct sockaddr *peer) {
+  awf_client_entry *e = NULL;
+  int rc = awf_client_limits_acquire(p->client_limits, peer, &e);
+  if (rc != -EDQUOT) {
+    c->client_entry = rc == 0 ? e : NULL; /* not counted: admitted all the same */
+    return false;
+  }
+  if (awf_client_limits_log_due(e, uv_now(p->loop), CLIENT_LIMIT_LOG_MS)) {
+    awf_sockaddr_format(peer, c->client_addr, sizeof(c->client_addr));
+    log_port_denial(c, "client_limit");
+    awf_proxy_diag(p, AWF_LOG_WARN,
+                   "client %s holds %u connections (--max-connections-per-client); resetting more",
+                   c->client_addr, p->cfg.max_connections_per_client);
+  }
+  if (uv_tcp_close_reset(&c->client, on_refused_closed) < 0)
+    uv_close((uv_handle_t *)&c->client, on_refused_closed);
+  return true;
+}
+
 static int accept_one(struct listener *l) {
   awf_proxy *p = l->proxy;
   struct conn *c = calloc(1, sizeof(*c));
@@ -304,6 +335,11 @@ static int accept_one(struct listener *l) {
     uv_close((uv_handle_t *)&c->client, on_conn_handle_closed);
     return rc;
   }
+  struct sockaddr_storage peer;
+  int len = sizeof(peer);
+  bool have_peer = uv_tcp_getpeername(&c->client, (struct sockaddr *)&peer, &len) == 0;
+  if (have_peer && p->client_limits && refuse_over_client_limit(p, c, (struct sockaddr *)&peer))
+    return 0;
   uv_timer_init(p->loop, &c->timer);
   c->timer.data = c;
   c->open_handles = 2;
@@ -313,9 +349,7 @@ static int accept_one(struct listener *l) {
   p->conns = c;
   p->nconns++;
 
-  struct sockaddr_storage peer;
-  int len = sizeof(peer);
-  if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&peer, &len) == 0)
+  if (have_peer)
     awf_sockaddr_format((struct sockaddr *)&peer, c->client_addr, sizeof(c->client_addr));
   else
     snprintf(c->client_addr, sizeof(c->client_addr), "unknown");
@@ -371,6 +405,17 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
   p->cfg = *cfg;
   if (!p->cfg.max_connections)
     p->cfg.max_connections = 4096;
+  /* First, while nothing needs a loop turn to be undone. */
+  if (p->cfg.max_connections_per_client &&
+      p->cfg.max_connections_per_client < p->cfg.max_connections) {
+    p->client_limits = awf_client_limits_new(p->cfg.max_connections_per_client,
+                                             p->cfg.max_connections,
+                                             uv_hrtime() ^ (uint64_t)(uintptr_t)p);
+    if (!p->client_limits) {
+      free(p);
+      return -ENOMEM;
+    }
+  }
   uv_timer_init(loop, &p->grace_timer);
   p->grace_timer.data = p;
   p->open_handles = 1;
@@ -473,6 +518,7 @@ static void maybe_finish_shutdown(awf_proxy *p) {
     awf_logfile_set_batching(p->cfg.log, false);
   void (*done)(void *) = p->done;
   void *arg = p->done_arg;
+  awf_client_limits_free(p->client_limits);
   free(p);
   if (done)
     done(arg);

@@ -41,6 +41,9 @@ static const char usage[] =
     "      --audit                   admit everything, log what would be denied\n"
     "      --log-level LEVEL         debug, info, warn, error (default info)\n"
     "      --max-connections N       client connections at once (default 4096)\n"
+    "      --max-connections-per-client N\n"
+    "                                connections one client address may hold at once; more\n"
+    "                                are reset (default max(64, N/8), at most N)\n"
     "      --connect-timeout SEC     per-address upstream connect timeout (default 10)\n"
     "      --header-timeout SEC      deadline for a request head, else 408 (default 30)\n"
     "      --idle-timeout SEC        idle keep-alive client connection (default 60)\n"
@@ -121,6 +124,7 @@ static const struct option long_opts[] = {
     {"log-file", required_argument, 0, 'O'},
     {"log-level", required_argument, 0, 'O'},
     {"max-connections", required_argument, 0, 'O'},
+    {"max-connections-per-client", required_argument, 0, 'O'},
     {"connect-timeout", required_argument, 0, 'O'},
     {"header-timeout", required_argument, 0, 'O'},
     {"idle-timeout", required_argument, 0, 'O'},

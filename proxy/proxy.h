@@ -38,6 +38,7 @@ struct awf_proxy_config {
   bool audit;
   enum awf_log_level log_level;
   unsigned max_connections;
+  unsigned max_connections_per_client; /* 0 or >= max_connections: no per-client limit */
   unsigned connect_timeout_ms;
   unsigned header_timeout_ms;
   unsigned idle_timeout_ms;

@@ -684,19 +684,29 @@ static int init_channel(awf_resolver *r, const struct awf_resolver_options *o,
                         char *err, size_t errlen) {
   struct ares_options ao;
   char lookups[] = "b";
-  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+  /* The name judged by the rules is the name resolved, always: no search
+   * list (resolv.conf's search/domain, LOCALDOMAIN, the host name's domain)
+   * is ever appended, so an admitted "nosuch.allowed.test" can't become
+   * "nosuch.allowed.test.corp.test" (with Kubernetes' ndots:5 that would be
+   * the first try); ndots (resolv.conf, RES_OPTIONS) is pinned, though with
+   * no domains it has nothing left to choose; and HOSTALIASES can't swap a
+   * single-label name for another. Options given here win over resolv.conf
+   * and the environment in c-ares. */
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+             ARES_OPT_FLAGS | ARES_OPT_DOMAINS | ARES_OPT_NDOTS;
   memset(&ao, 0, sizeof(ao));
   ao.sock_state_cb = on_sock_state;
   ao.sock_state_cb_data = r;
   ao.timeout = (int)o->timeout_ms;
   ao.tries = (int)o->tries;
+  ao.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+  ao.domains = NULL;
+  ao.ndomains = 0;
+  ao.ndots = 1;
   if (nservers > 0) {
-    /* Explicit servers: DNS only, and the name exactly as given (no search
-     * domains from the host's resolv.conf appended). */
+    /* Explicit servers: DNS only, /etc/hosts is not read. */
     ao.lookups = lookups;
-    ao.domains = NULL;
-    ao.ndomains = 0;
-    mask |= ARES_OPT_LOOKUPS | ARES_OPT_DOMAINS;
+    mask |= ARES_OPT_LOOKUPS;
   }
   int st = ares_library_init(ARES_LIB_INIT_ALL);
   if (st != ARES_SUCCESS)

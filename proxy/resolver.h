@@ -24,7 +24,9 @@ struct awf_addr_list {
 struct awf_resolver_options {
   /* Comma-separated upstream DNS servers, "ip", "ip:port", "[v6]:port"; NULL
    * or "" uses the host's resolver configuration (/etc/resolv.conf, and
-   * /etc/hosts first). With explicit servers, /etc/hosts is not consulted. */
+   * /etc/hosts first). With explicit servers, /etc/hosts is not consulted.
+   * Either way a name is looked up exactly as given: no search list, ndots
+   * or HOSTALIASES ever applies. */
   const char *servers;
   unsigned max_ttl_s;       /* cap on cached TTLs; 0 disables the cache */
   unsigned min_ttl_s;       /* floor, so a TTL of 0 still caches briefly */

@@ -78,6 +78,7 @@ static const struct option long_opts[] = {
     {"work-dir", required_argument, 0, 'w'},
     {"agent-timeout", required_argument, 0, 'T'},
     {"private-tmp", no_argument, 0, 'p'},
+    {"allow-unix-socket", required_argument, 0, 'U'},
     {"version", no_argument, 0, 'V'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -176,6 +177,12 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
       break;
     }
     case 'p': cli->private_tmp = true; break;
+    case 'U':
+      if (optarg[0] == '\0')
+        return fail("--allow-unix-socket needs a path");
+      rc = push(cli->allow_unix_sockets, &cli->n_allow_unix_sockets, optarg,
+                "--allow-unix-socket");
+      break;
     case 'V': printf("awf %s\n", AWF_VERSION); return 0;
     case 'h': fputs(usage, stdout); return 0;
     case ':': return fail("%s needs a value", argv[optind - 1]);

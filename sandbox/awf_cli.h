@@ -32,6 +32,8 @@ struct awf_cli {
   const char *work_dir;           /* NULL: the current directory */
   uint64_t agent_timeout_ms;      /* 0: none */
   bool private_tmp;
+  const char *allow_unix_sockets[AWF_MAX_LIST_ARGS + 1]; /* --allow-unix-socket */
+  size_t n_allow_unix_sockets;
   char *const *command;           /* argv after "--", NULL-terminated */
   int command_argc;
 };

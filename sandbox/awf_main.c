@@ -1,7 +1,6 @@
 /* awf_main.c: awf: run a command in a sandbox whose network passes the
  * domain ACL. Works out who the command runs as, its environment, PATH and
  * argv, then hands the plan to the supervisor. */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -46,20 +45,6 @@ static int visible_in_sandbox(void *ud, const char *path) {
          stat(host, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int list_dir(void *ud, const char *dir, awf_pathenv_entry_fn each, void *ctx) {
-  (void)ud;
-  DIR *d = opendir(dir);
-  if (!d)
-    return 0;
-  struct dirent *e;
-  int rc = 0;
-  while (rc == 0 && (e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.')
-      rc = each(ctx, e->d_name);
-  closedir(d);
-  return rc;
-}
-
 static int build_path(const struct awf_rootfs_spec *rootfs, char *out, size_t outsz) {
   char err[256];
   char *gh = NULL;
@@ -67,15 +52,48 @@ static int build_path(const struct awf_rootfs_spec *rootfs, char *out, size_t ou
   const char *ghp = getenv("GITHUB_PATH");
   if (ghp && *ghp && awf_textfile_read(ghp, MAX_ENV_FILE, &gh, &ghlen, err, sizeof(err)) < 0)
     fprintf(stderr, "awf: warning: GITHUB_PATH: %s\n", err);
+  /* The versions a job selected (setup-go, setup-java, setup-python...
+   * export these), not every version in the tool cache. */
+  static const struct {
+    const char *var, *sub;
+  } tools[] = {{"GOROOT", "/bin"},        {"JAVA_HOME", "/bin"},   {"pythonLocation", "/bin"},
+               {"DOTNET_ROOT", ""},       {"CARGO_HOME", "/bin"},  {"BUN_INSTALL", "/bin"}};
+  char *dirs[sizeof(tools) / sizeof(tools[0])] = {0};
+  for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++) {
+    const char *v = getenv(tools[i].var);
+    if (v && *v && asprintf(&dirs[i], "%s%s", v, tools[i].sub) < 0)
+      dirs[i] = NULL;
+  }
   struct awf_pathenv_spec spec = {
       .awf_path = getenv("PATH"), .github_path = gh, .github_path_len = ghlen,
-      .toolcache = AWF_PATHENV_TOOLCACHE, .arch = awf_pathenv_toolcache_arch(),
-      .exists = visible_in_sandbox, .list = list_dir, .ud = (void *)rootfs,
+      .tool_dirs = (const char *const *)dirs, .n_tool_dirs = sizeof(dirs) / sizeof(dirs[0]),
+      .exists = visible_in_sandbox, .ud = (void *)rootfs,
   };
   size_t dropped = 0;
   int rc = awf_pathenv_build(&spec, out, outsz, &dropped);
+  for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+    free(dirs[i]);
   free(gh);
   return rc;
+}
+
+/* The sandbox's /etc/hosts: the host's entries, then the sandbox's own name
+ * on 127.0.1.1 (Debian's convention), so git, hostname -f and getfqdn()
+ * resolve it without asking DNS, where it would be a denied name. Not on
+ * ::1 as well: the reverse lookup of ::1 would then give "localhost" for
+ * "awf", and getfqdn() would answer "localhost". Returns a malloc'd string
+ * or NULL (out of memory). */
+static char *sandbox_hosts(void) {
+  char err[256], *host = NULL, *out = NULL;
+  size_t len = 0;
+  if (awf_textfile_read("/etc/hosts", MAX_ENV_FILE, &host, &len, err, sizeof(err)) < 0)
+    len = 0; /* no host file: only awf's lines */
+  bool nl = len == 0 || host[len - 1] == '\n';
+  if (asprintf(&out, "%.*s%s# added by awf: the sandbox's own name\n127.0.1.1\t%s\n", (int)len,
+               len ? host : "", nl ? "" : "\n", AWF_SANDBOX_HOSTNAME) < 0)
+    out = NULL;
+  free(host);
+  return out;
 }
 
 /* awf's own variables: the lowest precedence. Returns how many were made, or
@@ -104,8 +122,9 @@ static long own_environment(char **own, size_t max, const char *path,
   OWN("HTTPS_PROXY=%s", proxy);
   OWN("http_proxy=%s", proxy);
   OWN("https_proxy=%s", proxy);
-  OWN("NO_PROXY=localhost,127.0.0.1");
-  OWN("no_proxy=localhost,127.0.0.1");
+  /* All of loopback is local: [::1] and 127.0.0.2 must not go to the proxy. */
+  OWN("NO_PROXY=%s", AWF_SANDBOX_NO_PROXY);
+  OWN("no_proxy=%s", AWF_SANDBOX_NO_PROXY);
   OWN("AWF_SANDBOX=1");
   for (size_t i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++) {
     const char *v = getenv(passthrough[i]);
@@ -209,7 +228,7 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
   plan->rootfs = (struct awf_rootfs_spec){
       .home = user->home, .fresh_home = root_command,
       .private_tmp = cli->private_tmp || root_command, .mounts = mounts,
-      .n_mounts = cli->n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF,
+      .n_mounts = cli->n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF, .hosts = sandbox_hosts(),
       .uid = plan->uid, .gid = plan->gid, .groups = groups, .ngroups = plan->ngroups};
   if (build_environment(cli, user, &plan->rootfs, env) < 0)
     return EXIT_AWF_ERROR;

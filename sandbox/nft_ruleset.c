@@ -7,7 +7,10 @@
  *    other address goes to awf's transparent listener.
  *  - filter output, policy drop: only what was redirected, replies, and
  *    loopback leave the socket layer. Other TCP ports, UDP (QUIC included),
- *    ICMP and raw packets are dropped, which senders see as EPERM.
+ *    ICMP and raw packets are dropped, which senders see as EPERM. Each
+ *    refused packet's head goes to an NFLOG group first (at most 20 a
+ *    second, bursts of 50), so awf logs and summarises what the proxy never
+ *    saw (nflog.h).
  * The namespace has nothing but lo, so nothing dropped here had anywhere
  * else to go anyway: the filter turns a hang into an immediate error. */
 #include "nft_ruleset.h"
@@ -62,9 +65,15 @@ long awf_nft_ruleset(const struct awf_nft_spec *spec, char **out) {
       "    ip6 daddr ::1 accept\n"
       /* A dropped SYN would make connect() retry for two minutes; a reset
        * fails it at once (ECONNREFUSED). Everything else: EPERM from the drop. */
+      "%s"
       "    meta l4proto tcp reject with tcp reset\n"
       "  }\n"
       "}\n";
+  char log_rule[96] = "";
+  if (spec->nflog_group)
+    snprintf(log_rule, sizeof(log_rule),
+             "    limit rate 20/second burst 50 packets log group %u\n",
+             (unsigned)spec->nflog_group);
   *out = NULL;
   if (!spec->tcp_ports || !spec->transparent_port || !spec->dns_port)
     return -EINVAL;
@@ -76,14 +85,14 @@ long awf_nft_ruleset(const struct awf_nft_spec *spec, char **out) {
     free(ports);
     return -EINVAL;
   }
-  size_t len = sizeof(head) + strlen(ports) + 32;
+  size_t len = sizeof(head) + strlen(ports) + strlen(log_rule) + 32;
   char *text = malloc(len);
   if (!text) {
     free(ports);
     return -ENOMEM;
   }
   int w = snprintf(text, len, head, spec->dns_port, spec->dns_port, ports,
-                   spec->transparent_port);
+                   spec->transparent_port, log_rule);
   free(ports);
   if (w < 0 || (size_t)w >= len) {
     free(text);

@@ -13,6 +13,7 @@ struct awf_nft_spec {
   const uint8_t *tcp_ports;   /* bitmap of 65536 bits: TCP ports to redirect */
   uint16_t transparent_port;  /* where redirected TCP goes (on loopback) */
   uint16_t dns_port;          /* where DNS (UDP and TCP 53) goes */
+  uint16_t nflog_group;       /* refused packets are reported to it (rate-limited); 0: none */
 };
 
 /* The ruleset as a NUL-terminated string (malloc'd, the caller frees) in *out.

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME_MAX_BYTES 255
+#define SYSTEM_ENTRIES 6 /* in AWF_PATHENV_SYSTEM */
 
 struct builder {
     const struct awf_pathenv_spec *spec;
@@ -76,7 +76,8 @@ static void add(struct builder *b, const char *s, size_t len, int check_exists, 
         return;
     }
     need = (b->len > 0) + (size_t)n;
-    if (b->count == AWF_PATHENV_ENTRIES_MAX || b->len + need + reserve + 1 > b->outsz) {
+    if (b->count + (reserve ? SYSTEM_ENTRIES : 0) >= AWF_PATHENV_ENTRIES_MAX ||
+        b->len + need + reserve + 1 > b->outsz) {
         b->dropped++;
         return;
     }
@@ -120,172 +121,40 @@ static void add_github_path(struct builder *b, const char *data, size_t len)
         if (memchr(line, '\0', l) != NULL)
             b->dropped++;
         else
-            add_list(b, line, l, 0, 0);
+            add_list(b, line, l, 0, sizeof AWF_PATHENV_SYSTEM);
         if (nl == NULL)
             break;
         end = nl;
     }
 }
 
-/* A bounded set of directory names, kept sorted by cmp; when full, the
- * names that sort last are the ones left out, so the result does not depend
- * on the listing order. */
-struct names {
-    char (*v)[NAME_MAX_BYTES + 1];
-    size_t n, cap;
-    int (*cmp)(const char *, const char *);
-};
-
-static int name_ok(const char *s)
-{
-    size_t i, len = strlen(s);
-
-    if (len == 0 || len > NAME_MAX_BYTES || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return 0;
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c < 0x20 || c == 0x7f || c == '/' || c == ':')
-            return 0;
-    }
-    return 1;
-}
-
-static int names_add(void *ctx, const char *name)
-{
-    struct names *ns = ctx;
-    size_t lo = 0, hi = ns->n;
-
-    if (name == NULL || !name_ok(name))
-        return 0;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = ns->cmp(ns->v[mid], name);
-
-        if (c == 0 && strcmp(ns->v[mid], name) == 0)
-            return 0;
-        if (c <= 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == ns->cap)
-        return 0;
-    if (ns->n == ns->cap)
-        ns->n--;
-    memmove(ns->v[lo + 1], ns->v[lo], (ns->n - lo) * sizeof ns->v[0]);
-    strcpy(ns->v[lo], name);
-    ns->n++;
-    return 0;
-}
-
-static int by_name(const char *a, const char *b)
-{
-    return strcmp(a, b);
-}
-
-static int newest_first(const char *a, const char *b)
-{
-    int c = strverscmp(b, a);
-
-    return c != 0 ? c : strcmp(a, b);
-}
-
-static int names_init(struct names *ns, size_t cap, int (*cmp)(const char *, const char *))
-{
-    ns->v = malloc(cap * sizeof ns->v[0]);
-    ns->n = 0;
-    ns->cap = cap;
-    ns->cmp = cmp;
-    return ns->v ? 0 : -ENOMEM;
-}
-
-static void add_tool(struct builder *b, const char *root, const char *tool,
-                     struct names *versions)
+static void add_tool_dirs(struct builder *b)
 {
     const struct awf_pathenv_spec *sp = b->spec;
-    char dir[AWF_PATHENV_ENTRY_MAX + 1];
-    size_t i;
-    int n;
-
-    n = snprintf(dir, sizeof dir, "%s/%s", root, tool);
-    if (n < 0 || (size_t)n >= sizeof dir)
-        return;
-    versions->n = 0;
-    if (sp->list(sp->ud, dir, names_add, versions) < 0)
-        versions->n = 0;
-    for (i = 0; i < versions->n; i++) {
-        char bin[AWF_PATHENV_ENTRY_MAX + 2];
-
-        n = snprintf(bin, sizeof bin, "%s/%s/%s/%s/bin", root, tool,
-                     versions->v[i], sp->arch);
-        if (n < 0 || (size_t)n >= sizeof bin) {
-            b->dropped++;
-            continue;
-        }
-        if (sp->exists(sp->ud, bin))
-            add(b, bin, (size_t)n, 0, 0);
-    }
-}
-
-static int add_toolcache(struct builder *b)
-{
-    const struct awf_pathenv_spec *sp = b->spec;
-    struct names tools, versions;
-    char root[AWF_PATHENV_ENTRY_MAX + 1];
     size_t i;
 
-    if (sp->toolcache == NULL || sp->arch == NULL || !name_ok(sp->arch) ||
-        normalize(sp->toolcache, strlen(sp->toolcache), root) <= 0)
-        return 0;
-    /* "/" as the root would give "//tool": make it the empty prefix. */
-    if (strcmp(root, "/") == 0)
-        root[0] = '\0';
-    if (names_init(&tools, AWF_PATHENV_TOOLS_MAX, by_name) < 0)
-        return -ENOMEM;
-    if (names_init(&versions, AWF_PATHENV_VERSIONS_MAX, newest_first) < 0) {
-        free(tools.v);
-        return -ENOMEM;
-    }
-    if (sp->list(sp->ud, root[0] ? root : "/", names_add, &tools) < 0)
-        tools.n = 0;
-    for (i = 0; i < tools.n; i++)
-        add_tool(b, root, tools.v[i], &versions);
-    free(tools.v);
-    free(versions.v);
-    return 0;
+    for (i = 0; i < sp->n_tool_dirs; i++)
+        if (sp->tool_dirs[i] != NULL)
+            add(b, sp->tool_dirs[i], strlen(sp->tool_dirs[i]), 1, sizeof AWF_PATHENV_SYSTEM);
 }
 
 int awf_pathenv_build(const struct awf_pathenv_spec *spec, char *out, size_t outsz,
                       size_t *dropped)
 {
     struct builder b = { spec, out, outsz, 0, 0, 0 };
-    int rc;
 
     if (dropped != NULL)
         *dropped = 0;
-    if (out == NULL || outsz < sizeof AWF_PATHENV_SYSTEM || spec->exists == NULL ||
-        (spec->toolcache != NULL && spec->arch != NULL && spec->list == NULL))
+    if (out == NULL || outsz < sizeof AWF_PATHENV_SYSTEM || spec->exists == NULL)
         return -EINVAL;
     out[0] = '\0';
+    if (spec->github_path != NULL)
+        add_github_path(&b, spec->github_path, spec->github_path_len);
+    add_tool_dirs(&b);
     if (spec->awf_path != NULL)
         add_list(&b, spec->awf_path, strlen(spec->awf_path), 1, sizeof AWF_PATHENV_SYSTEM);
     add_list(&b, AWF_PATHENV_SYSTEM, sizeof AWF_PATHENV_SYSTEM - 1, 0, 0);
-    if (spec->github_path != NULL)
-        add_github_path(&b, spec->github_path, spec->github_path_len);
-    rc = add_toolcache(&b);
     if (dropped != NULL)
         *dropped = b.dropped;
-    return rc;
-}
-
-const char *awf_pathenv_toolcache_arch(void)
-{
-#if defined(__x86_64__)
-    return "x64";
-#elif defined(__aarch64__)
-    return "arm64";
-#else
-    return NULL;
-#endif
+    return 0;
 }

@@ -600,8 +600,11 @@ static int mask_private_keys(struct build *b) {
 static int bind_etc(struct build *b) {
   int rc = mkdir_mode(b, "/etc", 0755);
 
-  for (size_t i = 0; rc == 0 && i < COUNT(etc_entries); i++)
+  for (size_t i = 0; rc == 0 && i < COUNT(etc_entries); i++) {
+    if (b->spec->hosts != NULL && strcmp(etc_entries[i], "/etc/hosts") == 0)
+      continue; /* awf writes its own */
     rc = place_host_path(b, etc_entries[i], etc_entries[i], ATTR_SYSTEM, 1);
+  }
   if (rc == 0)
     rc = bind_etc_by_prefix(b);
   if (rc == 0)
@@ -609,14 +612,16 @@ static int bind_etc(struct build *b) {
   return rc;
 }
 
-/* awf's own resolv.conf (never the host's) and hostname. */
+/* awf's own resolv.conf (never the host's), hosts and hostname. */
 static int write_etc_files(struct build *b) {
   int rc = 0;
 
   if (b->spec->resolv_conf != NULL)
     rc = write_file(b, "/etc/resolv.conf", b->spec->resolv_conf, 0644);
+  if (rc == 0 && b->spec->hosts != NULL)
+    rc = write_file(b, "/etc/hosts", b->spec->hosts, 0644);
   if (rc == 0)
-    rc = write_file(b, "/etc/hostname", "awf\n", 0644);
+    rc = write_file(b, "/etc/hostname", AWF_SANDBOX_HOSTNAME "\n", 0644);
   return rc;
 }
 

@@ -58,6 +58,9 @@
 /* Most -v mounts accepted. */
 #define AWF_ROOTFS_MAX_MOUNTS 1024u
 
+/* The sandbox's host name (UTS namespace, /etc/hostname, /etc/hosts). */
+#define AWF_SANDBOX_HOSTNAME "awf"
+
 struct awf_rootfs_mount {
   const char *host;    /* absolute; must exist */
   const char *sandbox; /* absolute, not "/", no ".." component */
@@ -71,6 +74,7 @@ struct awf_rootfs_spec {
   const struct awf_rootfs_mount *mounts; /* -v HOST:SANDBOX[:ro|rw], later over earlier */
   size_t n_mounts;
   const char *resolv_conf; /* contents of the sandbox's /etc/resolv.conf; NULL: no file */
+  const char *hosts;   /* contents of the sandbox's /etc/hosts; NULL: the host's is bound */
   uid_t uid;           /* the command's: owns a fresh home; its links in -v paths are refused */
   gid_t gid;           /* with groups: -v host paths are resolved with these rights */
   const gid_t *groups;

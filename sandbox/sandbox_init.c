@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,16 +24,26 @@ int awf_init_exit_code(int status) {
   return code < 0 ? AWF_EXIT_FAILURE : code;
 }
 
-/* Every descriptor but 0-2 and `keep` (the exec report pipe, close-on-exec). */
-static void close_other_fds(int keep) {
-  if ((keep <= 3 || syscall(SYS_close_range, 3, (unsigned)keep - 1, 0) == 0) &&
-      syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0) == 0)
+/* Every descriptor from `from` to `to` (inclusive) but `keep`. */
+static bool close_range_but(unsigned from, unsigned to, int keep) {
+  if (keep < (int)from || (unsigned)keep > to)
+    return from > to || syscall(SYS_close_range, from, to, 0) == 0;
+  return ((unsigned)keep == from || syscall(SYS_close_range, from, (unsigned)keep - 1, 0) == 0) &&
+         ((unsigned)keep == to || syscall(SYS_close_range, (unsigned)keep + 1, to, 0) == 0);
+}
+
+/* Every descriptor but 0-2, `keep` (the exec report pipe, close-on-exec) and
+ * `keep2` (prepare's, if above 2). */
+static void close_other_fds(int keep, int keep2) {
+  int lo = keep2 > 2 && keep2 < keep ? keep2 : keep;
+  int hi = keep2 > 2 && keep2 > keep ? keep2 : keep;
+  if (close_range_but(3, (unsigned)hi - 1, lo) && close_range_but((unsigned)hi + 1, ~0U, -1))
     return;
   long max = sysconf(_SC_OPEN_MAX);
   if (max <= 0 || max > 65536)
     max = 65536;
   for (int fd = 3; fd < max; fd++)
-    if (fd != keep)
+    if (fd != keep && fd != keep2)
       close(fd);
 }
 
@@ -62,7 +73,7 @@ __attribute__((noreturn)) static void exec_command(const struct awf_init_command
   for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
     signal(forwarded[i], SIG_DFL);
   setsid(); /* a session of its own: no way to inject into awf's terminal */
-  close_other_fds(report);
+  close_other_fds(report, cmd->prepare_fd);
   if (cmd->prepare) {
     int rc = cmd->prepare(cmd->prepare_arg);
     if (rc)

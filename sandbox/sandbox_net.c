@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nflog.h"
 #include "nft_ruleset.h"
 #include "rtnl.h"
 #include "sandbox_steps.h"
@@ -75,7 +76,8 @@ static int configure_loopback(char *err, size_t errlen) {
 static int apply_ruleset(const struct awf_cli *cli, char *err, size_t errlen) {
   struct awf_nft_spec spec = {.tcp_ports = cli->proxy.ports.bits,
                               .transparent_port = AWF_SANDBOX_TRANSPARENT_PORT,
-                              .dns_port = AWF_SANDBOX_DNS_PORT};
+                              .dns_port = AWF_SANDBOX_DNS_PORT,
+                              .nflog_group = AWF_NFLOG_GROUP};
   char *text;
   long len = awf_nft_ruleset(&spec, &text);
   if (len < 0) {

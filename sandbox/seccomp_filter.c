@@ -3,6 +3,7 @@
 #include "errbuf.h"
 
 #include <errno.h>
+#include <linux/netlink.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <string.h>
@@ -52,6 +53,20 @@ static const struct {
  * seen by the inet tables. They fail with EAFNOSUPPORT, what a kernel
  * without the family answers, so programs take their no-such-family path. */
 static const int allowed_families[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
+
+/* The netlink protocols the command may open: NETLINK_ROUTE (its own
+ * interfaces, addresses and routes: glibc's getaddrinfo and if_nameindex, ip)
+ * and NETLINK_SOCK_DIAG (its own sockets: ss). Both answer for the sandbox's
+ * network namespace only. The others see past it: NETLINK_KOBJECT_UEVENT
+ * receives the host's device events in every namespace the initial user
+ * namespace owns, NETLINK_AUDIT, NETLINK_CONNECTOR (proc events), the
+ * generic families (taskstats...) report on the whole machine. They fail with
+ * EAFNOSUPPORT, like a refused family: libaudit, udev and the rest read that
+ * as "not available here". */
+static const int allowed_netlink[] = {NETLINK_ROUTE, NETLINK_SOCK_DIAG};
+
+/* The kernel's protocol numbers end below this (MAX_LINKS). */
+#define NETLINK_PROTOCOLS 32
 
 /* Each alone makes a clone create a namespace. CLONE_NEWTIME is not among
  * them: for clone() that bit is part of the exit signal (CSIGNAL), and only
@@ -193,6 +208,70 @@ static int add_families(scmp_filter_ctx ctx, char *err, size_t errlen)
     return 0;
 }
 
+static int netlink_allowed(int protocol)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof allowed_netlink / sizeof allowed_netlink[0]; i++)
+        if (allowed_netlink[i] == protocol)
+            return 1;
+    return 0;
+}
+
+/* socket(AF_NETLINK, type, protocol): one rule per refused protocol, the
+ * family and the protocol both compared on their low 32 bits (the kernel
+ * reads ints), then any protocol at or above the kernel's last one (values
+ * with high bits set included: ROUTE | 1 << 32 is refused too, no libc
+ * passes it). socketpair has no netlink (the kernel answers EOPNOTSUPP). */
+static int add_netlink(scmp_filter_ctx ctx, char *err, size_t errlen)
+{
+    const struct scmp_arg_cmp netlink =
+        SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (scmp_datum_t)AF_NETLINK);
+    int p, rc;
+
+    for (p = 0; p < NETLINK_PROTOCOLS; p++) {
+        if (netlink_allowed(p))
+            continue;
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 2, netlink,
+                              SCMP_A2(SCMP_CMP_MASKED_EQ, LOW32, (scmp_datum_t)p));
+        if (rc != 0)
+            return lib_failed(err, errlen, rc, "refusing", "a netlink protocol");
+    }
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 2, netlink,
+                          SCMP_A2(SCMP_CMP_GE, (scmp_datum_t)NETLINK_PROTOCOLS));
+    if (rc != 0)
+        return lib_failed(err, errlen, rc, "refusing", "netlink protocols from 32");
+    return 0;
+}
+
+/* The UNIX socket gate (unixgate.h): every connect() goes to awf's
+ * supervisor, which makes it itself on the command's socket (the address is
+ * in memory the command can change after a look, and the descriptor number
+ * can be pointed at another socket by another thread, so only a connect awf
+ * makes itself connects what awf checked). AF_UNIX datagram sockets are
+ * refused: one can send to any socket file by name (sendto, sendmsg,
+ * sendmmsg, even once connected), which a filter cannot see, and sending on
+ * the command's behalf would mean copying every message and its ancillary
+ * data through awf. Stream and seqpacket sockets ignore a name on send, so
+ * sends stay in the kernel, unwatched and at full speed. */
+static int add_unix_gate(scmp_filter_ctx ctx, char *err, size_t errlen)
+{
+    static const int calls[] = {SCMP_SYS(socket), SCMP_SYS(socketpair)};
+    size_t c;
+    int rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(connect), 0);
+
+    if (rc != 0)
+        return lib_failed(err, errlen, rc, "sending to the supervisor", "connect");
+    for (c = 0; c < sizeof calls / sizeof calls[0]; c++) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), calls[c], 2,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (scmp_datum_t)AF_UNIX),
+                              SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)SOCK_DGRAM));
+        if (rc != 0)
+            return lib_failed(err, errlen, rc, "refusing", "AF_UNIX datagram sockets");
+    }
+    return 0;
+}
+
 static int build(scmp_filter_ctx ctx, char *err, size_t errlen)
 {
     int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
@@ -211,10 +290,12 @@ static int build(scmp_filter_ctx ctx, char *err, size_t errlen)
         rc = add_ioctls(ctx, err, errlen);
     if (rc == 0)
         rc = add_families(ctx, err, errlen);
+    if (rc == 0)
+        rc = add_netlink(ctx, err, errlen);
     return rc;
 }
 
-int awf_seccomp_install(char *err, size_t errlen)
+static int install(int *listener, char *err, size_t errlen)
 {
     /* Only the native architecture is in a fresh filter. */
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
@@ -223,11 +304,28 @@ int awf_seccomp_install(char *err, size_t errlen)
     if (ctx == NULL)
         return awf_errbuf_fail(err, errlen, -ENOMEM, "seccomp filter: seccomp_init failed");
     rc = build(ctx, err, errlen);
+    if (rc == 0 && listener != NULL)
+        rc = add_unix_gate(ctx, err, errlen);
     if (rc == 0) {
         rc = seccomp_load(ctx);
         if (rc != 0)
             rc = lib_failed(err, errlen, rc, "loading the filter", "");
     }
+    if (rc == 0 && listener != NULL) {
+        *listener = seccomp_notify_fd(ctx);
+        if (*listener < 0)
+            rc = lib_failed(err, errlen, *listener, "getting the notification descriptor", "");
+    }
     seccomp_release(ctx);
     return rc;
+}
+
+int awf_seccomp_install(char *err, size_t errlen)
+{
+    return install(NULL, err, errlen);
+}
+
+int awf_seccomp_install_gated(int *listener, char *err, size_t errlen)
+{
+    return install(listener, err, errlen);
 }

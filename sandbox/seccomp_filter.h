@@ -20,6 +20,10 @@
  * AF_NETLINK: the others (AF_VSOCK to the hypervisor, AF_PACKET...) reach
  * past the network namespace or past nftables. The family is compared on
  * its low 32 bits, and any value at or above AF_MAX is refused.
+ * socket(AF_NETLINK) fails with EAFNOSUPPORT too for every protocol but
+ * NETLINK_ROUTE and NETLINK_SOCK_DIAG (which answer for the sandbox's own
+ * network namespace): NETLINK_KOBJECT_UEVENT would hear the host's device
+ * events, audit, connector and generic netlink report on the whole machine.
  * clone3 fails with ENOSYS instead: its flags live in a struct in memory,
  * which a seccomp filter cannot read, so it is refused whole, and ENOSYS is
  * the one error on which glibc (pthread_create, posix_spawn) falls back to
@@ -50,5 +54,13 @@
  * unprivileged process may not load a filter). Uses malloc (libseccomp).
  * Returns 0, or a negative errno with a message in err naming the step. */
 int awf_seccomp_install(char *err, size_t errlen);
+
+/* The same filter with the UNIX socket gate (unixgate.h): connect() is sent
+ * to the descriptor stored in *listener (SCMP_ACT_NOTIFY; the caller hands it
+ * to the supervisor and closes it before exec: a process answering its own
+ * notifications would pass everything), and socket/socketpair(AF_UNIX,
+ * SOCK_DGRAM) fail with EAFNOSUPPORT. Until the supervisor holds the
+ * descriptor the caller must not connect(). */
+int awf_seccomp_install_gated(int *listener, char *err, size_t errlen);
 
 #endif

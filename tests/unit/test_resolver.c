@@ -888,6 +888,39 @@ static void test_bad_args(void **state) {
   close_and_drain(f, r);
 }
 
+/* The name looked up is the name asked for: a search list (LOCALDOMAIN, as
+ * resolv.conf's "search" would give), ndots:5 (Kubernetes' default, which
+ * makes the suffixed name the first try) and HOSTALIASES must not turn an
+ * admitted name into another one. */
+static void test_search_list_and_aliases_never_apply(void **state) {
+  struct fx *f = *state;
+  char aliases[] = "/tmp/awf-test-hostaliases-XXXXXX";
+  int fd = mkstemp(aliases);
+  assert_true(fd >= 0);
+  static const char line[] = "shortname dual.test\n";
+  assert_int_equal(write(fd, line, sizeof(line) - 1), (ssize_t)(sizeof(line) - 1));
+  close(fd);
+  assert_int_equal(setenv("LOCALDOMAIN", "corp.test", 1), 0);
+  assert_int_equal(setenv("RES_OPTIONS", "ndots:5", 1), 0);
+  assert_int_equal(setenv("HOSTALIASES", aliases, 1), 0);
+  awf_resolver *r = mk(f, NULL); /* c-ares reads HOSTALIASES at each lookup */
+  struct res x = {0};
+  assert_int_equal(resolve_one(f, r, "nosuch.test", &x), -ENOENT);
+  assert_int_equal(queries(&f->srv, "nosuch.test", 1), 1);
+  assert_int_equal(queries(&f->srv, "nosuch.test.corp.test", 1), 0);
+  assert_int_equal(resolve_one(f, r, "shortname", &x), -ENOENT);
+  assert_int_equal(queries(&f->srv, "shortname", 1), 1);
+  assert_int_equal(queries(&f->srv, "shortname.corp.test", 1), 0);
+  assert_int_equal(queries(&f->srv, "dual.test", 1), 0);
+  for (size_t i = 0; i < f->srv.nq; i++)
+    assert_null(strstr(f->srv.log[i].name, "corp"));
+  close_and_drain(f, r);
+  unsetenv("LOCALDOMAIN");
+  unsetenv("RES_OPTIONS");
+  unsetenv("HOSTALIASES");
+  unlink(aliases);
+}
+
 static void test_defaults(void **state) {
   (void)state;
   struct awf_resolver_options o;
@@ -922,6 +955,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pending_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_servers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_search_list_and_aliases_never_apply, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

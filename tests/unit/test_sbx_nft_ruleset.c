@@ -49,6 +49,24 @@ static void test_default_ports_redirected_dns_and_drop(void **state) {
   free(t);
 }
 
+static void test_refused_packets_logged_before_reject(void **state) {
+  (void)state;
+  set_port(443);
+  struct awf_nft_spec spec = {.tcp_ports = ports, .transparent_port = 1, .dns_port = 2,
+                              .nflog_group = 7};
+  char *t = NULL;
+  assert_true(awf_nft_ruleset(&spec, &t) > 0);
+  const char *log = strstr(t, "    limit rate 20/second burst 50 packets log group 7\n");
+  assert_non_null(log);
+  /* after what is let out, before the reset and the policy's drop */
+  assert_true(strstr(t, "ip6 daddr ::1 accept") < log);
+  assert_true(log < strstr(t, "meta l4proto tcp reject with tcp reset"));
+  free(t);
+  t = build(1, 2); /* no group: no log rule */
+  assert_null(strstr(t, "log group"));
+  free(t);
+}
+
 static void test_ranges_folded(void **state) {
   (void)state;
   for (unsigned p = 8000; p <= 8999; p++)
@@ -98,6 +116,7 @@ static void test_rejects_empty_and_zero(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_default_ports_redirected_dns_and_drop, setup),
+      cmocka_unit_test_setup(test_refused_packets_logged_before_reject, setup),
       cmocka_unit_test_setup(test_ranges_folded, setup),
       cmocka_unit_test_setup(test_every_port_is_one_range, setup),
       cmocka_unit_test_setup(test_alternating_ports_fit, setup),

@@ -32,6 +32,7 @@
 #include "sbx_child.h"
 
 #define RESOLV "nameserver 198.18.0.1\noptions ndots:1 # awf's own\n"
+#define HOSTS "127.0.0.1 localhost\n127.0.1.1 awf # awf's own\n"
 #define MISSING "/nonexistent/awf-rootfs-missing"
 
 struct fixture {
@@ -176,7 +177,8 @@ static int check_etc(int out) {
   if (stat("/etc/resolv.conf", &st) < 0 || (st.st_mode & 07777) != 0644)
     return sbx_fail(out, "/etc/resolv.conf: missing or mode %o", (unsigned)st.st_mode);
   if (expect_content(out, "/etc/resolv.conf", RESOLV) ||
-      expect_content(out, "/etc/hostname", "awf\n"))
+      expect_content(out, "/etc/hostname", "awf\n") ||
+      expect_content(out, "/etc/hosts", HOSTS))
     return 1;
   if (stat("/etc/ssl/certs", &st) < 0 || !S_ISDIR(st.st_mode))
     return sbx_fail(out, "/etc/ssl/certs is missing");
@@ -527,7 +529,7 @@ static void layout_case(struct rootfs_case *c, const struct fixture *fx) {
   c->mounts[1] = (struct awf_rootfs_mount){fx->rw, "/mnt/rw", false};
   c->mounts[2] = (struct awf_rootfs_mount){fx->file, "/etc/awf-test.txt", true};
   c->spec = (struct awf_rootfs_spec){.home = fx->home, .mounts = c->mounts, .n_mounts = 3,
-                                     .resolv_conf = RESOLV, .uid = 1000, .gid = 1000};
+                                     .resolv_conf = RESOLV, .hosts = HOSTS, .uid = 1000, .gid = 1000};
   for (size_t i = 0; i < TOPS; i++) {
     ssize_t n = readlink(tops[i], c->host_links[i], PATH_MAX - 1);
     c->host_links[i][n > 0 ? n : 0] = '\0';

@@ -26,6 +26,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "sbx_child.h"
@@ -127,6 +128,18 @@ static long p_socketpair_vsock(void)
     return r;
 }
 
+static long p_netlink(int protocol) { return closing(socket(AF_NETLINK, SOCK_RAW, protocol)); }
+static long p_netlink_uevent(void) { return p_netlink(NETLINK_KOBJECT_UEVENT); }
+static long p_netlink_audit(void) { return p_netlink(NETLINK_AUDIT); }
+static long p_netlink_generic(void) { return p_netlink(NETLINK_GENERIC); }
+static long p_netlink_connector(void) { return p_netlink(NETLINK_CONNECTOR); }
+/* The kernel reads the protocol as an int: high bits must not hide it. */
+static long p_netlink_uevent_high(void)
+{
+    return closing(syscall(SYS_socket, AF_NETLINK, SOCK_RAW,
+                           NETLINK_KOBJECT_UEVENT | (1UL << 32)));
+}
+
 struct probe {
     const char *name;
     long (*call)(void);
@@ -182,6 +195,13 @@ static const struct probe probes[] = {
     {"socket(AF_PACKET, SOCK_RAW)", p_socket_packet, EAFNOSUPPORT, 1},
     {"socketpair(AF_VSOCK)", p_socketpair_vsock, EAFNOSUPPORT, 0},
     {"socket(AF_MAX + 3)", p_socket_past_max, EAFNOSUPPORT, 0},
+    /* every netlink protocol has its own case below; these have controls */
+    {"socket(AF_NETLINK, NETLINK_KOBJECT_UEVENT)", p_netlink_uevent, EAFNOSUPPORT, 1},
+    {"socket(AF_NETLINK, NETLINK_KOBJECT_UEVENT | 1 << 32)", p_netlink_uevent_high,
+     EAFNOSUPPORT, 1},
+    {"socket(AF_NETLINK, NETLINK_AUDIT)", p_netlink_audit, EAFNOSUPPORT, 0},
+    {"socket(AF_NETLINK, NETLINK_GENERIC)", p_netlink_generic, EAFNOSUPPORT, 1},
+    {"socket(AF_NETLINK, NETLINK_CONNECTOR)", p_netlink_connector, EAFNOSUPPORT, 0},
 };
 
 #define NPROBES (sizeof probes / sizeof probes[0])
@@ -287,6 +307,9 @@ static int child_allowed(int out, const void *arg)
     fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
     if (fd < 0 || close(fd) != 0)
         return sbx_fail(out, "socket(AF_NETLINK, NETLINK_ROUTE): errno %d", errno);
+    fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_SOCK_DIAG);
+    if (fd < 0 || close(fd) != 0)
+        return sbx_fail(out, "socket(AF_NETLINK, NETLINK_SOCK_DIAG): errno %d", errno);
     fd = socket(AF_UNIX, SOCK_DGRAM, 0);
     if (fd < 0 || close(fd) != 0)
         return sbx_fail(out, "socket(AF_UNIX, SOCK_DGRAM): errno %d", errno);
@@ -304,6 +327,82 @@ static void test_ordinary_calls_work(void **state)
 {
     (void)state;
     sbx_expect_child_ok(child_allowed, NULL);
+}
+
+/* ---- netlink, protocol by protocol ----------------------------------------- */
+
+/* 0..31 are the kernel's protocol numbers (MAX_LINKS), 32 and 1000 past them. */
+#define NL_CASES 34
+
+struct nl_case {
+    int protocol;
+    char name[64];
+};
+
+static struct nl_case nl_cases[NL_CASES];
+
+/* ROUTE and SOCK_DIAG open (or fail for the kernel's own reasons, never
+ * EAFNOSUPPORT); every other protocol is EAFNOSUPPORT, the filter's answer. */
+static int child_netlink(int out, const void *arg)
+{
+    const struct nl_case *c = arg;
+    int allowed = c->protocol == NETLINK_ROUTE || c->protocol == NETLINK_SOCK_DIAG;
+    long r;
+
+    if (!install(out))
+        return 2;
+    errno = 0;
+    r = p_netlink(c->protocol);
+    if (allowed && r < 0)
+        return sbx_fail(out, "%s: errno %d (%s), wanted a socket", c->name, errno,
+                        strerror(errno));
+    if (!allowed && (r != -1 || errno != EAFNOSUPPORT))
+        return sbx_fail(out, "%s: returned %ld, errno %d (%s), wanted EAFNOSUPPORT", c->name,
+                        r, errno, strerror(errno));
+    return 0;
+}
+
+static void test_netlink_protocol(void **state)
+{
+    sbx_expect_child_ok(child_netlink, *state);
+}
+
+/* ---- the UNIX socket gate --------------------------------------------------- */
+
+/* With the gate, connect() goes to the listener: with the listener closed
+ * (no supervisor) it fails with ENOSYS, where unfiltered it would say ENOENT.
+ * AF_UNIX datagram sockets are refused, stream ones are not. */
+static int child_gated(int out, const void *arg)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX, .sun_path = NOWHERE};
+    char err[256];
+    int listener = -1, fd, sv[2];
+
+    (void)arg;
+    if (awf_seccomp_install_gated(&listener, err, sizeof err) != 0)
+        return sbx_fail(out, "awf_seccomp_install_gated: %s", err);
+    if (listener < 0)
+        return sbx_fail(out, "no listener");
+    close(listener);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return sbx_fail(out, "socket(AF_UNIX, SOCK_STREAM): errno %d", errno);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != -1 || errno != ENOSYS)
+        return sbx_fail(out, "connect without a supervisor: errno %d, wanted ENOSYS", errno);
+    close(fd);
+    if (socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0) != -1 || errno != EAFNOSUPPORT)
+        return sbx_fail(out, "socket(AF_UNIX, SOCK_DGRAM): errno %d", errno);
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != -1 || errno != EAFNOSUPPORT)
+        return sbx_fail(out, "socketpair(AF_UNIX, SOCK_DGRAM): errno %d", errno);
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0)
+        return sbx_fail(out, "socketpair(AF_UNIX, SOCK_SEQPACKET): errno %d", errno);
+    return 0;
+}
+
+static void test_gate_notifies_connect(void **state)
+{
+    (void)state;
+    sbx_expect_child_ok(child_gated, NULL);
 }
 
 /* ---- foreign ABIs ----------------------------------------------------------- */
@@ -368,7 +467,7 @@ static void test_i386_killed(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[NPROBES + 4];
+    struct CMUnitTest tests[NPROBES + NL_CASES + 5];
     size_t n = 0, i;
 
     for (i = 0; i < NPROBES; i++) {
@@ -378,8 +477,20 @@ int main(void)
         tests[n].initial_state = (void *)&probes[i];
         n++;
     }
+    for (i = 0; i < NL_CASES; i++) {
+        struct nl_case *c = &nl_cases[i];
+
+        c->protocol = i < 33 ? (int)i : 1000;
+        snprintf(c->name, sizeof c->name, "socket(AF_NETLINK, protocol %d)", c->protocol);
+        memset(&tests[n], 0, sizeof tests[n]);
+        tests[n].name = c->name;
+        tests[n].test_func = test_netlink_protocol;
+        tests[n].initial_state = c;
+        n++;
+    }
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_probes_differ_unfiltered);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_ordinary_calls_work);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_gate_notifies_connect);
 #if defined(__x86_64__)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_x32_killed);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_i386_killed);

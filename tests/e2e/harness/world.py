@@ -56,6 +56,8 @@ ZONE = {
     "wild.test": [ORIGIN],
     "*.wild.test": [ORIGIN],
     "hosts-only.test": "NXDOMAIN",
+    # Only with a search domain appended: gone.test itself does not exist.
+    "gone.test.corp.test": [ORIGIN],
 }
 CERT_NAMES = ["allowed.test", "*.allowed.test", "*.sub.allowed.test", "other.test",
               "*.other.test", "wild.test", "*.wild.test", "*.c.wild.test"]

@@ -1,0 +1,124 @@
+/* refused.c: see refused.h. */
+#include "refused.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "jsonlog.h"
+#include "netaddr.h"
+#include "nflog.h"
+
+#define BATCH 32
+
+struct awf_refused {
+  uv_poll_t poll;
+  int fd;
+  awf_logfile *log;
+  awf_denials *denials;
+};
+
+const char *awf_refused_reason(uint8_t proto) {
+  switch (proto) {
+  case IPPROTO_TCP: return "port_not_allowed";
+  case IPPROTO_UDP: return "udp_not_allowed";
+  default: return "protocol_not_allowed";
+  }
+}
+
+static uint64_t wall_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static void record(struct awf_refused *r, const struct awf_nflog_packet *p) {
+  char dst[AWF_ADDRSTRLEN], host[AWF_ADDRSTRLEN];
+  const struct sockaddr *sa = (const struct sockaddr *)&p->dst;
+  int port = awf_sockaddr_port(sa);
+  awf_sockaddr_format(sa, dst, sizeof(dst));
+  const void *ip = sa->sa_family == AF_INET
+                       ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                       : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+  if (!inet_ntop(sa->sa_family, ip, host, sizeof(host)))
+    return;
+  struct awf_log_record rec;
+  awf_log_record_init(&rec);
+  rec.ts_ms = wall_ms();
+  rec.event = awf_nflog_event(p->proto);
+  rec.original_dst = port > 0 ? dst : host;
+  rec.port = port > 0 ? port : -1;
+  rec.decision = "deny";
+  rec.reason = awf_refused_reason(p->proto);
+  rec.bytes_up = rec.bytes_down = 0;
+  rec.duration_ms = 0;
+  if (r->log)
+    awf_logfile_write(r->log, &rec); /* a lost line is counted by the log */
+  if (r->denials)
+    awf_denials_add(r->denials, host, strlen(host), port, rec.reason);
+}
+
+/* Read every queued report. The socket is non-blocking. */
+static void drain(struct awf_refused *r) {
+  union {
+    uint8_t b[16384];
+    uint32_t align;
+  } buf;
+  for (;;) {
+    ssize_t n = recv(r->fd, buf.b, sizeof(buf.b), 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return; /* EAGAIN, or ENOBUFS when the kernel dropped reports */
+    struct awf_nflog_packet pk[BATCH];
+    int k = awf_nflog_parse(buf.b, (size_t)n, pk, BATCH);
+    for (int i = 0; i < k; i++)
+      record(r, &pk[i]);
+  }
+}
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void)events;
+  struct awf_refused *r = h->data;
+  if (status < 0) {
+    uv_poll_stop(h);
+    return;
+  }
+  drain(r);
+}
+
+int awf_refused_start(uv_loop_t *loop, int fd, awf_logfile *log, awf_denials *denials,
+                      awf_refused **out) {
+  struct awf_refused *r = calloc(1, sizeof(*r));
+  if (!r || uv_poll_init(loop, &r->poll, fd) < 0) {
+    free(r);
+    close(fd);
+    return -ENOMEM;
+  }
+  r->fd = fd;
+  r->log = log;
+  r->denials = denials;
+  r->poll.data = r;
+  uv_poll_start(&r->poll, UV_READABLE, on_readable);
+  *out = r;
+  return 0;
+}
+
+static void on_closed(uv_handle_t *h) {
+  struct awf_refused *r = h->data;
+  close(r->fd);
+  free(r);
+}
+
+void awf_refused_close(awf_refused *r) {
+  if (!r)
+    return;
+  drain(r);
+  uv_close((uv_handle_t *)&r->poll, on_closed);
+}

@@ -1,0 +1,61 @@
+/* unixgate.h: the supervisor's side of the UNIX socket gate.
+ *
+ * The command's seccomp filter (seccomp_filter.h, awf_seccomp_install_gated)
+ * sends every connect() here. awf takes the command's socket (pidfd_getfd)
+ * and the address (process_vm_readv), and makes the connect itself on that
+ * socket, so what was checked is what connects:
+ *   - an AF_UNIX socket file name is resolved as the command would resolve it
+ *     (its root and working directory, with its uid, gid and groups). The
+ *     connect goes on if the file is the bound file of a socket of the
+ *     sandbox's own network namespace (a NETLINK_SOCK_DIAG dump lists them
+ *     when asked, so sockets made at any time count), or one the caller named
+ *     with --allow-unix-socket (its inode, taken at start). It is made on
+ *     that very inode (/proc/self/fd of the resolved file), by a thread with
+ *     the command's credentials: the peer's SO_PEERCRED shows the command's
+ *     uid and gid (and awf's pid). Anything else fails with EACCES, with a
+ *     line on stderr.
+ *   - every other address (IP, abstract names, which live in the sandbox's
+ *     own network namespace, autobind) is connected as given.
+ * A connect on a blocking socket is made by a thread of its own, so a slow
+ * one holds up nothing else. */
+#ifndef AWF_UNIXGATE_H
+#define AWF_UNIXGATE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "unixpolicy.h"
+
+#define AWF_UNIXGATE_MAX_ALLOWED 256
+
+struct awf_unixgate_config {
+  uid_t uid; /* the command's credentials */
+  gid_t gid;
+  const gid_t *groups;
+  size_t ngroups;
+  const char *const *allowed; /* --allow-unix-socket paths, NULL-terminated */
+};
+
+typedef struct awf_unixgate awf_unixgate;
+
+/* A NETLINK_SOCK_DIAG socket; call it while the thread is in the sandbox's
+ * network namespace (it answers for the namespace it was made in). */
+int awf_unixgate_diag_socket(void);
+
+/* Resolve the allowed paths (with the command's file rights: they are the
+ * caller's to name), then start the gate's thread, which waits for the
+ * listener on `channel` (awf_unixgate_hand_over) and answers until the last
+ * filtered process is gone or awf_unixgate_stop. Takes `channel` and
+ * `diag`. Returns 0, or -errno with a message in err. */
+int awf_unixgate_start(const struct awf_unixgate_config *cfg, int channel, int diag,
+                       awf_unixgate **out, char *err, size_t errlen);
+
+/* Stop answering and release the gate (connects still being made finish
+ * on their own threads). NULL is a no-op. */
+void awf_unixgate_stop(awf_unixgate *g);
+
+/* In the command's process, after loading the filter: send the listener over
+ * channel. Returns 0 or -errno. */
+int awf_unixgate_hand_over(int channel, int listener);
+
+#endif
