@@ -301,6 +301,7 @@ int main(int argc, char **argv) {
     awf_ttystate_restore(&tty);
   }
   awf_env_free(env);
+  free((char *)plan.rootfs.hosts); /* sandbox_hosts()'s, NULL if never made */
   awf_options_free(&cli.proxy);
   return status;
 }
