@@ -84,6 +84,11 @@ struct conn {
   bool client_reading, up_reading;
   bool draining;           /* closing once writes to the client drain */
   bool transparent;         /* redirected: orig_dst is where the client dialled */
+  uint64_t id;              /* the log's conn: awf_log_next_conn() */
+  /* The open record of the unit being logged (req, 0 outside HTTP) was
+   * written: its final record must not write another. */
+  bool open_logged;
+  uint64_t open_req;
   char client_addr[AWF_ADDRSTRLEN];
   awf_client_entry *client_entry; /* this connection's count in client_limits */
   struct sockaddr_storage orig_dst;
@@ -96,6 +101,12 @@ void conn_close_after_writes(struct conn *c);
 void conn_drop_upstream(struct conn *c);
 void conn_set_timer(struct conn *c, enum conn_timer kind);
 void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+/* Access-log records of a connection. conn_log_open writes the `open`
+ * record of a decision (r is the record the unit will end with, or the part of
+ * it known so far: decision fields are copied, conn and client filled in);
+ * conn_log writes a final record, preceded by its open record when none was
+ * written for that unit (a decision and its end in one go). */
+void conn_log_open(struct conn *c, const struct awf_log_record *r);
 void conn_log(struct conn *c, struct awf_log_record *r);
 uint64_t conn_now_ms(const struct conn *c);
 
@@ -121,6 +132,7 @@ struct tunnel_params {
   const char *audit_reason;
   const char *upstream;     /* "ip:port" dialled */
   uint64_t started_ms;
+  uint64_t req;             /* the CONNECT's request number, for the log */
 };
 int tunnel_start(struct conn *c, const struct tunnel_params *tp,
                  const char *early, size_t early_len);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dns_msg.h"
+
 struct denial {
   char host[256];
   int port;
@@ -25,13 +27,24 @@ size_t awf_denials_count(const awf_denials *d) { return d->n; }
 
 void awf_denials_add(awf_denials *d, const char *host, size_t host_len, int port,
                      const char *reason) {
-  char name[256];
-  if (!host || host_len == 0 || host_len >= sizeof(name))
+  char text[4 * sizeof(((struct denial *)0)->host)]; /* each byte as \DDD at most */
+  if (!host || host_len == 0 || host_len >= sizeof(((struct denial *)0)->host))
     return;
-  for (size_t i = 0; i < host_len; i++)
-    if ((unsigned char)host[i] <= 0x20 || (unsigned char)host[i] >= 0x7f)
-      return; /* not worth echoing back to a terminal */
-  memcpy(name, host, host_len);
+  /* A host's dots separate its labels: only the other bytes need escaping. */
+  size_t n = awf_dns_escape((const uint8_t *)host, host_len, false, text, sizeof(text));
+  awf_denials_add_text(d, text, n, port, reason);
+}
+
+void awf_denials_add_text(awf_denials *d, const char *text, size_t len, int port,
+                          const char *reason) {
+  char name[sizeof(((struct denial *)0)->host)];
+  if (!text || len == 0 || len >= sizeof(name))
+    return;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)text[i] <= 0x20 || (unsigned char)text[i] >= 0x7f)
+      return; /* not escaped: never echoed to a terminal */
+  size_t host_len = len;
+  memcpy(name, text, host_len);
   name[host_len] = '\0';
   for (size_t i = 0; i < d->n; i++) {
     struct denial *x = &d->items[i];

@@ -464,6 +464,69 @@ int awf_dns_tcp_prefix(uint8_t prefix[2], size_t msglen) {
 
 /* ---- names for logs ---- */
 
+size_t awf_dns_escape(const uint8_t *p, size_t n, bool escape_dot, char *out, size_t outsz) {
+  size_t len = 0;
+  if (outsz == 0)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    char e[5];
+    size_t el;
+    uint8_t b = p[i];
+    if (b < 0x21 || b > 0x7e) {
+      e[0] = '\\';
+      e[1] = (char)('0' + b / 100);
+      e[2] = (char)('0' + b / 10 % 10);
+      e[3] = (char)('0' + b % 10);
+      el = 4;
+    } else if (b == '\\' || (b == '.' && escape_dot)) {
+      e[0] = '\\';
+      e[1] = (char)b;
+      el = 2;
+    } else {
+      e[0] = (char)b;
+      el = 1;
+    }
+    if (el >= outsz - len)
+      break;
+    memcpy(out + len, e, el);
+    len += el;
+  }
+  out[len] = '\0';
+  return len;
+}
+
+size_t awf_dns_name_text(const struct awf_dns_query *q, char *out, size_t outsz) {
+  size_t len = 0;
+  if (outsz == 0)
+    return 0;
+  out[0] = '\0';
+  if (!q->has_question)
+    return 0;
+  /* qwire was checked by the parser: labels without pointers, then the root
+   * label, then type and class. */
+  for (size_t off = 0; off < q->qwire_len && q->qwire[off] != 0;) {
+    size_t n = q->qwire[off];
+    if (n > AWF_DNS_LABEL_MAX || off + 1 + n > q->qwire_len)
+      break;
+    uint8_t lab[AWF_DNS_LABEL_MAX];
+    for (size_t i = 0; i < n; i++)
+      lab[i] = ascii_lower(q->qwire[off + 1 + i]);
+    if (len > 0) {
+      if (len + 1 >= outsz)
+        break;
+      out[len++] = '.';
+      out[len] = '\0';
+    }
+    len += awf_dns_escape(lab, n, true, out + len, outsz - len);
+    off += 1 + n;
+  }
+  if (len == 0 && outsz > 1) {
+    out[len++] = '.';
+    out[len] = '\0';
+  }
+  return len;
+}
+
 static const struct {
   uint16_t type;
   const char *name;

@@ -163,6 +163,21 @@ int awf_dns_tcp_next(const uint8_t *buf, size_t len, const uint8_t **msg,
  * into prefix[0..2). Returns 0 or -EMSGSIZE. */
 int awf_dns_tcp_prefix(uint8_t prefix[2], size_t msglen);
 
+/* Names in logs and summaries, in RFC 1035 master-file form (5.1): each byte
+ * outside 0x21..0x7e becomes \DDD (three decimal digits), a backslash "\\",
+ * and with escape_dot a '.' becomes "\." (a dot inside a label, where '.'
+ * would otherwise read as a label boundary). Escapes p[0..n) into out (NUL
+ * terminated) and returns the text's length; when out is too small the text
+ * stops before the first escape or byte that does not fit. */
+#define AWF_DNS_NAME_TEXT_SIZE (4 * AWF_DNS_NAME_MAX + 2) /* every byte as \DDD */
+size_t awf_dns_escape(const uint8_t *p, size_t n, bool escape_dot, char *out, size_t outsz);
+
+/* The question name of q in that form: labels as sent (ASCII letters
+ * lower-cased), escaped, joined by '.', no trailing dot; "." for the root;
+ * "" without a question. out should hold AWF_DNS_NAME_TEXT_SIZE bytes.
+ * Unlike q->qname, a label holding a '.' stays one label: "a\.b.example". */
+size_t awf_dns_name_text(const struct awf_dns_query *q, char *out, size_t outsz);
+
 /* "A", "AAAA", "CNAME", ... for known types, else "TYPE<n>" written into
  * buf (AWF_DNS_TYPE_NAME_SIZE bytes). Returns a string valid while buf is. */
 const char *awf_dns_type_name(uint16_t type, char *buf, size_t bufsz);

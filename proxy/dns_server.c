@@ -243,9 +243,12 @@ static void log_job(const struct dns_job *j, const char *decision, const char *r
   awf_dns_server *s = j->s;
   struct awf_log_record r;
   char tbuf[AWF_DNS_TYPE_NAME_SIZE];
+  char name[AWF_DNS_NAME_TEXT_SIZE];
+  size_t name_len = awf_dns_name_text(&j->q, name, sizeof(name));
   awf_log_record_init(&r);
   r.ts_ms = wall_ms();
   r.event = "dns";
+  r.conn = awf_log_next_conn(); /* one record per message: nothing to join */
   r.client = j->client;
   r.decision = decision;
   r.reason = reason;
@@ -253,13 +256,15 @@ static void log_job(const struct dns_job *j, const char *decision, const char *r
   uint64_t now = uv_now(s->loop);
   r.duration_ms = now > j->start_ms ? (int64_t)(now - j->start_ms) : 0;
   if (j->q.has_question) {
-    r.qname = j->q.qname;
-    r.qname_len = j->q.qname_len;
+    /* Escaped, so a label holding a '.' cannot pass for two labels; `qname`
+     * is the same name under its old key. */
+    r.host = r.qname = name;
+    r.host_len = r.qname_len = name_len;
     r.qtype = awf_dns_type_name(j->q.qtype, tbuf, sizeof(tbuf));
   }
   r.answers = answers;
   if (s->cfg.denials && j->q.has_question && strcmp(decision, "deny") == 0)
-    awf_denials_add(s->cfg.denials, j->q.qname, j->q.qname_len, 0, reason);
+    awf_denials_add_text(s->cfg.denials, name, name_len, 0, reason);
   int rc = s->cfg.log ? awf_logfile_write(s->cfg.log, &r) : 0;
   if (rc < 0 && s->cfg.log_failed)
     s->cfg.log_failed(s->cfg.log_failed_arg, rc);

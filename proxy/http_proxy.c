@@ -56,6 +56,7 @@ struct http_state {
   bool req_chunked, head_request, resp_chunked_out, resp_close, resp_interim;
   bool would_deny;
   const char *audit_reason;
+  uint64_t req_no;           /* this request's number on the connection (log `req`) */
   unsigned host_headers;
   int error_status;
   const char *error_reason;
@@ -180,30 +181,47 @@ static int head_append(struct head *h, const char *at, size_t len) {
 
 /* ---- access log --------------------------------------------------------- */
 
+/* The request's record as far as it is known. */
+static void request_record(struct conn *c, struct awf_log_record *r, const char *decision,
+                           const char *reason) {
+  struct http_state *h = c->http;
+  awf_log_record_init(r);
+  r->event = h->method == HTTP_CONNECT ? "connect" : "http";
+  r->req = h->req_no;
+  r->method = h->method >= 0 ? llhttp_method_name((llhttp_method_t)h->method) : NULL;
+  if (h->target.host_len) {
+    r->host = h->target.host;
+    r->host_len = h->target.host_len;
+    r->port = h->target.port;
+  }
+  if (h->method != HTTP_CONNECT && h->url_len) {
+    r->url = h->rq.buf.data + h->url_off;
+    r->url_len = h->url_len;
+  }
+  r->original_dst = c->transparent ? c->orig_dst_addr : NULL;
+  r->decision = decision;
+  r->reason = reason;
+  r->would_deny = h->would_deny;
+  if (h->would_deny && h->audit_reason)
+    r->reason = h->audit_reason;
+}
+
+/* The decision to let the request through, logged when it is made: before
+ * any byte of it goes upstream, so a record names the host even if awf
+ * dies before the request ends. */
+static void log_request_open(struct conn *c) {
+  struct awf_log_record r;
+  request_record(c, &r, "allow", "allowed");
+  conn_log_open(c, &r);
+}
+
 static void log_request(struct conn *c, const char *decision, const char *reason) {
   struct http_state *h = c->http;
   if (h->logged || !h->active)
     return;
   h->logged = true;
   struct awf_log_record r;
-  awf_log_record_init(&r);
-  r.event = h->method == HTTP_CONNECT ? "connect" : "http";
-  r.method = h->method >= 0 ? llhttp_method_name((llhttp_method_t)h->method) : NULL;
-  if (h->target.host_len) {
-    r.host = h->target.host;
-    r.host_len = h->target.host_len;
-    r.port = h->target.port;
-  }
-  if (h->method != HTTP_CONNECT && h->url_len) {
-    r.url = h->rq.buf.data + h->url_off;
-    r.url_len = h->url_len;
-  }
-  r.original_dst = c->transparent ? c->orig_dst_addr : NULL;
-  r.decision = decision;
-  r.reason = reason;
-  r.would_deny = h->would_deny;
-  if (h->would_deny && h->audit_reason)
-    r.reason = h->audit_reason;
+  request_record(c, &r, decision, reason);
   r.status = h->status ? h->status : -1;
   r.upstream = h->upstream_addr[0] ? h->upstream_addr : NULL;
   r.bytes_up = h->bytes_up;
@@ -423,6 +441,7 @@ static void request_reset(struct conn *c) {
   h->resp_interim = h->would_deny = false;
   h->audit_reason = NULL;
   h->host_headers = 0;
+  h->req_no++;
   h->method = -1;
   h->url_off = h->url_len = 0;
   h->bytes_up = h->bytes_down = 0;
@@ -667,6 +686,7 @@ static int on_req_headers_complete(llhttp_t *p) {
     http_send_error(c, 403, h->target.host, h->target.port, deny);
     return HPE_PAUSED;
   }
+  log_request_open(c);
   conn_set_timer(c, T_EXCHANGE);
   if (h->method == HTTP_CONNECT) {
     park_upstream(c); /* a tunnel never reuses an HTTP upstream */
@@ -898,7 +918,7 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
   struct conn *c = arg;
   struct http_state *h = c->http;
   c->dial = NULL;
-  if (r->have_peer)
+  if (r->status == 0) /* only a connection made is an upstream */
     awf_sockaddr_format((const struct sockaddr *)&r->peer, h->upstream_addr,
                         sizeof(h->upstream_addr));
   if (r->status < 0) {
@@ -917,7 +937,7 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
         .host = h->target.host, .host_len = h->target.host_len,
         .port = h->target.port, .would_deny = h->would_deny,
         .audit_reason = h->audit_reason, .upstream = h->upstream_addr,
-        .started_ms = h->started_ms,
+        .started_ms = h->started_ms, .req = h->req_no,
     };
     struct awf_buf early = h->pending;
     awf_buf_init(&h->pending, early.max);

@@ -210,6 +210,11 @@ int awf_json_append_string(struct awf_buf *b, const char *s, size_t n) {
 
 /* ---- the record --------------------------------------------------------- */
 
+uint64_t awf_log_next_conn(void) {
+  static _Atomic uint64_t next;
+  return ++next;
+}
+
 void awf_log_record_init(struct awf_log_record *r) {
   memset(r, 0, sizeof(*r));
   r->port = -1;
@@ -270,14 +275,38 @@ static void field_str(struct rec_writer *w, const char *k, const char *v) {
     field_bytes(w, k, v, strlen(v));
 }
 
-static void field_int(struct rec_writer *w, const char *k, int64_t v) {
-  if (v < 0)
-    return;
+static void field_u64(struct rec_writer *w, const char *k, uint64_t v) {
   key(w, k);
   char tmp[24];
-  char *d = u64_digits((uint64_t)v, tmp);
+  char *d = u64_digits(v, tmp);
   if (w->rc == 0)
     w->rc = awf_buf_append(w->b, d, (size_t)(tmp + sizeof(tmp) - d));
+}
+
+static void field_int(struct rec_writer *w, const char *k, int64_t v) {
+  if (v >= 0)
+    field_u64(w, k, (uint64_t)v);
+}
+
+static void field_id(struct rec_writer *w, const char *k, uint64_t v) {
+  if (v)
+    field_u64(w, k, v);
+}
+
+static void field_strv(struct rec_writer *w, const char *k, const char *const *v, int n) {
+  if (!v)
+    return;
+  key(w, k);
+  if (w->rc == 0)
+    w->rc = awf_buf_append(w->b, "[", 1);
+  for (int i = 0; i < n && w->rc == 0; i++) {
+    if (i)
+      w->rc = awf_buf_append(w->b, ",", 1);
+    if (w->rc == 0)
+      w->rc = awf_json_append_string(w->b, v[i], strlen(v[i]));
+  }
+  if (w->rc == 0)
+    w->rc = awf_buf_append(w->b, "]", 1);
 }
 
 static void field_true(struct rec_writer *w, const char *k, bool v) {
@@ -333,7 +362,11 @@ int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   struct rec_writer w = {.b = b, .rc = 0, .first = true};
   w.rc = awf_buf_append(b, "{", 1);
   field_ts(&w, r->ts_ms);
+  field_str(&w, "run", r->run);
   field_str(&w, "event", r->event);
+  field_id(&w, "conn", r->conn);
+  field_id(&w, "req", r->req);
+  field_str(&w, "kind", r->kind);
   field_str(&w, "client", r->client);
   field_str(&w, "method", r->method);
   field_bytes(&w, "host", r->host, r->host_len);
@@ -358,6 +391,8 @@ int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   field_bytes(&w, "qname", r->qname, r->qname_len);
   field_str(&w, "qtype", r->qtype);
   field_int(&w, "answers", r->answers);
+  field_str(&w, "version", r->version);
+  field_strv(&w, "argv", r->argv, r->argc);
   if (w.rc == 0)
     w.rc = awf_buf_append(b, "}\n", 2);
   if (w.rc < 0) {

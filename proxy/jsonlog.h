@@ -32,7 +32,11 @@ int awf_json_append_string(struct awf_buf *b, const char *s, size_t n);
 /* Fields of one record. NULL strings and negative numbers are omitted. */
 struct awf_log_record {
   uint64_t ts_ms;          /* Unix time in ms; formatted as RFC 3339 UTC with ms */
-  const char *event;       /* "http", "connect", "tls", "dns" */
+  const char *run;         /* the writing process's run id (awf_logfile fills it) */
+  const char *event;       /* "open", "http", "connect", "tls", "tcp", "dns", "run" */
+  uint64_t conn;           /* connection (or DNS message) id; 0 to omit */
+  uint64_t req;            /* request number on the connection, from 1; 0 to omit */
+  const char *kind;        /* open: the event that will close it ("http", ...) */
   const char *client;      /* "ip:port" / "[v6]:port" */
   const char *method;
   const char *host;
@@ -57,7 +61,15 @@ struct awf_log_record {
   size_t qname_len;
   const char *qtype;
   int answers;             /* -1 to omit */
+  /* run events */
+  const char *version;
+  const char *const *argv; /* a JSON array of argc strings; NULL to omit */
+  int argc;
 };
+
+/* A fresh id for a connection or a DNS message: unique within the process
+ * (a counter shared by every thread), never 0. */
+uint64_t awf_log_next_conn(void);
 
 /* Initialise every field to "omitted". */
 void awf_log_record_init(struct awf_log_record *r);
@@ -68,9 +80,10 @@ void awf_log_record_init(struct awf_log_record *r);
 
 /* Append the record as one JSON object and a '\n'. On error (-E2BIG, -ENOMEM,
  * -EINVAL for a ts past year 9999) the buffer is left as it was, so no half
- * line is ever produced. Key order: ts, event, client, method, host, port,
- * url, url_truncated, sni, ech, original_dst, decision, would_deny, reason,
- * status, upstream, bytes_up, bytes_down, duration_ms, qname, qtype, answers. */
+ * line is ever produced. Key order: ts, run, event, conn, req, kind, client,
+ * method, host, port, url, url_truncated, sni, ech, original_dst, decision,
+ * would_deny, reason, status, upstream, bytes_up, bytes_down, duration_ms,
+ * qname, qtype, answers, version, argv. */
 int awf_log_format(struct awf_buf *b, const struct awf_log_record *r);
 
 #endif

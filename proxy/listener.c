@@ -54,14 +54,48 @@ uint64_t conn_now_ms(const struct conn *c) {
   return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
+static void write_record(struct conn *c, const struct awf_log_record *r) {
+  if (awf_logfile_write(c->proxy->cfg.log, r) < 0)
+    awf_proxy_diag(c->proxy, AWF_LOG_WARN, "access log write failed");
+}
+
+void conn_log_open(struct conn *c, const struct awf_log_record *r) {
+  struct awf_log_record o;
+  awf_log_record_init(&o);
+  o.ts_ms = r->ts_ms ? r->ts_ms : conn_now_ms(c);
+  o.event = "open";
+  o.conn = c->id;
+  o.req = r->req;
+  o.kind = r->event;
+  o.client = c->client_addr;
+  o.method = r->method;
+  o.host = r->host;
+  o.host_len = r->host_len;
+  o.port = r->port;
+  o.url = r->url;
+  o.url_len = r->url_len;
+  o.sni = r->sni;
+  o.sni_len = r->sni_len;
+  o.ech = r->ech;
+  o.original_dst = r->original_dst;
+  o.decision = r->decision;
+  o.would_deny = r->would_deny;
+  o.reason = r->reason;
+  c->open_logged = true;
+  c->open_req = r->req;
+  write_record(c, &o);
+}
+
 void conn_log(struct conn *c, struct awf_log_record *r) {
   if (!r->ts_ms)
     r->ts_ms = conn_now_ms(c);
   r->client = c->client_addr;
+  r->conn = c->id;
+  if (!c->open_logged || c->open_req != r->req)
+    conn_log_open(c, r);
   if (c->proxy->cfg.denials && r->decision && strcmp(r->decision, "deny") == 0 && r->reason)
     awf_denials_add(c->proxy->cfg.denials, r->host, r->host_len, r->port, r->reason);
-  if (awf_logfile_write(c->proxy->cfg.log, r) < 0)
-    awf_proxy_diag(c->proxy, AWF_LOG_WARN, "access log write failed");
+  write_record(c, r);
 }
 
 void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -320,6 +354,7 @@ static int accept_one(struct listener *l) {
   if (!c)
     return UV_ENOMEM;
   c->proxy = p;
+  c->id = awf_log_next_conn();
   uv_tcp_init(p->loop, &c->client);
   c->client.data = c;
   int rc = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->client);

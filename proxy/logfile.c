@@ -8,9 +8,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,21 +37,44 @@ struct awf_logfile {
   /* A write gave up part way, so the file does not end in '\n'; the next
    * record starts with one so only the cut line is damaged. */
   bool mid_line;
+  char run[17];         /* awf_logfile_run() */
 };
+
+/* 64 random bits, as hex. getrandom() without flags waits for the pool
+ * once at boot only; a failure (seccomp, old kernel) falls back to time and
+ * pid, which still tells runs apart. */
+static void make_run_id(char out[17]) {
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    v = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    v ^= (uint64_t)getpid() << 40;
+  }
+  snprintf(out, 17, "%016llx", (unsigned long long)v);
+}
 
 static int open_path(const char *path) {
   int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
   return fd < 0 ? -errno : fd;
 }
 
-int awf_logfile_open(const char *path, awf_logfile **out) {
-  *out = NULL;
+static awf_logfile *logfile_new(void) {
   awf_logfile *lf = calloc(1, sizeof(*lf));
   if (!lf)
-    return -ENOMEM;
+    return NULL;
   lf->fd = -1;
+  make_run_id(lf->run);
   awf_buf_init(&lf->line, LINE_MAX_BYTES);
   awf_buf_init(&lf->batch, BATCH_MAX_BYTES);
+  return lf;
+}
+
+int awf_logfile_open(const char *path, awf_logfile **out) {
+  *out = NULL;
+  awf_logfile *lf = logfile_new();
+  if (!lf)
+    return -ENOMEM;
   if (!path) {
     lf->kind = SINK_NONE;
   } else if (strcmp(path, "-") == 0) {
@@ -82,11 +107,9 @@ int awf_logfile_open(const char *path, awf_logfile **out) {
 
 int awf_logfile_open_fd(int fd, awf_logfile **out) {
   *out = NULL;
-  awf_logfile *lf = calloc(1, sizeof(*lf));
+  awf_logfile *lf = logfile_new();
   if (!lf)
     return -ENOMEM;
-  awf_buf_init(&lf->line, LINE_MAX_BYTES);
-  awf_buf_init(&lf->batch, BATCH_MAX_BYTES);
   lf->kind = SINK_FILE;
   lf->fd = fd;
   *out = lf;
@@ -187,11 +210,17 @@ void awf_logfile_set_batching(awf_logfile *lf, bool on) {
     awf_buf_free(&lf->batch);
 }
 
+const char *awf_logfile_run(const awf_logfile *lf) {
+  return lf->run;
+}
+
 int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r) {
   if (lf->kind == SINK_NONE)
     return 0;
+  struct awf_log_record rec = *r;
+  rec.run = lf->run;
   awf_buf_reset(&lf->line);
-  int rc = awf_log_format(&lf->line, r);
+  int rc = awf_log_format(&lf->line, &rec);
   if (rc < 0) {
     lf->lost++;
     return rc;
@@ -206,6 +235,26 @@ int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r) {
   if (awf_buf_append(&lf->batch, lf->line.data, lf->line.len) < 0) {
     lf->lost++;
     return -ENOMEM;
+  }
+  return rc;
+}
+
+int awf_logfile_write_run(awf_logfile *lf, const char *version, const char *const *argv) {
+  struct awf_log_record r;
+  awf_log_record_init(&r);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  r.ts_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+  r.event = "run";
+  r.version = version;
+  r.argv = argv;
+  while (argv && argv[r.argc])
+    r.argc++;
+  int rc = awf_logfile_write(lf, &r);
+  if (rc == -E2BIG && argv) {
+    lf->lost--; /* not lost: written again without the command line */
+    r.argv = NULL;
+    rc = awf_logfile_write(lf, &r);
   }
   return rc;
 }

@@ -19,9 +19,19 @@ int awf_logfile_open(const char *path, awf_logfile **out);
  * or -ENOMEM (fd is then left open). */
 int awf_logfile_open_fd(int fd, awf_logfile **out);
 
-/* Format and write one record. Returns 0 or -errno (the line is then lost
+/* The run id: 16 hex digits drawn at random when the log was opened, put
+ * in every record written through it, so runs sharing a file stay apart. */
+const char *awf_logfile_run(const awf_logfile *lf);
+
+/* Format and write one record (its run field is the log's run id). Returns 0 or -errno (the line is then lost
  * whole, never written in part; a short write is completed, EINTR retried). */
 int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r);
+
+/* The `run` record a process writes once at start: its version and, for awf,
+ * the command it runs (argv, NULL-terminated; NULL for none). A command line
+ * too long for one line is left out of the record. Returns as
+ * awf_logfile_write. */
+int awf_logfile_write_run(awf_logfile *lf, const char *version, const char *const *argv);
 
 /* Batching: whole lines gather in memory (at most 64 KiB) until
  * awf_logfile_flush(), and leave in one write(2), still whole lines with

@@ -200,6 +200,8 @@ static int run(struct awf_options *o) {
     uv_loop_close(&a.loop);
     return EXIT_USAGE;
   }
+  if (awf_logfile_write_run(a.log, AWF_VERSION, NULL) < 0)
+    fprintf(stderr, "awf-proxy: warning: access log write failed\n");
   struct awf_proxy_config cfg;
   awf_options_to_config(o, &cfg);
   cfg.resolver = a.resolver;

@@ -29,6 +29,7 @@ struct tunnel_state {
   bool splice_failed;      /* no pipes to be had: stay on the libuv path */
   awf_splice *splice;      /* set: splice_relay.c owns the relay */
   const char *audit_reason;
+  uint64_t req;            /* CONNECT: the request's number, for the log */
   uint16_t port;
   char host[256];
   char sni[256];
@@ -38,31 +39,39 @@ struct tunnel_state {
 static void on_tclient_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_tup_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
+/* The tunnel's record as far as it is known. */
+static void tunnel_record(struct conn *c, struct awf_log_record *r, const char *decision,
+                          const char *reason) {
+  struct tunnel_state *t = c->tun;
+  awf_log_record_init(r);
+  r->event = t->transparent ? "tls" : "connect";
+  r->req = t->req;
+  r->method = t->transparent ? NULL : "CONNECT";
+  if (t->host[0]) {
+    r->host = t->host;
+    r->host_len = strlen(t->host);
+  }
+  r->port = t->port;
+  r->original_dst = c->transparent ? c->orig_dst_addr : NULL;
+  if (t->sni_seen) {
+    r->sni = t->sni;
+    r->sni_len = strlen(t->sni);
+  }
+  r->ech = t->ech;
+  r->decision = decision;
+  r->reason = reason;
+  r->would_deny = t->would_deny;
+  if (t->would_deny && t->audit_reason)
+    r->reason = t->audit_reason;
+}
+
 static void log_tunnel(struct conn *c, const char *decision, const char *reason) {
   struct tunnel_state *t = c->tun;
   if (t->logged)
     return;
   t->logged = true;
   struct awf_log_record r;
-  awf_log_record_init(&r);
-  r.event = t->transparent ? "tls" : "connect";
-  r.method = t->transparent ? NULL : "CONNECT";
-  if (t->host[0]) {
-    r.host = t->host;
-    r.host_len = strlen(t->host);
-  }
-  r.port = t->port;
-  r.original_dst = c->transparent ? c->orig_dst_addr : NULL;
-  if (t->sni_seen) {
-    r.sni = t->sni;
-    r.sni_len = strlen(t->sni);
-  }
-  r.ech = t->ech;
-  r.decision = decision;
-  r.reason = reason;
-  r.would_deny = t->would_deny;
-  if (t->would_deny && t->audit_reason)
-    r.reason = t->audit_reason;
+  tunnel_record(c, &r, decision, reason);
   r.status = t->transparent ? -1 : 200;
   r.upstream = t->upstream[0] ? t->upstream : NULL;
   r.bytes_up = t->bytes_up;
@@ -248,7 +257,7 @@ static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
   struct tunnel_state *t = c->tun;
   c->dial = NULL;
   t->dialling = false;
-  if (r->have_peer)
+  if (r->status == 0) /* only a connection made is an upstream */
     awf_sockaddr_format((const struct sockaddr *)&r->peer, t->upstream, sizeof(t->upstream));
   if (r->status < 0) {
     deny_tunnel(c, r->reason);
@@ -325,10 +334,14 @@ static void inspect(struct conn *c, const char *data, size_t len) {
     return;
   if (t->transparent) {
     const char *why = st == AWF_HELLO_OK ? judge_transparent(c, &hello) : "bad_client_hello";
-    if (why)
+    if (why) {
       deny_tunnel(c, why);
-    else
+    } else {
+      struct awf_log_record r; /* the decision, before the name is dialled */
+      tunnel_record(c, &r, "allow", "allowed");
+      conn_log_open(c, &r);
       dial_transparent(c);
+    }
     return;
   }
   const char *deny = st == AWF_HELLO_OK ? judge_hello(c, &hello) : "bad_client_hello";
@@ -455,6 +468,7 @@ int tunnel_start(struct conn *c, const struct tunnel_params *tp, const char *ear
   t->would_deny = tp->would_deny;
   t->audit_reason = tp->audit_reason;
   t->started_ms = tp->started_ms;
+  t->req = tp->req;
   snprintf(t->upstream, sizeof(t->upstream), "%s", tp->upstream);
   c->phase = PH_TUNNEL_HELLO;
   c->up->data = c;

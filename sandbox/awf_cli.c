@@ -43,6 +43,12 @@ static const char usage[] =
     "      --env-all                 pass the host environment, except PATH, HOME, USER,\n"
     "                                LOGNAME, PWD, OLDPWD, SHLVL, _, SUDO_*, proxy variables\n"
     "      --exclude-env NAME        do not pass NAME with --env-all (repeatable)\n"
+    "Resource limits (a cgroup of the sandbox's own; see docs/awf.md):\n"
+    "      --memory-limit SIZE       memory plus swap of all its processes: 512m, 6g\n"
+    "                                (default 6g); past it the kernel's OOM killer ends\n"
+    "                                a process: reported on stderr, exit 137\n"
+    "      --pids-limit N            processes and threads at once (default 1000)\n"
+    "      --cpus N                  CPU time, fractions allowed: 1.5 (default: no limit)\n"
     "Filesystem and process:\n"
     "  -v, --mount HOST:SANDBOX[:ro|rw]\n"
     "                                bind-mount a host path (absolute paths; default rw)\n"
@@ -79,6 +85,9 @@ static const struct option long_opts[] = {
     {"agent-timeout", required_argument, 0, 'T'},
     {"private-tmp", no_argument, 0, 'p'},
     {"allow-unix-socket", required_argument, 0, 'U'},
+    {"memory-limit", required_argument, 0, 'M'},
+    {"pids-limit", required_argument, 0, 'L'},
+    {"cpus", required_argument, 0, 'C'},
     {"version", no_argument, 0, 'V'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -144,6 +153,7 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
   int c, idx, rc;
   opterr = 0;
   cli->proxy.log_level = AWF_LOG_WARN;
+  awf_cgroup_limits_default(&cli->limits);
   /* '+': stop at the first non-option, so the command's own flags are its. */
   while ((c = getopt_long(argc, argv, "+:d:e:v:h", long_opts, &idx)) != -1) {
     const char *flag = NULL;
@@ -183,6 +193,25 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
       rc = push(cli->allow_unix_sockets, &cli->n_allow_unix_sockets, optarg,
                 "--allow-unix-socket");
       break;
+    case 'M':
+      if (awf_cgroup_parse_size(optarg, &cli->limits.memory) < 0)
+        return fail("--memory-limit '%s': expected a size of at least 1m, such as 512m or 6g "
+                    "(suffixes k, m, g, t)", optarg);
+      cli->limits.memory_text = optarg;
+      cli->limits.explicit_[AWF_CG_MEMORY] = true;
+      break;
+    case 'L':
+      if (awf_cgroup_parse_pids(optarg, &cli->limits.pids) < 0)
+        return fail("--pids-limit '%s': expected a whole number from 1 to %d", optarg,
+                    AWF_CGROUP_MAX_PIDS);
+      cli->limits.explicit_[AWF_CG_PIDS] = true;
+      break;
+    case 'C':
+      if (awf_cgroup_parse_cpus(optarg, &cli->limits.cpu_quota_us) < 0)
+        return fail("--cpus '%s': expected a number of CPUs from 0.01 to %d, such as 1.5",
+                    optarg, AWF_CGROUP_MAX_CPUS);
+      cli->limits.explicit_[AWF_CG_CPU] = true;
+      break;
     case 'V': printf("awf %s\n", AWF_VERSION); return 0;
     case 'h': fputs(usage, stdout); return 0;
     case ':': return fail("%s needs a value", argv[optind - 1]);
@@ -193,6 +222,7 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
     if (flag && awf_options_set(&cli->proxy, flag, optarg, err, sizeof(err)) < 0)
       return fail("%s", err);
   }
+  cli->limits.debug = cli->proxy.log_level == AWF_LOG_DEBUG;
   if (optind >= argc)
     return fail("no command given: awf [OPTIONS] -- COMMAND [ARGS...]");
   cli->command = argv + optind;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cgroup.h"
 #include "config.h"
 
 #define AWF_MAX_LIST_ARGS 256
@@ -34,6 +35,7 @@ struct awf_cli {
   bool private_tmp;
   const char *allow_unix_sockets[AWF_MAX_LIST_ARGS + 1]; /* --allow-unix-socket */
   size_t n_allow_unix_sockets;
+  struct awf_cgroup_limits limits; /* --memory-limit, --pids-limit, --cpus */
   char *const *command;           /* argv after "--", NULL-terminated */
   int command_argc;
 };

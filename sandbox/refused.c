@@ -52,6 +52,7 @@ static void record(struct awf_refused *r, const struct awf_nflog_packet *p) {
   awf_log_record_init(&rec);
   rec.ts_ms = wall_ms();
   rec.event = awf_nflog_event(p->proto);
+  rec.conn = awf_log_next_conn(); /* a denial of its own, joinable like any other */
   rec.original_dst = port > 0 ? dst : host;
   rec.port = port > 0 ? port : -1;
   rec.decision = "deny";

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cgroup.h"
 #include "denials.h"
 #include "dns_server.h"
 #include "logfile.h"
@@ -209,6 +210,8 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
     snprintf(err, errlen, "--log-file %s: %s", cli->proxy.log_file, strerror(-rc));
     return rc;
   }
+  if (awf_logfile_write_run(s->log, AWF_VERSION, (const char *const *)s->plan->command.argv) < 0)
+    fprintf(stderr, "awf: warning: access log write failed\n");
   struct awf_proxy_config cfg;
   awf_options_to_config(&cli->proxy, &cfg);
   /* The sandbox's only clients are its own loopback addresses: a limit per
@@ -349,10 +352,20 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   close(go[0]);
   close(gate_channel[1]);
   s.child = pid;
+  /* A client that closes before reading its answer, an origin that resets
+   * mid-upload, a log pipe no one reads: EPIPE, never a signal that ends awf
+   * (and the sandbox with it). Set after the clone, so the command keeps the
+   * disposition awf was started with. */
+  signal(SIGPIPE, SIG_IGN);
   prctl(PR_SET_DUMPABLE, 0); /* nothing in the sandbox may ptrace or read awf */
 
   int home_ns = -1;
-  int rc = start_services(&s, err, sizeof(err));
+  awf_cgroup *cg; /* before the sandbox runs anything: all of it is limited */
+  int rc = awf_cgroup_create(&plan->cli->limits, &cg, err, sizeof(err));
+  if (rc == 0)
+    rc = awf_cgroup_attach(cg, pid, err, sizeof(err));
+  if (rc == 0)
+    rc = start_services(&s, err, sizeof(err));
   if (rc == 0)
     rc = awf_step_enter_sandbox_net(pid, &home_ns, err, sizeof(err));
   if (rc == 0) {
@@ -383,6 +396,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
       close(s.unix_diag);
     if (gate_channel[0] >= 0)
       close(gate_channel[0]);
+    awf_cgroup_finish(cg, EXIT_AWF_ERROR);
     uv_loop_close(&s.loop);
     awf_logfile_close(s.log);
     awf_denials_free(s.denials);
@@ -396,6 +410,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
 
   uv_run(&s.loop, UV_RUN_DEFAULT);
   awf_unixgate_stop(s.unix_gate);
+  awf_cgroup_finish(cg, s.exit_status);
   uv_loop_close(&s.loop);
   awf_logfile_close(s.log);
   awf_denials_print(s.denials, stderr);

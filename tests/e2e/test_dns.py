@@ -50,11 +50,13 @@ def dig(proxy, *args):
 
 
 def query(name, qtype, qid=None, flags=0x0100, edns=None):
-    """A DNS query message; edns: the advertised UDP size (None: no OPT)."""
+    """A DNS query message; edns: the advertised UDP size (None: no OPT).
+    name: dotted text, or a list of labels (bytes) that may hold anything."""
     qid = random.randrange(65536) if qid is None else qid
     msg = struct.pack("!HHHHHH", qid, flags, 1, 0, 0, 1 if edns else 0)
-    for label in name.split("."):
-        msg += bytes([len(label)]) + label.encode("latin-1")
+    labels = name if isinstance(name, list) else [x.encode("latin-1") for x in name.split(".")]
+    for label in labels:
+        msg += bytes([len(label)]) + label
     msg += b"\0" + struct.pack("!HH", qtype, 1)
     if edns:
         msg += b"\0" + struct.pack("!HHIH", 41, edns, 0, 0)
@@ -129,7 +131,9 @@ def check_record(rec, qname, qtype, decision, reason, answers, would_deny=False)
     """Field by field: exactly the keys a dns record has."""
     assert rec["event"] == "dns"
     assert re.fullmatch(r"127\.0\.0\.1:\d+", rec["client"]), rec
-    assert rec["qname"] == qname, rec
+    assert rec["host"] == rec["qname"] == qname, rec  # qname: the old key, kept
+    assert isinstance(rec["conn"], int) and rec["conn"] > 0, rec
+    assert re.fullmatch(r"[0-9a-f]{16}", rec["run"]), rec
     assert rec["qtype"] == qtype, rec
     assert rec["decision"] == decision, rec
     assert rec["reason"] == reason, rec
@@ -138,8 +142,8 @@ def check_record(rec, qname, qtype, decision, reason, answers, would_deny=False)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", rec["ts"]), rec
     if would_deny:
         assert rec["would_deny"] is True, rec
-    expected = {"ts", "event", "client", "decision", "reason", "duration_ms", "qname", "qtype",
-                "answers"} | ({"would_deny"} if would_deny else set())
+    expected = {"ts", "run", "event", "conn", "client", "host", "decision", "reason",
+                "duration_ms", "qname", "qtype", "answers"} | ({"would_deny"} if would_deny else set())
     assert set(rec) == expected, rec
 
 
@@ -312,11 +316,27 @@ def test_invalid_names_and_classes_refused(start_proxy, dns):
     chaos = query("version.bind", TXT)[:-2] + struct.pack("!H", 3)
     r = Reply(udp(proxy, chaos))
     assert r.rcode == REFUSED
-    rec = proxy.log.wait_one(by(event="dns", qname="a b.allowed.test"))
-    check_record(rec, "a b.allowed.test", "A", "deny", "invalid_name", 0)
+    rec = proxy.log.wait_one(by(event="dns", qname=r"a\032b.allowed.test"))
+    check_record(rec, r"a\032b.allowed.test", "A", "deny", "invalid_name", 0)
     rec = proxy.log.wait_one(by(event="dns", qname="version.bind"))
     assert rec["reason"] == "unsupported_class"
     assert dns.count("a b.allowed.test") == 0 and dns.count("version.bind") == 0
+
+
+def test_dotted_label_not_logged_as_two_labels(start_proxy, dns):
+    """A label holding a '.' (or bytes no host name has) is refused and logged
+    RFC 1035 style, so "a.b" as one label never reads as the labels a, b."""
+    proxy = start_proxy(dns_listen=DNS)
+    assert Reply(udp(proxy, query([b"a.b", b"allowed", b"test"], A))).rcode == REFUSED
+    assert Reply(udp(proxy, query([b"a\\b", b"\xff\x00x", b"test"], A))).rcode == REFUSED
+    assert Reply(udp(proxy, query("a.b.allowed.test", A))).rcode == NOERROR
+    rec = proxy.log.wait_one(by(event="dns", host=r"a\.b.allowed.test"))
+    check_record(rec, r"a\.b.allowed.test", "A", "deny", "invalid_name", 0)
+    rec = proxy.log.wait_one(by(event="dns", host=r"a\\b.\255\000x.test"))
+    check_record(rec, r"a\\b.\255\000x.test", "A", "deny", "invalid_name", 0)
+    rec = proxy.log.wait_one(by(event="dns", host="a.b.allowed.test"))
+    assert rec["decision"] == "allow"
+    assert dns.count("a.b.allowed.test") >= 1  # only the real four-label name went out
 
 
 def test_audit_admits_and_flags(start_proxy, dns):

@@ -227,7 +227,8 @@ def test_debug_diagnostics_stay_out_of_the_log(start_proxy, origins):
     proxy.fetch(f"http://allowed.test:{P}/hello")
     proxy.fetch(f"http://notallowed.test:{P}/hello")
     proxy.log.wait(count=2)
-    assert len(proxy.log.raw().splitlines()) == 2
+    # the run record, then an open and a final record per request: all JSON
+    assert len(proxy.log.raw().splitlines()) == len(proxy.log.all_records()) == 5
 
 
 def test_concurrent_requests_give_whole_lines(proxy, origins):
@@ -275,3 +276,94 @@ def test_bad_request_on_a_reused_connection_is_logged(proxy, origins):
     assert "url" not in bad and "upstream" not in bad and "host" not in bad
     assert bad["bytes_up"] == 0 and bad["bytes_down"] == 0
     assert origins.http.state.find(t2) == []
+
+
+# -- open records, conn, req, run --------------------------------------------------
+
+def _joined(recs):
+    """{(conn, req): [records]} of the open and final records."""
+    out = {}
+    for r in recs:
+        if r["event"] != "run":
+            out.setdefault((r["conn"], r.get("req")), []).append(r)
+    return out
+
+
+def test_open_then_final_record_joined_by_conn_and_req(proxy, origins):
+    """Each decision is logged when made (open) and at the end; on a
+    keep-alive connection every request is a decision of its own."""
+    P, t = origins.http.port, token()
+    with proxy.connect() as c:
+        for i in range(2):
+            c.send(request_bytes("GET", f"http://allowed.test:{P}/hello?t={t}-{i}",
+                                 f"allowed.test:{P}"))
+            assert c.read_response().status == 200
+        c.send(request_bytes("GET", f"http://notallowed.test:{P}/x?t={t}-2",
+                             f"notallowed.test:{P}"))
+        assert c.read_response().status == 403
+    proxy.log.wait(url_has(t), count=3)
+    recs = [r for r in proxy.log.all_records() if t in r.get("url", "")]
+    pairs = _joined(recs)
+    assert len(pairs) == 3, recs
+    assert len({conn for conn, _ in pairs}) == 1, recs  # one client connection
+    assert sorted(req for _, req in pairs) == [1, 2, 3], recs
+    for (conn, req), (op, fin) in sorted(pairs.items(), key=lambda kv: kv[0][1]):
+        assert (op["event"], op["kind"], fin["event"]) == ("open", "http", "http"), (op, fin)
+        for k in ("client", "method", "host", "port", "url", "decision", "reason", "run"):
+            assert op[k] == fin[k], (k, op, fin)
+        for k in ("status", "upstream", "bytes_up", "bytes_down", "duration_ms"):
+            assert k not in op, op
+    assert [p[1]["decision"] for _, p in sorted(pairs.items(), key=lambda kv: kv[0][1])] == \
+        ["allow", "allow", "deny"]
+
+
+def test_connect_open_record_written_while_the_tunnel_is_up(proxy, origins, certfile):
+    """A tunnel's open record is in the log before the tunnel ends."""
+    PS = origins.https.port
+    with proxy.connect() as c:
+        c.send(f"CONNECT allowed.test:{PS} HTTP/1.1\r\nHost: allowed.test:{PS}\r\n\r\n".encode())
+        assert c.read_response("CONNECT").status == 200
+        client = _client(c)
+        op = proxy.log.wait_one(by(event="open", client=client), every=True)
+        assert (op["kind"], op["method"], op["host"], op["port"], op["decision"]) == \
+            ("connect", "CONNECT", "allowed.test", PS, "allow"), op
+        assert proxy.log.absent(by(event="connect", client=client), settle=0.1)
+        tls = TLSOverSocket(c, "allowed.test", cafile=certfile)
+        tls.handshake()
+        tc = Conn(tls)
+        tc.send(request_bytes("GET", "/bytes?n=10", f"allowed.test:{PS}"))
+        assert len(tc.read_response().body) == 10
+    fin = proxy.log.wait_one(by(event="connect", client=client))
+    assert (fin["conn"], fin["req"]) == (op["conn"], op["req"])
+
+
+def test_upstream_only_when_a_connection_was_made(proxy, origins):
+    """A dial that failed names no upstream (nothing was connected)."""
+    t = token()
+    r = proxy.fetch(f"http://allowed.test:{origins.refused.port}/x?t={t}")
+    assert r.status == 502
+    rec = proxy.log.wait_one(url_has(t))
+    assert rec["reason"] == "upstream_unreachable" and "upstream" not in rec, rec
+
+
+def test_run_ids_tell_runs_sharing_a_file_apart(start_proxy, origins, tmp_path):
+    P = origins.http.port
+    runs = []
+    for i in range(2):
+        proxy = start_proxy(extra=["--log-file", str(tmp_path / "shared.jsonl")], log=None)
+        proxy.log.path = str(tmp_path / "shared.jsonl")  # for the teardown's checks
+        assert proxy.fetch(f"http://allowed.test:{P}/hello?i={i}").status == 200
+        proxy.stop()
+    with open(tmp_path / "shared.jsonl") as f:
+        recs = [json.loads(line) for line in f]
+    starts = [r for r in recs if r["event"] == "run"]
+    assert len(starts) == 2 and all(re.fullmatch(r"[0-9a-f]{16}", r["run"]) for r in starts)
+    assert starts[0]["run"] != starts[1]["run"]
+    assert all(r["version"] for r in starts) and "argv" not in starts[0]
+    # Every line carries its run's id: the run record comes first, the rest follow.
+    cur = None
+    for r in recs:
+        if r["event"] == "run":
+            cur = r["run"]
+        assert r["run"] == cur, recs
+    assert {r["run"] for r in recs if r["event"] == "http"} == {s["run"] for s in starts}

@@ -1183,6 +1183,65 @@ static void test_tcp_framing(void **state) {
 
 /* ---- names ---- */
 
+/* A query for the labels of `wire` (a wire name with its root label). */
+static void name_text_of(const uint8_t *wire, size_t wlen, char *out, size_t outsz) {
+  uint8_t msg[600] = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0};
+  memcpy(msg + 12, wire, wlen);
+  uint8_t tail[4] = {0, 1, 0, 1};
+  memcpy(msg + 12 + wlen, tail, 4);
+  struct awf_dns_query q;
+  assert_int_equal(parse(msg, 12 + wlen + 4, &q), AWF_DNS_PARSE_OK);
+  size_t n = awf_dns_name_text(&q, out, outsz);
+  assert_int_equal(n, strlen(out));
+}
+
+/* Label boundaries survive into the log: a '.' inside a label, a backslash,
+ * and bytes outside printable ASCII are escaped RFC 1035 style. */
+static void test_name_text_escapes(void **state) {
+  (void)state;
+  char out[AWF_DNS_NAME_TEXT_SIZE];
+  static const uint8_t plain[] = "\3WwW\7Example\4test";
+  name_text_of(plain, sizeof(plain), out, sizeof(out));
+  assert_string_equal(out, "www.example.test");
+  static const uint8_t dotted[] = "\3a.b\7example";
+  name_text_of(dotted, sizeof(dotted), out, sizeof(out));
+  assert_string_equal(out, "a\\.b.example");
+  static const uint8_t three[] = "\1a\1b\7example";
+  name_text_of(three, sizeof(three), out, sizeof(out));
+  assert_string_equal(out, "a.b.example"); /* not the same as the one above */
+  static const uint8_t odd[] = "\6a\\ \xff\x7f\x00\4test";
+  name_text_of(odd, sizeof(odd), out, sizeof(out));
+  assert_string_equal(out, "a\\\\\\032\\255\\127\\000.test");
+  static const uint8_t root[] = "";
+  name_text_of(root, sizeof(root), out, sizeof(out));
+  assert_string_equal(out, ".");
+  /* The longest escaped name fits the documented size. */
+  uint8_t big[AWF_DNS_WIRE_NAME_MAX];
+  size_t n = 0;
+  while (n + 64 <= sizeof(big) - 1) {
+    big[n++] = 63;
+    memset(big + n, 0xff, 63);
+    n += 63;
+  }
+  size_t rest = sizeof(big) - 1 - n - 1;
+  big[n++] = (uint8_t)rest;
+  memset(big + n, '.', rest);
+  n += rest;
+  big[n++] = 0;
+  name_text_of(big, n, out, sizeof(out));
+  assert_int_equal(strlen(out), 3 * 63 * 4 + 3 + 2 * rest);
+  /* Too small a buffer: cut before an escape, still NUL-terminated. */
+  char small[6];
+  assert_int_equal(awf_dns_escape((const uint8_t *)"ab\xff", 3, false, small, sizeof(small)), 2);
+  assert_string_equal(small, "ab");
+  assert_int_equal(awf_dns_escape((const uint8_t *)"a.b", 3, false, small, sizeof(small)), 3);
+  assert_string_equal(small, "a.b");
+  struct awf_dns_query none;
+  memset(&none, 0, sizeof(none));
+  assert_int_equal(awf_dns_name_text(&none, out, sizeof(out)), 0);
+  assert_string_equal(out, "");
+}
+
 static void test_names(void **state) {
   (void)state;
   char buf[AWF_DNS_TYPE_NAME_SIZE];
@@ -1326,6 +1385,7 @@ int main(void) {
       cmocka_unit_test(test_build_errors),
       cmocka_unit_test(test_tcp_framing),
       cmocka_unit_test(test_names),
+      cmocka_unit_test(test_name_text_escapes),
       cmocka_unit_test(test_random_bytes),
       cmocka_unit_test(test_mutated_queries),
   };

@@ -1257,7 +1257,9 @@ static void test_server_audit(void **state) {
                              "\"decision\":\"allow\"", "\"would_deny\":true",
                              "\"reason\":\"not_allowed\"", "\"answers\":1", NULL),
                    1);
-  assert_int_equal(log_lines(f, "\"qname\":\"a b.test\"", "\"decision\":\"deny\"",
+  /* The space is shown escaped (RFC 1035 \DDD), under host and qname alike. */
+  assert_int_equal(log_lines(f, "\"host\":\"a\\\\032b.test\"", "\"qname\":\"a\\\\032b.test\"",
+                             "\"decision\":\"deny\"",
                              "\"reason\":\"invalid_name\"", NULL),
                    1);
   assert_int_equal(seen_count(f, "evil.test"), 2); /* A and AAAA, nothing for TXT */

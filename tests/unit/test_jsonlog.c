@@ -612,6 +612,44 @@ static void record_typical_http(void **state) {
   free(line);
 }
 
+/* open/run records: ids, kind, version and argv in their places. */
+static void record_ids_and_run_fields(void **state) {
+  (void)state;
+  struct awf_log_record r;
+  awf_log_record_init(&r);
+  r.ts_ms = 1000;
+  r.run = "0123456789abcdef";
+  r.event = "open";
+  r.conn = 18446744073709551615ull;
+  r.req = 2;
+  r.kind = "http";
+  r.client = "127.0.0.1:1";
+  size_t len;
+  char *line = format(&r, &len);
+  assert_string_equal(line, "{\"ts\":\"1970-01-01T00:00:01.000Z\",\"run\":\"0123456789abcdef\","
+                            "\"event\":\"open\",\"conn\":18446744073709551615,\"req\":2,"
+                            "\"kind\":\"http\",\"client\":\"127.0.0.1:1\"}\n");
+  free(line);
+  const char *argv[] = {"sh", "-c", "echo \"hi\"\n", ""};
+  awf_log_record_init(&r);
+  r.ts_ms = 1000;
+  r.event = "run";
+  r.version = "1.2.3";
+  r.argv = argv;
+  r.argc = 4;
+  line = format(&r, &len);
+  assert_string_equal(line, "{\"ts\":\"1970-01-01T00:00:01.000Z\",\"event\":\"run\","
+                            "\"version\":\"1.2.3\",\"argv\":[\"sh\",\"-c\",\"echo \\\"hi\\\"\\n\",\"\"]}\n");
+  free(line);
+  r.argc = 0; /* an empty command line is an empty array; conn 0 is left out */
+  line = format(&r, &len);
+  assert_non_null(strstr(line, "\"argv\":[]}"));
+  assert_null(strstr(line, "conn"));
+  free(line);
+  uint64_t a = awf_log_next_conn(), b = awf_log_next_conn();
+  assert_true(a > 0 && b > a);
+}
+
 static void record_timestamps(void **state) {
   (void)state;
   static const struct {
@@ -783,6 +821,7 @@ int main(void) {
       cmocka_unit_test(record_all_fields_parse_back),
       cmocka_unit_test(record_omits_absent_fields),
       cmocka_unit_test(record_typical_http),
+      cmocka_unit_test(record_ids_and_run_fields),
       cmocka_unit_test(record_timestamps),
       cmocka_unit_test(record_ts_out_of_range),
       cmocka_unit_test(record_cap_all_or_nothing),

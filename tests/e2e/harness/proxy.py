@@ -86,6 +86,11 @@ class AccessLog:
             return ""
 
     def records(self):
+        """The final record of every decision (what a test usually wants):
+        `open` and `run` records are left out; all_records() has them."""
+        return [r for r in self.all_records() if r.get("event") not in ("open", "run")]
+
+    def all_records(self):
         """Every complete line, parsed. A line that is not JSON raises."""
         out = []
         for line in self.raw().split("\n")[:-1]:  # a last line without \n is incomplete
@@ -95,12 +100,13 @@ class AccessLog:
                 raise AssertionError(f"access log line is not JSON: {line!r}: {e}") from None
         return out
 
-    def wait(self, pred=None, count=1, timeout=5.0):
-        """Poll until at least `count` records satisfy pred; return them all."""
+    def wait(self, pred=None, count=1, timeout=5.0, every=False):
+        """Poll until at least `count` records satisfy pred; return them all.
+        every: look at all_records(), open and run records included."""
         pred = pred or (lambda r: True)
         deadline = time.monotonic() + timeout
         while True:
-            hits = [r for r in self.records() if pred(r)]
+            hits = [r for r in (self.all_records() if every else self.records()) if pred(r)]
             if len(hits) >= count:
                 return hits
             if time.monotonic() >= deadline:
@@ -109,8 +115,8 @@ class AccessLog:
                     f"log is:\n{self.raw()[-4000:]}")
             time.sleep(0.02)
 
-    def wait_one(self, pred=None, timeout=5.0):
-        return self.wait(pred, 1, timeout)[-1]
+    def wait_one(self, pred=None, timeout=5.0, every=False):
+        return self.wait(pred, 1, timeout, every)[-1]
 
     def absent(self, pred, settle=0.3):
         """True if no record matches pred after a short settle period."""

@@ -200,6 +200,11 @@ class Result:
 
     @property
     def log(self):
+        """The final records (no `open` or `run` record; all_log has them)."""
+        return [r for r in self.all_log if r.get("event") not in ("open", "run")]
+
+    @property
+    def all_log(self):
         if not self.log_path or not os.path.exists(self.log_path):
             return []
         with open(self.log_path, "rb") as f:
