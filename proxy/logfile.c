@@ -59,15 +59,22 @@ static int open_path(const char *path) {
   return fd < 0 ? -errno : fd;
 }
 
-int awf_logfile_open(const char *path, awf_logfile **out) {
-  *out = NULL;
+static awf_logfile *logfile_new(void) {
   awf_logfile *lf = calloc(1, sizeof(*lf));
   if (!lf)
-    return -ENOMEM;
+    return NULL;
   lf->fd = -1;
   make_run_id(lf->run);
   awf_buf_init(&lf->line, LINE_MAX_BYTES);
   awf_buf_init(&lf->batch, BATCH_MAX_BYTES);
+  return lf;
+}
+
+int awf_logfile_open(const char *path, awf_logfile **out) {
+  *out = NULL;
+  awf_logfile *lf = logfile_new();
+  if (!lf)
+    return -ENOMEM;
   if (!path) {
     lf->kind = SINK_NONE;
   } else if (strcmp(path, "-") == 0) {
@@ -94,6 +101,17 @@ int awf_logfile_open(const char *path, awf_logfile **out) {
       return err;
     }
   }
+  *out = lf;
+  return 0;
+}
+
+int awf_logfile_open_fd(int fd, awf_logfile **out) {
+  *out = NULL;
+  awf_logfile *lf = logfile_new();
+  if (!lf)
+    return -ENOMEM;
+  lf->kind = SINK_FILE;
+  lf->fd = fd;
   *out = lf;
   return 0;
 }
@@ -242,7 +260,7 @@ int awf_logfile_write_run(awf_logfile *lf, const char *version, const char *cons
 }
 
 int awf_logfile_reopen(awf_logfile *lf) {
-  if (lf->kind != SINK_FILE)
+  if (lf->kind != SINK_FILE || !lf->path)
     return 0;
   (void)awf_logfile_flush(lf); /* the lines so far belong to the old file */
   int fd = open_path(lf->path);

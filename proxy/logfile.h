@@ -14,6 +14,11 @@ typedef struct awf_logfile awf_logfile;
  * NULL for no log (writes succeed and go nowhere). Returns 0 or -errno. */
 int awf_logfile_open(const char *path, awf_logfile **out);
 
+/* A file the caller opened (O_WRONLY | O_APPEND), taken over: closed with
+ * the log. Never reopened (awf_logfile_reopen is a no-op for it). Returns 0
+ * or -ENOMEM (fd is then left open). */
+int awf_logfile_open_fd(int fd, awf_logfile **out);
+
 /* The run id: 16 hex digits drawn at random when the log was opened, put
  * in every record written through it, so runs sharing a file stay apart. */
 const char *awf_logfile_run(const awf_logfile *lf);
@@ -37,7 +42,7 @@ void awf_logfile_set_batching(awf_logfile *lf, bool on);
 int awf_logfile_flush(awf_logfile *lf);
 
 /* Reopen the same path (after rotation, on SIGHUP). On failure keeps the old
- * descriptor and returns -errno. No-op for stdout and NULL. */
+ * descriptor and returns -errno. No-op for stdout, NULL and an adopted fd. */
 int awf_logfile_reopen(awf_logfile *lf);
 
 /* Lines written and lines lost to write errors, for diagnostics. */

@@ -17,6 +17,7 @@
 #include "pathenv.h"
 #include "supervisor.h"
 #include "textfile.h"
+#include "ttystate.h"
 #include "userdb.h"
 
 #define EXIT_AWF_ERROR 125
@@ -236,6 +237,13 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
             AWF_MAX_COMMAND_ARGS);
     return EXIT_AWF_ERROR;
   }
+  /* Opened here, before the sandbox exists, so that the sandbox can keep it
+   * from the command (logprotect.h). */
+  char err[1024];
+  if (awf_logprotect_open(cli->proxy.log_file, &plan->log, err, sizeof(err)) < 0) {
+    fprintf(stderr, "awf: %s\n", err);
+    return EXIT_AWF_ERROR;
+  }
   return -1;
 }
 
@@ -254,7 +262,7 @@ int main(int argc, char **argv) {
     return status;
   }
 
-  struct awf_sandbox_plan plan = {.cli = &cli};
+  struct awf_sandbox_plan plan = {.cli = &cli, .log = {.fd = -1}};
   struct awf_userdb_user user;
   static gid_t groups[MAX_GROUPS];
   awf_env *env = NULL;
@@ -285,9 +293,15 @@ int main(int argc, char **argv) {
     plan.command = (struct awf_init_command){
         .argv = (char *const *)cmd_argv, .envp = awf_env_envp(env), .work_dir = work_dir,
         .work_dir_fallback = cli.work_dir == NULL};
+    /* The command may change the caller's terminal through fds 0-2; it gets
+     * it back as it was however the command ends (ttystate.h). */
+    struct awf_ttystate tty;
+    awf_ttystate_save(&tty);
     status = awf_supervise(&plan);
+    awf_ttystate_restore(&tty);
   }
   awf_env_free(env);
+  free((char *)plan.rootfs.hosts); /* sandbox_hosts()'s, NULL if never made */
   awf_options_free(&cli.proxy);
   return status;
 }

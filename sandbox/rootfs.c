@@ -12,6 +12,7 @@
 #include "errbuf.h"
 #include "fscreds.h"
 #include "hostpath.h"
+#include "mountinfo.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -294,22 +295,6 @@ static int remount_one(struct build *b, const char *path, unsigned attrs) {
   return 0;
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape_octal(char *s) {
-  char *o = s;
-
-  for (; *s; s++) {
-    if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-        s[3] >= '0' && s[3] <= '7') {
-      *o++ = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
-      s += 3;
-    } else {
-      *o++ = *s;
-    }
-  }
-  *o = '\0';
-}
-
 static int is_under(const char *path, const char *top) {
   size_t n = strlen(top);
 
@@ -318,21 +303,17 @@ static int is_under(const char *path, const char *top) {
   return strncmp(path, top, n) == 0 && path[n] == '/';
 }
 
-/* A mountinfo line: remount its mount if its mount point (field 5) is under top. */
-static int remount_if_under(struct build *b, char *line, const char *top, unsigned attrs) {
-  char *p = line, *end;
+struct submounts {
+  struct build *b;
+  const char *top;
+  unsigned attrs;
+};
 
-  for (int i = 0; i < 4; i++) {
-    p = strchr(p, ' ');
-    if (p == NULL)
-      return 0;
-    p++;
-  }
-  end = strchr(p, ' ');
-  if (end != NULL)
-    *end = '\0';
-  unescape_octal(p);
-  return is_under(p, top) ? remount_one(b, p, attrs) : 0;
+/* A mountinfo line: remount its mount if its mount point is under top. */
+static int remount_if_under(void *ctx, const struct awf_mountinfo *m) {
+  struct submounts *u = ctx;
+
+  return is_under(m->mount_point, u->top) ? remount_one(u->b, m->mount_point, u->attrs) : 0;
 }
 
 /* Every mount below top (not top itself), found in mountinfo. Remounts
@@ -340,41 +321,15 @@ static int remount_if_under(struct build *b, char *line, const char *top, unsign
  * safe. */
 static int remount_submounts(struct build *b, const char *top, unsigned attrs) {
   char path[PATH_MAX], buf[MOUNTINFO_LINE_MAX];
-  size_t used = 0;
-  int fd, rc = 0;
+  struct submounts u = {b, top, attrs};
+  int rc;
 
   snprintf(path, sizeof path, "%s/self/mountinfo", b->proc);
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return fail(b, errno, "opening %s (to find the submounts of %s)", path, top);
-  while (rc == 0) {
-    ssize_t n = read(fd, buf + used, sizeof buf - 1 - used);
-    char *start = buf, *nl;
-
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      rc = fail(b, errno, "reading %s", path);
-      break;
-    }
-    used += (size_t)n;
-    buf[used] = '\0';
-    while (rc == 0 && (nl = memchr(start, '\n', used - (size_t)(start - buf))) != NULL) {
-      *nl = '\0';
-      rc = remount_if_under(b, start, top, attrs);
-      start = nl + 1;
-    }
-    used -= (size_t)(start - buf);
-    if (n == 0) {
-      if (rc == 0 && used > 0)
-        rc = remount_if_under(b, start, top, attrs);
-      break;
-    }
-    if (used == sizeof buf - 1)
-      rc = fail(b, ENAMETOOLONG, "a line of %s is longer than %zu bytes", path, sizeof buf);
-    memmove(buf, start, used);
-  }
-  close(fd);
+  if (b->err != NULL && b->errlen > 0)
+    b->err[0] = '\0';
+  rc = awf_mountinfo_each(path, buf, sizeof buf, remount_if_under, &u);
+  if (rc < 0 && (b->err == NULL || b->errlen == 0 || b->err[0] == '\0'))
+    rc = fail(b, -rc, "reading %s (to find the submounts of %s)", path, top);
   return rc;
 }
 

@@ -1,6 +1,5 @@
 /* supervisor.c: start the sandbox, wire its network to the proxy, wait. */
 #include "supervisor.h"
-#include "fscreds.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -96,6 +95,11 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
   if (sethostname(AWF_SANDBOX_HOSTNAME, strlen(AWF_SANDBOX_HOSTNAME)) < 0 ||
       awf_rootfs_build(&plan->rootfs, err, sizeof(err)) < 0) {
     fprintf(stderr, "awf: %s\n", err[0] ? err : strerror(errno));
+    _exit(EXIT_AWF_ERROR);
+  }
+  /* The access log, where the sandbox shows it: read-only, unremovable. */
+  if (awf_logprotect_apply(&plan->log, err, sizeof(err)) < 0) {
+    fprintf(stderr, "awf: %s\n", err);
     _exit(EXIT_AWF_ERROR);
   }
   struct awf_init_command cmd = plan->command;
@@ -197,24 +201,16 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   int rc = awf_resolver_new(&s->loop, &ro, &s->resolver, err, errlen);
   if (rc < 0)
     return rc;
-  /* The log file is the caller's to name, so it is opened with the caller's
-   * rights (fscreds.h): never root's file it could not write itself. */
-  struct awf_fscreds_saved saved;
-  const struct awf_sandbox_plan *p = s->plan;
-  rc = awf_fscreds_enter(p->uid, p->gid, p->groups, p->ngroups, &saved);
-  if (rc == 0) {
-    rc = awf_logfile_open(cli->proxy.log_file, &s->log);
-    int back = awf_fscreds_leave(&saved);
-    if (back < 0) {
-      snprintf(err, errlen, "taking back root's file rights: %s", strerror(-back));
-      return back;
-    }
-  }
+  /* A log file was opened with the caller's rights before the sandbox was
+   * made (awf_main.c, logprotect.h); "-" is stdout. */
+  int log_fd = s->plan->log.fd;
+  rc = log_fd >= 0 ? awf_logfile_open_fd(log_fd, &s->log)
+                   : awf_logfile_open(cli->proxy.log_file, &s->log);
   if (rc < 0) {
     snprintf(err, errlen, "--log-file %s: %s", cli->proxy.log_file, strerror(-rc));
     return rc;
   }
-  if (awf_logfile_write_run(s->log, AWF_VERSION, (const char *const *)p->command.argv) < 0)
+  if (awf_logfile_write_run(s->log, AWF_VERSION, (const char *const *)s->plan->command.argv) < 0)
     fprintf(stderr, "awf: warning: access log write failed\n");
   struct awf_proxy_config cfg;
   awf_options_to_config(&cli->proxy, &cfg);

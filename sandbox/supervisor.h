@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "awf_cli.h"
+#include "logprotect.h"
 #include "rootfs.h"
 #include "sandbox_init.h"
 
@@ -29,6 +30,7 @@ struct awf_sandbox_plan {
   const gid_t *groups;
   size_t ngroups;
   struct awf_rootfs_spec rootfs;    /* what the sandbox's / holds */
+  struct awf_logprotect log;        /* --log-file, opened; kept from the command */
 };
 
 /* Runs the whole thing; returns awf's exit status. */

@@ -1,0 +1,110 @@
+"""The caller's terminal: a command that turns echo off and sets exclusive
+mode (TIOCEXCL) on the terminal awf gave it as stdin/stdout/stderr does not
+leave it so. Whatever way the command ends (exit, SIGKILL of itself, awf's
+SIGTERM passed on), the terminal has its termios back and is not exclusive."""
+
+import fcntl
+import os
+import pty
+import signal
+import struct
+import subprocess
+import termios
+import time
+
+import pytest
+
+from harness.util import token
+from harness.world import require_awf, stop, wait_for, world  # noqa: F401 (fixture)
+
+require_awf()
+
+TIOCGEXCL = getattr(termios, "TIOCGEXCL", 0x80045440)  # _IOR('T', 0x40, int)
+
+# The command's attacks on its terminal (then it marks that they were done).
+ECHO_OFF = "stty -echo -icanon"
+EXCLUSIVE = "python3 -c 'import fcntl, termios; fcntl.ioctl(0, termios.TIOCEXCL)'"
+MANGLE = f"{ECHO_OFF} && {EXCLUSIVE} && echo mangled > {{mark}}; "
+
+
+def exclusive(fd):
+    return struct.unpack("i", fcntl.ioctl(fd, TIOCGEXCL, struct.pack("i", 0)))[0]
+
+
+def drain(master):
+    """What the command wrote to the terminal so far (without blocking)."""
+    out = b""
+    os.set_blocking(master, False)
+    try:
+        while True:
+            chunk = os.read(master, 4096)
+            if not chunk:
+                break
+            out += chunk
+    except OSError:
+        pass
+    return out
+
+
+def run_on_pty(w, script, signal_awf=None):
+    """awf with a pty as its stdin, stdout and stderr; the pty's slave after
+    awf has exited, and awf's exit status."""
+    master, slave = pty.openpty()
+    argv, _ = w.awf_argv(["sh", "-c", script], log=False)
+    try:
+        before = termios.tcgetattr(slave)
+        assert before[3] & termios.ECHO and exclusive(slave) == 0
+        p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=w.base_env(),
+                             cwd=w.home)
+        try:
+            if signal_awf is not None:
+                ready = signal_awf
+                assert wait_for(lambda: os.path.exists(ready), timeout=30), \
+                    (stop(p), drain(master))
+                time.sleep(0.1)
+                p.send_signal(signal.SIGTERM)
+            rc = p.wait(60)
+        finally:
+            stop(p)
+        return master, slave, before, rc
+    except BaseException:
+        os.close(master)
+        os.close(slave)
+        raise
+
+
+@pytest.mark.parametrize("attack", [ECHO_OFF, EXCLUSIVE], ids=["echo-off", "tiocexcl"])
+@pytest.mark.parametrize("ending,status", [
+    ("exit 5", 5),
+    ("kill -KILL $$", 128 + signal.SIGKILL),
+], ids=["exit", "sigkill"])
+def test_command_mangling_the_callers_terminal_is_undone(world, attack, ending, status):
+    mark = os.path.join(world.home, "mangled-" + token())
+    master, slave, before, rc = run_on_pty(world, f"{attack} && echo done > {mark}; {ending}")
+    try:
+        out = drain(master)
+        assert rc == status, out
+        assert os.path.exists(mark), out  # the attack did happen inside
+        after = termios.tcgetattr(slave)
+        assert after[3] & termios.ECHO and after[3] & termios.ICANON, out
+        assert after == before, out
+        assert exclusive(slave) == 0, out
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_terminal_restored_when_awf_is_stopped_by_sigterm(world):
+    """SIGTERM to awf reaches the command, which dies of it; the terminal is
+    put back before awf exits 128+15."""
+    mark = os.path.join(world.home, "mangled-" + token())
+    script = MANGLE.format(mark=mark) + "exec sleep 30"
+    master, slave, before, rc = run_on_pty(world, script, signal_awf=mark)
+    try:
+        out = drain(master)
+        assert rc == 128 + signal.SIGTERM, out
+        assert termios.tcgetattr(slave) == before, out
+        assert exclusive(slave) == 0, out
+    finally:
+        os.close(master)
+        os.close(slave)
