@@ -240,7 +240,7 @@ static bool is_ipv6(const char *s) { return strchr(s, ':') != NULL; }
 
 static void fill_paste(const awf_denials *d, struct words *domains, struct words *ports,
                        struct words *cidrs, struct words *ssh) {
-  char item[HOST_MAX + 16];
+  char item[HOST_MAX + DETAIL_MAX + 16];
   for (size_t i = 0; i < d->n; i++) {
     const struct denial *x = &d->items[i];
     const char *hint;

@@ -12,7 +12,8 @@ import threading
 
 import pytest
 
-from harness.world import HOSTS_ONLY, ORIGIN, ORIGIN2, require_awf, world  # noqa: F401
+from harness.world import (HOSTS_ONLY, ORIGIN, ORIGIN2, ORIGIN6, require_awf,  # noqa: F401
+                           world)
 
 require_awf()
 
@@ -29,6 +30,8 @@ class SSHBanner(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
     def __init__(self, host):
+        if ":" in host:
+            self.address_family = socket.AF_INET6
         self.idents = []
         self.lock = threading.Lock()
         super().__init__((host, 22), _SSHHandler)
@@ -87,7 +90,7 @@ class _SSHHandler(socketserver.BaseRequestHandler):
 @pytest.fixture(scope="module")
 def sshd(world):
     servers = {}
-    for addr in (ORIGIN, ORIGIN2):
+    for addr in (ORIGIN, ORIGIN2, ORIGIN6):
         servers[addr] = world._serve(lambda a=addr: SSHBanner(a))
     return servers
 
@@ -142,6 +145,16 @@ def test_ssh_allowed_name_reaches_port_22_and_is_logged(world, sshd):
     opens = [x for x in r.all_log if x.get("event") == "open" and x.get("conn") == rec["conn"]]
     assert len(opens) == 1 and opens[0]["kind"] == "tcp" and opens[0]["decision"] == "allow", r
     assert r.all_log.index(opens[0]) < r.all_log.index(rec)
+
+
+def test_ssh_over_ipv6(world, sshd):
+    before = sshd[ORIGIN6].connections
+    r = ssh_client(world, "v6.allowed.test", ["--allow-ssh", "allowed.test"])
+    assert r.out.strip() == repr(SSH_BANNER + b"ping"), r
+    assert sshd[ORIGIN6].connections == before + 1
+    rec = one(r, event="tcp", host="v6.allowed.test")
+    assert (rec["decision"], rec["upstream"], rec["original_dst"]) == \
+        ("allow", f"[{ORIGIN6}]:22", f"[{ORIGIN6}]:22"), r
 
 
 def test_allow_ssh_name_resolves_but_is_not_allowed_for_https(world, sshd):
@@ -253,3 +266,17 @@ def test_openssh_proxycommand_through_the_explicit_proxy(world, sshd):
     assert sshd[ORIGIN].idents[-1].startswith(b"SSH-2.0-OpenSSH"), sshd[ORIGIN].idents
     rec = one(r, event="connect", host="allowed.test")
     assert (rec["port"], rec["decision"], rec["upstream"]) == (22, "allow", f"{ORIGIN}:22"), r
+
+
+def test_git_over_ssh_gets_through_with_allow_ssh(world, sshd):
+    for tool in ("ssh", "git"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian: scripts/install-deps)")
+    before = sshd[ORIGIN].connections
+    r = world.awf("git", "ls-remote", "ssh://git@allowed.test/org/repo.git",
+                  args=["--allow-ssh", "allowed.test",
+                        "-e", "GIT_SSH_COMMAND=ssh " + " ".join(SSH_OPTS)])
+    assert r.rc == 128 and "Bad packet length 4294967295" in r.err, r
+    assert sshd[ORIGIN].connections == before + 1, r
+    assert sshd[ORIGIN].idents[-1].startswith(b"SSH-2.0-OpenSSH"), sshd[ORIGIN].idents
+    assert one(r, event="tcp", host="allowed.test")["decision"] == "allow", r
