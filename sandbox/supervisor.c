@@ -22,6 +22,7 @@
 #include "nflog.h"
 #include "proxy.h"
 #include "refused.h"
+#include "unixlog.h"
 #include "resolver.h"
 #include "privileges.h"
 #include "rootfs.h"
@@ -44,6 +45,7 @@ struct supervisor {
   awf_proxy *proxy;
   awf_dns_server *dns[2];   /* IPv4 and IPv6 */
   awf_refused *refused;     /* what the sandbox's firewall refused (may be NULL) */
+  awf_unixlog *unixlog;     /* the UNIX gate's decisions (may be NULL) */
   awf_denials *denials;
   awf_dns_memory *dns_memory; /* --allow-ssh: the names answered per address */
   uv_signal_t sig_chld;
@@ -144,6 +146,8 @@ static void stop_all(struct supervisor *s) {
   close_handle((uv_handle_t *)&s->timeout);
   awf_refused_close(s->refused); /* reads the last reports first */
   s->refused = NULL;
+  awf_unixlog_close(s->unixlog);
+  s->unixlog = NULL;
   for (size_t i = 0; i < 2; i++)
     if (s->dns[i])
       s->dns_open++;
@@ -267,7 +271,10 @@ static int loopback_addr(int family, uint16_t port, struct sockaddr_storage *a) 
 static int start_unix_gate(struct supervisor *s, char *err, size_t errlen) {
   const struct awf_sandbox_plan *p = s->plan;
   struct awf_unixgate_config gc = {p->uid, p->gid, p->groups, p->ngroups,
-                                   p->cli->allow_unix_sockets};
+                                   p->cli->allow_unix_sockets, -1};
+  /* The gate's decisions reach the access log and the summary through a pipe. */
+  if (awf_unixlog_start(&s->loop, s->log, s->denials, &gc.report_fd, &s->unixlog) < 0)
+    fprintf(stderr, "awf: warning: refused UNIX socket connections will not be logged\n");
   int rc = awf_unixgate_start(&gc, gate_channel[0], s->unix_diag, &s->unix_gate, err, errlen);
   gate_channel[0] = s->unix_diag = -1; /* the gate's now, even on failure */
   return rc;
