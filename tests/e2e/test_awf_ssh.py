@@ -110,9 +110,14 @@ for name in pre:
     socket.getaddrinfo(name, 22, socket.AF_INET, socket.SOCK_STREAM)
 try:
     s = socket.create_connection((host, 22), timeout=5)
+    got = b""
+    while not got.endswith(b"\n"):  # the server speaks first
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
     s.sendall(b"SSH-2.0-awftest\r\nping")
     s.shutdown(socket.SHUT_WR)
-    got = b""
     while True:
         b = s.recv(4096)
         if not b:
