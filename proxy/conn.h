@@ -133,12 +133,17 @@ struct tunnel_params {
   const char *upstream;     /* "ip:port" dialled */
   uint64_t started_ms;
   uint64_t req;             /* the CONNECT's request number, for the log */
+  bool host_access;         /* admitted as one of the host's services */
 };
 int tunnel_start(struct conn *c, const struct tunnel_params *tp,
                  const char *early, size_t early_len);
 /* tunnel.c: a redirected connection to a TLS port: judge its ClientHello's
  * SNI, then dial that name (never the original address) on the same port. */
 int tunnel_start_transparent(struct conn *c);
+/* tunnel.c: a redirected connection to the host's sandbox-side address
+ * (host_access.h): on one of its ports, raw TCP relayed to its targets;
+ * on another, denied (host_port_not_allowed). */
+int tunnel_start_host(struct conn *c);
 void tunnel_on_timer(struct conn *c);
 void tunnel_on_close(struct conn *c);
 void tunnel_free(struct conn *c);

@@ -50,6 +50,7 @@ static const struct {
     {"ip_literal", FIX_IP_RULE, NULL},
     {"port_not_allowed", FIX_PORT, NULL},
     {"no_protocol_for_port", FIX_PROTOCOL, NULL},
+    {"host_port_not_allowed", FIX_NONE, "a port of the host that --allow-host-ports does not list"},
     {"private_destination", FIX_CIDR, NULL},
     {"unix_socket_not_allowed", FIX_UNIX, NULL},
     {"blocked", FIX_NONE, "a --block-domains rule matches it"},

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "host_access.h"
 #include "nflog.h"
 #include "nft_ruleset.h"
 #include "rtnl.h"
@@ -78,6 +79,10 @@ static int apply_ruleset(const struct awf_cli *cli, char *err, size_t errlen) {
                               .transparent_port = AWF_SANDBOX_TRANSPARENT_PORT,
                               .dns_port = AWF_SANDBOX_DNS_PORT,
                               .nflog_group = AWF_NFLOG_GROUP};
+  if (cli->host_access) {
+    spec.host_alias4 = AWF_HOST_ALIAS_ADDR4;
+    spec.host_alias6 = AWF_HOST_ALIAS_ADDR6;
+  }
   char *text;
   long len = awf_nft_ruleset(&spec, &text);
   if (len < 0) {
