@@ -46,6 +46,27 @@ static int allow_local_redirect(char *err, size_t errlen) {
   return 0;
 }
 
+/* awf's listeners inside take ports below 1024 (supervisor.h), which only
+ * CAP_NET_BIND_SERVICE may bind: the command has no capabilities, so none of
+ * its own servers can collide with them, and it cannot squat them first. A
+ * new namespace starts at 1024; set it anyway, so that the guarantee does
+ * not rest on a default. Kernels before 4.11 have no knob: 1024 is fixed. */
+static int keep_low_ports_privileged(char *err, size_t errlen) {
+  const char *knob = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
+  int fd = open(knob, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT)
+    return 0;
+  if (fd < 0 || write(fd, "1024", 4) != 4) {
+    int e = errno;
+    snprintf(err, errlen, "sandbox network: setting %s: %s", knob, strerror(e));
+    if (fd >= 0)
+      close(fd);
+    return -e;
+  }
+  close(fd);
+  return 0;
+}
+
 static int configure_loopback(char *err, size_t errlen) {
   awf_rtnl *r;
   struct in_addr a4;
@@ -119,6 +140,8 @@ int awf_step_configure_sandbox_net(const struct awf_cli *cli, char *err, size_t 
   int rc = configure_loopback(err, errlen);
   if (rc == 0)
     rc = allow_local_redirect(err, errlen);
+  if (rc == 0)
+    rc = keep_low_ports_privileged(err, errlen);
   if (rc == 0)
     rc = apply_ruleset(cli, err, errlen);
   return rc;
