@@ -11,6 +11,7 @@ from harness.netns import PortHTTPOrigin
 from harness.origin import HELLO_BODY
 from harness.util import token
 from harness.world import require_awf, world  # noqa: F401 (fixture)
+from test_awf_net import ok, one
 
 require_awf()
 
@@ -27,17 +28,6 @@ def host(world):
     """HTTP servers on the world's loopback: the host's own services."""
     return {port: world._serve(lambda p=port: PortHTTPOrigin("127.0.0.1", p))
             for port in (HOST_PORT, OTHER_PORT, DB_PORT)}
-
-
-def ok(r):
-    assert r.rc == 0, r
-    return r
-
-
-def one(r, **fields):
-    recs = r.records(**fields)
-    assert len(recs) == 1, f"want one record with {fields}\n{r}"
-    return recs[0]
 
 
 def opened_before(r, rec):
