@@ -188,7 +188,10 @@ static int host_ports(struct awf_cli *cli, const char *general, const char *serv
   if (general) {
     if (awf_parse_port_list(general, &cli->host_ports, err, sizeof(err)) < 0)
       return fail("--allow-host-ports: %s", err);
-    uint16_t bad = awf_host_ports_first_danger(&cli->host_ports);
+    struct awf_port_set unnamed = cli->host_ports; /* refused ones the caller did not name */
+    for (size_t i = 0; i < sizeof(extra.bits); i++)
+      unnamed.bits[i] &= (uint8_t)~extra.bits[i];
+    uint16_t bad = awf_host_ports_first_danger(&unnamed);
     if (bad)
       return fail("--allow-host-ports %s: port %u (%s) is refused: SSH, mail, file sharing, "
                   "remote desktop and database ports of the host stay closed. If the command "

@@ -209,3 +209,9 @@ def test_dangerous_host_port_accepted_when_forced(world, host):
     assert "warning" in r.err and str(DB_PORT) in r.err, r
     rec = one(r, event="tcp", host="host.docker.internal")
     assert (rec["port"], rec["reason"]) == (DB_PORT, "host_access"), r
+    # A range that holds it is accepted once the port itself is named.
+    r = ok(world.awf("true", args=["--enable-host-access", "--allow-host-ports", "5400-5500",
+                                   "--allow-host-service-ports", str(DB_PORT)]))
+    r = world.awf("true", args=["--enable-host-access", "--allow-host-ports", "5400-5500",
+                                "--allow-host-service-ports", "5433"])
+    assert r.rc == 125 and "port 5432" in r.err, r
