@@ -138,6 +138,7 @@ struct tunnel_params {
   const char *upstream;     /* "ip:port" dialled */
   uint64_t started_ms;
   uint64_t req;             /* the CONNECT's request number, for the log */
+  bool host_access;         /* admitted as one of the host's services */
 };
 int tunnel_start(struct conn *c, const struct tunnel_params *tp,
                  const char *early, size_t early_len);
@@ -156,6 +157,11 @@ struct tunnel_raw {
   const char *audit_reason;
 };
 int tunnel_start_raw(struct conn *c, const struct tunnel_raw *r);
+
+/* tunnel.c: a redirected connection to the host's sandbox-side address
+ * (host_access.h): on one of its ports, raw TCP relayed to its targets;
+ * on another, denied (host_port_not_allowed). */
+int tunnel_start_host(struct conn *c);
 void tunnel_on_timer(struct conn *c);
 void tunnel_on_close(struct conn *c);
 void tunnel_free(struct conn *c);

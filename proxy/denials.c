@@ -51,6 +51,7 @@ static const struct {
     {"ip_literal", FIX_IP_RULE, NULL},
     {"port_not_allowed", FIX_PORT, NULL},
     {"no_protocol_for_port", FIX_PROTOCOL, NULL},
+    {"host_port_not_allowed", FIX_NONE, "a port of the host that --allow-host-ports does not list"},
     {"private_destination", FIX_CIDR, NULL},
     {"ssh_not_allowed", FIX_SSH, NULL},
     {"unknown_destination", FIX_NONE,

@@ -29,6 +29,7 @@ struct awf_dial {
   struct attempt *cur;
   unsigned open_handles;   /* timer + attempts not yet closed */
   bool finished;           /* callback ran or dial cancelled */
+  bool host;               /* the host's targets: no address policy */
   size_t next;
   struct awf_dial_result result;
   struct awf_addr_list addrs; /* only addresses the policy admits */
@@ -141,7 +142,7 @@ static void try_next(awf_dial *d) {
 static void take_addresses(awf_dial *d, const struct awf_addr_list *in) {
   d->addrs.n = 0;
   for (size_t i = 0; i < in->n; i++) {
-    if (awf_addr_policy_check(d->policy, (const struct sockaddr *)&in->addr[i]) == NULL)
+    if (d->host || awf_addr_policy_check(d->policy, (const struct sockaddr *)&in->addr[i]) == NULL)
       d->addrs.addr[d->addrs.n++] = in->addr[i];
   }
   if (d->addrs.n == 0) {
@@ -192,7 +193,11 @@ int awf_dial_start(const struct awf_dial_params *prm, awf_dial_cb cb, void *arg,
 
   struct sockaddr_storage lit;
   int rc;
-  if (awf_ip_literal_parse(prm->host, strlen(prm->host), &lit) != 0) {
+  if (awf_host_access_targets(prm->host_access, prm->host, strlen(prm->host), prm->port,
+                              &d->addrs) >= 0) {
+    d->host = d->addrs.n > 0; /* none: the host on a port not its own, refused below */
+    rc = 1;
+  } else if (awf_ip_literal_parse(prm->host, strlen(prm->host), &lit) != 0) {
     d->addrs.n = 1;
     d->addrs.addr[0] = lit;
     rc = 1;

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "addr_policy.h"
+#include "host_access.h"
 #include "resolver.h"
 
 typedef struct awf_dial awf_dial;
@@ -33,6 +34,9 @@ struct awf_dial_params {
   unsigned connect_timeout_ms;
   const char *host;       /* normalised name, or IP literal without brackets */
   uint16_t port;
+  /* Optional: the host's names are not resolved but dial its targets, which
+   * the address policy does not judge (host_access.h). */
+  const struct awf_host_access *host_access;
 };
 
 /* Starts dialling. The callback runs exactly once, never from inside this

@@ -170,6 +170,30 @@ static enum awf_dns_action admitted_action(const struct awf_dns_query *q) {
   return AWF_DNS_ACT_NODATA;
 }
 
+bool awf_dns_host_answer(const struct awf_host_access *h, const struct awf_dns_query *q,
+                         struct awf_dns_rr *rr, size_t *n) {
+  *n = 0;
+  if (!h || !q->has_question || !q->name_ok || !q->class_in ||
+      awf_host_access_check(h, q->qname, q->qname_len, 0) == AWF_HOST_NONE)
+    return false;
+  memset(rr, 0, sizeof(*rr));
+  rr->ttl = AWF_DNS_ANSWER_TTL_MAX;
+  int family = q->qtype == AWF_DNS_TYPE_A ? AF_INET : q->qtype == AWF_DNS_TYPE_AAAA ? AF_INET6 : 0;
+  for (size_t i = 0; family && i < h->n_alias; i++) {
+    const struct sockaddr_storage *a = &h->alias[i];
+    if (a->ss_family != family)
+      continue;
+    rr->type = q->qtype;
+    if (family == AF_INET)
+      memcpy(rr->u.a, &((const struct sockaddr_in *)a)->sin_addr, 4);
+    else
+      memcpy(rr->u.aaaa, &((const struct sockaddr_in6 *)a)->sin6_addr, 16);
+    *n = 1;
+    break;
+  }
+  return true;
+}
+
 void awf_dns_decide(const awf_acl *acl, bool audit, const struct awf_dns_query *q,
                     struct awf_dns_verdict *v) {
   v->action = AWF_DNS_ACT_REFUSE;
@@ -503,6 +527,12 @@ static int handle_message(awf_dns_server *s, struct dns_conn *c, const struct so
     return 0;
   }
 
+  struct awf_dns_rr host_rr;
+  size_t host_n;
+  if (awf_dns_host_answer(s->cfg.host_access, &j.q, &host_rr, &host_n)) {
+    log_job(&j, "allow", "host_access", respond(&j, AWF_DNS_NOERROR, &host_rr, host_n));
+    return 0;
+  }
   awf_dns_decide(s->cfg.acl, s->cfg.audit, &j.q, &j.v);
   awf_dns_decide_ssh(s->cfg.ssh_acl, &j.q, &j.v);
   switch (j.v.action) {

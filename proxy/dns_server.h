@@ -18,6 +18,9 @@
  *   at once (EAI_NONAME), and the EDE says it is policy, not the name's
  *   absence. Never forwarded. Invalid names and classes other than IN
  *   (malformed or unsupported queries): REFUSED.
+ * - The host's names, when the config has host access (host_access.h):
+ *   A and AAAA of its sandbox-side addresses, NODATA for other types,
+ *   answered locally whatever the ACL says (reason host_access).
  * - Loopback, answered locally and never forwarded or counted as a denial
  *   (RFC 6761): "localhost" and names under it (A 127.0.0.1, AAAA ::1),
  *   PTR of 127.0.0.1 and ::1 ("localhost"); other names under
@@ -38,6 +41,7 @@
 #include "denials.h"
 #include "dns_memory.h"
 #include "dns_msg.h"
+#include "host_access.h"
 #include "logfile.h"
 #include "resolver.h"
 
@@ -57,6 +61,7 @@ struct awf_dns_server_config {
   awf_logfile *log;
   awf_denials *denials;          /* optional: collects denied names */
   bool audit;                    /* admit what the ACL denies, log would_deny */
+  const struct awf_host_access *host_access; /* optional: the host's names */
   unsigned max_pending;          /* lookups in flight; beyond: SERVFAIL. 0: default */
   unsigned max_tcp;              /* TCP connections at once; beyond: closed. 0: default */
   unsigned tcp_idle_timeout_ms;  /* idle TCP connection is closed. 0: default */
@@ -125,6 +130,11 @@ void awf_dns_decide_ssh(const awf_acl *ssh_acl, const struct awf_dns_query *q,
  * and in *rr (when it returns 1 record) the answer. */
 size_t awf_dns_local_answer(const struct awf_dns_query *q, struct awf_dns_rr *rr,
                             unsigned *rcode);
+
+/* A query for one of the host's names (h may be NULL: never): returns true
+ * and the answer in *rr (*n is 1, or 0 for NODATA). */
+bool awf_dns_host_answer(const struct awf_host_access *h, const struct awf_dns_query *q,
+                         struct awf_dns_rr *rr, size_t *n);
 
 /* The answer records for qtype (A or AAAA) from a resolved list: addresses
  * of that family the policy admits, in order, owner the question name, with

@@ -15,6 +15,7 @@
 #include <llhttp.h>
 
 #include "conn.h"
+#include "host_access.h"
 #include "http_head.h"
 #include "http_target.h"
 #include "stream_write.h"
@@ -41,6 +42,7 @@ struct http_state {
   struct awf_resp_plan plan;    /* the response under way (http_head.h) */
   bool would_deny;
   const char *audit_reason;
+  bool host_access;          /* admitted as one of the host's services */
   uint64_t req_no;           /* this request's number on the connection (log `req`) */
   unsigned host_headers;
   int error_status;
@@ -98,6 +100,8 @@ static void request_record(struct conn *c, struct awf_log_record *r, const char 
   r->would_deny = h->would_deny;
   if (h->would_deny && h->audit_reason)
     r->reason = h->audit_reason;
+  if (h->host_access && !strcmp(decision, "allow"))
+    r->reason = "host_access";
 }
 
 /* The decision to let the request through, logged when it is made: before
@@ -335,6 +339,7 @@ static void request_reset(struct conn *c) {
   h->active = true;
   h->head_done = h->req_done = h->resp_started = h->resp_done = h->logged = false;
   h->head_request = h->resp_close = h->resp_refused = h->would_deny = false;
+  h->host_access = false;
   h->req_framing = AWF_FRAME_NONE;
   h->req_length = 0;
   memset(&h->plan, 0, sizeof(h->plan));
@@ -469,6 +474,9 @@ static int on_req_headers_complete(llhttp_t *p) {
   enum awf_acl_proto proto = h->method == HTTP_CONNECT ? AWF_PROTO_TLS : AWF_PROTO_HTTP;
   const char *deny = proxy_decide(px, h->target.host, h->target.host_len, h->target.port,
                                   proto, &h->would_deny, &h->audit_reason);
+  h->host_access = !deny && awf_host_access_check(px->cfg.host_access, h->target.host,
+                                                  h->target.host_len, h->target.port) ==
+                                AWF_HOST_ALLOWED;
   if (deny) {
     h->status = 403;
     log_request(c, "deny", deny);
@@ -692,7 +700,7 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
         .host = h->target.host, .host_len = h->target.host_len,
         .port = h->target.port, .would_deny = h->would_deny,
         .audit_reason = h->audit_reason, .upstream = h->upstream_addr,
-        .started_ms = h->started_ms, .req = h->req_no,
+        .started_ms = h->started_ms, .req = h->req_no, .host_access = h->host_access,
     };
     struct awf_buf early = h->pending;
     awf_buf_init(&h->pending, early.max);
@@ -732,7 +740,7 @@ static void start_dial(struct conn *c) {
   struct awf_dial_params prm = {
       .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
       .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = h->target.host,
-      .port = h->target.port,
+      .port = h->target.port, .host_access = px->cfg.host_access,
   };
   if (awf_dial_start(&prm, on_dialled, c, &c->dial) < 0) {
     c->dial = NULL;

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 
 #include "conn.h"
+#include "host_access.h"
 #include "hostname.h"
 #include "ssh_gate.h"
 
@@ -31,6 +32,14 @@ const char *proxy_decide(const awf_proxy *p, const char *host, size_t len,
   const char *reason = NULL;
   *would_deny = false;
   *audit_reason = NULL;
+  /* The host's services answer to their own port list, not to the ACL or
+   * --allow-ports; another port of the host is refused even under --audit,
+   * since no allowlist rule could admit it. */
+  switch (awf_host_access_check(p->cfg.host_access, host, len, port)) {
+  case AWF_HOST_ALLOWED: return NULL;
+  case AWF_HOST_PORT_DENIED: return "host_port_not_allowed";
+  case AWF_HOST_NONE: break;
+  }
   if (!awf_port_set_has(&p->cfg.allow_ports, port)) {
     reason = "port_not_allowed";
   } else {
@@ -319,6 +328,11 @@ static int start_transparent(struct conn *c, struct listener *l) {
   }
   awf_sockaddr_format((struct sockaddr *)&c->orig_dst, c->orig_dst_addr,
                       sizeof(c->orig_dst_addr));
+  if (awf_host_access_is_alias(p->cfg.host_access, (struct sockaddr *)&c->orig_dst)) {
+    if (tunnel_start_host(c) < 0)
+      conn_close(c);
+    return 0;
+  }
   uint16_t port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
   if (port == AWF_SSH_PORT && p->cfg.ssh_acl) { /* --allow-ssh: no name on the wire */
     if (ssh_conn_start(c) < 0)

@@ -29,6 +29,8 @@ static inline void awf_port_set_add(struct awf_port_set *s, uint16_t p) {
   s->bits[p >> 3] |= (uint8_t)(1u << (p & 7));
 }
 
+struct awf_host_access;
+
 struct awf_proxy_config {
   const awf_acl *acl;
   const awf_addr_policy *policy;
@@ -54,6 +56,12 @@ struct awf_proxy_config {
    * servers) against this ACL, and that name is dialled on port 22. */
   const awf_acl *ssh_acl;
   awf_dns_memory *dns_memory;
+  /* Optional: the host's services (host_access.h). Its names on its ports
+   * bypass the ACL, --allow-ports and the address policy and are relayed to
+   * its targets; on other ports they are denied (host_port_not_allowed);
+   * connections redirected to its sandbox-side addresses are relayed as raw
+   * TCP (`tcp`). */
+  const struct awf_host_access *host_access;
 };
 
 typedef struct awf_proxy awf_proxy;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "host_access.h"
 #include "hostname.h"
 #include "sni.h"
 #include "splice_relay.h"
@@ -24,11 +25,13 @@ struct tunnel_state {
   bool client_bp, up_bp;   /* reading stopped because the peer's queue is full */
   bool would_deny;
   bool transparent;        /* redirected TLS: no CONNECT, the SNI is the name */
-  bool raw;                /* redirected, judged before (SSH): no hello, no TLS alert */
+  bool raw;                /* redirected, judged before (SSH, the host's services):
+                              any protocol, no hello, no TLS alert */
   const char *event;       /* the log's event when not "tls"/"connect" (raw: "tcp") */
   bool dialling;           /* transparent: holding the hello while we dial */
   bool splice_wanted;      /* a read filled the buffer: splice once writes drain */
   bool splice_failed;      /* no pipes to be had: stay on the libuv path */
+  bool host_access;        /* admitted as one of the host's services */
   awf_splice *splice;      /* set: splice_relay.c owns the relay */
   const char *audit_reason;
   uint64_t req;            /* CONNECT: the request's number, for the log */
@@ -48,7 +51,7 @@ static void tunnel_record(struct conn *c, struct awf_log_record *r, const char *
                           const char *reason) {
   struct tunnel_state *t = c->tun;
   awf_log_record_init(r);
-  r->event = t->event ? t->event : t->transparent ? "tls" : "connect";
+  r->event = t->event ? t->event : t->raw ? "tcp" : t->transparent ? "tls" : "connect";
   r->req = t->req;
   r->method = t->transparent ? NULL : "CONNECT";
   if (t->host[0]) {
@@ -67,6 +70,8 @@ static void tunnel_record(struct conn *c, struct awf_log_record *r, const char *
   r->would_deny = t->would_deny;
   if (t->would_deny && t->audit_reason)
     r->reason = t->audit_reason;
+  if (t->host_access && !strcmp(decision, "allow"))
+    r->reason = "host_access";
 }
 
 static void log_tunnel(struct conn *c, const char *decision, const char *reason) {
@@ -251,8 +256,11 @@ static const char *judge_transparent(struct conn *c, const struct awf_tls_hello 
   if (awf_hostname_normalize(hello->sni, hello->sni_len, name, sizeof(name)) < 0)
     return "invalid_name";
   snprintf(t->host, sizeof(t->host), "%s", name);
-  return proxy_decide(c->proxy, name, strlen(name), t->port, AWF_PROTO_TLS,
-                      &t->would_deny, &t->audit_reason);
+  const char *deny = proxy_decide(c->proxy, name, strlen(name), t->port, AWF_PROTO_TLS,
+                                  &t->would_deny, &t->audit_reason);
+  t->host_access = !deny && awf_host_access_check(c->proxy->cfg.host_access, name, strlen(name),
+                                                  t->port) == AWF_HOST_ALLOWED;
+  return deny;
 }
 
 static void enter_relay(struct conn *c) {
@@ -296,7 +304,7 @@ static void dial_transparent(struct conn *c) {
   struct awf_dial_params prm = {
       .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
       .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = t->dial[0] ? t->dial : t->host,
-      .port = t->port,
+      .port = t->port, .host_access = px->cfg.host_access,
   };
   t->dialling = true;
   update_reading(c);
@@ -480,6 +488,7 @@ int tunnel_start(struct conn *c, const struct tunnel_params *tp, const char *ear
   t->audit_reason = tp->audit_reason;
   t->started_ms = tp->started_ms;
   t->req = tp->req;
+  t->host_access = tp->host_access;
   snprintf(t->upstream, sizeof(t->upstream), "%s", tp->upstream);
   c->phase = PH_TUNNEL_HELLO;
   c->up->data = c;
@@ -530,6 +539,58 @@ int tunnel_start_raw(struct conn *c, const struct tunnel_raw *r) {
   tunnel_record(c, &rec, "allow", "allowed");
   conn_log_open(c, &rec);
   dial_transparent(c);
+  return 0;
+}
+
+static void on_host_dialled(const struct awf_dial_result *r, void *arg) {
+  struct conn *c = arg;
+  struct tunnel_state *t = c->tun;
+  c->dial = NULL;
+  t->dialling = false;
+  if (r->status < 0) { /* nothing listens there: the client's connection ends */
+    log_tunnel(c, "deny", r->reason);
+    conn_close(c);
+    return;
+  }
+  awf_sockaddr_format((const struct sockaddr *)&r->peer, t->upstream, sizeof(t->upstream));
+  c->up = r->tcp;
+  c->up->data = c;
+  update_reading(c); /* both ways at once: server-first protocols too */
+}
+
+int tunnel_start_host(struct conn *c) {
+  awf_proxy *px = c->proxy;
+  const struct awf_host_access *ha = px->cfg.host_access;
+  struct tunnel_state *t = calloc(1, sizeof(*t));
+  if (!t)
+    return -ENOMEM;
+  c->tun = t;
+  t->transparent = t->raw = true;
+  t->port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
+  t->started_ms = conn_now_ms(c);
+  snprintf(t->host, sizeof(t->host), "%s", ha->names[0]);
+  if (!awf_port_set_has(&ha->ports, t->port)) {
+    log_tunnel(c, "deny", "host_port_not_allowed");
+    conn_close(c);
+    return 0;
+  }
+  t->host_access = true;
+  struct awf_log_record r; /* the decision, before the host is dialled */
+  tunnel_record(c, &r, "allow", "allowed");
+  conn_log_open(c, &r);
+  /* No byte is read from the client until the host has answered. */
+  t->dialling = true;
+  enter_relay(c);
+  struct awf_dial_params prm = {
+      .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
+      .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = t->host, .port = t->port,
+      .host_access = ha,
+  };
+  if (awf_dial_start(&prm, on_host_dialled, c, &c->dial) < 0) {
+    c->dial = NULL;
+    log_tunnel(c, "deny", "upstream_unreachable");
+    conn_close(c);
+  }
   return 0;
 }
 

@@ -9,7 +9,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "host_access.h"
+
 #define EXIT_AWF_ERROR 125
+
+/* Long options without a letter of their own. */
+enum { OPT_HOST_ACCESS = 0x100, OPT_HOST_PORTS, OPT_HOST_SERVICE_PORTS };
 
 static const char usage[] =
     "Usage: awf [OPTIONS] -- COMMAND [ARGS...]\n"
@@ -34,6 +39,16 @@ static const char usage[] =
     "                                private/local CIDRs that may still be reached\n"
     "      --dns-servers LIST        upstream resolvers for awf's own lookups\n"
     "                                (default: the host's /etc/resolv.conf)\n"
+    "      --enable-host-access      let the command reach services on the host's loopback\n"
+    "                                as host.docker.internal (or host.awf.internal),\n"
+    "                                through awf, on the --allow-host-ports only\n"
+    "      --allow-host-ports LIST   the host's ports it may reach (default 80,443; ranges\n"
+    "                                allowed); SSH, mail, SMB, RDP and database ports are\n"
+    "                                refused here\n"
+    "      --allow-host-service-ports LIST\n"
+    "                                more host ports, the refused ones included (a job's\n"
+    "                                service containers: 5432,6379); implies\n"
+    "                                --enable-host-access\n"
     "      --audit                   admit what the domain, scheme and port rules deny, log it\n"
     "                                as would_deny and list it at exit; private addresses,\n"
     "                                UDP and other ports stay denied\n"
@@ -81,6 +96,9 @@ static const struct option long_opts[] = {
     {"log-file", required_argument, 0, 'P'},
     {"log-level", required_argument, 0, 'P'},
     {"audit", no_argument, 0, 'A'},
+    {"enable-host-access", no_argument, 0, OPT_HOST_ACCESS},
+    {"allow-host-ports", required_argument, 0, OPT_HOST_PORTS},
+    {"allow-host-service-ports", required_argument, 0, OPT_HOST_SERVICE_PORTS},
     {"env", required_argument, 0, 'e'},
     {"env-file", required_argument, 0, 'F'},
     {"env-all", no_argument, 0, 'E'},
@@ -153,9 +171,52 @@ static int parse_mount(struct awf_cli *cli, const char *v) {
   return -1;
 }
 
+/* The host ports: --allow-host-ports (default 80,443), never one of the
+ * reference's dangerous ports, plus --allow-host-service-ports, which may
+ * name them and turns host access on (as in the reference). */
+static int host_ports(struct awf_cli *cli, const char *general, const char *service) {
+  char err[256];
+  struct awf_port_set extra;
+  memset(&extra, 0, sizeof(extra));
+  if (service) {
+    if (awf_parse_port_list(service, &extra, err, sizeof(err)) < 0)
+      return fail("--allow-host-service-ports: %s", err);
+    cli->host_access = true;
+  }
+  if (general && !cli->host_access)
+    return fail("--allow-host-ports needs --enable-host-access (without it the host's "
+                "services are out of reach)");
+  if (!cli->host_access)
+    return -1;
+  if (general) {
+    if (awf_parse_port_list(general, &cli->host_ports, err, sizeof(err)) < 0)
+      return fail("--allow-host-ports: %s", err);
+    struct awf_port_set unnamed = cli->host_ports; /* refused ones the caller did not name */
+    for (size_t i = 0; i < sizeof(extra.bits); i++)
+      unnamed.bits[i] &= (uint8_t)~extra.bits[i];
+    uint16_t bad = awf_host_ports_first_danger(&unnamed);
+    if (bad)
+      return fail("--allow-host-ports %s: port %u (%s) is refused: SSH, mail, file sharing, "
+                  "remote desktop and database ports of the host stay closed. If the command "
+                  "must reach this service, name it with --allow-host-service-ports %u",
+                  general, bad, awf_host_port_danger(bad), bad);
+  } else {
+    awf_port_set_add(&cli->host_ports, 80);
+    awf_port_set_add(&cli->host_ports, 443);
+  }
+  for (size_t i = 0; i < sizeof(extra.bits); i++)
+    cli->host_ports.bits[i] |= extra.bits[i];
+  uint16_t risky = awf_host_ports_first_danger(&extra);
+  if (risky)
+    fprintf(stderr, "awf: warning: --allow-host-service-ports lets the command reach the "
+                    "host's port %u (%s)\n", risky, awf_host_port_danger(risky));
+  return -1;
+}
+
 int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
   char err[768];
   int c, idx, rc;
+  const char *host_general = NULL, *host_service = NULL;
   opterr = 0;
   cli->proxy.log_level = AWF_LOG_WARN;
   awf_cgroup_limits_default(&cli->limits);
@@ -167,6 +228,9 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
     case 'd': flag = "allow-domains"; break;
     case 'P': flag = long_opts[idx].name; break;
     case 'A': cli->proxy.audit = true; break;
+    case OPT_HOST_ACCESS: cli->host_access = true; break;
+    case OPT_HOST_PORTS: host_general = optarg; break;
+    case OPT_HOST_SERVICE_PORTS: host_service = optarg; break;
     case 'e': /* KEY=VALUE, or KEY to copy the host's value (checked by envpolicy) */
       rc = push(cli->env_cli, &cli->n_env_cli, optarg, "-e");
       break;
@@ -228,6 +292,8 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
       return fail("%s", err);
   }
   cli->limits.debug = cli->proxy.log_level == AWF_LOG_DEBUG;
+  if ((rc = host_ports(cli, host_general, host_service)) >= 0)
+    return rc;
   if (optind >= argc)
     return fail("no command given: awf [OPTIONS] -- COMMAND [ARGS...]");
   cli->command = argv + optind;

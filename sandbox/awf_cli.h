@@ -36,6 +36,10 @@ struct awf_cli {
   const char *allow_unix_sockets[AWF_MAX_LIST_ARGS + 1]; /* --allow-unix-socket */
   size_t n_allow_unix_sockets;
   struct awf_cgroup_limits limits; /* --memory-limit, --pids-limit, --cpus */
+  /* --enable-host-access (or --allow-host-service-ports): the host's
+   * services on host_ports, through awf's relay (host_access.h). */
+  bool host_access;
+  struct awf_port_set host_ports;
   char *const *command;           /* argv after "--", NULL-terminated */
   int command_argc;
 };

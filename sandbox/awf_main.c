@@ -14,6 +14,7 @@
 #include "cmdline.h"
 #include "envpolicy.h"
 #include "fscreds.h"
+#include "host_access.h"
 #include "pathenv.h"
 #include "supervisor.h"
 #include "textfile.h"
@@ -81,16 +82,23 @@ static int build_path(const struct awf_rootfs_spec *rootfs, char *out, size_t ou
  * on 127.0.1.1 (Debian's convention), so git, hostname -f and getfqdn()
  * resolve it without asking DNS, where it would be a denied name. Not on
  * ::1 as well: the reverse lookup of ::1 would then give "localhost" for
- * "awf", and getfqdn() would answer "localhost". Returns a malloc'd string
- * or NULL (out of memory). */
-static char *sandbox_hosts(void) {
+ * "awf", and getfqdn() would answer "localhost". With host access, the
+ * host's names come first, before any line of the host's own for them (the
+ * first match wins). Returns a malloc'd string or NULL (out of memory). */
+static char *sandbox_hosts(bool host_access) {
   char err[256], *host = NULL, *out = NULL;
   size_t len = 0;
   if (awf_textfile_read("/etc/hosts", MAX_ENV_FILE, &host, &len, err, sizeof(err)) < 0)
     len = 0; /* no host file: only awf's lines */
   bool nl = len == 0 || host[len - 1] == '\n';
-  if (asprintf(&out, "%.*s%s# added by awf: the sandbox's own name\n127.0.1.1\t%s\n", (int)len,
-               len ? host : "", nl ? "" : "\n", AWF_SANDBOX_HOSTNAME) < 0)
+  const char *names = AWF_HOST_ALIAS_NAME " " AWF_HOST_ALIAS_NAME2;
+  char alias[256] = "";
+  if (host_access)
+    snprintf(alias, sizeof(alias),
+             "# added by awf (--enable-host-access): the host's services, through awf\n"
+             "%s\t%s\n%s\t%s\n", AWF_HOST_ALIAS_ADDR4, names, AWF_HOST_ALIAS_ADDR6, names);
+  if (asprintf(&out, "%s%.*s%s# added by awf: the sandbox's own name\n127.0.1.1\t%s\n", alias,
+               (int)len, len ? host : "", nl ? "" : "\n", AWF_SANDBOX_HOSTNAME) < 0)
     out = NULL;
   free(host);
   return out;
@@ -228,7 +236,7 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
   plan->rootfs = (struct awf_rootfs_spec){
       .home = user->home, .fresh_home = root_command,
       .private_tmp = cli->private_tmp || root_command, .mounts = mounts,
-      .n_mounts = cli->n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF, .hosts = sandbox_hosts(),
+      .n_mounts = cli->n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF, .hosts = sandbox_hosts(cli->host_access),
       .uid = plan->uid, .gid = plan->gid, .groups = groups, .ngroups = plan->ngroups};
   if (build_environment(cli, user, &plan->rootfs, env) < 0)
     return EXIT_AWF_ERROR;

@@ -2,7 +2,8 @@
  *
  * One inet table, so IPv4 and IPv6 get the same treatment:
  *  - nat output: DNS (UDP and TCP 53) to any address goes to awf's DNS
- *    server; loopback traffic is left alone (the command's own local
+ *    server; with host access, TCP to the host's sandbox-side addresses
+ *    goes to awf's transparent listener, whatever the port; loopback traffic is left alone (the command's own local
  *    services and awf's explicit proxy port); TCP to an allowed port at any
  *    other address goes to awf's transparent listener.
  *  - filter output, policy drop: only what was redirected, replies, and
@@ -54,6 +55,7 @@ long awf_nft_ruleset(const struct awf_nft_spec *spec, char **out) {
       "    type nat hook output priority -100; policy accept;\n"
       "    udp dport 53 redirect to :%u\n"
       "    tcp dport 53 redirect to :%u\n"
+      "%s"
       "    ip daddr 127.0.0.0/8 return\n"
       "    ip6 daddr ::1 return\n"
       "    tcp dport { %s } redirect to :%u\n"
@@ -97,6 +99,18 @@ long awf_nft_ruleset(const struct awf_nft_spec *spec, char **out) {
   *out = NULL;
   if (!spec->tcp_ports || !spec->transparent_port || !spec->dns_port)
     return -EINVAL;
+  char host_rules[256] = "";
+  size_t hn = 0;
+  if (spec->host_alias4)
+    hn += (size_t)snprintf(host_rules, sizeof(host_rules),
+                           "    ip daddr %s tcp dport 1-65535 redirect to :%u\n",
+                           spec->host_alias4, (unsigned)spec->transparent_port);
+  if (spec->host_alias6 && hn < sizeof(host_rules))
+    hn += (size_t)snprintf(host_rules + hn, sizeof(host_rules) - hn,
+                           "    ip6 daddr %s tcp dport 1-65535 redirect to :%u\n",
+                           spec->host_alias6, (unsigned)spec->transparent_port);
+  if (hn >= sizeof(host_rules))
+    return -EINVAL;
   size_t cap = 65536 * PORT_TEXT_MAX / 2 + 1; /* alternate ports: the worst case */
   char *ports = malloc(cap);
   if (!ports)
@@ -105,13 +119,13 @@ long awf_nft_ruleset(const struct awf_nft_spec *spec, char **out) {
     free(ports);
     return -EINVAL;
   }
-  size_t len = sizeof(head) + strlen(sets) + strlen(ports) + strlen(log_rule) + 32;
+  size_t len = sizeof(head) + strlen(sets) + strlen(ports) + strlen(log_rule) + hn + 32;
   char *text = malloc(len);
   if (!text) {
     free(ports);
     return -ENOMEM;
   }
-  int w = snprintf(text, len, head, sets, spec->dns_port, spec->dns_port, ports,
+  int w = snprintf(text, len, head, sets, spec->dns_port, spec->dns_port, host_rules, ports,
                    spec->transparent_port, log_rule);
   free(ports);
   if (w < 0 || (size_t)w >= len) {

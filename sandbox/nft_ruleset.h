@@ -14,6 +14,10 @@ struct awf_nft_spec {
   uint16_t transparent_port;  /* where redirected TCP goes (on loopback) */
   uint16_t dns_port;          /* where DNS (UDP and TCP 53) goes */
   uint16_t nflog_group;       /* refused packets are reported to it (rate-limited); 0: none */
+  /* Host access: the host's sandbox-side addresses (literals). Every TCP
+   * port of them goes to the transparent listener, which relays the host's
+   * ports and refuses the rest by name. NULL: none. */
+  const char *host_alias4, *host_alias6;
 };
 
 /* The ruleset as a NUL-terminated string (malloc'd, the caller frees) in *out.

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "host_access.h"
 #include "nflog.h"
 #include "nft_ruleset.h"
 #include "rtnl.h"
@@ -43,6 +44,27 @@ static int allow_local_redirect(char *err, size_t errlen) {
     }
     close(fd);
   }
+  return 0;
+}
+
+/* awf's listeners inside take ports below 1024 (supervisor.h), which only
+ * CAP_NET_BIND_SERVICE may bind: the command has no capabilities, so none of
+ * its own servers can collide with them, and it cannot squat them first. A
+ * new namespace starts at 1024; set it anyway, so that the guarantee does
+ * not rest on a default. Kernels before 4.11 have no knob: 1024 is fixed. */
+static int keep_low_ports_privileged(char *err, size_t errlen) {
+  const char *knob = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
+  int fd = open(knob, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT)
+    return 0;
+  if (fd < 0 || write(fd, "1024", 4) != 4) {
+    int e = errno;
+    snprintf(err, errlen, "sandbox network: setting %s: %s", knob, strerror(e));
+    if (fd >= 0)
+      close(fd);
+    return -e;
+  }
+  close(fd);
   return 0;
 }
 
@@ -82,6 +104,10 @@ static int apply_ruleset(const struct awf_cli *cli, char *err, size_t errlen) {
                               .transparent_port = AWF_SANDBOX_TRANSPARENT_PORT,
                               .dns_port = AWF_SANDBOX_DNS_PORT,
                               .nflog_group = AWF_NFLOG_GROUP};
+  if (cli->host_access) {
+    spec.host_alias4 = AWF_HOST_ALIAS_ADDR4;
+    spec.host_alias6 = AWF_HOST_ALIAS_ADDR6;
+  }
   char *text;
   long len = awf_nft_ruleset(&spec, &text);
   if (len < 0) {
@@ -118,6 +144,8 @@ int awf_step_configure_sandbox_net(const struct awf_cli *cli, char *err, size_t 
   int rc = configure_loopback(err, errlen);
   if (rc == 0)
     rc = allow_local_redirect(err, errlen);
+  if (rc == 0)
+    rc = keep_low_ports_privileged(err, errlen);
   if (rc == 0)
     rc = apply_ruleset(cli, err, errlen);
   return rc;

@@ -17,6 +17,7 @@
 #include "cgroup.h"
 #include "denials.h"
 #include "dns_server.h"
+#include "host_access.h"
 #include "logfile.h"
 #include "netaddr.h"
 #include "nflog.h"
@@ -54,6 +55,7 @@ struct supervisor {
   unsigned dns_open;
   awf_unixgate *unix_gate;
   int unix_diag;            /* NETLINK_SOCK_DIAG made in the sandbox's namespace */
+  struct awf_host_access host; /* --enable-host-access: the host's services */
 };
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
@@ -249,6 +251,11 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   cfg.log = s->log;
   cfg.denials = s->denials;
   cfg.dns_memory = s->dns_memory;
+  if (cli->host_access) {
+    awf_host_access_default(&s->host);
+    s->host.ports = cli->host_ports;
+    cfg.host_access = &s->host;
+  }
   rc = awf_proxy_new(&s->loop, &cfg, &s->proxy);
   if (rc < 0) {
     snprintf(err, errlen, "cannot start the proxy: %s", strerror(-rc));
@@ -309,6 +316,7 @@ static int listen_in_sandbox(struct supervisor *s, char *err, size_t errlen) {
   dc.denials = s->denials;
   dc.ssh_acl = cli->proxy.ssh_acl;
   dc.memory = s->dns_memory;
+  dc.host_access = cli->host_access ? &s->host : NULL;
   for (size_t i = 0; rc == 0 && i < 2; i++) {
     loopback_addr(families[i], AWF_SANDBOX_DNS_PORT, &a);
     rc = awf_dns_server_new(&s->loop, &dc, (struct sockaddr *)&a, NULL, &s->dns[i]);

@@ -23,9 +23,10 @@ EXIT = 7            # what the commands below exit with when they got to the end
 # Asks for a big answer through the proxy and leaves without reading it:
 # half the time with a FIN, half with a RST (SO_LINGER 0).
 CLOSE_EARLY = r"""
-import socket, struct, sys, time
+import os, socket, struct, sys, time
+PROXY = ("127.0.0.1", int(os.environ["HTTP_PROXY"].rsplit(":", 1)[1]))
 for i in range(6):
-    s = socket.create_connection(("127.0.0.1", 3128))
+    s = socket.create_connection(PROXY)
     s.sendall(b"GET http://allowed.test/bytes?n=30000000&t=%s-%d HTTP/1.1\r\n"
               b"Host: allowed.test\r\n\r\n" % (sys.argv[1].encode(), i))
     time.sleep(0.2)
@@ -39,9 +40,10 @@ sys.exit(7)
 # Sends a big body to an origin that resets after its first bytes: as a
 # plain-HTTP upload, then through a CONNECT tunnel (the spliced bulk path).
 UPLOAD_RESET = r"""
-import socket, sys, time
+import os, socket, sys, time
+PROXY = ("127.0.0.1", int(os.environ["HTTP_PROXY"].rsplit(":", 1)[1]))
 def push(head):
-    s = socket.create_connection(("127.0.0.1", 3128))
+    s = socket.create_connection(PROXY)
     s.sendall(head)
     if head.startswith(b"CONNECT"):
         assert s.recv(4096).startswith(b"HTTP/1.1 200")
@@ -61,8 +63,9 @@ sys.exit(7)
 
 # Opens a tunnel and holds it until killed.
 HOLD_TUNNEL = r"""
-import socket, sys, time
-s = socket.create_connection(("127.0.0.1", 3128))
+import os, socket, sys, time
+PROXY = ("127.0.0.1", int(os.environ["HTTP_PROXY"].rsplit(":", 1)[1]))
+s = socket.create_connection(PROXY)
 s.sendall(b"CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n" % ((sys.argv[1].encode(),) * 2))
 s.recv(4096)
 time.sleep(60)

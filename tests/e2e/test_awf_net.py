@@ -6,6 +6,7 @@ socket family that reaches past the namespace (vsock, packet)."""
 
 import errno
 import json
+import re
 import shutil
 import socket
 
@@ -75,7 +76,9 @@ def test_sandbox_network_setup(world):
     r = ok(world.awf("python3", "-c", code))
     got = json.loads(r.out)
     assert got["ifs"] == ["lo"]
-    proxy = "http://127.0.0.1:3128"
+    proxy = got["env"]["HTTP_PROXY"]  # the port the sandbox reports (below 1024)
+    assert re.fullmatch(r"http://127\.0\.0\.1:[0-9]+", proxy), proxy
+    assert int(proxy.rsplit(":", 1)[1]) < 1024, proxy
     assert got["env"] == {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy,
                           "https_proxy": proxy, "NO_PROXY": "localhost,127.0.0.1,127.0.0.0/8,::1"}
     lines = [ln.split() for ln in got["resolv"].splitlines() if ln and ln[0] != "#"]

@@ -5,6 +5,7 @@ summarised. And the other way: ssh's ProxyCommand through the explicit
 proxy's CONNECT with --allow-ports 22."""
 
 import errno
+import shlex
 import shutil
 import socket
 import socketserver
@@ -263,8 +264,10 @@ def test_openssh_proxycommand_through_the_explicit_proxy(world, sshd):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (Debian: scripts/install-deps)")
     before = sshd[ORIGIN].connections
-    r = world.awf("ssh", *SSH_OPTS, "-o", "ProxyCommand=nc -X connect -x 127.0.0.1:3128 %h %p",
-                  "git@allowed.test", "true", args=["-d", "allowed.test", "--allow-ports", "22"])
+    # the proxy's address from HTTP_PROXY, which awf sets (ssh runs ProxyCommand in a shell)
+    cmd = shlex.join(["ssh", *SSH_OPTS]) + \
+        " -o 'ProxyCommand=nc -X connect -x ${HTTP_PROXY#http://} %h %p' git@allowed.test true"
+    r = world.awf("sh", "-c", cmd, args=["-d", "allowed.test", "--allow-ports", "22"])
     assert r.rc == 255, r
     assert "Bad packet length 4294967295" in r.err, r
     assert sshd[ORIGIN].connections == before + 1, r

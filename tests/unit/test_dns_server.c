@@ -216,6 +216,36 @@ static void test_decide_loopback(void **state) {
   awf_acl_free(acl);
 }
 
+static void test_host_answer(void **state) {
+  (void)state;
+  struct awf_host_access ha;
+  awf_host_access_default(&ha);
+  struct awf_dns_query q;
+  struct awf_dns_rr rr;
+  size_t n;
+  parse("host.docker.internal", AWF_DNS_TYPE_A, NULL, &q);
+  assert_false(awf_dns_host_answer(NULL, &q, &rr, &n)); /* no host access: an ordinary name */
+  assert_true(awf_dns_host_answer(&ha, &q, &rr, &n));
+  assert_int_equal(n, 1);
+  assert_int_equal(rr.type, AWF_DNS_TYPE_A);
+  assert_memory_equal(rr.u.a, ((uint8_t[4]){198, 18, 0, 2}), 4);
+  parse("HOST.awf.internal", AWF_DNS_TYPE_AAAA, NULL, &q);
+  assert_true(awf_dns_host_answer(&ha, &q, &rr, &n));
+  assert_int_equal(n, 1);
+  assert_int_equal(rr.type, AWF_DNS_TYPE_AAAA);
+  uint8_t v6[16];
+  inet_pton(AF_INET6, AWF_HOST_ALIAS_ADDR6, v6);
+  assert_memory_equal(rr.u.aaaa, v6, 16);
+  parse("host.docker.internal", AWF_DNS_TYPE_TXT, NULL, &q);
+  assert_true(awf_dns_host_answer(&ha, &q, &rr, &n));
+  assert_int_equal(n, 0); /* NODATA: nothing else is the host's */
+  parse("x.host.docker.internal", AWF_DNS_TYPE_A, NULL, &q);
+  assert_false(awf_dns_host_answer(&ha, &q, &rr, &n));
+  parse("host.docker.internal", AWF_DNS_TYPE_A, &(struct qopt){.flags = 0x0100, .qclass = 3},
+        &q);
+  assert_false(awf_dns_host_answer(&ha, &q, &rr, &n)); /* CHAOS: refused as usual */
+}
+
 static void test_decide_names_and_classes(void **state) {
   (void)state;
   awf_acl *acl = make_acl("allowed.test", NULL);
@@ -1340,6 +1370,7 @@ int main(void) {
       cmocka_unit_test(test_decide_admitted),
       cmocka_unit_test(test_decide_denied),
       cmocka_unit_test(test_decide_loopback),
+      cmocka_unit_test(test_host_answer),
       cmocka_unit_test(test_decide_names_and_classes),
       cmocka_unit_test(test_decide_ip_literals),
       cmocka_unit_test(test_decide_audit),

@@ -103,6 +103,27 @@ static void test_alternating_ports_fit(void **state) {
   free(t);
 }
 
+static void test_host_alias_redirected_on_every_port(void **state) {
+  (void)state;
+  set_port(443);
+  struct awf_nft_spec spec = {.tcp_ports = ports, .transparent_port = 151, .dns_port = 153,
+                              .host_alias4 = "198.18.0.2", .host_alias6 = "fd00:198:18::2"};
+  char *t = NULL;
+  assert_true(awf_nft_ruleset(&spec, &t) > 0);
+  const char *h4 = strstr(t, "    ip daddr 198.18.0.2 tcp dport 1-65535 redirect to :151\n");
+  const char *h6 = strstr(t, "    ip6 daddr fd00:198:18::2 tcp dport 1-65535 redirect to :151\n");
+  assert_non_null(h4);
+  assert_non_null(h6);
+  /* DNS to the host's address is still awf's DNS; the rest is the listener's */
+  assert_true(strstr(t, "tcp dport 53 redirect") < h4);
+  assert_true(h6 < strstr(t, "tcp dport { 443 }"));
+  free(t);
+  t = build(151, 153); /* no host access: no rule names the address */
+  assert_null(strstr(t, "198.18.0.2"));
+  assert_null(strstr(t, "fd00:198:18::2"));
+  free(t);
+}
+
 static void test_rejects_empty_and_zero(void **state) {
   (void)state;
   char *t = (char *)1;
@@ -127,6 +148,7 @@ int main(void) {
       cmocka_unit_test_setup(test_ranges_folded, setup),
       cmocka_unit_test_setup(test_every_port_is_one_range, setup),
       cmocka_unit_test_setup(test_alternating_ports_fit, setup),
+      cmocka_unit_test_setup(test_host_alias_redirected_on_every_port, setup),
       cmocka_unit_test_setup(test_rejects_empty_and_zero, setup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
