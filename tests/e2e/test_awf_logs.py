@@ -328,8 +328,12 @@ def test_show_follow_survives_rotation(tmp):
 def max_rss_kb(args, lines_gen):
     """Feed the generated lines to `awf logs ARGS -` through a pipe; the
     child's peak resident set (VmHWM, from wait4's rusage) in KiB."""
+    # An ASan build keeps freed blocks in a quarantine (256 MiB by default),
+    # which would read as growth: off for this measurement (ignored otherwise).
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    e = env(ASAN_OPTIONS=(asan + ":" if asan else "") + "quarantine_size_mb=0")
     p = subprocess.Popen([AWF, "logs"] + args + ["-"], stdin=subprocess.PIPE,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=e,
                          preexec_fn=as_user)
     for chunk in lines_gen:
         p.stdin.write(chunk)
