@@ -38,6 +38,8 @@ struct awf_logfile {
    * record starts with one so only the cut line is damaged. */
   bool mid_line;
   char run[17];         /* awf_logfile_run() */
+  awf_logfile_tap_fn tap;
+  void *tap_ud;
 };
 
 /* 64 random bits, as hex. getrandom() without flags waits for the pool
@@ -214,11 +216,18 @@ const char *awf_logfile_run(const awf_logfile *lf) {
   return lf->run;
 }
 
+void awf_logfile_set_tap(awf_logfile *lf, awf_logfile_tap_fn fn, void *ud) {
+  lf->tap = fn;
+  lf->tap_ud = ud;
+}
+
 int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r) {
-  if (lf->kind == SINK_NONE)
-    return 0;
   struct awf_log_record rec = *r;
   rec.run = lf->run;
+  if (lf->tap)
+    lf->tap(lf->tap_ud, &rec);
+  if (lf->kind == SINK_NONE)
+    return 0;
   awf_buf_reset(&lf->line);
   int rc = awf_log_format(&lf->line, &rec);
   if (rc < 0) {
@@ -254,7 +263,10 @@ int awf_logfile_write_run(awf_logfile *lf, const char *version, const char *cons
   if (rc == -E2BIG && argv) {
     lf->lost--; /* not lost: written again without the command line */
     r.argv = NULL;
+    awf_logfile_tap_fn tap = lf->tap; /* it has seen this record */
+    lf->tap = NULL;
     rc = awf_logfile_write(lf, &r);
+    lf->tap = tap;
   }
   return rc;
 }

@@ -27,6 +27,13 @@ const char *awf_logfile_run(const awf_logfile *lf);
  * whole, never written in part; a short write is completed, EINTR retried). */
 int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r);
 
+/* A reader of every record written through lf, the `run` record included,
+ * also when there is no log file (path NULL): awf counts them for the
+ * GitHub step summary. fn sees the record with its run id, before it is
+ * formatted; NULL removes it. */
+typedef void (*awf_logfile_tap_fn)(void *ud, const struct awf_log_record *r);
+void awf_logfile_set_tap(awf_logfile *lf, awf_logfile_tap_fn fn, void *ud);
+
 /* The `run` record a process writes once at start: its version and, for awf,
  * the command it runs (argv, NULL-terminated; NULL for none). A command line
  * too long for one line is left out of the record. Returns as

@@ -55,6 +55,8 @@ static const char usage[] =
     "      --log-file FILE           JSONL access log of every decision (read-only and\n"
     "                                unremovable for the command)\n"
     "      --log-level LEVEL         debug, info, warn, error (default warn)\n"
+    "      --no-step-summary         do not append the Markdown summary of the run's traffic\n"
+    "                                to $GITHUB_STEP_SUMMARY (done when it is set)\n"
     "Environment:\n"
     "  -e, --env KEY=VALUE           set a variable (repeatable; wins over the others);\n"
     "                                -e KEY copies KEY's value from awf's environment\n"
@@ -73,12 +75,15 @@ static const char usage[] =
     "                                bind-mount a host path (absolute paths; default rw)\n"
     "      --work-dir DIR            working directory (default: the current one)\n"
     "      --private-tmp             a fresh /tmp instead of the host's\n"
+    "      --allow-unix-socket PATH  let the command connect to this host UNIX socket\n"
+    "                                (repeatable)\n"
     "      --agent-timeout MINUTES   stop the command after this long (exit 124);\n"
     "                                fractions allowed (0.5 = 30 s)\n"
     "      --version                 print the version and exit\n"
     "  -h, --help                    print this help and exit\n"
     "\n"
     "A single COMMAND argument with shell syntax runs under /bin/sh -c.\n"
+    "awf logs summary|stats|show ... reads access logs (awf logs --help); no root needed.\n"
     "Exit status: the command's; 128+N if it died of signal N; 124 on --agent-timeout;\n"
     "125 when awf itself fails; 126 command not executable; 127 command not found.\n";
 
@@ -111,6 +116,7 @@ static const struct option long_opts[] = {
     {"memory-limit", required_argument, 0, 'M'},
     {"pids-limit", required_argument, 0, 'L'},
     {"cpus", required_argument, 0, 'C'},
+    {"no-step-summary", no_argument, 0, 'S'},
     {"version", no_argument, 0, 'V'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -256,6 +262,7 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
       break;
     }
     case 'p': cli->private_tmp = true; break;
+    case 'S': cli->no_step_summary = true; break;
     case 'U':
       if (optarg[0] == '\0')
         return fail("--allow-unix-socket needs a path");

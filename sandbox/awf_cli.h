@@ -33,6 +33,7 @@ struct awf_cli {
   const char *work_dir;           /* NULL: the current directory */
   uint64_t agent_timeout_ms;      /* 0: none */
   bool private_tmp;
+  bool no_step_summary;           /* --no-step-summary */
   const char *allow_unix_sockets[AWF_MAX_LIST_ARGS + 1]; /* --allow-unix-socket */
   size_t n_allow_unix_sockets;
   struct awf_cgroup_limits limits; /* --memory-limit, --pids-limit, --cpus */

@@ -15,6 +15,7 @@
 #include "envpolicy.h"
 #include "fscreds.h"
 #include "host_access.h"
+#include "logs_cli.h"
 #include "pathenv.h"
 #include "supervisor.h"
 #include "textfile.h"
@@ -257,6 +258,10 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
 
 int main(int argc, char **argv) {
   static struct awf_cli cli;
+  /* `awf logs ...` reads access logs: any user, no sandbox (a command named
+   * logs runs as awf -- logs). */
+  if (argc >= 2 && strcmp(argv[1], "logs") == 0)
+    return awf_logs_main(argc - 1, argv + 1);
   if (awf_options_init(&cli.proxy) < 0)
     return EXIT_AWF_ERROR;
   if (geteuid() != 0) { /* --help and --version need no root; the rest says so */

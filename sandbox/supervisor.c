@@ -29,6 +29,7 @@
 #include "rootfs.h"
 #include "sandbox_steps.h"
 #include "seccomp_filter.h"
+#include "stepsummary.h"
 #include "unixgate.h"
 
 #define EXIT_AWF_ERROR 125
@@ -49,6 +50,7 @@ struct supervisor {
   awf_unixlog *unixlog;     /* the UNIX gate's decisions (may be NULL) */
   awf_denials *denials;
   awf_dns_memory *dns_memory; /* --allow-ssh: the names answered per address */
+  awf_stepsummary *summary; /* GITHUB_STEP_SUMMARY (may be NULL) */
   uv_signal_t sig_chld;
   uv_signal_t fwd[7];
   uv_timer_t timeout;
@@ -240,6 +242,7 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
     snprintf(err, errlen, "--log-file %s: %s", cli->proxy.log_file, strerror(-rc));
     return rc;
   }
+  awf_stepsummary_attach(s->summary, s->log); /* every record, log file or not */
   if (awf_logfile_write_run(s->log, AWF_VERSION, (const char *const *)s->plan->command.argv) < 0)
     fprintf(stderr, "awf: warning: access log write failed\n");
   struct awf_proxy_config cfg;
@@ -400,6 +403,8 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
    * disposition awf was started with. */
   signal(SIGPIPE, SIG_IGN);
   prctl(PR_SET_DUMPABLE, 0); /* nothing in the sandbox may ptrace or read awf */
+  if (!plan->cli->no_step_summary)
+    s.summary = awf_stepsummary_new(getenv("GITHUB_STEP_SUMMARY"));
 
   int home_ns = -1;
   awf_cgroup *cg; /* before the sandbox runs anything: all of it is limited */
@@ -443,6 +448,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     awf_logfile_close(s.log);
     awf_denials_free(s.denials);
     awf_dns_memory_free(s.dns_memory);
+    awf_stepsummary_free(s.summary);
     return EXIT_AWF_ERROR;
   }
   if (write(go[1], "g", 1) != 1) {
@@ -458,6 +464,10 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   awf_logfile_close(s.log);
   awf_denials_print(s.denials, stderr);
   awf_denials_free(s.denials);
+  if (s.summary && awf_stepsummary_write(s.summary, plan->uid, plan->gid, plan->groups,
+                                         plan->ngroups, err, sizeof(err)) < 0)
+    fprintf(stderr, "awf: warning: GITHUB_STEP_SUMMARY: %s\n", err);
+  awf_stepsummary_free(s.summary);
   awf_dns_memory_free(s.dns_memory);
   return s.exit_status;
 }
