@@ -505,7 +505,11 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
   if (!c->up)
     return -1;
-  return write_body(c, false, c->http->req_framing == AWF_FRAME_CHUNKED, at, len) < 0 ? -1 : 0;
+  /* The origin went away under the upload (a reset after refusing it): its
+   * failure, not a bad request of the client's. */
+  if (write_body(c, false, c->http->req_framing == AWF_FRAME_CHUNKED, at, len) < 0)
+    return req_error(c, 502, "upstream_unreachable");
+  return 0;
 }
 
 static void exchange_done(struct conn *c);
@@ -516,7 +520,7 @@ static int on_req_complete(llhttp_t *p) {
   if (h->req_framing == AWF_FRAME_CHUNKED && c->up) {
     uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
     if (write_up(c, &end, 1) < 0)
-      return -1;
+      return req_error(c, 502, "upstream_unreachable");
   }
   h->req_done = true;
   awf_scan_restart(&h->scan);

@@ -286,6 +286,12 @@ class World:
         self.http_alt = self._serve(lambda: PortHTTPOrigin(ORIGIN, ALT_PORT))
         self.udp = call(lambda: UDPEcho(ORIGIN, UDP_PORT)).start()
 
+    def add_host(self, name, addr):
+        """One more address on the world's link, and a name for it in its DNS
+        (for a module's own origins; gone with the world)."""
+        self.ns.run(["ip", "addr", "add", f"{addr}/24", "dev", self.iface])
+        self.dns.zone.set(name, [addr])
+
     def _serve(self, make):
         server = self.ns.call(make)
         server.start()
