@@ -487,6 +487,17 @@ static int parse_name_rule(const char *s, size_t n, struct rule *r, char *why, s
                          "e.g. *.example.com");
   if (n > AWF_HOSTNAME_MAX)
     return fail(why, wl, "name longer than 253 bytes");
+  if (n > 1 && s[0] == '.' && s[1] != '.') {
+    /* ".example.com" is other tools' spelling of "example.com and below",
+     * which the bare name already means here: point at it. */
+    struct rule bare;
+    memset(&bare, 0, offsetof(struct rule, key));
+    if (parse_name_rule(s + 1, n - 1, &bare, why, wl) < 0)
+      return -EINVAL;
+    snprintf(why, wl, "a leading dot is not allowed: did you mean %.*s (covers subdomains)?",
+             (int)(n - 1), s + 1);
+    return -EINVAL;
+  }
   memcpy(buf, s, n);
   buf[n] = '\0';
   if (check_labels(buf, n, why, wl) < 0)
@@ -717,7 +728,7 @@ static bool is_space(char c)
 static int handle_entry(const struct batch *b, const char *s, size_t n, unsigned line)
 {
   struct rule r;
-  char why[128];
+  char why[AWF_HOSTNAME_MAX + 128]; /* room for a name suggested back */
 
   while (n > 0 && is_space(s[0])) {
     s++;

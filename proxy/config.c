@@ -43,8 +43,10 @@ void awf_options_free(struct awf_options *o) {
     awf_acl_free(o->acl);
   if (o->policy)
     awf_addr_policy_free(o->policy);
+  awf_addr_policy_free(o->clients);
   o->acl = NULL;
   o->policy = NULL;
+  o->clients = NULL;
 }
 
 static int parse_port(const char *s, size_t len, unsigned *out) {
@@ -214,6 +216,14 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
     rc = awf_parse_port_list(v, &o->http_ports, msg, sizeof(msg));
   } else if (!strcmp(flag, "allow-destination-cidrs")) {
     rc = awf_addr_policy_allow_cidrs(o->policy, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "allow-clients")) {
+    if (v[strspn(v, ", \t")] == '\0') { /* no client at all would serve no one */
+      snprintf(msg, sizeof(msg), "the list is empty: name the clients' CIDRs, e.g. 10.0.0.0/8");
+      rc = -EINVAL;
+    } else if (!o->clients && !(o->clients = awf_addr_policy_new()))
+      rc = -ENOMEM;
+    else
+      rc = awf_addr_policy_allow_cidrs(o->clients, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "dns-servers")) {
     o->dns_servers = v; /* validated when the resolver is built */
   } else if (!strcmp(flag, "log-file")) {
@@ -278,4 +288,5 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->shutdown_grace_ms = o->shutdown_grace_ms;
   cfg->tls_ports = o->tls_ports;
   cfg->http_ports = o->http_ports;
+  cfg->allow_clients = o->clients;
 }

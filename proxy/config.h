@@ -18,6 +18,7 @@ struct awf_options {
   struct awf_port_set ports;
   const char *dns_servers;   /* NULL: the host's resolver configuration */
   const char *log_file;      /* NULL: no access log */
+  awf_addr_policy *clients;  /* --allow-clients; NULL: any client */
   bool audit;
   enum awf_log_level log_level;
   unsigned max_connections;

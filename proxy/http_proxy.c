@@ -269,6 +269,10 @@ static const char *explain(const char *reason) {
   if (!strcmp(reason, "upstream_unreachable")) return "the upstream server could not be reached";
   if (!strcmp(reason, "timeout")) return "timed out";
   if (!strcmp(reason, "header_too_large")) return "the request header block is larger than 64 KiB";
+  if (!strcmp(reason, "not_a_proxy_request"))
+    return "awf-proxy is a forward proxy, not a web server: send it absolute-form requests "
+           "(GET http://host/path) by pointing the client at it, e.g. "
+           "HTTP_PROXY=http://PROXY_ADDR:PORT, or curl -x http://PROXY_ADDR:PORT http://host/path";
   return "the request is malformed";
 }
 

@@ -1,6 +1,8 @@
 /* main.c: awf-proxy, the proxy on its own: flags, signals, the loop. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,9 @@ static const char usage[] =
     "      --http-ports LIST         original ports carrying HTTP (default 80)\n"
     "      --dns-listen ADDR:PORT    serve DNS (UDP and TCP), answering only names the\n"
     "                                rules admit; repeatable\n"
+    "      --allow-clients LIST      client CIDRs served by the proxy listeners; others are\n"
+    "                                reset (default: any client; give it when listening\n"
+    "                                beyond loopback, or this is an open proxy)\n"
     "  -d, --allow-domains LIST      comma-separated allow rules: github.com (and subdomains),\n"
     "                                *.github.com, api-*.x.com, https://x, http://x, 1.2.3.4\n"
     "      --allow-domains-file FILE allow rules, one per line or comma-separated, # comments\n"
@@ -114,6 +119,7 @@ static const struct option long_opts[] = {
     {"tls-ports", required_argument, 0, 'O'},
     {"http-ports", required_argument, 0, 'O'},
     {"dns-listen", required_argument, 0, 'O'},
+    {"allow-clients", required_argument, 0, 'O'},
     {"allow-domains", required_argument, 0, 'd'},
     {"allow-domains-file", required_argument, 0, 'O'},
     {"block-domains", required_argument, 0, 'O'},
@@ -174,6 +180,34 @@ static int parse_args(int argc, char **argv, struct awf_options *o) {
   return -1;
 }
 
+static bool is_loopback(const struct sockaddr_storage *ss) {
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (ss->ss_family == AF_INET)
+    return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+  const uint8_t *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+  return IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)a) ||
+         (memcmp(a, mapped, sizeof(mapped)) == 0 && a[12] == 127);
+}
+
+/* Anyone who can reach a listener beyond loopback may use the proxy (and
+ * its allowlist) unless --allow-clients says who may. */
+static void warn_open_proxy(const struct awf_options *o) {
+  char text[AWF_ADDRSTRLEN];
+  if (o->clients)
+    return;
+  for (size_t i = 0; i < o->n_listen + o->n_tlisten; i++) {
+    const struct sockaddr_storage *ss = i < o->n_listen ? &o->listen[i] : &o->tlisten[i - o->n_listen];
+    if (is_loopback(ss))
+      continue;
+    fprintf(stderr, "awf-proxy: warning: %s %s is not a loopback address and no --allow-clients "
+                    "was given: anyone who can reach it can use this proxy (an open proxy); "
+                    "name the clients with --allow-clients CIDR[,CIDR]\n",
+            i < o->n_listen ? "--listen" : "--transparent-listen",
+            awf_sockaddr_format((const struct sockaddr *)ss, text, sizeof(text)));
+    return;
+  }
+}
+
 static int run(struct awf_options *o) {
   struct app a;
   memset(&a, 0, sizeof(a));
@@ -182,6 +216,7 @@ static int run(struct awf_options *o) {
 
   if (awf_acl_count(o->acl, AWF_ACL_ALLOW) == 0 && !o->audit)
     fprintf(stderr, "awf-proxy: warning: no --allow-domains given: every request will be denied\n");
+  warn_open_proxy(o);
   uv_loop_init(&a.loop);
   struct awf_resolver_options ro;
   awf_resolver_options_default(&ro);

@@ -48,6 +48,8 @@ struct awf_proxy_config {
   /* Transparent mode: what a redirected connection's original port carries. */
   struct awf_port_set tls_ports;
   struct awf_port_set http_ports;
+  /* Clients admitted (NULL: any); others are reset at accept. */
+  const awf_addr_policy *allow_clients;
 };
 
 typedef struct awf_proxy awf_proxy;
