@@ -33,6 +33,8 @@ struct awf_dial_params {
   unsigned connect_timeout_ms;
   const char *host;       /* normalised name, or IP literal without brackets */
   uint16_t port;
+  const struct awf_proxy *debug; /* non-NULL: each address refused or tried, as
+                                    debug diagnostics of this engine */
 };
 
 /* Starts dialling. The callback runs exactly once, never from inside this

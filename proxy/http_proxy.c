@@ -740,7 +740,7 @@ static void start_dial(struct conn *c) {
   struct awf_dial_params prm = {
       .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
       .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = h->target.host,
-      .port = h->target.port,
+      .port = h->target.port, .debug = px->cfg.log_level == AWF_LOG_DEBUG ? px : NULL,
   };
   if (awf_dial_start(&prm, on_dialled, c, &c->dial) < 0) {
     c->dial = NULL;

@@ -221,12 +221,14 @@ static int run(struct awf_options *o) {
   struct awf_resolver_options ro;
   awf_resolver_options_default(&ro);
   ro.servers = o->dns_servers;
+  awf_options_debug_start(o, "awf-proxy", &ro, NULL);
   rc = awf_resolver_new(&a.loop, &ro, &a.resolver, err, sizeof(err));
   if (rc < 0) {
     fprintf(stderr, "awf-proxy: %s\n", rc == -EINVAL ? err : strerror(-rc));
     uv_loop_close(&a.loop);
     return EXIT_USAGE;
   }
+  awf_options_debug_start(o, "awf-proxy", &ro, a.resolver);
   rc = awf_logfile_open(o->log_file, &a.log);
   if (rc < 0) {
     fprintf(stderr, "awf-proxy: --log-file: cannot open '%s': %s\n", o->log_file, strerror(-rc));

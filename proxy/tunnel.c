@@ -290,6 +290,7 @@ static void dial_transparent(struct conn *c) {
   struct awf_dial_params prm = {
       .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
       .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = t->host, .port = t->port,
+      .debug = px->cfg.log_level == AWF_LOG_DEBUG ? px : NULL,
   };
   t->dialling = true;
   update_reading(c);

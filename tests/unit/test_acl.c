@@ -481,6 +481,50 @@ static void test_leading_dot_suggests_the_bare_name(void **state)
   awf_acl_free(a);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The listing gives each rule once, normalised, per list. */
+static void test_format_lists_normalised_rules(void **state)
+{
+  (void)state;
+  char err[256], buf[512];
+  awf_acl *a = awf_acl_new();
+  assert_non_null(a);
+  assert_int_equal(awf_acl_add_list(a, AWF_ACL_ALLOW,
+                                    "GitHub.com.,*.npmjs.org,https://api-*.x.com,http://[::1],"
+                                    "1.2.3.4,*.cdn-*.y.net,github.com,https://github.com",
+                                    err, sizeof err),
+                   0);
+  assert_int_equal(awf_acl_add_list(a, AWF_ACL_BLOCK, "bad.github.com", err, sizeof err), 0);
+  size_t need = awf_acl_format(a, AWF_ACL_ALLOW, buf, sizeof buf);
+  assert_int_equal(need, strlen(buf));
+  char *items[16];
+  size_t n = 0;
+  for (char *tok = strtok(buf, ","); tok && n < 16; tok = strtok(NULL, ","))
+    items[n++] = tok;
+  qsort(items, n, sizeof items[0], cmp_str);
+  static const char *const want[] = {"*.cdn-*.y.net", "*.npmjs.org",      "1.2.3.4",
+                                     "github.com",    "http://[::1]",     "https://api-*.x.com",
+                                     "https://github.com"};
+  assert_int_equal(n, sizeof want / sizeof want[0]);
+  for (size_t i = 0; i < n; i++)
+    assert_string_equal(items[i], want[i]);
+  assert_int_equal(awf_acl_format(a, AWF_ACL_BLOCK, buf, sizeof buf), strlen("bad.github.com"));
+  assert_string_equal(buf, "bad.github.com");
+  /* Truncated, terminated, and the length needed still told. */
+  char small[8];
+  assert_int_equal(awf_acl_format(a, AWF_ACL_ALLOW, small, sizeof small), need);
+  assert_int_equal(strlen(small), sizeof small - 1);
+  awf_acl *empty = awf_acl_new();
+  assert_int_equal(awf_acl_format(empty, AWF_ACL_ALLOW, buf, sizeof buf), 0);
+  assert_string_equal(buf, "");
+  awf_acl_free(empty);
+  awf_acl_free(a);
+}
+
 static void test_error_message_quotes_entry(void **state)
 {
   (void)state;
@@ -704,6 +748,7 @@ int main(void)
       cmocka_unit_test(test_case_dot_and_invalid_names),
       cmocka_unit_test(test_rejections),
       cmocka_unit_test(test_leading_dot_suggests_the_bare_name),
+      cmocka_unit_test(test_format_lists_normalised_rules),
       cmocka_unit_test(test_error_message_quotes_entry),
       cmocka_unit_test(test_list_syntax_and_dedup),
       cmocka_unit_test(test_rules_file),
