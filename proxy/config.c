@@ -43,9 +43,12 @@ void awf_options_free(struct awf_options *o) {
     awf_acl_free(o->acl);
   if (o->policy)
     awf_addr_policy_free(o->policy);
+  if (o->ssh_acl)
+    awf_acl_free(o->ssh_acl);
   awf_addr_policy_free(o->clients);
   o->acl = NULL;
   o->policy = NULL;
+  o->ssh_acl = NULL;
   o->clients = NULL;
 }
 
@@ -195,6 +198,24 @@ static int add_listen(struct sockaddr_storage *list, size_t *n, const char *v, c
   return 0;
 }
 
+/* --allow-ssh: host rules as in --allow-domains, without a scheme (SSH is
+ * neither HTTP nor TLS). */
+static int add_ssh_rules(struct awf_options *o, const char *v, char *msg, size_t msglen) {
+  if (strstr(v, "://")) {
+    snprintf(msg, msglen, "'%s': SSH hosts take no scheme (github.com, *.example.com, 1.2.3.4)",
+             v);
+    return -EINVAL;
+  }
+  if (!o->ssh_acl && !(o->ssh_acl = awf_acl_new()))
+    return -ENOMEM;
+  int rc = awf_acl_add_list(o->ssh_acl, AWF_ACL_ALLOW, v, msg, msglen);
+  if (rc == 0 && awf_acl_count(o->ssh_acl, AWF_ACL_ALLOW) == 0) {
+    snprintf(msg, msglen, "the list is empty");
+    rc = -EINVAL;
+  }
+  return rc;
+}
+
 int awf_options_set(struct awf_options *o, const char *flag, const char *v, char *err,
                     size_t errlen) {
   char msg[512];
@@ -208,6 +229,8 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
     rc = add_rules_file(o, AWF_ACL_ALLOW, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "block-domains-file")) {
     rc = add_rules_file(o, AWF_ACL_BLOCK, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "allow-ssh")) {
+    rc = add_ssh_rules(o, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "allow-ports")) {
     rc = awf_parse_port_list(v, &o->ports, msg, sizeof(msg));
   } else if (!strcmp(flag, "tls-ports")) {
@@ -356,5 +379,6 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->shutdown_grace_ms = o->shutdown_grace_ms;
   cfg->tls_ports = o->tls_ports;
   cfg->http_ports = o->http_ports;
+  cfg->ssh_acl = o->ssh_acl;
   cfg->allow_clients = o->clients;
 }

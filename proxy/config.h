@@ -38,6 +38,7 @@ struct awf_options {
   size_t n_dns_listen;
   struct awf_port_set tls_ports;
   struct awf_port_set http_ports;
+  awf_acl *ssh_acl;          /* --allow-ssh; NULL: not given */
 };
 
 /* Defaults, with an empty ACL (deny all). Returns 0 or -ENOMEM. */

@@ -114,6 +114,11 @@ uint64_t conn_now_ms(const struct conn *c);
 /* listener.c: a redirected connection to a port that is neither TLS nor HTTP */
 void conn_deny_port(struct conn *c, const char *reason);
 
+/* ssh_gate.c: a redirected connection to port 22 with --allow-ssh: judged
+ * by the name awf's DNS answered for its original address. Returns 0, or a
+ * negative errno (the caller closes c). */
+int ssh_conn_start(struct conn *c);
+
 /* http_proxy.c */
 int http_conn_start(struct conn *c);
 void http_on_timer(struct conn *c);
@@ -140,6 +145,18 @@ int tunnel_start(struct conn *c, const struct tunnel_params *tp,
 /* tunnel.c: a redirected connection to a TLS port: judge its ClientHello's
  * SNI, then dial that name (never the original address) on the same port. */
 int tunnel_start_transparent(struct conn *c);
+/* tunnel.c: a redirected connection judged already (ssh_gate.c): dial
+ * `dial` (an address) or else `host` on `port`, relay raw bytes both ways,
+ * log `event` with host. The open record is written here. */
+struct tunnel_raw {
+  const char *event;
+  const char *host;
+  const char *dial;         /* NULL: dial host */
+  uint16_t port;
+  bool would_deny;
+  const char *audit_reason;
+};
+int tunnel_start_raw(struct conn *c, const struct tunnel_raw *r);
 void tunnel_on_timer(struct conn *c);
 void tunnel_on_close(struct conn *c);
 void tunnel_free(struct conn *c);

@@ -35,6 +35,8 @@ enum fix {
   FIX_PORT,       /* --allow-ports N */
   FIX_PROTOCOL,   /* --tls-ports N or --http-ports N */
   FIX_CIDR,       /* --allow-destination-cidrs ADDR/32 */
+  FIX_SSH,        /* --allow-ssh HOST */
+  FIX_UNIX,       /* --allow-unix-socket PATH */
   FIX_NONE,       /* a policy decision no flag here widens (blocked, UDP...) */
   FIX_FAILURE,    /* not a policy denial: the destination could not be reached */
 };
@@ -50,6 +52,10 @@ static const struct {
     {"port_not_allowed", FIX_PORT, NULL},
     {"no_protocol_for_port", FIX_PROTOCOL, NULL},
     {"private_destination", FIX_CIDR, NULL},
+    {"ssh_not_allowed", FIX_SSH, NULL},
+    {"unknown_destination", FIX_NONE,
+     "SSH to an address that no name awf answered leads to: connect by a name in --allow-ssh"},
+    {"unix_socket_not_allowed", FIX_UNIX, NULL},
     {"blocked", FIX_NONE, "a --block-domains rule matches it"},
     {"udp_not_allowed", FIX_NONE, "UDP never leaves the sandbox (QUIC falls back to TCP)"},
     {"protocol_not_allowed", FIX_NONE, "only TCP leaves the sandbox"},
@@ -237,8 +243,8 @@ static unsigned children_of(const awf_denials *d, const char *parent) {
 static bool is_ipv6(const char *s) { return strchr(s, ':') != NULL; }
 
 static void fill_paste(const awf_denials *d, struct words *domains, struct words *ports,
-                       struct words *cidrs) {
-  char item[HOST_MAX + 16];
+                       struct words *cidrs, struct words *sockets, struct words *ssh) {
+  char item[HOST_MAX + DETAIL_MAX + 16];
   for (size_t i = 0; i < d->n; i++) {
     const struct denial *x = &d->items[i];
     const char *hint;
@@ -263,6 +269,14 @@ static void fill_paste(const awf_denials *d, struct words *domains, struct words
         words_add(ports, item);
       }
       break;
+    case FIX_SSH:
+      if (!awf_denials_looks_like_data(x->host))
+        words_add(ssh, x->host);
+      break;
+    case FIX_UNIX:
+      if (x->host[0] == '/' && !strchr(x->host, ','))
+        words_add(sockets, x->host);
+      break;
     case FIX_CIDR:
       if (x->detail[0]) {
         snprintf(item, sizeof(item), "%s/%d", x->detail, is_ipv6(x->detail) ? 128 : 32);
@@ -286,7 +300,7 @@ static void print_line(const struct denial *x, FILE *out) {
     fprintf(out, "  %s  %s", x->host, x->reason);
   if (x->count > 1)
     fprintf(out, " (%u times)", x->count);
-  if (fix == FIX_DOMAIN && awf_denials_looks_like_data(x->host))
+  if ((fix == FIX_DOMAIN || fix == FIX_SSH) && awf_denials_looks_like_data(x->host))
     fputs("  [looks like data encoded in the name: not suggested]", out);
   else if (fix == FIX_CIDR && x->detail[0])
     fprintf(out, "  (resolved to %s)", x->detail);
@@ -341,10 +355,10 @@ void awf_denials_print(const awf_denials *d, FILE *out) {
   print_section(d, SEC_WOULD, out);
   if (d->dropped)
     fprintf(out, "  ... and %lu more\n", d->dropped);
-  struct words *w = calloc(3, sizeof(*w)); /* domains, ports, cidrs */
+  struct words *w = calloc(5, sizeof(*w)); /* domains, ports, cidrs, unix sockets, ssh */
   if (w) {
-    fill_paste(d, &w[0], &w[1], &w[2]);
-    if (w[0].n + w[1].n + w[2].n) {
+    fill_paste(d, &w[0], &w[1], &w[2], &w[3], &w[4]);
+    if (w[0].n + w[1].n + w[2].n + w[3].n + w[4].n) {
       fputs("awf: to allow them:", out);
       if (w[0].n)
         fprintf(out, " --allow-domains %s", w[0].text);
@@ -352,6 +366,13 @@ void awf_denials_print(const awf_denials *d, FILE *out) {
         fprintf(out, " --allow-ports %s", w[1].text);
       if (w[2].n)
         fprintf(out, " --allow-destination-cidrs %s", w[2].text);
+      if (w[4].n)
+        fprintf(out, " --allow-ssh %s", w[4].text);
+      for (const char *p = w[3].text; w[3].n && p;) { /* one flag per socket */
+        const char *comma = strchr(p, ',');
+        fprintf(out, " --allow-unix-socket %.*s", comma ? (int)(comma - p) : (int)strlen(p), p);
+        p = comma ? comma + 1 : NULL;
+      }
       fputc('\n', out);
     }
     free(w);

@@ -1,7 +1,7 @@
 /* denials.h: the distinct hosts a run was denied, for the end-of-run summary:
  * each denied host:port with its reason and what would fix it, one
  * ready-to-paste line of flags (--allow-domains, --allow-ports,
- * --allow-destination-cidrs), and apart from them the destinations that
+ * --allow-destination-cidrs, --allow-ssh), and apart from them the destinations that
  * could not be reached (a DNS failure, an unreachable upstream, a timeout:
  * not policy). Names that look like data encoded in a label are listed,
  * flagged, and never suggested; four names or more under one parent are

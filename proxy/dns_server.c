@@ -159,6 +159,17 @@ size_t awf_dns_local_answer(const struct awf_dns_query *q, struct awf_dns_rr *rr
   return 1;
 }
 
+/* What an admitted name gets. No DNS name is an IP literal (numeric TLDs do
+ * not exist): nothing to look up, and the resolver must not be handed one. */
+static enum awf_dns_action admitted_action(const struct awf_dns_query *q) {
+  struct sockaddr_storage ss;
+  if (awf_ip_literal_parse(q->qname, q->qname_len, &ss) != 0)
+    return AWF_DNS_ACT_NODATA;
+  if (q->qtype == AWF_DNS_TYPE_A || q->qtype == AWF_DNS_TYPE_AAAA)
+    return AWF_DNS_ACT_RESOLVE;
+  return AWF_DNS_ACT_NODATA;
+}
+
 void awf_dns_decide(const awf_acl *acl, bool audit, const struct awf_dns_query *q,
                     struct awf_dns_verdict *v) {
   v->action = AWF_DNS_ACT_REFUSE;
@@ -186,15 +197,17 @@ void awf_dns_decide(const awf_acl *acl, bool audit, const struct awf_dns_query *
       return;
     v->would_deny = true;
   }
-  /* No DNS name is an IP literal (numeric TLDs do not exist): nothing to
-   * look up, and the resolver must not be handed one. */
-  struct sockaddr_storage ss;
-  if (awf_ip_literal_parse(q->qname, q->qname_len, &ss) != 0)
-    v->action = AWF_DNS_ACT_NODATA;
-  else if (q->qtype == AWF_DNS_TYPE_A || q->qtype == AWF_DNS_TYPE_AAAA)
-    v->action = AWF_DNS_ACT_RESOLVE;
-  else
-    v->action = AWF_DNS_ACT_NODATA;
+  v->action = admitted_action(q);
+}
+
+void awf_dns_decide_ssh(const awf_acl *ssh_acl, const struct awf_dns_query *q,
+                        struct awf_dns_verdict *v) {
+  if (!ssh_acl || strcmp(v->reason, "not_allowed") != 0 ||
+      awf_acl_check(ssh_acl, q->qname, q->qname_len, AWF_PROTO_TLS) != AWF_ACL_ALLOWED)
+    return;
+  v->reason = "allowed";
+  v->would_deny = false;
+  v->action = admitted_action(q);
 }
 
 size_t awf_dns_select_addrs(const struct awf_addr_list *l, uint16_t qtype,
@@ -351,6 +364,24 @@ static int respond_blocked(struct dns_job *j) {
   return respond_ede(j, AWF_DNS_NXDOMAIN, NULL, 0, &ede);
 }
 
+/* The addresses answered, for judging SSH by the name (dns_memory.h). */
+static void remember_answer(const struct dns_job *j, const struct awf_dns_rr *rrs, size_t n) {
+  awf_dns_memory *m = j->s->cfg.memory;
+  for (size_t i = 0; m && i < n; i++) {
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (rrs[i].type == AWF_DNS_TYPE_A) {
+      ss.ss_family = AF_INET;
+      memcpy(&((struct sockaddr_in *)&ss)->sin_addr, rrs[i].u.a, 4);
+    } else {
+      ss.ss_family = AF_INET6;
+      memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, rrs[i].u.aaaa, 16);
+    }
+    (void)awf_dns_memory_note(m, (struct sockaddr *)&ss, j->q.qname, uv_now(j->s->loop),
+                              rrs[i].ttl);
+  }
+}
+
 static void answer_lookup(struct dns_job *j, int status, const struct awf_addr_list *l) {
   const char *decision = "allow", *reason = j->v.reason;
   int answers;
@@ -368,6 +399,7 @@ static void answer_lookup(struct dns_job *j, int status, const struct awf_addr_l
           awf_sockaddr_format_ip((const struct sockaddr *)&l->addr[i], j->resolved,
                                  sizeof(j->resolved));
     }
+    remember_answer(j, rrs, n);
     answers = respond(j, AWF_DNS_NOERROR, rrs, n);
   } else if (status == -ENOENT) {
     /* The resolver cannot tell "no such name" from "no address at all";
@@ -472,6 +504,7 @@ static int handle_message(awf_dns_server *s, struct dns_conn *c, const struct so
   }
 
   awf_dns_decide(s->cfg.acl, s->cfg.audit, &j.q, &j.v);
+  awf_dns_decide_ssh(s->cfg.ssh_acl, &j.q, &j.v);
   switch (j.v.action) {
   case AWF_DNS_ACT_REFUSE:
     log_job(&j, "deny", j.v.reason, respond(&j, AWF_DNS_REFUSED, NULL, 0));

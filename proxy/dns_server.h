@@ -36,6 +36,7 @@
 #include "acl.h"
 #include "addr_policy.h"
 #include "denials.h"
+#include "dns_memory.h"
 #include "dns_msg.h"
 #include "logfile.h"
 #include "resolver.h"
@@ -63,6 +64,12 @@ struct awf_dns_server_config {
    * counts the loss; this is for a diagnostic on stderr). */
   void (*log_failed)(void *arg, int err);
   void *log_failed_arg;
+  /* --allow-ssh (optional): names these rules admit are answered too, though
+   * the ACL does not admit them (awf_dns_decide_ssh). */
+  const awf_acl *ssh_acl;
+  /* Optional: every address answered is noted with its name, for judging SSH
+   * connections by the name the command resolved. */
+  awf_dns_memory *memory;
 };
 
 /* Serve DNS on `listen` over UDP and TCP (same port; port 0 picks one free
@@ -107,6 +114,12 @@ enum awf_acl_verdict awf_dns_acl_check(const awf_acl *acl, const char *name, siz
  * when an IP rule admits them, REFUSED (ip_literal) otherwise. */
 void awf_dns_decide(const awf_acl *acl, bool audit, const struct awf_dns_query *q,
                     struct awf_dns_verdict *v);
+
+/* After awf_dns_decide: a name the ACL does not admit ("not_allowed", so no
+ * block rule matched) but the --allow-ssh rules do is answered as admitted
+ * (reason "allowed"): ssh must resolve it. ssh_acl NULL: no change. */
+void awf_dns_decide_ssh(const awf_acl *ssh_acl, const struct awf_dns_query *q,
+                        struct awf_dns_verdict *v);
 
 /* The loopback answer for a query decided AWF_DNS_ACT_LOCAL: the rcode,
  * and in *rr (when it returns 1 record) the answer. */

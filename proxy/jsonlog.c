@@ -380,6 +380,7 @@ int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   field_bytes(&w, "sni", r->sni, r->sni_len);
   field_true(&w, "ech", r->ech);
   field_str(&w, "original_dst", r->original_dst);
+  field_bytes(&w, "path", r->path, r->path_len);
   field_str(&w, "decision", r->decision);
   field_true(&w, "would_deny", r->would_deny);
   field_str(&w, "reason", r->reason);

@@ -54,6 +54,8 @@ struct awf_log_record {
   int status;              /* HTTP status sent; -1 to omit */
   const char *upstream;    /* "ip:port" dialled */
   const char *resolved;    /* private_destination: an address the name resolved to */
+  const char *path;        /* unix events: the socket file's name as the command gave it */
+  size_t path_len;
   int64_t bytes_up;        /* client -> upstream; -1 to omit */
   int64_t bytes_down;      /* upstream -> client; -1 to omit */
   int64_t duration_ms;     /* -1 to omit */
@@ -83,7 +85,7 @@ void awf_log_record_init(struct awf_log_record *r);
  * -EINVAL for a ts past year 9999) the buffer is left as it was, so no half
  * line is ever produced. Key order: ts, run, event, conn, req, kind, client,
  * method, host, port, url, url_truncated, sni, ech, original_dst, decision,
- * would_deny, reason, status, upstream, resolved, bytes_up, bytes_down, duration_ms,
+ * path, would_deny, reason, status, upstream, resolved, bytes_up, bytes_down, duration_ms,
  * qname, qtype, answers, version, argv. */
 int awf_log_format(struct awf_buf *b, const struct awf_log_record *r);
 

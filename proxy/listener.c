@@ -11,6 +11,7 @@
 
 #include "conn.h"
 #include "hostname.h"
+#include "ssh_gate.h"
 
 void awf_proxy_diag(const awf_proxy *p, enum awf_log_level level, const char *fmt, ...) {
   static const char *names[] = {"debug", "info", "warn", "error"};
@@ -319,6 +320,11 @@ static int start_transparent(struct conn *c, struct listener *l) {
   awf_sockaddr_format((struct sockaddr *)&c->orig_dst, c->orig_dst_addr,
                       sizeof(c->orig_dst_addr));
   uint16_t port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
+  if (port == AWF_SSH_PORT && p->cfg.ssh_acl) { /* --allow-ssh: no name on the wire */
+    if (ssh_conn_start(c) < 0)
+      conn_close(c);
+    return 0;
+  }
   /* A port let out but neither TLS nor HTTP has no name to judge. */
   const char *deny = "port_not_allowed";
   if (awf_port_set_has(&p->cfg.allow_ports, port)) {

@@ -12,6 +12,7 @@
 #include "acl.h"
 #include "addr_policy.h"
 #include "denials.h"
+#include "dns_memory.h"
 #include "logfile.h"
 #include "resolver.h"
 
@@ -48,6 +49,11 @@ struct awf_proxy_config {
   /* Transparent mode: what a redirected connection's original port carries. */
   struct awf_port_set tls_ports;
   struct awf_port_set http_ports;
+  /* --allow-ssh (NULL: none): TCP redirected to port 22 is judged by the names
+   * awf's DNS answered for its address (dns_memory, shared with the DNS
+   * servers) against this ACL, and that name is dialled on port 22. */
+  const awf_acl *ssh_acl;
+  awf_dns_memory *dns_memory;
   /* Clients admitted (NULL: any); others are reset at accept. */
   const awf_addr_policy *allow_clients;
 };

@@ -24,6 +24,8 @@ struct tunnel_state {
   bool client_bp, up_bp;   /* reading stopped because the peer's queue is full */
   bool would_deny;
   bool transparent;        /* redirected TLS: no CONNECT, the SNI is the name */
+  bool raw;                /* redirected, judged before (SSH): no hello, no TLS alert */
+  const char *event;       /* the log's event when not "tls"/"connect" (raw: "tcp") */
   bool dialling;           /* transparent: holding the hello while we dial */
   bool splice_wanted;      /* a read filled the buffer: splice once writes drain */
   bool splice_failed;      /* no pipes to be had: stay on the libuv path */
@@ -32,6 +34,7 @@ struct tunnel_state {
   uint64_t req;            /* CONNECT: the request's number, for the log */
   uint16_t port;
   char host[256];
+  char dial[AWF_ADDRSTRLEN]; /* raw: dial this address instead of the name */
   char sni[256];
   char upstream[AWF_ADDRSTRLEN];
   char resolved[AWF_ADDRSTRLEN]; /* private_destination: the address refused */
@@ -45,7 +48,7 @@ static void tunnel_record(struct conn *c, struct awf_log_record *r, const char *
                           const char *reason) {
   struct tunnel_state *t = c->tun;
   awf_log_record_init(r);
-  r->event = t->transparent ? "tls" : "connect";
+  r->event = t->event ? t->event : t->transparent ? "tls" : "connect";
   r->req = t->req;
   r->method = t->transparent ? NULL : "CONNECT";
   if (t->host[0]) {
@@ -189,6 +192,8 @@ static void deny_tunnel(struct conn *c, const char *reason) {
   char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31};
   if (!strcmp(reason, "no_sni"))
     alert[6] = 0x70;
+  if (c->tun->raw)
+    alert[0] = 0; /* not TLS: nothing to say */
   log_tunnel(c, "deny", reason);
   free(c->tun->hello);
   c->tun->hello = NULL;
@@ -200,7 +205,8 @@ static void deny_tunnel(struct conn *c, const char *reason) {
   }
   conn_drop_upstream(c);
   uv_buf_t b = uv_buf_init((char *)alert, sizeof(alert));
-  awf_stream_write((uv_stream_t *)&c->client, &b, 1, NULL, NULL);
+  if (alert[0])
+    awf_stream_write((uv_stream_t *)&c->client, &b, 1, NULL, NULL);
   conn_close_after_writes(c);
 }
 
@@ -271,7 +277,7 @@ static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
   c->up->data = c;
   enter_relay(c);
   t->bytes_up += (int64_t)t->hello_len;
-  int rc = relay(c, (uv_stream_t *)c->up, (const char *)t->hello, t->hello_len);
+  int rc = t->hello_len ? relay(c, (uv_stream_t *)c->up, (const char *)t->hello, t->hello_len) : 0;
   free(t->hello);
   t->hello = NULL;
   if (rc < 0) {
@@ -289,8 +295,8 @@ static void dial_transparent(struct conn *c) {
   awf_proxy *px = c->proxy;
   struct awf_dial_params prm = {
       .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
-      .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = t->host, .port = t->port,
-      .debug = px->cfg.log_level == AWF_LOG_DEBUG ? px : NULL,
+      .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = t->dial[0] ? t->dial : t->host,
+      .port = t->port, .debug = px->cfg.log_level == AWF_LOG_DEBUG ? px : NULL,
   };
   t->dialling = true;
   update_reading(c);
@@ -502,6 +508,28 @@ int tunnel_start_transparent(struct conn *c) {
   c->phase = PH_TUNNEL_HELLO;
   conn_set_timer(c, T_HELLO); /* the client speaks first on TLS */
   update_reading(c);
+  return 0;
+}
+
+int tunnel_start_raw(struct conn *c, const struct tunnel_raw *r) {
+  struct tunnel_state *t = calloc(1, sizeof(*t));
+  if (!t)
+    return -ENOMEM;
+  c->tun = t;
+  t->transparent = t->raw = true;
+  t->event = r->event;
+  snprintf(t->host, sizeof(t->host), "%s", r->host);
+  snprintf(t->dial, sizeof(t->dial), "%s", r->dial ? r->dial : "");
+  t->port = r->port;
+  t->would_deny = r->would_deny;
+  t->audit_reason = r->audit_reason;
+  t->started_ms = conn_now_ms(c);
+  c->phase = PH_TUNNEL_HELLO; /* until the dial is done: the client is not read */
+  conn_set_timer(c, T_HELLO);
+  struct awf_log_record rec; /* the decision, before the name is dialled */
+  tunnel_record(c, &rec, "allow", "allowed");
+  conn_log_open(c, &rec);
+  dial_transparent(c);
   return 0;
 }
 

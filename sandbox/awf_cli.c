@@ -26,13 +26,17 @@ static const char usage[] =
     "      --block-domains LIST      block rules (a block always wins)\n"
     "      --block-domains-file FILE\n"
     "      --allow-ports LIST        TCP ports the command may reach (default 80,443)\n"
+    "      --allow-ssh LIST          hosts ssh/git may reach on port 22, judged by the\n"
+    "                                name the command resolved (github.com, *.x.com)\n"
     "      --tls-ports LIST          redirected ports judged by TLS SNI (default 443)\n"
     "      --http-ports LIST         redirected ports judged by HTTP Host (default 80)\n"
     "      --allow-destination-cidrs LIST\n"
     "                                private/local CIDRs that may still be reached\n"
     "      --dns-servers LIST        upstream resolvers for awf's own lookups\n"
     "                                (default: the host's /etc/resolv.conf)\n"
-    "      --audit                   allow everything, log what would be denied\n"
+    "      --audit                   admit what the domain, scheme and port rules deny, log it\n"
+    "                                as would_deny and list it at exit; private addresses,\n"
+    "                                UDP and other ports stay denied\n"
     "      --log-file FILE           JSONL access log of every decision (read-only and\n"
     "                                unremovable for the command)\n"
     "      --log-level LEVEL         debug, info, warn, error (default warn); debug shows\n"
@@ -70,6 +74,7 @@ static const struct option long_opts[] = {
     {"block-domains", required_argument, 0, 'P'},
     {"block-domains-file", required_argument, 0, 'P'},
     {"allow-ports", required_argument, 0, 'P'},
+    {"allow-ssh", required_argument, 0, 'P'},
     {"tls-ports", required_argument, 0, 'P'},
     {"http-ports", required_argument, 0, 'P'},
     {"allow-destination-cidrs", required_argument, 0, 'P'},

@@ -249,7 +249,8 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
       fprintf(stderr, "awf: %s\n", err);
     return EXIT_AWF_ERROR;
   }
-  if (awf_acl_count(cli->proxy.acl, AWF_ACL_ALLOW) == 0 && !cli->proxy.audit)
+  if (awf_acl_count(cli->proxy.acl, AWF_ACL_ALLOW) == 0 && !cli->proxy.audit &&
+      awf_acl_count(cli->proxy.ssh_acl, AWF_ACL_ALLOW) == 0)
     fprintf(stderr, "awf: warning: no --allow-domains given: every destination will be denied\n");
   return -1;
 }

@@ -7,10 +7,10 @@
  *    other address goes to awf's transparent listener.
  *  - filter output, policy drop: only what was redirected, replies, and
  *    loopback leave the socket layer. Other TCP ports, UDP (QUIC included),
- *    ICMP and raw packets are dropped, which senders see as EPERM. Each
- *    refused packet's head goes to an NFLOG group first (at most 20 a
- *    second, bursts of 50), so awf logs and summarises what the proxy never
- *    saw (nflog.h).
+ *    ICMP and raw packets are dropped, which senders see as EPERM. The head
+ *    of the first refused packet to each destination goes to an NFLOG group
+ *    first (see below for the bounds), so awf logs and summarises what the
+ *    proxy never saw (nflog.h).
  * The namespace has nothing but lo, so nothing dropped here had anywhere
  * else to go anyway: the filter turns a hang into an immediate error. */
 #include "nft_ruleset.h"
@@ -49,6 +49,7 @@ static size_t format_ports(const uint8_t *bits, char *out, size_t cap) {
 long awf_nft_ruleset(const struct awf_nft_spec *spec, char **out) {
   static const char head[] =
       "table inet " AWF_NFT_TABLE " {\n"
+      "%s"
       "  chain redirect_out {\n"
       "    type nat hook output priority -100; policy accept;\n"
       "    udp dport 53 redirect to :%u\n"
@@ -69,11 +70,30 @@ long awf_nft_ruleset(const struct awf_nft_spec *spec, char **out) {
       "    meta l4proto tcp reject with tcp reset\n"
       "  }\n"
       "}\n";
-  char log_rule[96] = "";
-  if (spec->nflog_group)
+  /* Refused packets are reported once per destination (address, protocol,
+   * port) every 10 s, so a flood to one destination cannot crowd out the
+   * others; distinct destinations at most 200 a second; other protocols
+   * (ICMP...) 20 a second. The sets are bounded: a full set reports nothing
+   * new until entries expire. */
+  char sets[512] = "", log_rule[1024] = "";
+  if (spec->nflog_group) {
+    unsigned g = spec->nflog_group;
+    snprintf(sets, sizeof(sets),
+             "  set refused4 { type ipv4_addr . inet_proto . inet_service; size 4096; "
+             "flags dynamic,timeout; timeout 10s; }\n"
+             "  set refused6 { type ipv6_addr . inet_proto . inet_service; size 4096; "
+             "flags dynamic,timeout; timeout 10s; }\n");
     snprintf(log_rule, sizeof(log_rule),
-             "    limit rate 20/second burst 50 packets log group %u\n",
-             (unsigned)spec->nflog_group);
+             "    meta l4proto { tcp, udp } ip daddr . meta l4proto . th dport != @refused4 "
+             "add @refused4 { ip daddr . meta l4proto . th dport } "
+             "limit rate 200/second burst 400 packets log group %u\n"
+             "    meta l4proto { tcp, udp } ip6 daddr . meta l4proto . th dport != @refused6 "
+             "add @refused6 { ip6 daddr . meta l4proto . th dport } "
+             "limit rate 200/second burst 400 packets log group %u\n"
+             "    meta l4proto != { tcp, udp } limit rate 20/second burst 50 packets "
+             "log group %u\n",
+             g, g, g);
+  }
   *out = NULL;
   if (!spec->tcp_ports || !spec->transparent_port || !spec->dns_port)
     return -EINVAL;
@@ -85,13 +105,13 @@ long awf_nft_ruleset(const struct awf_nft_spec *spec, char **out) {
     free(ports);
     return -EINVAL;
   }
-  size_t len = sizeof(head) + strlen(ports) + strlen(log_rule) + 32;
+  size_t len = sizeof(head) + strlen(sets) + strlen(ports) + strlen(log_rule) + 32;
   char *text = malloc(len);
   if (!text) {
     free(ports);
     return -ENOMEM;
   }
-  int w = snprintf(text, len, head, spec->dns_port, spec->dns_port, ports,
+  int w = snprintf(text, len, head, sets, spec->dns_port, spec->dns_port, ports,
                    spec->transparent_port, log_rule);
   free(ports);
   if (w < 0 || (size_t)w >= len) {

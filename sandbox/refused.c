@@ -10,6 +10,7 @@
 
 #include <netinet/in.h>
 
+#include "fdwatch.h"
 #include "jsonlog.h"
 #include "netaddr.h"
 #include "nflog.h"
@@ -17,8 +18,7 @@
 #define BATCH 32
 
 struct awf_refused {
-  uv_poll_t poll;
-  int fd;
+  awf_fdwatch *watch;
   awf_logfile *log;
   awf_denials *denials;
 };
@@ -61,13 +61,14 @@ static void record(struct awf_refused *r, const struct awf_nflog_packet *p) {
 }
 
 /* Read every queued report. The socket is non-blocking. */
-static void drain(struct awf_refused *r) {
+static void drain(int fd, void *arg) {
+  struct awf_refused *r = arg;
   union {
     uint8_t b[16384];
     uint32_t align;
   } buf;
   for (;;) {
-    ssize_t n = recv(r->fd, buf.b, sizeof(buf.b), 0);
+    ssize_t n = recv(fd, buf.b, sizeof(buf.b), 0);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
@@ -79,42 +80,27 @@ static void drain(struct awf_refused *r) {
   }
 }
 
-static void on_readable(uv_poll_t *h, int status, int events) {
-  (void)events;
-  struct awf_refused *r = h->data;
-  if (status < 0) {
-    uv_poll_stop(h);
-    return;
-  }
-  drain(r);
-}
-
 int awf_refused_start(uv_loop_t *loop, int fd, awf_logfile *log, awf_denials *denials,
                       awf_refused **out) {
   struct awf_refused *r = calloc(1, sizeof(*r));
-  if (!r || uv_poll_init(loop, &r->poll, fd) < 0) {
-    free(r);
+  if (!r) {
     close(fd);
     return -ENOMEM;
   }
-  r->fd = fd;
   r->log = log;
   r->denials = denials;
-  r->poll.data = r;
-  uv_poll_start(&r->poll, UV_READABLE, on_readable);
+  int rc = awf_fdwatch_start(loop, fd, drain, r, &r->watch);
+  if (rc < 0) {
+    free(r);
+    return rc;
+  }
   *out = r;
   return 0;
-}
-
-static void on_closed(uv_handle_t *h) {
-  struct awf_refused *r = h->data;
-  close(r->fd);
-  free(r);
 }
 
 void awf_refused_close(awf_refused *r) {
   if (!r)
     return;
-  drain(r);
-  uv_close((uv_handle_t *)&r->poll, on_closed);
+  awf_fdwatch_close(r->watch);
+  free(r);
 }

@@ -16,6 +16,7 @@
 #include "nft_ruleset.h"
 #include "rtnl.h"
 #include "sandbox_steps.h"
+#include "ssh_gate.h"
 #include "supervisor.h"
 
 #define LOOPBACK_IFINDEX 1 /* lo is always 1 in a fresh namespace */
@@ -74,7 +75,10 @@ static int configure_loopback(char *err, size_t errlen) {
 }
 
 static int apply_ruleset(const struct awf_cli *cli, char *err, size_t errlen) {
-  struct awf_nft_spec spec = {.tcp_ports = cli->proxy.ports.bits,
+  struct awf_port_set redirected = cli->proxy.ports;
+  if (cli->proxy.ssh_acl) /* --allow-ssh: port 22 is judged by the name resolved */
+    awf_port_set_add(&redirected, AWF_SSH_PORT);
+  struct awf_nft_spec spec = {.tcp_ports = redirected.bits,
                               .transparent_port = AWF_SANDBOX_TRANSPARENT_PORT,
                               .dns_port = AWF_SANDBOX_DNS_PORT,
                               .nflog_group = AWF_NFLOG_GROUP};

@@ -22,6 +22,7 @@
 #include "nflog.h"
 #include "proxy.h"
 #include "refused.h"
+#include "unixlog.h"
 #include "resolver.h"
 #include "privileges.h"
 #include "rootfs.h"
@@ -44,7 +45,9 @@ struct supervisor {
   awf_proxy *proxy;
   awf_dns_server *dns[2];   /* IPv4 and IPv6 */
   awf_refused *refused;     /* what the sandbox's firewall refused (may be NULL) */
+  awf_unixlog *unixlog;     /* the UNIX gate's decisions (may be NULL) */
   awf_denials *denials;
+  awf_dns_memory *dns_memory; /* --allow-ssh: the names answered per address */
   uv_signal_t sig_chld;
   uv_signal_t fwd[7];
   uv_timer_t timeout;
@@ -143,6 +146,8 @@ static void stop_all(struct supervisor *s) {
   close_handle((uv_handle_t *)&s->timeout);
   awf_refused_close(s->refused); /* reads the last reports first */
   s->refused = NULL;
+  awf_unixlog_close(s->unixlog);
+  s->unixlog = NULL;
   for (size_t i = 0; i < 2; i++)
     if (s->dns[i])
       s->dns_open++;
@@ -193,6 +198,27 @@ static void on_timeout(uv_timer_t *t) {
   }
 }
 
+static bool admitted_for_ssh(const char *name, void *arg) {
+  return awf_acl_check(arg, name, strlen(name), AWF_PROTO_TLS) == AWF_ACL_ALLOWED;
+}
+
+/* --allow-ssh judges port 22 by the name the command resolved: through awf's
+ * DNS (noted by the DNS servers) or the sandbox's /etc/hosts (pinned here). */
+static int make_dns_memory(struct supervisor *s, char *err, size_t errlen) {
+  const struct awf_sandbox_plan *plan = s->plan;
+  if (!plan->cli->proxy.ssh_acl)
+    return 0;
+  s->dns_memory = awf_dns_memory_new(0);
+  if (!s->dns_memory) {
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  if (plan->rootfs.hosts)
+    awf_dns_memory_load_hosts(s->dns_memory, plan->rootfs.hosts, strlen(plan->rootfs.hosts),
+                              admitted_for_ssh, plan->cli->proxy.ssh_acl);
+  return 0;
+}
+
 static int start_services(struct supervisor *s, char *err, size_t errlen) {
   const struct awf_cli *cli = s->plan->cli;
   struct awf_resolver_options ro;
@@ -200,6 +226,8 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   ro.servers = cli->proxy.dns_servers;
   awf_options_debug_start(&cli->proxy, "awf", &ro, NULL);
   int rc = awf_resolver_new(&s->loop, &ro, &s->resolver, err, errlen);
+  if (rc == 0)
+    rc = make_dns_memory(s, err, errlen);
   if (rc < 0)
     return rc;
   awf_options_debug_start(&cli->proxy, "awf", &ro, s->resolver);
@@ -222,6 +250,7 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   cfg.resolver = s->resolver;
   cfg.log = s->log;
   cfg.denials = s->denials;
+  cfg.dns_memory = s->dns_memory;
   rc = awf_proxy_new(&s->loop, &cfg, &s->proxy);
   if (rc < 0) {
     snprintf(err, errlen, "cannot start the proxy: %s", strerror(-rc));
@@ -244,7 +273,10 @@ static int loopback_addr(int family, uint16_t port, struct sockaddr_storage *a) 
 static int start_unix_gate(struct supervisor *s, char *err, size_t errlen) {
   const struct awf_sandbox_plan *p = s->plan;
   struct awf_unixgate_config gc = {p->uid, p->gid, p->groups, p->ngroups,
-                                   p->cli->allow_unix_sockets};
+                                   p->cli->allow_unix_sockets, -1};
+  /* The gate's decisions reach the access log and the summary through a pipe. */
+  if (awf_unixlog_start(&s->loop, s->log, s->denials, &gc.report_fd, &s->unixlog) < 0)
+    fprintf(stderr, "awf: warning: refused UNIX socket connections will not be logged\n");
   int rc = awf_unixgate_start(&gc, gate_channel[0], s->unix_diag, &s->unix_gate, err, errlen);
   gate_channel[0] = s->unix_diag = -1; /* the gate's now, even on failure */
   return rc;
@@ -277,6 +309,8 @@ static int listen_in_sandbox(struct supervisor *s, char *err, size_t errlen) {
   dc.log = s->log;
   dc.audit = cli->proxy.audit;
   dc.denials = s->denials;
+  dc.ssh_acl = cli->proxy.ssh_acl;
+  dc.memory = s->dns_memory;
   for (size_t i = 0; rc == 0 && i < 2; i++) {
     loopback_addr(families[i], AWF_SANDBOX_DNS_PORT, &a);
     rc = awf_dns_server_new(&s->loop, &dc, (struct sockaddr *)&a, NULL, &s->dns[i]);
@@ -402,6 +436,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     uv_loop_close(&s.loop);
     awf_logfile_close(s.log);
     awf_denials_free(s.denials);
+    awf_dns_memory_free(s.dns_memory);
     return EXIT_AWF_ERROR;
   }
   if (write(go[1], "g", 1) != 1) {
@@ -417,5 +452,6 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   awf_logfile_close(s.log);
   awf_denials_print(s.denials, stderr);
   awf_denials_free(s.denials);
+  awf_dns_memory_free(s.dns_memory);
   return s.exit_status;
 }

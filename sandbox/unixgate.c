@@ -37,6 +37,7 @@ struct awf_unixgate {
   int listener;       /* the filter's notification descriptor, -1 until it came */
   int diag;           /* NETLINK_SOCK_DIAG in the sandbox's network namespace */
   int proc;           /* awf's own /proc, for /proc/self/fd */
+  int report;         /* decisions for the access log (struct awf_unixgate_report), or -1 */
   int stop[2];        /* a pipe: awf_unixgate_stop writes, the thread wakes */
   pthread_mutex_t diag_lock;
   uint32_t diag_seq;
@@ -71,6 +72,7 @@ static void unref(awf_unixgate *g) {
   close_fd(g->listener);
   close_fd(g->diag);
   close_fd(g->proc);
+  close_fd(g->report);
   close_fd(g->stop[0]);
   close_fd(g->stop[1]);
   pthread_mutex_destroy(&g->diag_lock);
@@ -231,6 +233,18 @@ static void print_denied(awf_unixgate *g, const char *path) {
           awf_errbuf_quote(path, strlen(path), q, sizeof(q)));
 }
 
+/* Tell the log about a decision; never waits (a full pipe drops it). */
+static void report(awf_unixgate *g, const char *path, bool allowed) {
+  if (g->report < 0)
+    return;
+  struct awf_unixgate_report r = {.allowed = allowed};
+  size_t n = strnlen(path, sizeof(r.path));
+  r.len = (uint8_t)n;
+  memcpy(r.path, path, n);
+  ssize_t w = write(g->report, &r, sizeof(r));
+  (void)w; /* EAGAIN or EPIPE: the report is lost, the connect is not */
+}
+
 /* Resolve a socket file name the way the command would, decide, and connect.
  * Returns 0 or -errno for the command. */
 static int connect_pathname(struct job *j, const char *name) {
@@ -250,14 +264,18 @@ static int connect_pathname(struct job *j, const char *name) {
     return -ECONNREFUSED; /* what connect() says for a file that is no socket */
   }
   struct awf_unix_id id = {st.st_dev, st.st_ino};
-  int ours = awf_unix_ids_has(g->allowed, g->nallowed, id) ? 1 : is_sandbox_socket(g, id);
+  bool host = awf_unix_ids_has(g->allowed, g->nallowed, id);
+  int ours = host ? 1 : is_sandbox_socket(g, id);
   if (ours <= 0) {
     close(file);
     if (ours < 0)
       fprintf(stderr, "awf: cannot list the sandbox's UNIX sockets: %s\n", strerror(-ours));
     print_denied(g, name);
+    report(g, name, false);
     return -EACCES;
   }
+  if (host) /* a host socket the caller let through: a decision worth a line */
+    report(g, name, true);
   /* The very inode that was checked, whatever the name points at now. */
   struct sockaddr_un sun;
   memset(&sun, 0, sizeof(sun));
@@ -467,6 +485,7 @@ int awf_unixgate_start(const struct awf_unixgate_config *cfg, int channel, int d
   awf_unixgate *g = calloc(1, sizeof(*g));
   if (!g) {
     close_fd(channel);
+    close_fd(cfg->report_fd);
     close_fd(diag);
     return awf_errbuf_fail(err, errlen, -ENOMEM, "out of memory");
   }
@@ -474,6 +493,7 @@ int awf_unixgate_start(const struct awf_unixgate_config *cfg, int channel, int d
   g->channel = channel;
   g->diag = diag;
   g->listener = -1;
+  g->report = cfg->report_fd;
   g->stop[0] = g->stop[1] = -1;
   g->uid = cfg->uid;
   g->gid = cfg->gid;

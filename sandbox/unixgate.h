@@ -22,6 +22,7 @@
 #define AWF_UNIXGATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "unixpolicy.h"
@@ -34,6 +35,18 @@ struct awf_unixgate_config {
   const gid_t *groups;
   size_t ngroups;
   const char *const *allowed; /* --allow-unix-socket paths, NULL-terminated */
+  /* Where the decisions worth a log line go (refused, and admitted through
+   * --allow-unix-socket), one struct awf_unixgate_report per write: a pipe's
+   * non-blocking write end, taken over (closed with the gate); -1: none.
+   * A full pipe drops the report, never the connect. */
+  int report_fd;
+};
+
+/* One decision, as written to report_fd (atomic: smaller than PIPE_BUF). */
+struct awf_unixgate_report {
+  uint8_t allowed;  /* 1: --allow-unix-socket admitted it; 0: refused */
+  uint8_t len;      /* bytes of path */
+  char path[108];   /* the name as the command passed it, not NUL-terminated */
 };
 
 typedef struct awf_unixgate awf_unixgate;

@@ -19,6 +19,7 @@ NO_ALLOW = "awf: warning: no --allow-domains given: every destination will be de
     (["--audit"], False),
     (["-d", "allowed.test"], False),
     (["--block-domains", "other.test"], True),
+    (["--allow-ssh", "allowed.test"], False),   # SSH is a destination too
 ])
 def test_warning_without_allow_domains(world, args, warned):
     r = world.awf("true", args=args)

@@ -522,3 +522,26 @@ def test_refused_port_udp_and_icmp_are_logged_and_summarised(world):
         assert r.records(event="icmp", original_dst=ORIGIN), r
     assert f"{ORIGIN}:{ALT_PORT}  port_not_allowed" in r.err, r
     assert f"{ORIGIN}:443  udp_not_allowed" in r.err, r
+
+
+def test_udp_flood_cannot_hide_other_refused_ports(world):
+    """A UDP flood to one destination used up a shared rate limit, so TCP to
+    other refused ports went unlogged. Reports are kept once per destination
+    (address, protocol, port): the flood is one line, every port is logged."""
+    code = ("import socket, threading, time\n"
+            "def flood():\n"
+            "    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "    end = time.time() + 1.5\n"
+            "    while time.time() < end:\n"
+            "        try: u.sendto(b'x', ('%s', %d))\n"
+            "        except OSError: pass\n"
+            "t = threading.Thread(target=flood); t.start(); time.sleep(0.3)\n"
+            "for port in (22, 25, 8080):\n"
+            "    try: socket.create_connection(('%s', port), timeout=3)\n"
+            "    except OSError as e: print(port, e.errno)\n"
+            "t.join()\n" % (ORIGIN, UDP_PORT + 1, ORIGIN2))
+    r = world.awf("python3", "-c", code, args=["-d", "allowed.test"], timeout=60)
+    assert r.rc == 0, r
+    for port in (22, 25, 8080):
+        assert r.records(event="tcp", original_dst=f"{ORIGIN2}:{port}"), (port, r)
+    assert len(r.records(event="udp")) <= 3, r  # one per destination per 10 s

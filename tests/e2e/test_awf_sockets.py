@@ -117,6 +117,12 @@ def test_host_unix_socket_tmux_like_refused(world, shared_dir):
         assert r.rc == 0 and r.out.strip() == "EACCES", r
         assert "refused a connection to the UNIX socket" in r.err, r
         assert server.peers == []
+        # the decision is in the access log and the summary, with its fix
+        recs = r.records(event="unix")
+        assert [(x["path"], x["decision"], x["reason"]) for x in recs] == \
+            [(server.path, "deny", "unix_socket_not_allowed")], r
+        assert f"  {server.path}  unix_socket_not_allowed" in r.err, r
+        assert f"--allow-unix-socket {server.path}" in r.err, r
     finally:
         server.close()
 
@@ -151,6 +157,9 @@ def test_allow_unix_socket_connects_as_the_command_user(world, shared_dir):
                       args=["--allow-unix-socket", server.path])
         assert r.rc == 0 and r.out.strip() == "connected host", r
         assert [(uid, gid) for _, uid, gid in server.peers] == [(UID, GID)]
+        recs = r.records(event="unix")  # a host socket let through is a decision too
+        assert [(x["path"], x["decision"], x["reason"]) for x in recs] == \
+            [(server.path, "allow", "allowed")], r
     finally:
         server.close()
 

@@ -155,6 +155,32 @@ static void test_audit_would_deny(void **state) {
   awf_denials_free(d);
 }
 
+/* SSH: a name --allow-ssh would admit goes on the paste line as --allow-ssh
+ * (never --allow-domains: that would open HTTP and TLS instead); an address
+ * no name led to has no fix but a name. */
+static void test_ssh_not_allowed_suggests_allow_ssh(void **state) {
+  (void)state;
+  awf_denials *d = awf_denials_new();
+  note(d, "gitlab.test", 22, "ssh_not_allowed", NULL, false);
+  note(d, "gitlab.test", 22, "ssh_not_allowed", NULL, false);
+  note(d, "4f2a9c81d3e6b7a05f2a9c81.evil.test", 22, "ssh_not_allowed", NULL, false);
+  note(d, "198.51.100.11", 22, "unknown_destination", NULL, false);
+  note(d, "other.test", 443, "not_allowed", NULL, false);
+  char *s = summary(d);
+  assert_non_null(strstr(s, "awf: 4 destinations were denied:\n"));
+  assert_non_null(strstr(s, "  gitlab.test:22  ssh_not_allowed (2 times)\n"));
+  assert_non_null(strstr(s, "  4f2a9c81d3e6b7a05f2a9c81.evil.test:22  ssh_not_allowed  [looks like "
+                            "data encoded in the name: not suggested]\n"));
+  assert_non_null(strstr(s, "  198.51.100.11:22  unknown_destination  (SSH to an address that no "
+                            "name awf answered leads to: connect by a name in --allow-ssh)\n"));
+  assert_non_null(strstr(s, "awf: to allow them: --allow-domains other.test --allow-ssh "
+                            "gitlab.test\n"));
+  assert_null(strstr(s, "198.51.100.11,"));
+  assert_null(strstr(s, "--allow-ports"));
+  free(s);
+  awf_denials_free(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dotted_label_not_summarised_as_two),
@@ -163,6 +189,7 @@ int main(void) {
       cmocka_unit_test(test_collapse_to_parent),
       cmocka_unit_test(test_exfiltration_names_not_suggested),
       cmocka_unit_test(test_audit_would_deny),
+      cmocka_unit_test(test_ssh_not_allowed_suggests_allow_ssh),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,8 +56,15 @@ static void test_refused_packets_logged_before_reject(void **state) {
                               .nflog_group = 7};
   char *t = NULL;
   assert_true(awf_nft_ruleset(&spec, &t) > 0);
-  const char *log = strstr(t, "    limit rate 20/second burst 50 packets log group 7\n");
+  /* once per destination, so a flood to one cannot hide the others */
+  assert_non_null(strstr(t, "  set refused4 { type ipv4_addr . inet_proto . inet_service; size 4096;"));
+  assert_non_null(strstr(t, "  set refused6 { type ipv6_addr . inet_proto . inet_service; size 4096;"));
+  const char *log = strstr(t, "    meta l4proto { tcp, udp } ip daddr . meta l4proto . th dport "
+                              "!= @refused4 add @refused4");
   assert_non_null(log);
+  assert_non_null(strstr(t, "limit rate 200/second burst 400 packets log group 7\n"));
+  assert_non_null(strstr(t, "    meta l4proto != { tcp, udp } limit rate 20/second burst 50 "
+                            "packets log group 7\n"));
   /* after what is let out, before the reset and the policy's drop */
   assert_true(strstr(t, "ip6 daddr ::1 accept") < log);
   assert_true(log < strstr(t, "meta l4proto tcp reject with tcp reset"));

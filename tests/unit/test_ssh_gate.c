@@ -1,0 +1,197 @@
+/* Unit tests for proxy/ssh_gate.c's judgement of SSH connections by the
+ * names the command resolved, and dns_server.c's awf_dns_decide_ssh (names
+ * in --allow-ssh resolve). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dns_msg.h"
+#include "dns_server.h"
+#include "ssh_gate.h"
+
+static awf_acl *acl_of(const char *allow, const char *block) {
+  char err[256];
+  awf_acl *a = awf_acl_new();
+  assert_non_null(a);
+  if (allow)
+    assert_int_equal(awf_acl_add_list(a, AWF_ACL_ALLOW, allow, err, sizeof(err)), 0);
+  if (block)
+    assert_int_equal(awf_acl_add_list(a, AWF_ACL_BLOCK, block, err, sizeof(err)), 0);
+  return a;
+}
+
+static struct sockaddr_in dst4(const char *ip) {
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_port = htons(22);
+  assert_int_equal(inet_pton(AF_INET, ip, &a.sin_addr), 1);
+  return a;
+}
+
+static void judge(const awf_acl *ssh, const awf_acl *acl, bool audit,
+                  const struct awf_dns_memory_name *names, size_t n, const char *ip,
+                  struct awf_ssh_verdict *v) {
+  struct sockaddr_in d = dst4(ip);
+  awf_ssh_judge(ssh, acl, audit, names, n, (struct sockaddr *)&d, v);
+}
+
+static void test_allowed_name_is_dialled(void **state) {
+  (void)state;
+  awf_acl *ssh = acl_of("github.com", NULL), *acl = acl_of(NULL, NULL);
+  struct awf_dns_memory_name names[] = {{"github.com", false}};
+  struct awf_ssh_verdict v;
+  judge(ssh, acl, false, names, 1, "192.0.2.1", &v);
+  assert_null(v.reason);
+  assert_string_equal(v.name, "github.com");
+  assert_false(v.dial_address);
+  /* subdomains, as in --allow-domains */
+  names[0].name = "ssh.github.com";
+  judge(ssh, acl, false, names, 1, "192.0.2.1", &v);
+  assert_null(v.reason);
+  assert_string_equal(v.name, "ssh.github.com");
+  awf_acl_free(ssh);
+  awf_acl_free(acl);
+}
+
+/* A CDN address answered for a denied and an allowed name: the allowed name
+ * is the one dialled, whichever came last; with only the denied one, denied
+ * by its name. */
+static void test_shared_address(void **state) {
+  (void)state;
+  awf_acl *ssh = acl_of("github.com", NULL), *acl = acl_of("evil.test", NULL);
+  struct awf_dns_memory_name names[] = {{"evil.test", false}, {"github.com", false}};
+  struct awf_ssh_verdict v;
+  judge(ssh, acl, false, names, 2, "192.0.2.1", &v);
+  assert_null(v.reason);
+  assert_string_equal(v.name, "github.com");
+  judge(ssh, acl, false, names, 1, "192.0.2.1", &v);
+  assert_string_equal(v.reason, "ssh_not_allowed");
+  assert_string_equal(v.name, "evil.test");
+  assert_false(v.would_deny);
+  awf_acl_free(ssh);
+  awf_acl_free(acl);
+}
+
+static void test_no_name_is_unknown_even_under_audit(void **state) {
+  (void)state;
+  awf_acl *ssh = acl_of("github.com", NULL), *acl = acl_of(NULL, NULL);
+  struct awf_ssh_verdict v;
+  judge(ssh, acl, false, NULL, 0, "192.0.2.1", &v);
+  assert_string_equal(v.reason, "unknown_destination");
+  assert_null(v.name);
+  judge(ssh, acl, true, NULL, 0, "192.0.2.1", &v);
+  assert_string_equal(v.reason, "unknown_destination");
+  assert_false(v.would_deny);
+  awf_acl_free(ssh);
+  awf_acl_free(acl);
+}
+
+static void test_ip_rule_admits_the_address(void **state) {
+  (void)state;
+  awf_acl *ssh = acl_of("192.0.2.7", NULL), *acl = acl_of(NULL, NULL);
+  struct awf_ssh_verdict v;
+  judge(ssh, acl, false, NULL, 0, "192.0.2.7", &v);
+  assert_null(v.reason);
+  assert_null(v.name);
+  assert_true(v.dial_address);
+  judge(ssh, acl, false, NULL, 0, "192.0.2.8", &v);
+  assert_string_equal(v.reason, "unknown_destination");
+  awf_acl_free(ssh);
+  awf_acl_free(acl);
+}
+
+static void test_block_wins(void **state) {
+  (void)state;
+  awf_acl *ssh = acl_of("github.com", NULL), *acl = acl_of(NULL, "gist.github.com");
+  struct awf_dns_memory_name names[] = {{"gist.github.com", false}};
+  struct awf_ssh_verdict v;
+  judge(ssh, acl, false, names, 1, "192.0.2.1", &v);
+  assert_string_equal(v.reason, "blocked");
+  assert_string_equal(v.name, "gist.github.com");
+  judge(ssh, acl, true, names, 1, "192.0.2.1", &v); /* audit admits it, flagged */
+  assert_string_equal(v.reason, "blocked");
+  assert_true(v.would_deny);
+  awf_acl_free(ssh);
+  awf_acl_free(acl);
+}
+
+static void test_hosts_name_dials_the_address(void **state) {
+  (void)state;
+  awf_acl *ssh = acl_of("git.corp", NULL), *acl = acl_of(NULL, NULL);
+  struct awf_dns_memory_name names[] = {{"git.corp", true}};
+  struct awf_ssh_verdict v;
+  judge(ssh, acl, false, names, 1, "10.1.2.3", &v);
+  assert_null(v.reason);
+  assert_string_equal(v.name, "git.corp");
+  assert_true(v.dial_address);
+  awf_acl_free(ssh);
+  awf_acl_free(acl);
+}
+
+static void query(struct awf_dns_query *q, const char *name, uint16_t qtype) {
+  memset(q, 0, sizeof(*q));
+  q->has_question = q->name_ok = q->class_in = true;
+  snprintf(q->qname, sizeof(q->qname), "%s", name);
+  q->qname_len = strlen(name);
+  q->qtype = qtype;
+}
+
+static void test_dns_answers_names_in_allow_ssh(void **state) {
+  (void)state;
+  awf_acl *ssh = acl_of("github.com", NULL), *acl = acl_of("example.test", "bad.github.com");
+  struct awf_dns_query q;
+  struct awf_dns_verdict v;
+  query(&q, "github.com", AWF_DNS_TYPE_A);
+  awf_dns_decide(acl, false, &q, &v);
+  assert_int_equal(v.action, AWF_DNS_ACT_BLOCK);
+  awf_dns_decide_ssh(NULL, &q, &v); /* no --allow-ssh: unchanged */
+  assert_int_equal(v.action, AWF_DNS_ACT_BLOCK);
+  awf_dns_decide_ssh(ssh, &q, &v);
+  assert_int_equal(v.action, AWF_DNS_ACT_RESOLVE);
+  assert_string_equal(v.reason, "allowed");
+  /* other types: NODATA, as for any admitted name */
+  query(&q, "github.com", AWF_DNS_TYPE_TXT);
+  awf_dns_decide(acl, false, &q, &v);
+  awf_dns_decide_ssh(ssh, &q, &v);
+  assert_int_equal(v.action, AWF_DNS_ACT_NODATA);
+  /* a block rule still wins */
+  query(&q, "bad.github.com", AWF_DNS_TYPE_A);
+  awf_dns_decide(acl, false, &q, &v);
+  awf_dns_decide_ssh(ssh, &q, &v);
+  assert_int_equal(v.action, AWF_DNS_ACT_BLOCK);
+  assert_string_equal(v.reason, "blocked");
+  /* under --audit, no longer a would-be denial */
+  query(&q, "github.com", AWF_DNS_TYPE_AAAA);
+  awf_dns_decide(acl, true, &q, &v);
+  assert_true(v.would_deny);
+  awf_dns_decide_ssh(ssh, &q, &v);
+  assert_false(v.would_deny);
+  /* a name in neither list stays blocked */
+  query(&q, "gitlab.com", AWF_DNS_TYPE_A);
+  awf_dns_decide(acl, false, &q, &v);
+  awf_dns_decide_ssh(ssh, &q, &v);
+  assert_int_equal(v.action, AWF_DNS_ACT_BLOCK);
+  awf_acl_free(ssh);
+  awf_acl_free(acl);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_allowed_name_is_dialled),
+      cmocka_unit_test(test_shared_address),
+      cmocka_unit_test(test_no_name_is_unknown_even_under_audit),
+      cmocka_unit_test(test_ip_rule_admits_the_address),
+      cmocka_unit_test(test_block_wins),
+      cmocka_unit_test(test_hosts_name_dials_the_address),
+      cmocka_unit_test(test_dns_answers_names_in_allow_ssh),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
