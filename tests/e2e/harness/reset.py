@@ -13,6 +13,8 @@ import ssl
 import threading
 import time
 
+from .util import SocketLoop
+
 HEAD_MAX = 65536
 LINGER_RST = b"\1\0\0\0\0\0\0\0"   # struct linger {1, 0}
 
@@ -32,18 +34,18 @@ def read_head(conn):
     return buf
 
 
-class ResetOrigin:
+class ResetOrigin(SocketLoop):
     """Accepts; reads once (or, with an answer, a request head and answers
     it); waits `wait` seconds (long enough for the proxy's writes to back
     up, so the reset finds a write queued behind the one that failed); then
     closes with a RST."""
 
     def __init__(self, host, port, answer=None, ssl_ctx=None, wait=0.5, respond=None, delay=0.0):
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(16)
+        super().__init__(sock)
         self.answer = answer
         self.ssl_ctx = ssl_ctx
         self.wait = wait
@@ -52,12 +54,6 @@ class ResetOrigin:
         self.accepted = 0
         self.heads = []            # request heads seen (answering modes)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def start(self):
-        self._thread.start()
-        return self
 
     def _loop(self):
         while not self._stop.is_set():
@@ -104,8 +100,3 @@ class ResetOrigin:
             c.close()
         except OSError:
             pass
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
