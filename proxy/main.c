@@ -254,6 +254,11 @@ static int run(struct awf_options *o) {
   uv_signal_init(&a.loop, &a.sig_int);
   uv_signal_init(&a.loop, &a.sig_hup);
   a.sig_term.data = a.sig_int.data = a.sig_hup.data = &a;
+  /* Before the first "listening" line: a supervisor may send SIGTERM as
+   * soon as it reads it, and the default action would skip the drain. */
+  uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
+  uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
+  uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
   int status = 0;
   for (size_t i = 0; i < o->n_listen && status == 0; i++) {
     struct sockaddr_storage bound;
@@ -303,11 +308,7 @@ static int run(struct awf_options *o) {
     fprintf(stderr, "awf-proxy: dns listening on %s\n",
             awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
   }
-  if (status == 0) {
-    uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
-    uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
-    uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
-  } else {
+  if (status != 0) {
     a.stopping = true;
     close_dns_servers(&a);
     awf_proxy_shutdown(a.proxy, on_proxy_done, &a);
