@@ -249,10 +249,18 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
   /* Opened here, before the sandbox exists, so that the sandbox can keep it
    * from the command (logprotect.h). */
   char err[1024];
-  if (awf_logprotect_open(cli->proxy.log_file, &plan->log, err, sizeof(err)) < 0) {
-    fprintf(stderr, "awf: %s\n", err);
+  int rc = awf_logprotect_open(cli->proxy.log_file, &plan->log, err, sizeof(err));
+  if (rc < 0) {
+    /* Under sudo, "Permission denied" alone reads as root's: say whose. */
+    if (rc == -EACCES || rc == -EPERM)
+      fprintf(stderr, "awf: %s (opened as uid %u (%s))\n", err, (unsigned)plan->uid, user->name);
+    else
+      fprintf(stderr, "awf: %s\n", err);
     return EXIT_AWF_ERROR;
   }
+  if (awf_acl_count(cli->proxy.acl, AWF_ACL_ALLOW) == 0 && !cli->proxy.audit &&
+      awf_acl_count(cli->proxy.ssh_acl, AWF_ACL_ALLOW) == 0)
+    fprintf(stderr, "awf: warning: no --allow-domains given: every destination will be denied\n");
   return -1;
 }
 

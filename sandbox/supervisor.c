@@ -228,11 +228,13 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   struct awf_resolver_options ro;
   awf_resolver_options_default(&ro);
   ro.servers = cli->proxy.dns_servers;
+  awf_options_debug_start(&cli->proxy, "awf", &ro, NULL);
   int rc = awf_resolver_new(&s->loop, &ro, &s->resolver, err, errlen);
   if (rc == 0)
     rc = make_dns_memory(s, err, errlen);
   if (rc < 0)
     return rc;
+  awf_options_debug_start(&cli->proxy, "awf", &ro, s->resolver);
   /* A log file was opened with the caller's rights before the sandbox was
    * made (awf_main.c, logprotect.h); "-" is stdout. */
   int log_fd = s->plan->log.fd;

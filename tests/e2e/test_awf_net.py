@@ -488,7 +488,7 @@ def test_sandbox_hostname_resolves_locally_never_denied(world):
               "python3 -c 'import socket; print(socket.getfqdn())'; "
               "dig +short -x 127.0.0.1; dig +short -x ::1; dig +short localhost; "
               "grep -c '^127.0.0.1' /etc/hosts")
-    r = ok(world.awf("sh", "-c", script))
+    r = ok(world.awf("sh", "-c", script, args=["-d", "allowed.test"]))
     lines = r.out.split()
     assert lines[:4] == ["awf", "awf", "127.0.1.1", "awf"], r
     assert lines[4:7] == ["localhost.", "localhost.", "127.0.0.1"], r
