@@ -469,6 +469,23 @@ static void l4proto_is(struct nlbuf *b, uint8_t proto) {
   e_cmp_u8(b, proto);
 }
 
+/* ip daddr 127.0.0.0/8 VERDICT; ip6 daddr ::1 VERDICT */
+static void loopback_rules(struct nlbuf *b, const char *chain, int verdict) {
+  static const uint8_t net127 = 127;
+  static const struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
+  struct rule r;
+  rule_begin(&r, b, chain);
+  e_daddr(b, AF_INET, 1);
+  e_cmp(b, NFT_CMP_EQ, &net127, 1);
+  e_verdict(b, verdict);
+  rule_end(&r);
+  rule_begin(&r, b, chain);
+  e_daddr(b, AF_INET6, 16);
+  e_cmp(b, NFT_CMP_EQ, &lo6, 16);
+  e_verdict(b, verdict);
+  rule_end(&r);
+}
+
 /* ip[6] daddr HOST tcp dport 1-65535 redirect to :port */
 static void host_rule(struct nlbuf *b, int family, const void *host, uint16_t port) {
   uint16_t one = htons(1), all = htons(65535);
@@ -504,18 +521,7 @@ static void redirect_rules(struct nlbuf *b, const struct awf_nft_spec *spec,
     host_rule(b, AF_INET, host4, spec->transparent_port);
   if (host6)
     host_rule(b, AF_INET6, host6, spec->transparent_port);
-  uint8_t net127 = 127;
-  struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
-  rule_begin(&r, b, ch); /* ip daddr 127.0.0.0/8 return */
-  e_daddr(b, AF_INET, 1);
-  e_cmp(b, NFT_CMP_EQ, &net127, 1);
-  e_verdict(b, NFT_RETURN);
-  rule_end(&r);
-  rule_begin(&r, b, ch); /* ip6 daddr ::1 return */
-  e_daddr(b, AF_INET6, 16);
-  e_cmp(b, NFT_CMP_EQ, &lo6, 16);
-  e_verdict(b, NFT_RETURN);
-  rule_end(&r);
+  loopback_rules(b, ch, NFT_RETURN);
   /* tcp dport { PORTS } redirect to :transparent */
   bool as_set = port_ranges(spec->tcp_ports) > 1;
   uint32_t id = *set_id;
@@ -569,18 +575,7 @@ static void filter_rules(struct nlbuf *b, const struct awf_nft_spec *spec, uint3
   e_ct_bits(b, NFT_CT_STATUS, 1u << 5 /* IPS_DST_NAT_BIT */);
   e_verdict(b, NF_ACCEPT);
   rule_end(&r);
-  uint8_t net127 = 127;
-  struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
-  rule_begin(&r, b, ch); /* ip daddr 127.0.0.0/8 accept */
-  e_daddr(b, AF_INET, 1);
-  e_cmp(b, NFT_CMP_EQ, &net127, 1);
-  e_verdict(b, NF_ACCEPT);
-  rule_end(&r);
-  rule_begin(&r, b, ch); /* ip6 daddr ::1 accept */
-  e_daddr(b, AF_INET6, 16);
-  e_cmp(b, NFT_CMP_EQ, &lo6, 16);
-  e_verdict(b, NF_ACCEPT);
-  rule_end(&r);
+  loopback_rules(b, ch, NF_ACCEPT);
   if (spec->nflog_group) {
     refused_rule(b, AF_INET, "refused4", 1, spec->nflog_group, set_id);
     refused_rule(b, AF_INET6, "refused6", 2, spec->nflog_group, set_id);
