@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "build_info.h"
 #include "config.h"
 #include "dns_server.h"
 #include "netaddr.h"
@@ -57,7 +58,7 @@ static const char usage[] =
     "      --read-timeout SEC        upstream silence during a request, then 504 (default 900)\n"
     "      --tunnel-idle-timeout SEC idle CONNECT tunnel (default 3600)\n"
     "      --shutdown-grace SEC      on SIGTERM, time for open work (default 5)\n"
-    "      --version                 print the version and exit\n"
+    "      --version                 print the version, commit and build flavour and exit\n"
     "  -h, --help                    print this help and exit\n"
     "\n"
     "Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure, 2 on a bad flag or rule.\n"
@@ -157,7 +158,7 @@ static int parse_args(int argc, char **argv, struct awf_options *o) {
     case 'L': flag = "listen"; break;
     case 'O': flag = long_opts[idx].name; break;
     case 'A': o->audit = true; continue;
-    case 'V': printf("awf-proxy %s\n", AWF_VERSION); return 0;
+    case 'V': awf_build_print(stdout, "awf-proxy"); return 0;
     case 'h': fputs(usage, stdout); return 0;
     case ':':
       fprintf(stderr, "awf-proxy: %s needs a value\n", argv[optind - 1]);
