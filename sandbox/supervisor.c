@@ -411,6 +411,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   close(go[0]);
   close(gate_channel[1]);
   s.child = pid;
+  int saved_stderr = awf_ttystate_stderr_unblock(); /* the command has the original */
   /* A client that closes before reading its answer, an origin that resets
    * mid-upload, a log pipe no one reads: EPIPE, never a signal that ends awf
    * (and the sandbox with it). Set after the clone, so the command keeps the
@@ -463,6 +464,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     awf_denials_free(s.denials);
     awf_dns_memory_free(s.dns_memory);
     awf_stepsummary_free(s.summary);
+    awf_ttystate_stderr_block(saved_stderr);
     return EXIT_AWF_ERROR;
   }
   if (write(go[1], "g", 1) != 1) {
@@ -472,16 +474,17 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   close(go[1]);
 
   uv_run(&s.loop, UV_RUN_DEFAULT);
+  /* The command is gone. It may have stopped the terminal's output: awf's
+   * own lines below (the OOM report, the summary) would block on it. */
+  if (plan->tty)
+    awf_ttystate_restore(plan->tty);
+  awf_ttystate_stderr_block(saved_stderr);
   awf_unixgate_stop(s.unix_gate);
   awf_cgroup_finish(cg, s.exit_status);
   uv_loop_close(&s.loop);
   int log_err;
   unsigned long lost = awf_logfile_finish(s.log, &log_err);
   awf_logfile_close(s.log);
-  /* The command may have stopped the terminal's output: awf's own lines
-   * below would block on it. */
-  if (plan->tty)
-    awf_ttystate_restore(plan->tty);
   awf_denials_print(s.denials, stderr);
   if (lost)
     warn_log_incomplete(plan->cli->proxy.log_file, lost, log_err,
