@@ -313,6 +313,20 @@ def denied_hosts(recs):
 FILL = "dd if=/dev/zero of=/work/fill bs=64k 2>/dev/null; sync"
 
 
+def run_on_small_fs(w, fs, cmd, denied):
+    """Run cmd with fs as /work and the log on it: awf's status is the
+    command's, the log holds whole lines only, the `denied` names (first
+    labels) in order and nothing lost. Returns the records."""
+    r = w.awf("sh", "-c", cmd, log=False,
+              args=["-d", "allowed.test", "-v", f"{fs.dir}:/work:rw", "--log-file", fs.log])
+    assert r.rc == EXIT, r
+    recs = whole_records(fs.log)
+    assert [h.split(".")[0] for h in denied_hosts(recs)] == denied, (recs, r)
+    assert not any(x.get("event") == "log_lost" for x in recs), recs
+    assert "incomplete" not in r.err, r
+    return recs
+
+
 def test_command_filling_the_log_filesystem_does_not_cut_the_record(world, small_fs):
     """The command fills the filesystem the log lies on, then makes requests,
     then frees the space: every decision is in the log, in order, every line
@@ -321,17 +335,9 @@ def test_command_filling_the_log_filesystem_does_not_cut_the_record(world, small
     names = [f"exfil-{i}-{t}" for i in range(1, 31)]
     cmd = (f"{FILL}; {exfil(world, names)}; {fetch(world, t)}; rm /work/fill; "
            f"{exfil(world, ['late-' + t])}; exit {EXIT}")
-    r = world.awf("sh", "-c", cmd, log=False,
-                  args=["-d", "allowed.test", "-v", f"{small_fs.dir}:/work:rw",
-                        "--log-file", small_fs.log])
-    assert r.rc == EXIT, r
-    recs = whole_records(small_fs.log)
-    hosts = [h.split(".")[0] for h in denied_hosts(recs)]
-    assert hosts == names + ["late-" + t], (hosts, r)
+    recs = run_on_small_fs(world, small_fs, cmd, names + ["late-" + t])
     assert any(t in x.get("url", "") and x["decision"] == "allow"
                for x in recs if x.get("event") == "http"), recs
-    assert not any(x.get("event") == "log_lost" for x in recs), recs
-    assert "incomplete" not in r.err, r
 
 
 def test_log_filesystem_full_from_the_start_keeps_lines_until_space_returns(world, small_fs):
@@ -342,15 +348,8 @@ def test_log_filesystem_full_from_the_start_keeps_lines_until_space_returns(worl
     names = [f"early-{i}-{t}" for i in range(1, 6)]
     cmd = (f"{exfil(world, names)}; {fetch(world, t)}; rm /work/fill; "
            f"{exfil(world, ['late-' + t])}; exit {EXIT}")
-    r = world.awf("sh", "-c", cmd, log=False,
-                  args=["-d", "allowed.test", "-v", f"{small_fs.dir}:/work:rw",
-                        "--log-file", small_fs.log])
-    assert r.rc == EXIT, r
-    recs = whole_records(small_fs.log)
+    recs = run_on_small_fs(world, small_fs, cmd, names + ["late-" + t])
     assert recs[0]["event"] == "run", recs
-    assert [h.split(".")[0] for h in denied_hosts(recs)] == names + ["late-" + t], recs
-    assert not any(x.get("event") == "log_lost" for x in recs), recs
-    assert "incomplete" not in r.err, r
 
 
 def test_log_filesystem_full_for_good_is_reported_and_keeps_the_exit_status(world, small_fs):

@@ -116,6 +116,36 @@ def winsize(fd):
     return struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))[:2]
 
 
+def run_stopping_output(w, script, status, timeout, args=()):
+    """awf on a pty running a script that stops the terminal's output:
+    awf exits with `status` within `timeout` (an awf blocked on the stopped
+    terminal fails here, never hangs the suite), and afterwards a write to
+    the terminal does not block. What awf wrote there."""
+    master, slave = pty.openpty()
+    argv, _ = w.awf_argv(["sh", "-c", script], args=args, log=False)
+    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=w.base_env(),
+                         cwd=w.home, start_new_session=True)
+    try:
+        try:
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            stop(p)
+            rc = None
+        out = drain(master)
+        assert rc == status, out
+        # A fresh non-blocking descriptor: a stopped terminal says EAGAIN.
+        fd = os.open(os.ttyname(slave), os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            assert os.write(fd, b"still alive\n") == 12
+        finally:
+            os.close(fd)
+        return out
+    finally:
+        stop(p)
+        os.close(master)
+        os.close(slave)
+
+
 def test_command_stopping_terminal_output_is_undone(world):
     """The command stops the terminal's output (tcflow TCOOFF), makes a
     denied request (so awf has a summary to print) and exits: awf does not
@@ -124,29 +154,8 @@ def test_command_stopping_terminal_output_is_undone(world):
     t = token()
     stop_output = "python3 -c 'import termios; termios.tcflow(1, termios.TCOOFF)'"
     curl = " ".join(world.curl_args(f"http://stopped-{t}.other.test/", "-o", "/dev/null"))
-    master, slave = pty.openpty()
-    argv, _ = world.awf_argv(["sh", "-c", f"{stop_output} && {curl}; exit 5"], log=False)
-    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=world.base_env(),
-                         cwd=world.home, start_new_session=True)
-    try:
-        try:
-            rc = p.wait(30)  # bounded: an awf blocked on the stopped terminal fails here
-        except subprocess.TimeoutExpired:
-            stop(p)
-            rc = None
-        out = drain(master)
-        assert rc == 5, out
-        assert f"stopped-{t}.other.test".encode() in out, out
-        # A fresh non-blocking descriptor: a stopped terminal says EAGAIN.
-        fd = os.open(os.ttyname(slave), os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
-        try:
-            assert os.write(fd, b"still alive\n") == 12
-        finally:
-            os.close(fd)
-    finally:
-        stop(p)
-        os.close(master)
-        os.close(slave)
+    out = run_stopping_output(world, f"{stop_output} && {curl}; exit 5", 5, 30)
+    assert f"stopped-{t}.other.test".encode() in out, out
 
 
 def test_command_changing_the_window_size_is_undone(world):
@@ -170,25 +179,6 @@ def test_command_stopping_terminal_output_cannot_stall_agent_timeout(world):
     message about it must not block awf (its loop would never send the
     SIGKILL), so awf still ends the command and exits 124."""
     stop_output = "python3 -c 'import termios; termios.tcflow(2, termios.TCOOFF)'"
-    master, slave = pty.openpty()
-    argv, _ = world.awf_argv(["sh", "-c", f"{stop_output} && trap '' TERM && sleep 60"],
-                             args=["--agent-timeout", "0.05"], log=False)
-    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=world.base_env(),
-                         cwd=world.home, start_new_session=True)
-    try:
-        try:
-            rc = p.wait(40)  # 3 s, then SIGTERM, then SIGKILL 10 s later
-        except subprocess.TimeoutExpired:
-            stop(p)
-            rc = None
-        out = drain(master)
-        assert rc == 124, out
-        fd = os.open(os.ttyname(slave), os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
-        try:
-            assert os.write(fd, b"still alive\n") == 12
-        finally:
-            os.close(fd)
-    finally:
-        stop(p)
-        os.close(master)
-        os.close(slave)
+    # 3 s, then SIGTERM (ignored), then SIGKILL 10 s later
+    run_stopping_output(world, f"{stop_output} && trap '' TERM && sleep 60", 124, 40,
+                        args=["--agent-timeout", "0.05"])
