@@ -69,9 +69,16 @@ uint64_t conn_now_ms(const struct conn *c) {
   return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
+static void log_failed(const awf_proxy *p, int err) {
+  awf_proxy_diag(p, AWF_LOG_WARN,
+                 "access log write failed: %s (%lu records wait in memory, %lu lost so far)",
+                 strerror(-err), awf_logfile_pending(p->cfg.log), awf_logfile_lost(p->cfg.log));
+}
+
 static void write_record(struct conn *c, const struct awf_log_record *r) {
-  if (awf_logfile_write(c->proxy->cfg.log, r) < 0)
-    awf_proxy_diag(c->proxy, AWF_LOG_WARN, "access log write failed");
+  int rc = awf_logfile_write(c->proxy->cfg.log, r);
+  if (rc < 0)
+    log_failed(c->proxy, rc);
 }
 
 void conn_log_open(struct conn *c, const struct awf_log_record *r) {
@@ -499,8 +506,9 @@ static void resume_accepting(awf_proxy *p) {
 
 static void on_log_flush(uv_prepare_t *h) {
   awf_proxy *p = h->data;
-  if (awf_logfile_flush(p->cfg.log) < 0)
-    awf_proxy_diag(p, AWF_LOG_WARN, "access log write failed");
+  int rc = awf_logfile_flush(p->cfg.log);
+  if (rc < 0)
+    log_failed(p, rc);
 }
 
 int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy **out) {

@@ -319,7 +319,13 @@ static int run(struct awf_options *o) {
   rc = uv_loop_close(&a.loop);
   if (rc < 0)
     fprintf(stderr, "awf-proxy: warning: handles left open at exit\n");
+  int log_err;
+  unsigned long lost = awf_logfile_finish(a.log, &log_err);
   awf_logfile_close(a.log);
+  if (lost)
+    fprintf(stderr, "awf-proxy: warning: the access log is incomplete: %lu record%s could not be "
+                    "written%s%s%s\n", lost, lost == 1 ? "" : "s", log_err ? " (" : "",
+            log_err ? strerror(-log_err) : "", log_err ? ")" : "");
   if (status == 0)
     fprintf(stderr, "awf-proxy: exited cleanly\n");
   return status;

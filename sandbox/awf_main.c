@@ -318,6 +318,7 @@ int main(int argc, char **argv) {
      * it back as it was however the command ends (ttystate.h). */
     struct awf_ttystate tty;
     awf_ttystate_save(&tty);
+    plan.tty = &tty;
     status = awf_supervise(&plan);
     awf_ttystate_restore(&tty);
   }
