@@ -532,3 +532,48 @@ def test_interrupted_blocking_connects_do_not_pile_up_threads_in_awf(world):
             (awf_threads(p.pid), stop(p))
     finally:
         stop(p)
+
+
+WAITING_CONNECTS = """
+import errno, os, socket, sys, threading, time
+path = os.path.join(sys.argv[1], "full.sock")
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path)
+srv.listen(0)
+fill = []
+while True:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setblocking(False)
+    try:
+        s.connect(path)
+        fill.append(s)
+    except BlockingIOError:
+        break
+results = []
+def connect():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        results.append("connected")
+    except OSError as e:
+        results.append(errno.errorcode[e.errno])
+for _ in range(N):
+    threading.Thread(target=connect, daemon=True).start()
+time.sleep(2)
+print("EAGAIN=%d" % results.count("EAGAIN"), flush=True)
+time.sleep(60)
+"""
+
+
+def test_blocking_connects_past_the_cap_fail_with_eagain(world):
+    """100 threads of the command wait in connect() on a full backlog: awf
+    makes at most 64 such connects at once (its threads are outside the
+    sandbox's cgroup), the others fail with EAGAIN at once."""
+    d = world.user_dir("cap-" + token())
+    p, _ = world.popen("python3", "-c", "N = 100\n" + WAITING_CONNECTS, d)
+    try:
+        line = p.stdout.readline().decode()
+        assert line.strip() == "EAGAIN=36", (line, stop(p))
+        assert awf_threads(p.pid) <= 64 + 16, (line, stop(p))
+    finally:
+        stop(p)
