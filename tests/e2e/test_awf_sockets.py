@@ -469,8 +469,8 @@ def test_abstract_socket_peer_sees_the_command_user_not_root(world):
     assert r.rc == 0 and r.out.split() == [f"{UID}:{GID}"] * 2, r
 
 
-INTERRUPTED_CONNECTS = """
-import errno, os, signal, socket, sys, time
+FULL_BACKLOG = """
+import errno, os, signal, socket, sys, threading, time
 path = os.path.join(sys.argv[1], "full.sock")
 srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 srv.bind(path)
@@ -484,6 +484,9 @@ while True:  # fill the backlog: the next blocking connect waits for ever
         fill.append(s)
     except BlockingIOError:
         break
+"""
+
+INTERRUPTED_CONNECTS = FULL_BACKLOG + """
 class Interrupted(Exception):
     pass
 def alarm(sig, frame):
@@ -534,21 +537,7 @@ def test_interrupted_blocking_connects_do_not_pile_up_threads_in_awf(world):
         stop(p)
 
 
-WAITING_CONNECTS = """
-import errno, os, socket, sys, threading, time
-path = os.path.join(sys.argv[1], "full.sock")
-srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-srv.bind(path)
-srv.listen(0)
-fill = []
-while True:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.setblocking(False)
-    try:
-        s.connect(path)
-        fill.append(s)
-    except BlockingIOError:
-        break
+WAITING_CONNECTS = FULL_BACKLOG + """
 results = []
 def connect():
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
