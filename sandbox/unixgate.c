@@ -687,8 +687,9 @@ int awf_unixgate_start(const struct awf_unixgate_config *cfg, int channel, int d
   atomic_init(&g->refs, 1);
   g->channel = channel;
   g->netns = netns_of(diag);
-  close(diag);
+  close_fd(diag);
   g->listener = -1;
+  g->proc = -1;
   g->report = cfg->report_fd;
   g->stop[0] = g->stop[1] = -1;
   g->uid = cfg->uid;
