@@ -182,3 +182,37 @@ def test_command_stopping_terminal_output_cannot_stall_agent_timeout(world):
     # 3 s, then SIGTERM (ignored), then SIGKILL 10 s later
     run_stopping_output(world, f"{stop_output} && trap '' TERM && sleep 60", 124, 40,
                         args=["--agent-timeout", "0.05"])
+
+
+TIOCGETD = getattr(termios, "TIOCGETD", 0x5424)
+TIOCSETD = getattr(termios, "TIOCSETD", 0x5423)
+N_NULL = 27  # a discipline that drops everything: the terminal is dead
+SET_LDISC = (
+    "python3 -c 'import errno, fcntl, struct, sys\n"
+    "try:\n"
+    f"    fcntl.ioctl(0, {TIOCSETD}, struct.pack(\"i\", {N_NULL})); r = \"changed\"\n"
+    "except OSError as e:\n"
+    "    r = errno.errorcode[e.errno]\n"
+    "open(sys.argv[1], \"w\").write(r)' {mark}")
+
+
+def ldisc(fd):
+    return struct.unpack("i", fcntl.ioctl(fd, TIOCGETD, struct.pack("i", -1)))[0]
+
+
+def test_command_cannot_change_the_callers_line_discipline(world):
+    """TIOCSETD on the caller's terminal (n_null leaves it dead after the
+    run; with dev.tty.ldisc_autoload=1 naming a discipline loads a kernel
+    module): refused with EPERM by the seccomp filter, the terminal keeps
+    N_TTY."""
+    mark = os.path.join(world.home, "ldisc-" + token())
+    master, slave, before, rc = run_on_pty(world, SET_LDISC.format(mark=mark))
+    try:
+        out = drain(master)
+        assert rc == 0, out
+        with open(mark) as f:
+            assert f.read() == "EPERM", out
+        assert ldisc(slave) == 0, out  # N_TTY
+    finally:
+        os.close(master)
+        os.close(slave)
