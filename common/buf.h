@@ -24,4 +24,11 @@ int awf_buf_printf(struct awf_buf *b, const char *fmt, ...)
 /* Empty the buffer, keeping its memory for the next record. */
 void awf_buf_reset(struct awf_buf *b);
 
+/* The contents from byte off (off <= len): never NULL, so an offset into a
+ * buffer that has not allocated yet is "" rather than NULL + 0 (undefined
+ * behaviour). */
+static inline const char *awf_buf_at(const struct awf_buf *b, size_t off) {
+  return b->data ? b->data + off : "";
+}
+
 #endif

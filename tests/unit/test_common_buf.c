@@ -152,6 +152,8 @@ static void buf_empty_buffer(void **state) {
   struct awf_buf b;
   awf_buf_init(&b, 8);
   awf_buf_reset(&b);
+  assert_non_null(awf_buf_at(&b, 0));
+  assert_string_equal(awf_buf_at(&b, 0), "");
   assert_int_equal(awf_buf_append(&b, NULL, 0), 0);
   assert_null(b.data);
   assert_int_equal(awf_buf_printf(&b, "%s", ""), 0);
