@@ -487,6 +487,17 @@ static int parse_name_rule(const char *s, size_t n, struct rule *r, char *why, s
                          "e.g. *.example.com");
   if (n > AWF_HOSTNAME_MAX)
     return fail(why, wl, "name longer than 253 bytes");
+  if (n > 1 && s[0] == '.' && s[1] != '.') {
+    /* ".example.com" is other tools' spelling of "example.com and below",
+     * which the bare name already means here: point at it. */
+    struct rule bare;
+    memset(&bare, 0, offsetof(struct rule, key));
+    if (parse_name_rule(s + 1, n - 1, &bare, why, wl) < 0)
+      return -EINVAL;
+    snprintf(why, wl, "a leading dot is not allowed: did you mean %.*s (covers subdomains)?",
+             (int)(n - 1), s + 1);
+    return -EINVAL;
+  }
   memcpy(buf, s, n);
   buf[n] = '\0';
   if (check_labels(buf, n, why, wl) < 0)
@@ -717,7 +728,7 @@ static bool is_space(char c)
 static int handle_entry(const struct batch *b, const char *s, size_t n, unsigned line)
 {
   struct rule r;
-  char why[128];
+  char why[AWF_HOSTNAME_MAX + 128]; /* room for a name suggested back */
 
   while (n > 0 && is_space(s[0])) {
     s++;
@@ -822,6 +833,60 @@ size_t awf_acl_count(const awf_acl *acl, enum awf_acl_list which)
   if (acl == NULL || (which != AWF_ACL_ALLOW && which != AWF_ACL_BLOCK))
     return 0;
   return acl->count[which];
+}
+
+/* ---- listing --------------------------------------------------------- */
+
+struct out {
+  char *buf;
+  size_t len, need;
+};
+
+static void put(struct out *o, const char *a, const char *b, const char *c)
+{
+  int k = snprintf(o->need < o->len ? o->buf + o->need : NULL,
+                   o->need < o->len ? o->len - o->need : 0, "%s%s%s%s", o->need ? "," : "", a,
+                   b, c);
+  if (k > 0)
+    o->need += (size_t)k;
+}
+
+static const char *scheme(unsigned proto)
+{
+  return proto == AWF_PROTO_TLS ? "https://" : proto == AWF_PROTO_HTTP ? "http://" : "";
+}
+
+size_t awf_acl_format(const awf_acl *acl, enum awf_acl_list which, char *buf, size_t len)
+{
+  struct out o = {buf, len, 0};
+  if (len > 0)
+    buf[0] = '\0';
+  if (acl == NULL || (which != AWF_ACL_ALLOW && which != AWF_ACL_BLOCK))
+    return 0;
+  for (size_t i = 0; i < acl->cap; i++) {
+    const struct slot *s = &acl->slots[i];
+    if (s->key == NULL)
+      continue;
+    bool v6 = strchr(s->key, ':') != NULL; /* an address key: [::1] as written */
+    for (unsigned m = 1; m <= VARIANTS; m++) {
+      if (slot_variants(s->flags, which, KIND_TREE) & (1u << (m - 1)))
+        put(&o, scheme(m), s->key, "");
+      if (slot_variants(s->flags, which, KIND_SUBS) & (1u << (m - 1)))
+        put(&o, scheme(m), "*.", s->key);
+      if (slot_variants(s->flags, which, KIND_EXACT) & (1u << (m - 1))) {
+        char ip[AWF_HOSTNAME_MAX + 3];
+        snprintf(ip, sizeof ip, v6 ? "[%s]" : "%s", s->key);
+        put(&o, scheme(m), ip, "");
+      }
+      for (const struct wpat *w = s->pats; w != NULL; w = w->next)
+        if (w->flags & pat_bit(which, m)) {
+          char pat[2 * AWF_HOSTNAME_MAX + 4];
+          snprintf(pat, sizeof pat, "%s%s.%s", w->any_depth ? "*." : "", w->text, s->key);
+          put(&o, scheme(m), pat, "");
+        }
+    }
+  }
+  return o.need;
 }
 
 const char *awf_acl_verdict_name(enum awf_acl_verdict v)

@@ -50,6 +50,12 @@ int awf_acl_add_text(awf_acl *acl, enum awf_acl_list which, const char *text,
 /* Number of rules in a list. */
 size_t awf_acl_count(const awf_acl *acl, enum awf_acl_list which);
 
+/* The rules of a list, normalised as they are matched ("github.com",
+ * "*.npmjs.org", "https://api-*.x.com", "[::1]"), comma-separated, in no
+ * particular order; for diagnostics. Truncated to fit len (NUL-terminated);
+ * returns the length the whole list needs. */
+size_t awf_acl_format(const awf_acl *acl, enum awf_acl_list which, char *buf, size_t len);
+
 /* Decide on a requested host: a DNS name (any case, optional trailing dot) or
  * an IP literal (IPv6 without brackets). */
 enum awf_acl_verdict awf_acl_check(const awf_acl *acl, const char *host,

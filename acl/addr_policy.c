@@ -42,6 +42,7 @@
 
 #include "hostname.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -286,6 +287,45 @@ const char *awf_addr_policy_check(const awf_addr_policy *p, const struct sockadd
     return check6(p, sin6.sin6_addr.s6_addr);
   }
   return "unsupported_family";
+}
+
+bool awf_addr_policy_listed(const awf_addr_policy *p, const struct sockaddr *sa)
+{
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (sa == NULL)
+    return false;
+  if (sa->sa_family == AF_INET) {
+    struct sockaddr_in sin;
+    memcpy(&sin, sa, sizeof sin);
+    return allowed(p, AF_INET, (const uint8_t *)&sin.sin_addr);
+  }
+  if (sa->sa_family != AF_INET6)
+    return false;
+  struct sockaddr_in6 sin6;
+  memcpy(&sin6, sa, sizeof sin6);
+  const uint8_t *a = sin6.sin6_addr.s6_addr;
+  if (memcmp(a, mapped, sizeof mapped) == 0)
+    return allowed(p, AF_INET, a + 12);
+  return allowed(p, AF_INET6, a);
+}
+
+size_t awf_addr_policy_format(const awf_addr_policy *p, char *buf, size_t len)
+{
+  size_t need = 0;
+  if (len > 0)
+    buf[0] = '\0';
+  for (size_t i = 0; p != NULL && i < p->n; i++) {
+    char text[INET6_ADDRSTRLEN];
+    inet_ntop(p->allow[i].family, p->allow[i].net, text, sizeof text);
+    int k = snprintf(need < len ? buf + need : NULL, need < len ? len - need : 0, "%s%s/%u",
+                     i ? "," : "", text, p->allow[i].prefix);
+    need += k > 0 ? (size_t)k : 0;
+  }
+  if (need == 0) {
+    int k = snprintf(buf, len, "none");
+    need = k > 0 ? (size_t)k : 0;
+  }
+  return need;
 }
 
 /* ---- --allow-destination-cidrs ----------------------------------------- */

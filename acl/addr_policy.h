@@ -10,6 +10,7 @@
 #ifndef AWF_ADDR_POLICY_H
 #define AWF_ADDR_POLICY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -23,6 +24,15 @@ void awf_addr_policy_free(awf_addr_policy *p);
  * -EINVAL with a message naming the entry in err, or -ENOMEM. */
 int awf_addr_policy_allow_cidrs(awf_addr_policy *p, const char *list,
                                 char *err, size_t errlen);
+
+/* Is the address inside one of the CIDRs added above? Nothing else is
+ * consulted (for --allow-clients); an IPv4-mapped IPv6 address (a client on
+ * a dual-stack socket) is judged as its IPv4 address. */
+bool awf_addr_policy_listed(const awf_addr_policy *p, const struct sockaddr *sa);
+
+/* The CIDRs added, comma-separated ("none" when there are none), for
+ * diagnostics; truncated to fit len. Returns the length it needed. */
+size_t awf_addr_policy_format(const awf_addr_policy *p, char *buf, size_t len);
 
 /* NULL when the address may be dialled; otherwise the name of the denied
  * range ("loopback", "private_use", "link_local", "shared_address_space",

@@ -370,6 +370,11 @@ void awf_logagg_add(awf_logagg *a, const struct awf_logev *ev) {
     a->t.runs++;
     return;
   }
+  if (strcmp(ev->event, "log_lost") == 0) { /* a gap in the log, not a decision */
+    if (ev->lost > 0)
+      a->t.lost = add_sat(a->t.lost, ev->lost);
+    return;
+  }
   uint64_t run = ev->run ? fnv(ev->run, strlen(ev->run), FNV0) : 0;
   char name[AWF_LOGAGG_NAME_MAX + 4];
   size_t n = dest_name(ev, name, sizeof(name));

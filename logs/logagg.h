@@ -35,6 +35,7 @@ struct awf_logev {
   bool would_deny;            /* --audit */
   const char *reason;         /* NULL: none */
   int64_t bytes_up, bytes_down, duration_ms; /* < 0: none */
+  int64_t lost;               /* log_lost: records the writer could not write; < 0: none */
 };
 
 struct awf_loghost {
@@ -59,6 +60,7 @@ struct awf_logreason {
 struct awf_logtotals {
   uint64_t records;           /* every record fed, run and open included */
   uint64_t runs;              /* `run` records */
+  uint64_t lost;              /* records the writer lost (the sum of `log_lost` records) */
   uint64_t events;            /* counted: final records + opens never closed */
   uint64_t allowed, denied, would_deny;
   uint64_t bytes_up, bytes_down;

@@ -14,7 +14,7 @@ static const char *const string_keys[] = {"ts", "run", "event", "kind", "client"
                                           "qtype", "version"};
 /* Fields that must be non-negative integers when present. */
 static const char *const int_keys[] = {"conn", "req", "port", "status", "bytes_up",
-                                       "bytes_down", "duration_ms", "answers"};
+                                       "bytes_down", "duration_ms", "answers", "lost"};
 
 #define BAD(...) (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
 
@@ -48,6 +48,8 @@ static int check(json_t *o, char *err, size_t errlen) {
       return BAD("missing \"%s\"", always[i]);
   if (strcmp(str(o, "event"), "run") == 0)
     return 0;
+  if (strcmp(str(o, "event"), "log_lost") == 0) /* the writer's own: a count, no decision */
+    return json_is_integer(json_object_get(o, "lost")) ? 0 : BAD("missing \"%s\"", "lost");
   if (!json_object_get(o, "conn"))
     return BAD("missing \"%s\"", "conn");
   const char *d = str(o, "decision");
@@ -103,6 +105,7 @@ int awf_logline_parse(const char *line, size_t len, struct awf_logline *out, cha
   ev->bytes_up = num(o, "bytes_up");
   ev->bytes_down = num(o, "bytes_down");
   ev->duration_ms = num(o, "duration_ms");
+  ev->lost = num(o, "lost");
   out->ts = str(o, "ts");
   out->kind = str(o, "kind");
   out->client = str(o, "client");

@@ -146,6 +146,9 @@ static int summary_text(struct awf_buf *b, awf_logagg *a, const struct awf_logho
   if (rc == 0 && info->malformed)
     rc = awf_buf_printf(b, ", %" PRIu64 " malformed line%s", info->malformed,
                         info->malformed == 1 ? "" : "s");
+  if (rc == 0 && t->lost)
+    rc = awf_buf_printf(b, ", %" PRIu64 " record%s lost by the writer: the log is incomplete",
+                        t->lost, t->lost == 1 ? "" : "s");
   if (rc == 0)
     rc = awf_buf_printf(b, ")\n");
   if (rc || n == 0)
@@ -203,6 +206,10 @@ static int summary_markdown(struct awf_buf *b, awf_logagg *a,
   if (rc == 0 && info->malformed)
     rc = awf_buf_printf(b, "%" PRIu64 " malformed log line%s skipped\\.\n\n", info->malformed,
                         info->malformed == 1 ? "" : "s");
+  if (rc == 0 && awf_logagg_totals(a)->lost)
+    rc = awf_buf_printf(b, "**The log is incomplete:** %" PRIu64 " record%s could not be written "
+                           "\\(`log_lost`\\)\\.\n\n",
+                        awf_logagg_totals(a)->lost, awf_logagg_totals(a)->lost == 1 ? "" : "s");
   if (rc == 0 && n)
     rc = awf_buf_printf(b, "| host | allowed | denied | ports | sent | received | first denial |\n"
                            "| :--- | ---: | ---: | :--- | ---: | ---: | :--- |\n");
@@ -323,11 +330,12 @@ static int stats_text(struct awf_buf *b, awf_logagg *a, const struct awf_report_
   human_bytes(t->bytes_down, down, sizeof(down));
   int rc = awf_buf_printf(
       b,
-      "records      %" PRIu64 " (%" PRIu64 " runs), %" PRIu64 " malformed lines\n"
+      "records      %" PRIu64 " (%" PRIu64 " runs), %" PRIu64 " malformed lines, %" PRIu64
+      " lost by the writer (log_lost)\n"
       "events       %" PRIu64 ": %" PRIu64 " allowed, %" PRIu64 " denied, %" PRIu64
       " would be denied (--audit), %" PRIu64 " open when the log ended\n"
       "bytes        %s sent, %s received\n",
-      t->records, t->runs, info->malformed, t->events, t->allowed, t->denied, t->would_deny,
+      t->records, t->runs, info->malformed, t->lost, t->events, t->allowed, t->denied, t->would_deny,
       t->open_only, up, down);
   if (rc == 0 && t->durations)
     rc = awf_buf_printf(b,
@@ -373,6 +381,7 @@ static int stats_json(struct awf_buf *b, awf_logagg *a, const struct awf_report_
     const char *k;
     uint64_t v;
   } f[] = {{"records", t->records},   {"runs", t->runs},          {"malformed", info->malformed},
+           {"lost", t->lost},
            {"events", t->events},     {"allowed", t->allowed},    {"denied", t->denied},
            {"would_deny", t->would_deny}, {"open_only", t->open_only},
            {"bytes_up", t->bytes_up}, {"bytes_down", t->bytes_down}};

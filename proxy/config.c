@@ -46,9 +46,11 @@ void awf_options_free(struct awf_options *o) {
     awf_addr_policy_free(o->policy);
   if (o->ssh_acl)
     awf_acl_free(o->ssh_acl);
+  awf_addr_policy_free(o->clients);
   o->acl = NULL;
   o->policy = NULL;
   o->ssh_acl = NULL;
+  o->clients = NULL;
 }
 
 static int parse_port(const char *s, size_t len, unsigned *out) {
@@ -204,6 +206,14 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
     rc = awf_parse_port_list(v, &o->http_ports, msg, sizeof(msg));
   } else if (!strcmp(flag, "allow-destination-cidrs")) {
     rc = awf_addr_policy_allow_cidrs(o->policy, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "allow-clients")) {
+    if (v[strspn(v, ", \t")] == '\0') { /* no client at all would serve no one */
+      snprintf(msg, sizeof(msg), "the list is empty: name the clients' CIDRs, e.g. 10.0.0.0/8");
+      rc = -EINVAL;
+    } else if (!o->clients && !(o->clients = awf_addr_policy_new()))
+      rc = -ENOMEM;
+    else
+      rc = awf_addr_policy_allow_cidrs(o->clients, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "dns-servers")) {
     o->dns_servers = v; /* validated when the resolver is built */
   } else if (!strcmp(flag, "log-file")) {
@@ -249,6 +259,74 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
   return rc < 0 ? -EINVAL : 0;
 }
 
+void awf_port_set_format(const struct awf_port_set *s, char *buf, size_t len) {
+  size_t used = 0;
+  if (len > 0)
+    buf[0] = '\0';
+  for (unsigned p = 1; p <= 65535; p++) {
+    if (!awf_port_set_has(s, (uint16_t)p))
+      continue;
+    unsigned hi = p;
+    while (hi < 65535 && awf_port_set_has(s, (uint16_t)(hi + 1)))
+      hi++;
+    int k = hi == p ? snprintf(buf + used, len - used, "%s%u", used ? "," : "", p)
+                    : snprintf(buf + used, len - used, "%s%u-%u", used ? "," : "", p, hi);
+    if (k < 0 || (size_t)k >= len - used)
+      return; /* truncated */
+    used += (size_t)k;
+    p = hi;
+  }
+}
+
+static void describe_rules(FILE *f, const char *prog, const awf_acl *acl, enum awf_acl_list l) {
+  size_t need = awf_acl_format(acl, l, NULL, 0) + 1;
+  char *text = malloc(need);
+  if (text)
+    awf_acl_format(acl, l, text, need);
+  fprintf(f, "%s: debug: %s (%zu): %s\n", prog, l == AWF_ACL_ALLOW ? "allow" : "block",
+          awf_acl_count(acl, l), text ? text : "(out of memory)");
+  free(text);
+}
+
+void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f) {
+  char a[1024], b[1024];
+  describe_rules(f, prog, o->acl, AWF_ACL_ALLOW);
+  describe_rules(f, prog, o->acl, AWF_ACL_BLOCK);
+  awf_port_set_format(&o->ports, a, sizeof(a));
+  fprintf(f, "%s: debug: allow-ports: %s%s\n", prog, a, o->audit ? " (--audit: nothing denied)" : "");
+  awf_port_set_format(&o->tls_ports, a, sizeof(a));
+  awf_port_set_format(&o->http_ports, b, sizeof(b));
+  fprintf(f, "%s: debug: tls-ports: %s; http-ports: %s\n", prog, a, b);
+  awf_addr_policy_format(o->policy, a, sizeof(a));
+  fprintf(f, "%s: debug: allow-destination-cidrs: %s (other non-global addresses refused)\n",
+          prog, a);
+  if (o->clients) {
+    awf_addr_policy_format(o->clients, a, sizeof(a));
+    fprintf(f, "%s: debug: allow-clients: %s\n", prog, a);
+  }
+}
+
+void awf_trace_stderr(void *prog, const char *line) {
+  fprintf(stderr, "%s: debug: %s\n", (const char *)prog, line);
+}
+
+void awf_options_debug_start(const struct awf_options *o, const char *prog,
+                             struct awf_resolver_options *ro, const awf_resolver *resolver) {
+  if (o->log_level != AWF_LOG_DEBUG)
+    return;
+  if (!resolver) {
+    ro->trace = awf_trace_stderr;
+    ro->trace_arg = (void *)prog;
+    return;
+  }
+  char servers[1024];
+  awf_options_describe(o, prog, stderr);
+  if (awf_resolver_servers(resolver, servers, sizeof(servers)) < 0)
+    snprintf(servers, sizeof(servers), "(unknown)");
+  fprintf(stderr, "%s: debug: dns-servers: %s%s\n", prog, servers[0] ? servers : "none",
+          o->dns_servers ? "" : " (from /etc/resolv.conf; /etc/hosts first)");
+}
+
 void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config *cfg) {
   memset(cfg, 0, sizeof(*cfg));
   cfg->acl = o->acl;
@@ -269,4 +347,5 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->tls_ports = o->tls_ports;
   cfg->http_ports = o->http_ports;
   cfg->ssh_acl = o->ssh_acl;
+  cfg->allow_clients = o->clients;
 }

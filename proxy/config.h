@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "proxy.h"
@@ -18,6 +19,7 @@ struct awf_options {
   struct awf_port_set ports;
   const char *dns_servers;   /* NULL: the host's resolver configuration */
   const char *log_file;      /* NULL: no access log */
+  awf_addr_policy *clients;  /* --allow-clients; NULL: any client */
   bool audit;
   enum awf_log_level log_level;
   unsigned max_connections;
@@ -53,6 +55,23 @@ int awf_parse_port_list(const char *s, struct awf_port_set *out, char *err, size
 
 /* Seconds, possibly fractional, > 0 and at most a year, to milliseconds. */
 int awf_parse_seconds(const char *s, unsigned *ms);
+
+/* A port set as "80,443,8000-8099" (truncated to fit len). */
+void awf_port_set_format(const struct awf_port_set *s, char *buf, size_t len);
+
+/* The effective rules, for --log-level debug: one "PROG: debug: ..." line
+ * each for the allow and block lists, the ports, the address policy's
+ * CIDRs and --allow-clients. */
+void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f);
+
+/* An awf_trace_fn writing "PROG: debug: LINE" to stderr; arg is PROG. */
+void awf_trace_stderr(void *prog, const char *line);
+
+/* At --log-level debug: the effective rules and the resolver's servers on
+ * stderr, and a trace of each lookup set in *ro (before the resolver is
+ * made). Call with resolver NULL first, then with it. */
+void awf_options_debug_start(const struct awf_options *o, const char *prog,
+                             struct awf_resolver_options *ro, const awf_resolver *resolver);
 
 /* Fill a proxy config from options (the resolver and log are the caller's). */
 void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config *cfg);

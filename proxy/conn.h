@@ -40,6 +40,7 @@ struct awf_proxy {
   uv_prepare_t log_flush;  /* writes the batched access-log lines each iteration */
   awf_upool *upool;        /* idle upstream connections for any client (may be NULL) */
   awf_client_limits *client_limits; /* open connections per client (NULL: no limit) */
+  uint64_t unlisted_next_log_ms;     /* --allow-clients refusals: next one logged */
   void (*done)(void *);
   void *done_arg;
   char readbuf[AWF_READ_BUF_SIZE]; /* shared by every read: data is consumed

@@ -62,6 +62,8 @@ static const struct {
     {"protocol_not_allowed", FIX_NONE, "only TCP leaves the sandbox"},
     {"sni_mismatch", FIX_NONE, "the TLS server name is not the host asked for"},
     {"no_sni", FIX_NONE, "TLS without a server name cannot be judged"},
+    {"not_a_proxy_request", FIX_NONE,
+     "a request for a path (GET /x) sent to the proxy port: it takes GET http://host/x"},
     {"dns_failure", FIX_FAILURE, NULL},
     {"upstream_unreachable", FIX_FAILURE, NULL},
     {"timeout", FIX_FAILURE, NULL},

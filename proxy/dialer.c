@@ -2,11 +2,13 @@
 #include "dialer.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hostname.h"
 #include "netaddr.h"
+#include "proxy.h"
 
 /* One connect attempt. tcp comes first so that whoever ends up owning it can
  * free() the handle pointer in its close callback. */
@@ -22,6 +24,8 @@ struct awf_dial {
   const awf_addr_policy *policy;
   unsigned timeout_ms;
   uint16_t port;
+  const awf_proxy *debug;
+  char host[256];          /* for debug lines only */
   awf_dial_cb cb;
   void *arg;
   awf_resolve_req *rreq;
@@ -29,7 +33,7 @@ struct awf_dial {
   struct attempt *cur;
   unsigned open_handles;   /* timer + attempts not yet closed */
   bool finished;           /* callback ran or dial cancelled */
-  bool host;               /* the host's targets: no address policy */
+  bool host_target;        /* the host's services (host_access.h): no address policy */
   size_t next;
   struct awf_dial_result result;
   struct awf_addr_list addrs; /* only addresses the policy admits */
@@ -95,6 +99,9 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   d->result.status = status;
+  if (d->debug)
+    awf_proxy_diag(d->debug, AWF_LOG_DEBUG, "dial %s:%u: %s", d->host, d->port,
+                   uv_strerror(status));
   abandon_attempt(d);
   try_next(d);
 }
@@ -103,6 +110,9 @@ static void on_timer(uv_timer_t *t) {
   awf_dial *d = t->data;
   if (d->cur) { /* connect timeout for the current address */
     d->result.status = UV_ETIMEDOUT;
+    if (d->debug)
+      awf_proxy_diag(d->debug, AWF_LOG_DEBUG, "dial %s:%u: timed out after %u ms", d->host,
+                     d->port, d->timeout_ms);
     abandon_attempt(d);
   }
   try_next(d);
@@ -114,6 +124,11 @@ static void try_next(awf_dial *d) {
     awf_sockaddr_set_port(ss, d->port);
     d->result.peer = *ss;
     d->result.have_peer = true;
+    if (d->debug) {
+      char text[AWF_ADDRSTRLEN];
+      awf_proxy_diag(d->debug, AWF_LOG_DEBUG, "dial %s:%u: trying %s", d->host, d->port,
+                     awf_sockaddr_format((struct sockaddr *)ss, text, sizeof(text)));
+    }
 
     struct attempt *a = calloc(1, sizeof(*a));
     if (!a) {
@@ -142,8 +157,18 @@ static void try_next(awf_dial *d) {
 static void take_addresses(awf_dial *d, const struct awf_addr_list *in) {
   d->addrs.n = 0;
   for (size_t i = 0; i < in->n; i++) {
-    if (d->host || awf_addr_policy_check(d->policy, (const struct sockaddr *)&in->addr[i]) == NULL)
+    const char *why = d->host_target
+                          ? NULL
+                          : awf_addr_policy_check(d->policy, (const struct sockaddr *)&in->addr[i]);
+    if (why == NULL) {
       d->addrs.addr[d->addrs.n++] = in->addr[i];
+    } else if (d->debug) {
+      char text[AWF_ADDRSTRLEN];
+      awf_proxy_diag(d->debug, AWF_LOG_DEBUG, "dial %s:%u: %s refused by the address policy "
+                     "(%s; --allow-destination-cidrs)", d->host, d->port,
+                     awf_sockaddr_format((const struct sockaddr *)&in->addr[i], text,
+                                         sizeof(text)), why);
+    }
   }
   if (d->addrs.n == 0) {
     d->result.have_peer = in->n > 0;
@@ -185,6 +210,9 @@ int awf_dial_start(const struct awf_dial_params *prm, awf_dial_cb cb, void *arg,
   d->policy = prm->policy;
   d->timeout_ms = prm->connect_timeout_ms ? prm->connect_timeout_ms : 10000;
   d->port = prm->port;
+  d->debug = prm->debug;
+  if (d->debug)
+    snprintf(d->host, sizeof(d->host), "%s", prm->host);
   d->cb = cb;
   d->arg = arg;
   uv_timer_init(d->loop, &d->timer);
@@ -195,7 +223,7 @@ int awf_dial_start(const struct awf_dial_params *prm, awf_dial_cb cb, void *arg,
   int rc;
   if (awf_host_access_targets(prm->host_access, prm->host, strlen(prm->host), prm->port,
                               &d->addrs) >= 0) {
-    d->host = d->addrs.n > 0; /* none: the host on a port not its own, refused below */
+    d->host_target = d->addrs.n > 0; /* none: the host on a port not its own, refused below */
     rc = 1;
   } else if (awf_ip_literal_parse(prm->host, strlen(prm->host), &lit) != 0) {
     d->addrs.n = 1;

@@ -37,6 +37,8 @@ struct awf_dial_params {
   /* Optional: the host's names are not resolved but dial its targets, which
    * the address policy does not judge (host_access.h). */
   const struct awf_host_access *host_access;
+  const struct awf_proxy *debug; /* non-NULL: each address refused or tried, as
+                                    debug diagnostics of this engine */
 };
 
 /* Starts dialling. The callback runs exactly once, never from inside this

@@ -281,6 +281,11 @@ int awf_req_head_complete(const llhttp_t *p, const struct awf_head *h, unsigned 
     ts = awf_target_parse_authority(url, url_len, &f->target);
   else
     ts = awf_target_parse_absolute(url, url_len, &f->target);
+  /* "GET /path" to the proxy port: a client that took the proxy for the
+   * web server, or was not told to use it as a proxy. */
+  if (ts != AWF_TARGET_OK && !transparent && f->method != HTTP_CONNECT && url_len > 0 &&
+      url[0] == '/')
+    *reason = "not_a_proxy_request";
   if (ts != AWF_TARGET_OK) {
     memset(&f->target, 0, sizeof(f->target));
     return 400;

@@ -273,6 +273,10 @@ static const char *explain(const char *reason) {
   if (!strcmp(reason, "upstream_unreachable")) return "the upstream server could not be reached";
   if (!strcmp(reason, "timeout")) return "timed out";
   if (!strcmp(reason, "header_too_large")) return "the request header block is larger than 64 KiB";
+  if (!strcmp(reason, "not_a_proxy_request"))
+    return "awf-proxy is a forward proxy, not a web server: send it absolute-form requests "
+           "(GET http://host/path) by pointing the client at it, e.g. "
+           "HTTP_PROXY=http://PROXY_ADDR:PORT, or curl -x http://PROXY_ADDR:PORT http://host/path";
   return "the request is malformed";
 }
 
@@ -514,7 +518,11 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
   if (!c->up)
     return -1;
-  return write_body(c, false, c->http->req_framing == AWF_FRAME_CHUNKED, at, len) < 0 ? -1 : 0;
+  /* The origin went away under the upload (a reset after refusing it): its
+   * failure, not a bad request of the client's. */
+  if (write_body(c, false, c->http->req_framing == AWF_FRAME_CHUNKED, at, len) < 0)
+    return req_error(c, 502, "upstream_unreachable");
+  return 0;
 }
 
 static void exchange_done(struct conn *c);
@@ -525,7 +533,7 @@ static int on_req_complete(llhttp_t *p) {
   if (h->req_framing == AWF_FRAME_CHUNKED && c->up) {
     uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
     if (write_up(c, &end, 1) < 0)
-      return -1;
+      return req_error(c, 502, "upstream_unreachable");
   }
   h->req_done = true;
   awf_scan_restart(&h->scan);
@@ -742,6 +750,7 @@ static void start_dial(struct conn *c) {
       .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
       .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = h->target.host,
       .port = h->target.port, .host_access = px->cfg.host_access,
+      .debug = px->cfg.log_level == AWF_LOG_DEBUG ? px : NULL,
   };
   if (awf_dial_start(&prm, on_dialled, c, &c->dial) < 0) {
     c->dial = NULL;

@@ -134,6 +134,7 @@ void awf_log_record_init(struct awf_log_record *r) {
   r->bytes_down = -1;
   r->duration_ms = -1;
   r->answers = -1;
+  r->lost = -1;
 }
 
 /* Appending fields stops at the first error; the caller rolls back. */
@@ -306,6 +307,7 @@ int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   field_int(&w, "answers", r->answers);
   field_str(&w, "version", r->version);
   field_strv(&w, "argv", r->argv, r->argc);
+  field_int(&w, "lost", r->lost);
   if (w.rc == 0)
     w.rc = awf_buf_append(b, "}\n", 2);
   if (w.rc < 0) {

@@ -55,6 +55,8 @@ struct awf_log_record {
   const char *version;
   const char *const *argv; /* a JSON array of argc strings; NULL to omit */
   int argc;
+  /* log_lost events */
+  int64_t lost;            /* records that never reached the log; -1 to omit */
 };
 
 /* A fresh id for a connection or a DNS message: unique within the process
@@ -73,7 +75,7 @@ void awf_log_record_init(struct awf_log_record *r);
  * line is ever produced. Key order: ts, run, event, conn, req, kind, client,
  * method, host, port, url, url_truncated, sni, ech, original_dst, decision,
  * path, would_deny, reason, status, upstream, resolved, bytes_up, bytes_down, duration_ms,
- * qname, qtype, answers, version, argv. */
+ * qname, qtype, answers, version, argv, lost. */
 int awf_log_format(struct awf_buf *b, const struct awf_log_record *r);
 
 #endif

@@ -69,9 +69,16 @@ uint64_t conn_now_ms(const struct conn *c) {
   return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
+static void log_failed(const awf_proxy *p, int err) {
+  awf_proxy_diag(p, AWF_LOG_WARN,
+                 "access log write failed: %s (%lu records wait in memory, %lu lost so far)",
+                 strerror(-err), awf_logfile_pending(p->cfg.log), awf_logfile_lost(p->cfg.log));
+}
+
 static void write_record(struct conn *c, const struct awf_log_record *r) {
-  if (awf_logfile_write(c->proxy->cfg.log, r) < 0)
-    awf_proxy_diag(c->proxy, AWF_LOG_WARN, "access log write failed");
+  int rc = awf_logfile_write(c->proxy->cfg.log, r);
+  if (rc < 0)
+    log_failed(c->proxy, rc);
 }
 
 void conn_log_open(struct conn *c, const struct awf_log_record *r) {
@@ -360,6 +367,34 @@ static void on_refused_closed(uv_handle_t *h) {
   free(h->data);
 }
 
+/* Reset at once (TCP RST, nothing read): costs nothing under a flood. */
+static void reset_refused(struct conn *c) {
+  if (uv_tcp_close_reset(&c->client, on_refused_closed) < 0)
+    uv_close((uv_handle_t *)&c->client, on_refused_closed);
+}
+
+/* --allow-clients: a client outside the list is reset like one over its
+ * limit, before it counts anywhere. Logged at most once a second in all, so
+ * that a scan from many addresses cannot fill the log. Returns true when c
+ * was refused (and is being freed). */
+static bool refuse_unlisted_client(awf_proxy *p, struct conn *c, const struct sockaddr *peer) {
+  if (peer && awf_addr_policy_listed(p->cfg.allow_clients, peer))
+    return false;
+  uint64_t now = uv_now(p->loop);
+  if (now >= p->unlisted_next_log_ms) {
+    p->unlisted_next_log_ms = now + CLIENT_LIMIT_LOG_MS;
+    if (peer)
+      awf_sockaddr_format(peer, c->client_addr, sizeof(c->client_addr));
+    else
+      snprintf(c->client_addr, sizeof(c->client_addr), "unknown");
+    log_port_denial(c, "client_not_allowed");
+    awf_proxy_diag(p, AWF_LOG_WARN, "client %s is not in --allow-clients; resetting its "
+                   "connections", c->client_addr);
+  }
+  reset_refused(c);
+  return true;
+}
+
 /* Count the new connection against its client's limit. A client over it is
  * reset at once, before the connection counts towards max_connections: a
  * flood from one client is drained from the kernel queue and can never
@@ -379,8 +414,7 @@ static bool refuse_over_client_limit(awf_proxy *p, struct conn *c, const struct 
                    "client %s holds %u connections (--max-connections-per-client); resetting more",
                    c->client_addr, p->cfg.max_connections_per_client);
   }
-  if (uv_tcp_close_reset(&c->client, on_refused_closed) < 0)
-    uv_close((uv_handle_t *)&c->client, on_refused_closed);
+  reset_refused(c);
   return true;
 }
 
@@ -406,6 +440,9 @@ static int accept_one(struct listener *l) {
   struct sockaddr_storage peer;
   int len = sizeof(peer);
   bool have_peer = uv_tcp_getpeername(&c->client, (struct sockaddr *)&peer, &len) == 0;
+  if (p->cfg.allow_clients &&
+      refuse_unlisted_client(p, c, have_peer ? (struct sockaddr *)&peer : NULL))
+    return 0;
   if (have_peer && p->client_limits && refuse_over_client_limit(p, c, (struct sockaddr *)&peer))
     return 0;
   uv_timer_init(p->loop, &c->timer);
@@ -460,8 +497,9 @@ static void resume_accepting(awf_proxy *p) {
 
 static void on_log_flush(uv_prepare_t *h) {
   awf_proxy *p = h->data;
-  if (awf_logfile_flush(p->cfg.log) < 0)
-    awf_proxy_diag(p, AWF_LOG_WARN, "access log write failed");
+  int rc = awf_logfile_flush(p->cfg.log);
+  if (rc < 0)
+    log_failed(p, rc);
 }
 
 int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy **out) {

@@ -1,12 +1,24 @@
-/* logfile.h: the JSONL access-log sink. Each record becomes exactly one
- * write(2) of a complete line to a file opened O_APPEND, so lines are never
- * interleaved or cut, even with several writers or a log rotator. */
+/* logfile.h: the JSONL access-log sink. Records leave as whole lines, in
+ * write(2)s of whole lines to a file opened O_APPEND, so lines are never
+ * interleaved, even with several writers or a log rotator, and never cut:
+ * a write cut short (a full disk) is taken back in a regular file, or
+ * completed first thing later on a pipe. Lines that cannot be written (no
+ * room, a quota, EIO, a stdout pipe not read) wait in memory, in order, up
+ * to AWF_LOGFILE_BACKLOG_MAX bytes, and each later write or flush tries
+ * again; past that they are lost and counted, and a log_lost record is
+ * written where they are missing once the log takes lines again. A regular
+ * file gets AWF_LOGFILE_RESERVE bytes reserved past its end (fallocate,
+ * size unchanged), renewed as they are used, so filling its filesystem
+ * does not stop the next lines. */
 #ifndef AWF_LOGFILE_H
 #define AWF_LOGFILE_H
 
 #include <stdbool.h>
 
 #include "jsonlog.h"
+
+#define AWF_LOGFILE_BACKLOG_MAX (8 * 1024 * 1024)
+#define AWF_LOGFILE_RESERVE (4 * 1024 * 1024)
 
 typedef struct awf_logfile awf_logfile;
 
@@ -23,8 +35,11 @@ int awf_logfile_open_fd(int fd, awf_logfile **out);
  * in every record written through it, so runs sharing a file stay apart. */
 const char *awf_logfile_run(const awf_logfile *lf);
 
-/* Format and write one record (its run field is the log's run id). Returns 0 or -errno (the line is then lost
- * whole, never written in part; a short write is completed, EINTR retried). */
+/* Format and write one record (its run field is the log's run id). Returns
+ * 0, or -errno when that is news: a record that cannot be formatted (too
+ * long: lost, counted), the log starting to fail (the lines wait in memory),
+ * or, once per outage, lines starting to be lost. While the log keeps
+ * failing, 0. */
 int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r);
 
 /* A reader of every record written through lf, the `run` record included,
@@ -40,20 +55,30 @@ void awf_logfile_set_tap(awf_logfile *lf, awf_logfile_tap_fn fn, void *ud);
  * awf_logfile_write. */
 int awf_logfile_write_run(awf_logfile *lf, const char *version, const char *const *argv);
 
-/* Batching: whole lines gather in memory (at most 64 KiB) until
+/* Batching: whole lines gather in memory (64 KiB at most) until
  * awf_logfile_flush(), and leave in one write(2), still whole lines with
  * O_APPEND. The proxy engine turns it on and flushes once per event-loop
  * iteration, before the loop waits. Turning it off flushes. */
 void awf_logfile_set_batching(awf_logfile *lf, bool on);
-/* Write the batched lines. Returns 0 or -errno (those lines are counted lost). */
+/* Write the lines waiting (batched, or kept while the log failed). Returns
+ * as awf_logfile_write. */
 int awf_logfile_flush(awf_logfile *lf);
 
 /* Reopen the same path (after rotation, on SIGHUP). On failure keeps the old
  * descriptor and returns -errno. No-op for stdout, NULL and an adopted fd. */
 int awf_logfile_reopen(awf_logfile *lf);
 
-/* Lines written and lines lost to write errors, for diagnostics. */
+/* Lines lost for good so far (the backlog full, a record too long, an
+ * error that will not pass), and lines waiting in memory to be written. */
 unsigned long awf_logfile_lost(const awf_logfile *lf);
+unsigned long awf_logfile_pending(const awf_logfile *lf);
+
+/* At exit (close does it too): a last try at the waiting lines (waiting
+ * for a stalled pipe once), and a log_lost record if lines were lost. Lines
+ * still not written are lost then. Returns the lines lost over the log's
+ * life (0: the log is complete); *err, if not NULL, gets the last write
+ * error (-errno, 0 for none). Once only; later calls just report. */
+unsigned long awf_logfile_finish(awf_logfile *lf, int *err);
 
 void awf_logfile_close(awf_logfile *lf);
 

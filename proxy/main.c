@@ -1,11 +1,14 @@
 /* main.c: awf-proxy, the proxy on its own: flags, signals, the loop. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "build_info.h"
 #include "config.h"
 #include "dns_server.h"
 #include "exitcodes.h"
@@ -26,6 +29,9 @@ static const char usage[] =
     "      --http-ports LIST         original ports carrying HTTP (default 80)\n"
     "      --dns-listen ADDR:PORT    serve DNS (UDP and TCP), answering only names the\n"
     "                                rules admit; repeatable\n"
+    "      --allow-clients LIST      client CIDRs served by the proxy listeners; others are\n"
+    "                                reset (default: any client; give it when listening\n"
+    "                                beyond loopback, or this is an open proxy)\n"
     "  -d, --allow-domains LIST      comma-separated allow rules: github.com (and subdomains),\n"
     "                                *.github.com, api-*.x.com, https://x, http://x, 1.2.3.4\n"
     "      --allow-domains-file FILE allow rules, one per line or comma-separated, # comments\n"
@@ -39,7 +45,8 @@ static const char usage[] =
     "      --log-file PATH|-         JSONL access log (appended; - is stdout; SIGHUP reopens)\n"
     "      --audit                   admit what the domain, scheme and port rules deny, and\n"
     "                                log it as would_deny; private addresses stay denied\n"
-    "      --log-level LEVEL         debug, info, warn, error (default info)\n"
+    "      --log-level LEVEL         debug, info, warn, error (default info); debug shows\n"
+    "                                the rules, each lookup and each address dialled\n"
     "      --max-connections N       client connections at once (default 4096)\n"
     "      --max-connections-per-client N\n"
     "                                connections one client address may hold at once; more\n"
@@ -50,7 +57,7 @@ static const char usage[] =
     "      --read-timeout SEC        upstream silence during a request, then 504 (default 900)\n"
     "      --tunnel-idle-timeout SEC idle CONNECT tunnel (default 3600)\n"
     "      --shutdown-grace SEC      on SIGTERM, time for open work (default 5)\n"
-    "      --version                 print the version and exit\n"
+    "      --version                 print the version, commit and build flavour and exit\n"
     "  -h, --help                    print this help and exit\n"
     "\n"
     "Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure, 2 on a bad flag or rule.\n"
@@ -114,6 +121,7 @@ static const struct option long_opts[] = {
     {"tls-ports", required_argument, 0, 'O'},
     {"http-ports", required_argument, 0, 'O'},
     {"dns-listen", required_argument, 0, 'O'},
+    {"allow-clients", required_argument, 0, 'O'},
     {"allow-domains", required_argument, 0, 'd'},
     {"allow-domains-file", required_argument, 0, 'O'},
     {"block-domains", required_argument, 0, 'O'},
@@ -149,7 +157,7 @@ static int parse_args(int argc, char **argv, struct awf_options *o) {
     case 'L': flag = "listen"; break;
     case 'O': flag = long_opts[idx].name; break;
     case 'A': o->audit = true; continue;
-    case 'V': printf("awf-proxy %s\n", AWF_VERSION); return 0;
+    case 'V': awf_build_print(stdout, "awf-proxy"); return 0;
     case 'h': fputs(usage, stdout); return 0;
     case ':':
       fprintf(stderr, "awf-proxy: %s needs a value\n", argv[optind - 1]);
@@ -174,6 +182,34 @@ static int parse_args(int argc, char **argv, struct awf_options *o) {
   return -1;
 }
 
+static bool is_loopback(const struct sockaddr_storage *ss) {
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (ss->ss_family == AF_INET)
+    return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+  const uint8_t *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+  return IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)a) ||
+         (memcmp(a, mapped, sizeof(mapped)) == 0 && a[12] == 127);
+}
+
+/* Anyone who can reach a listener beyond loopback may use the proxy (and
+ * its allowlist) unless --allow-clients says who may. */
+static void warn_open_proxy(const struct awf_options *o) {
+  char text[AWF_ADDRSTRLEN];
+  if (o->clients)
+    return;
+  for (size_t i = 0; i < o->n_listen + o->n_tlisten; i++) {
+    const struct sockaddr_storage *ss = i < o->n_listen ? &o->listen[i] : &o->tlisten[i - o->n_listen];
+    if (is_loopback(ss))
+      continue;
+    fprintf(stderr, "awf-proxy: warning: %s %s is not a loopback address and no --allow-clients "
+                    "was given: anyone who can reach it can use this proxy (an open proxy); "
+                    "name the clients with --allow-clients CIDR[,CIDR]\n",
+            i < o->n_listen ? "--listen" : "--transparent-listen",
+            awf_sockaddr_format((const struct sockaddr *)ss, text, sizeof(text)));
+    return;
+  }
+}
+
 static int run(struct awf_options *o) {
   struct app a;
   memset(&a, 0, sizeof(a));
@@ -182,16 +218,19 @@ static int run(struct awf_options *o) {
 
   if (awf_acl_count(o->acl, AWF_ACL_ALLOW) == 0 && !o->audit)
     fprintf(stderr, "awf-proxy: warning: no --allow-domains given: every request will be denied\n");
+  warn_open_proxy(o);
   uv_loop_init(&a.loop);
   struct awf_resolver_options ro;
   awf_resolver_options_default(&ro);
   ro.servers = o->dns_servers;
+  awf_options_debug_start(o, "awf-proxy", &ro, NULL);
   rc = awf_resolver_new(&a.loop, &ro, &a.resolver, err, sizeof(err));
   if (rc < 0) {
     fprintf(stderr, "awf-proxy: %s\n", rc == -EINVAL ? err : strerror(-rc));
     uv_loop_close(&a.loop);
     return AWF_EXIT_USAGE;
   }
+  awf_options_debug_start(o, "awf-proxy", &ro, a.resolver);
   rc = awf_logfile_open(o->log_file, &a.log);
   if (rc < 0) {
     fprintf(stderr, "awf-proxy: --log-file: cannot open '%s': %s\n", o->log_file, strerror(-rc));
@@ -215,6 +254,11 @@ static int run(struct awf_options *o) {
   uv_signal_init(&a.loop, &a.sig_int);
   uv_signal_init(&a.loop, &a.sig_hup);
   a.sig_term.data = a.sig_int.data = a.sig_hup.data = &a;
+  /* Before the first "listening" line: a supervisor may send SIGTERM as
+   * soon as it reads it, and the default action would skip the drain. */
+  uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
+  uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
+  uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
   int status = 0;
   for (size_t i = 0; i < o->n_listen && status == 0; i++) {
     struct sockaddr_storage bound;
@@ -264,11 +308,7 @@ static int run(struct awf_options *o) {
     fprintf(stderr, "awf-proxy: dns listening on %s\n",
             awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
   }
-  if (status == 0) {
-    uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
-    uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
-    uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
-  } else {
+  if (status != 0) {
     a.stopping = true;
     close_dns_servers(&a);
     awf_proxy_shutdown(a.proxy, on_proxy_done, &a);
@@ -278,7 +318,13 @@ static int run(struct awf_options *o) {
   rc = uv_loop_close(&a.loop);
   if (rc < 0)
     fprintf(stderr, "awf-proxy: warning: handles left open at exit\n");
+  int log_err;
+  unsigned long lost = awf_logfile_finish(a.log, &log_err);
   awf_logfile_close(a.log);
+  if (lost)
+    fprintf(stderr, "awf-proxy: warning: the access log is incomplete: %lu record%s could not be "
+                    "written%s%s%s\n", lost, lost == 1 ? "" : "s", log_err ? " (" : "",
+            log_err ? strerror(-log_err) : "", log_err ? ")" : "");
   if (status == 0)
     fprintf(stderr, "awf-proxy: exited cleanly\n");
   return status;

@@ -62,6 +62,8 @@ struct awf_proxy_config {
    * connections redirected to its sandbox-side addresses are relayed as raw
    * TCP (`tcp`). */
   const struct awf_host_access *host_access;
+  /* Clients admitted (NULL: any); others are reset at accept. */
+  const awf_addr_policy *allow_clients;
 };
 
 typedef struct awf_proxy awf_proxy;

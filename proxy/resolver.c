@@ -152,6 +152,8 @@ struct awf_resolver {
   size_t max_cache_entries;
   unsigned handles_open;
   bool closing;
+  awf_trace_fn trace;
+  void *trace_arg;
 };
 
 /* ---- server list validation --------------------------------------------- */
@@ -605,6 +607,64 @@ static void on_addrinfo(void *arg, int status, int timeouts,
     uv_idle_start(&r->idle, on_idle);
 }
 
+/* ---- diagnostics --------------------------------------------------------- */
+
+static const char *failure_text(int status) {
+  switch (status) {
+  case -ENOENT: return "no such name, or no address";
+  case -ETIMEDOUT: return "timed out";
+  case -ECONNREFUSED: return "refused by the servers";
+  default: return strerror(-status);
+  }
+}
+
+static void trace_result(const awf_resolver *r, const char *name, int status,
+                         const struct awf_addr_list *l, bool cached) {
+  char line[1536];
+  size_t n = (size_t)snprintf(line, sizeof(line), "resolve %.255s: ", name);
+  if (status < 0) {
+    snprintf(line + n, sizeof(line) - n, "failed (%s)", failure_text(status));
+  } else {
+    for (size_t i = 0; i < l->n && n < sizeof(line); i++) {
+      const struct sockaddr_storage *ss = &l->addr[i];
+      char text[INET6_ADDRSTRLEN] = "?";
+      inet_ntop(ss->ss_family,
+                ss->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+                                         : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr,
+                text, sizeof(text));
+      n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s", i ? ", " : "", text);
+    }
+    if (n < sizeof(line))
+      snprintf(line + n, sizeof(line) - n, " (ttl %us%s)", (unsigned)l->ttl_s,
+               cached ? ", cached" : "");
+  }
+  r->trace(r->trace_arg, line);
+}
+
+int awf_resolver_servers(const awf_resolver *r, char *buf, size_t len) {
+  struct ares_addr_port_node *list = NULL;
+  if (len == 0)
+    return -EINVAL;
+  buf[0] = '\0';
+  int st = ares_get_servers_ports(r->channel, &list);
+  if (st != ARES_SUCCESS)
+    return st == ARES_ENOMEM ? -ENOMEM : -EIO;
+  size_t used = 0;
+  for (const struct ares_addr_port_node *s = list; s && used < len; s = s->next) {
+    char text[INET6_ADDRSTRLEN] = "?";
+    bool v6 = s->family == AF_INET6;
+    inet_ntop(s->family, v6 ? (const void *)&s->addr.addr6 : (const void *)&s->addr.addr4, text,
+              sizeof(text));
+    int port = s->udp_port ? s->udp_port : 53;
+    int k = port == 53 ? snprintf(buf + used, len - used, "%s%s", used ? "," : "", text)
+                       : snprintf(buf + used, len - used, v6 ? "%s[%s]:%d" : "%s%s:%d",
+                                  used ? "," : "", text, port);
+    used += k > 0 ? (size_t)k : 0;
+  }
+  ares_free_data(list);
+  return 0;
+}
+
 /* ---- waiters ------------------------------------------------------------ */
 
 static void waiter_unlink(awf_resolve_req *q) { awf_list_remove(&q->link); }
@@ -638,6 +698,8 @@ static void on_idle(uv_idle_t *h) {
      * then starts afresh (or hits the cache) instead of joining a query
      * that has already finished. */
     htab_remove(&r->pending, &p->hn);
+    if (r->trace)
+      trace_result(r, p->name, p->status, &p->result, false);
     deliver(r, p);
     free(p);
   }
@@ -749,6 +811,8 @@ int awf_resolver_new(uv_loop_t *loop, const struct awf_resolver_options *o,
   r->max_cache_entries =
       o->max_cache_entries < MAX_CACHE_ENTRIES ? o->max_cache_entries : MAX_CACHE_ENTRIES;
   r->cache_min_expiry = UINT64_MAX;
+  r->trace = o->trace;
+  r->trace_arg = o->trace_arg;
   r->seed = uv_hrtime() ^ (uint64_t)(uintptr_t)r;
   int rc = htab_init(&r->pending, PENDING_BUCKETS);
   if (rc == 0)
@@ -782,8 +846,11 @@ int awf_resolve(awf_resolver *r, const char *name, struct awf_addr_list *out,
     return -EINVAL;
 
   uint64_t h = name_hash(r->seed, name);
-  if (cache_enabled(r) && cache_get(r, name, h, out))
+  if (cache_enabled(r) && cache_get(r, name, h, out)) {
+    if (r->trace)
+      trace_result(r, name, 0, out, true);
     return 1;
+  }
 
   awf_resolve_req *q = calloc(1, sizeof(*q));
   if (!q)

@@ -21,6 +21,9 @@ struct awf_addr_list {
   struct sockaddr_storage addr[AWF_RESOLVE_MAX_ADDRS]; /* ports are 0 */
 };
 
+/* A diagnostics line (no newline), for --log-level debug. */
+typedef void (*awf_trace_fn)(void *arg, const char *line);
+
 struct awf_resolver_options {
   /* Comma-separated upstream DNS servers, "ip", "ip:port", "[v6]:port"; NULL
    * or "" uses the host's resolver configuration (/etc/resolv.conf, and
@@ -33,6 +36,11 @@ struct awf_resolver_options {
   unsigned timeout_ms;      /* per-try timeout handed to c-ares */
   unsigned tries;
   size_t max_cache_entries;
+  /* Optional: one line per lookup answered ("resolve NAME: ADDR, ADDR (ttl
+   * Ns)" or "resolve NAME: failed (WHY)"), cache hits included. NULL costs
+   * nothing. */
+  awf_trace_fn trace;
+  void *trace_arg;
 };
 
 void awf_resolver_options_default(struct awf_resolver_options *o);
@@ -47,6 +55,10 @@ typedef void (*awf_resolve_cb)(int status, const struct awf_addr_list *addrs,
  * (e.g. naming the bad server entry). */
 int awf_resolver_new(uv_loop_t *loop, const struct awf_resolver_options *o,
                      awf_resolver **out, char *err, size_t errlen);
+
+/* The upstream servers in use ("198.51.100.53", "[2001:db8::53]:5353"),
+ * comma-separated, truncated to fit len. Returns 0 or a negative errno. */
+int awf_resolver_servers(const awf_resolver *r, char *buf, size_t len);
 
 /* Resolve `name` (already normalised, not an IP literal).
  * Returns 1: answered from the cache, *out filled, cb is never called.

@@ -305,6 +305,7 @@ static void dial_transparent(struct conn *c) {
       .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
       .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = t->dial[0] ? t->dial : t->host,
       .port = t->port, .host_access = px->cfg.host_access,
+      .debug = px->cfg.log_level == AWF_LOG_DEBUG ? px : NULL,
   };
   t->dialling = true;
   update_reading(c);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "build_info.h"
 #include "host_access.h"
 
 #include "exitcodes.h"
@@ -54,7 +55,8 @@ static const char usage[] =
     "                                UDP and other ports stay denied\n"
     "      --log-file FILE           JSONL access log of every decision (read-only and\n"
     "                                unremovable for the command)\n"
-    "      --log-level LEVEL         debug, info, warn, error (default warn)\n"
+    "      --log-level LEVEL         debug, info, warn, error (default warn); debug shows\n"
+    "                                the rules, each lookup and each address dialled\n"
     "      --no-step-summary         do not append the Markdown summary of the run's traffic\n"
     "                                to $GITHUB_STEP_SUMMARY (done when it is set)\n"
     "Environment:\n"
@@ -79,7 +81,7 @@ static const char usage[] =
     "                                (repeatable)\n"
     "      --agent-timeout MINUTES   stop the command after this long (exit 124);\n"
     "                                fractions allowed (0.5 = 30 s)\n"
-    "      --version                 print the version and exit\n"
+    "      --version                 print the version, commit and build flavour and exit\n"
     "  -h, --help                    print this help and exit\n"
     "\n"
     "A single COMMAND argument with shell syntax runs under /bin/sh -c.\n"
@@ -288,7 +290,7 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
                     optarg, AWF_CGROUP_MAX_CPUS);
       cli->limits.explicit_[AWF_CG_CPU] = true;
       break;
-    case 'V': printf("awf %s\n", AWF_VERSION); return 0;
+    case 'V': awf_build_print(stdout, "awf"); return 0;
     case 'h': fputs(usage, stdout); return 0;
     case ':': return fail("%s needs a value", argv[optind - 1]);
     default: return fail("unknown option '%s' (see awf --help)", argv[optind - 1]);

@@ -249,10 +249,18 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
   /* Opened here, before the sandbox exists, so that the sandbox can keep it
    * from the command (logprotect.h). */
   char err[1024];
-  if (awf_logprotect_open(cli->proxy.log_file, &plan->log, err, sizeof(err)) < 0) {
-    fprintf(stderr, "awf: %s\n", err);
+  int rc = awf_logprotect_open(cli->proxy.log_file, &plan->log, err, sizeof(err));
+  if (rc < 0) {
+    /* Under sudo, "Permission denied" alone reads as root's: say whose. */
+    if (rc == -EACCES || rc == -EPERM)
+      fprintf(stderr, "awf: %s (opened as uid %u (%s))\n", err, (unsigned)plan->uid, user->name);
+    else
+      fprintf(stderr, "awf: %s\n", err);
     return AWF_EXIT_FAILURE;
   }
+  if (awf_acl_count(cli->proxy.acl, AWF_ACL_ALLOW) == 0 && !cli->proxy.audit &&
+      awf_acl_count(cli->proxy.ssh_acl, AWF_ACL_ALLOW) == 0)
+    fprintf(stderr, "awf: warning: no --allow-domains given: every destination will be denied\n");
   return -1;
 }
 
@@ -310,6 +318,7 @@ int main(int argc, char **argv) {
      * it back as it was however the command ends (ttystate.h). */
     struct awf_ttystate tty;
     awf_ttystate_save(&tty);
+    plan.tty = &tty;
     status = awf_supervise(&plan);
     awf_ttystate_restore(&tty);
   }

@@ -6,7 +6,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#ifndef AWF_NFT_NETLINK
 #include <nftables/libnftables.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 
 #include "host_access.h"
 #include "nflog.h"
+#include "nft_netlink.h"
 #include "nft_ruleset.h"
 #include "rtnl.h"
 #include "sandbox_steps.h"
@@ -108,6 +111,16 @@ static int apply_ruleset(const struct awf_cli *cli, char *err, size_t errlen) {
     spec.host_alias4 = AWF_HOST_ALIAS_ADDR4;
     spec.host_alias6 = AWF_HOST_ALIAS_ADDR6;
   }
+#ifdef AWF_NFT_NETLINK
+  /* The static build: our own nf_tables netlink encoder (nft_netlink.h). */
+  int rc = awf_nft_netlink_apply(&spec);
+  if (rc < 0)
+    snprintf(err, errlen,
+             "sandbox network: the kernel refused the nftables ruleset (does it have "
+             "nf_tables with nat and conntrack?): %s",
+             strerror(-rc));
+  return rc;
+#else
   char *text;
   long len = awf_nft_ruleset(&spec, &text);
   if (len < 0) {
@@ -138,6 +151,7 @@ static int apply_ruleset(const struct awf_cli *cli, char *err, size_t errlen) {
   nft_ctx_free(nft);
   free(text);
   return rc;
+#endif
 }
 
 int awf_step_configure_sandbox_net(const struct awf_cli *cli, char *err, size_t errlen) {

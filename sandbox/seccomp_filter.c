@@ -83,8 +83,11 @@ static const unsigned long clone_new_flags[] = {
 #define CLONE_FLAGS_ARG 0
 #endif
 
-/* ioctl requests that push input into a terminal or poke the console. */
-static const unsigned long refused_ioctls[] = {TIOCSTI, TIOCLINUX};
+/* ioctl requests that push input into a terminal, poke the console, or
+ * change the terminal's line discipline (TIOCSETD: the caller's terminal,
+ * set to n_null, stays dead after the run, and with
+ * dev.tty.ldisc_autoload=1 naming a discipline loads its kernel module). */
+static const unsigned long refused_ioctls[] = {TIOCSTI, TIOCLINUX, TIOCSETD};
 
 #define LOW32 0xffffffffULL
 
@@ -164,7 +167,7 @@ static int add_ioctls(scmp_filter_ctx ctx, char *err, size_t errlen)
                                   SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, refused_ioctls[i]));
 
         if (rc != 0)
-            return lib_failed(err, errlen, rc, "refusing", "ioctl TIOCSTI/TIOCLINUX");
+            return lib_failed(err, errlen, rc, "refusing", "ioctl TIOCSTI/TIOCLINUX/TIOCSETD");
     }
     return 0;
 }
@@ -248,26 +251,36 @@ static int add_netlink(scmp_filter_ctx ctx, char *err, size_t errlen)
  * supervisor, which makes it itself on the command's socket (the address is
  * in memory the command can change after a look, and the descriptor number
  * can be pointed at another socket by another thread, so only a connect awf
- * makes itself connects what awf checked). AF_UNIX datagram sockets are
- * refused: one can send to any socket file by name (sendto, sendmsg,
- * sendmmsg, even once connected), which a filter cannot see, and sending on
- * the command's behalf would mean copying every message and its ancillary
- * data through awf. Stream and seqpacket sockets ignore a name on send, so
- * sends stay in the kernel, unwatched and at full speed. */
+ * makes itself connects what awf checked). AF_UNIX sockets are stream and
+ * seqpacket ones only: a datagram socket can send to any socket file by
+ * name (sendto, sendmsg, sendmmsg, even once connected), which a filter
+ * cannot see, and sending on the command's behalf would mean copying every
+ * message and its ancillary data through awf. Stream and seqpacket sockets
+ * ignore a name on send, so sends stay in the kernel, unwatched and at full
+ * speed. Every other type is refused, not only SOCK_DGRAM: the kernel makes
+ * SOCK_RAW a datagram socket (unix_create), and a type it may learn later
+ * must not slip past either. */
+#define SOCK_TYPE_MASK 0xf /* the kernel's: the rest of the type is flags */
+
 static int add_unix_gate(scmp_filter_ctx ctx, char *err, size_t errlen)
 {
     static const int calls[] = {SCMP_SYS(socket), SCMP_SYS(socketpair)};
     size_t c;
-    int rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(connect), 0);
+    int type, rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(connect), 0);
 
     if (rc != 0)
         return lib_failed(err, errlen, rc, "sending to the supervisor", "connect");
     for (c = 0; c < sizeof calls / sizeof calls[0]; c++) {
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), calls[c], 2,
-                              SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (scmp_datum_t)AF_UNIX),
-                              SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (scmp_datum_t)SOCK_DGRAM));
-        if (rc != 0)
-            return lib_failed(err, errlen, rc, "refusing", "AF_UNIX datagram sockets");
+        for (type = 0; type <= SOCK_TYPE_MASK; type++) {
+            if (type == SOCK_STREAM || type == SOCK_SEQPACKET)
+                continue;
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), calls[c], 2,
+                                  SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (scmp_datum_t)AF_UNIX),
+                                  SCMP_A1(SCMP_CMP_MASKED_EQ, SOCK_TYPE_MASK,
+                                          (scmp_datum_t)type));
+            if (rc != 0)
+                return lib_failed(err, errlen, rc, "refusing", "AF_UNIX datagram sockets");
+        }
     }
     return 0;
 }

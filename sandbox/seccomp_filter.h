@@ -13,8 +13,8 @@
  *     open_by_handle_at, io_uring_setup/enter/register, quotactl(_fd),
  *     swapon, swapoff, reboot, acct, lookup_dcookie, uselib, nfsservctl,
  *     _sysctl, iopl, ioperm, vm86, vm86old;
- *   - the terminal: ioctl TIOCSTI and TIOCLINUX (compared on the low 32 bits
- *     of the request, which is all the kernel reads).
+ *   - the terminal: ioctl TIOCSTI, TIOCLINUX and TIOCSETD (compared on the
+ *     low 32 bits of the request, which is all the kernel reads).
  * socket and socketpair fail with EAFNOSUPPORT (what a kernel without the
  * family answers) for every family but AF_UNIX, AF_INET, AF_INET6 and
  * AF_NETLINK: the others (AF_VSOCK to the hypervisor, AF_PACKET...) reach
@@ -58,9 +58,10 @@ int awf_seccomp_install(char *err, size_t errlen);
 /* The same filter with the UNIX socket gate (unixgate.h): connect() is sent
  * to the descriptor stored in *listener (SCMP_ACT_NOTIFY; the caller hands it
  * to the supervisor and closes it before exec: a process answering its own
- * notifications would pass everything), and socket/socketpair(AF_UNIX,
- * SOCK_DGRAM) fail with EAFNOSUPPORT. Until the supervisor holds the
- * descriptor the caller must not connect(). */
+ * notifications would pass everything), and socket/socketpair(AF_UNIX) fail
+ * with EAFNOSUPPORT for every type but SOCK_STREAM and SOCK_SEQPACKET
+ * (SOCK_DGRAM, and SOCK_RAW, which the kernel makes a datagram socket).
+ * Until the supervisor holds the descriptor the caller must not connect(). */
 int awf_seccomp_install_gated(int *listener, char *err, size_t errlen);
 
 #endif

@@ -31,6 +31,7 @@
 #include "sandbox_steps.h"
 #include "seccomp_filter.h"
 #include "stepsummary.h"
+#include "ttystate.h"
 #include "unixgate.h"
 
 #define KILL_GRACE_MS 10000
@@ -227,11 +228,13 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   struct awf_resolver_options ro;
   awf_resolver_options_default(&ro);
   ro.servers = cli->proxy.dns_servers;
+  awf_options_debug_start(&cli->proxy, "awf", &ro, NULL);
   int rc = awf_resolver_new(&s->loop, &ro, &s->resolver, err, errlen);
   if (rc == 0)
     rc = make_dns_memory(s, err, errlen);
   if (rc < 0)
     return rc;
+  awf_options_debug_start(&cli->proxy, "awf", &ro, s->resolver);
   /* A log file was opened with the caller's rights before the sandbox was
    * made (awf_main.c, logprotect.h); "-" is stdout. */
   int log_fd = s->plan->log.fd;
@@ -242,8 +245,9 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
     return rc;
   }
   awf_stepsummary_attach(s->summary, s->log); /* every record, log file or not */
-  if (awf_logfile_write_run(s->log, AWF_VERSION, (const char *const *)s->plan->command.argv) < 0)
-    fprintf(stderr, "awf: warning: access log write failed\n");
+  rc = awf_logfile_write_run(s->log, AWF_VERSION, (const char *const *)s->plan->command.argv);
+  if (rc < 0)
+    fprintf(stderr, "awf: warning: access log write failed: %s\n", strerror(-rc));
   struct awf_proxy_config cfg;
   awf_options_to_config(&cli->proxy, &cfg);
   /* The sandbox's only clients are its own loopback addresses: a limit per
@@ -356,6 +360,18 @@ static void start_signals(struct supervisor *s) {
     uv_timer_start(&s->timeout, on_timeout, s->plan->cli->agent_timeout_ms, 0);
 }
 
+/* The summary is counted in memory and stays whole; the log is not. awf's
+ * status stays the command's. */
+static void warn_log_incomplete(const char *path, unsigned long lost, int err, bool summary) {
+  fprintf(stderr,
+          "awf: warning: the access log is incomplete: %lu record%s could not be written to %s",
+          lost, lost == 1 ? "" : "s", !path || strcmp(path, "-") == 0 ? "standard output" : path);
+  if (err < 0)
+    fprintf(stderr, " (%s)", strerror(-err));
+  fprintf(stderr, "%s\n", summary ? "; the denials listed above are complete (counted in "
+                                     "memory), the log is not" : "");
+}
+
 int awf_supervise(const struct awf_sandbox_plan *plan) {
   struct supervisor s;
   char err[1024] = "";
@@ -396,6 +412,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   close(go[0]);
   close(gate_channel[1]);
   s.child = pid;
+  int saved_stderr = awf_ttystate_stderr_unblock(); /* the command has the original */
   /* A client that closes before reading its answer, an origin that resets
    * mid-upload, a log pipe no one reads: EPIPE, never a signal that ends awf
    * (and the sandbox with it). Set after the clone, so the command keeps the
@@ -448,6 +465,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     awf_denials_free(s.denials);
     awf_dns_memory_free(s.dns_memory);
     awf_stepsummary_free(s.summary);
+    awf_ttystate_stderr_block(saved_stderr);
     return AWF_EXIT_FAILURE;
   }
   if (write(go[1], "g", 1) != 1) {
@@ -457,11 +475,21 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   close(go[1]);
 
   uv_run(&s.loop, UV_RUN_DEFAULT);
+  /* The command is gone. It may have stopped the terminal's output: awf's
+   * own lines below (the OOM report, the summary) would block on it. */
+  if (plan->tty)
+    awf_ttystate_restore(plan->tty);
+  awf_ttystate_stderr_block(saved_stderr);
   awf_unixgate_stop(s.unix_gate);
   awf_cgroup_finish(cg, s.exit_status);
   uv_loop_close(&s.loop);
+  int log_err;
+  unsigned long lost = awf_logfile_finish(s.log, &log_err);
   awf_logfile_close(s.log);
   awf_denials_print(s.denials, stderr);
+  if (lost)
+    warn_log_incomplete(plan->cli->proxy.log_file, lost, log_err,
+                        awf_denials_count(s.denials) > 0);
   awf_denials_free(s.denials);
   if (s.summary && awf_stepsummary_write(s.summary, plan->uid, plan->gid, plan->groups,
                                          plan->ngroups, err, sizeof(err)) < 0)

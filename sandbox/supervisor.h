@@ -14,6 +14,8 @@
 #include "rootfs.h"
 #include "sandbox_init.h"
 
+struct awf_ttystate;
+
 /* The sandbox's fixed addresses (inside its own network namespace). The
  * ports are below 1024, which the command (no CAP_NET_BIND_SERVICE) can
  * never bind: its own servers may take any port it can bind, 3128 and
@@ -35,6 +37,7 @@ struct awf_sandbox_plan {
   size_t ngroups;
   struct awf_rootfs_spec rootfs;    /* what the sandbox's / holds */
   struct awf_logprotect log;        /* --log-file, opened; kept from the command */
+  const struct awf_ttystate *tty;   /* put back before the summary is printed, or NULL */
 };
 
 /* Runs the whole thing; returns awf's exit status. */

@@ -6,10 +6,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <linux/kcmp.h>
 #include <linux/netlink.h>
 #include <linux/seccomp.h>
 #include <linux/sock_diag.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -22,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -30,17 +33,36 @@
 #define PIDFD_THREAD O_EXCL /* Linux 6.9: a pidfd for any thread, not only a leader */
 #endif
 
+/* Connects being made by threads of awf at once. Those threads live in awf's
+ * cgroup, not the sandbox's, so --pids-limit does not bound them: past this
+ * a connect that needs a thread fails with EAGAIN. */
+#define MAX_JOBS 64
+
+/* A blocking connect is made in slices this long, and between two the
+ * notification is checked: a command interrupted by a signal no longer
+ * waits, and the connect is given up. */
+#define SLICE_MS 50
+
+/* The longest awf waits for one blocking connect (unless the command's own
+ * SO_SNDTIMEO is shorter): longer than the kernel's own TCP connect timeout
+ * (about 127 s with the default tcp_syn_retries), so TCP ends by the
+ * kernel's answer; a UNIX socket whose backlog stays full answers EAGAIN. */
+#define CONNECT_WAIT_MAX_MS 180000
+
 struct awf_unixgate {
   atomic_int refs;    /* the gate's thread, awf_unixgate_stop, and each connect thread */
   atomic_int denials; /* refusals so far */
+  atomic_int jobs;    /* connect threads running (MAX_JOBS) */
+  atomic_uint diag_seq;
   int channel;        /* where the listener arrives */
   int listener;       /* the filter's notification descriptor, -1 until it came */
-  int diag;           /* NETLINK_SOCK_DIAG in the sandbox's network namespace */
+  int netns;          /* the sandbox's network namespace, until the thread entered it */
   int proc;           /* awf's own /proc, for /proc/self/fd */
   int report;         /* decisions for the access log (struct awf_unixgate_report), or -1 */
   int stop[2];        /* a pipe: awf_unixgate_stop writes, the thread wakes */
-  pthread_mutex_t diag_lock;
-  uint32_t diag_seq;
+  pthread_mutex_t start_lock; /* the thread tells awf_unixgate_start it runs */
+  pthread_cond_t started;
+  int start_rc;               /* 1: not yet; 0 or -errno */
   pthread_t thread;
   uid_t uid;
   gid_t gid;
@@ -70,12 +92,13 @@ static void unref(awf_unixgate *g) {
     return;
   close_fd(g->channel);
   close_fd(g->listener);
-  close_fd(g->diag);
+  close_fd(g->netns);
   close_fd(g->proc);
   close_fd(g->report);
   close_fd(g->stop[0]);
   close_fd(g->stop[1]);
-  pthread_mutex_destroy(&g->diag_lock);
+  pthread_mutex_destroy(&g->start_lock);
+  pthread_cond_destroy(&g->started);
   free(g);
 }
 
@@ -155,41 +178,113 @@ static int fetch_socket(awf_unixgate *g, const struct seccomp_notif *req, int fd
 
 /* ---- the sandbox's own sockets --------------------------------------------- */
 
-/* Is id the bound file of a socket in the sandbox's network namespace? */
+/* Is id the bound file of a socket in the sandbox's network namespace?
+ * Asked on a socket made for this one request, in this thread's network
+ * namespace (the sandbox's: gate_thread entered it), so nothing but the
+ * kernel's answer to it can be waiting there; datagrams from anyone but the
+ * kernel (nl_pid 0) are dropped unread, and every message must carry this
+ * request's sequence number and this socket's port id. (A command cannot
+ * send to it anyway: NETLINK_SOCK_DIAG takes unicasts from other sockets
+ * only with CAP_NET_ADMIN, which the command never has, and awf makes the
+ * command's connects without it.) */
 static int is_sandbox_socket(awf_unixgate *g, struct awf_unix_id id) {
   char buf[32768] __attribute__((aligned(8)));
-  pthread_mutex_lock(&g->diag_lock);
-  size_t n = awf_unix_diag_request(buf, sizeof(buf), ++g->diag_seq);
-  int rc = send(g->diag, buf, n, 0) == (ssize_t)n ? 0 : -errno;
+  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0)
+    return -errno;
+  uint32_t seq = atomic_fetch_add(&g->diag_seq, 1) + 1;
+  size_t n = awf_unix_diag_request(buf, sizeof(buf), seq);
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  struct sockaddr_nl self;
+  socklen_t selflen = sizeof(self);
+  int rc = 0;
+  if (sendto(fd, buf, n, 0, (struct sockaddr *)&kernel, sizeof(kernel)) != (ssize_t)n ||
+      getsockname(fd, (struct sockaddr *)&self, &selflen) < 0)
+    rc = -errno;
   bool done = false, found = false;
   while (rc == 0 && !done) {
-    ssize_t got = recv(g->diag, buf, sizeof(buf), 0);
+    struct sockaddr_nl from;
+    struct iovec iov = {buf, sizeof(buf)};
+    struct msghdr m = {.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
+                       .msg_iovlen = 1};
+    ssize_t got = recvmsg(fd, &m, 0);
     if (got < 0 && errno == EINTR)
       continue;
     if (got <= 0) {
       rc = got < 0 ? -errno : -EPIPE;
       break;
     }
-    int r = awf_unix_diag_scan(buf, (size_t)got, id, &done);
+    if (m.msg_namelen < sizeof(from) || from.nl_family != AF_NETLINK || from.nl_pid != 0 ||
+        from.nl_groups != 0)
+      continue; /* not the kernel's */
+    if (m.msg_flags & MSG_TRUNC) {
+      rc = -EMSGSIZE;
+      break;
+    }
+    int r = awf_unix_diag_scan(buf, (size_t)got, seq, self.nl_pid, id, &done);
     if (r < 0)
       rc = r;
     else if (r > 0)
       found = true; /* read on to the end of the dump */
   }
-  pthread_mutex_unlock(&g->diag_lock);
+  close(fd);
   return rc < 0 ? rc : found;
 }
 
 /* ---- the connect ------------------------------------------------------------ */
 
-/* Take the command's credentials in this thread only (raw syscalls: glibc's
- * wrappers would change every thread of awf). Groups and gid first: changing
- * them needs the capability the uid change drops. */
-static int become_command(const awf_unixgate *g) {
-  if (syscall(SYS_setgroups, g->ngroups, g->groups) != 0 ||
-      syscall(SYS_setresgid, g->gid, g->gid, g->gid) != 0 ||
-      syscall(SYS_setresuid, g->uid, g->uid, g->uid) != 0)
+/* awf's own credentials in this thread, to go back to. */
+struct thread_creds {
+  uid_t euid;
+  gid_t egid;
+  gid_t groups[AWF_FSCREDS_MAX_GROUPS];
+  int ngroups;
+  struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+};
+
+static int capset_self(struct __user_cap_data_struct *caps) {
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  return (int)syscall(SYS_capset, &h, caps);
+}
+
+/* Back to awf's credentials: from any state as_command left (setting the
+ * effective uid back to 0 is allowed by the real uid, 0, and gives the
+ * permitted set back; then the groups, which need CAP_SETGID). */
+static int as_awf(struct thread_creds *s) {
+  if (syscall(SYS_setresuid, -1, s->euid, -1) != 0 || capset_self(s->caps) != 0 ||
+      syscall(SYS_setresgid, -1, s->egid, -1) != 0 ||
+      syscall(SYS_setgroups, s->ngroups, s->groups) != 0)
     return -errno;
+  return 0;
+}
+
+/* Act as the command in this thread only (raw syscalls: glibc's wrappers
+ * would change every thread of awf): its effective uid, gid and groups,
+ * which the peer of a connect sees (SO_PEERCRED) and file permissions are
+ * checked with, and no capability in effect, so the kernel judges each
+ * connect as it would the command's (a netlink socket pointed at another
+ * socket's port id needs CAP_NET_ADMIN). A non-zero effective uid clears
+ * the effective set by itself; the explicit capset covers a command that
+ * runs as root. The real and saved uids stay awf's: as_awf can go back, and
+ * the command's user cannot signal the thread. */
+static int as_command(const awf_unixgate *g, struct thread_creds *s) {
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  s->euid = geteuid();
+  s->egid = getegid();
+  s->ngroups = (int)syscall(SYS_getgroups, AWF_FSCREDS_MAX_GROUPS, s->groups);
+  if (s->ngroups < 0 || syscall(SYS_capget, &h, s->caps) != 0)
+    return -errno;
+  struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3];
+  memcpy(none, s->caps, sizeof(none));
+  for (size_t i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+    none[i].effective = 0;
+  if (syscall(SYS_setgroups, g->ngroups, g->groups) != 0 ||
+      syscall(SYS_setresgid, -1, g->gid, -1) != 0 ||
+      syscall(SYS_setresuid, -1, g->uid, -1) != 0 || capset_self(none) != 0) {
+    int e = errno;
+    as_awf(s);
+    return -e;
+  }
   return 0;
 }
 
@@ -211,6 +306,61 @@ static int enter_view(awf_unixgate *g, const struct seccomp_notif *req) {
     rc = -errno;
   close_fd(root);
   close_fd(cwd);
+  return rc;
+}
+
+static int64_t now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* connect() on the command's socket as the command's own call would go: at
+ * once on a non-blocking socket; on a blocking one, in slices of SLICE_MS
+ * (SO_SNDTIMEO, which both AF_UNIX and TCP connects wait by; the wait ends
+ * at once when the connect can go on), checking between two that the
+ * command still waits. A command interrupted by a signal gets EINTR from
+ * the kernel and its notification goes away: the connect is given up (a TCP
+ * one goes on in the background, as after an interrupted connect). The
+ * command's own SO_SNDTIMEO is honoured and put back; meanwhile another
+ * thread of the command reading it would see the slice. */
+static int connect_waiting(struct job *j, const struct sockaddr *a, socklen_t len) {
+  int flags = fcntl(j->sock, F_GETFL);
+  if (flags < 0)
+    return -errno;
+  if (flags & O_NONBLOCK)
+    return connect(j->sock, a, len) < 0 ? -errno : 0;
+  struct timeval own;
+  socklen_t ownlen = sizeof(own);
+  if (getsockopt(j->sock, SOL_SOCKET, SO_SNDTIMEO, &own, &ownlen) < 0)
+    return -errno;
+  int64_t wait = CONNECT_WAIT_MAX_MS, start = now_ms();
+  int64_t ownms = (int64_t)own.tv_sec * 1000 + own.tv_usec / 1000;
+  if ((own.tv_sec || own.tv_usec) && ownms < wait)
+    wait = ownms > 0 ? ownms : 1;
+  struct timeval slice = {0, SLICE_MS * 1000};
+  if (setsockopt(j->sock, SOL_SOCKET, SO_SNDTIMEO, &slice, sizeof(slice)) < 0)
+    return -errno;
+  int rc;
+  bool first = true;
+  for (;;) {
+    rc = connect(j->sock, a, len) == 0 ? 0 : -errno;
+    /* TCP: EINPROGRESS, then EALREADY while it is under way; AF_UNIX:
+     * EAGAIN while the listener's backlog is full. */
+    bool waiting = rc == -EINPROGRESS || rc == -EALREADY || rc == -EAGAIN || rc == -EINTR;
+    if (rc == -EALREADY && first)
+      waiting = false; /* the command's own earlier connect: its answer */
+    first = false;
+    if (!waiting)
+      break;
+    if (!still_valid(j->g, j->req.id))
+      break; /* no one waits for the answer any more */
+    if (now_ms() - start >= wait) {
+      rc = rc == -EALREADY ? -EINPROGRESS : rc; /* what the first call said */
+      break;
+    }
+  }
+  setsockopt(j->sock, SOL_SOCKET, SO_SNDTIMEO, &own, sizeof(own));
   return rc;
 }
 
@@ -249,9 +399,10 @@ static void report(awf_unixgate *g, const char *path, bool allowed) {
  * Returns 0 or -errno for the command. */
 static int connect_pathname(struct job *j, const char *name) {
   awf_unixgate *g = j->g;
+  struct thread_creds awf; /* never taken back: the thread ends with the job */
   int rc = enter_view(g, &j->req);
   if (rc == 0)
-    rc = become_command(g);
+    rc = as_command(g, &awf);
   if (rc < 0)
     return rc == -ESRCH ? -ESRCH : -EACCES;
   /* connect() follows a symbolic link at the end, so this does too. */
@@ -282,14 +433,23 @@ static int connect_pathname(struct job *j, const char *name) {
   sun.sun_family = AF_UNIX;
   snprintf(sun.sun_path, sizeof(sun.sun_path), "self/fd/%d", file);
   rc = fchdir(g->proc) == 0 ? 0 : -errno;
-  if (rc == 0 && connect(j->sock, (struct sockaddr *)&sun, sizeof(sun)) < 0)
-    rc = -errno;
+  if (rc == 0)
+    rc = connect_waiting(j, (struct sockaddr *)&sun, sizeof(sun));
   close(file);
   return rc;
 }
 
+/* Any other address, as the command (its credentials, no capability). */
 static int connect_as_given(struct job *j) {
-  return connect(j->sock, (struct sockaddr *)&j->addr, j->addrlen) < 0 ? -errno : 0;
+  struct thread_creds awf;
+  int rc = as_command(j->g, &awf);
+  if (rc < 0)
+    return -EACCES;
+  rc = connect_waiting(j, (struct sockaddr *)&j->addr, j->addrlen);
+  if (as_awf(&awf) < 0) /* cannot happen; the thread would fetch nothing more */
+    fprintf(stderr, "awf: the UNIX socket gate cannot take back its credentials: %s\n",
+            strerror(errno));
+  return rc;
 }
 
 static void finish(struct job *j, int rc) {
@@ -297,6 +457,11 @@ static void finish(struct job *j, int rc) {
   close(j->sock);
   unref(j->g);
   free(j);
+}
+
+static void finish_thread(struct job *j, int rc) {
+  atomic_fetch_sub(&j->g->jobs, 1);
+  finish(j, rc);
 }
 
 /* Does the connect name a socket file (and the path in name)? Only an
@@ -310,9 +475,9 @@ static void *connect_thread(void *arg) {
   struct job *j = arg;
   char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
   if (names_a_file(j, name, sizeof(name)))
-    finish(j, connect_pathname(j, name));
+    finish_thread(j, connect_pathname(j, name));
   else
-    finish(j, connect_as_given(j));
+    finish_thread(j, connect_as_given(j));
   return NULL;
 }
 
@@ -360,6 +525,12 @@ static void handle(awf_unixgate *g, const struct seccomp_notif *req) {
     finish(j, connect_as_given(j));
     return;
   }
+  /* Only this thread starts jobs: the count cannot pass the cap. */
+  if (atomic_load(&g->jobs) >= MAX_JOBS) {
+    finish(j, -EAGAIN);
+    return;
+  }
+  atomic_fetch_add(&g->jobs, 1);
   pthread_t t;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -368,7 +539,7 @@ static void handle(awf_unixgate *g, const struct seccomp_notif *req) {
   rc = pthread_create(&t, &attr, connect_thread, j);
   pthread_attr_destroy(&attr);
   if (rc != 0)
-    finish(j, -EAGAIN);
+    finish_thread(j, -EAGAIN);
 }
 
 /* ---- the gate's thread ------------------------------------------------------ */
@@ -425,9 +596,27 @@ static bool wait_for(awf_unixgate *g, int fd, short *revents) {
   }
 }
 
+/* Tell awf_unixgate_start how the thread began. */
+static void started(awf_unixgate *g, int rc) {
+  pthread_mutex_lock(&g->start_lock);
+  g->start_rc = rc;
+  pthread_cond_signal(&g->started);
+  pthread_mutex_unlock(&g->start_lock);
+}
+
 static void *gate_thread(void *arg) {
   awf_unixgate *g = arg;
   short ev;
+  /* The sandbox's network namespace, for this thread and the connect
+   * threads it starts (each asks sock_diag on a socket of its own). */
+  int rc = setns(g->netns, CLONE_NEWNET) == 0 ? 0 : -errno;
+  close(g->netns);
+  g->netns = -1;
+  started(g, rc);
+  if (rc < 0) {
+    unref(g);
+    return NULL;
+  }
   if (wait_for(g, g->channel, &ev) && (ev & POLLIN))
     g->listener = receive_listener(g->channel);
   while (g->listener >= 0 && wait_for(g, g->listener, &ev)) {
@@ -447,6 +636,12 @@ static void *gate_thread(void *arg) {
 
 int awf_unixgate_diag_socket(void) {
   int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  return fd < 0 ? -errno : fd;
+}
+
+/* The network namespace a socket was made in (SIOCGSKNS, Linux 4.9). */
+static int netns_of(int sock) {
+  int fd = ioctl(sock, SIOCGSKNS);
   return fd < 0 ? -errno : fd;
 }
 
@@ -491,15 +686,22 @@ int awf_unixgate_start(const struct awf_unixgate_config *cfg, int channel, int d
   }
   atomic_init(&g->refs, 1);
   g->channel = channel;
-  g->diag = diag;
+  g->netns = netns_of(diag);
+  close_fd(diag);
   g->listener = -1;
+  g->proc = -1;
   g->report = cfg->report_fd;
   g->stop[0] = g->stop[1] = -1;
   g->uid = cfg->uid;
   g->gid = cfg->gid;
-  pthread_mutex_init(&g->diag_lock, NULL);
+  pthread_mutex_init(&g->start_lock, NULL);
+  pthread_cond_init(&g->started, NULL);
+  g->start_rc = 1;
   int rc = 0;
-  if (cfg->ngroups > AWF_FSCREDS_MAX_GROUPS)
+  if (g->netns < 0)
+    rc = awf_errbuf_fail(err, errlen, g->netns, "UNIX socket gate: the sandbox's network: %s",
+                         strerror(-g->netns));
+  else if (cfg->ngroups > AWF_FSCREDS_MAX_GROUPS)
     rc = awf_errbuf_fail(err, errlen, -E2BIG, "the user has too many groups");
   else {
     memcpy(g->groups, cfg->groups, cfg->ngroups * sizeof(gid_t));
@@ -524,6 +726,18 @@ int awf_unixgate_start(const struct awf_unixgate_config *cfg, int channel, int d
     if (e != 0) {
       atomic_fetch_sub(&g->refs, 1);
       rc = awf_errbuf_fail(err, errlen, -e, "UNIX socket gate: thread: %s", strerror(e));
+    } else {
+      pthread_mutex_lock(&g->start_lock);
+      while (g->start_rc == 1)
+        pthread_cond_wait(&g->started, &g->start_lock);
+      rc = g->start_rc;
+      pthread_mutex_unlock(&g->start_lock);
+      if (rc < 0) {
+        pthread_join(g->thread, NULL);
+        rc = awf_errbuf_fail(err, errlen, rc,
+                             "UNIX socket gate: entering the sandbox's network: %s",
+                             strerror(-rc));
+      }
     }
   }
   if (rc < 0) {

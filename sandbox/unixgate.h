@@ -15,9 +15,16 @@
  *     uid and gid (and awf's pid). Anything else fails with EACCES, with a
  *     line on stderr.
  *   - every other address (IP, abstract names, which live in the sandbox's
- *     own network namespace, autobind) is connected as given.
+ *     own network namespace, autobind, netlink) is connected as given.
+ * Every connect is made with the command's effective uid, gid and groups and
+ * no capability in effect (in the thread making it only), so the kernel
+ * judges it as the command's own call (a netlink port id needs
+ * CAP_NET_ADMIN) and peers see the command. Each sock_diag question is asked
+ * on a fresh socket in the sandbox's network namespace, and only the
+ * kernel's answer to it is read.
  * A connect on a blocking socket is made by a thread of its own, so a slow
- * one holds up nothing else. */
+ * one holds up nothing else; at most 64 at once (EAGAIN past that), each
+ * waiting in slices and given up once the command no longer waits for it. */
 #ifndef AWF_UNIXGATE_H
 #define AWF_UNIXGATE_H
 
@@ -52,7 +59,8 @@ struct awf_unixgate_report {
 typedef struct awf_unixgate awf_unixgate;
 
 /* A NETLINK_SOCK_DIAG socket; call it while the thread is in the sandbox's
- * network namespace (it answers for the namespace it was made in). */
+ * network namespace: the gate takes that namespace from it (SIOCGSKNS) and
+ * makes its own sockets there, one per question. */
 int awf_unixgate_diag_socket(void);
 
 /* Resolve the allowed paths (with the command's file rights: they are the
@@ -64,7 +72,7 @@ int awf_unixgate_start(const struct awf_unixgate_config *cfg, int channel, int d
                        awf_unixgate **out, char *err, size_t errlen);
 
 /* Stop answering and release the gate (connects still being made finish
- * on their own threads). NULL is a no-op. */
+ * on their own threads, within the wait a connect is given). NULL is a no-op. */
 void awf_unixgate_stop(awf_unixgate *g);
 
 /* In the command's process, after loading the filter: send the listener over

@@ -67,13 +67,18 @@ static bool message_matches(const struct nlmsghdr *h, struct awf_unix_id id) {
   return false;
 }
 
-int awf_unix_diag_scan(const void *buf, size_t len, struct awf_unix_id id, bool *done) {
+int awf_unix_diag_scan(const void *buf, size_t len, uint32_t seq, uint32_t portid,
+                       struct awf_unix_id id, bool *done) {
   const struct nlmsghdr *h = buf;
   int left = (int)len;
   *done = false;
   if (len > (size_t)1 << 30)
     return -EBADMSG;
   for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+    /* Every part of the kernel's answer names this request and this socket;
+     * anything else was never asked for. */
+    if (h->nlmsg_seq != seq || h->nlmsg_pid != portid)
+      return -EBADMSG;
     if (h->nlmsg_type == NLMSG_DONE) {
       *done = true;
       return 0;
@@ -84,7 +89,9 @@ int awf_unix_diag_scan(const void *buf, size_t len, struct awf_unix_id id, bool 
         return -EBADMSG;
       return e->error < 0 ? e->error : -EBADMSG;
     }
-    if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && message_matches(h, id))
+    if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+      return -EBADMSG;
+    if (message_matches(h, id))
       return 1;
   }
   return left == 0 ? 0 : -EBADMSG;

@@ -39,10 +39,16 @@ dev_t awf_unix_diag_dev(uint32_t kernel_dev);
  * and returns its length. */
 size_t awf_unix_diag_request(void *buf, size_t size, uint32_t seq);
 
-/* Scan one datagram of the dump's answer for a socket bound to `id`.
- * Returns 1 found, 0 not in this part (*done set when the dump ended), or
- * -errno (the kernel's error, or -EBADMSG for a malformed answer). */
-int awf_unix_diag_scan(const void *buf, size_t len, struct awf_unix_id id, bool *done);
+/* Scan one datagram of the dump's answer for a socket bound to `id`. Every
+ * message must carry the request's sequence number and the asking socket's
+ * port id (portid, from getsockname after the request), and be a
+ * SOCK_DIAG_BY_FAMILY record, NLMSG_DONE or NLMSG_ERROR. The caller takes
+ * datagrams from the kernel only (the sender's nl_pid 0): message headers
+ * are whatever the sender wrote. Returns 1 found, 0 not in this part
+ * (*done set when the dump ended), or -errno (the kernel's error, or
+ * -EBADMSG for a malformed or foreign answer). */
+int awf_unix_diag_scan(const void *buf, size_t len, uint32_t seq, uint32_t portid,
+                       struct awf_unix_id id, bool *done);
 
 bool awf_unix_ids_has(const struct awf_unix_id *ids, size_t n, struct awf_unix_id id);
 

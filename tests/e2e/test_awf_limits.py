@@ -315,7 +315,7 @@ def test_explicit_limit_without_cgroups_is_an_error(world):
     assert "awf: --memory-limit: the kernel offers awf no usable cgroup 'memory'" in r.err, r
     r = world.awf("true", args=("--cpus", "2"))
     assert r.rc == 125 and "awf: --cpus: " in r.err, r
-    r = world.awf("true")
+    r = world.awf("true", args=("-d", "allowed.test"))  # (no rule at all: a warning)
     assert (r.rc, r.err) == (0, ""), r
     r = world.awf("true", args=("--log-level", "debug"))
     assert r.rc == 0, r

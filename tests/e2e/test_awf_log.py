@@ -6,12 +6,10 @@ record, written when it is admitted, outlives an awf that is killed."""
 import json
 import os
 import signal
-import socket
-import threading
-import time
 
 import pytest
 
+from harness.reset import ResetOrigin
 from harness.util import token
 from harness.world import ORIGIN, require_awf, stop, wait_for, world  # noqa: F401 (fixture)
 
@@ -70,49 +68,6 @@ s.sendall(b"CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n" % ((sys.argv[1].enc
 s.recv(4096)
 time.sleep(60)
 """
-
-
-class ResetOrigin:
-    """Accepts, reads once, waits, then closes with a RST (SO_LINGER 0)."""
-
-    def __init__(self, host, port):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def _loop(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            try:
-                c.settimeout(5)
-                c.recv(65536)
-                # Long enough for the proxy's writes to back up: the reset
-                # then finds a write queued behind the one that failed.
-                time.sleep(0.5)
-                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
-            except OSError:
-                pass
-            c.close()
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ status is the command's."""
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 
 import pytest
 
@@ -238,3 +240,129 @@ def test_command_reads_its_log_and_runs_in_its_directory(world):
     assert r.rc == 0, r
     out = r.out.splitlines()
     assert out[0] == json.dumps(PRE) and out[-2:] == ["created", "read-only"], r
+
+
+# ---- the log's filesystem filled from inside -------------------------------
+
+class SmallFS:
+    """A tmpfs of `size` on the host, owned by the test user: the log's
+    filesystem, which the command also gets read-write (-v ...:/work)."""
+
+    def __init__(self, size="8m"):
+        self.top = os.path.join("/tmp", "awfw-small-" + token())
+        self.dir = os.path.join(self.top, "small")
+        os.makedirs(self.dir)
+        os.chmod(self.top, 0o755)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", self.dir],
+                       check=True)
+        os.chown(self.dir, UID, GID)
+        self.log = os.path.join(self.dir, "log.jsonl")
+
+    def fill(self):
+        """Fill it from the host, to the last byte; returns the fill file."""
+        path = os.path.join(self.dir, "fill")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            for chunk in (b"\0" * 65536, b"\0"):  # then the last page's bytes
+                try:
+                    while os.write(fd, chunk) > 0:
+                        pass
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+        os.chown(path, UID, GID)
+        return path
+
+    def close(self):
+        subprocess.run(["umount", "-l", self.dir], check=False)
+        shutil.rmtree(self.top, ignore_errors=True)
+
+
+@pytest.fixture
+def small_fs():
+    fs = SmallFS()
+    yield fs
+    fs.close()
+
+
+def exfil(w, names):
+    """Denied requests, one per name (curl says 403 and goes on)."""
+    return "; ".join(" ".join(w.curl_args(f"http://{n}.other.test/", "-o", "/dev/null"))
+                     for n in names)
+
+
+def whole_records(log):
+    """The log's lines, each a whole JSON object: no cut line anywhere."""
+    with open(log, "rb") as f:
+        data = f.read()
+    assert not data or data.endswith(b"\n"), data[-300:]
+    out = []
+    for line in data.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"a cut line in the log: {line[:300]!r}") from None
+    return out
+
+
+def denied_hosts(recs):
+    return [r["host"] for r in recs if r.get("event") == "http" and r.get("decision") == "deny"]
+
+
+FILL = "dd if=/dev/zero of=/work/fill bs=64k 2>/dev/null; sync"
+
+
+def run_on_small_fs(w, fs, cmd, denied):
+    """Run cmd with fs as /work and the log on it: awf's status is the
+    command's, the log holds whole lines only, the `denied` names (first
+    labels) in order and nothing lost. Returns the records."""
+    r = w.awf("sh", "-c", cmd, log=False,
+              args=["-d", "allowed.test", "-v", f"{fs.dir}:/work:rw", "--log-file", fs.log])
+    assert r.rc == EXIT, r
+    recs = whole_records(fs.log)
+    assert [h.split(".")[0] for h in denied_hosts(recs)] == denied, (recs, r)
+    assert not any(x.get("event") == "log_lost" for x in recs), recs
+    assert "incomplete" not in r.err, r
+    return recs
+
+
+def test_command_filling_the_log_filesystem_does_not_cut_the_record(world, small_fs):
+    """The command fills the filesystem the log lies on, then makes requests,
+    then frees the space: every decision is in the log, in order, every line
+    whole, and awf's status is the command's."""
+    t = token()
+    names = [f"exfil-{i}-{t}" for i in range(1, 31)]
+    cmd = (f"{FILL}; {exfil(world, names)}; {fetch(world, t)}; rm /work/fill; "
+           f"{exfil(world, ['late-' + t])}; exit {EXIT}")
+    recs = run_on_small_fs(world, small_fs, cmd, names + ["late-" + t])
+    assert any(t in x.get("url", "") and x["decision"] == "allow"
+               for x in recs if x.get("event") == "http"), recs
+
+
+def test_log_filesystem_full_from_the_start_keeps_lines_until_space_returns(world, small_fs):
+    """No room at all when awf starts: the records wait in awf's memory and
+    reach the log, in order and whole, once the command frees space."""
+    small_fs.fill()
+    t = token()
+    names = [f"early-{i}-{t}" for i in range(1, 6)]
+    cmd = (f"{exfil(world, names)}; {fetch(world, t)}; rm /work/fill; "
+           f"{exfil(world, ['late-' + t])}; exit {EXIT}")
+    recs = run_on_small_fs(world, small_fs, cmd, names + ["late-" + t])
+    assert recs[0]["event"] == "run", recs
+
+
+def test_log_filesystem_full_for_good_is_reported_and_keeps_the_exit_status(world, small_fs):
+    """The space never comes back: nothing half-written is left, awf says on
+    stderr how many records are missing (the summary says the log is
+    incomplete), and its status is still the command's."""
+    small_fs.fill()
+    t = token()
+    r = world.awf("sh", "-c", f"{exfil(world, ['gone-' + t])}; exit {EXIT}", log=False,
+                  args=["-d", "allowed.test", "--log-file", small_fs.log])
+    assert r.rc == EXIT, r
+    assert whole_records(small_fs.log) == [], r
+    assert "the access log is incomplete" in r.err, r
+    # run, open and http: three records that never reached the file
+    assert "3 records" in r.err and "No space left on device" in r.err, r
+    assert f"gone-{t}.other.test" in r.err, r  # the summary, from memory

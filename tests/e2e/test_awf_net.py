@@ -488,7 +488,7 @@ def test_sandbox_hostname_resolves_locally_never_denied(world):
               "python3 -c 'import socket; print(socket.getfqdn())'; "
               "dig +short -x 127.0.0.1; dig +short -x ::1; dig +short localhost; "
               "grep -c '^127.0.0.1' /etc/hosts")
-    r = ok(world.awf("sh", "-c", script))
+    r = ok(world.awf("sh", "-c", script, args=["-d", "allowed.test"]))
     lines = r.out.split()
     assert lines[:4] == ["awf", "awf", "127.0.1.1", "awf"], r
     assert lines[4:7] == ["localhost.", "localhost.", "127.0.0.1"], r
@@ -548,3 +548,30 @@ def test_udp_flood_cannot_hide_other_refused_ports(world):
     for port in (22, 25, 8080):
         assert r.records(event="tcp", original_dst=f"{ORIGIN2}:{port}"), (port, r)
     assert len(r.records(event="udp")) <= 3, r  # one per destination per 10 s
+
+
+# -- the summary a user can paste from ------------------------------------------
+
+def test_audit_run_prints_the_list_to_paste(world):
+    """Run once with --audit, paste the list: the summary says what would have
+    been denied and gives the --allow-domains line, while a private
+    destination stays denied (the address policy is not relaxed)."""
+    script = (f"curl -q -s -o /dev/null --max-time 5 --cacert {world.ca} https://other.test/hello; "
+              f"curl -q -s -o /dev/null --max-time 5 --cacert {world.ca} https://third.test/x; true")
+    r = ok(world.awf("sh", "-c", script, args=["-d", "allowed.test", "--audit"]))
+    assert "awf: --audit: 2 destinations would have been denied:" in r.err, r
+    assert "  other.test:443  not_allowed" in r.err, r
+    assert "awf: to allow them: --allow-domains other.test,third.test" in r.err or \
+        "awf: to allow them: --allow-domains third.test,other.test" in r.err, r
+
+
+def test_tls_without_sni_to_an_address_is_summarised(world):
+    """A ClientHello with no server name to an address: nothing to judge, so
+    denied; the summary names the address dialled and why."""
+    need("openssl")
+    r = world.awf("sh", "-c", f"openssl s_client -connect {ORIGIN}:443 -noservername "
+                              "</dev/null >/dev/null 2>&1; true", args=["-d", "allowed.test"])
+    assert r.rc == 0, r
+    rec = one(r, event="tls")
+    assert (rec["decision"], rec["reason"]) == ("deny", "no_sni"), r
+    assert f"  {ORIGIN}:443  no_sni" in r.err and "TLS without a server name" in r.err, r

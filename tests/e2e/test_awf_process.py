@@ -449,6 +449,8 @@ def test_log_file_in_a_root_only_directory_is_refused(world):
     log = os.path.join(d, "awf.jsonl")
     r = world.awf("true", args=["--log-file", log], log=False)
     assert r.rc == 125 and "--log-file" in r.err and "Permission denied" in r.err, r
+    # whose rights: under sudo, a bare "Permission denied" reads as root's
+    assert f"(opened as uid {UID} ({USER}))" in r.err, r
     assert not os.path.exists(log)
 
 

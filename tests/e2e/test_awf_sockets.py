@@ -14,7 +14,7 @@ import time
 import pytest
 
 from harness.util import token
-from harness.world import GID, UID, require_awf, stop, world  # noqa: F401 (fixture)
+from harness.world import GID, UID, require_awf, stop, wait_for, world  # noqa: F401 (fixture)
 
 require_awf()
 
@@ -303,13 +303,16 @@ def test_fd_swap_race_never_reaches_host(world, shared_dir):
 DGRAM = """
 import errno, socket, sys
 out = []
-for make in (lambda: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM),
-             lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)):
-    try:
-        make()
-        out.append("ok")
-    except OSError as e:
-        out.append(errno.errorcode[e.errno])
+# SOCK_RAW is a datagram socket too: the kernel's unix_create maps it to SOCK_DGRAM
+for kind in (socket.SOCK_DGRAM, socket.SOCK_RAW):
+    for make in (lambda: [socket.socket(socket.AF_UNIX, kind)],
+                 lambda: list(socket.socketpair(socket.AF_UNIX, kind))):
+        try:
+            socks = make()
+            socks[0].sendto(b"from the sandbox", sys.argv[1])
+            out.append("sent")
+        except OSError as e:
+            out.append(errno.errorcode[e.errno])
 print(*out)
 """
 
@@ -317,15 +320,17 @@ print(*out)
 def test_host_unix_datagram_socket_unreachable(world, shared_dir):
     """A datagram may be sent by name from any AF_UNIX datagram socket (to
     /dev/log, a journal or notify socket of the host); such sockets are not
-    available in the sandbox."""
+    available in the sandbox, whether asked for as SOCK_DGRAM or as SOCK_RAW
+    (which the kernel silently makes a datagram socket), by socket or
+    socketpair."""
     path = os.path.join(shared_dir, "log")
     host = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     host.bind(path)
     os.chmod(path, 0o777)
     host.settimeout(0.5)
     try:
-        r = world.awf("python3", "-c", DGRAM)
-        assert r.rc == 0 and r.out.split() == ["EAFNOSUPPORT", "EAFNOSUPPORT"], r
+        r = world.awf("python3", "-c", DGRAM, path)
+        assert r.rc == 0 and r.out.split() == ["EAFNOSUPPORT"] * 4, r
         with pytest.raises(socket.timeout):
             host.recv(100)
     finally:
@@ -352,3 +357,212 @@ def test_host_abstract_unix_socket_unreachable(world):
             host.accept()
     finally:
         host.close()
+
+
+# -- awf's own identity and sockets must not lend themselves to the command --------
+
+FORGED_DIAG = """
+import errno, json, socket, struct, sys
+path, dev, ino = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out = {}
+
+def attempt():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(path)
+        return "connected " + s.recv(16).decode().strip()
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+
+def step(name, fn):
+    try:
+        out[name] = fn()
+    except OSError as e:
+        out[name] = errno.errorcode.get(e.errno, str(e.errno))
+
+out["before"] = attempt()
+# A connect awf makes autobinds the socket: its port id says which pid made it.
+r = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+step("kernel", lambda: r.connect((0, 0)))
+awfpid = r.getsockname()[0]
+# Forged SOCK_DIAG_BY_FAMILY "replies" saying the host socket is the sandbox's.
+vfs = struct.pack("HHII", 12, 1, ino, dev)  # UNIX_DIAG_VFS: ino, (major << 20) | minor
+body = struct.pack("BBBBIII", 1, 1, 10, 0, 12345, 0, 0) + vfs
+msg = struct.pack("IHHII", 16 + len(body), 20, 2, 0, 0) + body
+dg = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4)
+step("connect", lambda: dg.connect((awfpid, 0)))
+step("send", lambda: [dg.send(msg) for _ in range(3)] and "sent")
+step("sendto", lambda: [dg.sendto(msg, (awfpid, 0)) for _ in range(3)] and "sent")
+out["after"] = attempt()
+print(json.dumps(out))
+"""
+
+
+def test_forged_sock_diag_replies_never_admit_a_host_socket(world, shared_dir):
+    """The command's netlink socket, connected by awf to awf's own port id,
+    feeds forged NETLINK_SOCK_DIAG "replies" naming a host socket's inode into
+    the socket awf lists the sandbox's sockets with. The connect is made with
+    the command's credentials and no capability, so the kernel refuses a port
+    id (EPERM, as it would without awf), sending there is refused too, and awf
+    reads only the kernel's answer to its own request: the host socket stays
+    refused."""
+    server = HostUnixServer(os.path.join(shared_dir, "tmux"))
+    st = os.stat(server.path)
+    kdev = (os.major(st.st_dev) << 20) | os.minor(st.st_dev)
+    try:
+        r = world.awf("python3", "-c", FORGED_DIAG, server.path, str(kdev), str(st.st_ino))
+        assert r.rc == 0, r
+        out = json.loads(r.out)
+        assert out["before"] == "EACCES" and out["kernel"] is None, r
+        assert out["connect"] == "EPERM" and out["sendto"] == "EPERM", r
+        assert out["after"] == "EACCES", r
+        assert server.peers == []
+    finally:
+        server.close()
+
+
+NETLINK_PORT = """
+import errno, socket
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+try:
+    s.connect((12345, 0))  # another socket's port id: needs CAP_NET_ADMIN
+    print("connected")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+"""
+
+
+@pytest.mark.parametrize("sudo", [True, False], ids=["user", "root"])
+def test_netlink_connect_never_uses_awfs_capabilities(world, sudo):
+    """awf makes the command's connects; none of awf's capabilities may be in
+    effect then (CAP_NET_ADMIN would let a netlink socket be pointed at any
+    port id), also when the command runs as root, whose capabilities awf
+    dropped."""
+    r = world.awf("python3", "-c", NETLINK_PORT, sudo=sudo)
+    assert r.rc == 0 and r.out.strip() == "EPERM", r
+
+
+ABSTRACT_PEER = """
+import socket, struct, sys
+name = "\\0awf-peer-" + sys.argv[1]
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(name)
+srv.listen(4)
+out = []
+for blocking in (True, False):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.setblocking(blocking)
+    c.connect(name)
+    a, _ = srv.accept()
+    pid, uid, gid = struct.unpack("3i", a.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    out.append("%d:%d" % (uid, gid))
+print(*out)
+"""
+
+
+def test_abstract_socket_peer_sees_the_command_user_not_root(world):
+    """A server of the command's on an abstract name sees its clients as the
+    command's uid and gid (SO_PEERCRED), on blocking and non-blocking
+    sockets alike, never as root."""
+    r = world.awf("python3", "-c", ABSTRACT_PEER, token())
+    assert r.rc == 0 and r.out.split() == [f"{UID}:{GID}"] * 2, r
+
+
+FULL_BACKLOG = """
+import errno, os, signal, socket, sys, threading, time
+path = os.path.join(sys.argv[1], "full.sock")
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path)
+srv.listen(0)
+fill = []
+while True:  # fill the backlog: the next blocking connect waits for ever
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setblocking(False)
+    try:
+        s.connect(path)
+        fill.append(s)
+    except BlockingIOError:
+        break
+"""
+
+INTERRUPTED_CONNECTS = FULL_BACKLOG + """
+class Interrupted(Exception):
+    pass
+def alarm(sig, frame):
+    raise Interrupted()
+signal.signal(signal.SIGALRM, alarm)
+counts = {}
+for _ in range(N):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    signal.setitimer(signal.ITIMER_REAL, 0.005)
+    try:
+        s.connect(path)
+        k = "connected"
+    except Interrupted:
+        k = "interrupted"
+    except OSError as e:
+        k = errno.errorcode[e.errno]
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    counts[k] = counts.get(k, 0) + 1
+    s.close()
+print(" ".join("%s=%d" % kv for kv in sorted(counts.items())), flush=True)
+time.sleep(60)
+"""
+
+
+def awf_threads(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no Threads line for {pid}")
+
+
+def test_interrupted_blocking_connects_do_not_pile_up_threads_in_awf(world):
+    """A command connecting in a loop to a socket whose backlog is full, each
+    connect cut short by a timer: awf's threads for connects it abandoned
+    must end (they live outside the sandbox's cgroup and --pids-limit), and
+    never exceed the gate's cap."""
+    d = world.user_dir("full-" + token())
+    p, _ = world.popen("python3", "-c", "N = 300\n" + INTERRUPTED_CONNECTS, d)
+    try:
+        line = p.stdout.readline().decode()
+        assert "interrupted=" in line, (line, stop(p))
+        assert awf_threads(p.pid) <= 64 + 16, (line, stop(p))
+        # once nothing waits, the connect threads are gone
+        assert wait_for(lambda: awf_threads(p.pid) <= 16, timeout=10), \
+            (awf_threads(p.pid), stop(p))
+    finally:
+        stop(p)
+
+
+WAITING_CONNECTS = FULL_BACKLOG + """
+results = []
+def connect():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        results.append("connected")
+    except OSError as e:
+        results.append(errno.errorcode[e.errno])
+for _ in range(N):
+    threading.Thread(target=connect, daemon=True).start()
+time.sleep(2)
+print("EAGAIN=%d" % results.count("EAGAIN"), flush=True)
+time.sleep(60)
+"""
+
+
+def test_blocking_connects_past_the_cap_fail_with_eagain(world):
+    """100 threads of the command wait in connect() on a full backlog: awf
+    makes at most 64 such connects at once (its threads are outside the
+    sandbox's cgroup), the others fail with EAGAIN at once."""
+    d = world.user_dir("cap-" + token())
+    p, _ = world.popen("python3", "-c", "N = 100\n" + WAITING_CONNECTS, d)
+    try:
+        line = p.stdout.readline().decode()
+        assert line.strip() == "EAGAIN=36", (line, stop(p))
+        assert awf_threads(p.pid) <= 64 + 16, (line, stop(p))
+    finally:
+        stop(p)

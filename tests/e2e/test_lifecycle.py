@@ -424,3 +424,21 @@ def test_max_connections_per_client_flag(start_proxy, origins):
 def test_help_lists_max_connections_per_client(proxy_bin):
     out = subprocess.run([proxy_bin, "--help"], capture_output=True, text=True, timeout=10).stdout
     assert "--max-connections-per-client N" in out
+
+
+def test_sigterm_right_after_the_listening_line_still_drains(proxy_bin, dns):
+    """A supervisor may send SIGTERM the moment it reads "listening on": the
+    handlers must already be in place (exit 0 and "exited cleanly"), not the
+    default action that kills the proxy without its drain."""
+    for _ in range(20):
+        p = subprocess.Popen([proxy_bin, "--listen", "127.0.0.1:0", "--dns-listen", "127.0.0.1:0",
+                              "--dns-listen", "[::1]:0", "-d", "allowed.test",
+                              "--dns-servers", dns.addr],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        line = p.stderr.readline()
+        assert b"listening on" in line, line
+        p.send_signal(signal.SIGTERM)
+        err = line + p.stderr.read()
+        assert p.wait(10) == 0, err
+        assert b"exited cleanly" in err, err

@@ -97,7 +97,7 @@ def test_connect_record(proxy, origins, certfile):
 
 def test_bad_request_record(proxy, origins):
     with proxy.connect() as c:
-        c.send(b"GET /origin-form HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+        c.send(b"GET http://allowed.test/no-host HTTP/1.1\r\n\r\n")
         assert c.read_response().status == 400
         client = _client(c)
     rec = proxy.log.wait_one(by(client=client))

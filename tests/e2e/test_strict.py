@@ -109,7 +109,8 @@ def test_malformed_request_is_400_and_closed(proxy, origins, case):
     t = token()
     client = _expect_400_and_close(proxy, MALFORMED[case](origins.http.port, origins.https.port, t))
     rec = proxy.log.wait_one(by(client=client))
-    assert rec["status"] == 400 and rec["decision"] == "deny" and rec["reason"] == "bad_request"
+    reason = "not_a_proxy_request" if case == "origin_form" else "bad_request"
+    assert rec["status"] == 400 and rec["decision"] == "deny" and rec["reason"] == reason
     assert origins.http.state.find(t) == [], "a malformed request reached the origin"
     assert origins.https.state.find(t) == []
 

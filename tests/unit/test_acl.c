@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "acl.h"
+#include "hostname.h"
 
 #define H AWF_PROTO_HTTP
 #define T AWF_PROTO_TLS
@@ -376,7 +377,9 @@ static void test_rejections(void **state)
       {"https://*.*", "wildcard alone"},
       {"..", "empty label"},
       {"a..b.com", "empty label"},
-      {".github.com", "empty label"},
+      {".github.com", "did you mean github.com (covers subdomains)?"},
+      {".a..b.com", "empty label"},
+      {".x.123", "numeric top-level label"},
       {"github.com..", "empty label"},
       {"git hub.com", "whitespace"},
       {"git\thub.com", "whitespace"},
@@ -434,6 +437,92 @@ static void test_rejections(void **state)
     assert_int_equal(awf_acl_add_list(a, AWF_ACL_BLOCK, cases[i].entry, NULL, 0), -EINVAL);
     awf_acl_free(a);
   }
+}
+
+/* ".example.com" (other tools' "and subdomains") points at the bare name,
+ * which already covers them; the same in block lists, files and with a
+ * scheme, and only when the rest is a valid rule. */
+static void test_leading_dot_suggests_the_bare_name(void **state)
+{
+  (void)state;
+  char err[512];
+  awf_acl *a = awf_acl_new();
+  assert_non_null(a);
+  assert_int_equal(awf_acl_add_list(a, AWF_ACL_ALLOW, "ok.com,.Example.com.", err, sizeof err),
+                   -EINVAL);
+  assert_string_equal(err, "invalid rule '.Example.com.': a leading dot is not allowed: did you "
+                           "mean Example.com (covers subdomains)?");
+  assert_int_equal(awf_acl_add_list(a, AWF_ACL_BLOCK, "https://.*.cdn.net", err, sizeof err),
+                   -EINVAL);
+  assert_non_null(strstr(err, "did you mean *.cdn.net (covers subdomains)?"));
+  static const char file[] = "ok.org\n.npmjs.org # registry\n";
+  assert_int_equal(awf_acl_add_text(a, AWF_ACL_ALLOW, file, sizeof file - 1, "r.txt", err,
+                                    sizeof err),
+                   -EINVAL);
+  assert_non_null(strstr(err, "r.txt:2: invalid rule '.npmjs.org': "));
+  assert_non_null(strstr(err, "did you mean npmjs.org"));
+  /* Nothing suggested for what would still be wrong without the dot. */
+  assert_int_equal(awf_acl_add_list(a, AWF_ACL_ALLOW, ".bad_label!.com", err, sizeof err),
+                   -EINVAL);
+  assert_null(strstr(err, "did you mean"));
+  /* A longest name still fits its suggestion. */
+  char name[AWF_HOSTNAME_MAX + 1];
+  memset(name, 'a', sizeof name);
+  for (size_t i = 63; i < AWF_HOSTNAME_MAX - 4; i += 64)
+    name[i] = '.';
+  memcpy(name + AWF_HOSTNAME_MAX - 4, ".com", 4);
+  name[0] = '.';
+  name[AWF_HOSTNAME_MAX] = '\0';
+  char big[1024];
+  assert_int_equal(awf_acl_add_list(a, AWF_ACL_ALLOW, name, big, sizeof big), -EINVAL);
+  assert_non_null(strstr(big, name + 1));
+  assert_int_equal(awf_acl_count(a, AWF_ACL_ALLOW), 0);
+  assert_int_equal(awf_acl_count(a, AWF_ACL_BLOCK), 0);
+  awf_acl_free(a);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The listing gives each rule once, normalised, per list. */
+static void test_format_lists_normalised_rules(void **state)
+{
+  (void)state;
+  char err[256], buf[512];
+  awf_acl *a = awf_acl_new();
+  assert_non_null(a);
+  assert_int_equal(awf_acl_add_list(a, AWF_ACL_ALLOW,
+                                    "GitHub.com.,*.npmjs.org,https://api-*.x.com,http://[::1],"
+                                    "1.2.3.4,*.cdn-*.y.net,github.com,https://github.com",
+                                    err, sizeof err),
+                   0);
+  assert_int_equal(awf_acl_add_list(a, AWF_ACL_BLOCK, "bad.github.com", err, sizeof err), 0);
+  size_t need = awf_acl_format(a, AWF_ACL_ALLOW, buf, sizeof buf);
+  assert_int_equal(need, strlen(buf));
+  char *items[16];
+  size_t n = 0;
+  for (char *tok = strtok(buf, ","); tok && n < 16; tok = strtok(NULL, ","))
+    items[n++] = tok;
+  qsort(items, n, sizeof items[0], cmp_str);
+  static const char *const want[] = {"*.cdn-*.y.net", "*.npmjs.org",      "1.2.3.4",
+                                     "github.com",    "http://[::1]",     "https://api-*.x.com",
+                                     "https://github.com"};
+  assert_int_equal(n, sizeof want / sizeof want[0]);
+  for (size_t i = 0; i < n; i++)
+    assert_string_equal(items[i], want[i]);
+  assert_int_equal(awf_acl_format(a, AWF_ACL_BLOCK, buf, sizeof buf), strlen("bad.github.com"));
+  assert_string_equal(buf, "bad.github.com");
+  /* Truncated, terminated, and the length needed still told. */
+  char small[8];
+  assert_int_equal(awf_acl_format(a, AWF_ACL_ALLOW, small, sizeof small), need);
+  assert_int_equal(strlen(small), sizeof small - 1);
+  awf_acl *empty = awf_acl_new();
+  assert_int_equal(awf_acl_format(empty, AWF_ACL_ALLOW, buf, sizeof buf), 0);
+  assert_string_equal(buf, "");
+  awf_acl_free(empty);
+  awf_acl_free(a);
 }
 
 static void test_error_message_quotes_entry(void **state)
@@ -658,6 +747,8 @@ int main(void)
       cmocka_unit_test(test_ip_rules),
       cmocka_unit_test(test_case_dot_and_invalid_names),
       cmocka_unit_test(test_rejections),
+      cmocka_unit_test(test_leading_dot_suggests_the_bare_name),
+      cmocka_unit_test(test_format_lists_normalised_rules),
       cmocka_unit_test(test_error_message_quotes_entry),
       cmocka_unit_test(test_list_syntax_and_dedup),
       cmocka_unit_test(test_rules_file),

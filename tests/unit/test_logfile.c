@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -255,14 +258,21 @@ static void oversized_record_lost_whole(void **state) {
   assert_int_equal(awf_logfile_lost(lf), 1);
   awf_logfile_close(lf);
   free(host);
-  assert_lines(t->path, 0, 3);
+  /* 0, then where 99 is missing a log_lost record says so, then 1 and 2 */
   size_t len;
   char *buf = slurp(t->path, &len);
+  assert_int_equal(count_records(buf, len), 4);
+  const char *gap = strstr(buf, "\"event\":\"log_lost\",\"lost\":1}\n");
+  assert_non_null(gap);
+  assert_true(gap > strstr(buf, "\"status\":0}\n"));
+  assert_true(gap < strstr(buf, "\"status\":1}\n"));
   assert_non_null(strstr(buf, "\"url_truncated\":true"));
   free(buf);
 }
 
-static void write_error_counted(void **state) {
+/* A device that is always full: the lines wait in memory (the first failure
+ * is reported, not each one), and the last try at exit counts them lost. */
+static void full_device_keeps_lines_then_counts_them_lost(void **state) {
   (void)state;
   if (access("/dev/full", W_OK) != 0)
     skip();
@@ -271,9 +281,41 @@ static void write_error_counted(void **state) {
   struct awf_log_record r;
   record(&r, 1);
   assert_int_equal(awf_logfile_write(lf, &r), -ENOSPC);
-  assert_int_equal(awf_logfile_write(lf, &r), -ENOSPC);
-  assert_int_equal(awf_logfile_lost(lf), 2);
+  assert_int_equal(awf_logfile_write(lf, &r), 0);
+  assert_int_equal(awf_logfile_flush(lf), 0);
+  assert_int_equal(awf_logfile_lost(lf), 0);
+  assert_int_equal(awf_logfile_pending(lf), 2);
+  int err = 0;
+  assert_int_equal(awf_logfile_finish(lf, &err), 2);
+  assert_int_equal(err, -ENOSPC);
+  assert_int_equal(awf_logfile_pending(lf), 0);
+  assert_int_equal(awf_logfile_finish(lf, NULL), 2); /* once only */
   awf_logfile_close(lf);
+}
+
+/* A reader that went away will not come back: the line is lost at once. */
+static void closed_pipe_loses_lines_at_once(void **state) {
+  (void)state;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  close(p[0]);
+  void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+  int fd = dup(p[1]);
+  close(p[1]);
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open_fd(fd, &lf), 0);
+  struct awf_log_record r;
+  record(&r, 1);
+  assert_int_equal(awf_logfile_write(lf, &r), -EPIPE);
+  assert_int_equal(awf_logfile_lost(lf), 1);
+  assert_int_equal(awf_logfile_pending(lf), 0);
+  assert_int_equal(awf_logfile_write(lf, &r), 0); /* lost too, but that is no news */
+  assert_int_equal(awf_logfile_lost(lf), 2);
+  int err = 0;
+  assert_int_equal(awf_logfile_finish(lf, &err), 2);
+  assert_int_equal(err, -EPIPE);
+  awf_logfile_close(lf);
+  signal(SIGPIPE, old);
 }
 
 /* Several handles on one file, as with two processes: O_APPEND keeps every
@@ -532,7 +574,10 @@ static void stdout_write_survives_eintr(void **state) {
   free(s.data);
 }
 
-static void stdout_stalled_pipe_cuts_one_line_only(void **state) {
+/* A 6 KiB line meets a pipe with room for one page, and nobody reads for
+ * the stall budget: the line's rest waits in memory and goes first once the
+ * reader is back, so the stream holds it whole, then the next record. */
+static void stdout_stalled_pipe_line_completed_later(void **state) {
   (void)state;
   int p[2];
   assert_int_equal(pipe(p), 0);
@@ -542,7 +587,6 @@ static void stdout_stalled_pipe_cuts_one_line_only(void **state) {
   char *sink = malloc(filled + 65536);
   assert_int_equal(read(p[0], sink, 4096), 4096); /* room for one page only */
 
-  /* A 6 KiB line: one page goes in, then nobody reads. */
   char url[6000];
   memset(url, 'u', sizeof(url));
   struct awf_log_record big;
@@ -558,9 +602,10 @@ static void stdout_stalled_pipe_cuts_one_line_only(void **state) {
   awf_logfile *lf;
   int rc = awf_logfile_open("-", &lf);
   int rc_big = 0, rc_small = -1;
-  unsigned long lost = 0;
+  unsigned long lost = 1, waiting = 0;
   if (rc == 0) {
     rc_big = awf_logfile_write(lf, &big);
+    waiting = awf_logfile_pending(lf);
     n = drain(p[0], sink, cap - 1); /* the reader comes back */
     rc_small = awf_logfile_write(lf, &small);
     lost = awf_logfile_lost(lf);
@@ -572,23 +617,177 @@ static void stdout_stalled_pipe_cuts_one_line_only(void **state) {
   close(p[0]);
   assert_int_equal(rc, 0);
   assert_int_equal(rc_big, -EAGAIN);
-  assert_int_equal(lost, 1);
+  assert_int_equal(waiting, 1);
   assert_int_equal(rc_small, 0);
+  assert_int_equal(lost, 0);
   sink[n] = '\0';
-  /* The stream: the filler, the cut line, a '\n' closing it, the next record whole. */
+  /* The stream: the filler, the long line whole, the next record whole. */
   size_t x = filled - 4096;
   assert_true(n > x);
   for (size_t i = 0; i < x; i++)
     assert_int_equal(sink[i], 'x');
-  char *cut = sink + x;
-  assert_memory_equal(cut, "{\"ts\":", 6);
-  char *nl = strchr(cut, '\n');
-  assert_non_null(nl);
-  assert_true((size_t)(nl - cut) < sizeof(url)); /* it really was cut */
-  assert_null(memchr(cut, '}', (size_t)(nl - cut)));
-  assert_int_equal(count_records(nl + 1, n - (size_t)(nl + 1 - sink)), 1);
-  assert_non_null(strstr(nl + 1, "\"status\":2}\n"));
+  assert_int_equal(count_records(sink + x, n - x), 2);
+  char *first = strstr(sink + x, "\"status\":1}\n");
+  assert_non_null(first);
+  assert_non_null(strstr(first, "\"status\":2}\n"));
   free(sink);
+}
+
+/* ---- a full filesystem ---------------------------------------------------- */
+
+/* A tmpfs of `size` on t->dir, in a mount namespace of this process's own
+ * (entered once): the log's filesystem, which a test fills. False when that
+ * cannot be done (not root). */
+static bool small_tmpfs(struct tmpdir *t, const char *size) {
+  static bool own_ns;
+  char opts[32];
+  if (!own_ns) {
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+      return false;
+    own_ns = true;
+  }
+  snprintf(opts, sizeof(opts), "size=%s", size);
+  return mount("tmpfs", t->dir, "tmpfs", 0, opts) == 0;
+}
+
+static int teardown_tmpfs(void **state) {
+  struct tmpdir *t = *state;
+  umount2(t->dir, MNT_DETACH);
+  return teardown_dir(state);
+}
+
+/* Fill the filesystem of dir to the last byte; the fill file's path. */
+static void fill_fs(const char *dir, char *path, size_t len) {
+  snprintf(path, len, "%s/fill", dir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  assert_true(fd >= 0);
+  static char chunk[65536];
+  while (write(fd, chunk, sizeof(chunk)) > 0)
+    ;
+  while (write(fd, chunk, 1) > 0)
+    ;
+  assert_int_equal(errno, ENOSPC);
+  close(fd);
+}
+
+/* The file holds whole records only (each line one, ending in "}\n"). */
+static long whole_records(const char *path) {
+  size_t len;
+  char *buf = slurp(path, &len);
+  long n = count_records(buf, len);
+  free(buf);
+  assert_true(n >= 0);
+  return n;
+}
+
+/* The attack: the command fills the log's filesystem. The line that meets
+ * the end of the room is taken back (the file ends in a whole line at every
+ * moment), the lines wait in memory, and once there is room again every one
+ * is there, in order. */
+static void disk_full_keeps_lines_in_order_and_never_cuts_one(void **state) {
+  struct tmpdir *t = *state;
+  if (!small_tmpfs(t, "64k"))
+    skip();
+  /* The log's last page is partly used, so a line can be cut at its end. */
+  int fd = open(t->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+  assert_true(fd >= 0);
+  close(fd);
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open(t->path, &lf), 0);
+  write_n(lf, 0, 1);
+  char fill[160];
+  fill_fs(t->dir, fill, sizeof(fill)); /* the 4 MiB reservation did not fit */
+  int first_error = 0;
+  for (int i = 1; i < 60; i++) {
+    struct awf_log_record r;
+    record(&r, i);
+    int rc = awf_logfile_write(lf, &r);
+    if (rc < 0) {
+      assert_int_equal(first_error, 0); /* reported once, not per record */
+      first_error = rc;
+    }
+    assert_true(whole_records(t->path) >= 1);
+  }
+  assert_int_equal(first_error, -ENOSPC);
+  long written = whole_records(t->path);
+  assert_true(written > 1 && written < 60);
+  assert_int_equal(awf_logfile_pending(lf), 60 - written);
+  assert_int_equal(awf_logfile_lost(lf), 0);
+  assert_int_equal(unlink(fill), 0); /* room again */
+  write_n(lf, 60, 61);
+  assert_int_equal(awf_logfile_pending(lf), 0);
+  int err = 1;
+  assert_int_equal(awf_logfile_finish(lf, &err), 0);
+  assert_int_equal(err, -ENOSPC); /* the last error met, for the record */
+  awf_logfile_close(lf);
+  assert_lines(t->path, 0, 61);
+}
+
+/* Past the backlog, lines are counted lost; where they are missing, a
+ * log_lost record says how many once the log takes lines again. */
+static void backlog_full_counts_lost_lines_and_log_lost_marks_the_gap(void **state) {
+  struct tmpdir *t = *state;
+  if (!small_tmpfs(t, "12m"))
+    skip();
+  char fill[160];
+  fill_fs(t->dir, fill, sizeof(fill));
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open(t->path, &lf), 0);
+  awf_logfile_set_batching(lf, true);
+  const int total = 60000; /* about 11 MiB of lines */
+  int news = 0;
+  for (int i = 0; i < total; i++) {
+    struct awf_log_record r;
+    record(&r, i);
+    news += awf_logfile_write(lf, &r) < 0;
+    if (i % 100 == 99)
+      news += awf_logfile_flush(lf) < 0;
+  }
+  assert_int_equal(news, 2); /* failing, then losing */
+  unsigned long lost = awf_logfile_lost(lf), kept = awf_logfile_pending(lf);
+  assert_true(lost > 0);
+  assert_int_equal(lost + kept, total);
+  assert_true(kept * 180 < AWF_LOGFILE_BACKLOG_MAX);
+  assert_int_equal(unlink(fill), 0);
+  write_n(lf, total, total + 1);
+  assert_int_equal(awf_logfile_flush(lf), 0);
+  assert_int_equal(awf_logfile_finish(lf, NULL), lost);
+  awf_logfile_close(lf);
+
+  size_t len;
+  char *buf = slurp(t->path, &len);
+  assert_int_equal(count_records(buf, len), (long)kept + 2);
+  char want[64];
+  snprintf(want, sizeof(want), "\"event\":\"log_lost\",\"lost\":%lu}\n", lost);
+  char *gap = strstr(buf, want);
+  assert_non_null(gap);
+  snprintf(want, sizeof(want), "\"status\":%lu}\n", kept - 1);
+  char *before = strstr(buf, want);
+  snprintf(want, sizeof(want), "\"status\":%d}\n", total);
+  char *after = strstr(buf, want);
+  assert_true(before && before < gap && after && gap < after);
+  free(buf);
+}
+
+/* Room is reserved past the log's end when it is opened: a command that
+ * fills the filesystem afterwards does not stop the next lines. */
+static void reserved_room_outlasts_a_full_filesystem(void **state) {
+  struct tmpdir *t = *state;
+  if (!small_tmpfs(t, "8m"))
+    skip();
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open(t->path, &lf), 0);
+  struct stat st;
+  assert_int_equal(stat(t->path, &st), 0);
+  assert_int_equal(st.st_size, 0);
+  assert_true((long long)st.st_blocks * 512 >= AWF_LOGFILE_RESERVE);
+  char fill[160];
+  fill_fs(t->dir, fill, sizeof(fill));
+  write_n(lf, 0, 5000); /* about 900 KiB */
+  assert_int_equal(awf_logfile_pending(lf), 0);
+  assert_int_equal(awf_logfile_finish(lf, NULL), 0);
+  awf_logfile_close(lf);
+  assert_lines(t->path, 0, 5000);
 }
 
 int main(void) {
@@ -604,13 +803,20 @@ int main(void) {
       cmocka_unit_test_setup_teardown(open_errors, setup_dir, teardown_dir),
       cmocka_unit_test(null_path_discards),
       cmocka_unit_test_setup_teardown(oversized_record_lost_whole, setup_dir, teardown_dir),
-      cmocka_unit_test(write_error_counted),
+      cmocka_unit_test(full_device_keeps_lines_then_counts_them_lost),
+      cmocka_unit_test(closed_pipe_loses_lines_at_once),
       cmocka_unit_test_setup_teardown(concurrent_writers_never_interleave, setup_dir,
                                       teardown_dir),
       cmocka_unit_test(stdout_sink_leaves_fd1_open),
       cmocka_unit_test(stdout_full_pipe_waits_for_reader),
       cmocka_unit_test(stdout_write_survives_eintr),
-      cmocka_unit_test(stdout_stalled_pipe_cuts_one_line_only),
+      cmocka_unit_test(stdout_stalled_pipe_line_completed_later),
+      cmocka_unit_test_setup_teardown(disk_full_keeps_lines_in_order_and_never_cuts_one,
+                                      setup_dir, teardown_tmpfs),
+      cmocka_unit_test_setup_teardown(backlog_full_counts_lost_lines_and_log_lost_marks_the_gap,
+                                      setup_dir, teardown_tmpfs),
+      cmocka_unit_test_setup_teardown(reserved_room_outlasts_a_full_filesystem, setup_dir,
+                                      teardown_tmpfs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

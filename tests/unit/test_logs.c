@@ -246,6 +246,19 @@ static void test_logline(void **state) {
   assert_int_equal(l.ev.port, -1);
   assert_int_equal(l.status, -1);
   awf_logline_free(&l);
+  /* log_lost: the writer's count of records it could not write, no decision */
+  expect_bad("{\"run\":\"r\",\"event\":\"log_lost\"}", "missing \"lost\"");
+  const char lost[] = "{\"run\":\"r\",\"event\":\"log_lost\",\"lost\":25}";
+  assert_int_equal(awf_logline_parse(lost, sizeof(lost) - 1, &l, err, sizeof(err)), 0);
+  awf_logagg *a = awf_logagg_new(0);
+  assert_non_null(a);
+  awf_logagg_add(a, &l.ev);
+  awf_logagg_add(a, &l.ev);
+  awf_logagg_finish(a);
+  assert_int_equal(awf_logagg_totals(a)->lost, 50);
+  assert_int_equal(awf_logagg_totals(a)->events, 0);
+  awf_logagg_free(a);
+  awf_logline_free(&l);
 }
 
 static void test_linereader(void **state) {

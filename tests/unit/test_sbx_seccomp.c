@@ -92,6 +92,8 @@ static long p_tiocsti(void) { return ioctl_on_pipe(TIOCSTI); }
 /* The kernel reads the request as 32 bits: high bits must not hide it. */
 static long p_tiocsti_high(void) { return ioctl_on_pipe(TIOCSTI | 0x100000000UL); }
 static long p_tioclinux(void) { return ioctl_on_pipe(TIOCLINUX); }
+static long p_tiocsetd(void) { return ioctl_on_pipe(TIOCSETD); }
+static long p_tiocsetd_high(void) { return ioctl_on_pipe(TIOCSETD | 0x100000000UL); }
 static long p_clone_newuser(void) { return raw_clone(CLONE_NEWUSER); }
 static long p_clone_newnet_high(void) { return raw_clone(CLONE_NEWNET | (1UL << 40)); }
 static long p_clone3(void) { return syscall(SYS_clone3, NULL, 0UL); }
@@ -182,6 +184,8 @@ static const struct probe probes[] = {
     {"ioctl(0, TIOCSTI)", p_tiocsti, EPERM, 1},
     {"ioctl(0, TIOCSTI | 1 << 32)", p_tiocsti_high, EPERM, 1},
     {"ioctl(0, TIOCLINUX)", p_tioclinux, EPERM, 1},
+    {"ioctl(0, TIOCSETD)", p_tiocsetd, EPERM, 1},
+    {"ioctl(0, TIOCSETD | 1 << 32)", p_tiocsetd_high, EPERM, 1},
     {"clone(CLONE_NEWUSER)", p_clone_newuser, EPERM, 1},
     {"clone(CLONE_NEWNET | 1 << 40)", p_clone_newnet_high, EPERM, 1},
     {"clone3", p_clone3, ENOSYS, 1},
@@ -405,6 +409,79 @@ static void test_gate_notifies_connect(void **state)
     sbx_expect_child_ok(child_gated, NULL);
 }
 
+/* socket or socketpair(AF_UNIX, type); 0 or -1 with errno. */
+static long unix_socket_of_type(int pair, unsigned long type)
+{
+    int sv[2];
+    long r;
+
+    if (!pair)
+        return closing(syscall(SYS_socket, AF_UNIX, type, 0)) < 0 ? -1 : 0;
+    r = syscall(SYS_socketpair, AF_UNIX, type, 0, sv);
+    if (r == 0) {
+        close(sv[0]);
+        close(sv[1]);
+    }
+    return r;
+}
+
+/* With the gate, AF_UNIX sockets are stream or seqpacket ones: every other
+ * type (0-15, the kernel's SOCK_TYPE_MASK), with flags or high bits, is
+ * EAFNOSUPPORT. SOCK_RAW in particular, which the kernel quietly makes a
+ * datagram socket that can send to any socket file by name. */
+static int child_gated_types(int out, const void *arg)
+{
+    static const unsigned long extra[] = {0, SOCK_CLOEXEC, SOCK_NONBLOCK, 1UL << 32};
+    char err[256];
+    int listener = -1, pair;
+    unsigned long type;
+    size_t x;
+
+    (void)arg;
+    if (awf_seccomp_install_gated(&listener, err, sizeof err) != 0)
+        return sbx_fail(out, "awf_seccomp_install_gated: %s", err);
+    close(listener);
+    for (pair = 0; pair < 2; pair++)
+        for (type = 0; type < 16; type++)
+            for (x = 0; x < sizeof extra / sizeof extra[0]; x++) {
+                int ok = type == SOCK_STREAM || type == SOCK_SEQPACKET;
+                long r;
+
+                errno = 0;
+                r = unix_socket_of_type(pair, type | extra[x]);
+                if (ok && r != 0)
+                    return sbx_fail(out, "%s(AF_UNIX, %#lx): errno %d, wanted a socket",
+                                    pair ? "socketpair" : "socket", type | extra[x], errno);
+                if (!ok && (r != -1 || errno != EAFNOSUPPORT))
+                    return sbx_fail(out, "%s(AF_UNIX, %#lx): returned %ld errno %d, wanted "
+                                    "EAFNOSUPPORT", pair ? "socketpair" : "socket",
+                                    type | extra[x], r, errno);
+            }
+    return 0;
+}
+
+/* Unfiltered, the kernel takes socket(AF_UNIX, SOCK_RAW) as a datagram
+ * socket: the refusal above is the filter's. */
+static int child_unix_raw_unfiltered(int out, const void *arg)
+{
+    int fd = socket(AF_UNIX, SOCK_RAW, 0), type = -1;
+    socklen_t len = sizeof type;
+
+    (void)arg;
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_DGRAM)
+        return sbx_fail(out, "socket(AF_UNIX, SOCK_RAW): fd %d errno %d type %d", fd, errno,
+                        type);
+    close(fd);
+    return 0;
+}
+
+static void test_gate_unix_stream_and_seqpacket_only(void **state)
+{
+    (void)state;
+    sbx_expect_child_ok(child_unix_raw_unfiltered, NULL);
+    sbx_expect_child_ok(child_gated_types, NULL);
+}
+
 /* ---- foreign ABIs ----------------------------------------------------------- */
 
 #if defined(__x86_64__)
@@ -467,7 +544,7 @@ static void test_i386_killed(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[NPROBES + NL_CASES + 5];
+    struct CMUnitTest tests[NPROBES + NL_CASES + 6];
     size_t n = 0, i;
 
     for (i = 0; i < NPROBES; i++) {
@@ -491,6 +568,7 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_probes_differ_unfiltered);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_ordinary_calls_work);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_gate_notifies_connect);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_gate_unix_stream_and_seqpacket_only);
 #if defined(__x86_64__)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_x32_killed);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_i386_killed);

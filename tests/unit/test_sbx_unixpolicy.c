@@ -10,6 +10,9 @@
 
 #include <errno.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,14 +93,17 @@ static int dump_has(struct awf_unix_id id) {
   int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   assert_true(nl >= 0);
   char buf[32768] __attribute__((aligned(8)));
-  size_t n = awf_unix_diag_request(buf, sizeof(buf), 1);
+  size_t n = awf_unix_diag_request(buf, sizeof(buf), 7);
   assert_int_equal(send(nl, buf, n, 0), (ssize_t)n);
+  struct sockaddr_nl self;
+  socklen_t len = sizeof(self);
+  assert_int_equal(getsockname(nl, (struct sockaddr *)&self, &len), 0);
   bool done = false;
   int found = 0;
   while (!done) {
     ssize_t got = recv(nl, buf, sizeof(buf), 0);
     assert_true(got > 0);
-    int r = awf_unix_diag_scan(buf, (size_t)got, id, &done);
+    int r = awf_unix_diag_scan(buf, (size_t)got, 7, self.nl_pid, id, &done);
     assert_true(r >= 0);
     found |= r;
   }
@@ -136,16 +142,68 @@ static void test_diag_error_and_garbage(void **state) {
   memset(&m, 0, sizeof(m));
   m.h.nlmsg_len = sizeof(m);
   m.h.nlmsg_type = NLMSG_ERROR;
+  m.h.nlmsg_seq = 9;
+  m.h.nlmsg_pid = 77;
   m.e.error = -EPERM;
   bool done;
   struct awf_unix_id id = {1, 1};
-  assert_int_equal(awf_unix_diag_scan(&m, sizeof(m), id, &done), -EPERM);
+  assert_int_equal(awf_unix_diag_scan(&m, sizeof(m), 9, 77, id, &done), -EPERM);
   m.h.nlmsg_len = 3; /* shorter than a header */
-  assert_int_equal(awf_unix_diag_scan(&m, sizeof(m), id, &done), -EBADMSG);
+  assert_int_equal(awf_unix_diag_scan(&m, sizeof(m), 9, 77, id, &done), -EBADMSG);
   m.h.nlmsg_len = sizeof(m);
   m.h.nlmsg_type = NLMSG_DONE;
-  assert_int_equal(awf_unix_diag_scan(&m, sizeof(m), id, &done), 0);
+  assert_int_equal(awf_unix_diag_scan(&m, sizeof(m), 9, 77, id, &done), 0);
   assert_true(done);
+  /* an end of another request, or addressed to another socket, is no end */
+  assert_int_equal(awf_unix_diag_scan(&m, sizeof(m), 10, 77, id, &done), -EBADMSG);
+  assert_false(done);
+  assert_int_equal(awf_unix_diag_scan(&m, sizeof(m), 9, 78, id, &done), -EBADMSG);
+  assert_false(done);
+}
+
+/* A record naming id, as the forged "replies" of the attack were built:
+ * nlmsghdr, unix_diag_msg, UNIX_DIAG_VFS. */
+struct diag_record {
+  struct nlmsghdr h;
+  struct unix_diag_msg m;
+  struct rtattr a;
+  struct unix_diag_vfs v;
+};
+
+static void diag_record(struct diag_record *r, uint32_t seq, uint32_t pid, struct awf_unix_id id) {
+  memset(r, 0, sizeof(*r));
+  r->h.nlmsg_len = sizeof(*r);
+  r->h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  r->h.nlmsg_flags = NLM_F_MULTI;
+  r->h.nlmsg_seq = seq;
+  r->h.nlmsg_pid = pid;
+  r->m.udiag_family = AF_UNIX;
+  r->m.udiag_type = SOCK_STREAM;
+  r->m.udiag_ino = 12345;
+  r->a.rta_len = RTA_LENGTH(sizeof(r->v));
+  r->a.rta_type = UNIX_DIAG_VFS;
+  r->v.udiag_vfs_ino = (uint32_t)id.ino;
+  r->v.udiag_vfs_dev = major(id.dev) << 20 | minor(id.dev);
+}
+
+static void test_forged_diag_reply_not_taken(void **state) {
+  (void)state;
+  struct awf_unix_id id = {makedev(0, 42), 4711};
+  struct diag_record r;
+  bool done;
+  diag_record(&r, 5, 300, id);
+  assert_int_equal(awf_unix_diag_scan(&r, sizeof(r), 5, 300, id, &done), 1);
+  /* as forged: sequence 0 and port id 0 (the kernel's), or an old request's */
+  diag_record(&r, 0, 0, id);
+  assert_int_equal(awf_unix_diag_scan(&r, sizeof(r), 5, 300, id, &done), -EBADMSG);
+  diag_record(&r, 4, 300, id);
+  assert_int_equal(awf_unix_diag_scan(&r, sizeof(r), 5, 300, id, &done), -EBADMSG);
+  /* a second message of another kind behind a good one */
+  struct diag_record two[2];
+  diag_record(&two[0], 5, 300, (struct awf_unix_id){makedev(0, 1), 1});
+  diag_record(&two[1], 5, 300, id);
+  two[1].h.nlmsg_type = 99;
+  assert_int_equal(awf_unix_diag_scan(two, sizeof(two), 5, 300, id, &done), -EBADMSG);
 }
 
 int main(void) {
@@ -157,6 +215,7 @@ int main(void) {
       cmocka_unit_test(test_ids_has),
       cmocka_unit_test(test_diag_finds_a_bound_socket),
       cmocka_unit_test(test_diag_error_and_garbage),
+      cmocka_unit_test(test_forged_diag_reply_not_taken),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

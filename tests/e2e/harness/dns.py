@@ -72,6 +72,10 @@ class Zone:
         for name, value in records.items():
             self._records[name.lower().rstrip(".")] = value
 
+    def set(self, name, value):
+        """Add or replace one name's answers (a list of addresses, or "NXDOMAIN")."""
+        self._records[name.lower().rstrip(".")] = value
+
     def lookup(self, name):
         name = name.lower().rstrip(".")
         if name in self._records:

@@ -1,5 +1,6 @@
 """Small helpers shared by the test files."""
 
+import threading
 import uuid
 
 LOOPBACK_CIDRS = "127.0.0.0/8,::1"
@@ -22,3 +23,26 @@ def url_has(text):
 
 def both(*preds):
     return lambda r: all(p(r) for p in preds)
+
+
+class SocketLoop:
+    """A socket served by a daemon thread running self._loop() until stop();
+    the loop polls self._stop between timeouts of 0.2 s."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        raise NotImplementedError
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()

@@ -30,6 +30,7 @@ import pytest
 from .dns import DNSServer, _TCPHandler, _TCPServer
 from .netns import NetNS, PortHTTPOrigin, PortTLSOrigin
 from .origin import make_cert
+from .util import SocketLoop
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
@@ -153,20 +154,14 @@ class WorldDNS(DNSServer):
         return self
 
 
-class UDPEcho:
+class UDPEcho(SocketLoop):
     """Echoes datagrams and counts them: a count above zero is a leak."""
 
     def __init__(self, host, port):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, port))
-        self.sock.settimeout(0.2)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((host, port))
+        super().__init__(sock)
         self.received = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def start(self):
-        self._thread.start()
-        return self
 
     def _loop(self):
         while not self._stop.is_set():
@@ -181,11 +176,6 @@ class UDPEcho:
                 self.sock.sendto(data, peer)
             except OSError:
                 pass
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
 
 
 class Result:
@@ -285,6 +275,12 @@ class World:
         self.http6 = self._serve(lambda: PortHTTPOrigin(ORIGIN6, 80))
         self.http_alt = self._serve(lambda: PortHTTPOrigin(ORIGIN, ALT_PORT))
         self.udp = call(lambda: UDPEcho(ORIGIN, UDP_PORT)).start()
+
+    def add_host(self, name, addr):
+        """One more address on the world's link, and a name for it in its DNS
+        (for a module's own origins; gone with the world)."""
+        self.ns.run(["ip", "addr", "add", f"{addr}/24", "dev", self.iface])
+        self.dns.zone.set(name, [addr])
 
     def _serve(self, make):
         server = self.ns.call(make)
