@@ -17,13 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exitcodes.h"
 #include "linereader.h"
 #include "logagg.h"
 #include "logline.h"
 #include "logreport.h"
 
-#define EXIT_MALFORMED 1
-#define EXIT_USAGE 2
 /* Records are at most 64 KiB; a longer line is not a record. */
 #define MAX_LINE (1024 * 1024)
 /* Malformed lines named on stderr; past it only counted (a file of garbage
@@ -79,7 +78,7 @@ static int usage_error(const char *fmt, ...) {
   vfprintf(stderr, fmt, ap);
   va_end(ap);
   fputs(" (see awf logs --help)\n", stderr);
-  return EXIT_USAGE;
+  return AWF_EXIT_USAGE;
 }
 
 static void malformed(struct run *r, const char *file, uint64_t lineno, const char *why) {
@@ -297,7 +296,7 @@ static int parse_args(int argc, char **argv, struct run *r) {
 int awf_logs_main(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     fputs(usage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? EXIT_USAGE : 0;
+    return argc < 2 ? AWF_EXIT_USAGE : 0;
   }
   struct run r;
   memset(&r, 0, sizeof(r));
@@ -316,11 +315,11 @@ int awf_logs_main(int argc, char **argv) {
   r.color = r.o.cmd == CMD_SHOW && !r.json_show && want_color();
   if (r.o.cmd != CMD_SHOW && !(r.agg = awf_logagg_new(0))) {
     fprintf(stderr, "awf logs: out of memory\n");
-    return EXIT_USAGE;
+    return AWF_EXIT_USAGE;
   }
   for (int i = optind + 1; i < argc; i++)
     if (read_file(&r, argv[i]) < 0)
-      status = EXIT_USAGE;
+      status = AWF_EXIT_USAGE;
   if (r.agg) {
     awf_logagg_finish(r.agg);
     struct awf_report_info info = {.malformed = r.malformed, .title = "awf"};
@@ -328,18 +327,18 @@ int awf_logs_main(int argc, char **argv) {
                                     : awf_report_stats(stdout, r.agg, r.fmt, &info);
     if (rc < 0) {
       fprintf(stderr, "awf logs: %s\n", strerror(-rc));
-      status = EXIT_USAGE;
+      status = AWF_EXIT_USAGE;
     }
     awf_logagg_free(r.agg);
   }
   if (fflush(stdout) != 0) {
     fprintf(stderr, "awf logs: writing the output: %s\n", strerror(errno));
-    status = EXIT_USAGE;
+    status = AWF_EXIT_USAGE;
   }
   if (r.malformed)
     fprintf(stderr, "awf logs: %" PRIu64 " malformed line%s\n", r.malformed,
             r.malformed == 1 ? "" : "s");
   if (status == 0 && r.malformed && r.o.strict)
-    status = EXIT_MALFORMED;
+    status = AWF_EXIT_ERROR;
   return status;
 }

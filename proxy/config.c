@@ -12,6 +12,7 @@
 
 #include "client_limits.h"
 #include "netaddr.h"
+#include "textfile.h"
 
 #define MAX_RULES_FILE (16 * 1024 * 1024)
 
@@ -117,45 +118,11 @@ int awf_parse_seconds(const char *s, unsigned *ms) {
   return 0;
 }
 
-static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
-    return -EINVAL;
-  }
-  struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_RULES_FILE) {
-    snprintf(err, errlen, "'%s' is not a regular file of at most 16 MiB", path);
-    close(fd);
-    return -EINVAL;
-  }
-  char *buf = malloc((size_t)st.st_size + 1);
-  size_t got = 0;
-  while (buf && got < (size_t)st.st_size) {
-    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    got += (size_t)n;
-  }
-  close(fd);
-  if (!buf || got != (size_t)st.st_size) {
-    free(buf);
-    snprintf(err, errlen, "cannot read '%s'", path);
-    return -EINVAL;
-  }
-  buf[got] = '\0';
-  *out = buf;
-  *len = got;
-  return 0;
-}
-
 static int add_rules_file(struct awf_options *o, enum awf_acl_list which, const char *path,
                           char *err, size_t errlen) {
   char *text;
   size_t len;
-  int rc = read_file(path, &text, &len, err, errlen);
+  int rc = awf_textfile_read(path, MAX_RULES_FILE, &text, &len, err, errlen);
   if (rc == 0) {
     rc = awf_acl_add_text(o->acl, which, text, len, path, err, errlen);
     free(text);

@@ -11,6 +11,7 @@
 #include "client_limits.h"
 #include "dialer.h"
 #include "jsonlog.h"
+#include "list.h"
 #include "netaddr.h"
 #include "proxy.h"
 #include "upstream_pool.h"
@@ -22,7 +23,7 @@
 struct listener {
   uv_tcp_t tcp;
   awf_proxy *proxy;
-  struct listener *next;
+  struct awf_list link;   /* in awf_proxy.listeners */
   bool transparent;     /* connections were redirected here by nftables */
   bool paused;          /* a connection is waiting in the kernel queue (at the cap) */
 };
@@ -30,8 +31,8 @@ struct listener {
 struct awf_proxy {
   uv_loop_t *loop;
   struct awf_proxy_config cfg;
-  struct listener *listeners;
-  struct conn *conns;   /* every open client connection */
+  struct awf_list listeners;
+  struct awf_list conns;   /* every open client connection */
   unsigned nconns;
   unsigned open_handles; /* listeners, grace timer, log_flush, upool not yet closed */
   bool shutting_down;
@@ -70,7 +71,7 @@ struct tunnel_state;
 struct conn {
   uv_tcp_t client;         /* first: the conn is the client handle's container */
   awf_proxy *proxy;
-  struct conn *prev, *next;
+  struct awf_list link;    /* in awf_proxy.conns */
   uv_timer_t timer;
   enum conn_phase phase;
   enum conn_timer timer_kind;

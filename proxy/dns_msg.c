@@ -1,7 +1,7 @@
 /* dns_msg.c: parse DNS queries and build responses (RFC 1035, RFC 6891).
  *
- * The parser reads through a cursor that refuses to move past the bytes it
- * was given, so no length in the packet is trusted. It never follows
+ * The parser reads through a cursor (common/bytes.h) that refuses to move
+ * past the bytes it was given, so no length in the packet is trusted. It never follows
  * compression pointers (see dns_msg.h), so it has no loops to protect.
  *
  * The builder writes into the caller's buffer through a writer with a hard
@@ -10,6 +10,8 @@
  * held back while answers are written so a truncated reply keeps its EDNS
  * information (RFC 6891 7). */
 #include "dns_msg.h"
+
+#include "bytes.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,44 +31,6 @@
 #define NAME_TABLE_MAX 16      /* compression targets remembered per message */
 
 /* ---- reading ---- */
-
-struct cursor {
-  const uint8_t *base;
-  size_t off;
-  size_t end;
-};
-
-static bool cur_take(struct cursor *c, size_t n, const uint8_t **p) {
-  if (n > c->end - c->off)
-    return false;
-  *p = c->base + c->off;
-  c->off += n;
-  return true;
-}
-
-static bool cur_u8(struct cursor *c, uint8_t *v) {
-  const uint8_t *p;
-  if (!cur_take(c, 1, &p))
-    return false;
-  *v = p[0];
-  return true;
-}
-
-static bool cur_u16(struct cursor *c, uint16_t *v) {
-  const uint8_t *p;
-  if (!cur_take(c, 2, &p))
-    return false;
-  *v = (uint16_t)(p[0] << 8 | p[1]);
-  return true;
-}
-
-static bool cur_u32(struct cursor *c, uint32_t *v) {
-  const uint8_t *p;
-  if (!cur_take(c, 4, &p))
-    return false;
-  *v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-  return true;
-}
 
 static uint8_t ascii_lower(uint8_t b) {
   return b >= 'A' && b <= 'Z' ? (uint8_t)(b + ('a' - 'A')) : b;
@@ -88,21 +52,21 @@ static void text_add_label(struct awf_dns_query *q, const uint8_t *lab, size_t n
 }
 
 /* The question name, uncompressed. Fills qname and its wire length. */
-static bool read_qname(struct cursor *c, struct awf_dns_query *q, size_t *wire) {
+static bool read_qname(struct awf_bytes *c, struct awf_dns_query *q, size_t *wire) {
   *wire = 0;
   q->qname_len = 0;
   q->name_ok = true;
   for (;;) {
     uint8_t n;
     const uint8_t *lab;
-    if (!cur_u8(c, &n) || (n & LABEL_TYPE_MASK) != 0)
+    if (awf_bytes_u8(c, &n) != AWF_BYTES_OK || (n & LABEL_TYPE_MASK) != 0)
       return false; /* truncated, a pointer, or a label over 63 bytes */
     *wire += 1u + n;
     if (*wire > AWF_DNS_WIRE_NAME_MAX)
       return false;
     if (n == 0)
       break;
-    if (!cur_take(c, n, &lab))
+    if ((lab = awf_bytes_take(c, n)) == NULL)
       return false;
     text_add_label(q, lab, n);
   }
@@ -114,40 +78,44 @@ static bool read_qname(struct cursor *c, struct awf_dns_query *q, size_t *wire) 
   return true;
 }
 
-static bool read_question(struct cursor *c, struct awf_dns_query *q) {
-  size_t start = c->off, wire;
-  if (!read_qname(c, q, &wire) || !cur_u16(c, &q->qtype) || !cur_u16(c, &q->qclass))
+static bool read_question(struct awf_bytes *c, struct awf_dns_query *q) {
+  const uint8_t *start = awf_bytes_ptr(c);
+  size_t wire;
+  if (!read_qname(c, q, &wire) || awf_bytes_u16(c, &q->qtype) != AWF_BYTES_OK ||
+      awf_bytes_u16(c, &q->qclass) != AWF_BYTES_OK)
     return false;
-  q->qwire_len = c->off - start;
-  memcpy(q->qwire, c->base + start, q->qwire_len);
+  q->qwire_len = (size_t)(awf_bytes_ptr(c) - start);
+  memcpy(q->qwire, start, q->qwire_len);
   q->class_in = q->qclass == AWF_DNS_CLASS_IN;
   q->has_question = true;
   return true;
 }
 
 /* EDNS options are opaque to us, but their framing must add up. */
-static bool read_opt_options(struct cursor *c, size_t rdlen) {
-  const uint8_t *rdata;
-  if (!cur_take(c, rdlen, &rdata))
+static bool read_opt_options(struct awf_bytes *c, size_t rdlen) {
+  struct awf_bytes opts;
+  if (awf_bytes_sub(c, rdlen, &opts) != AWF_BYTES_OK)
     return false;
-  struct cursor opts = {.base = rdata, .off = 0, .end = rdlen};
-  while (opts.off < opts.end) {
+  while (awf_bytes_left(&opts) > 0) {
     uint16_t code, len;
-    const uint8_t *data;
-    if (!cur_u16(&opts, &code) || !cur_u16(&opts, &len) || !cur_take(&opts, len, &data))
-      return false;
+    awf_bytes_u16(&opts, &code);
+    awf_bytes_u16(&opts, &len);
+    awf_bytes_skip(&opts, len);
   }
-  return true;
+  return awf_bytes_error(&opts) == AWF_BYTES_OK;
 }
 
 /* The one additional record a query may carry: a root-owned OPT. */
-static bool read_opt(struct cursor *c, struct awf_dns_query *q) {
+static bool read_opt(struct awf_bytes *c, struct awf_dns_query *q) {
   uint8_t owner;
   uint16_t type, size, rdlen;
   uint32_t ttl;
-  if (!cur_u8(c, &owner) || owner != 0 || !cur_u16(c, &type) ||
-      type != AWF_DNS_TYPE_OPT || !cur_u16(c, &size) || !cur_u32(c, &ttl) ||
-      !cur_u16(c, &rdlen) || !read_opt_options(c, rdlen))
+  if (awf_bytes_u8(c, &owner) != AWF_BYTES_OK || owner != 0 ||
+      awf_bytes_u16(c, &type) != AWF_BYTES_OK || type != AWF_DNS_TYPE_OPT)
+    return false;
+  awf_bytes_u16(c, &size);
+  awf_bytes_u32(c, &ttl);
+  if (awf_bytes_u16(c, &rdlen) != AWF_BYTES_OK || !read_opt_options(c, rdlen))
     return false;
   q->has_edns = true;
   q->edns_udp_size = size;
@@ -162,12 +130,17 @@ static int fail(struct awf_dns_query *q, int status, uint8_t rcode) {
 }
 
 int awf_dns_parse_query(const uint8_t *msg, size_t len, struct awf_dns_query *q) {
-  struct cursor c = {.base = msg, .off = 0, .end = msg ? len : 0};
+  struct awf_bytes c;
   uint16_t flags, qd, an, ns, ar;
 
   memset(q, 0, sizeof(*q));
-  if (!cur_u16(&c, &q->id) || !cur_u16(&c, &flags) || !cur_u16(&c, &qd) ||
-      !cur_u16(&c, &an) || !cur_u16(&c, &ns) || !cur_u16(&c, &ar))
+  awf_bytes_init(&c, msg, len);
+  awf_bytes_u16(&c, &q->id);
+  awf_bytes_u16(&c, &flags);
+  awf_bytes_u16(&c, &qd);
+  awf_bytes_u16(&c, &an);
+  awf_bytes_u16(&c, &ns);
+  if (awf_bytes_u16(&c, &ar) != AWF_BYTES_OK) /* the error is sticky */
     return AWF_DNS_PARSE_DROP;
   if (flags & FLAG_QR)
     return AWF_DNS_PARSE_DROP;
@@ -180,7 +153,7 @@ int awf_dns_parse_query(const uint8_t *msg, size_t len, struct awf_dns_query *q)
     return fail(q, AWF_DNS_PARSE_FORMERR, AWF_DNS_FORMERR);
   if (ar == 1 && !read_opt(&c, q))
     return fail(q, AWF_DNS_PARSE_FORMERR, AWF_DNS_FORMERR);
-  if (c.off != c.end)
+  if (awf_bytes_left(&c) != 0)
     return fail(q, AWF_DNS_PARSE_FORMERR, AWF_DNS_FORMERR);
   if (q->has_edns && q->edns_version != 0)
     return fail(q, AWF_DNS_PARSE_BADVERS, AWF_DNS_BADVERS);

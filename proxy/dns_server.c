@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "hostname.h"
+#include "list.h"
 #include "netaddr.h"
 
 #define UDP_RECV_BUF 4096         /* longer datagrams arrive cut: FORMERR */
@@ -44,7 +45,7 @@ struct dns_conn;
  * synchronously, on the heap (linked in s->jobs) while its lookup runs. */
 struct dns_job {
   awf_dns_server *s;
-  struct dns_job *prev, *next;
+  struct awf_list link;         /* in s->jobs */
   awf_resolve_req *req;
   struct dns_conn *conn;        /* TCP: NULL once the connection is gone */
   bool tcp;
@@ -60,7 +61,7 @@ struct dns_conn {
   uv_tcp_t tcp;
   uv_timer_t timer;
   awf_dns_server *s;
-  struct dns_conn *prev, *next;
+  struct awf_list link;         /* in s->conns */
   uint8_t *buf;                 /* bytes received, not yet a whole message */
   size_t len, cap;
   unsigned jobs;                /* lookups in flight for this connection */
@@ -82,9 +83,9 @@ struct awf_dns_server {
   uv_udp_t udp;
   uv_tcp_t tcp;
   unsigned open_handles;        /* udp, tcp listener */
-  struct dns_conn *conns;
+  struct awf_list conns;        /* struct dns_conn */
   unsigned nconns;
-  struct dns_job *jobs;
+  struct awf_list jobs;         /* struct dns_job: lookups in flight */
   unsigned njobs;
   bool closing;
   void (*done)(void *);
@@ -439,12 +440,7 @@ static void answer_lookup(struct dns_job *j, int status, const struct awf_addr_l
 
 static void job_unlink(struct dns_job *j) {
   awf_dns_server *s = j->s;
-  if (j->prev)
-    j->prev->next = j->next;
-  else
-    s->jobs = j->next;
-  if (j->next)
-    j->next->prev = j->prev;
+  awf_list_remove(&j->link);
   s->njobs--;
   if (j->conn)
     j->conn->jobs--;
@@ -476,11 +472,7 @@ static void start_lookup(struct dns_job *j) {
   *pj = *j;
   int rc = awf_resolve(s->cfg.resolver, j->q.qname, &list, on_resolved, pj, &pj->req);
   if (rc == 0) {
-    pj->prev = NULL;
-    pj->next = s->jobs;
-    if (s->jobs)
-      s->jobs->prev = pj;
-    s->jobs = pj;
+    awf_list_push_front(&s->jobs, &pj->link);
     s->njobs++;
     if (pj->conn)
       pj->conn->jobs++;
@@ -595,12 +587,7 @@ static void on_conn_handle_closed(uv_handle_t *h) {
   if (--c->handles > 0)
     return;
   awf_dns_server *s = c->s;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    s->conns = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
+  awf_list_remove(&c->link);
   s->nconns--;
   free(c->buf);
   free(c);
@@ -613,11 +600,14 @@ static void conn_close(struct dns_conn *c) {
   if (c->closing)
     return;
   c->closing = true;
-  for (struct dns_job *j = c->s->jobs; j && c->jobs > 0; j = j->next)
+  struct awf_list *it;
+  for (it = c->s->jobs.next; it != &c->s->jobs && c->jobs > 0; it = it->next) {
+    struct dns_job *j = awf_list_entry(it, struct dns_job, link);
     if (j->conn == c) {
       j->conn = NULL;
       c->jobs--;
     }
+  }
   uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
@@ -745,10 +735,7 @@ static void on_tcp_conn(uv_stream_t *server, int status) {
   uv_timer_init(s->loop, &c->timer);
   c->tcp.data = c->timer.data = c;
   c->handles = 2;
-  c->next = s->conns;
-  if (s->conns)
-    s->conns->prev = c;
-  s->conns = c;
+  awf_list_push_front(&s->conns, &c->link);
   s->nconns++;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
     conn_close(c);
@@ -840,6 +827,8 @@ int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
     return -ENOMEM;
   s->loop = loop;
   s->cfg = *cfg;
+  awf_list_init(&s->conns);
+  awf_list_init(&s->jobs);
   config_defaults(&s->cfg);
 
   int ufd = -1, tfd = -1;
@@ -888,7 +877,7 @@ void awf_dns_server_close(awf_dns_server *s, void (*done)(void *arg), void *arg)
   s->done = done;
   s->done_arg = arg;
   struct dns_job *j;
-  while ((j = s->jobs) != NULL) {
+  while ((j = awf_list_first(&s->jobs, struct dns_job, link)) != NULL) {
     awf_resolve_cancel(j->req);
     job_unlink(j);
     log_job(j, "deny", "shutting_down", 0);
@@ -897,6 +886,7 @@ void awf_dns_server_close(awf_dns_server *s, void (*done)(void *arg), void *arg)
   uv_udp_recv_stop(&s->udp);
   uv_close((uv_handle_t *)&s->udp, on_server_handle_closed);
   uv_close((uv_handle_t *)&s->tcp, on_server_handle_closed);
-  for (struct dns_conn *c = s->conns; c; c = c->next)
-    conn_close(c);
+  struct awf_list *it;
+  awf_list_each(it, &s->conns)
+    conn_close(awf_list_entry(it, struct dns_conn, link));
 }

@@ -460,7 +460,8 @@ static int on_req_headers_complete(llhttp_t *p) {
   const char *reason;
   /* The target's path points into rq.buf, which no longer grows for this
    * request. */
-  int status = awf_req_head_complete(p, &h->rq, h->host_headers, h->rq.buf.data + h->url_off,
+  int status = awf_req_head_complete(p, &h->rq, h->host_headers,
+                                     awf_buf_at(&h->rq.buf, h->url_off),
                                      h->url_len, c->transparent,
                                      awf_sockaddr_port((struct sockaddr *)&c->orig_dst), &f,
                                      &reason);

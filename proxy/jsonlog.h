@@ -7,20 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A growable byte buffer with a hard cap (curl's dynbuf idea). */
-struct awf_buf {
-  char *data;
-  size_t len;
-  size_t cap;
-  size_t max;     /* appends past max fail with -E2BIG and leave len as it was */
-};
-
-void awf_buf_init(struct awf_buf *b, size_t max);
-void awf_buf_free(struct awf_buf *b);
-int awf_buf_append(struct awf_buf *b, const void *p, size_t n);  /* 0, -ENOMEM, -E2BIG */
-int awf_buf_printf(struct awf_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void awf_buf_reset(struct awf_buf *b);
+#include "buf.h" /* struct awf_buf, the capped buffer records are written into */
 
 /* Append s[0..n) as a JSON string literal with its quotes. Escapes '"', '\\',
  * and control bytes (\n \r \t \b \f, others \u00XX), and DEL as \u007f.

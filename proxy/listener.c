@@ -151,12 +151,7 @@ static void on_conn_handle_closed(uv_handle_t *h) {
   if (--c->open_handles > 0)
     return;
   awf_proxy *p = c->proxy;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    p->conns = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
+  awf_list_remove(&c->link);
   p->nconns--;
   awf_client_limits_release(p->client_limits, c->client_entry);
   http_free(c);
@@ -438,10 +433,7 @@ static int accept_one(struct listener *l) {
     c->open_handles = 1;
     c->phase = PH_CLOSING;
     p->nconns++;
-    c->next = p->conns;
-    if (p->conns)
-      p->conns->prev = c;
-    p->conns = c;
+    awf_list_push_front(&p->conns, &c->link);
     uv_close((uv_handle_t *)&c->client, on_conn_handle_closed);
     return rc;
   }
@@ -456,10 +448,7 @@ static int accept_one(struct listener *l) {
   uv_timer_init(p->loop, &c->timer);
   c->timer.data = c;
   c->open_handles = 2;
-  c->next = p->conns;
-  if (p->conns)
-    p->conns->prev = c;
-  p->conns = c;
+  awf_list_push_front(&p->conns, &c->link);
   p->nconns++;
 
   if (have_peer)
@@ -496,7 +485,9 @@ static void on_connection(uv_stream_t *server, int status) {
 }
 
 static void resume_accepting(awf_proxy *p) {
-  for (struct listener *l = p->listeners; l; l = l->next) {
+  struct awf_list *it;
+  awf_list_each(it, &p->listeners) {
+    struct listener *l = awf_list_entry(it, struct listener, link);
     if (!l->paused || p->shutting_down || p->nconns >= p->cfg.max_connections)
       continue;
     l->paused = false;
@@ -517,6 +508,8 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
     return -ENOMEM;
   p->loop = loop;
   p->cfg = *cfg;
+  awf_list_init(&p->listeners);
+  awf_list_init(&p->conns);
   if (!p->cfg.max_connections)
     p->cfg.max_connections = 4096;
   /* First, while nothing needs a loop turn to be undone. */
@@ -573,8 +566,7 @@ static int listen_on(awf_proxy *p, const struct sockaddr *addr,
     int len = sizeof(*bound);
     uv_tcp_getsockname(&l->tcp, (struct sockaddr *)bound, &len);
   }
-  l->next = p->listeners;
-  p->listeners = l;
+  awf_list_push_front(&p->listeners, &l->link);
   p->open_handles++;
   return 0;
 }
@@ -640,12 +632,9 @@ static void maybe_finish_shutdown(awf_proxy *p) {
 
 static void on_grace_expired(uv_timer_t *t) {
   awf_proxy *p = t->data;
-  struct conn *c = p->conns;
-  while (c) {
-    struct conn *next = c->next;
-    conn_close(c);
-    c = next;
-  }
+  struct awf_list *it, *next;
+  awf_list_each_safe(it, next, &p->conns)
+    conn_close(awf_list_entry(it, struct conn, link));
 }
 
 void awf_proxy_shutdown(awf_proxy *p, void (*done)(void *arg), void *arg) {
@@ -654,16 +643,17 @@ void awf_proxy_shutdown(awf_proxy *p, void (*done)(void *arg), void *arg) {
   p->shutting_down = true;
   p->done = done;
   p->done_arg = arg;
-  for (struct listener *l = p->listeners; l; l = l->next)
+  struct awf_list *it, *next;
+  awf_list_each(it, &p->listeners) {
+    struct listener *l = awf_list_entry(it, struct listener, link);
     uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
-  p->listeners = NULL;
+  }
+  awf_list_init(&p->listeners); /* forgotten: each frees itself once closed */
   /* Idle keep-alive connections have nothing to finish. */
-  struct conn *c = p->conns;
-  while (c) {
-    struct conn *next = c->next;
+  awf_list_each_safe(it, next, &p->conns) {
+    struct conn *c = awf_list_entry(it, struct conn, link);
     if (c->phase == PH_HTTP && c->timer_kind == T_IDLE)
       conn_close(c);
-    c = next;
   }
   uv_timer_start(&p->grace_timer, on_grace_expired, p->cfg.shutdown_grace_ms, 0);
   maybe_finish_shutdown(p);

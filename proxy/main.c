@@ -11,10 +11,9 @@
 #include "build_info.h"
 #include "config.h"
 #include "dns_server.h"
+#include "exitcodes.h"
 #include "netaddr.h"
 #include "proxy.h"
-
-#define EXIT_USAGE 2
 
 static const char usage[] =
     "Usage: awf-proxy [OPTIONS]\n"
@@ -162,19 +161,19 @@ static int parse_args(int argc, char **argv, struct awf_options *o) {
     case 'h': fputs(usage, stdout); return 0;
     case ':':
       fprintf(stderr, "awf-proxy: %s needs a value\n", argv[optind - 1]);
-      return EXIT_USAGE;
+      return AWF_EXIT_USAGE;
     default:
       fprintf(stderr, "awf-proxy: unknown option '%s' (see --help)\n", argv[optind - 1]);
-      return EXIT_USAGE;
+      return AWF_EXIT_USAGE;
     }
     if (awf_options_set(o, flag, optarg, err, sizeof(err)) < 0) {
       fprintf(stderr, "awf-proxy: %s\n", err);
-      return EXIT_USAGE;
+      return AWF_EXIT_USAGE;
     }
   }
   if (optind < argc) {
     fprintf(stderr, "awf-proxy: unexpected argument '%s' (see --help)\n", argv[optind]);
-    return EXIT_USAGE;
+    return AWF_EXIT_USAGE;
   }
   if (o->n_listen == 0 && o->n_tlisten == 0 && o->n_dns_listen == 0) {
     awf_sockaddr_parse("127.0.0.1:3128", &o->listen[0]);
@@ -229,7 +228,7 @@ static int run(struct awf_options *o) {
   if (rc < 0) {
     fprintf(stderr, "awf-proxy: %s\n", rc == -EINVAL ? err : strerror(-rc));
     uv_loop_close(&a.loop);
-    return EXIT_USAGE;
+    return AWF_EXIT_USAGE;
   }
   awf_options_debug_start(o, "awf-proxy", &ro, a.resolver);
   rc = awf_logfile_open(o->log_file, &a.log);
@@ -238,7 +237,7 @@ static int run(struct awf_options *o) {
     awf_resolver_close(a.resolver);
     uv_run(&a.loop, UV_RUN_DEFAULT);
     uv_loop_close(&a.loop);
-    return EXIT_USAGE;
+    return AWF_EXIT_USAGE;
   }
   if (awf_logfile_write_run(a.log, AWF_VERSION, NULL) < 0)
     fprintf(stderr, "awf-proxy: warning: access log write failed\n");
@@ -248,7 +247,7 @@ static int run(struct awf_options *o) {
   cfg.log = a.log;
   if (awf_proxy_new(&a.loop, &cfg, &a.proxy) < 0) {
     fprintf(stderr, "awf-proxy: out of memory\n");
-    return 1;
+    return AWF_EXIT_ERROR;
   }
   signal(SIGPIPE, SIG_IGN);
   uv_signal_init(&a.loop, &a.sig_term);
@@ -269,7 +268,7 @@ static int run(struct awf_options *o) {
       fprintf(stderr, "awf-proxy: --listen %s: %s\n",
               awf_sockaddr_format((struct sockaddr *)&o->listen[i], text, sizeof(text)),
               uv_strerror(rc));
-      status = 1;
+      status = AWF_EXIT_ERROR;
       break;
     }
     fprintf(stderr, "awf-proxy: listening on %s\n",
@@ -283,7 +282,7 @@ static int run(struct awf_options *o) {
       fprintf(stderr, "awf-proxy: --transparent-listen %s: %s\n",
               awf_sockaddr_format((struct sockaddr *)&o->tlisten[i], text, sizeof(text)),
               uv_strerror(rc));
-      status = 1;
+      status = AWF_EXIT_ERROR;
       break;
     }
     fprintf(stderr, "awf-proxy: transparent listening on %s\n",
@@ -302,7 +301,7 @@ static int run(struct awf_options *o) {
       fprintf(stderr, "awf-proxy: --dns-listen %s: %s\n",
               awf_sockaddr_format((struct sockaddr *)&o->dns_listen[i], text, sizeof(text)),
               uv_strerror(rc));
-      status = 1;
+      status = AWF_EXIT_ERROR;
       break;
     }
     a.n_dns++;
@@ -335,7 +334,7 @@ int main(int argc, char **argv) {
   struct awf_options o;
   if (awf_options_init(&o) < 0) {
     fprintf(stderr, "awf-proxy: out of memory\n");
-    return 1;
+    return AWF_EXIT_ERROR;
   }
   int status = parse_args(argc, argv, &o);
   if (status < 0)

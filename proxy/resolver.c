@@ -21,6 +21,7 @@
  * closed. That counter is c-ares's, not thread-safe: create and close
  * resolvers from one thread. This file keeps no global state of its own. */
 #include "resolver.h"
+#include "list.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -115,7 +116,7 @@ struct pending {
   struct hnode hn;
   awf_resolver *r;
   struct pending *next_done;
-  awf_resolve_req *head, *tail; /* waiters, in arrival order */
+  struct awf_list waiters; /* awf_resolve_req, in arrival order */
   int status;
   struct awf_addr_list result;
   char name[];
@@ -123,7 +124,7 @@ struct pending {
 
 struct awf_resolve_req {
   struct pending *p;
-  awf_resolve_req *prev, *next;
+  struct awf_list link; /* in p->waiters */
   awf_resolve_cb cb;
   void *arg;
 };
@@ -666,17 +667,7 @@ int awf_resolver_servers(const awf_resolver *r, char *buf, size_t len) {
 
 /* ---- waiters ------------------------------------------------------------ */
 
-static void waiter_unlink(awf_resolve_req *q) {
-  struct pending *p = q->p;
-  if (q->prev)
-    q->prev->next = q->next;
-  else
-    p->head = q->next;
-  if (q->next)
-    q->next->prev = q->prev;
-  else
-    p->tail = q->prev;
-}
+static void waiter_unlink(awf_resolve_req *q) { awf_list_remove(&q->link); }
 
 /* Hand p's outcome to each waiter. Each is unlinked and freed before its
  * callback runs, so a callback may cancel the others or close the resolver;
@@ -684,7 +675,7 @@ static void waiter_unlink(awf_resolve_req *q) {
 static void deliver(awf_resolver *r, struct pending *p) {
   static const struct awf_addr_list empty;
   awf_resolve_req *q;
-  while ((q = p->head) != NULL) {
+  while ((q = awf_list_first(&p->waiters, awf_resolve_req, link)) != NULL) {
     awf_resolve_cb cb = q->cb;
     void *arg = q->arg;
     waiter_unlink(q);
@@ -880,6 +871,7 @@ int awf_resolve(awf_resolver *r, const char *name, struct awf_addr_list *out,
       free(q);
       return -ENOMEM;
     }
+    awf_list_init(&p->waiters);
     memcpy(p->name, name, nlen + 1);
     p->hn.key = p->name;
     p->hn.hash = h;
@@ -887,12 +879,7 @@ int awf_resolve(awf_resolver *r, const char *name, struct awf_addr_list *out,
     htab_insert(&r->pending, &p->hn);
   }
   q->p = p;
-  q->prev = p->tail;
-  if (p->tail)
-    p->tail->next = q;
-  else
-    p->head = q;
-  p->tail = q;
+  awf_list_push_back(&p->waiters, &q->link);
   *req = q;
 
   if (fresh) {

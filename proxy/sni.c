@@ -11,6 +11,8 @@
  * while every honest prefix asks for more. */
 #include "sni.h"
 
+#include "bytes.h"
+
 #include <string.h>
 
 #define REC_HDR 5
@@ -23,70 +25,20 @@
 #define EXT_ECH 0xfe0d
 #define SNI_HOST_NAME 0
 
-/* A window [off, end) over base, of which [off, avail) has arrived. */
-struct cursor {
-  const uint8_t *base;
-  size_t off;
-  size_t end;
-  size_t avail;
-};
+/* The cursor's two ends are the enclosing length and the arrived bytes:
+ * past the first is MALFORMED, past the second NEED_MORE. */
+static enum awf_hello_status st(const struct awf_bytes *c) {
+  switch (awf_bytes_error(c)) {
+  case AWF_BYTES_OK:
+    return AWF_HELLO_OK;
+  case AWF_BYTES_MORE:
+    return AWF_HELLO_NEED_MORE;
+  default:
+    return AWF_HELLO_MALFORMED;
+  }
+}
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
-
-static size_t cur_left(const struct cursor *c) { return c->end - c->off; }
-
-static enum awf_hello_status cur_take(struct cursor *c, size_t n,
-                                      const uint8_t **p) {
-  if (n > c->end - c->off)
-    return AWF_HELLO_MALFORMED;
-  if (c->off > c->avail || n > c->avail - c->off)
-    return AWF_HELLO_NEED_MORE;
-  *p = c->base + c->off;
-  c->off += n;
-  return AWF_HELLO_OK;
-}
-
-static enum awf_hello_status cur_u8(struct cursor *c, unsigned *v) {
-  const uint8_t *p;
-  enum awf_hello_status s = cur_take(c, 1, &p);
-  if (s == AWF_HELLO_OK)
-    *v = p[0];
-  return s;
-}
-
-static enum awf_hello_status cur_u16(struct cursor *c, unsigned *v) {
-  const uint8_t *p;
-  enum awf_hello_status s = cur_take(c, 2, &p);
-  if (s == AWF_HELLO_OK)
-    *v = (unsigned)p[0] << 8 | p[1];
-  return s;
-}
-
-/* Split the next n declared bytes off as a child window. The child may hold
- * fewer arrived bytes than declared; the parent skips all n either way, and
- * its next read asks for more if the skipped bytes have not all arrived. */
-static enum awf_hello_status cur_sub(struct cursor *c, size_t n,
-                                     struct cursor *sub) {
-  if (n > c->end - c->off)
-    return AWF_HELLO_MALFORMED;
-  sub->base = c->base;
-  sub->off = c->off;
-  sub->end = c->off + n;
-  sub->avail = min_size(c->avail, sub->end);
-  c->off += n;
-  return AWF_HELLO_OK;
-}
-
-/* A vector with a length prefix of `width` bytes; the child is its body. */
-static enum awf_hello_status cur_vec(struct cursor *c, int width,
-                                     struct cursor *sub, size_t *n) {
-  unsigned v;
-  enum awf_hello_status s = width == 1 ? cur_u8(c, &v) : cur_u16(c, &v);
-  if (s != AWF_HELLO_OK)
-    return s;
-  *n = v;
-  return cur_sub(c, v, sub);
-}
 
 /* Printable ASCII without space: a host name has no business outside it, and
  * a NUL would let the C string disagree with the bytes on the wire. */
@@ -97,19 +49,17 @@ static bool sni_bytes_ok(const uint8_t *p, size_t n) {
   return true;
 }
 
-static enum awf_hello_status parse_host_name(struct cursor *list,
+static enum awf_hello_status parse_host_name(struct awf_bytes *list,
                                              struct awf_tls_hello *h) {
-  struct cursor name;
+  struct awf_bytes name;
   size_t n;
   const uint8_t *p;
-  enum awf_hello_status s = cur_vec(list, 2, &name, &n);
-  if (s != AWF_HELLO_OK)
-    return s;
+  if (awf_bytes_vec(list, 2, &name, &n) != AWF_BYTES_OK)
+    return st(list);
   if (n >= sizeof(h->sni))
     return AWF_HELLO_MALFORMED; /* no DNS name is this long */
-  s = cur_take(&name, n, &p);
-  if (s != AWF_HELLO_OK)
-    return s;
+  if ((p = awf_bytes_take(&name, n)) == NULL)
+    return st(&name);
   if (!sni_bytes_ok(p, n))
     return AWF_HELLO_MALFORMED;
   if (h->has_sni) {
@@ -126,19 +76,19 @@ static enum awf_hello_status parse_host_name(struct cursor *list,
 /* ServerNameList server_name_list<1..2^16-1>, filling the extension exactly.
  * Only host_name is defined, and other name types have no defined layout to
  * skip by, so they are refused rather than guessed at. */
-static enum awf_hello_status parse_server_name(struct cursor *ext,
+static enum awf_hello_status parse_server_name(struct awf_bytes *ext,
                                                struct awf_tls_hello *h) {
-  struct cursor list;
+  struct awf_bytes list;
   size_t n;
-  enum awf_hello_status s = cur_vec(ext, 2, &list, &n);
-  if (s != AWF_HELLO_OK)
-    return s;
-  if (n == 0 || cur_left(ext) != 0)
+  enum awf_hello_status s;
+  if (awf_bytes_vec(ext, 2, &list, &n) != AWF_BYTES_OK)
+    return st(ext);
+  if (n == 0 || awf_bytes_left(ext) != 0)
     return AWF_HELLO_MALFORMED;
-  while (cur_left(&list) > 0) {
-    unsigned type;
-    if ((s = cur_u8(&list, &type)) != AWF_HELLO_OK)
-      return s;
+  while (awf_bytes_left(&list) > 0) {
+    uint8_t type;
+    if (awf_bytes_u8(&list, &type) != AWF_BYTES_OK)
+      return st(&list);
     if (type != SNI_HOST_NAME)
       return AWF_HELLO_MALFORMED;
     if ((s = parse_host_name(&list, h)) != AWF_HELLO_OK)
@@ -148,22 +98,22 @@ static enum awf_hello_status parse_server_name(struct cursor *ext,
 }
 
 /* Extension extensions<8..2^16-1>: each type at most once (RFC 8446 4.2). */
-static enum awf_hello_status parse_extensions(struct cursor *exts,
+static enum awf_hello_status parse_extensions(struct awf_bytes *exts,
                                               struct awf_tls_hello *h) {
   uint8_t seen[65536 / 8];
   memset(seen, 0, sizeof(seen));
-  while (cur_left(exts) > 0) {
-    unsigned type;
+  while (awf_bytes_left(exts) > 0) {
+    uint16_t type;
     size_t n;
-    struct cursor ext;
-    enum awf_hello_status s = cur_u16(exts, &type);
-    if (s != AWF_HELLO_OK)
-      return s;
+    struct awf_bytes ext;
+    enum awf_hello_status s = AWF_HELLO_OK;
+    if (awf_bytes_u16(exts, &type) != AWF_BYTES_OK)
+      return st(exts);
     if (seen[type / 8] & (1u << (type % 8)))
       return AWF_HELLO_MALFORMED;
     seen[type / 8] |= (uint8_t)(1u << (type % 8));
-    if ((s = cur_vec(exts, 2, &ext, &n)) != AWF_HELLO_OK)
-      return s;
+    if (awf_bytes_vec(exts, 2, &ext, &n) != AWF_BYTES_OK)
+      return st(exts);
     if (type == EXT_SERVER_NAME)
       s = parse_server_name(&ext, h);
     else if (type == EXT_ECH)
@@ -175,36 +125,32 @@ static enum awf_hello_status parse_extensions(struct cursor *exts,
 }
 
 /* The ClientHello body, after the 4-byte handshake header. */
-static enum awf_hello_status parse_client_hello(struct cursor *c,
+static enum awf_hello_status parse_client_hello(struct awf_bytes *c,
                                                 struct awf_tls_hello *h) {
-  const uint8_t *p;
-  struct cursor v;
+  struct awf_bytes v;
   size_t n;
-  unsigned ver;
-  enum awf_hello_status s;
 
-  if ((s = cur_u16(c, &ver)) != AWF_HELLO_OK)
-    return s;
-  h->legacy_version = (uint16_t)ver;
-  if ((s = cur_take(c, 32, &p)) != AWF_HELLO_OK) /* random */
-    return s;
-  if ((s = cur_vec(c, 1, &v, &n)) != AWF_HELLO_OK) /* legacy_session_id */
-    return s;
+  if (awf_bytes_u16(c, &h->legacy_version) != AWF_BYTES_OK)
+    return st(c);
+  if (awf_bytes_take(c, 32) == NULL) /* random */
+    return st(c);
+  if (awf_bytes_vec(c, 1, &v, &n) != AWF_BYTES_OK) /* legacy_session_id */
+    return st(c);
   if (n > 32)
     return AWF_HELLO_MALFORMED;
-  if ((s = cur_vec(c, 2, &v, &n)) != AWF_HELLO_OK) /* cipher_suites */
-    return s;
+  if (awf_bytes_vec(c, 2, &v, &n) != AWF_BYTES_OK) /* cipher_suites */
+    return st(c);
   if (n < 2 || n % 2 != 0)
     return AWF_HELLO_MALFORMED;
-  if ((s = cur_vec(c, 1, &v, &n)) != AWF_HELLO_OK) /* compression_methods */
-    return s;
+  if (awf_bytes_vec(c, 1, &v, &n) != AWF_BYTES_OK) /* compression_methods */
+    return st(c);
   if (n < 1)
     return AWF_HELLO_MALFORMED;
-  if (cur_left(c) == 0)
+  if (awf_bytes_left(c) == 0)
     return AWF_HELLO_OK; /* pre-TLS 1.2 hello without extensions */
-  if ((s = cur_vec(c, 2, &v, &n)) != AWF_HELLO_OK)
-    return s;
-  if (cur_left(c) != 0)
+  if (awf_bytes_vec(c, 2, &v, &n) != AWF_BYTES_OK)
+    return st(c);
+  if (awf_bytes_left(c) != 0)
     return AWF_HELLO_MALFORMED; /* bytes after the extensions */
   return parse_extensions(&v, h);
 }
@@ -325,7 +271,9 @@ enum awf_hello_status awf_tls_hello_parse(const uint8_t *buf, size_t len,
   if (r.total == 0)
     return s; /* handshake header not in yet */
 
-  struct cursor c = {r.msg, HS_HDR, r.total, r.len};
+  struct awf_bytes c;
+  awf_bytes_init_partial(&c, r.msg, r.total, r.len);
+  awf_bytes_skip(&c, HS_HDR); /* the header is in: r.total != 0 */
   /* On a prefix this can only find errors: the record layer knows the
    * hello is incomplete, whatever the body parser got to see. */
   enum awf_hello_status hs = parse_client_hello(&c, &h);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "list.h"
 #include "netaddr.h"
 
 #define POOL_MAX 256        /* parked connections at most */
@@ -14,7 +15,7 @@
 #define SWEEP_MS 1000
 
 struct entry {
-  struct entry *prev, *next;
+  struct awf_list link; /* in pool->entries */
   uv_tcp_t *tcp;
   awf_upool *pool;
   uint64_t parked_at;
@@ -26,7 +27,7 @@ struct entry {
 struct awf_upool {
   uv_loop_t *loop;
   uv_timer_t sweep;
-  struct entry *head, *tail; /* oldest first */
+  struct awf_list entries; /* struct entry, oldest first */
   unsigned n;
   bool closing;
   void (*done)(void *);
@@ -39,15 +40,12 @@ static void on_tcp_closed(uv_handle_t *h) {
 }
 
 static void unlink_entry(awf_upool *p, struct entry *e) {
-  if (e->prev)
-    e->prev->next = e->next;
-  else
-    p->head = e->next;
-  if (e->next)
-    e->next->prev = e->prev;
-  else
-    p->tail = e->prev;
+  awf_list_remove(&e->link);
   p->n--;
+}
+
+static struct entry *oldest(awf_upool *p) {
+  return awf_list_first(&p->entries, struct entry, link);
 }
 
 static void drop(awf_upool *p, struct entry *e) {
@@ -73,9 +71,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 static void on_sweep(uv_timer_t *t) {
   awf_upool *p = t->data;
   uint64_t now = uv_now(p->loop);
-  while (p->head && now - p->head->parked_at >= POOL_IDLE_MS)
-    drop(p, p->head);
-  if (!p->head)
+  struct entry *e;
+  while ((e = oldest(p)) != NULL && now - e->parked_at >= POOL_IDLE_MS)
+    drop(p, e);
+  if (awf_list_empty(&p->entries))
     uv_timer_stop(&p->sweep);
 }
 
@@ -84,6 +83,7 @@ awf_upool *awf_upool_new(uv_loop_t *loop) {
   if (!p)
     return NULL;
   p->loop = loop;
+  awf_list_init(&p->entries);
   uv_timer_init(loop, &p->sweep);
   p->sweep.data = p;
   uv_unref((uv_handle_t *)&p->sweep); /* never keeps the loop alive */
@@ -98,7 +98,7 @@ void awf_upool_put(awf_upool *p, uv_tcp_t *tcp, const char *host, uint16_t port,
     return;
   }
   if (p->n == POOL_MAX)
-    drop(p, p->head);
+    drop(p, oldest(p));
   e->tcp = tcp;
   e->pool = p;
   e->port = port;
@@ -112,12 +112,7 @@ void awf_upool_put(awf_upool *p, uv_tcp_t *tcp, const char *host, uint16_t port,
     free(e);
     return;
   }
-  e->prev = p->tail;
-  if (p->tail)
-    p->tail->next = e;
-  else
-    p->head = e;
-  p->tail = e;
+  awf_list_push_back(&p->entries, &e->link);
   p->n++;
   if (!uv_is_active((uv_handle_t *)&p->sweep))
     uv_timer_start(&p->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
@@ -127,7 +122,9 @@ uv_tcp_t *awf_upool_take(awf_upool *p, const char *host, uint16_t port, char *ad
                          size_t addr_cap) {
   if (!p)
     return NULL;
-  for (struct entry *e = p->tail; e; e = e->prev) {
+  struct awf_list *it;
+  awf_list_each_reverse(it, &p->entries) { /* newest first */
+    struct entry *e = awf_list_entry(it, struct entry, link);
     if (e->port != port || strcmp(e->host, host) != 0)
       continue;
     unlink_entry(p, e);
@@ -159,7 +156,8 @@ void awf_upool_close(awf_upool *p, void (*done)(void *arg), void *arg) {
   p->closing = true;
   p->done = done;
   p->done_arg = arg;
-  while (p->head)
-    drop(p, p->head);
+  struct entry *e;
+  while ((e = oldest(p)) != NULL)
+    drop(p, e);
   uv_close((uv_handle_t *)&p->sweep, on_sweep_closed);
 }

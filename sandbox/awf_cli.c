@@ -12,7 +12,7 @@
 #include "build_info.h"
 #include "host_access.h"
 
-#define EXIT_AWF_ERROR 125
+#include "exitcodes.h"
 
 /* Long options without a letter of their own. */
 enum { OPT_HOST_ACCESS = 0x100, OPT_HOST_PORTS, OPT_HOST_SERVICE_PORTS };
@@ -132,7 +132,7 @@ static int fail(const char *fmt, ...) {
   vfprintf(stderr, fmt, ap);
   va_end(ap);
   fputc('\n', stderr);
-  return EXIT_AWF_ERROR;
+  return AWF_EXIT_FAILURE;
 }
 
 static int push(const char **list, size_t *n, const char *v, const char *flag) {

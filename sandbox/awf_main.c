@@ -13,6 +13,7 @@
 #include "awf_cli.h"
 #include "cmdline.h"
 #include "envpolicy.h"
+#include "exitcodes.h"
 #include "fscreds.h"
 #include "host_access.h"
 #include "logs_cli.h"
@@ -22,7 +23,6 @@
 #include "ttystate.h"
 #include "userdb.h"
 
-#define EXIT_AWF_ERROR 125
 #define MAX_GROUPS 64
 #define MAX_OWN_ENV 32
 #define MAX_ENV_FILE (1024 * 1024)
@@ -240,11 +240,11 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
       .n_mounts = cli->n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF, .hosts = sandbox_hosts(cli->host_access),
       .uid = plan->uid, .gid = plan->gid, .groups = groups, .ngroups = plan->ngroups};
   if (build_environment(cli, user, &plan->rootfs, env) < 0)
-    return EXIT_AWF_ERROR;
+    return AWF_EXIT_FAILURE;
   if (awf_cmdline_argv(cli->command_argc, cli->command, cmd_argv, cmd_max) < 0) {
     fprintf(stderr, "awf: the command is empty or has too many arguments (at most %d)\n",
             AWF_MAX_COMMAND_ARGS);
-    return EXIT_AWF_ERROR;
+    return AWF_EXIT_FAILURE;
   }
   /* Opened here, before the sandbox exists, so that the sandbox can keep it
    * from the command (logprotect.h). */
@@ -256,7 +256,7 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
       fprintf(stderr, "awf: %s (opened as uid %u (%s))\n", err, (unsigned)plan->uid, user->name);
     else
       fprintf(stderr, "awf: %s\n", err);
-    return EXIT_AWF_ERROR;
+    return AWF_EXIT_FAILURE;
   }
   if (awf_acl_count(cli->proxy.acl, AWF_ACL_ALLOW) == 0 && !cli->proxy.audit &&
       awf_acl_count(cli->proxy.ssh_acl, AWF_ACL_ALLOW) == 0)
@@ -271,13 +271,13 @@ int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "logs") == 0)
     return awf_logs_main(argc - 1, argv + 1);
   if (awf_options_init(&cli.proxy) < 0)
-    return EXIT_AWF_ERROR;
+    return AWF_EXIT_FAILURE;
   if (geteuid() != 0) { /* --help and --version need no root; the rest says so */
     int status = awf_cli_parse(argc, argv, &cli);
     if (status < 0) {
       fprintf(stderr, "awf: needs root to build the sandbox: run it as sudo awf ... "
                       "(the command itself runs as you, with no privileges)\n");
-      status = EXIT_AWF_ERROR;
+      status = AWF_EXIT_FAILURE;
     }
     awf_options_free(&cli.proxy);
     return status;
@@ -291,20 +291,20 @@ int main(int argc, char **argv) {
   struct awf_fscreds_saved saved;
   if (find_user(&user, &plan.gid, groups, &plan.ngroups, &plan.uid) < 0) {
     awf_options_free(&cli.proxy);
-    return EXIT_AWF_ERROR;
+    return AWF_EXIT_FAILURE;
   }
   int rc = awf_fscreds_enter(plan.uid, plan.gid, groups, plan.ngroups, &saved);
   if (rc < 0) {
     fprintf(stderr, "awf: cannot take the caller's file rights: %s\n", strerror(-rc));
     awf_options_free(&cli.proxy);
-    return EXIT_AWF_ERROR;
+    return AWF_EXIT_FAILURE;
   }
   int status = prepare(argc, argv, &cli, &plan, &user, groups, &env, cmd_argv,
                        sizeof(cmd_argv) / sizeof(cmd_argv[0]));
   rc = awf_fscreds_leave(&saved);
   if (status < 0 && rc < 0) {
     fprintf(stderr, "awf: cannot take back root's file rights: %s\n", strerror(-rc));
-    status = EXIT_AWF_ERROR;
+    status = AWF_EXIT_FAILURE;
   }
   if (status < 0) {
     static char cwd[PATH_MAX];

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "errbuf.h"
+#include "exitcodes.h"
 #include "textfile.h"
 
 #define PROC_TEXT_MAX (4 * 1024 * 1024)
@@ -668,9 +669,9 @@ static void report(const awf_cgroup *cg, int exit_status) {
              awf_cgroup_keyed_value(text, "oom_kill", &v) == 0)
       oom = v > 0;
     else /* before Linux 4.13: the limit was hit and the command was killed */
-      oom = exit_status == 128 + SIGKILL &&
+      oom = exit_status == AWF_EXIT_SIGNAL_BASE + SIGKILL &&
             read_small(mem, "memory.failcnt", text, sizeof(text)) == 0 && atoll(text) > 0;
-    if (oom && exit_status == 128 + SIGKILL)
+    if (oom && exit_status == AWF_EXIT_SIGNAL_BASE + SIGKILL)
       fprintf(stderr, "awf: the command was killed: out of memory (--memory-limit %s)\n",
               cg->lim.memory_text);
     else if (oom)

@@ -41,7 +41,7 @@ int awf_cmdline_exit_status(int wait_status)
     if (WIFEXITED(wait_status))
         return WEXITSTATUS(wait_status);
     if (WIFSIGNALED(wait_status))
-        return 128 + WTERMSIG(wait_status);
+        return AWF_EXIT_SIGNAL_BASE + WTERMSIG(wait_status);
     return -EINVAL;
 }
 

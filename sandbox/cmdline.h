@@ -5,11 +5,7 @@
 
 #include <stddef.h>
 
-/* awf's exit statuses besides the command's own. */
-#define AWF_EXIT_TIMEOUT 124      /* --agent-timeout expired */
-#define AWF_EXIT_FAILURE 125      /* awf itself failed */
-#define AWF_EXIT_CANNOT_EXEC 126  /* the command exists but cannot be executed */
-#define AWF_EXIT_NOT_FOUND 127    /* the command was not found */
+#include "exitcodes.h" /* awf's exit statuses besides the command's own */
 
 #define AWF_CMDLINE_SHELL "/bin/sh"
 

@@ -1,5 +1,6 @@
 /* nflog.c: see nflog.h. */
 #include "nflog.h"
+#include "bytes.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,21 +12,6 @@
 #include <linux/netfilter/nfnetlink_log.h>
 #include <linux/netlink.h>
 #include <netinet/in.h>
-
-/* A length-checked cursor over bytes. */
-struct cursor {
-  const uint8_t *p;
-  size_t left;
-};
-
-static int take(struct cursor *c, size_t n, const uint8_t **out) {
-  if (c->left < n)
-    return -1;
-  *out = c->p;
-  c->p += n;
-  c->left -= n;
-  return 0;
-}
 
 static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 
@@ -72,54 +58,49 @@ static int parse_l3(const uint8_t *pkt, size_t len, struct awf_nflog_packet *out
 }
 
 /* The NFULA_PAYLOAD attribute of one NFLOG packet message's body. */
-static int packet_payload(struct cursor body, const uint8_t **payload, size_t *plen) {
-  const uint8_t *skip;
-  if (take(&body, sizeof(struct nfgenmsg), &skip) < 0)
+static int packet_payload(struct awf_bytes body, const uint8_t **payload, size_t *plen) {
+  if (awf_bytes_skip(&body, sizeof(struct nfgenmsg)) != AWF_BYTES_OK)
     return -1;
-  while (body.left >= NLA_HDRLEN) {
-    const uint8_t *h;
-    take(&body, NLA_HDRLEN, &h);
+  while (awf_bytes_left(&body) >= NLA_HDRLEN) {
     struct nlattr a;
-    memcpy(&a, h, sizeof(a));
-    if (a.nla_len < NLA_HDRLEN || (size_t)a.nla_len - NLA_HDRLEN > body.left)
+    memcpy(&a, awf_bytes_take(&body, NLA_HDRLEN), sizeof(a));
+    if (a.nla_len < NLA_HDRLEN || (size_t)a.nla_len - NLA_HDRLEN > awf_bytes_left(&body))
       return -1;
     size_t dlen = (size_t)a.nla_len - NLA_HDRLEN;
-    const uint8_t *data;
-    take(&body, dlen, &data);
+    const uint8_t *data = awf_bytes_take(&body, dlen);
     if ((a.nla_type & NLA_TYPE_MASK) == NFULA_PAYLOAD) {
       *payload = data;
       *plen = dlen;
       return 0;
     }
-    size_t pad = NLA_ALIGN(dlen) - dlen;
-    if (take(&body, pad < body.left ? pad : body.left, &skip) < 0)
-      return -1;
+    /* The last attribute may go without its padding. */
+    size_t pad = NLA_ALIGN(dlen) - dlen, left = awf_bytes_left(&body);
+    awf_bytes_skip(&body, pad < left ? pad : left);
   }
   return -1;
 }
 
 int awf_nflog_parse(const uint8_t *buf, size_t len, struct awf_nflog_packet *out, size_t max) {
-  struct cursor c = {buf, len};
+  struct awf_bytes c;
   int n = 0;
-  while (c.left > 0) {
-    const uint8_t *h;
+  awf_bytes_init(&c, buf, len);
+  while (awf_bytes_left(&c) > 0) {
+    const uint8_t *h = awf_bytes_take(&c, NLMSG_HDRLEN);
     struct nlmsghdr nh;
-    if (take(&c, NLMSG_HDRLEN, &h) < 0)
+    if (h == NULL)
       return -EBADMSG;
     memcpy(&nh, h, sizeof(nh));
-    if (nh.nlmsg_len < NLMSG_HDRLEN || nh.nlmsg_len - NLMSG_HDRLEN > c.left)
+    if (nh.nlmsg_len < NLMSG_HDRLEN || nh.nlmsg_len - NLMSG_HDRLEN > awf_bytes_left(&c))
       return -EBADMSG;
-    const uint8_t *body;
-    size_t blen = nh.nlmsg_len - NLMSG_HDRLEN;
-    take(&c, blen, &body);
-    size_t pad = NLMSG_ALIGN(nh.nlmsg_len) - nh.nlmsg_len;
-    take(&c, pad < c.left ? pad : c.left, &h);
+    struct awf_bytes body;
+    awf_bytes_sub(&c, nh.nlmsg_len - NLMSG_HDRLEN, &body);
+    size_t pad = NLMSG_ALIGN(nh.nlmsg_len) - nh.nlmsg_len, left = awf_bytes_left(&c);
+    awf_bytes_skip(&c, pad < left ? pad : left);
     if (nh.nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET) || (size_t)n == max)
       continue;
     const uint8_t *payload;
     size_t plen;
-    if (packet_payload((struct cursor){body, blen}, &payload, &plen) == 0 &&
-        parse_l3(payload, plen, &out[n]) == 0)
+    if (packet_payload(body, &payload, &plen) == 0 && parse_l3(payload, plen, &out[n]) == 0)
       n++;
   }
   return n;

@@ -17,6 +17,7 @@
 #include "cgroup.h"
 #include "denials.h"
 #include "dns_server.h"
+#include "exitcodes.h"
 #include "host_access.h"
 #include "logfile.h"
 #include "netaddr.h"
@@ -33,8 +34,6 @@
 #include "ttystate.h"
 #include "unixgate.h"
 
-#define EXIT_AWF_ERROR 125
-#define EXIT_TIMEOUT 124
 #define KILL_GRACE_MS 10000
 
 struct supervisor {
@@ -75,14 +74,14 @@ static int prepare_command(void *arg) {
                           sizeof(err)) < 0 ||
       awf_seccomp_install_gated(&listener, err, sizeof(err)) < 0) {
     fprintf(stderr, "awf: %s\n", err);
-    return EXIT_AWF_ERROR;
+    return AWF_EXIT_FAILURE;
   }
   int rc = awf_unixgate_hand_over(gate_channel[1], listener);
   close(listener); /* the command must not answer its own connects */
   close(gate_channel[1]);
   if (rc < 0) {
     fprintf(stderr, "awf: cannot hand the UNIX socket gate to awf: %s\n", strerror(-rc));
-    return EXIT_AWF_ERROR;
+    return AWF_EXIT_FAILURE;
   }
   return 0;
 }
@@ -98,17 +97,17 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
     n = read(go_fd, &go, 1);
   while (n < 0 && errno == EINTR);
   if (n != 1)
-    _exit(EXIT_AWF_ERROR); /* awf gave up (its error is already printed) */
+    _exit(AWF_EXIT_FAILURE); /* awf gave up (its error is already printed) */
   close(go_fd);
   if (sethostname(AWF_SANDBOX_HOSTNAME, strlen(AWF_SANDBOX_HOSTNAME)) < 0 ||
       awf_rootfs_build(&plan->rootfs, err, sizeof(err)) < 0) {
     fprintf(stderr, "awf: %s\n", err[0] ? err : strerror(errno));
-    _exit(EXIT_AWF_ERROR);
+    _exit(AWF_EXIT_FAILURE);
   }
   /* The access log, where the sandbox shows it: read-only, unremovable. */
   if (awf_logprotect_apply(&plan->log, err, sizeof(err)) < 0) {
     fprintf(stderr, "awf: %s\n", err);
-    _exit(EXIT_AWF_ERROR);
+    _exit(AWF_EXIT_FAILURE);
   }
   struct awf_init_command cmd = plan->command;
   cmd.prepare = prepare_command;
@@ -178,7 +177,7 @@ static void on_sigchld(uv_signal_t *h, int signum) {
     if (pid != s->child)
       continue;
     s->child_done = true;
-    s->exit_status = s->timed_out ? EXIT_TIMEOUT : awf_init_exit_code(status);
+    s->exit_status = s->timed_out ? AWF_EXIT_TIMEOUT : awf_init_exit_code(status);
     stop_all(s);
   }
 }
@@ -378,11 +377,11 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   char err[1024] = "";
   memset(&s, 0, sizeof(s));
   s.plan = plan;
-  s.exit_status = EXIT_AWF_ERROR;
+  s.exit_status = AWF_EXIT_FAILURE;
   s.denials = awf_denials_new();
   if (!s.denials || uv_loop_init(&s.loop) < 0) {
     fprintf(stderr, "awf: out of memory\n");
-    return EXIT_AWF_ERROR;
+    return AWF_EXIT_FAILURE;
   }
   /* Signals that arrive before the loop watches them must not kill awf and
    * leave the sandbox orphaned: uv_signal handlers are installed first. */
@@ -393,7 +392,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gate_channel) < 0 ||
       pipe2(go, O_CLOEXEC) < 0) {
     fprintf(stderr, "awf: pipe: %s\n", strerror(errno));
-    return EXIT_AWF_ERROR;
+    return AWF_EXIT_FAILURE;
   }
   /* clone(2) without a new stack behaves like fork(2), with namespaces. */
   pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
@@ -403,7 +402,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     fprintf(stderr, "awf: cannot create the sandbox's namespaces: %s (awf needs root and a "
                     "kernel with mount, PID, network, IPC and UTS namespaces)\n",
             strerror(errno));
-    return EXIT_AWF_ERROR;
+    return AWF_EXIT_FAILURE;
   }
   if (pid == 0) {
     close(go[1]);
@@ -441,7 +440,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
       /* awf's own connections would go nowhere: nothing sensible is left */
       fprintf(stderr, "awf: %s\n", err2);
       kill(pid, SIGKILL);
-      _exit(EXIT_AWF_ERROR);
+      _exit(AWF_EXIT_FAILURE);
     }
   }
   if (rc == 0)
@@ -450,7 +449,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     fprintf(stderr, "awf: %s\n", err);
     close(go[1]); /* the sandbox sees EOF and exits */
     kill(pid, SIGKILL);
-    s.exit_status = EXIT_AWF_ERROR;
+    s.exit_status = AWF_EXIT_FAILURE;
     s.timed_out = false;
     stop_all(&s);
     uv_run(&s.loop, UV_RUN_DEFAULT);
@@ -460,14 +459,14 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
       close(s.unix_diag);
     if (gate_channel[0] >= 0)
       close(gate_channel[0]);
-    awf_cgroup_finish(cg, EXIT_AWF_ERROR);
+    awf_cgroup_finish(cg, AWF_EXIT_FAILURE);
     uv_loop_close(&s.loop);
     awf_logfile_close(s.log);
     awf_denials_free(s.denials);
     awf_dns_memory_free(s.dns_memory);
     awf_stepsummary_free(s.summary);
     awf_ttystate_stderr_block(saved_stderr);
-    return EXIT_AWF_ERROR;
+    return AWF_EXIT_FAILURE;
   }
   if (write(go[1], "g", 1) != 1) {
     fprintf(stderr, "awf: cannot start the sandbox: %s\n", strerror(errno));

@@ -1,5 +1,6 @@
 /* userdb.c: see userdb.h. */
 #include "userdb.h"
+#include "bytes.h"
 #include "errbuf.h"
 #include "textfile.h"
 
@@ -17,9 +18,9 @@ _Static_assert(sizeof(uid_t) == 4 && sizeof(gid_t) == 4, "32-bit ids expected");
  * file cannot make us allocate without bound. */
 #define GROUP_MATCH_MAX (1u << 20)
 
-struct cursor {
-    const char *p;
-    size_t left;
+/* The lines of a file's bytes, counted for messages. */
+struct lines {
+    struct awf_bytes b;
     unsigned long lineno;
 };
 
@@ -29,17 +30,13 @@ struct field {
 };
 
 /* Next line (without its '\n'); 0 at the end of the data. */
-static int next_line(struct cursor *c, const char **line, size_t *len)
+static int next_line(struct lines *c, const char **line, size_t *len)
 {
-    const char *nl;
+    const uint8_t *p;
 
-    if (c->left == 0)
+    if (!awf_bytes_token(&c->b, '\n', &p, len))
         return 0;
-    nl = memchr(c->p, '\n', c->left);
-    *line = c->p;
-    *len = nl ? (size_t)(nl - c->p) : c->left;
-    c->p += *len + (nl != NULL);
-    c->left -= *len + (nl != NULL);
+    *line = (const char *)p;
     c->lineno++;
     return 1;
 }
@@ -150,13 +147,14 @@ int awf_userdb_user_by_uid_mem(const char *data, size_t len, const char *origin,
                                uid_t uid, struct awf_userdb_user *out,
                                char *err, size_t errsz)
 {
-    struct cursor c = { data, len, 0 };
+    struct lines c = { .lineno = 0 };
     const char *line;
     size_t llen;
     unsigned long malformed = 0;
 
     if (origin == NULL)
         origin = "passwd";
+    awf_bytes_init(&c.b, data, len);
     while (next_line(&c, &line, &llen)) {
         struct field f[PASSWD_FIELDS] = {{0}};
         unsigned int u, g;
@@ -225,10 +223,12 @@ static int collect_groups(const char *data, size_t len, const char *origin, cons
                           gid_t primary, gid_t **found, size_t *nfound,
                           char *err, size_t errsz)
 {
-    struct cursor c = { data, len, 0 };
+    struct lines c = { .lineno = 0 };
     const char *line;
     size_t llen, ulen = strlen(user), n = 0, cap = 0;
     gid_t *v = NULL;
+
+    awf_bytes_init(&c.b, data, len);
 
     while (next_line(&c, &line, &llen)) {
         struct field f[GROUP_FIELDS] = {{0}};

@@ -443,7 +443,8 @@ static int rq_headers_complete(llhttp_t *p) {
   struct req_sim *s = req_of(p);
   struct awf_req_facts f;
   const char *reason;
-  int status = awf_req_head_complete(p, &s->rq, s->host_headers, s->rq.buf.data + s->url_off,
+  int status = awf_req_head_complete(p, &s->rq, s->host_headers,
+                                     awf_buf_at(&s->rq.buf, s->url_off),
                                      s->url_len, s->transparent, 80, &f, &reason);
   if (status)
     return -1;

@@ -1,4 +1,5 @@
-/* test_jsonlog.c: capped buffer, JSON escaping, access-log record format. */
+/* test_jsonlog.c: JSON escaping, access-log record format (the capped
+ * buffer itself: test_common_buf.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -258,42 +259,6 @@ static void assert_escapes(const char *in, size_t n, const char *want) {
 
 /* ---- buffer ------------------------------------------------------------- */
 
-static void buf_append_respects_cap(void **state) {
-  (void)state;
-  struct awf_buf b;
-  awf_buf_init(&b, 10);
-  assert_int_equal(awf_buf_append(&b, "hello", 5), 0);
-  assert_int_equal(awf_buf_append(&b, "world!", 6), -E2BIG);
-  assert_int_equal(b.len, 5);
-  assert_memory_equal(b.data, "hello", 5);
-  assert_int_equal(awf_buf_append(&b, "world", 5), 0);
-  assert_int_equal(b.len, 10);
-  assert_memory_equal(b.data, "helloworld", 10);
-  assert_int_equal(awf_buf_append(&b, "x", 1), -E2BIG);
-  assert_int_equal(awf_buf_append(&b, "", 0), 0);
-  assert_int_equal(b.len, 10);
-  assert_true(b.cap <= b.max);
-  /* A length that would wrap len + n must not slip past the cap. */
-  assert_int_equal(awf_buf_append(&b, "x", SIZE_MAX), -E2BIG);
-  awf_buf_free(&b);
-  assert_null(b.data);
-  assert_int_equal(b.len, 0);
-}
-
-static void buf_grows_to_exact_max(void **state) {
-  (void)state;
-  struct awf_buf b;
-  const size_t max = 100003; /* not a power of two */
-  awf_buf_init(&b, max);
-  for (size_t i = 0; i < max; i++)
-    assert_int_equal(awf_buf_append(&b, &"abcdefg"[i % 7], 1), 0);
-  assert_int_equal(b.len, max);
-  assert_int_equal(awf_buf_append(&b, "z", 1), -E2BIG);
-  for (size_t i = 0; i < max; i++)
-    assert_int_equal(b.data[i], "abcdefg"[i % 7]);
-  awf_buf_free(&b);
-}
-
 static void buf_zero_max(void **state) {
   (void)state;
   struct awf_buf b;
@@ -302,42 +267,6 @@ static void buf_zero_max(void **state) {
   assert_int_equal(awf_buf_printf(&b, "%d", 1), -E2BIG);
   assert_int_equal(awf_json_append_string(&b, "", 0), -E2BIG);
   assert_int_equal(b.len, 0);
-  awf_buf_free(&b);
-}
-
-static void buf_printf_and_cap(void **state) {
-  (void)state;
-  struct awf_buf b;
-  awf_buf_init(&b, 16);
-  assert_int_equal(awf_buf_printf(&b, "%d-%s", 42, "ab"), 0);
-  assert_int_equal(b.len, 5);
-  assert_memory_equal(b.data, "42-ab", 5);
-  assert_int_equal(awf_buf_printf(&b, "%s", "0123456789ab"), -E2BIG);
-  assert_int_equal(b.len, 5);
-  assert_memory_equal(b.data, "42-ab", 5);
-  assert_int_equal(awf_buf_printf(&b, "%s", "0123456789a"), 0);
-  assert_int_equal(b.len, 16);
-  assert_memory_equal(b.data, "42-ab0123456789a", 16);
-  assert_int_equal(awf_buf_printf(&b, "%s", ""), 0);
-  assert_int_equal(b.len, 16);
-  awf_buf_free(&b);
-}
-
-static void buf_reset_keeps_memory(void **state) {
-  (void)state;
-  struct awf_buf b;
-  awf_buf_init(&b, 4096);
-  char big[3000];
-  memset(big, 'q', sizeof(big));
-  assert_int_equal(awf_buf_append(&b, big, sizeof(big)), 0);
-  char *data = b.data;
-  size_t cap = b.cap;
-  awf_buf_reset(&b);
-  assert_int_equal(b.len, 0);
-  assert_int_equal(awf_buf_append(&b, "x", 1), 0);
-  assert_ptr_equal(b.data, data);
-  assert_int_equal(b.cap, cap);
-  assert_int_equal(b.len, 1);
   awf_buf_free(&b);
 }
 
@@ -807,11 +736,7 @@ static void record_never_contains_raw_newline(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(buf_append_respects_cap),
-      cmocka_unit_test(buf_grows_to_exact_max),
       cmocka_unit_test(buf_zero_max),
-      cmocka_unit_test(buf_printf_and_cap),
-      cmocka_unit_test(buf_reset_keeps_memory),
       cmocka_unit_test(escape_every_control_byte),
       cmocka_unit_test(escape_printable_ascii),
       cmocka_unit_test(escape_embedded_nul),

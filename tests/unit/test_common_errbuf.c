@@ -1,4 +1,4 @@
-/* Unit tests for sandbox/errbuf.c. */
+/* Unit tests for common/errbuf.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* Unit tests for sandbox/textfile.c. */
+/* Unit tests for common/textfile.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,7 @@
-/* textfile.h: read a small configuration file whole, size-capped.
- * Used for /etc/passwd, /etc/group, --env-file and $GITHUB_PATH, whose
- * parsers then work on the bytes with explicit lengths. */
+/* textfile.h: read a small configuration file whole, size-capped: awf's one
+ * file reader. Used for /etc/passwd, /etc/group, /etc/hosts, --env-file,
+ * $GITHUB_PATH, /proc files and the proxy's rules files, whose parsers then
+ * work on the bytes with explicit lengths. */
 #ifndef AWF_TEXTFILE_H
 #define AWF_TEXTFILE_H
 
