@@ -172,12 +172,13 @@ static int add_ioctls(scmp_filter_ctx ctx, char *err, size_t errlen)
     return 0;
 }
 
-static int family_allowed(int family)
+/* Is v one of list[0..n)? */
+static int listed(const int *list, size_t n, int v)
 {
     size_t i;
 
-    for (i = 0; i < sizeof allowed_families / sizeof allowed_families[0]; i++)
-        if (allowed_families[i] == family)
+    for (i = 0; i < n; i++)
+        if (list[i] == v)
             return 1;
     return 0;
 }
@@ -196,7 +197,7 @@ static int add_families(scmp_filter_ctx ctx, char *err, size_t errlen)
 
     for (c = 0; c < sizeof calls / sizeof calls[0]; c++) {
         for (f = 0; f < AF_MAX; f++) {
-            if (family_allowed(f))
+            if (listed(allowed_families, sizeof allowed_families / sizeof allowed_families[0], f))
                 continue;
             rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), calls[c], 1,
                                   SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (scmp_datum_t)f));
@@ -208,16 +209,6 @@ static int add_families(scmp_filter_ctx ctx, char *err, size_t errlen)
         if (rc != 0)
             return lib_failed(err, errlen, rc, "refusing", "socket families from AF_MAX");
     }
-    return 0;
-}
-
-static int netlink_allowed(int protocol)
-{
-    size_t i;
-
-    for (i = 0; i < sizeof allowed_netlink / sizeof allowed_netlink[0]; i++)
-        if (allowed_netlink[i] == protocol)
-            return 1;
     return 0;
 }
 
@@ -233,7 +224,7 @@ static int add_netlink(scmp_filter_ctx ctx, char *err, size_t errlen)
     int p, rc;
 
     for (p = 0; p < NETLINK_PROTOCOLS; p++) {
-        if (netlink_allowed(p))
+        if (listed(allowed_netlink, sizeof allowed_netlink / sizeof allowed_netlink[0], p))
             continue;
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 2, netlink,
                               SCMP_A2(SCMP_CMP_MASKED_EQ, LOW32, (scmp_datum_t)p));
