@@ -1,11 +1,20 @@
-/* conn.h: internals shared by the engine's files: listener.c (accept, close,
- * shutdown), http_proxy.c (explicit proxy requests), tunnel.c (CONNECT relay).
+/* conn.h: the connection core of the engine (conn.c): one client connection's
+ * state machine, its timers, its close, and the two transports it owns (the
+ * client's, and the upstream's while there is one). The modes (http_proxy.c,
+ * tunnel.c) sit on it: the core calls a mode only through the ops table the
+ * mode set on the connection, and never includes a mode's header. The files
+ * depend downward only:
+ *
+ *   listener.c -> http_proxy.c -> tunnel.c -> conn.c -> transport.h
+ *                 ssh_gate.c ---^             (transport_tcp.c, transport.c)
+ *
  * Not a public header. */
 #ifndef AWF_CONN_H
 #define AWF_CONN_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "client_limits.h"
@@ -14,25 +23,17 @@
 #include "list.h"
 #include "netaddr.h"
 #include "proxy.h"
+#include "transport.h"
+#include "transport_tcp.h"
 #include "upstream_pool.h"
 
 #define AWF_READ_BUF_SIZE (64 * 1024)
-/* Stop reading a side while its peer has more than this queued for writing. */
-#define AWF_WRITE_HIGH_WATER (256 * 1024)
-
-struct listener {
-  uv_tcp_t tcp;
-  awf_proxy *proxy;
-  struct awf_list link;   /* in awf_proxy.listeners */
-  bool transparent;     /* connections were redirected here by nftables */
-  bool paused;          /* a connection is waiting in the kernel queue (at the cap) */
-};
 
 struct awf_proxy {
   uv_loop_t *loop;
   struct awf_proxy_config cfg;
-  struct awf_list listeners;
-  struct awf_list conns;   /* every open client connection */
+  struct awf_list listeners; /* listener.c's */
+  struct awf_list conns;     /* every open client connection */
   unsigned nconns;
   unsigned open_handles; /* listeners, grace timer, log_flush, upool not yet closed */
   bool shutting_down;
@@ -41,52 +42,76 @@ struct awf_proxy {
   awf_upool *upool;        /* idle upstream connections for any client (may be NULL) */
   awf_client_limits *client_limits; /* open connections per client (NULL: no limit) */
   uint64_t unlisted_next_log_ms;     /* --allow-clients refusals: next one logged */
+  /* A connection was freed (conn.c): the listener resumes accepting and
+   * finishes a shutdown from here. May be NULL. */
+  void (*conn_released)(awf_proxy *p);
   void (*done)(void *);
   void *done_arg;
   char readbuf[AWF_READ_BUF_SIZE]; /* shared by every read: data is consumed
                                       or copied inside the read callback */
-  bool readbuf_lent;
 };
 
-enum conn_phase {
-  PH_HTTP,          /* reading and forwarding HTTP requests */
-  PH_TUNNEL_HELLO,  /* CONNECT established, reading the first client bytes */
-  PH_TUNNEL,        /* relaying both ways */
-  PH_CLOSING,
+/* A connection's state, one at a time. The mode (c->ops) tells HTTP from
+ * tunnel; the state says how far the connection is. */
+enum conn_state {
+  CONN_ACCEPTED,     /* accepted, not yet given a mode (being classified) */
+  CONN_HTTP,         /* reading and forwarding HTTP requests */
+  CONN_TUNNEL_HELLO, /* a tunnel whose first client bytes are not judged yet */
+  CONN_TUNNEL,       /* relaying both ways */
+  CONN_DRAINING,     /* reading stopped: FIN once writes to the client drain */
+  CONN_CLOSING,      /* handles closing; no callback acts any more */
 };
+const char *conn_state_name(enum conn_state s);
 
 enum conn_timer {
   T_NONE,
-  T_IDLE,           /* keep-alive wait for the next request */
-  T_HEADER,         /* request head must complete */
-  T_EXCHANGE,       /* inactivity while a request/response is under way */
-  T_TUNNEL,         /* tunnel inactivity */
-  T_HELLO,          /* ClientHello must arrive */
-  T_LINGER,         /* graceful close must finish */
+  T_IDLE,     /* keep-alive wait for the next request */
+  T_HEADER,   /* request head must complete */
+  T_EXCHANGE, /* inactivity while a request/response is under way (slides) */
+  T_TUNNEL,   /* tunnel inactivity (slides) */
+  T_HELLO,    /* ClientHello must arrive */
+  T_LINGER,   /* graceful close must finish (the core closes) */
+};
+const char *conn_timer_name(enum conn_timer k);
+
+struct conn;
+
+/* A mode: how the core reaches HTTP, tunnel (and later intercepted TLS). */
+struct conn_mode_ops {
+  const char *name;
+  /* Bytes or the end from either side (never called with nread == 0, nor
+   * once the connection is closing). */
+  void (*on_client_read)(struct conn *c, ssize_t nread, const uv_buf_t *buf);
+  void (*on_up_read)(struct conn *c, ssize_t nread, const uv_buf_t *buf);
+  /* Optional: writes queued on t drained under half the high-water mark. */
+  void (*on_drained)(struct conn *c, struct awf_transport *t);
+  /* Optional: a shutdown the mode asked for finished (not cancelled). */
+  void (*on_shutdown)(struct conn *c, struct awf_transport *t, int status);
+  /* A deadline passed (sliding ones have been checked; T_LINGER never comes). */
+  void (*on_timer)(struct conn *c, enum conn_timer kind);
+  /* The connection starts closing: write any pending log record. The mode's
+   * memory stays until free, since one of its callbacks may be on the stack. */
+  void (*on_close)(struct conn *c);
+  /* Release the mode's state (c->mode): on a mode switch, or once every
+   * handle is closed. */
+  void (*free)(struct conn *c);
 };
 
-struct http_state;
-struct tunnel_state;
-
 struct conn {
-  uv_tcp_t client;         /* first: the conn is the client handle's container */
   awf_proxy *proxy;
-  struct awf_list link;    /* in awf_proxy.conns */
+  struct awf_list link; /* in awf_proxy.conns */
   uv_timer_t timer;
-  enum conn_phase phase;
+  enum conn_state state;
   enum conn_timer timer_kind;
-  unsigned open_handles;
-  uv_tcp_t *up;            /* upstream, owned; free()d in its close callback */
+  const struct conn_mode_ops *ops; /* NULL until the listener gives a mode */
+  void *mode;                      /* the mode's own state */
+  unsigned open_handles;           /* timer, client, upstreams not yet closed */
+  struct awf_transport *client;    /* set once opened */
+  struct awf_transport *up;        /* the upstream, NULL: none */
   awf_dial *dial;
-  struct http_state *http; /* while in PH_HTTP */
-  struct tunnel_state *tun;/* CONNECT request details and hello buffer */
-  uint64_t last_active;    /* uv_now of the last byte either way */
-  bool client_eof, up_eof;
-  bool client_shut, up_shut;
-  bool client_reading, up_reading;
-  bool draining;           /* closing once writes to the client drain */
-  bool transparent;         /* redirected: orig_dst is where the client dialled */
-  uint64_t id;              /* the log's conn: awf_log_next_conn() */
+  uint64_t last_active; /* uv_now of the last byte either way */
+  bool transparent;     /* redirected: orig_dst is where the client dialled */
+  uint64_t id;          /* the log's conn: awf_log_next_conn() */
   /* The open record of the unit being logged (req, 0 outside HTTP) was
    * written: its final record must not write another. */
   bool open_logged;
@@ -95,82 +120,61 @@ struct conn {
   awf_client_entry *client_entry; /* this connection's count in client_limits */
   struct sockaddr_storage orig_dst;
   char orig_dst_addr[AWF_ADDRSTRLEN];
+  /* Storage of the TCP transports; used through client and up only. */
+  struct awf_tcp_transport client_tcp, up_tcp;
+  uv_tcp_t client_handle;
 };
 
-/* listener.c */
-void conn_close(struct conn *c);
-void conn_close_after_writes(struct conn *c);
-void conn_drop_upstream(struct conn *c);
+/* The core's callbacks: every transport of a connection reports to them. */
+extern const struct awf_transport_cbs conn_transport_cbs;
+
+/* Take c (calloc()ed) into the proxy's books with its client transport
+ * (whose owner is c, with conn_transport_cbs): state ACCEPTED, timer ready. */
+void conn_open(struct conn *c, awf_proxy *p, struct awf_transport *client);
+/* The same over c->client_handle, accepted already. */
+void conn_open_tcp(struct conn *c, awf_proxy *p);
+
+/* Give c a mode (state `s`): the previous mode's state is freed first. Not
+ * from inside a callback of the previous mode's parser. */
+void conn_set_mode(struct conn *c, const struct conn_mode_ops *ops, void *mode,
+                   enum conn_state s);
+void conn_set_state(struct conn *c, enum conn_state s);
+
 void conn_set_timer(struct conn *c, enum conn_timer kind);
-void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-/* Access-log records of a connection. conn_log_open writes the `open`
- * record of a decision (r is the record the unit will end with, or the part of
- * it known so far: decision fields are copied, conn and client filled in);
- * conn_log writes a final record, preceded by its open record when none was
- * written for that unit (a decision and its end in one go). */
-void conn_log_open(struct conn *c, const struct awf_log_record *r);
-void conn_log(struct conn *c, struct awf_log_record *r);
+void conn_touch(struct conn *c); /* activity: sliding deadlines move */
+
+/* Reading a side while the connection is neither draining nor closing. */
+void conn_want_read(struct conn *c, struct awf_transport *t, bool want);
+
+/* The upstream: attached (a transport of this connection, or a dialled or
+ * pooled TCP handle it takes), detached (the handle back, for the pool; only
+ * with nothing queued), or dropped (closed). */
+void conn_attach_up(struct conn *c, struct awf_transport *t);
+void conn_attach_up_tcp(struct conn *c, uv_tcp_t *tcp);
+uv_tcp_t *conn_detach_up_tcp(struct conn *c);
+void conn_drop_upstream(struct conn *c);
+
+/* Close now: the mode's on_close, then every handle. Idempotent, safe from
+ * any callback. */
+void conn_close(struct conn *c);
+/* Stop reading, let queued writes to the client drain, send FIN, then close
+ * (within the linger deadline). */
+void conn_close_after_writes(struct conn *c);
+
 uint64_t conn_now_ms(const struct conn *c);
 
-/* listener.c: a redirected connection to a port that is neither TLS nor HTTP */
-void conn_deny_port(struct conn *c, const char *reason);
+/* conn_log.c: access-log records of a connection. conn_log_open writes the
+ * `open` record of a decision (r is the record the unit will end with, or the
+ * part of it known so far: decision fields are copied, conn and client filled
+ * in); conn_log writes a final record, preceded by its open record when none
+ * was written for that unit (a decision and its end in one go). */
+void conn_log_open(struct conn *c, const struct awf_log_record *r);
+void conn_log(struct conn *c, struct awf_log_record *r);
+void conn_log_failed(const awf_proxy *p, int err);
 
-/* ssh_gate.c: a redirected connection to port 22 with --allow-ssh: judged
- * by the name awf's DNS answered for its original address. Returns 0, or a
- * negative errno (the caller closes c). */
-int ssh_conn_start(struct conn *c);
-
-/* http_proxy.c */
-int http_conn_start(struct conn *c);
-void http_on_timer(struct conn *c);
-void http_on_close(struct conn *c);
-void http_free(struct conn *c);
-void http_send_error(struct conn *c, int status, const char *host, int port,
-                     const char *reason);
-
-/* tunnel.c: take over a connection whose CONNECT was admitted and dialled.
- * `early` holds client bytes that followed the CONNECT head (may be empty). */
-struct tunnel_params {
-  const char *host;
-  size_t host_len;
-  uint16_t port;
-  bool host_is_ip;
-  bool would_deny;          /* audit mode: the ACL would have denied */
-  const char *audit_reason;
-  const char *upstream;     /* "ip:port" dialled */
-  uint64_t started_ms;
-  uint64_t req;             /* the CONNECT's request number, for the log */
-  bool host_access;         /* admitted as one of the host's services */
-};
-int tunnel_start(struct conn *c, const struct tunnel_params *tp,
-                 const char *early, size_t early_len);
-/* tunnel.c: a redirected connection to a TLS port: judge its ClientHello's
- * SNI, then dial that name (never the original address) on the same port. */
-int tunnel_start_transparent(struct conn *c);
-/* tunnel.c: a redirected connection judged already (ssh_gate.c): dial
- * `dial` (an address) or else `host` on `port`, relay raw bytes both ways,
- * log `event` with host. The open record is written here. */
-struct tunnel_raw {
-  const char *event;
-  const char *host;
-  const char *dial;         /* NULL: dial host */
-  uint16_t port;
-  bool would_deny;
-  const char *audit_reason;
-};
-int tunnel_start_raw(struct conn *c, const struct tunnel_raw *r);
-
-/* tunnel.c: a redirected connection to the host's sandbox-side address
- * (host_access.h): on one of its ports, raw TCP relayed to its targets;
- * on another, denied (host_port_not_allowed). */
-int tunnel_start_host(struct conn *c);
-void tunnel_on_timer(struct conn *c);
-void tunnel_on_close(struct conn *c);
-void tunnel_free(struct conn *c);
-
-/* Deciding on a host, shared by every mode. Returns NULL when admitted,
- * otherwise the log reason. Sets *would_deny (audit) when the ACL would have
- * denied but audit mode admits. */
+/* decide.c: deciding on a host, shared by every mode. Returns NULL when
+ * admitted, otherwise the log reason. Sets *would_deny (audit) when the ACL
+ * would have denied but audit mode admits. */
 const char *proxy_decide(const awf_proxy *p, const char *host, size_t len,
                          uint16_t port, enum awf_acl_proto proto, bool *would_deny,
                          const char **audit_reason);

@@ -14,14 +14,31 @@
 
 #include <llhttp.h>
 
+#include "http_proxy.h"
+
 #include "conn.h"
 #include "host_access.h"
 #include "http_head.h"
 #include "http_target.h"
-#include "stream_write.h"
+#include "tunnel.h"
 
 #define MAX_HEAD_BYTES (64 * 1024)       /* request head: beyond it, 431 */
 #define MAX_RESP_HEAD_BYTES (64 * 1024)  /* response head: beyond it, 502 */
+
+/* How far the request under way is. */
+enum http_req_stage {
+  RQ_IDLE, /* between requests: none under way */
+  RQ_HEAD, /* a request began: its head is being read */
+  RQ_BODY, /* its head is complete: the body (if any) is being forwarded */
+  RQ_DONE, /* the request is complete */
+};
+
+/* How far its response is (it may start before the request is done). */
+enum http_resp_stage {
+  RS_NONE,    /* no final response head yet */
+  RS_STARTED, /* a final head was read: too late for an error status */
+  RS_DONE,    /* the response is complete */
+};
 
 struct http_state {
   llhttp_t req;
@@ -32,10 +49,11 @@ struct http_state {
   struct awf_buf pending;    /* client bytes not yet parsed (parser paused) */
   bool paused;               /* request parser paused: its bytes wait in pending */
   struct awf_scan scan;      /* raw scan of each request head (http_head.h) */
-  bool client_bp, up_bp;     /* reading stopped for backpressure */
 
   /* the request under way */
-  bool active, head_done, req_done, resp_started, resp_done, logged;
+  enum http_req_stage rq_stage;
+  enum http_resp_stage rs_stage;
+  bool logged;
   bool head_request, resp_close, resp_refused;
   enum awf_framing req_framing; /* how the request body goes upstream */
   uint64_t req_length;          /* its Content-Length, for AWF_FRAME_LENGTH */
@@ -74,13 +92,27 @@ static const llhttp_settings_t req_settings;
 static const llhttp_settings_t resp_settings;
 
 static struct conn *conn_of(llhttp_t *p) { return p->data; }
+static struct http_state *hs(const struct conn *c) { return c->mode; }
+
+static const struct conn_mode_ops http_ops;
+
+/* Still this mode's: not closing, not handed over to the tunnel mode. A
+ * connection draining after an answer is still HTTP's. */
+static bool still_http(const struct conn *c) {
+  return c->ops == &http_ops && c->state != CONN_CLOSING;
+}
+
+/* A request awaiting its response (the client is still read meanwhile). */
+static bool awaiting_response(const struct http_state *h) {
+  return h->rq_stage == RQ_DONE && h->rs_stage != RS_DONE;
+}
 
 /* ---- access log --------------------------------------------------------- */
 
 /* The request's record as far as it is known. */
 static void request_record(struct conn *c, struct awf_log_record *r, const char *decision,
                            const char *reason) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   awf_log_record_init(r);
   r->event = h->method == HTTP_CONNECT ? "connect" : "http";
   r->req = h->req_no;
@@ -114,8 +146,8 @@ static void log_request_open(struct conn *c) {
 }
 
 static void log_request(struct conn *c, const char *decision, const char *reason) {
-  struct http_state *h = c->http;
-  if (h->logged || !h->active)
+  struct http_state *h = hs(c);
+  if (h->logged || h->rq_stage == RQ_IDLE)
     return;
   h->logged = true;
   struct awf_log_record r;
@@ -131,70 +163,24 @@ static void log_request(struct conn *c, const char *decision, const char *reason
   conn_log(c, &r);
 }
 
-/* ---- flow control ------------------------------------------------------ */
-
-static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+/* ---- flow control ------------------------------------------------------
+ * Backpressure is the transports' and the core's (transport.h): a side whose
+ * write queue is full holds the side that feeds it. Here only what HTTP
+ * itself wants read. */
 
 static void update_reading(struct conn *c) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   /* While a response is awaited the client stays read (a pipelined request
    * is stashed, and then reading stops): stopping and restarting the read for
    * every request costs two epoll_ctl calls. */
-  bool awaiting = h->active && h->req_done && !h->resp_done && h->pending.len == 0;
-  bool want_client = (!h->paused || awaiting) && !h->client_bp && !c->client_eof &&
-                     !c->draining;
-  if (want_client != c->client_reading) {
-    if (want_client)
-      uv_read_start((uv_stream_t *)&c->client, conn_alloc_cb, on_client_read);
-    else
-      uv_read_stop((uv_stream_t *)&c->client);
-    c->client_reading = want_client;
-  }
-  bool want_up = c->up && !h->up_bp && !c->up_eof && !c->draining;
-  if (c->up && want_up != c->up_reading) {
-    if (want_up)
-      uv_read_start((uv_stream_t *)c->up, conn_alloc_cb, on_up_read);
-    else
-      uv_read_stop((uv_stream_t *)c->up);
-    c->up_reading = want_up;
-  }
-}
-
-static void on_client_drained(uv_stream_t *s, int status, void *arg) {
-  struct conn *c = arg;
-  (void)s;
-  if (status == UV_ECANCELED || c->phase != PH_HTTP)
-    return;
-  if (status < 0) {
-    conn_close(c);
-    return;
-  }
-  if (c->http->up_bp && uv_stream_get_write_queue_size((uv_stream_t *)&c->client) <
-                            AWF_WRITE_HIGH_WATER / 2) {
-    c->http->up_bp = false;
-    update_reading(c);
-  }
-}
-
-static void on_up_drained(uv_stream_t *s, int status, void *arg) {
-  struct conn *c = arg;
-  (void)s;
-  if (status == UV_ECANCELED || c->phase != PH_HTTP)
-    return;
-  if (status < 0) {
-    conn_close(c);
-    return;
-  }
-  if (c->http->client_bp && c->up &&
-      uv_stream_get_write_queue_size((uv_stream_t *)c->up) < AWF_WRITE_HIGH_WATER / 2) {
-    c->http->client_bp = false;
-    update_reading(c);
-  }
+  bool awaiting = awaiting_response(h) && h->pending.len == 0;
+  conn_want_read(c, c->client, !h->paused || awaiting);
+  if (c->up)
+    conn_want_read(c, c->up, true);
 }
 
 static int write_client(struct conn *c, const uv_buf_t *bufs, unsigned n) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   uv_buf_t all[4];
   unsigned k = 0;
   if (n > 3)
@@ -205,28 +191,17 @@ static int write_client(struct conn *c, const uv_buf_t *bufs, unsigned n) {
     all[k++] = bufs[i];
   for (unsigned i = 0; i < k; i++)
     h->bytes_down += (int64_t)all[i].len;
-  int rc = awf_stream_write((uv_stream_t *)&c->client, all, k, on_client_drained, c);
+  int rc = awf_transport_write(c->client, all, k);
   awf_buf_reset(&h->resp_head); /* a write that did not finish kept a copy */
   if (rc < 0)
     h->client_gone = true;
-  if (rc == 1 && uv_stream_get_write_queue_size((uv_stream_t *)&c->client) >
-                     AWF_WRITE_HIGH_WATER) {
-    c->http->up_bp = true;
-    update_reading(c);
-  }
-  return rc < 0 ? rc : 0;
+  return rc;
 }
 
 static int write_up(struct conn *c, const uv_buf_t *bufs, unsigned n) {
   for (unsigned i = 0; i < n; i++)
-    c->http->bytes_up += (int64_t)bufs[i].len;
-  int rc = awf_stream_write((uv_stream_t *)c->up, bufs, n, on_up_drained, c);
-  if (rc == 1 &&
-      uv_stream_get_write_queue_size((uv_stream_t *)c->up) > AWF_WRITE_HIGH_WATER) {
-    c->http->client_bp = true;
-    update_reading(c);
-  }
-  return rc < 0 ? rc : 0;
+    hs(c)->bytes_up += (int64_t)bufs[i].len;
+  return awf_transport_write(c->up, bufs, n);
 }
 
 /* Body bytes, framed as chunks when the message is re-chunked. */
@@ -282,7 +257,7 @@ static const char *explain(const char *reason) {
 
 /* Answer with an error and close. The one-line body names the host and the
  * reason, so an agent reading it knows what to ask for. */
-void http_send_error(struct conn *c, int status, const char *host, int port,
+static void http_send_error(struct conn *c, int status, const char *host, int port,
                      const char *reason) {
   char body[640], head[256];
   int blen;
@@ -297,16 +272,14 @@ void http_send_error(struct conn *c, int status, const char *host, int port,
                       "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
                       "Content-Length: %d\r\nConnection: close\r\n\r\n",
                       status, status_text(status), blen);
-  if (c->http) {
-    c->http->status = status;
-    c->http->paused = true; /* nothing more is read from this client */
-  }
+  hs(c)->status = status;
+  hs(c)->paused = true; /* nothing more is read from this client */
   if (c->dial) { /* a 504 or 408 while dialling: no answer may follow this one */
     awf_dial_cancel(c->dial);
     c->dial = NULL;
   }
   uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hlen), uv_buf_init(body, (unsigned)blen)};
-  if (awf_stream_write((uv_stream_t *)&c->client, bufs, 2, NULL, NULL) < 0) {
+  if (awf_transport_write(c->client, bufs, 2) < 0) {
     conn_close(c);
     return;
   }
@@ -314,10 +287,10 @@ void http_send_error(struct conn *c, int status, const char *host, int port,
 }
 
 static void fail_request(struct conn *c, int status, const char *reason) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   h->status = status;
   log_request(c, "deny", reason);
-  if (h->resp_started) { /* too late for a status: cut the response */
+  if (h->rs_stage != RS_NONE) { /* too late for a status: cut the response */
     conn_close(c);
     return;
   }
@@ -328,8 +301,8 @@ static void fail_request(struct conn *c, int status, const char *reason) {
 /* ---- request parsing callbacks ------------------------------------------ */
 
 static int req_error(struct conn *c, int status, const char *reason) {
-  c->http->error_status = status;
-  c->http->error_reason = reason;
+  hs(c)->error_status = status;
+  hs(c)->error_reason = reason;
   return -1;
 }
 
@@ -337,11 +310,12 @@ static int req_error(struct conn *c, int status, const char *reason) {
  * refused before it could begin one (then the fields of the previous request
  * must not reach the log: its url points into a released buffer). */
 static void request_reset(struct conn *c) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   awf_head_reset(&h->rq);
   memset(&h->target, 0, sizeof(h->target));
-  h->active = true;
-  h->head_done = h->req_done = h->resp_started = h->resp_done = h->logged = false;
+  h->rq_stage = RQ_HEAD;
+  h->rs_stage = RS_NONE;
+  h->logged = false;
   h->head_request = h->resp_close = h->resp_refused = h->would_deny = false;
   h->host_access = false;
   h->req_framing = AWF_FRAME_NONE;
@@ -369,7 +343,7 @@ static int on_req_begin(llhttp_t *p) {
 
 static int on_req_url(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   if (h->url_len == 0)
     h->url_off = (uint32_t)h->rq.buf.len;
   if (awf_head_append(&h->rq, at, len) < 0)
@@ -380,17 +354,17 @@ static int on_req_url(llhttp_t *p, const char *at, size_t len) {
 
 static int on_req_field(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
-  return awf_head_field(&c->http->rq, at, len) < 0 ? req_error(c, 431, "header_too_large") : 0;
+  return awf_head_field(&hs(c)->rq, at, len) < 0 ? req_error(c, 431, "header_too_large") : 0;
 }
 
 static int on_req_value(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
-  return awf_head_value(&c->http->rq, at, len) < 0 ? req_error(c, 431, "header_too_large") : 0;
+  return awf_head_value(&hs(c)->rq, at, len) < 0 ? req_error(c, 431, "header_too_large") : 0;
 }
 
 static int on_req_value_complete(llhttp_t *p) {
   struct conn *c = conn_of(p);
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   const struct awf_hdr *x = awf_head_value_complete(&h->rq);
   if (awf_req_check_header(&h->rq, x, &h->host_headers) < 0)
     return req_error(c, 400, "bad_request");
@@ -402,38 +376,35 @@ static void start_dial(struct conn *c);
 
 static void close_upstream(struct conn *c) {
   conn_drop_upstream(c);
-  c->http->up_reusable = false;
+  hs(c)->up_reusable = false;
 }
 
 /* Hand an idle, reusable upstream to the engine's pool, for any client;
  * close it when it is not reusable or the proxy is stopping. */
 static void park_upstream(struct conn *c) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   if (!c->up)
     return;
-  if (!h->up_reusable || c->up_eof || c->proxy->shutting_down || !c->proxy->upool ||
-      uv_stream_get_write_queue_size((uv_stream_t *)c->up) > 0) {
+  if (!h->up_reusable || c->up->eof || c->proxy->shutting_down || !c->proxy->upool ||
+      awf_transport_queued(c->up) > 0) {
     close_upstream(c);
     return;
   }
-  uv_tcp_t *tcp = c->up;
-  c->up = NULL;
-  c->up_reading = false;
+  uv_tcp_t *tcp = conn_detach_up_tcp(c);
   h->up_reusable = false;
+  if (!tcp) /* not a TCP upstream: nothing the pool can keep */
+    return;
   awf_upool_put(c->proxy->upool, tcp, h->up_host, h->up_port, h->up_addr);
 }
 
 /* An upstream another client left for this host and port. */
 static void take_pooled(struct conn *c) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   uv_tcp_t *tcp = awf_upool_take(c->proxy->upool, h->target.host, h->target.port,
                                  h->up_addr, sizeof(h->up_addr));
   if (!tcp)
     return;
-  c->up = tcp;
-  tcp->data = c;
-  c->up_eof = false;
-  c->up_reading = false;
+  conn_attach_up_tcp(c, tcp);
   snprintf(h->up_host, sizeof(h->up_host), "%s", h->target.host);
   h->up_port = h->target.port;
   h->up_reusable = true;
@@ -445,7 +416,7 @@ static void take_pooled(struct conn *c) {
 /* Build the head sent upstream: origin-form target, Host from the URI, no
  * hop-by-hop or proxy headers, framing from what llhttp parsed. */
 static int build_upstream_head(struct conn *c) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   struct awf_req_facts f = {.method = h->method, .target = h->target,
                             .framing = h->req_framing, .length = h->req_length};
   return awf_build_request_head(&h->out, &f, &h->rq);
@@ -453,9 +424,9 @@ static int build_upstream_head(struct conn *c) {
 
 static int on_req_headers_complete(llhttp_t *p) {
   struct conn *c = conn_of(p);
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   awf_proxy *px = c->proxy;
-  h->head_done = true;
+  h->rq_stage = RQ_BODY;
   struct awf_req_facts f;
   const char *reason;
   /* The target's path points into rq.buf, which no longer grows for this
@@ -520,7 +491,7 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len) {
     return -1;
   /* The origin went away under the upload (a reset after refusing it): its
    * failure, not a bad request of the client's. */
-  if (write_body(c, false, c->http->req_framing == AWF_FRAME_CHUNKED, at, len) < 0)
+  if (write_body(c, false, hs(c)->req_framing == AWF_FRAME_CHUNKED, at, len) < 0)
     return req_error(c, 502, "upstream_unreachable");
   return 0;
 }
@@ -529,13 +500,13 @@ static void exchange_done(struct conn *c);
 
 static int on_req_complete(llhttp_t *p) {
   struct conn *c = conn_of(p);
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   if (h->req_framing == AWF_FRAME_CHUNKED && c->up) {
     uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
     if (write_up(c, &end, 1) < 0)
       return req_error(c, 502, "upstream_unreachable");
   }
-  h->req_done = true;
+  h->rq_stage = RQ_DONE;
   awf_scan_restart(&h->scan);
   /* Hold pipelined requests until this response is complete. */
   return HPE_PAUSED;
@@ -559,22 +530,22 @@ static int stash_pending(struct http_state *h, const char *at, size_t len) {
 }
 
 static void after_request_error(struct conn *c) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   int status = h->error_status ? h->error_status : 400;
   const char *reason = h->error_reason ? h->error_reason : "bad_request";
-  if (!h->active) /* refused before llhttp began a message (first or next) */
+  if (h->rq_stage == RQ_IDLE) /* refused before llhttp began a message (first or next) */
     request_reset(c);
   if (status == 502) {
     fail_request(c, 502, reason);
     return;
   }
-  if (h->head_done && h->bytes_up > 0) {
+  if (h->rq_stage >= RQ_BODY && h->bytes_up > 0) {
     /* A body error after the head went upstream: the request was admitted
      * and bytes of it left, so the record says allow, with what moved. The
      * origin gets no end of it; a response under way is cut, since a 400
      * head cannot follow its bytes (http_on_close logs it). */
     close_upstream(c);
-    if (h->resp_started) {
+    if (h->rs_stage != RS_NONE) {
       conn_close(c);
       return;
     }
@@ -590,7 +561,7 @@ static void after_request_error(struct conn *c) {
 
 /* Run the request parser over client bytes; keep what it did not take. */
 static void feed_client(struct conn *c, const char *data, size_t len) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   if (h->scan.active && awf_scan_head(&h->scan, data, len) < 0) {
     h->error_status = 400;
     h->error_reason = "bad_request";
@@ -598,7 +569,7 @@ static void feed_client(struct conn *c, const char *data, size_t len) {
     return;
   }
   llhttp_errno_t err = llhttp_execute(&h->req, data, len);
-  while (err == HPE_PAUSED_UPGRADE && c->phase == PH_HTTP && h->method != HTTP_CONNECT) {
+  while (err == HPE_PAUSED_UPGRADE && still_http(c) && h->method != HTTP_CONNECT) {
     /* Upgrade is hop-by-hop and was never forwarded: the connection stays
      * HTTP, and the bytes after the message are the next request. */
     const char *pos = llhttp_get_error_pos(&h->req);
@@ -608,7 +579,7 @@ static void feed_client(struct conn *c, const char *data, size_t len) {
     len -= used;
     err = llhttp_execute(&h->req, data, len);
   }
-  if (c->phase != PH_HTTP)
+  if (!still_http(c))
     return;
   if (err == HPE_OK)
     return;
@@ -627,7 +598,7 @@ static void feed_client(struct conn *c, const char *data, size_t len) {
 }
 
 static void resume_client(struct conn *c) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   h->paused = false;
   llhttp_resume(&h->req);
   /* Run the parser even with no bytes: a message without a body completes
@@ -637,17 +608,15 @@ static void resume_client(struct conn *c) {
   awf_buf_init(&h->pending, held.max);
   feed_client(c, held.len ? held.data : "", held.len);
   awf_buf_free(&held);
-  if (c->phase == PH_HTTP)
+  if (still_http(c))
     update_reading(c);
 }
 
-static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  struct conn *c = s->data;
-  if (c->phase != PH_HTTP)
+static void on_client_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
+  if (!still_http(c))
     return;
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   if (nread > 0) {
-    c->last_active = uv_now(c->proxy->loop);
     if (h->paused) { /* a pipelined request: it waits for this response */
       if (stash_pending(h, buf->base, (size_t)nread) < 0)
         conn_close(c);
@@ -658,12 +627,8 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     feed_client(c, buf->base, (size_t)nread);
     return;
   }
-  if (nread == 0)
-    return;
   /* EOF or error from the client. */
-  c->client_eof = true;
-  c->client_reading = false;
-  if (nread == UV_EOF && h->active && h->req_done && !h->resp_done) {
+  if (nread == UV_EOF && awaiting_response(h)) {
     h->resp_close = true; /* a half-close after the request: answer, then close */
     return;
   }
@@ -673,7 +638,7 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 /* ---- upstream --------------------------------------------------------- */
 
 static int start_upstream_request(struct conn *c) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   llhttp_resume(&h->resp); /* it paused at the end of the previous response */
   uv_buf_t b = uv_buf_init(h->out.data, (unsigned)h->out.len);
   int rc = write_up(c, &b, 1);
@@ -686,7 +651,7 @@ static int start_upstream_request(struct conn *c) {
 
 static void on_dialled(const struct awf_dial_result *r, void *arg) {
   struct conn *c = arg;
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   c->dial = NULL;
   if (r->status == 0) /* only a connection made is an upstream */
     awf_sockaddr_format((const struct sockaddr *)&r->peer, h->upstream_addr,
@@ -699,10 +664,7 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
     fail_request(c, status, r->reason);
     return;
   }
-  c->up = r->tcp;
-  c->up->data = c;
-  c->up_eof = false;
-  c->up_reading = false;
+  conn_attach_up_tcp(c, r->tcp);
 
   if (h->method == HTTP_CONNECT) {
     struct tunnel_params tp = {
@@ -714,11 +676,11 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
     struct awf_buf early = h->pending;
     awf_buf_init(&h->pending, early.max);
     h->logged = true; /* the tunnel logs the connection from here on */
-    uv_read_stop((uv_stream_t *)&c->client);
-    c->client_reading = false;
-    int rc = tunnel_start(c, &tp, early.data, early.len); /* copies what it keeps */
+    conn_want_read(c, c->client, false);
+    /* Copies what it keeps, then frees this mode's state (on_dialled runs
+     * from the loop, never inside a parser): h is gone afterwards. */
+    int rc = tunnel_start(c, &tp, early.data, early.len);
     awf_buf_free(&early);
-    http_free(c); /* on_dialled runs from the loop, never inside a parser */
     if (rc < 0)
       conn_close(c);
     return;
@@ -743,7 +705,7 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
 }
 
 static void start_dial(struct conn *c) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   awf_proxy *px = c->proxy;
   conn_drop_upstream(c);
   struct awf_dial_params prm = {
@@ -762,7 +724,7 @@ static void start_dial(struct conn *c) {
 
 static int on_resp_begin(llhttp_t *p) {
   struct conn *c = conn_of(p);
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   awf_head_reset(&h->rs);
   h->status_off = h->status_len = 0;
   h->plan.interim = false;
@@ -770,7 +732,7 @@ static int on_resp_begin(llhttp_t *p) {
 }
 
 static int on_resp_status(llhttp_t *p, const char *at, size_t len) {
-  struct http_state *h = conn_of(p)->http;
+  struct http_state *h = hs(conn_of(p));
   if (h->status_len == 0)
     h->status_off = (uint32_t)h->rs.buf.len;
   h->status_len += (uint32_t)len;
@@ -778,21 +740,21 @@ static int on_resp_status(llhttp_t *p, const char *at, size_t len) {
 }
 
 static int on_resp_field(llhttp_t *p, const char *at, size_t len) {
-  return awf_head_field(&conn_of(p)->http->rs, at, len) < 0 ? -1 : 0;
+  return awf_head_field(&hs(conn_of(p))->rs, at, len) < 0 ? -1 : 0;
 }
 
 static int on_resp_value(llhttp_t *p, const char *at, size_t len) {
-  return awf_head_value(&conn_of(p)->http->rs, at, len) < 0 ? -1 : 0;
+  return awf_head_value(&hs(conn_of(p))->rs, at, len) < 0 ? -1 : 0;
 }
 
 static int on_resp_value_complete(llhttp_t *p) {
-  awf_head_value_complete(&conn_of(p)->http->rs);
+  awf_head_value_complete(&hs(conn_of(p))->rs);
   return 0;
 }
 
 static int on_resp_headers_complete(llhttp_t *p) {
   struct conn *c = conn_of(p);
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   struct awf_resp_plan *plan = &h->plan;
   int status = p->status_code;
   int skip = awf_resp_head_complete(p, &h->rs, h->head_request, h->resp_close, plan);
@@ -804,7 +766,7 @@ static int on_resp_headers_complete(llhttp_t *p) {
     return -1;
   }
   if (!plan->interim) {
-    h->resp_started = true;
+    h->rs_stage = RS_STARTED;
     h->status = status;
     if (!plan->reusable)
       h->up_reusable = false; /* read until close */
@@ -822,12 +784,12 @@ static int on_resp_headers_complete(llhttp_t *p) {
 
 static int on_resp_body(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
-  return write_body(c, true, c->http->plan.out == AWF_FRAME_CHUNKED, at, len) < 0 ? -1 : 0;
+  return write_body(c, true, hs(c)->plan.out == AWF_FRAME_CHUNKED, at, len) < 0 ? -1 : 0;
 }
 
 static int on_resp_complete(llhttp_t *p) {
   struct conn *c = conn_of(p);
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   if (h->plan.interim)
     return 0; /* a 1xx: the final response follows */
   if (h->plan.out == AWF_FRAME_CHUNKED) {
@@ -835,7 +797,7 @@ static int on_resp_complete(llhttp_t *p) {
     if (write_client(c, &end, 1) < 0)
       return -1;
   }
-  h->resp_done = true;
+  h->rs_stage = RS_DONE;
   if (!llhttp_should_keep_alive(p))
     h->up_reusable = false;
   return HPE_PAUSED;
@@ -854,10 +816,10 @@ static const llhttp_settings_t resp_settings = {
 
 /* Both the request and its response are complete. */
 static void exchange_done(struct conn *c) {
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   log_request(c, "allow", "allowed");
-  h->active = false;
-  if (h->resp_close || c->client_eof || c->proxy->shutting_down) {
+  h->rq_stage = RQ_IDLE;
+  if (h->resp_close || c->client->eof || c->proxy->shutting_down) {
     park_upstream(c); /* a connection per request: the next client takes it */
     conn_close_after_writes(c);
     return;
@@ -876,9 +838,9 @@ static void exchange_done(struct conn *c) {
  * closed it while idle. A complete bodyless GET, HEAD or OPTIONS goes out
  * once more on a fresh connection (RFC 9112 9.3.1). */
 static bool retry_fresh(struct conn *c) {
-  struct http_state *h = c->http;
-  if (!h->up_reused || h->resp_started || h->resp_refused || h->bytes_down > 0 ||
-      !h->req_done || h->req_body ||
+  struct http_state *h = hs(c);
+  if (!h->up_reused || h->rs_stage != RS_NONE || h->resp_refused || h->bytes_down > 0 ||
+      h->rq_stage != RQ_DONE || h->req_body ||
       (h->method != HTTP_GET && h->method != HTTP_HEAD && h->method != HTTP_OPTIONS))
     return false;
   close_upstream(c);
@@ -892,22 +854,18 @@ static bool retry_fresh(struct conn *c) {
   return true;
 }
 
-static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  struct conn *c = s->data;
-  if (c->phase != PH_HTTP)
+static void on_up_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
+  if (!still_http(c))
     return;
-  struct http_state *h = c->http;
+  struct http_state *h = hs(c);
   llhttp_errno_t err;
-  if (nread == 0)
-    return;
   if (nread > 0) {
-    c->last_active = uv_now(c->proxy->loop);
-    if (!h->active || h->resp_done) { /* bytes nobody asked for */
+    if (h->rq_stage == RQ_IDLE || h->rs_stage == RS_DONE) { /* bytes nobody asked for */
       close_upstream(c);
       return;
     }
     err = llhttp_execute(&h->resp, buf->base, (size_t)nread);
-    if (c->phase != PH_HTTP)
+    if (!still_http(c))
       return;
     /* A head whose body is not in this read goes out now, on its own. */
     if (h->resp_head.len > 0 && write_client(c, NULL, 0) < 0) {
@@ -920,21 +878,19 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         h->up_reusable = false; /* junk after the response */
     }
   } else {
-    c->up_eof = true;
-    c->up_reading = false;
-    if (!h->active || h->resp_done) {
+    if (h->rq_stage == RQ_IDLE || h->rs_stage == RS_DONE) {
       close_upstream(c);
       return;
     }
     h->up_reusable = false;
     err = llhttp_finish(&h->resp); /* completes a read-until-close body */
-    if (c->phase != PH_HTTP)
+    if (!still_http(c))
       return;
     if (h->resp_head.len > 0 && write_client(c, NULL, 0) < 0) {
       conn_close(c);
       return;
     }
-    if (err == HPE_OK && !h->resp_done)
+    if (err == HPE_OK && h->rs_stage != RS_DONE)
       err = HPE_INVALID_EOF_STATE;
   }
   if (err != HPE_OK && err != HPE_PAUSED && h->client_gone) {
@@ -951,9 +907,9 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     fail_request(c, 502, "upstream_unreachable");
     return;
   }
-  if (!h->resp_done)
+  if (h->rs_stage != RS_DONE)
     return;
-  if (!h->req_done) {
+  if (h->rq_stage != RQ_DONE) {
     /* Answered before the request body ended (401, 413...): the rest of the
      * body cannot be skipped safely, so this connection ends here. */
     log_request(c, "allow", "allowed");
@@ -967,12 +923,54 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 /* ---- connection life ---------------------------------------------------- */
 
+static void http_on_timer(struct conn *c, enum conn_timer kind) {
+  struct http_state *h = hs(c);
+  if (h->rq_stage == RQ_HEAD && kind == T_HEADER) {
+    h->status = 408;
+    log_request(c, "deny", "timeout");
+    http_send_error(c, 408, NULL, 0, "timeout");
+    return;
+  }
+  if (h->rq_stage != RQ_IDLE && kind == T_EXCHANGE && h->rs_stage != RS_DONE) {
+    fail_request(c, 504, "timeout");
+    return;
+  }
+  conn_close(c);
+}
+
+/* The connection is closing: log a request that was cut short. Memory stays
+ * until http_free(), since a parser callback may be on the stack. */
+static void http_on_close(struct conn *c) {
+  struct http_state *h = hs(c);
+  if (h->rq_stage >= RQ_BODY && !h->logged)
+    log_request(c, "allow", "allowed");
+}
+
+static void http_free(struct conn *c) {
+  struct http_state *h = hs(c);
+  awf_head_release(&h->rq);
+  awf_head_release(&h->rs);
+  awf_buf_free(&h->pending);
+  awf_buf_free(&h->out);
+  awf_buf_free(&h->resp_head);
+  free(h);
+  c->mode = NULL;
+}
+
+static const struct conn_mode_ops http_ops = {
+    .name = "http",
+    .on_client_read = on_client_read,
+    .on_up_read = on_up_read,
+    .on_timer = http_on_timer,
+    .on_close = http_on_close,
+    .free = http_free,
+};
+
 int http_conn_start(struct conn *c) {
   struct http_state *h = calloc(1, sizeof(*h));
   if (!h)
     return -ENOMEM;
-  c->http = h;
-  c->phase = PH_HTTP;
+  conn_set_mode(c, &http_ops, h, CONN_HTTP);
   awf_buf_init(&h->rq.buf, MAX_HEAD_BYTES);
   awf_buf_init(&h->rs.buf, MAX_RESP_HEAD_BYTES);
   awf_buf_init(&h->pending, 2 * AWF_READ_BUF_SIZE);
@@ -985,44 +983,4 @@ int http_conn_start(struct conn *c) {
   conn_set_timer(c, T_IDLE);
   update_reading(c);
   return 0;
-}
-
-void http_on_timer(struct conn *c) {
-  struct http_state *h = c->http;
-  if (!h) {
-    conn_close(c);
-    return;
-  }
-  if (h->active && !h->head_done && c->timer_kind == T_HEADER) {
-    h->status = 408;
-    log_request(c, "deny", "timeout");
-    http_send_error(c, 408, NULL, 0, "timeout");
-    return;
-  }
-  if (h->active && c->timer_kind == T_EXCHANGE && !h->resp_done) {
-    fail_request(c, 504, "timeout");
-    return;
-  }
-  conn_close(c);
-}
-
-/* The connection is closing: log a request that was cut short. Memory stays
- * until http_free(), since a parser callback may be on the stack. */
-void http_on_close(struct conn *c) {
-  struct http_state *h = c->http;
-  if (h && h->active && h->head_done && !h->logged)
-    log_request(c, "allow", "allowed");
-}
-
-void http_free(struct conn *c) {
-  struct http_state *h = c->http;
-  if (!h)
-    return;
-  awf_head_release(&h->rq);
-  awf_head_release(&h->rs);
-  awf_buf_free(&h->pending);
-  awf_buf_free(&h->out);
-  awf_buf_free(&h->resp_head);
-  free(h);
-  c->http = NULL;
 }

@@ -1,272 +1,31 @@
-/* listener.c: the engine: listening sockets, accepting under a connection
- * cap, the life of a client connection (timers, close), and shutdown. */
+/* listener.c: the engine's outer layer: listening sockets, accepting under a
+ * connection cap and the client limits, classifying a redirected connection
+ * (which mode takes it), and shutdown. A connection's life is conn.c's; its
+ * work is the modes' (http_proxy.c, tunnel.c, ssh_gate.c). */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include <netinet/in.h>
 
 #include "conn.h"
 #include "host_access.h"
-#include "hostname.h"
+#include "http_proxy.h"
 #include "ssh_gate.h"
+#include "tunnel.h"
 
-void awf_proxy_diag(const awf_proxy *p, enum awf_log_level level, const char *fmt, ...) {
-  static const char *names[] = {"debug", "info", "warn", "error"};
-  if (level < p->cfg.log_level)
-    return;
-  char line[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof(line), fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "awf-proxy: %s: %s\n", names[level], line);
-}
-
-const char *proxy_decide(const awf_proxy *p, const char *host, size_t len,
-                         uint16_t port, enum awf_acl_proto proto, bool *would_deny,
-                         const char **audit_reason) {
-  const char *reason = NULL;
-  *would_deny = false;
-  *audit_reason = NULL;
-  /* The host's services answer to their own port list, not to the ACL or
-   * --allow-ports; another port of the host is refused even under --audit,
-   * since no allowlist rule could admit it. */
-  switch (awf_host_access_check(p->cfg.host_access, host, len, port)) {
-  case AWF_HOST_ALLOWED: return NULL;
-  case AWF_HOST_PORT_DENIED: return "host_port_not_allowed";
-  case AWF_HOST_NONE: break;
-  }
-  if (!awf_port_set_has(&p->cfg.allow_ports, port)) {
-    reason = "port_not_allowed";
-  } else {
-    enum awf_acl_verdict v = awf_acl_check(p->cfg.acl, host, len, proto);
-    if (v != AWF_ACL_ALLOWED)
-      reason = awf_acl_verdict_name(v);
-    /* Admitted for the other scheme only (an https:// or http:// rule): say
-     * so, since suggesting the bare name would widen the rule to both. */
-    enum awf_acl_proto other = proto == AWF_PROTO_TLS ? AWF_PROTO_HTTP : AWF_PROTO_TLS;
-    if (v == AWF_ACL_NOT_ALLOWED && awf_acl_check(p->cfg.acl, host, len, other) == AWF_ACL_ALLOWED)
-      reason = "scheme_not_allowed";
-  }
-  /* Audit admits what the ACL would deny; a name that is not a host name at
-   * all cannot be dialled, so it stays denied. */
-  if (reason && p->cfg.audit && strcmp(reason, "invalid_name") != 0) {
-    *would_deny = true;
-    *audit_reason = reason;
-    return NULL;
-  }
-  return reason;
-}
-
-uint64_t conn_now_ms(const struct conn *c) {
-  (void)c;
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
-
-static void log_failed(const awf_proxy *p, int err) {
-  awf_proxy_diag(p, AWF_LOG_WARN,
-                 "access log write failed: %s (%lu records wait in memory, %lu lost so far)",
-                 strerror(-err), awf_logfile_pending(p->cfg.log), awf_logfile_lost(p->cfg.log));
-}
-
-static void write_record(struct conn *c, const struct awf_log_record *r) {
-  int rc = awf_logfile_write(c->proxy->cfg.log, r);
-  if (rc < 0)
-    log_failed(c->proxy, rc);
-}
-
-void conn_log_open(struct conn *c, const struct awf_log_record *r) {
-  struct awf_log_record o;
-  awf_log_record_init(&o);
-  o.ts_ms = r->ts_ms ? r->ts_ms : conn_now_ms(c);
-  o.event = "open";
-  o.conn = c->id;
-  o.req = r->req;
-  o.kind = r->event;
-  o.client = c->client_addr;
-  o.method = r->method;
-  o.host = r->host;
-  o.host_len = r->host_len;
-  o.port = r->port;
-  o.url = r->url;
-  o.url_len = r->url_len;
-  o.sni = r->sni;
-  o.sni_len = r->sni_len;
-  o.ech = r->ech;
-  o.original_dst = r->original_dst;
-  o.decision = r->decision;
-  o.would_deny = r->would_deny;
-  o.reason = r->reason;
-  c->open_logged = true;
-  c->open_req = r->req;
-  write_record(c, &o);
-}
-
-void conn_log(struct conn *c, struct awf_log_record *r) {
-  if (!r->ts_ms)
-    r->ts_ms = conn_now_ms(c);
-  r->client = c->client_addr;
-  r->conn = c->id;
-  if (!c->open_logged || c->open_req != r->req)
-    conn_log_open(c, r);
-  /* The summary lists denials, and under --audit what would have been one. */
-  if (c->proxy->cfg.denials && r->reason && r->decision &&
-      (strcmp(r->decision, "deny") == 0 || r->would_deny)) {
-    struct awf_denial_fact f = {.host = r->host, .host_len = r->host_len, .port = r->port,
-                                .reason = r->reason, .detail = r->resolved,
-                                .would = r->would_deny};
-    if (strcmp(r->reason, "scheme_not_allowed") == 0)
-      f.detail = strcmp(r->event, "http") == 0 ? "http" : "https";
-    char ip[AWF_ADDRSTRLEN];
-    if (!r->host_len && c->orig_dst.ss_family) { /* no name: the address the client dialled */
-      f.host = awf_sockaddr_format_ip((const struct sockaddr *)&c->orig_dst, ip, sizeof(ip));
-      f.host_len = strlen(ip);
-    }
-    awf_denials_note(c->proxy->cfg.denials, &f);
-  }
-  write_record(c, r);
-}
-
-void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)suggested;
-  struct conn *c = h->data;
-  awf_proxy *p = c->proxy;
-  /* Reads are consumed inside their callback, so one buffer serves all. */
-  buf->base = p->readbuf;
-  buf->len = sizeof(p->readbuf);
-}
+struct listener {
+  uv_tcp_t tcp;
+  awf_proxy *proxy;
+  struct awf_list link; /* in awf_proxy.listeners */
+  bool transparent;     /* connections were redirected here by nftables */
+  bool paused;          /* a connection is waiting in the kernel queue (at the cap) */
+};
 
 static void maybe_finish_shutdown(awf_proxy *p);
 static void resume_accepting(awf_proxy *p);
 static void on_failed_listener_closed(uv_handle_t *h);
-
-static void on_conn_handle_closed(uv_handle_t *h) {
-  struct conn *c = h->data;
-  if (--c->open_handles > 0)
-    return;
-  awf_proxy *p = c->proxy;
-  awf_list_remove(&c->link);
-  p->nconns--;
-  awf_client_limits_release(p->client_limits, c->client_entry);
-  http_free(c);
-  tunnel_free(c);
-  free(c);
-  resume_accepting(p);
-  maybe_finish_shutdown(p);
-}
-
-static void on_upstream_closed(uv_handle_t *h) {
-  free(h);
-}
-
-void conn_drop_upstream(struct conn *c) {
-  if (!c->up)
-    return;
-  uv_close((uv_handle_t *)c->up, on_upstream_closed);
-  c->up = NULL;
-  c->up_reading = false;
-  c->up_eof = false;
-}
-
-void conn_close(struct conn *c) {
-  if (c->phase == PH_CLOSING)
-    return;
-  /* Mode-specific teardown writes any pending log line first. */
-  if (c->http)
-    http_on_close(c);
-  if (c->tun)
-    tunnel_on_close(c);
-  c->phase = PH_CLOSING;
-  if (c->dial) {
-    awf_dial_cancel(c->dial);
-    c->dial = NULL;
-  }
-  conn_drop_upstream(c);
-  uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
-  uv_close((uv_handle_t *)&c->client, on_conn_handle_closed);
-}
-
-static void on_client_shutdown(uv_shutdown_t *req, int status) {
-  (void)status;
-  struct conn *c = req->data;
-  free(req);
-  conn_close(c);
-}
-
-/* Let queued writes to the client drain, send FIN, then close. */
-void conn_close_after_writes(struct conn *c) {
-  if (c->phase == PH_CLOSING || c->draining)
-    return;
-  c->draining = true;
-  uv_read_stop((uv_stream_t *)&c->client);
-  c->client_reading = false;
-  if (c->up) {
-    uv_read_stop((uv_stream_t *)c->up);
-    c->up_reading = false;
-  }
-  uv_shutdown_t *req = malloc(sizeof(*req));
-  if (!req || uv_shutdown(req, (uv_stream_t *)&c->client, on_client_shutdown) < 0) {
-    free(req);
-    conn_close(c);
-    return;
-  }
-  req->data = c;
-  conn_set_timer(c, T_LINGER);
-}
-
-static unsigned timeout_for(const awf_proxy *p, enum conn_timer kind) {
-  switch (kind) {
-  case T_IDLE: return p->cfg.idle_timeout_ms;
-  case T_HEADER: return p->cfg.header_timeout_ms;
-  case T_EXCHANGE: return p->cfg.read_timeout_ms;
-  case T_TUNNEL: return p->cfg.tunnel_idle_timeout_ms;
-  case T_HELLO: return p->cfg.header_timeout_ms;
-  case T_LINGER: return 5000;
-  case T_NONE: break;
-  }
-  return 0;
-}
-
-static void on_conn_timer(uv_timer_t *t) {
-  struct conn *c = t->data;
-  uint64_t now = uv_now(c->proxy->loop);
-  unsigned limit = timeout_for(c->proxy, c->timer_kind);
-  /* Activity-based deadlines move with traffic without re-arming the timer
-   * on every read: check here, and sleep again for what is left. */
-  if ((c->timer_kind == T_EXCHANGE || c->timer_kind == T_TUNNEL) &&
-      now < c->last_active + limit) {
-    uv_timer_start(&c->timer, on_conn_timer, c->last_active + limit - now, 0);
-    return;
-  }
-  switch (c->timer_kind) {
-  case T_TUNNEL:
-  case T_HELLO:
-    tunnel_on_timer(c);
-    break;
-  case T_LINGER:
-    conn_close(c);
-    break;
-  default:
-    http_on_timer(c);
-    break;
-  }
-}
-
-void conn_set_timer(struct conn *c, enum conn_timer kind) {
-  c->timer_kind = kind;
-  c->last_active = uv_now(c->proxy->loop);
-  unsigned ms = timeout_for(c->proxy, kind);
-  if (kind == T_NONE || ms == 0)
-    uv_timer_stop(&c->timer);
-  else
-    uv_timer_start(&c->timer, on_conn_timer, ms, 0);
-}
 
 /* From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>,
  * which clash with <netinet/in.h>. */
@@ -313,7 +72,7 @@ static void log_port_denial(struct conn *c, const char *reason) {
   conn_log(c, &r);
 }
 
-void conn_deny_port(struct conn *c, const char *reason) {
+static void conn_deny_port(struct conn *c, const char *reason) {
   log_port_denial(c, reason);
   conn_close(c);
 }
@@ -321,7 +80,7 @@ void conn_deny_port(struct conn *c, const char *reason) {
 static int start_transparent(struct conn *c, struct listener *l) {
   awf_proxy *p = l->proxy;
   c->transparent = true;
-  int rc = original_dst(&c->client, &c->orig_dst);
+  int rc = original_dst(&c->client_handle, &c->orig_dst);
   if (rc < 0) {
     memset(&c->orig_dst, 0, sizeof(c->orig_dst));
     log_port_denial(c, "not_redirected");
@@ -369,8 +128,8 @@ static void on_refused_closed(uv_handle_t *h) {
 
 /* Reset at once (TCP RST, nothing read): costs nothing under a flood. */
 static void reset_refused(struct conn *c) {
-  if (uv_tcp_close_reset(&c->client, on_refused_closed) < 0)
-    uv_close((uv_handle_t *)&c->client, on_refused_closed);
+  if (uv_tcp_close_reset(&c->client_handle, on_refused_closed) < 0)
+    uv_close((uv_handle_t *)&c->client_handle, on_refused_closed);
 }
 
 /* --allow-clients: a client outside the list is reset like one over its
@@ -425,37 +184,28 @@ static int accept_one(struct listener *l) {
     return UV_ENOMEM;
   c->proxy = p;
   c->id = awf_log_next_conn();
-  uv_tcp_init(p->loop, &c->client);
-  c->client.data = c;
-  int rc = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->client);
+  uv_tcp_init(p->loop, &c->client_handle);
+  c->client_handle.data = c;
+  int rc = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->client_handle);
   if (rc < 0) {
-    /* A handle must be closed before its memory goes. */
-    c->open_handles = 1;
-    c->phase = PH_CLOSING;
-    p->nconns++;
-    awf_list_push_front(&p->conns, &c->link);
-    uv_close((uv_handle_t *)&c->client, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->client_handle, on_refused_closed); /* before its memory goes */
     return rc;
   }
   struct sockaddr_storage peer;
   int len = sizeof(peer);
-  bool have_peer = uv_tcp_getpeername(&c->client, (struct sockaddr *)&peer, &len) == 0;
+  bool have_peer = uv_tcp_getpeername(&c->client_handle, (struct sockaddr *)&peer, &len) == 0;
   if (p->cfg.allow_clients &&
       refuse_unlisted_client(p, c, have_peer ? (struct sockaddr *)&peer : NULL))
     return 0;
   if (have_peer && p->client_limits && refuse_over_client_limit(p, c, (struct sockaddr *)&peer))
     return 0;
-  uv_timer_init(p->loop, &c->timer);
-  c->timer.data = c;
-  c->open_handles = 2;
-  awf_list_push_front(&p->conns, &c->link);
-  p->nconns++;
+  conn_open_tcp(c, p);
 
   if (have_peer)
     awf_sockaddr_format((struct sockaddr *)&peer, c->client_addr, sizeof(c->client_addr));
   else
     snprintf(c->client_addr, sizeof(c->client_addr), "unknown");
-  uv_tcp_nodelay(&c->client, 1);
+  uv_tcp_nodelay(&c->client_handle, 1);
   if (l->transparent)
     return start_transparent(c, l);
   if (http_conn_start(c) < 0)
@@ -495,11 +245,17 @@ static void resume_accepting(awf_proxy *p) {
   }
 }
 
+/* A connection is gone (conn.c): room for one more, or the last one. */
+static void on_conn_released(awf_proxy *p) {
+  resume_accepting(p);
+  maybe_finish_shutdown(p);
+}
+
 static void on_log_flush(uv_prepare_t *h) {
   awf_proxy *p = h->data;
   int rc = awf_logfile_flush(p->cfg.log);
   if (rc < 0)
-    log_failed(p, rc);
+    conn_log_failed(p, rc);
 }
 
 int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy **out) {
@@ -508,6 +264,7 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
     return -ENOMEM;
   p->loop = loop;
   p->cfg = *cfg;
+  p->conn_released = on_conn_released;
   awf_list_init(&p->listeners);
   awf_list_init(&p->conns);
   if (!p->cfg.max_connections)
@@ -652,7 +409,7 @@ void awf_proxy_shutdown(awf_proxy *p, void (*done)(void *arg), void *arg) {
   /* Idle keep-alive connections have nothing to finish. */
   awf_list_each_safe(it, next, &p->conns) {
     struct conn *c = awf_list_entry(it, struct conn, link);
-    if (c->phase == PH_HTTP && c->timer_kind == T_IDLE)
+    if (c->state == CONN_HTTP && c->timer_kind == T_IDLE)
       conn_close(c);
   }
   uv_timer_start(&p->grace_timer, on_grace_expired, p->cfg.shutdown_grace_ms, 0);

@@ -8,6 +8,7 @@
 #include "conn.h"
 #include "dns_server.h"
 #include "netaddr.h"
+#include "tunnel.h"
 
 void awf_ssh_judge(const awf_acl *ssh_acl, const awf_acl *acl, bool audit,
                    const struct awf_dns_memory_name *names, size_t n,
@@ -64,9 +65,9 @@ static void ssh_deny(struct conn *c, const char *name, const char *reason) {
   r.bytes_up = r.bytes_down = 0;
   r.duration_ms = 0;
   conn_log(c, &r);
-  uv_os_fd_t fd;
+  int fd = awf_transport_fileno(c->client);
   struct linger lg = {.l_onoff = 1, .l_linger = 0};
-  if (uv_fileno((uv_handle_t *)&c->client, &fd) == 0)
+  if (fd >= 0)
     (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
   conn_close(c);
 }

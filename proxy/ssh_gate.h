@@ -38,4 +38,10 @@ void awf_ssh_judge(const awf_acl *ssh_acl, const awf_acl *acl, bool audit,
                    const struct awf_dns_memory_name *names, size_t n,
                    const struct sockaddr *dst, struct awf_ssh_verdict *v);
 
+/* ssh_gate.c: a redirected connection to port 22 with --allow-ssh: judged
+ * by the name awf's DNS answered for its original address, then relayed by
+ * the tunnel mode. Returns 0, or a negative errno (the caller closes c). */
+struct conn;
+int ssh_conn_start(struct conn *c);
+
 #endif

@@ -9,12 +9,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tunnel.h"
+
 #include "conn.h"
 #include "host_access.h"
 #include "hostname.h"
 #include "sni.h"
 #include "splice_relay.h"
-#include "stream_write.h"
+
+/* What the tunnel carries and how it was judged. */
+enum tunnel_kind {
+  TK_CONNECT, /* an explicit CONNECT: the first bytes, if TLS, must name its host */
+  TK_TLS,     /* redirected TLS: no CONNECT, the SNI is the name */
+  TK_RAW,     /* redirected, judged before (SSH, the host's services): any
+                 protocol, no hello, no TLS alert */
+};
+
+/* How relayed bytes move. */
+enum tunnel_relay {
+  RELAY_COPY,          /* libuv reads and writes through the shared buffer */
+  RELAY_SPLICE_WANTED, /* a read filled the buffer: splice once writes drain */
+  RELAY_SPLICE,        /* splice_relay.c owns the relay */
+  RELAY_NO_SPLICE,     /* no splice to be had: stay on the libuv path */
+};
 
 struct tunnel_state {
   uint64_t started_ms;
@@ -22,17 +39,14 @@ struct tunnel_state {
   uint8_t *hello;          /* client bytes held until the hello is judged */
   size_t hello_len;
   bool logged, ech, sni_seen;
-  bool client_bp, up_bp;   /* reading stopped because the peer's queue is full */
   bool would_deny;
-  bool transparent;        /* redirected TLS: no CONNECT, the SNI is the name */
-  bool raw;                /* redirected, judged before (SSH, the host's services):
-                              any protocol, no hello, no TLS alert */
+  enum tunnel_kind kind;
+  enum tunnel_relay relay;
   const char *event;       /* the log's event when not "tls"/"connect" (raw: "tcp") */
   bool dialling;           /* transparent: holding the hello while we dial */
-  bool splice_wanted;      /* a read filled the buffer: splice once writes drain */
-  bool splice_failed;      /* no pipes to be had: stay on the libuv path */
+  bool client_shut, up_shut; /* a FIN passed on to that side */
   bool host_access;        /* admitted as one of the host's services */
-  awf_splice *splice;      /* set: splice_relay.c owns the relay */
+  awf_splice *splice;      /* RELAY_SPLICE: the relay */
   const char *audit_reason;
   uint64_t req;            /* CONNECT: the request's number, for the log */
   uint16_t port;
@@ -43,17 +57,17 @@ struct tunnel_state {
   char resolved[AWF_ADDRSTRLEN]; /* private_destination: the address refused */
 };
 
-static void on_tclient_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void on_tup_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static struct tunnel_state *ts(const struct conn *c) { return c->mode; }
+static bool redirected(const struct tunnel_state *t) { return t->kind != TK_CONNECT; }
 
 /* The tunnel's record as far as it is known. */
 static void tunnel_record(struct conn *c, struct awf_log_record *r, const char *decision,
                           const char *reason) {
-  struct tunnel_state *t = c->tun;
+  struct tunnel_state *t = ts(c);
   awf_log_record_init(r);
-  r->event = t->event ? t->event : t->raw ? "tcp" : t->transparent ? "tls" : "connect";
+  r->event = t->event ? t->event : t->kind == TK_RAW ? "tcp" : t->kind == TK_TLS ? "tls" : "connect";
   r->req = t->req;
-  r->method = t->transparent ? NULL : "CONNECT";
+  r->method = redirected(t) ? NULL : "CONNECT";
   if (t->host[0]) {
     r->host = t->host;
     r->host_len = strlen(t->host);
@@ -75,13 +89,13 @@ static void tunnel_record(struct conn *c, struct awf_log_record *r, const char *
 }
 
 static void log_tunnel(struct conn *c, const char *decision, const char *reason) {
-  struct tunnel_state *t = c->tun;
+  struct tunnel_state *t = ts(c);
   if (t->logged)
     return;
   t->logged = true;
   struct awf_log_record r;
   tunnel_record(c, &r, decision, reason);
-  r.status = t->transparent ? -1 : 200;
+  r.status = redirected(t) ? -1 : 200;
   r.upstream = t->upstream[0] ? t->upstream : NULL;
   r.resolved = t->resolved[0] ? t->resolved : NULL;
   r.bytes_up = t->bytes_up;
@@ -91,102 +105,75 @@ static void log_tunnel(struct conn *c, const char *decision, const char *reason)
   conn_log(c, &r);
 }
 
+/* What the tunnel itself wants read; backpressure is the core's. */
 static void update_reading(struct conn *c) {
-  struct tunnel_state *t = c->tun;
-  if (t->splice)
+  struct tunnel_state *t = ts(c);
+  if (t->relay == RELAY_SPLICE)
     return;
-  bool want_client = !t->client_bp && !t->dialling && !c->client_eof && !c->draining;
-  if (want_client != c->client_reading) {
-    if (want_client)
-      uv_read_start((uv_stream_t *)&c->client, conn_alloc_cb, on_tclient_read);
-    else
-      uv_read_stop((uv_stream_t *)&c->client);
-    c->client_reading = want_client;
-  }
-  bool want_up = c->up && !t->up_bp && !c->up_eof && !c->draining;
-  if (c->up && want_up != c->up_reading) {
-    if (want_up)
-      uv_read_start((uv_stream_t *)c->up, conn_alloc_cb, on_tup_read);
-    else
-      uv_read_stop((uv_stream_t *)c->up);
-    c->up_reading = want_up;
-  }
+  conn_want_read(c, c->client, !t->dialling);
+  if (c->up)
+    conn_want_read(c, c->up, true);
 }
 
 static void on_splice_bytes(void *arg, int dir, size_t n) {
   struct conn *c = arg;
-  c->last_active = uv_now(c->proxy->loop);
+  conn_touch(c);
   if (dir == 0)
-    c->tun->bytes_up += (int64_t)n;
+    ts(c)->bytes_up += (int64_t)n;
   else
-    c->tun->bytes_down += (int64_t)n;
+    ts(c)->bytes_down += (int64_t)n;
 }
 
 static void on_splice_done(void *arg, int status) {
   struct conn *c = arg;
   if (status < 0)
-    awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "tunnel %s: %s", c->tun->upstream,
+    awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "tunnel %s: %s", ts(c)->upstream,
                    uv_strerror(status));
   conn_close(c); /* both FINs passed on, or a side failed */
+}
+
+/* A read filled the whole buffer: a bulk transfer, worth splicing. */
+static void want_splice(struct conn *c) {
+  if (ts(c)->relay == RELAY_COPY)
+    ts(c)->relay = RELAY_SPLICE_WANTED;
 }
 
 /* Hand a bulk tunnel to splice_relay.c once nothing waits in libuv's write
  * queues (their bytes must reach the sockets first). */
 static void maybe_splice(struct conn *c) {
   static const struct awf_splice_cbs cbs = {on_splice_bytes, on_splice_done};
-  struct tunnel_state *t = c->tun;
-  uv_os_fd_t a, b;
-  if (!t->splice_wanted || t->splice || t->splice_failed || c->phase != PH_TUNNEL || !c->up ||
-      c->client_eof || c->up_eof || c->draining ||
-      uv_stream_get_write_queue_size((uv_stream_t *)&c->client) > 0 ||
-      uv_stream_get_write_queue_size((uv_stream_t *)c->up) > 0 ||
-      uv_fileno((uv_handle_t *)&c->client, &a) < 0 || uv_fileno((uv_handle_t *)c->up, &b) < 0)
+  struct tunnel_state *t = ts(c);
+  if (t->relay != RELAY_SPLICE_WANTED || c->state != CONN_TUNNEL || !c->up ||
+      c->client->eof || c->up->eof || awf_transport_queued(c->client) > 0 ||
+      awf_transport_queued(c->up) > 0)
     return;
-  uv_read_stop((uv_stream_t *)&c->client);
-  uv_read_stop((uv_stream_t *)c->up);
-  c->client_reading = c->up_reading = false;
+  int a = awf_transport_fileno(c->client), b = awf_transport_fileno(c->up);
+  if (a < 0 || b < 0) { /* not sockets: no splice */
+    t->relay = RELAY_NO_SPLICE;
+    return;
+  }
+  awf_transport_want_read(c->client, false);
+  awf_transport_want_read(c->up, false);
+  t->relay = RELAY_SPLICE;
   int rc = awf_splice_start(c->proxy->loop, a, b, &cbs, c, &t->splice);
   if (rc < 0) {
     t->splice = NULL;
-    t->splice_failed = true;
+    t->relay = RELAY_NO_SPLICE;
     awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "tunnel %s: no splice: %s", t->upstream,
                    uv_strerror(rc));
     update_reading(c);
   }
 }
 
-/* A write to `to` finished draining: resume reading the side that feeds it. */
-static void on_drained(uv_stream_t *to, int status, void *arg) {
-  struct conn *c = arg;
-  if (status == UV_ECANCELED || c->phase == PH_CLOSING)
-    return;
-  if (status < 0) {
-    conn_close(c);
-    return;
-  }
-  if (uv_stream_get_write_queue_size(to) >= AWF_WRITE_HIGH_WATER / 2)
-    return;
-  if (to == (uv_stream_t *)&c->client)
-    c->tun->up_bp = false;
-  else
-    c->tun->client_bp = false;
-  update_reading(c);
+/* Writes drained: a bulk tunnel may move to splice now. */
+static void tunnel_on_drained(struct conn *c, struct awf_transport *t) {
+  (void)t;
   maybe_splice(c);
 }
 
-static int relay(struct conn *c, uv_stream_t *to, const char *data, size_t len) {
+static int relay(struct awf_transport *to, const char *data, size_t len) {
   uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-  int rc = awf_stream_write(to, &b, 1, on_drained, c);
-  if (rc < 0)
-    return rc;
-  if (rc == 1 && uv_stream_get_write_queue_size(to) > AWF_WRITE_HIGH_WATER) {
-    if (to == (uv_stream_t *)&c->client)
-      c->tun->up_bp = true;
-    else
-      c->tun->client_bp = true;
-    update_reading(c);
-  }
-  return 0;
+  return awf_transport_write(to, &b, 1);
 }
 
 static void deny_tunnel(struct conn *c, const char *reason) {
@@ -197,13 +184,13 @@ static void deny_tunnel(struct conn *c, const char *reason) {
   char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31};
   if (!strcmp(reason, "no_sni"))
     alert[6] = 0x70;
-  if (c->tun->raw)
+  if (ts(c)->kind == TK_RAW)
     alert[0] = 0; /* not TLS: nothing to say */
   log_tunnel(c, "deny", reason);
-  free(c->tun->hello);
-  c->tun->hello = NULL;
-  c->tun->hello_len = 0;
-  c->tun->dialling = false;
+  free(ts(c)->hello);
+  ts(c)->hello = NULL;
+  ts(c)->hello_len = 0;
+  ts(c)->dialling = false;
   if (c->dial) { /* a timeout while dialling: the dial must not relay the freed hello */
     awf_dial_cancel(c->dial);
     c->dial = NULL;
@@ -211,13 +198,13 @@ static void deny_tunnel(struct conn *c, const char *reason) {
   conn_drop_upstream(c);
   uv_buf_t b = uv_buf_init((char *)alert, sizeof(alert));
   if (alert[0])
-    awf_stream_write((uv_stream_t *)&c->client, &b, 1, NULL, NULL);
+    awf_transport_write(c->client, &b, 1);
   conn_close_after_writes(c);
 }
 
 /* Judge a complete ClientHello. Returns NULL to admit, or the deny reason. */
 static const char *judge_hello(struct conn *c, const struct awf_tls_hello *hello) {
-  struct tunnel_state *t = c->tun;
+  struct tunnel_state *t = ts(c);
   t->ech = hello->ech;
   if (!hello->has_sni)
     return NULL; /* the CONNECT host was admitted; nothing else is claimed */
@@ -240,7 +227,7 @@ static const char *judge_hello(struct conn *c, const struct awf_tls_hello *hello
 /* Transparent TLS: the SNI is the only name there is. Returns NULL to admit
  * (t->host then holds the normalised name), or the deny reason. */
 static const char *judge_transparent(struct conn *c, const struct awf_tls_hello *hello) {
-  struct tunnel_state *t = c->tun;
+  struct tunnel_state *t = ts(c);
   t->ech = hello->ech;
   if (!hello->has_sni || hello->sni_len == 0)
     return "no_sni";
@@ -264,13 +251,13 @@ static const char *judge_transparent(struct conn *c, const struct awf_tls_hello 
 }
 
 static void enter_relay(struct conn *c) {
-  c->phase = PH_TUNNEL;
+  conn_set_state(c, CONN_TUNNEL);
   conn_set_timer(c, T_TUNNEL);
 }
 
 static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
   struct conn *c = arg;
-  struct tunnel_state *t = c->tun;
+  struct tunnel_state *t = ts(c);
   c->dial = NULL;
   t->dialling = false;
   if (r->status == 0) /* only a connection made is an upstream */
@@ -281,11 +268,10 @@ static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
     deny_tunnel(c, r->reason);
     return;
   }
-  c->up = r->tcp;
-  c->up->data = c;
+  conn_attach_up_tcp(c, r->tcp);
   enter_relay(c);
   t->bytes_up += (int64_t)t->hello_len;
-  int rc = t->hello_len ? relay(c, (uv_stream_t *)c->up, (const char *)t->hello, t->hello_len) : 0;
+  int rc = t->hello_len ? relay(c->up, (const char *)t->hello, t->hello_len) : 0;
   free(t->hello);
   t->hello = NULL;
   if (rc < 0) {
@@ -299,7 +285,7 @@ static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
  * destination address is never used: an SNI of an allowed name sent to some
  * other IP reaches the allowed name or nothing. */
 static void dial_transparent(struct conn *c) {
-  struct tunnel_state *t = c->tun;
+  struct tunnel_state *t = ts(c);
   awf_proxy *px = c->proxy;
   struct awf_dial_params prm = {
       .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
@@ -318,15 +304,15 @@ static void dial_transparent(struct conn *c) {
 
 /* Client bytes before the tunnel is judged. */
 static void inspect(struct conn *c, const char *data, size_t len) {
-  struct tunnel_state *t = c->tun;
-  if (!t->hello && (uint8_t)data[0] != 0x16 && t->transparent) {
+  struct tunnel_state *t = ts(c);
+  if (!t->hello && (uint8_t)data[0] != 0x16 && t->kind == TK_TLS) {
     deny_tunnel(c, "bad_client_hello"); /* a TLS port, but not TLS */
     return;
   }
   if (!t->hello && (uint8_t)data[0] != 0x16) { /* not TLS: a raw TCP tunnel */
     enter_relay(c);
     t->bytes_up += (int64_t)len;
-    if (relay(c, (uv_stream_t *)c->up, data, len) < 0)
+    if (relay(c->up, data, len) < 0)
       conn_close(c);
     return;
   }
@@ -352,7 +338,7 @@ static void inspect(struct conn *c, const char *data, size_t len) {
   enum awf_hello_status st = awf_tls_hello_parse(t->hello, t->hello_len, &hello);
   if (st == AWF_HELLO_NEED_MORE && t->hello_len < AWF_HELLO_BUFFER_MAX)
     return;
-  if (t->transparent) {
+  if (t->kind == TK_TLS) {
     const char *why = st == AWF_HELLO_OK ? judge_transparent(c, &hello) : "bad_client_hello";
     if (why) {
       deny_tunnel(c, why);
@@ -376,70 +362,56 @@ static void inspect(struct conn *c, const char *data, size_t len) {
   }
   enter_relay(c);
   t->bytes_up += (int64_t)t->hello_len;
-  int rc = relay(c, (uv_stream_t *)c->up, (const char *)t->hello, t->hello_len);
+  int rc = relay(c->up, (const char *)t->hello, t->hello_len);
   free(t->hello);
   t->hello = NULL;
   if (rc == 0 && take < len) {
     t->bytes_up += (int64_t)(len - take);
-    rc = relay(c, (uv_stream_t *)c->up, data + take, len - take);
+    rc = relay(c->up, data + take, len - take);
   }
   if (rc < 0)
     conn_close(c);
 }
 
-static void on_shutdown_done(uv_shutdown_t *req, int status) {
-  struct conn *c = req->data;
-  bool to_client = req->handle == (uv_stream_t *)&c->client;
-  free(req);
-  if (status == UV_ECANCELED || c->phase == PH_CLOSING)
-    return;
-  if (to_client)
-    c->client_shut = true;
+/* A FIN passed on: the tunnel ends when both have been. */
+static void tunnel_on_shutdown(struct conn *c, struct awf_transport *to, int status) {
+  struct tunnel_state *t = ts(c);
+  if (to == c->client)
+    t->client_shut = true;
   else
-    c->up_shut = true;
-  if (status < 0 || (c->client_shut && c->up_shut))
+    t->up_shut = true;
+  if (status < 0 || (t->client_shut && t->up_shut))
     conn_close(c);
 }
 
 /* Pass a FIN on: the other direction keeps flowing. */
-static void forward_eof(struct conn *c, uv_stream_t *to) {
-  uv_shutdown_t *req = malloc(sizeof(*req));
-  if (!req || uv_shutdown(req, to, on_shutdown_done) < 0) {
-    free(req);
+static void forward_eof(struct conn *c, struct awf_transport *to) {
+  if (awf_transport_shutdown(to) < 0)
     conn_close(c);
-    return;
-  }
-  req->data = c;
 }
 
-static void on_tclient_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  struct conn *c = s->data;
-  if (c->phase == PH_CLOSING || nread == 0)
-    return;
+static void on_tclient_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
   if (nread > 0) {
-    c->last_active = uv_now(c->proxy->loop);
-    if (c->phase == PH_TUNNEL_HELLO) {
+    if (c->state == CONN_TUNNEL_HELLO) {
       inspect(c, buf->base, (size_t)nread);
       return;
     }
-    c->tun->bytes_up += nread;
-    if (relay(c, (uv_stream_t *)c->up, buf->base, (size_t)nread) < 0) {
+    ts(c)->bytes_up += nread;
+    if (relay(c->up, buf->base, (size_t)nread) < 0) {
       conn_close(c);
       return;
     }
     if ((size_t)nread == AWF_READ_BUF_SIZE) {
-      c->tun->splice_wanted = true;
+      want_splice(c);
       maybe_splice(c);
     }
     return;
   }
-  c->client_eof = true;
-  c->client_reading = false;
   if (nread != UV_EOF) {
     conn_close(c);
     return;
   }
-  if (c->phase == PH_TUNNEL_HELLO && c->tun->hello) {
+  if (c->state == CONN_TUNNEL_HELLO && ts(c)->hello) {
     deny_tunnel(c, "bad_client_hello"); /* the hello never completed */
     return;
   }
@@ -447,41 +419,68 @@ static void on_tclient_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) 
     conn_close(c);
     return;
   }
-  forward_eof(c, (uv_stream_t *)c->up);
+  forward_eof(c, c->up);
 }
 
-static void on_tup_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  struct conn *c = s->data;
-  if (c->phase == PH_CLOSING || nread == 0)
-    return;
+static void on_tup_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
   if (nread > 0) {
-    c->last_active = uv_now(c->proxy->loop);
-    c->tun->bytes_down += nread;
-    if (relay(c, (uv_stream_t *)&c->client, buf->base, (size_t)nread) < 0) {
+    ts(c)->bytes_down += nread;
+    if (relay(c->client, buf->base, (size_t)nread) < 0) {
       conn_close(c);
       return;
     }
     if ((size_t)nread == AWF_READ_BUF_SIZE) {
-      c->tun->splice_wanted = true;
+      want_splice(c);
       maybe_splice(c);
     }
     return;
   }
-  c->up_eof = true;
-  c->up_reading = false;
   if (nread != UV_EOF) {
     conn_close(c);
     return;
   }
-  forward_eof(c, (uv_stream_t *)&c->client);
+  forward_eof(c, c->client);
 }
+
+static void tunnel_on_timer(struct conn *c, enum conn_timer kind) {
+  (void)kind;
+  if (c->state == CONN_TUNNEL_HELLO && (ts(c)->hello || redirected(ts(c)))) {
+    deny_tunnel(c, "timeout");
+    return;
+  }
+  conn_close(c);
+}
+
+static void tunnel_on_close(struct conn *c) {
+  awf_splice_close(ts(c)->splice); /* before the sockets close */
+  ts(c)->splice = NULL;
+  log_tunnel(c, "allow", "allowed");
+}
+
+static void tunnel_free(struct conn *c) {
+  struct tunnel_state *t = ts(c);
+  awf_splice_close(t->splice);
+  free(t->hello);
+  free(t);
+  c->mode = NULL;
+}
+
+static const struct conn_mode_ops tunnel_ops = {
+    .name = "tunnel",
+    .on_client_read = on_tclient_read,
+    .on_up_read = on_tup_read,
+    .on_drained = tunnel_on_drained,
+    .on_shutdown = tunnel_on_shutdown,
+    .on_timer = tunnel_on_timer,
+    .on_close = tunnel_on_close,
+    .free = tunnel_free,
+};
 
 int tunnel_start(struct conn *c, const struct tunnel_params *tp, const char *early,
                  size_t early_len) {
   struct tunnel_state *t = calloc(1, sizeof(*t));
   if (!t)
     return -ENOMEM;
-  c->tun = t;
   size_t hl = tp->host_len < sizeof(t->host) - 1 ? tp->host_len : sizeof(t->host) - 1;
   memcpy(t->host, tp->host, hl);
   t->port = tp->port;
@@ -491,12 +490,11 @@ int tunnel_start(struct conn *c, const struct tunnel_params *tp, const char *ear
   t->req = tp->req;
   t->host_access = tp->host_access;
   snprintf(t->upstream, sizeof(t->upstream), "%s", tp->upstream);
-  c->phase = PH_TUNNEL_HELLO;
-  c->up->data = c;
+  conn_set_mode(c, &tunnel_ops, t, CONN_TUNNEL_HELLO); /* tp is not used after this */
 
   static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
   uv_buf_t b = uv_buf_init((char *)established, sizeof(established) - 1);
-  if (awf_stream_write((uv_stream_t *)&c->client, &b, 1, NULL, NULL) < 0)
+  if (awf_transport_write(c->client, &b, 1) < 0)
     return -EIO;
   /* Until the first client byte there is nothing to judge; server-first
    * protocols get their banner through meanwhile. */
@@ -511,11 +509,10 @@ int tunnel_start_transparent(struct conn *c) {
   struct tunnel_state *t = calloc(1, sizeof(*t));
   if (!t)
     return -ENOMEM;
-  c->tun = t;
-  t->transparent = true;
+  conn_set_mode(c, &tunnel_ops, t, CONN_TUNNEL_HELLO);
+  t->kind = TK_TLS;
   t->port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
   t->started_ms = conn_now_ms(c);
-  c->phase = PH_TUNNEL_HELLO;
   conn_set_timer(c, T_HELLO); /* the client speaks first on TLS */
   update_reading(c);
   return 0;
@@ -525,8 +522,9 @@ int tunnel_start_raw(struct conn *c, const struct tunnel_raw *r) {
   struct tunnel_state *t = calloc(1, sizeof(*t));
   if (!t)
     return -ENOMEM;
-  c->tun = t;
-  t->transparent = t->raw = true;
+  /* Until the dial is done the client is not read. */
+  conn_set_mode(c, &tunnel_ops, t, CONN_TUNNEL_HELLO);
+  t->kind = TK_RAW;
   t->event = r->event;
   snprintf(t->host, sizeof(t->host), "%s", r->host);
   snprintf(t->dial, sizeof(t->dial), "%s", r->dial ? r->dial : "");
@@ -534,7 +532,6 @@ int tunnel_start_raw(struct conn *c, const struct tunnel_raw *r) {
   t->would_deny = r->would_deny;
   t->audit_reason = r->audit_reason;
   t->started_ms = conn_now_ms(c);
-  c->phase = PH_TUNNEL_HELLO; /* until the dial is done: the client is not read */
   conn_set_timer(c, T_HELLO);
   struct awf_log_record rec; /* the decision, before the name is dialled */
   tunnel_record(c, &rec, "allow", "allowed");
@@ -545,7 +542,7 @@ int tunnel_start_raw(struct conn *c, const struct tunnel_raw *r) {
 
 static void on_host_dialled(const struct awf_dial_result *r, void *arg) {
   struct conn *c = arg;
-  struct tunnel_state *t = c->tun;
+  struct tunnel_state *t = ts(c);
   c->dial = NULL;
   t->dialling = false;
   if (r->status < 0) { /* nothing listens there: the client's connection ends */
@@ -554,8 +551,7 @@ static void on_host_dialled(const struct awf_dial_result *r, void *arg) {
     return;
   }
   awf_sockaddr_format((const struct sockaddr *)&r->peer, t->upstream, sizeof(t->upstream));
-  c->up = r->tcp;
-  c->up->data = c;
+  conn_attach_up_tcp(c, r->tcp);
   update_reading(c); /* both ways at once: server-first protocols too */
 }
 
@@ -565,8 +561,8 @@ int tunnel_start_host(struct conn *c) {
   struct tunnel_state *t = calloc(1, sizeof(*t));
   if (!t)
     return -ENOMEM;
-  c->tun = t;
-  t->transparent = t->raw = true;
+  conn_set_mode(c, &tunnel_ops, t, CONN_TUNNEL_HELLO);
+  t->kind = TK_RAW;
   t->port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
   t->started_ms = conn_now_ms(c);
   snprintf(t->host, sizeof(t->host), "%s", ha->names[0]);
@@ -595,27 +591,3 @@ int tunnel_start_host(struct conn *c) {
   return 0;
 }
 
-void tunnel_on_timer(struct conn *c) {
-  if (c->phase == PH_TUNNEL_HELLO && c->tun && (c->tun->hello || c->tun->transparent)) {
-    deny_tunnel(c, "timeout");
-    return;
-  }
-  conn_close(c);
-}
-
-void tunnel_on_close(struct conn *c) {
-  if (!c->tun)
-    return;
-  awf_splice_close(c->tun->splice); /* before the sockets close */
-  c->tun->splice = NULL;
-  log_tunnel(c, "allow", "allowed");
-}
-
-void tunnel_free(struct conn *c) {
-  if (!c->tun)
-    return;
-  awf_splice_close(c->tun->splice);
-  free(c->tun->hello);
-  free(c->tun);
-  c->tun = NULL;
-}
