@@ -177,6 +177,10 @@ static void m_drained(struct conn *c, struct awf_transport *t) {
   note("%s.drained %s", c->ops->name, t == c->client ? "client" : "up");
 }
 
+static void m_shutdown(struct conn *c, struct awf_transport *t, int status) {
+  note("%s.shutdown %s %d", c->ops->name, t == c->client ? "client" : "up", status);
+}
+
 static void m_timer(struct conn *c, enum conn_timer kind) {
   note("%s.timer %s", c->ops->name, conn_timer_name(kind));
   rec.timer_kind = kind;
@@ -337,9 +341,21 @@ static void test_read_routing(void **state) {
   assert_int_equal(x->up.read_starts, 1);
 }
 
+static void on_guard(uv_timer_t *t) {
+  (void)t;
+  note("guard");
+}
+
+/* Run the loop until the event is noted. A guard far beyond every deadline
+ * here turns a timer that never fires into a failure instead of a hang. */
 static void run_until_note(struct fx *x, const char *ev) {
-  for (int i = 0; i < 1000 && find(ev) < 0; i++)
+  uv_timer_t guard;
+  uv_timer_init(&x->loop, &guard);
+  uv_timer_start(&guard, on_guard, 60 * 1000, 0);
+  while (find(ev) < 0 && find("guard") < 0)
     uv_run(&x->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&guard, NULL);
+  uv_run(&x->loop, UV_RUN_NOWAIT);
   assert_true(find(ev) >= 0);
 }
 
@@ -557,6 +573,22 @@ static void test_close_after_writes_shutdown_fails(void **state) {
   assert_int_equal(x->client.closes, 1);
 }
 
+static void test_shutdown_reaches_mode(void **state) {
+  struct fx *x = *state;
+  static const struct conn_mode_ops with_shutdown = {
+      .name = "s", .on_client_read = m_client_read, .on_up_read = m_up_read,
+      .on_shutdown = m_shutdown, .on_close = m_close, .free = m_free,
+  };
+  give_mode(x, &with_shutdown, CONN_TUNNEL);
+  attach_up(x);
+  assert_int_equal(awf_transport_shutdown(x->c->up), 0); /* a FIN passed on */
+  awf_transport_shutdown_done(x->c->up, UV_ECANCELED);  /* closed under it: nothing */
+  assert_int_equal(count("s.shutdown up 0"), 0);
+  awf_transport_shutdown_done(x->c->up, 0);
+  assert_int_equal(count("s.shutdown up 0"), 1);
+  assert_int_equal(x->c->state, CONN_TUNNEL); /* the mode decides when it ends */
+}
+
 static void test_write_error_closes(void **state) {
   struct fx *x = *state;
   give_mode(x, &mode_a, CONN_TUNNEL);
@@ -585,6 +617,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_close_inside_read, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_after_writes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_after_writes_shutdown_fails, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_shutdown_reaches_mode, setup, teardown),
       cmocka_unit_test_setup_teardown(test_write_error_closes, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
