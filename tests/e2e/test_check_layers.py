@@ -56,6 +56,14 @@ def run(root):
                           capture_output=True, text=True, timeout=60)
 
 
+def fails(root, changes):
+    """The checker's stdout on GOOD with changes applied; it must fail."""
+    write_tree(root, dict(GOOD, **changes))
+    r = run(root)
+    assert r.returncode == 1, r.stdout + r.stderr
+    return r.stdout
+
+
 def test_acyclic_layered_tree_passes(tmp_path):
     write_tree(tmp_path, GOOD)
     r = run(tmp_path)
@@ -64,49 +72,37 @@ def test_acyclic_layered_tree_passes(tmp_path):
 
 
 def test_include_cycle_fails_naming_it(tmp_path):
-    files = dict(GOOD)
-    files["proxy/loop.h"] = '#include <uv.h>\n#include "conn.h"\nint loop_run(void);\n'
-    files["proxy/loop.c"] = '#include "loop.h"\nint loop_run(void) { return http_start(1); }\n'
-    write_tree(tmp_path, files)
-    r = run(tmp_path)
-    assert r.returncode == 1, r.stdout
-    assert "cycle between" in r.stdout
-    assert "proxy/loop.c" in r.stdout and "proxy/http_proxy.c" in r.stdout
+    out = fails(tmp_path, {
+        "proxy/loop.h": '#include <uv.h>\n#include "conn.h"\nint loop_run(void);\n',
+        "proxy/loop.c": '#include "loop.h"\nint loop_run(void) { return http_start(1); }\n'})
+    assert "cycle between" in out
+    assert "proxy/loop.c" in out and "proxy/http_proxy.c" in out
 
 
 def test_shared_header_call_cycle_fails(tmp_path):
     # The known shape in proxy/: listener.c and http_proxy.c share conn.h and
     # each calls a function the other defines; no include forms the circle.
-    files = dict(GOOD)
-    files["proxy/conn.h"] = '#include "loop.h"\nint http_start(int fd);\nvoid conn_close(int fd);\n'
-    files["proxy/listener.c"] += "void conn_close(int fd) { (void)fd; }\n"
-    files["proxy/http_proxy.c"] += "static void done(void) { conn_close(1); }\n"
-    write_tree(tmp_path, files)
-    r = run(tmp_path)
-    assert r.returncode == 1, r.stdout
-    assert "proxy/http_proxy.c -> proxy/listener.c -> proxy/http_proxy.c" in r.stdout
-    assert "calls conn_close() (declared in proxy/conn.h, defined in proxy/listener.c)" in r.stdout
+    out = fails(tmp_path, {
+        "proxy/conn.h": '#include "loop.h"\nint http_start(int fd);\nvoid conn_close(int fd);\n',
+        "proxy/listener.c": GOOD["proxy/listener.c"] + "void conn_close(int fd) { (void)fd; }\n",
+        "proxy/http_proxy.c": GOOD["proxy/http_proxy.c"] + "static void done(void) { conn_close(1); }\n"})
+    assert "proxy/http_proxy.c -> proxy/listener.c -> proxy/http_proxy.c" in out
+    assert "calls conn_close() (declared in proxy/conn.h, defined in proxy/listener.c)" in out
 
 
 def test_pure_file_including_uv_fails(tmp_path):
-    files = dict(GOOD)
-    files["acl/acl.c"] = '#include "acl.h"\n#include <uv.h>\n' + GOOD["acl/acl.c"].split("\n", 1)[1]
-    # a pure library's source reaching libuv through a project header
-    files["proxy/sni.c"] = '#include "sni.h"\n#include "loop.h"\nint awf_sni(const unsigned char *p) { return p[0]; }\n'
-    write_tree(tmp_path, files)
-    r = run(tmp_path)
-    assert r.returncode == 1, r.stdout
-    assert "pure file acl/acl.c uses libuv/c-ares: acl/acl.c:2 includes <uv.h>" in r.stdout
-    assert "pure file proxy/sni.c uses libuv/c-ares" in r.stdout
-    assert "proxy/loop.h:1 includes <uv.h>" in r.stdout
+    out = fails(tmp_path, {
+        "acl/acl.c": '#include "acl.h"\n#include <uv.h>\n' + GOOD["acl/acl.c"].split("\n", 1)[1],
+        # a pure library's source reaching libuv through a project header
+        "proxy/sni.c": '#include "sni.h"\n#include "loop.h"\n'
+                       "int awf_sni(const unsigned char *p) { return p[0]; }\n"})
+    assert "pure file acl/acl.c uses libuv/c-ares: acl/acl.c:2 includes <uv.h>" in out
+    assert "pure file proxy/sni.c uses libuv/c-ares" in out
+    assert "proxy/loop.h:1 includes <uv.h>" in out
 
 
 def test_lower_layer_using_higher_fails(tmp_path):
-    files = dict(GOOD)
-    files["proxy/wire/frame.h"] = "int frame_len(void);\n"
-    files["proxy/wire/frame.c"] = '#include "frame.h"\n#include "../sni.h"\nint frame_len(void) { return 0; }\n'
-    write_tree(tmp_path, files)
-    r = run(tmp_path)
-    assert r.returncode == 1, r.stdout
-    assert ("layer proxy/wire uses the higher layer proxy: proxy/wire/frame.c -> proxy/sni.c"
-            in r.stdout)
+    out = fails(tmp_path, {
+        "proxy/wire/frame.h": "int frame_len(void);\n",
+        "proxy/wire/frame.c": '#include "frame.h"\n#include "../sni.h"\nint frame_len(void) { return 0; }\n'})
+    assert "layer proxy/wire uses the higher layer proxy: proxy/wire/frame.c -> proxy/sni.c" in out
