@@ -3,24 +3,11 @@
  * the connection's mode through its ops table. */
 #include "conn.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/time.h>
 
 #define LINGER_MS 5000
-
-void awf_proxy_diag(const awf_proxy *p, enum awf_log_level level, const char *fmt, ...) {
-  static const char *names[] = {"debug", "info", "warn", "error"};
-  if (level < p->cfg.log_level)
-    return;
-  char line[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof(line), fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "awf-proxy: %s: %s\n", names[level], line);
-}
 
 const char *conn_state_name(enum conn_state s) {
   switch (s) {

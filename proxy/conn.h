@@ -8,6 +8,10 @@
  *   listener.c -> http_proxy.c -> tunnel.c -> conn.c -> transport.h
  *                 ssh_gate.c ---^             (transport_tcp.c, transport.c)
  *
+ * with the engine's shared state in engine.h (struct awf_proxy, no code) and
+ * its diagnostics in diag.c, below all of them (the dialer uses those too).
+ * scripts/check-layers checks it.
+ *
  * Not a public header. */
 #ifndef AWF_CONN_H
 #define AWF_CONN_H
@@ -19,37 +23,13 @@
 
 #include "client_limits.h"
 #include "dialer.h"
+#include "engine.h"
 #include "jsonlog.h"
 #include "list.h"
 #include "netaddr.h"
 #include "proxy.h"
 #include "transport.h"
 #include "transport_tcp.h"
-#include "upstream_pool.h"
-
-#define AWF_READ_BUF_SIZE (64 * 1024)
-
-struct awf_proxy {
-  uv_loop_t *loop;
-  struct awf_proxy_config cfg;
-  struct awf_list listeners; /* listener.c's */
-  struct awf_list conns;     /* every open client connection */
-  unsigned nconns;
-  unsigned open_handles; /* listeners, grace timer, log_flush, upool not yet closed */
-  bool shutting_down;
-  uv_timer_t grace_timer;
-  uv_prepare_t log_flush;  /* writes the batched access-log lines each iteration */
-  awf_upool *upool;        /* idle upstream connections for any client (may be NULL) */
-  awf_client_limits *client_limits; /* open connections per client (NULL: no limit) */
-  uint64_t unlisted_next_log_ms;     /* --allow-clients refusals: next one logged */
-  /* A connection was freed (conn.c): the listener resumes accepting and
-   * finishes a shutdown from here. May be NULL. */
-  void (*conn_released)(awf_proxy *p);
-  void (*done)(void *);
-  void *done_arg;
-  char readbuf[AWF_READ_BUF_SIZE]; /* shared by every read: data is consumed
-                                      or copied inside the read callback */
-};
 
 /* A connection's state, one at a time. The mode (c->ops) tells HTTP from
  * tunnel; the state says how far the connection is. */
