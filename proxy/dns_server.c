@@ -813,36 +813,40 @@ static void config_defaults(struct awf_dns_server_config *c) {
     c->tcp_idle_timeout_ms = AWF_DNS_DEFAULT_TCP_IDLE_MS;
 }
 
-int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
-                       const struct sockaddr *listen, struct sockaddr_storage *bound,
-                       awf_dns_server **out) {
+int awf_dns_server_bind(const struct sockaddr *listen, int *ufd, int *tfd,
+                        struct sockaddr_storage *bound) {
+  if (!listen || (listen->sa_family != AF_INET && listen->sa_family != AF_INET6))
+    return -EAFNOSUPPORT;
+  struct sockaddr_storage addr;
+  int rc = bind_pair(listen, ufd, tfd, &addr);
+  if (rc == 0 && bound)
+    *bound = addr;
+  return rc;
+}
+
+int awf_dns_server_new_fds(uv_loop_t *loop, const struct awf_dns_server_config *cfg, int ufd,
+                           int tfd, awf_dns_server **out) {
   if (out)
     *out = NULL;
-  if (!loop || !cfg || !cfg->acl || !cfg->policy || !cfg->resolver || !listen || !out)
-    return -EINVAL;
-  if (listen->sa_family != AF_INET && listen->sa_family != AF_INET6)
-    return -EAFNOSUPPORT;
-  awf_dns_server *s = calloc(1, sizeof(*s));
-  if (!s)
-    return -ENOMEM;
+  awf_dns_server *s = NULL;
+  if (loop && cfg && cfg->acl && cfg->policy && cfg->resolver && out)
+    s = calloc(1, sizeof(*s));
+  if (!s) {
+    close(ufd);
+    close(tfd);
+    return loop && cfg && cfg->acl && cfg->policy && cfg->resolver && out ? -ENOMEM : -EINVAL;
+  }
   s->loop = loop;
   s->cfg = *cfg;
   awf_list_init(&s->conns);
   awf_list_init(&s->jobs);
   config_defaults(&s->cfg);
 
-  int ufd = -1, tfd = -1;
-  struct sockaddr_storage addr;
-  int rc = bind_pair(listen, &ufd, &tfd, &addr);
-  if (rc < 0) {
-    free(s);
-    return rc;
-  }
   uv_udp_init(loop, &s->udp);
   uv_tcp_init(loop, &s->tcp);
   s->udp.data = s->tcp.data = s;
   s->open_handles = 2;
-  rc = uv_udp_open(&s->udp, ufd);
+  int rc = uv_udp_open(&s->udp, ufd);
   if (rc < 0)
     close(ufd);
   else /* uv_udp_open turned SO_REUSEADDR on: another socket could bind our port */
@@ -864,10 +868,20 @@ int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
     uv_close((uv_handle_t *)&s->tcp, on_server_handle_closed);
     return rc;
   }
-  if (bound)
-    *bound = addr;
   *out = s;
   return 0;
+}
+
+int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
+                       const struct sockaddr *listen, struct sockaddr_storage *bound,
+                       awf_dns_server **out) {
+  if (out)
+    *out = NULL;
+  if (!loop || !cfg || !cfg->acl || !cfg->policy || !cfg->resolver || !listen || !out)
+    return -EINVAL;
+  int ufd = -1, tfd = -1;
+  int rc = awf_dns_server_bind(listen, &ufd, &tfd, bound);
+  return rc < 0 ? rc : awf_dns_server_new_fds(loop, cfg, ufd, tfd, out);
 }
 
 void awf_dns_server_close(awf_dns_server *s, void (*done)(void *arg), void *arg) {

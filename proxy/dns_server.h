@@ -85,6 +85,16 @@ int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
                        const struct sockaddr *listen, struct sockaddr_storage *bound,
                        awf_dns_server **out);
 
+/* The two halves of awf_dns_server_new, for sockets made in a network
+ * namespace the server's process cannot enter (rootless awf): bind UDP and
+ * TCP on one port (fds in *ufd and *tfd, the address in *bound, may be NULL;
+ * TCP is not listening yet), then serve on such a pair, which the server
+ * owns from then on, also on failure. 0 or a negative errno / uv error. */
+int awf_dns_server_bind(const struct sockaddr *listen, int *ufd, int *tfd,
+                        struct sockaddr_storage *bound);
+int awf_dns_server_new_fds(uv_loop_t *loop, const struct awf_dns_server_config *cfg, int ufd,
+                           int tfd, awf_dns_server **out);
+
 /* Stop serving: lookups in flight are cancelled and logged (shutting_down,
  * no answer sent), connections closed. Once this returns the server no longer
  * touches the resolver, ACL, policy or log, so they may be closed. `done`

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <netinet/in.h>
 
@@ -565,6 +566,30 @@ static int listen_on(awf_proxy *p, const struct sockaddr *addr,
   if (bound) {
     int len = sizeof(*bound);
     uv_tcp_getsockname(&l->tcp, (struct sockaddr *)bound, &len);
+  }
+  awf_list_push_front(&p->listeners, &l->link);
+  p->open_handles++;
+  return 0;
+}
+
+/* A socket bound elsewhere (inside a network namespace awf cannot enter:
+ * rootless awf, supervisor.c) keeps the namespace it was made in. */
+int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent) {
+  struct listener *l = calloc(1, sizeof(*l));
+  if (!l)
+    return UV_ENOMEM;
+  l->proxy = p;
+  l->transparent = transparent;
+  uv_tcp_init(p->loop, &l->tcp);
+  l->tcp.data = l;
+  int rc = uv_tcp_open(&l->tcp, fd);
+  if (rc < 0)
+    close(fd); /* not the handle's */
+  else
+    rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+  if (rc < 0) {
+    uv_close((uv_handle_t *)&l->tcp, on_failed_listener_closed);
+    return rc;
   }
   awf_list_push_front(&p->listeners, &l->link);
   p->open_handles++;

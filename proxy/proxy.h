@@ -84,6 +84,12 @@ int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
 int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
                                  struct sockaddr_storage *bound);
 
+/* Listen on `fd`, a TCP socket already bound (in whatever network namespace
+ * made it), as awf_proxy_listen (transparent false) or
+ * awf_proxy_listen_transparent would. The engine owns fd from here on, also
+ * on failure (it is closed). Returns 0 or a uv error. */
+int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent);
+
 /* Stop accepting, let open work finish for shutdown_grace_ms, then close the
  * rest. `done` runs once every connection and handle is closed; the engine is
  * freed right after it returns. */
