@@ -200,6 +200,11 @@ static int rootless_network(const struct awf_sandbox_plan *plan, int chan) {
   size_t n;
   if (awf_fdpass_recv(chan, &tag, fds, 0, 0, &n) < 0 || tag != 'm')
     _exit(AWF_EXIT_FAILURE); /* awf gave up (its error is already printed) */
+  /* Mapped: from now on this process runs as the command's uid, with every
+   * capability in the namespace. Neither the command nor another process of
+   * that uid may ptrace it or read its memory (set only now: its id maps are
+   * written through its /proc files, which this makes root's). */
+  prctl(PR_SET_DUMPABLE, 0);
   int rc = awf_step_configure_sandbox_net(plan->cli, err, sizeof(err));
   if (rc == 0)
     rc = make_sandbox_sockets(fds, err, sizeof(err));
@@ -276,9 +281,6 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
       fprintf(stderr, "awf: %s\n", err);
       _exit(AWF_EXIT_FAILURE);
     }
-    /* The command runs as the same uid as this process: neither it nor any
-     * other process of that uid may ptrace it or read its memory. */
-    prctl(PR_SET_DUMPABLE, 0);
   }
   struct awf_init_command cmd = plan->command;
   cmd.prepare = prepare_command;
@@ -640,9 +642,10 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
                                             (plan->rootless ? CLONE_NEWUSER : 0),
                              NULL, NULL, NULL, NULL);
   if (pid < 0 && plan->rootless) {
+    int e = errno;
     struct awf_userns_facts f;
     awf_userns_gather(&f);
-    f.err = errno;
+    f.err = e;
     awf_userns_explain(&f, err, sizeof(err));
     fprintf(stderr, "awf: rootless: cannot create the sandbox's user namespace: %s\n", err);
     return AWF_EXIT_FAILURE;
