@@ -320,6 +320,11 @@ int main(int argc, char **argv) {
   int status = prepare(argc, argv, &cli, &plan, &user, groups, &env, cmd_argv,
                        sizeof(cmd_argv) / sizeof(cmd_argv[0]));
   rc = awf_fscreds_leave(&saved);
+  if (status < 0 && cli.rootless && !plan.rootless) {
+    /* getopt took an abbreviation (--root) the look-ahead above did not. */
+    fprintf(stderr, "awf: write --rootless in full, before --\n");
+    status = AWF_EXIT_FAILURE;
+  }
   if (status < 0 && rc < 0) {
     fprintf(stderr, "awf: cannot take back root's file rights: %s\n", strerror(-rc));
     status = AWF_EXIT_FAILURE;
