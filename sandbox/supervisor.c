@@ -648,12 +648,21 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     f.err = e;
     awf_userns_explain(&f, err, sizeof(err));
     fprintf(stderr, "awf: rootless: cannot create the sandbox's user namespace: %s\n", err);
-    return AWF_EXIT_FAILURE;
-  }
-  if (pid < 0) {
+  } else if (pid < 0) {
     fprintf(stderr, "awf: cannot create the sandbox's namespaces: %s (awf needs root and a "
                     "kernel with mount, PID, network, IPC and UTS namespaces)\n",
             strerror(errno));
+  }
+  if (pid < 0) {
+    for (size_t i = 0; i < 2; i++) {
+      close(go[i]);
+      close(gate_channel[i]);
+      gate_channel[i] = -1;
+    }
+    stop_all(&s); /* only the signal handles are open */
+    uv_run(&s.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&s.loop);
+    awf_denials_free(s.denials);
     return AWF_EXIT_FAILURE;
   }
   if (pid == 0) {
