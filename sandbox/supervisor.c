@@ -126,8 +126,8 @@ static int bind_tcp(int family, uint16_t port, char *err, size_t errlen) {
     close(fd);
     fd = -1;
   }
-  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                                      : sizeof(struct sockaddr_in)) < 0) {
+  socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, len) < 0) {
     close(fd);
     fd = -1;
   }
@@ -217,19 +217,6 @@ static int rootless_network(const struct awf_sandbox_plan *plan, int chan) {
   return n ? report : -1;
 }
 
-/* Rootless: the UNIX gate runs in the sandbox's PID 1 (the supervisor cannot
- * enter the sandbox's namespaces). Started once the sandbox's /proc is
- * mounted (the pids it is told are the sandbox's), with the allowed sockets
- * resolved before the host's root went away. */
-static int rootless_gate(const struct awf_sandbox_plan *plan, struct awf_unixgate_config *gc,
-                         int diag, char *err, size_t errlen) {
-  awf_unixgate *gate;
-  int rc = awf_unixgate_start(gc, gate_channel[0], diag, &gate, err, errlen);
-  gate_channel[0] = -1;
-  (void)plan;
-  return rc; /* the gate runs until PID 1 ends with the command */
-}
-
 __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan *plan,
                                                    int go_fd) {
   char err[1024];
@@ -276,11 +263,14 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
     fprintf(stderr, "awf: %s\n", err);
     _exit(AWF_EXIT_FAILURE);
   }
-  if (plan->rootless) {
-    if (rootless_gate(plan, &gc, diag, err, sizeof(err)) < 0) {
-      fprintf(stderr, "awf: %s\n", err);
-      _exit(AWF_EXIT_FAILURE);
-    }
+  /* Rootless, the UNIX gate runs here (awf outside cannot enter the
+   * sandbox's namespaces), now that the sandbox's /proc is mounted: the pids
+   * it is told are the sandbox's. It runs until PID 1 ends with the command. */
+  awf_unixgate *gate;
+  if (plan->rootless && awf_unixgate_start(&gc, gate_channel[0], diag, &gate, err,
+                                           sizeof(err)) < 0) {
+    fprintf(stderr, "awf: %s\n", err);
+    _exit(AWF_EXIT_FAILURE);
   }
   struct awf_init_command cmd = plan->command;
   cmd.prepare = prepare_command;
