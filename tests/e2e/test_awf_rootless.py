@@ -299,3 +299,19 @@ def test_callers_other_processes_cannot_read_awf(world):
                 assert q.returncode != 0 and b"Permission denied" in q.stderr, (pid, name, q)
     finally:
         stop(p)
+
+
+def test_root_without_cap_sys_admin_goes_rootless(world):
+    """Root in a container that drops CAP_SYS_ADMIN cannot build the sandbox
+    as root: awf picks the rootless path by itself (uid 0 mapped onto itself
+    only), and the policy holds there too."""
+    if world.rootless:
+        pytest.skip("about root's choice: runs once")
+    drop = ["setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin", "--"]
+    r = world.awf("sh", "-c", "cat /proc/self/uid_map; " + " ".join(world.curl_args(
+        "http://other.test/", "-o", "/dev/null", "-w", "%{http_code}")),
+        args=["-d", "allowed.test"], sudo=False, cwd="/", pre=drop)
+    assert r.rc == 0, r
+    uid_map, code = r.out.split("\n", 1)
+    assert uid_map.split() == ["0", "0", "1"], r
+    assert code.strip() == "403", r
