@@ -19,9 +19,9 @@
 #include "nft_netlink.h"
 #include "nft_ruleset.h"
 #include "rtnl.h"
+#include "sandbox_addrs.h"
 #include "sandbox_steps.h"
 #include "ssh_gate.h"
-#include "supervisor.h"
 
 #define LOOPBACK_IFINDEX 1 /* lo is always 1 in a fresh namespace */
 

@@ -12,21 +12,10 @@
 #include "awf_cli.h"
 #include "logprotect.h"
 #include "rootfs.h"
+#include "sandbox_addrs.h"
 #include "sandbox_init.h"
 
 struct awf_ttystate;
-
-/* The sandbox's fixed addresses (inside its own network namespace). The
- * ports are below 1024, which the command (no CAP_NET_BIND_SERVICE) can
- * never bind: its own servers may take any port it can bind, 3128 and
- * 15001 included, and none is awf's. Not on a browser's list of refused
- * ports either. */
-#define AWF_SANDBOX_PROXY_PORT 312        /* explicit proxy: HTTP(S)_PROXY */
-#define AWF_SANDBOX_TRANSPARENT_PORT 151  /* nftables redirect target */
-#define AWF_SANDBOX_DNS_PORT 153          /* DNS redirect target */
-/* NO_PROXY inside: all of loopback is the sandbox's own. Clients that read
- * no CIDR (wget, python urllib) still skip the proxy for the usual names. */
-#define AWF_SANDBOX_NO_PROXY "localhost,127.0.0.1,127.0.0.0/8,::1"
 
 struct awf_sandbox_plan {
   const struct awf_cli *cli;
