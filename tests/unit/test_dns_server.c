@@ -93,7 +93,7 @@ static awf_acl *make_acl(const char *allow, const char *block) {
 }
 
 static enum awf_acl_verdict either(const awf_acl *acl, const char *name) {
-  return awf_dns_acl_check(acl, name, strlen(name));
+  return awf_policy_acl_any(acl, name, strlen(name));
 }
 
 static void test_acl_either_protocol(void **state) {
@@ -123,13 +123,14 @@ static void decide(const awf_acl *acl, bool audit, const char *name, uint16_t qt
   struct awf_dns_query q;
   parse(name, qtype, o, &q);
   memset(v, 0xa5, sizeof(*v)); /* every field must be written */
-  awf_dns_decide(acl, audit, &q, v);
+  struct awf_policy p = {.acl = acl, .audit = audit};
+  awf_dns_decide(&p, &q, v);
 }
 
 static void expect(const struct awf_dns_verdict *v, enum awf_dns_action a, const char *reason,
                    bool would_deny) {
   assert_int_equal(v->action, a);
-  assert_string_equal(v->reason, reason);
+  assert_string_equal(awf_reason_name(v->reason), reason);
   assert_int_equal(v->would_deny, would_deny);
 }
 
@@ -275,7 +276,8 @@ static void test_decide_names_and_classes(void **state) {
    * but the function must still refuse it. */
   struct awf_dns_query q;
   memset(&q, 0, sizeof(q));
-  awf_dns_decide(acl, true, &q, &v);
+  struct awf_policy audit = {.acl = acl, .audit = true};
+  awf_dns_decide(&audit, &q, &v);
   expect(&v, AWF_DNS_ACT_REFUSE, "invalid_name", false);
   awf_acl_free(acl);
 }

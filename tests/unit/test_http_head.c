@@ -24,7 +24,7 @@ struct drv {
   uint32_t url_off, url_len, status_off, status_len;
   bool transparent, head_request, client_close;
   int status;            /* request: awf_req_head_complete; response: resp result */
-  const char *reason;
+  enum awf_reason reason;
   struct awf_req_facts facts;
   struct awf_resp_plan plan;
   struct awf_buf out;    /* the head built */
