@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl_fixture.h"
 #include "dns_memory.h"
 #include "host_access.h"
 #include "hostname.h"
@@ -123,17 +124,6 @@ struct fixture {
   struct awf_host_access ha;
   struct awf_policy p;
 };
-
-static awf_acl *acl_of(const char *allow, const char *block) {
-  char err[256];
-  awf_acl *a = awf_acl_new();
-  assert_non_null(a);
-  if (allow)
-    assert_int_equal(awf_acl_add_list(a, AWF_ACL_ALLOW, allow, err, sizeof(err)), 0);
-  if (block)
-    assert_int_equal(awf_acl_add_list(a, AWF_ACL_BLOCK, block, err, sizeof(err)), 0);
-  return a;
-}
 
 static int setup(void **state) {
   struct fixture *f = calloc(1, sizeof(*f));

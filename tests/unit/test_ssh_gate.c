@@ -12,20 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "acl_fixture.h"
 #include "dns_msg.h"
 #include "dns_server.h"
 #include "ssh_gate.h"
-
-static awf_acl *acl_of(const char *allow, const char *block) {
-  char err[256];
-  awf_acl *a = awf_acl_new();
-  assert_non_null(a);
-  if (allow)
-    assert_int_equal(awf_acl_add_list(a, AWF_ACL_ALLOW, allow, err, sizeof(err)), 0);
-  if (block)
-    assert_int_equal(awf_acl_add_list(a, AWF_ACL_BLOCK, block, err, sizeof(err)), 0);
-  return a;
-}
 
 static struct sockaddr_in dst4(const char *ip) {
   struct sockaddr_in a;
