@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "host_access.h"
 #include "hostname.h"
 #include "policy.h"
+#include "textfile.h"
 
 /* ---- the table ------------------------------------------------------------ */
 
@@ -80,6 +82,21 @@ static void test_names_are_the_logs(void **state) {
   assert_string_equal(awf_decision_name(AWF_ALLOW), "allow");
   assert_string_equal(awf_decision_name(AWF_DENY), "deny");
   assert_null(awf_decision_name(AWF_DECISION_NONE));
+}
+
+/* docs/access-log.md lists every reason the log can carry. */
+static void test_every_reason_is_documented(void **state) {
+  (void)state;
+  char *doc, err[256], cell[64];
+  size_t len;
+  assert_int_equal(awf_textfile_read(AWF_ACCESS_LOG_DOC, 1 << 20, &doc, &len, err, sizeof(err)),
+                   0);
+  for (int r = 1; r < AWF_REASON_COUNT; r++) {
+    snprintf(cell, sizeof(cell), "| `%s` |", awf_reason_name((enum awf_reason)r));
+    if (!strstr(doc, cell))
+      fail_msg("docs/access-log.md does not list %s", cell);
+  }
+  free(doc);
 }
 
 static void test_status_alert_explain_fix(void **state) {
@@ -360,6 +377,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_reason_has_a_unique_row),
       cmocka_unit_test(test_names_are_the_logs),
+      cmocka_unit_test(test_every_reason_is_documented),
       cmocka_unit_test(test_status_alert_explain_fix),
       cmocka_unit_test_setup_teardown(test_host_and_port, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scheme_not_allowed, setup, teardown),
