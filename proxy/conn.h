@@ -10,9 +10,11 @@
 
 #include "client_limits.h"
 #include "dialer.h"
+#include "events.h"
 #include "jsonlog.h"
 #include "list.h"
 #include "netaddr.h"
+#include "policy.h"
 #include "proxy.h"
 #include "upstream_pool.h"
 
@@ -31,6 +33,8 @@ struct listener {
 struct awf_proxy {
   uv_loop_t *loop;
   struct awf_proxy_config cfg;
+  struct awf_policy policy;     /* the judge, over cfg's ACLs, ports, host access, audit */
+  struct awf_event_sink events; /* every access-log record goes through it (events.h) */
   struct awf_list listeners;
   struct awf_list conns;   /* every open client connection */
   unsigned nconns;
@@ -113,7 +117,7 @@ void conn_log(struct conn *c, struct awf_log_record *r);
 uint64_t conn_now_ms(const struct conn *c);
 
 /* listener.c: a redirected connection to a port that is neither TLS nor HTTP */
-void conn_deny_port(struct conn *c, const char *reason);
+void conn_deny_port(struct conn *c, enum awf_reason reason);
 
 /* ssh_gate.c: a redirected connection to port 22 with --allow-ssh: judged
  * by the name awf's DNS answered for its original address. Returns 0, or a
@@ -126,7 +130,7 @@ void http_on_timer(struct conn *c);
 void http_on_close(struct conn *c);
 void http_free(struct conn *c);
 void http_send_error(struct conn *c, int status, const char *host, int port,
-                     const char *reason);
+                     enum awf_reason reason);
 
 /* tunnel.c: take over a connection whose CONNECT was admitted and dialled.
  * `early` holds client bytes that followed the CONNECT head (may be empty). */
@@ -136,7 +140,7 @@ struct tunnel_params {
   uint16_t port;
   bool host_is_ip;
   bool would_deny;          /* audit mode: the ACL would have denied */
-  const char *audit_reason;
+  enum awf_reason audit_reason;
   const char *upstream;     /* "ip:port" dialled */
   uint64_t started_ms;
   uint64_t req;             /* the CONNECT's request number, for the log */
@@ -156,7 +160,7 @@ struct tunnel_raw {
   const char *dial;         /* NULL: dial host */
   uint16_t port;
   bool would_deny;
-  const char *audit_reason;
+  enum awf_reason audit_reason;
 };
 int tunnel_start_raw(struct conn *c, const struct tunnel_raw *r);
 
@@ -167,12 +171,5 @@ int tunnel_start_host(struct conn *c);
 void tunnel_on_timer(struct conn *c);
 void tunnel_on_close(struct conn *c);
 void tunnel_free(struct conn *c);
-
-/* Deciding on a host, shared by every mode. Returns NULL when admitted,
- * otherwise the log reason. Sets *would_deny (audit) when the ACL would have
- * denied but audit mode admits. */
-const char *proxy_decide(const awf_proxy *p, const char *host, size_t len,
-                         uint16_t port, enum awf_acl_proto proto, bool *would_deny,
-                         const char **audit_reason);
 
 #endif

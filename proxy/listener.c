@@ -27,42 +27,6 @@ void awf_proxy_diag(const awf_proxy *p, enum awf_log_level level, const char *fm
   fprintf(stderr, "awf-proxy: %s: %s\n", names[level], line);
 }
 
-const char *proxy_decide(const awf_proxy *p, const char *host, size_t len,
-                         uint16_t port, enum awf_acl_proto proto, bool *would_deny,
-                         const char **audit_reason) {
-  const char *reason = NULL;
-  *would_deny = false;
-  *audit_reason = NULL;
-  /* The host's services answer to their own port list, not to the ACL or
-   * --allow-ports; another port of the host is refused even under --audit,
-   * since no allowlist rule could admit it. */
-  switch (awf_host_access_check(p->cfg.host_access, host, len, port)) {
-  case AWF_HOST_ALLOWED: return NULL;
-  case AWF_HOST_PORT_DENIED: return "host_port_not_allowed";
-  case AWF_HOST_NONE: break;
-  }
-  if (!awf_port_set_has(&p->cfg.allow_ports, port)) {
-    reason = "port_not_allowed";
-  } else {
-    enum awf_acl_verdict v = awf_acl_check(p->cfg.acl, host, len, proto);
-    if (v != AWF_ACL_ALLOWED)
-      reason = awf_acl_verdict_name(v);
-    /* Admitted for the other scheme only (an https:// or http:// rule): say
-     * so, since suggesting the bare name would widen the rule to both. */
-    enum awf_acl_proto other = proto == AWF_PROTO_TLS ? AWF_PROTO_HTTP : AWF_PROTO_TLS;
-    if (v == AWF_ACL_NOT_ALLOWED && awf_acl_check(p->cfg.acl, host, len, other) == AWF_ACL_ALLOWED)
-      reason = "scheme_not_allowed";
-  }
-  /* Audit admits what the ACL would deny; a name that is not a host name at
-   * all cannot be dialled, so it stays denied. */
-  if (reason && p->cfg.audit && strcmp(reason, "invalid_name") != 0) {
-    *would_deny = true;
-    *audit_reason = reason;
-    return NULL;
-  }
-  return reason;
-}
-
 uint64_t conn_now_ms(const struct conn *c) {
   (void)c;
   struct timeval tv;
@@ -76,37 +40,18 @@ static void log_failed(const awf_proxy *p, int err) {
                  strerror(-err), awf_logfile_pending(p->cfg.log), awf_logfile_lost(p->cfg.log));
 }
 
-static void write_record(struct conn *c, const struct awf_log_record *r) {
-  int rc = awf_logfile_write(c->proxy->cfg.log, r);
-  if (rc < 0)
-    log_failed(c->proxy, rc);
+static void on_log_write_failed(void *arg, int err) {
+  log_failed(arg, err);
 }
 
 void conn_log_open(struct conn *c, const struct awf_log_record *r) {
-  struct awf_log_record o;
-  awf_log_record_init(&o);
+  struct awf_log_record o = *r;
   o.ts_ms = r->ts_ms ? r->ts_ms : conn_now_ms(c);
-  o.event = "open";
   o.conn = c->id;
-  o.req = r->req;
-  o.kind = r->event;
   o.client = c->client_addr;
-  o.method = r->method;
-  o.host = r->host;
-  o.host_len = r->host_len;
-  o.port = r->port;
-  o.url = r->url;
-  o.url_len = r->url_len;
-  o.sni = r->sni;
-  o.sni_len = r->sni_len;
-  o.ech = r->ech;
-  o.original_dst = r->original_dst;
-  o.decision = r->decision;
-  o.would_deny = r->would_deny;
-  o.reason = r->reason;
   c->open_logged = true;
   c->open_req = r->req;
-  write_record(c, &o);
+  awf_event_open(&c->proxy->events, &o);
 }
 
 void conn_log(struct conn *c, struct awf_log_record *r) {
@@ -114,24 +59,11 @@ void conn_log(struct conn *c, struct awf_log_record *r) {
     r->ts_ms = conn_now_ms(c);
   r->client = c->client_addr;
   r->conn = c->id;
-  if (!c->open_logged || c->open_req != r->req)
-    conn_log_open(c, r);
-  /* The summary lists denials, and under --audit what would have been one. */
-  if (c->proxy->cfg.denials && r->reason && r->decision &&
-      (strcmp(r->decision, "deny") == 0 || r->would_deny)) {
-    struct awf_denial_fact f = {.host = r->host, .host_len = r->host_len, .port = r->port,
-                                .reason = r->reason, .detail = r->resolved,
-                                .would = r->would_deny};
-    if (strcmp(r->reason, "scheme_not_allowed") == 0)
-      f.detail = strcmp(r->event, "http") == 0 ? "http" : "https";
-    char ip[AWF_ADDRSTRLEN];
-    if (!r->host_len && c->orig_dst.ss_family) { /* no name: the address the client dialled */
-      f.host = awf_sockaddr_format_ip((const struct sockaddr *)&c->orig_dst, ip, sizeof(ip));
-      f.host_len = strlen(ip);
-    }
-    awf_denials_note(c->proxy->cfg.denials, &f);
-  }
-  write_record(c, r);
+  struct awf_event_unit u = {.write_open = !c->open_logged || c->open_req != r->req,
+                             .dst = (const struct sockaddr *)&c->orig_dst};
+  c->open_logged = true;
+  c->open_req = r->req;
+  awf_event_log(&c->proxy->events, r, &u);
 }
 
 void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -300,21 +232,21 @@ static int original_dst(uv_tcp_t *tcp, struct sockaddr_storage *out) {
   return 0;
 }
 
-static void log_port_denial(struct conn *c, const char *reason) {
+static void log_port_denial(struct conn *c, enum awf_reason reason) {
   struct awf_log_record r;
   awf_log_record_init(&r);
   r.event = "tcp";
   r.original_dst = c->orig_dst_addr[0] ? c->orig_dst_addr : NULL;
   if (c->orig_dst.ss_family)
     r.port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
-  r.decision = "deny";
+  r.decision = AWF_DENY;
   r.reason = reason;
   r.bytes_up = r.bytes_down = 0;
   r.duration_ms = 0;
   conn_log(c, &r);
 }
 
-void conn_deny_port(struct conn *c, const char *reason) {
+void conn_deny_port(struct conn *c, enum awf_reason reason) {
   log_port_denial(c, reason);
   conn_close(c);
 }
@@ -325,39 +257,24 @@ static int start_transparent(struct conn *c, struct listener *l) {
   int rc = original_dst(&c->client, &c->orig_dst);
   if (rc < 0) {
     memset(&c->orig_dst, 0, sizeof(c->orig_dst));
-    log_port_denial(c, "not_redirected");
+    log_port_denial(c, AWF_REASON_NOT_REDIRECTED);
     conn_close(c);
     return 0;
   }
   awf_sockaddr_format((struct sockaddr *)&c->orig_dst, c->orig_dst_addr,
                       sizeof(c->orig_dst_addr));
-  if (awf_host_access_is_alias(p->cfg.host_access, (struct sockaddr *)&c->orig_dst)) {
-    if (tunnel_start_host(c) < 0)
-      conn_close(c);
-    return 0;
+  /* The original port says what the connection carries (policy.h). */
+  struct awf_ask_facts f = {.kind = AWF_ASK_PORT, .dst = (struct sockaddr *)&c->orig_dst,
+                            .port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst)};
+  struct awf_verdict v = awf_policy_judge(&p->policy, &f);
+  switch (v.mode) {
+  case AWF_MODE_HOST: rc = tunnel_start_host(c); break;
+  case AWF_MODE_SSH: rc = ssh_conn_start(c); break;
+  case AWF_MODE_TLS: rc = tunnel_start_transparent(c); break;
+  case AWF_MODE_HTTP: rc = http_conn_start(c); break;
+  case AWF_MODE_NONE: conn_deny_port(c, v.reason); return 0;
   }
-  uint16_t port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
-  if (port == AWF_SSH_PORT && p->cfg.ssh_acl) { /* --allow-ssh: no name on the wire */
-    if (ssh_conn_start(c) < 0)
-      conn_close(c);
-    return 0;
-  }
-  /* A port let out but neither TLS nor HTTP has no name to judge. */
-  const char *deny = "port_not_allowed";
-  if (awf_port_set_has(&p->cfg.allow_ports, port)) {
-    deny = "no_protocol_for_port";
-    if (awf_port_set_has(&p->cfg.tls_ports, port))
-      rc = tunnel_start_transparent(c);
-    else if (awf_port_set_has(&p->cfg.http_ports, port))
-      rc = http_conn_start(c);
-    else
-      rc = 1;
-  } else {
-    rc = 1;
-  }
-  if (rc == 1)
-    conn_deny_port(c, deny);
-  else if (rc < 0)
+  if (rc < 0)
     conn_close(c);
   return 0;
 }
@@ -388,7 +305,7 @@ static bool refuse_unlisted_client(awf_proxy *p, struct conn *c, const struct so
       awf_sockaddr_format(peer, c->client_addr, sizeof(c->client_addr));
     else
       snprintf(c->client_addr, sizeof(c->client_addr), "unknown");
-    log_port_denial(c, "client_not_allowed");
+    log_port_denial(c, AWF_REASON_CLIENT_NOT_ALLOWED);
     awf_proxy_diag(p, AWF_LOG_WARN, "client %s is not in --allow-clients; resetting its "
                    "connections", c->client_addr);
   }
@@ -410,7 +327,7 @@ static bool refuse_over_client_limit(awf_proxy *p, struct conn *c, const struct 
   }
   if (awf_client_limits_log_due(e, uv_now(p->loop), CLIENT_LIMIT_LOG_MS)) {
     awf_sockaddr_format(peer, c->client_addr, sizeof(c->client_addr));
-    log_port_denial(c, "client_limit");
+    log_port_denial(c, AWF_REASON_CLIENT_LIMIT);
     awf_proxy_diag(p, AWF_LOG_WARN,
                    "client %s holds %u connections (--max-connections-per-client); resetting more",
                    c->client_addr, p->cfg.max_connections_per_client);
@@ -509,6 +426,14 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
     return -ENOMEM;
   p->loop = loop;
   p->cfg = *cfg;
+  p->policy = (struct awf_policy){.acl = p->cfg.acl, .ssh_acl = p->cfg.ssh_acl,
+                                  .allow_ports = &p->cfg.allow_ports,
+                                  .tls_ports = &p->cfg.tls_ports,
+                                  .http_ports = &p->cfg.http_ports,
+                                  .host_access = p->cfg.host_access, .audit = p->cfg.audit};
+  p->events = (struct awf_event_sink){.log = p->cfg.log, .denials = p->cfg.denials,
+                                      .write_failed = on_log_write_failed,
+                                      .write_failed_arg = p};
   awf_list_init(&p->listeners);
   awf_list_init(&p->conns);
   if (!p->cfg.max_connections)

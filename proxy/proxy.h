@@ -14,20 +14,10 @@
 #include "denials.h"
 #include "dns_memory.h"
 #include "logfile.h"
+#include "port_set.h"
 #include "resolver.h"
 
 enum awf_log_level { AWF_LOG_DEBUG = 0, AWF_LOG_INFO, AWF_LOG_WARN, AWF_LOG_ERROR };
-
-struct awf_port_set {
-  uint8_t bits[65536 / 8];
-};
-
-static inline bool awf_port_set_has(const struct awf_port_set *s, uint16_t p) {
-  return (s->bits[p >> 3] >> (p & 7)) & 1;
-}
-static inline void awf_port_set_add(struct awf_port_set *s, uint16_t p) {
-  s->bits[p >> 3] |= (uint8_t)(1u << (p & 7));
-}
 
 struct awf_host_access;
 
