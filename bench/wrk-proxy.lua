@@ -8,6 +8,11 @@ if host then
    wrk.headers["Host"] = host
 end
 wrk.headers["User-Agent"] = "awf-bench"
+-- A proxy that wants credentials (srt's, scenario 8): "Basic ..." as given.
+local auth = os.getenv("BENCH_PROXY_AUTH")
+if auth then
+   wrk.headers["Proxy-Authorization"] = auth
+end
 
 function done(summary, latency, requests)
    local e = summary.errors

@@ -24,9 +24,11 @@
 #include "client_limits.h"
 #include "dialer.h"
 #include "engine.h"
+#include "events.h"
 #include "jsonlog.h"
 #include "list.h"
 #include "netaddr.h"
+#include "policy.h"
 #include "proxy.h"
 #include "transport.h"
 #include "transport_tcp.h"
@@ -151,12 +153,5 @@ uint64_t conn_now_ms(const struct conn *c);
 void conn_log_open(struct conn *c, const struct awf_log_record *r);
 void conn_log(struct conn *c, struct awf_log_record *r);
 void conn_log_failed(const awf_proxy *p, int err);
-
-/* decide.c: deciding on a host, shared by every mode. Returns NULL when
- * admitted, otherwise the log reason. Sets *would_deny (audit) when the ACL
- * would have denied but audit mode admits. */
-const char *proxy_decide(const awf_proxy *p, const char *host, size_t len,
-                         uint16_t port, enum awf_acl_proto proto, bool *would_deny,
-                         const char **audit_reason);
 
 #endif

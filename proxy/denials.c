@@ -16,7 +16,7 @@ struct denial {
   char host[HOST_MAX];
   char detail[DETAIL_MAX]; /* the address for private_destination, the scheme... */
   int port;
-  const char *reason; /* a static reason name */
+  enum awf_reason reason;
   bool would;         /* admitted by --audit */
   unsigned count;
 };
@@ -27,58 +27,11 @@ struct awf_denials {
   unsigned long dropped;
 };
 
-/* What a reason means for the summary: which section, and which flag fixes it. */
-enum fix {
-  FIX_DOMAIN,     /* --allow-domains HOST */
-  FIX_SCHEME,     /* --allow-domains SCHEME://HOST */
-  FIX_IP_RULE,    /* --allow-domains ADDR */
-  FIX_PORT,       /* --allow-ports N */
-  FIX_PROTOCOL,   /* --tls-ports N or --http-ports N */
-  FIX_CIDR,       /* --allow-destination-cidrs ADDR/32 */
-  FIX_SSH,        /* --allow-ssh HOST */
-  FIX_UNIX,       /* --allow-unix-socket PATH */
-  FIX_NONE,       /* a policy decision no flag here widens (blocked, UDP...) */
-  FIX_FAILURE,    /* not a policy denial: the destination could not be reached */
-};
-
-static const struct {
-  const char *reason;
-  enum fix fix;
-  const char *hint; /* shown after the line, or NULL */
-} reasons[] = {
-    {"not_allowed", FIX_DOMAIN, NULL},
-    {"scheme_not_allowed", FIX_SCHEME, NULL},
-    {"ip_literal", FIX_IP_RULE, NULL},
-    {"port_not_allowed", FIX_PORT, NULL},
-    {"no_protocol_for_port", FIX_PROTOCOL, NULL},
-    {"host_port_not_allowed", FIX_NONE, "a port of the host that --allow-host-ports does not list"},
-    {"private_destination", FIX_CIDR, NULL},
-    {"ssh_not_allowed", FIX_SSH, NULL},
-    {"unknown_destination", FIX_NONE,
-     "SSH to an address that no name awf answered leads to: connect by a name in --allow-ssh"},
-    {"unix_socket_not_allowed", FIX_UNIX, NULL},
-    {"blocked", FIX_NONE, "a --block-domains rule matches it"},
-    {"udp_not_allowed", FIX_NONE, "UDP never leaves the sandbox (QUIC falls back to TCP)"},
-    {"protocol_not_allowed", FIX_NONE, "only TCP leaves the sandbox"},
-    {"sni_mismatch", FIX_NONE, "the TLS server name is not the host asked for"},
-    {"no_sni", FIX_NONE, "TLS without a server name cannot be judged"},
-    {"not_a_proxy_request", FIX_NONE,
-     "a request for a path (GET /x) sent to the proxy port: it takes GET http://host/x"},
-    {"dns_failure", FIX_FAILURE, NULL},
-    {"upstream_unreachable", FIX_FAILURE, NULL},
-    {"timeout", FIX_FAILURE, NULL},
-    {"overloaded", FIX_FAILURE, NULL},
-    {"shutting_down", FIX_FAILURE, NULL},
-};
-
-static enum fix fix_of(const char *reason, const char **hint) {
-  *hint = NULL;
-  for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
-    if (strcmp(reasons[i].reason, reason) == 0) {
-      *hint = reasons[i].hint;
-      return reasons[i].fix;
-    }
-  return FIX_NONE; /* malformed requests and the like: nothing to allow */
+/* What a reason means for the summary (its section, the flag that fixes it,
+ * a note) is the reason table's: reason.h. */
+static enum awf_reason_fix fix_of(enum awf_reason reason, const char **hint) {
+  *hint = awf_reason_fix_note(reason);
+  return awf_reason_fix(reason);
 }
 
 awf_denials *awf_denials_new(void) { return calloc(1, sizeof(struct awf_denials)); }
@@ -87,13 +40,13 @@ void awf_denials_free(awf_denials *d) { free(d); }
 size_t awf_denials_count(const awf_denials *d) { return d->n; }
 
 void awf_denials_add(awf_denials *d, const char *host, size_t host_len, int port,
-                     const char *reason) {
+                     enum awf_reason reason) {
   struct awf_denial_fact f = {.host = host, .host_len = host_len, .port = port, .reason = reason};
   awf_denials_note(d, &f);
 }
 
 void awf_denials_add_text(awf_denials *d, const char *text, size_t len, int port,
-                          const char *reason) {
+                          enum awf_reason reason) {
   struct awf_denial_fact f = {.host = text, .host_len = len, .escaped = true, .port = port,
                               .reason = reason};
   awf_denials_note(d, &f);
@@ -122,7 +75,7 @@ void awf_denials_note(awf_denials *d, const struct awf_denial_fact *f) {
   for (size_t i = 0; i < d->n; i++) {
     struct denial *x = &d->items[i];
     if (x->port == port && x->would == f->would && strlen(x->host) == len &&
-        memcmp(x->host, host, len) == 0 && strcmp(x->reason, f->reason) == 0 &&
+        memcmp(x->host, host, len) == 0 && x->reason == f->reason &&
         strcmp(x->detail, detail) == 0) {
       x->count++;
       return;
@@ -227,14 +180,14 @@ static unsigned children_of(const awf_denials *d, const char *parent) {
   for (size_t i = 0; i < d->n; i++) {
     const char *hint;
     const struct denial *x = &d->items[i];
-    if (fix_of(x->reason, &hint) != FIX_DOMAIN || awf_denials_looks_like_data(x->host))
+    if (fix_of(x->reason, &hint) != AWF_FIX_DOMAIN || awf_denials_looks_like_data(x->host))
       continue;
     const char *p = parent_of(x->host);
     /* count each name once, whatever its ports */
     bool seen = false;
     for (size_t j = 0; j < i && !seen; j++)
       seen = strcmp(d->items[j].host, x->host) == 0 &&
-             fix_of(d->items[j].reason, &hint) == FIX_DOMAIN;
+             fix_of(d->items[j].reason, &hint) == AWF_FIX_DOMAIN;
     if (!seen && p && strcmp(p, parent) == 0)
       n++;
   }
@@ -250,35 +203,35 @@ static void fill_paste(const awf_denials *d, struct words *domains, struct words
     const struct denial *x = &d->items[i];
     const char *hint;
     switch (fix_of(x->reason, &hint)) {
-    case FIX_DOMAIN: {
+    case AWF_FIX_DOMAIN: {
       if (awf_denials_looks_like_data(x->host))
         break;
       const char *p = parent_of(x->host);
       words_add(domains, p && children_of(d, p) >= COLLAPSE_MIN ? p : x->host);
       break;
     }
-    case FIX_SCHEME:
+    case AWF_FIX_SCHEME:
       snprintf(item, sizeof(item), "%s://%s", x->detail[0] ? x->detail : "https", x->host);
       words_add(domains, item);
       break;
-    case FIX_IP_RULE:
+    case AWF_FIX_IP_RULE:
       words_add(domains, x->host);
       break;
-    case FIX_PORT:
+    case AWF_FIX_PORT:
       if (x->port > 0) {
         snprintf(item, sizeof(item), "%d", x->port);
         words_add(ports, item);
       }
       break;
-    case FIX_SSH:
+    case AWF_FIX_SSH:
       if (!awf_denials_looks_like_data(x->host))
         words_add(ssh, x->host);
       break;
-    case FIX_UNIX:
+    case AWF_FIX_UNIX:
       if (x->host[0] == '/' && !strchr(x->host, ','))
         words_add(sockets, x->host);
       break;
-    case FIX_CIDR:
+    case AWF_FIX_CIDR:
       if (x->detail[0]) {
         snprintf(item, sizeof(item), "%s/%d", x->detail, is_ipv6(x->detail) ? 128 : 32);
         words_add(cidrs, item);
@@ -294,24 +247,24 @@ static void fill_paste(const awf_denials *d, struct words *domains, struct words
 
 static void print_line(const struct denial *x, FILE *out) {
   const char *hint;
-  enum fix fix = fix_of(x->reason, &hint);
+  enum awf_reason_fix fix = fix_of(x->reason, &hint);
   if (x->port > 0)
-    fprintf(out, "  %s:%d  %s", x->host, x->port, x->reason);
+    fprintf(out, "  %s:%d  %s", x->host, x->port, awf_reason_name(x->reason));
   else
-    fprintf(out, "  %s  %s", x->host, x->reason);
+    fprintf(out, "  %s  %s", x->host, awf_reason_name(x->reason));
   if (x->count > 1)
     fprintf(out, " (%u times)", x->count);
-  if ((fix == FIX_DOMAIN || fix == FIX_SSH) && awf_denials_looks_like_data(x->host))
+  if ((fix == AWF_FIX_DOMAIN || fix == AWF_FIX_SSH) && awf_denials_looks_like_data(x->host))
     fputs("  [looks like data encoded in the name: not suggested]", out);
-  else if (fix == FIX_CIDR && x->detail[0])
+  else if (fix == AWF_FIX_CIDR && x->detail[0])
     fprintf(out, "  (resolved to %s)", x->detail);
-  else if (fix == FIX_SCHEME)
+  else if (fix == AWF_FIX_SCHEME)
     fprintf(out, "  (allowed over the other scheme only: %s://%s admits this one)",
             x->detail[0] ? x->detail : "https", x->host);
-  else if (fix == FIX_PROTOCOL)
+  else if (fix == AWF_FIX_PROTOCOL)
     fprintf(out, "  (allowed, but awf judges a name only on --tls-ports or --http-ports: add "
                  "--tls-ports %d for TLS or --http-ports %d for plain HTTP)", x->port, x->port);
-  else if (fix == FIX_PORT && x->port > 0)
+  else if (fix == AWF_FIX_PORT && x->port > 0)
     fprintf(out, "  (with --allow-ports %d, also --tls-ports %d or --http-ports %d when "
                  "clients connect without the proxy)", x->port, x->port, x->port);
   else if (hint)
@@ -323,7 +276,7 @@ enum section { SEC_DENIED, SEC_WOULD, SEC_FAILED };
 
 static enum section section_of(const struct denial *x) {
   const char *hint;
-  if (fix_of(x->reason, &hint) == FIX_FAILURE)
+  if (fix_of(x->reason, &hint) == AWF_FIX_FAILURE)
     return SEC_FAILED;
   return x->would ? SEC_WOULD : SEC_DENIED;
 }

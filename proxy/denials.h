@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "reason.h"
+
 #define AWF_DENIALS_MAX 256
 
 typedef struct awf_denials awf_denials;
@@ -25,11 +27,11 @@ void awf_denials_free(awf_denials *d);
  * as awf_dns_escape), so no name reaches a terminal raw or reads as another.
  * Beyond AWF_DENIALS_MAX distinct entries, only a counter of the rest is kept. */
 void awf_denials_add(awf_denials *d, const char *host, size_t host_len, int port,
-                     const char *reason);
+                     enum awf_reason reason);
 
 /* The same for a name already in that escaped form (awf_dns_name_text). */
 void awf_denials_add_text(awf_denials *d, const char *text, size_t len, int port,
-                          const char *reason);
+                          enum awf_reason reason);
 
 /* One denial with everything the summary can use. */
 struct awf_denial_fact {
@@ -37,7 +39,7 @@ struct awf_denial_fact {
   size_t host_len;
   bool escaped;        /* host is already in awf_dns_name_text's form */
   int port;            /* <= 0: none */
-  const char *reason;  /* a static reason name */
+  enum awf_reason reason; /* its fix and note are the reason table's (reason.h) */
   /* What the fix needs: for private_destination the address the name
    * resolved to ("10.0.0.5"), for scheme_not_allowed the scheme that would
    * admit it ("http", "https"). NULL or unprintable: none. */

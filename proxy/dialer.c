@@ -75,7 +75,7 @@ static void finish(awf_dial *d) {
   cb(&r, d->arg);
 }
 
-static void fail(awf_dial *d, int status, const char *reason) {
+static void fail(awf_dial *d, int status, enum awf_reason reason) {
   d->result.status = status;
   d->result.reason = reason;
   finish(d);
@@ -93,7 +93,7 @@ static void on_connect(uv_connect_t *req, int status) {
     d->open_handles--; /* ownership of the handle passes to the caller */
     a->tcp.data = NULL;
     d->result.status = 0;
-    d->result.reason = NULL;
+    d->result.reason = AWF_REASON_NONE;
     d->result.tcp = &a->tcp;
     finish(d);
     return;
@@ -132,7 +132,7 @@ static void try_next(awf_dial *d) {
 
     struct attempt *a = calloc(1, sizeof(*a));
     if (!a) {
-      fail(d, UV_ENOMEM, "upstream_unreachable");
+      fail(d, UV_ENOMEM, AWF_REASON_UPSTREAM_UNREACHABLE);
       return;
     }
     a->dial = d;
@@ -150,7 +150,7 @@ static void try_next(awf_dial *d) {
     abandon_attempt(d);
   }
   fail(d, d->result.status ? d->result.status : UV_ECONNREFUSED,
-       d->result.status == UV_ETIMEDOUT ? "timeout" : "upstream_unreachable");
+       d->result.status == UV_ETIMEDOUT ? AWF_REASON_TIMEOUT : AWF_REASON_UPSTREAM_UNREACHABLE);
 }
 
 /* Keep the admitted addresses; fail as private_destination if none is. */
@@ -176,7 +176,7 @@ static void take_addresses(awf_dial *d, const struct awf_addr_list *in) {
       d->result.peer = in->addr[0];
       awf_sockaddr_set_port(&d->result.peer, d->port);
     }
-    fail(d, -EACCES, "private_destination");
+    fail(d, -EACCES, AWF_REASON_PRIVATE_DESTINATION);
     return;
   }
   try_next(d);
@@ -186,7 +186,7 @@ static void on_resolved(int status, const struct awf_addr_list *addrs, void *arg
   awf_dial *d = arg;
   d->rreq = NULL;
   if (status < 0) {
-    fail(d, status, status == -ETIMEDOUT ? "dns_failure" : "dns_failure");
+    fail(d, status, AWF_REASON_DNS_FAILURE);
     return;
   }
   take_addresses(d, addrs);

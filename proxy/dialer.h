@@ -11,13 +11,14 @@
 
 #include "addr_policy.h"
 #include "host_access.h"
+#include "reason.h"
 #include "resolver.h"
 
 typedef struct awf_dial awf_dial;
 
 struct awf_dial_result {
   int status;            /* 0, or a negative uv/errno value */
-  const char *reason;    /* on failure: dns_failure, private_destination,
+  enum awf_reason reason; /* on failure: dns_failure, private_destination,
                             upstream_unreachable, timeout */
   uv_tcp_t *tcp;         /* on success: connected; the caller owns it now and
                             must uv_close() it with a callback that free()s it */

@@ -29,6 +29,10 @@
 #define AWF_DNS_WIRE_NAME_MAX 255  /* wire bytes, with the root label */
 #define AWF_DNS_UDP_MIN 512        /* plain DNS over UDP (RFC 1035 4.2.1) */
 #define AWF_DNS_UDP_MAX 1232       /* our cap, and the EDNS size we advertise */
+/* The reverse names of 127.0.0.1 and ::1. */
+#define AWF_DNS_PTR_LOOPBACK4 "1.0.0.127.in-addr.arpa"
+#define AWF_DNS_PTR_LOOPBACK6                                                   \
+  "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa"
 #define AWF_DNS_TCP_MAX 65535      /* what a 2-byte TCP length prefix allows */
 #define AWF_DNS_TYPE_NAME_SIZE 12  /* buffer for awf_dns_type_name: "TYPE65535" */
 

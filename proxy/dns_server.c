@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "events.h"
 #include "hostname.h"
 #include "list.h"
 #include "netaddr.h"
@@ -80,6 +81,8 @@ struct tcp_write {
 struct awf_dns_server {
   uv_loop_t *loop;
   struct awf_dns_server_config cfg;
+  struct awf_policy judge;      /* the policy over cfg's ACLs, audit and host access */
+  struct awf_event_sink events; /* cfg's log and denials */
   uv_udp_t udp;
   uv_tcp_t tcp;
   unsigned open_handles;        /* udp, tcp listener */
@@ -95,44 +98,13 @@ struct awf_dns_server {
 
 /* ---- the decision ------------------------------------------------------- */
 
-enum awf_acl_verdict awf_dns_acl_check(const awf_acl *acl, const char *name, size_t len) {
-  enum awf_acl_verdict t = awf_acl_check(acl, name, len, AWF_PROTO_TLS);
-  if (t == AWF_ACL_ALLOWED)
-    return t;
-  enum awf_acl_verdict h = awf_acl_check(acl, name, len, AWF_PROTO_HTTP);
-  if (h == AWF_ACL_ALLOWED)
-    return h;
-  if (t == AWF_ACL_BLOCKED || h == AWF_ACL_BLOCKED)
-    return AWF_ACL_BLOCKED;
-  return t;
-}
-
-/* Does name end with the label sequence suffix (or equal it)? Both are
- * lower-case, dotted, without a trailing dot. */
-static bool name_under(const char *name, size_t len, const char *suffix) {
-  size_t sl = strlen(suffix);
-  if (len == sl)
-    return memcmp(name, suffix, sl) == 0;
-  return len > sl && name[len - sl - 1] == '.' && memcmp(name + len - sl, suffix, sl) == 0;
-}
-
-#define PTR_LOOPBACK4 "1.0.0.127.in-addr.arpa"
-#define PTR_LOOPBACK6                                                           \
-  "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa"
-
-static bool is_loopback_name(const struct awf_dns_query *q) {
-  return name_under(q->qname, q->qname_len, "localhost") ||
-         name_under(q->qname, q->qname_len, "127.in-addr.arpa") ||
-         name_under(q->qname, q->qname_len, PTR_LOOPBACK6);
-}
-
 size_t awf_dns_local_answer(const struct awf_dns_query *q, struct awf_dns_rr *rr,
                             unsigned *rcode) {
   static const uint8_t v6[16] = {[15] = 1};
   memset(rr, 0, sizeof(*rr));
   rr->ttl = AWF_DNS_ANSWER_TTL_MAX;
   *rcode = AWF_DNS_NOERROR;
-  if (name_under(q->qname, q->qname_len, "localhost")) {
+  if (awf_name_under(q->qname, q->qname_len, "localhost")) {
     if (q->qtype == AWF_DNS_TYPE_A) {
       rr->type = AWF_DNS_TYPE_A;
       memcpy(rr->u.a, (uint8_t[4]){127, 0, 0, 1}, 4);
@@ -145,10 +117,10 @@ size_t awf_dns_local_answer(const struct awf_dns_query *q, struct awf_dns_rr *rr
     }
     return 0; /* NODATA */
   }
-  bool one = (q->qname_len == strlen(PTR_LOOPBACK4) &&
-              memcmp(q->qname, PTR_LOOPBACK4, q->qname_len) == 0) ||
-             (q->qname_len == strlen(PTR_LOOPBACK6) &&
-              memcmp(q->qname, PTR_LOOPBACK6, q->qname_len) == 0);
+  bool one = (q->qname_len == strlen(AWF_DNS_PTR_LOOPBACK4) &&
+              memcmp(q->qname, AWF_DNS_PTR_LOOPBACK4, q->qname_len) == 0) ||
+             (q->qname_len == strlen(AWF_DNS_PTR_LOOPBACK6) &&
+              memcmp(q->qname, AWF_DNS_PTR_LOOPBACK6, q->qname_len) == 0);
   if (!one) {
     *rcode = AWF_DNS_NXDOMAIN; /* other loopback addresses have no name here */
     return 0;
@@ -195,44 +167,25 @@ bool awf_dns_host_answer(const struct awf_host_access *h, const struct awf_dns_q
   return true;
 }
 
-void awf_dns_decide(const awf_acl *acl, bool audit, const struct awf_dns_query *q,
+void awf_dns_decide(const struct awf_policy *policy, const struct awf_dns_query *q,
                     struct awf_dns_verdict *v) {
-  v->action = AWF_DNS_ACT_REFUSE;
-  v->would_deny = false;
-  if (!q->has_question || !q->name_ok) {
-    v->reason = "invalid_name";
-    return;
-  }
-  if (!q->class_in) {
-    v->reason = "unsupported_class";
-    return;
-  }
-  if (is_loopback_name(q)) {
+  struct awf_ask_facts f = {.kind = AWF_ASK_DNS, .host = q->qname, .host_len = q->qname_len,
+                            .dns = {.name_ok = q->has_question && q->name_ok,
+                                    .class_in = q->class_in}};
+  struct awf_verdict pv = awf_policy_judge(policy, &f);
+  v->decision = pv.decision;
+  v->reason = pv.reason;
+  v->would_deny = pv.would_deny;
+  if (pv.decision == AWF_DENY) /* a non-name or another class: no answer to give */
+    v->action = pv.reason == AWF_REASON_INVALID_NAME || pv.reason == AWF_REASON_UNSUPPORTED_CLASS
+                    ? AWF_DNS_ACT_REFUSE
+                    : AWF_DNS_ACT_BLOCK;
+  else if (pv.host_access)
+    v->action = AWF_DNS_ACT_HOST;
+  else if (pv.reason == AWF_REASON_LOOPBACK)
     v->action = AWF_DNS_ACT_LOCAL;
-    v->reason = "loopback";
-    return;
-  }
-  enum awf_acl_verdict verdict = awf_dns_acl_check(acl, q->qname, q->qname_len);
-  v->reason = awf_acl_verdict_name(verdict);
-  if (verdict != AWF_ACL_ALLOWED) {
-    /* As in the proxy: audit admits policy denials, never a non-name. */
-    if (verdict != AWF_ACL_INVALID_NAME)
-      v->action = AWF_DNS_ACT_BLOCK;
-    if (!audit || verdict == AWF_ACL_INVALID_NAME)
-      return;
-    v->would_deny = true;
-  }
-  v->action = admitted_action(q);
-}
-
-void awf_dns_decide_ssh(const awf_acl *ssh_acl, const struct awf_dns_query *q,
-                        struct awf_dns_verdict *v) {
-  if (!ssh_acl || strcmp(v->reason, "not_allowed") != 0 ||
-      awf_acl_check(ssh_acl, q->qname, q->qname_len, AWF_PROTO_TLS) != AWF_ACL_ALLOWED)
-    return;
-  v->reason = "allowed";
-  v->would_deny = false;
-  v->action = admitted_action(q);
+  else
+    v->action = admitted_action(q);
 }
 
 size_t awf_dns_select_addrs(const struct awf_addr_list *l, uint16_t qtype,
@@ -277,7 +230,7 @@ static uint64_t wall_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void log_job(const struct dns_job *j, const char *decision, const char *reason,
+static void log_job(const struct dns_job *j, enum awf_decision decision, enum awf_reason reason,
                     int answers) {
   awf_dns_server *s = j->s;
   struct awf_log_record r;
@@ -303,14 +256,8 @@ static void log_job(const struct dns_job *j, const char *decision, const char *r
   }
   r.answers = answers;
   r.resolved = j->resolved[0] ? j->resolved : NULL;
-  if (s->cfg.denials && j->q.has_question && (strcmp(decision, "deny") == 0 || r.would_deny))
-    awf_denials_note(s->cfg.denials,
-                     &(struct awf_denial_fact){.host = name, .host_len = name_len, .escaped = true,
-                                               .reason = reason, .detail = r.resolved,
-                                               .would = r.would_deny});
-  int rc = s->cfg.log ? awf_logfile_write(s->cfg.log, &r) : 0;
-  if (rc < 0 && s->cfg.log_failed)
-    s->cfg.log_failed(s->cfg.log_failed_arg, rc);
+  /* One record per message: no open record; the name is escaped text. */
+  awf_event_log(&s->events, &r, &(struct awf_event_unit){.host_escaped = true});
 }
 
 static void on_conn_written(uv_write_t *req, int status) {
@@ -384,7 +331,7 @@ static int respond(struct dns_job *j, unsigned rcode, const struct awf_dns_rr *r
  * instead of retrying a "temporary" REFUSED, with the reason in an EDE. */
 static int respond_blocked(struct dns_job *j) {
   char text[AWF_DNS_EDE_TEXT_MAX];
-  snprintf(text, sizeof(text), "awf: denied by policy (%s)", j->v.reason);
+  snprintf(text, sizeof(text), "awf: denied by policy (%s)", awf_reason_name(j->v.reason));
   struct awf_dns_ede ede = {.info_code = AWF_DNS_EDE_BLOCKED, .text = text};
   return respond_ede(j, AWF_DNS_NXDOMAIN, NULL, 0, &ede);
 }
@@ -408,7 +355,8 @@ static void remember_answer(const struct dns_job *j, const struct awf_dns_rr *rr
 }
 
 static void answer_lookup(struct dns_job *j, int status, const struct awf_addr_list *l) {
-  const char *decision = "allow", *reason = j->v.reason;
+  enum awf_decision decision = AWF_ALLOW;
+  enum awf_reason reason = j->v.reason;
   int answers;
   if (status == 0) {
     struct awf_dns_rr rrs[AWF_RESOLVE_MAX_ADDRS];
@@ -417,8 +365,8 @@ static void answer_lookup(struct dns_job *j, int status, const struct awf_addr_l
     size_t n = awf_dns_select_addrs(l, j->q.qtype, j->s->cfg.policy, ttl, rrs,
                                     AWF_RESOLVE_MAX_ADDRS, &refused);
     if (n == 0 && refused > 0) {
-      decision = "deny";
-      reason = "private_destination";
+      decision = AWF_DENY;
+      reason = AWF_REASON_PRIVATE_DESTINATION;
       for (size_t i = 0; i < l->n && !j->resolved[0]; i++) /* the first, for the summary */
         if (l->addr[i].ss_family == (j->q.qtype == AWF_DNS_TYPE_A ? AF_INET : AF_INET6))
           awf_sockaddr_format_ip((const struct sockaddr *)&l->addr[i], j->resolved,
@@ -431,8 +379,8 @@ static void answer_lookup(struct dns_job *j, int status, const struct awf_addr_l
      * either way the client gets nothing to connect to. */
     answers = respond(j, AWF_DNS_NXDOMAIN, NULL, 0);
   } else {
-    decision = "deny";
-    reason = status == -EAGAIN || status == -ENOMEM ? "overloaded" : "dns_failure";
+    decision = AWF_DENY;
+    reason = status == -EAGAIN || status == -ENOMEM ? AWF_REASON_OVERLOADED : AWF_REASON_DNS_FAILURE;
     answers = respond(j, AWF_DNS_SERVFAIL, NULL, 0);
   }
   log_job(j, decision, reason, answers);
@@ -509,40 +457,40 @@ static int handle_message(awf_dns_server *s, struct dns_conn *c, const struct so
   case AWF_DNS_PARSE_OK:
     break;
   case AWF_DNS_PARSE_DROP:
-    log_job(&j, "deny", "bad_request", -1);
+    log_job(&j, AWF_DENY, AWF_REASON_BAD_REQUEST, -1);
     return -EBADMSG;
   case AWF_DNS_PARSE_NOTIMP:
-    log_job(&j, "deny", "not_implemented", respond(&j, j.q.rcode, NULL, 0));
+    log_job(&j, AWF_DENY, AWF_REASON_NOT_IMPLEMENTED, respond(&j, j.q.rcode, NULL, 0));
     return 0;
   default: /* FORMERR, BADVERS */
-    log_job(&j, "deny", "bad_request", respond(&j, j.q.rcode, NULL, 0));
+    log_job(&j, AWF_DENY, AWF_REASON_BAD_REQUEST, respond(&j, j.q.rcode, NULL, 0));
     return 0;
   }
 
-  struct awf_dns_rr host_rr;
-  size_t host_n;
-  if (awf_dns_host_answer(s->cfg.host_access, &j.q, &host_rr, &host_n)) {
-    log_job(&j, "allow", "host_access", respond(&j, AWF_DNS_NOERROR, &host_rr, host_n));
-    return 0;
-  }
-  awf_dns_decide(s->cfg.acl, s->cfg.audit, &j.q, &j.v);
-  awf_dns_decide_ssh(s->cfg.ssh_acl, &j.q, &j.v);
+  awf_dns_decide(&s->judge, &j.q, &j.v);
   switch (j.v.action) {
+  case AWF_DNS_ACT_HOST: {
+    struct awf_dns_rr host_rr;
+    size_t host_n;
+    awf_dns_host_answer(s->cfg.host_access, &j.q, &host_rr, &host_n);
+    log_job(&j, j.v.decision, j.v.reason, respond(&j, AWF_DNS_NOERROR, &host_rr, host_n));
+    break;
+  }
   case AWF_DNS_ACT_REFUSE:
-    log_job(&j, "deny", j.v.reason, respond(&j, AWF_DNS_REFUSED, NULL, 0));
+    log_job(&j, j.v.decision, j.v.reason, respond(&j, AWF_DNS_REFUSED, NULL, 0));
     break;
   case AWF_DNS_ACT_BLOCK:
-    log_job(&j, "deny", j.v.reason, respond_blocked(&j));
+    log_job(&j, j.v.decision, j.v.reason, respond_blocked(&j));
     break;
   case AWF_DNS_ACT_LOCAL: {
     struct awf_dns_rr rr;
     unsigned rcode;
     size_t n = awf_dns_local_answer(&j.q, &rr, &rcode);
-    log_job(&j, "allow", j.v.reason, respond(&j, rcode, &rr, n));
+    log_job(&j, j.v.decision, j.v.reason, respond(&j, rcode, &rr, n));
     break;
   }
   case AWF_DNS_ACT_NODATA:
-    log_job(&j, "allow", j.v.reason, respond(&j, AWF_DNS_NOERROR, NULL, 0));
+    log_job(&j, j.v.decision, j.v.reason, respond(&j, AWF_DNS_NOERROR, NULL, 0));
     break;
   case AWF_DNS_ACT_RESOLVE:
     start_lookup(&j);
@@ -813,36 +761,45 @@ static void config_defaults(struct awf_dns_server_config *c) {
     c->tcp_idle_timeout_ms = AWF_DNS_DEFAULT_TCP_IDLE_MS;
 }
 
-int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
-                       const struct sockaddr *listen, struct sockaddr_storage *bound,
-                       awf_dns_server **out) {
+int awf_dns_server_bind(const struct sockaddr *listen, int *ufd, int *tfd,
+                        struct sockaddr_storage *bound) {
+  if (!listen || (listen->sa_family != AF_INET && listen->sa_family != AF_INET6))
+    return -EAFNOSUPPORT;
+  struct sockaddr_storage addr;
+  int rc = bind_pair(listen, ufd, tfd, &addr);
+  if (rc == 0 && bound)
+    *bound = addr;
+  return rc;
+}
+
+int awf_dns_server_new_fds(uv_loop_t *loop, const struct awf_dns_server_config *cfg, int ufd,
+                           int tfd, awf_dns_server **out) {
   if (out)
     *out = NULL;
-  if (!loop || !cfg || !cfg->acl || !cfg->policy || !cfg->resolver || !listen || !out)
-    return -EINVAL;
-  if (listen->sa_family != AF_INET && listen->sa_family != AF_INET6)
-    return -EAFNOSUPPORT;
-  awf_dns_server *s = calloc(1, sizeof(*s));
-  if (!s)
-    return -ENOMEM;
+  awf_dns_server *s = NULL;
+  if (loop && cfg && cfg->acl && cfg->policy && cfg->resolver && out)
+    s = calloc(1, sizeof(*s));
+  if (!s) {
+    close(ufd);
+    close(tfd);
+    return loop && cfg && cfg->acl && cfg->policy && cfg->resolver && out ? -ENOMEM : -EINVAL;
+  }
   s->loop = loop;
   s->cfg = *cfg;
+  s->judge = (struct awf_policy){.acl = cfg->acl, .ssh_acl = cfg->ssh_acl,
+                                 .host_access = cfg->host_access, .audit = cfg->audit};
+  s->events = (struct awf_event_sink){.log = cfg->log, .denials = cfg->denials,
+                                      .write_failed = cfg->log_failed,
+                                      .write_failed_arg = cfg->log_failed_arg};
   awf_list_init(&s->conns);
   awf_list_init(&s->jobs);
   config_defaults(&s->cfg);
 
-  int ufd = -1, tfd = -1;
-  struct sockaddr_storage addr;
-  int rc = bind_pair(listen, &ufd, &tfd, &addr);
-  if (rc < 0) {
-    free(s);
-    return rc;
-  }
   uv_udp_init(loop, &s->udp);
   uv_tcp_init(loop, &s->tcp);
   s->udp.data = s->tcp.data = s;
   s->open_handles = 2;
-  rc = uv_udp_open(&s->udp, ufd);
+  int rc = uv_udp_open(&s->udp, ufd);
   if (rc < 0)
     close(ufd);
   else /* uv_udp_open turned SO_REUSEADDR on: another socket could bind our port */
@@ -864,10 +821,20 @@ int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
     uv_close((uv_handle_t *)&s->tcp, on_server_handle_closed);
     return rc;
   }
-  if (bound)
-    *bound = addr;
   *out = s;
   return 0;
+}
+
+int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
+                       const struct sockaddr *listen, struct sockaddr_storage *bound,
+                       awf_dns_server **out) {
+  if (out)
+    *out = NULL;
+  if (!loop || !cfg || !cfg->acl || !cfg->policy || !cfg->resolver || !listen || !out)
+    return -EINVAL;
+  int ufd = -1, tfd = -1;
+  int rc = awf_dns_server_bind(listen, &ufd, &tfd, bound);
+  return rc < 0 ? rc : awf_dns_server_new_fds(loop, cfg, ufd, tfd, out);
 }
 
 void awf_dns_server_close(awf_dns_server *s, void (*done)(void *arg), void *arg) {
@@ -880,7 +847,7 @@ void awf_dns_server_close(awf_dns_server *s, void (*done)(void *arg), void *arg)
   while ((j = awf_list_first(&s->jobs, struct dns_job, link)) != NULL) {
     awf_resolve_cancel(j->req);
     job_unlink(j);
-    log_job(j, "deny", "shutting_down", 0);
+    log_job(j, AWF_DENY, AWF_REASON_SHUTTING_DOWN, 0);
     free(j);
   }
   uv_udp_recv_stop(&s->udp);

@@ -43,6 +43,7 @@
 #include "dns_msg.h"
 #include "host_access.h"
 #include "logfile.h"
+#include "policy.h"
 #include "resolver.h"
 
 #define AWF_DNS_ANSWER_TTL_MAX 30       /* seconds: rules may change under a cached answer */
@@ -70,7 +71,7 @@ struct awf_dns_server_config {
   void (*log_failed)(void *arg, int err);
   void *log_failed_arg;
   /* --allow-ssh (optional): names these rules admit are answered too, though
-   * the ACL does not admit them (awf_dns_decide_ssh). */
+   * the ACL does not admit them (policy.h, AWF_ASK_DNS). */
   const awf_acl *ssh_acl;
   /* Optional: every address answered is noted with its name, for judging SSH
    * connections by the name the command resolved. */
@@ -84,6 +85,16 @@ struct awf_dns_server_config {
 int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
                        const struct sockaddr *listen, struct sockaddr_storage *bound,
                        awf_dns_server **out);
+
+/* The two halves of awf_dns_server_new, for sockets made in a network
+ * namespace the server's process cannot enter (rootless awf): bind UDP and
+ * TCP on one port (fds in *ufd and *tfd, the address in *bound, may be NULL;
+ * TCP is not listening yet), then serve on such a pair, which the server
+ * owns from then on, also on failure. 0 or a negative errno / uv error. */
+int awf_dns_server_bind(const struct sockaddr *listen, int *ufd, int *tfd,
+                        struct sockaddr_storage *bound);
+int awf_dns_server_new_fds(uv_loop_t *loop, const struct awf_dns_server_config *cfg, int ufd,
+                           int tfd, awf_dns_server **out);
 
 /* Stop serving: lookups in flight are cancelled and logged (shutting_down,
  * no answer sent), connections closed. Once this returns the server no longer
@@ -100,31 +111,23 @@ enum awf_dns_action {
   AWF_DNS_ACT_LOCAL,      /* loopback: answered by awf_dns_local_answer */
   AWF_DNS_ACT_NODATA,     /* NOERROR, no answers, nothing asked upstream */
   AWF_DNS_ACT_RESOLVE,    /* look the name up, answer the qtype's family */
+  AWF_DNS_ACT_HOST,       /* one of the host's names: answered by awf_dns_host_answer */
 };
 
 struct awf_dns_verdict {
   enum awf_dns_action action;
-  const char *reason;     /* log reason: "allowed", "not_allowed", "blocked",
-                           * "ip_literal", "invalid_name", "unsupported_class" */
+  enum awf_decision decision;
+  enum awf_reason reason; /* allowed, host_access, loopback, not_allowed, blocked,
+                           * ip_literal, invalid_name, unsupported_class */
   bool would_deny;        /* audit admitted it; reason says why it would not be */
 };
 
-/* The ACL's verdict on a name reached by an unknown protocol: admitted when
- * it is admitted for TLS or for HTTP; otherwise "blocked" if a block rule
- * matched either way, else the TLS verdict. */
-enum awf_acl_verdict awf_dns_acl_check(const awf_acl *acl, const char *name, size_t len);
-
-/* Decide on a parsed, well-formed query (status AWF_DNS_PARSE_OK).
+/* Decide on a parsed, well-formed query (status AWF_DNS_PARSE_OK): the
+ * judgement is policy.h's (AWF_ASK_DNS), turned into what to answer.
  * IP-literal names ("1.2.3.4" as a DNS name) are never looked up: NODATA
- * when an IP rule admits them, REFUSED (ip_literal) otherwise. */
-void awf_dns_decide(const awf_acl *acl, bool audit, const struct awf_dns_query *q,
+ * when an IP rule admits them, NXDOMAIN (ip_literal) otherwise. */
+void awf_dns_decide(const struct awf_policy *policy, const struct awf_dns_query *q,
                     struct awf_dns_verdict *v);
-
-/* After awf_dns_decide: a name the ACL does not admit ("not_allowed", so no
- * block rule matched) but the --allow-ssh rules do is answered as admitted
- * (reason "allowed"): ssh must resolve it. ssh_acl NULL: no change. */
-void awf_dns_decide_ssh(const awf_acl *ssh_acl, const struct awf_dns_query *q,
-                        struct awf_dns_verdict *v);
 
 /* The loopback answer for a query decided AWF_DNS_ACT_LOCAL: the rcode,
  * and in *rr (when it returns 1 record) the answer. */

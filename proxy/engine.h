@@ -10,7 +10,9 @@
 #include <uv.h>
 
 #include "client_limits.h"
+#include "events.h"
 #include "list.h"
+#include "policy.h"
 #include "proxy.h"
 #include "upstream_pool.h"
 
@@ -19,6 +21,8 @@
 struct awf_proxy {
   uv_loop_t *loop;
   struct awf_proxy_config cfg;
+  struct awf_policy policy;     /* the judge, over cfg's ACLs, ports, host access, audit */
+  struct awf_event_sink events; /* every access-log record goes through it (events.h) */
   struct awf_list listeners; /* listener.c's */
   struct awf_list conns;     /* every open client connection */
   unsigned nconns;

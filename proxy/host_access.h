@@ -16,8 +16,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "proxy.h"
-#include "resolver.h"
+#include "netaddr.h"  /* struct awf_addr_list */
+#include "port_set.h"
 
 /* The names the reference and Docker use, and awf's own. */
 #define AWF_HOST_ALIAS_NAME "host.docker.internal"

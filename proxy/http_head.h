@@ -18,6 +18,7 @@
 
 #include "http_target.h"
 #include "jsonlog.h" /* struct awf_buf */
+#include "reason.h"
 
 #define AWF_MAX_HEADERS 128
 
@@ -111,7 +112,7 @@ struct awf_req_facts {
  * Returns 0, or an HTTP status (400) with *reason set. */
 int awf_req_head_complete(const llhttp_t *p, const struct awf_head *h, unsigned host_headers,
                           const char *url, size_t url_len, bool transparent,
-                          uint16_t orig_port, struct awf_req_facts *f, const char **reason);
+                          uint16_t orig_port, struct awf_req_facts *f, enum awf_reason *reason);
 
 /* A redirected request is in origin form ("GET /path"): the name is the Host
  * header's, the port the one the client dialled. */

@@ -59,12 +59,12 @@ struct http_state {
   uint64_t req_length;          /* its Content-Length, for AWF_FRAME_LENGTH */
   struct awf_resp_plan plan;    /* the response under way (http_head.h) */
   bool would_deny;
-  const char *audit_reason;
+  enum awf_reason audit_reason;
   bool host_access;          /* admitted as one of the host's services */
   uint64_t req_no;           /* this request's number on the connection (log `req`) */
   unsigned host_headers;
   int error_status;
-  const char *error_reason;
+  enum awf_reason error_reason;
   struct awf_http_target target;
   int method;
   uint64_t started_ms;
@@ -110,8 +110,8 @@ static bool awaiting_response(const struct http_state *h) {
 /* ---- access log --------------------------------------------------------- */
 
 /* The request's record as far as it is known. */
-static void request_record(struct conn *c, struct awf_log_record *r, const char *decision,
-                           const char *reason) {
+static void request_record(struct conn *c, struct awf_log_record *r, enum awf_decision decision,
+                           enum awf_reason reason) {
   struct http_state *h = hs(c);
   awf_log_record_init(r);
   r->event = h->method == HTTP_CONNECT ? "connect" : "http";
@@ -132,8 +132,8 @@ static void request_record(struct conn *c, struct awf_log_record *r, const char 
   r->would_deny = h->would_deny;
   if (h->would_deny && h->audit_reason)
     r->reason = h->audit_reason;
-  if (h->host_access && !strcmp(decision, "allow"))
-    r->reason = "host_access";
+  if (h->host_access && decision == AWF_ALLOW)
+    r->reason = AWF_REASON_HOST_ACCESS;
 }
 
 /* The decision to let the request through, logged when it is made: before
@@ -141,11 +141,11 @@ static void request_record(struct conn *c, struct awf_log_record *r, const char 
  * dies before the request ends. */
 static void log_request_open(struct conn *c) {
   struct awf_log_record r;
-  request_record(c, &r, "allow", "allowed");
+  request_record(c, &r, AWF_ALLOW, AWF_REASON_ALLOWED);
   conn_log_open(c, &r);
 }
 
-static void log_request(struct conn *c, const char *decision, const char *reason) {
+static void log_request(struct conn *c, enum awf_decision decision, enum awf_reason reason) {
   struct http_state *h = hs(c);
   if (h->logged || h->rq_stage == RQ_IDLE)
     return;
@@ -222,56 +222,25 @@ static int write_body(struct conn *c, bool to_client, bool chunked, const char *
 
 /* ---- error responses ----------------------------------------------------- */
 
-static const char *status_text(int status) {
-  switch (status) {
-  case 400: return "Bad Request";
-  case 403: return "Forbidden";
-  case 408: return "Request Timeout";
-  case 431: return "Request Header Fields Too Large";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 504: return "Gateway Timeout";
-  }
-  return "Error";
-}
-
-static const char *explain(const char *reason) {
-  if (!strcmp(reason, "not_allowed")) return "the domain is not in the allowlist (add it with --allow-domains)";
-  if (!strcmp(reason, "scheme_not_allowed")) return "the domain is allowed over the other scheme only (an http:// or https:// rule)";
-  if (!strcmp(reason, "no_protocol_for_port")) return "the port is allowed but is in neither --tls-ports nor --http-ports";
-  if (!strcmp(reason, "blocked")) return "the domain matches a block rule (--block-domains)";
-  if (!strcmp(reason, "port_not_allowed")) return "the port is not allowed (--allow-ports)";
-  if (!strcmp(reason, "ip_literal")) return "IP addresses are denied unless listed in --allow-domains";
-  if (!strcmp(reason, "invalid_name")) return "the host name is not valid";
-  if (!strcmp(reason, "private_destination")) return "the name resolves to a private or local address (--allow-destination-cidrs)";
-  if (!strcmp(reason, "dns_failure")) return "the name could not be resolved";
-  if (!strcmp(reason, "upstream_unreachable")) return "the upstream server could not be reached";
-  if (!strcmp(reason, "timeout")) return "timed out";
-  if (!strcmp(reason, "header_too_large")) return "the request header block is larger than 64 KiB";
-  if (!strcmp(reason, "not_a_proxy_request"))
-    return "awf-proxy is a forward proxy, not a web server: send it absolute-form requests "
-           "(GET http://host/path) by pointing the client at it, e.g. "
-           "HTTP_PROXY=http://PROXY_ADDR:PORT, or curl -x http://PROXY_ADDR:PORT http://host/path";
-  return "the request is malformed";
-}
-
 /* Answer with an error and close. The one-line body names the host and the
  * reason, so an agent reading it knows what to ask for. */
 static void http_send_error(struct conn *c, int status, const char *host, int port,
-                     const char *reason) {
+                     enum awf_reason reason) {
   char body[640], head[256];
   int blen;
   if (host && *host)
     blen = snprintf(body, sizeof(body), "awf: %s:%d %s: %s: %s\n", host, port,
-                    status == 403 ? "denied" : "failed", reason, explain(reason));
+                    status == 403 ? "denied" : "failed", awf_reason_name(reason),
+                    awf_reason_explain(reason));
   else
-    blen = snprintf(body, sizeof(body), "awf: %s: %s\n", reason, explain(reason));
+    blen = snprintf(body, sizeof(body), "awf: %s: %s\n", awf_reason_name(reason),
+                    awf_reason_explain(reason));
   if (blen < 0 || (size_t)blen >= sizeof(body))
     blen = (int)strlen(body);
   int hlen = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
                       "Content-Length: %d\r\nConnection: close\r\n\r\n",
-                      status, status_text(status), blen);
+                      status, awf_http_status_text(status), blen);
   hs(c)->status = status;
   hs(c)->paused = true; /* nothing more is read from this client */
   if (c->dial) { /* a 504 or 408 while dialling: no answer may follow this one */
@@ -286,10 +255,10 @@ static void http_send_error(struct conn *c, int status, const char *host, int po
   conn_close_after_writes(c);
 }
 
-static void fail_request(struct conn *c, int status, const char *reason) {
+static void fail_request(struct conn *c, int status, enum awf_reason reason) {
   struct http_state *h = hs(c);
   h->status = status;
-  log_request(c, "deny", reason);
+  log_request(c, AWF_DENY, reason);
   if (h->rs_stage != RS_NONE) { /* too late for a status: cut the response */
     conn_close(c);
     return;
@@ -300,7 +269,7 @@ static void fail_request(struct conn *c, int status, const char *reason) {
 
 /* ---- request parsing callbacks ------------------------------------------ */
 
-static int req_error(struct conn *c, int status, const char *reason) {
+static int req_error(struct conn *c, int status, enum awf_reason reason) {
   hs(c)->error_status = status;
   hs(c)->error_reason = reason;
   return -1;
@@ -321,7 +290,7 @@ static void request_reset(struct conn *c) {
   h->req_framing = AWF_FRAME_NONE;
   h->req_length = 0;
   memset(&h->plan, 0, sizeof(h->plan));
-  h->audit_reason = NULL;
+  h->audit_reason = AWF_REASON_NONE;
   h->host_headers = 0;
   h->req_no++;
   h->method = -1;
@@ -331,7 +300,7 @@ static void request_reset(struct conn *c) {
   h->upstream_addr[0] = h->resolved[0] = '\0';
   h->started_ms = conn_now_ms(c);
   h->error_status = 0;
-  h->error_reason = NULL;
+  h->error_reason = AWF_REASON_NONE;
 }
 
 static int on_req_begin(llhttp_t *p) {
@@ -347,19 +316,19 @@ static int on_req_url(llhttp_t *p, const char *at, size_t len) {
   if (h->url_len == 0)
     h->url_off = (uint32_t)h->rq.buf.len;
   if (awf_head_append(&h->rq, at, len) < 0)
-    return req_error(c, 431, "header_too_large");
+    return req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE);
   h->url_len += (uint32_t)len;
   return 0;
 }
 
 static int on_req_field(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
-  return awf_head_field(&hs(c)->rq, at, len) < 0 ? req_error(c, 431, "header_too_large") : 0;
+  return awf_head_field(&hs(c)->rq, at, len) < 0 ? req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE) : 0;
 }
 
 static int on_req_value(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
-  return awf_head_value(&hs(c)->rq, at, len) < 0 ? req_error(c, 431, "header_too_large") : 0;
+  return awf_head_value(&hs(c)->rq, at, len) < 0 ? req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE) : 0;
 }
 
 static int on_req_value_complete(llhttp_t *p) {
@@ -367,7 +336,7 @@ static int on_req_value_complete(llhttp_t *p) {
   struct http_state *h = hs(c);
   const struct awf_hdr *x = awf_head_value_complete(&h->rq);
   if (awf_req_check_header(&h->rq, x, &h->host_headers) < 0)
-    return req_error(c, 400, "bad_request");
+    return req_error(c, 400, AWF_REASON_BAD_REQUEST);
   return 0;
 }
 
@@ -428,7 +397,7 @@ static int on_req_headers_complete(llhttp_t *p) {
   awf_proxy *px = c->proxy;
   h->rq_stage = RQ_BODY;
   struct awf_req_facts f;
-  const char *reason;
+  enum awf_reason reason;
   /* The target's path points into rq.buf, which no longer grows for this
    * request. */
   int status = awf_req_head_complete(p, &h->rq, h->host_headers,
@@ -447,16 +416,17 @@ static int on_req_headers_complete(llhttp_t *p) {
   if (f.close)
     h->resp_close = true; /* HTTP/1.0 or Connection: close: one request, then close */
 
-  enum awf_acl_proto proto = h->method == HTTP_CONNECT ? AWF_PROTO_TLS : AWF_PROTO_HTTP;
-  const char *deny = proxy_decide(px, h->target.host, h->target.host_len, h->target.port,
-                                  proto, &h->would_deny, &h->audit_reason);
-  h->host_access = !deny && awf_host_access_check(px->cfg.host_access, h->target.host,
-                                                  h->target.host_len, h->target.port) ==
-                                AWF_HOST_ALLOWED;
-  if (deny) {
-    h->status = 403;
-    log_request(c, "deny", deny);
-    http_send_error(c, 403, h->target.host, h->target.port, deny);
+  struct awf_ask_facts ask = {.kind = h->method == HTTP_CONNECT ? AWF_ASK_CONNECT : AWF_ASK_HTTP,
+                              .host = h->target.host, .host_len = h->target.host_len,
+                              .port = h->target.port};
+  struct awf_verdict v = awf_policy_judge(&px->policy, &ask);
+  h->would_deny = v.would_deny;
+  h->audit_reason = v.would_deny ? v.reason : AWF_REASON_NONE;
+  h->host_access = v.host_access;
+  if (v.decision == AWF_DENY) {
+    h->status = awf_reason_http_status(v.reason);
+    log_request(c, AWF_DENY, v.reason);
+    http_send_error(c, h->status, h->target.host, h->target.port, v.reason);
     return HPE_PAUSED;
   }
   log_request_open(c);
@@ -467,7 +437,7 @@ static int on_req_headers_complete(llhttp_t *p) {
     return HPE_PAUSED;
   }
   if (build_upstream_head(c) < 0)
-    return req_error(c, 431, "header_too_large");
+    return req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE);
   if (c->up && !(h->up_reusable && h->up_port == h->target.port &&
                  strcmp(h->up_host, h->target.host) == 0))
     park_upstream(c); /* another host: someone else may want it */
@@ -492,7 +462,7 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len) {
   /* The origin went away under the upload (a reset after refusing it): its
    * failure, not a bad request of the client's. */
   if (write_body(c, false, hs(c)->req_framing == AWF_FRAME_CHUNKED, at, len) < 0)
-    return req_error(c, 502, "upstream_unreachable");
+    return req_error(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
   return 0;
 }
 
@@ -504,7 +474,7 @@ static int on_req_complete(llhttp_t *p) {
   if (h->req_framing == AWF_FRAME_CHUNKED && c->up) {
     uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
     if (write_up(c, &end, 1) < 0)
-      return req_error(c, 502, "upstream_unreachable");
+      return req_error(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
   }
   h->rq_stage = RQ_DONE;
   awf_scan_restart(&h->scan);
@@ -532,7 +502,7 @@ static int stash_pending(struct http_state *h, const char *at, size_t len) {
 static void after_request_error(struct conn *c) {
   struct http_state *h = hs(c);
   int status = h->error_status ? h->error_status : 400;
-  const char *reason = h->error_reason ? h->error_reason : "bad_request";
+  enum awf_reason reason = h->error_reason ? h->error_reason : AWF_REASON_BAD_REQUEST;
   if (h->rq_stage == RQ_IDLE) /* refused before llhttp began a message (first or next) */
     request_reset(c);
   if (status == 502) {
@@ -550,12 +520,12 @@ static void after_request_error(struct conn *c) {
       return;
     }
     h->status = status;
-    log_request(c, "allow", "allowed");
+    log_request(c, AWF_ALLOW, AWF_REASON_ALLOWED);
     http_send_error(c, status, NULL, 0, reason);
     return;
   }
   h->status = status;
-  log_request(c, "deny", reason);
+  log_request(c, AWF_DENY, reason);
   http_send_error(c, status, NULL, 0, reason);
 }
 
@@ -564,7 +534,7 @@ static void feed_client(struct conn *c, const char *data, size_t len) {
   struct http_state *h = hs(c);
   if (h->scan.active && awf_scan_head(&h->scan, data, len) < 0) {
     h->error_status = 400;
-    h->error_reason = "bad_request";
+    h->error_reason = AWF_REASON_BAD_REQUEST;
     after_request_error(c);
     return;
   }
@@ -657,11 +627,10 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
     awf_sockaddr_format((const struct sockaddr *)&r->peer, h->upstream_addr,
                         sizeof(h->upstream_addr));
   if (r->status < 0) {
-    bool private = !strcmp(r->reason, "private_destination");
-    if (private && r->have_peer) /* what the summary's --allow-destination-cidrs needs */
+    /* what the summary's --allow-destination-cidrs needs */
+    if (r->reason == AWF_REASON_PRIVATE_DESTINATION && r->have_peer)
       awf_sockaddr_format_ip((const struct sockaddr *)&r->peer, h->resolved, sizeof(h->resolved));
-    int status = !strcmp(r->reason, "timeout") ? 504 : private ? 403 : 502;
-    fail_request(c, status, r->reason);
+    fail_request(c, awf_reason_http_status(r->reason), r->reason);
     return;
   }
   conn_attach_up_tcp(c, r->tcp);
@@ -693,7 +662,7 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
   llhttp_init(&h->resp, HTTP_RESPONSE, &resp_settings);
   h->resp.data = c;
   if (start_upstream_request(c) < 0) {
-    fail_request(c, 502, "upstream_unreachable");
+    fail_request(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
     return;
   }
   update_reading(c);
@@ -716,7 +685,7 @@ static void start_dial(struct conn *c) {
   };
   if (awf_dial_start(&prm, on_dialled, c, &c->dial) < 0) {
     c->dial = NULL;
-    fail_request(c, 502, "dns_failure");
+    fail_request(c, 502, AWF_REASON_DNS_FAILURE);
   }
 }
 
@@ -817,7 +786,7 @@ static const llhttp_settings_t resp_settings = {
 /* Both the request and its response are complete. */
 static void exchange_done(struct conn *c) {
   struct http_state *h = hs(c);
-  log_request(c, "allow", "allowed");
+  log_request(c, AWF_ALLOW, AWF_REASON_ALLOWED);
   h->rq_stage = RQ_IDLE;
   if (h->resp_close || c->client->eof || c->proxy->shutting_down) {
     park_upstream(c); /* a connection per request: the next client takes it */
@@ -904,7 +873,7 @@ static void on_up_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
                    h->resp_refused ? "response refused (101, or Connection names a framing header)"
                    : nread < 0     ? "closed early"
                                    : llhttp_get_error_reason(&h->resp));
-    fail_request(c, 502, "upstream_unreachable");
+    fail_request(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
     return;
   }
   if (h->rs_stage != RS_DONE)
@@ -912,7 +881,7 @@ static void on_up_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
   if (h->rq_stage != RQ_DONE) {
     /* Answered before the request body ended (401, 413...): the rest of the
      * body cannot be skipped safely, so this connection ends here. */
-    log_request(c, "allow", "allowed");
+    log_request(c, AWF_ALLOW, AWF_REASON_ALLOWED);
     conn_close_after_writes(c);
     return;
   }
@@ -927,12 +896,12 @@ static void http_on_timer(struct conn *c, enum conn_timer kind) {
   struct http_state *h = hs(c);
   if (h->rq_stage == RQ_HEAD && kind == T_HEADER) {
     h->status = 408;
-    log_request(c, "deny", "timeout");
-    http_send_error(c, 408, NULL, 0, "timeout");
+    log_request(c, AWF_DENY, AWF_REASON_TIMEOUT);
+    http_send_error(c, 408, NULL, 0, AWF_REASON_TIMEOUT);
     return;
   }
   if (h->rq_stage != RQ_IDLE && kind == T_EXCHANGE && h->rs_stage != RS_DONE) {
-    fail_request(c, 504, "timeout");
+    fail_request(c, 504, AWF_REASON_TIMEOUT);
     return;
   }
   conn_close(c);
@@ -943,7 +912,7 @@ static void http_on_timer(struct conn *c, enum conn_timer kind) {
 static void http_on_close(struct conn *c) {
   struct http_state *h = hs(c);
   if (h->rq_stage >= RQ_BODY && !h->logged)
-    log_request(c, "allow", "allowed");
+    log_request(c, AWF_ALLOW, AWF_REASON_ALLOWED);
 }
 
 static void http_free(struct conn *c) {

@@ -293,9 +293,9 @@ int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   field_true(&w, "ech", r->ech);
   field_str(&w, "original_dst", r->original_dst);
   field_bytes(&w, "path", r->path, r->path_len);
-  field_str(&w, "decision", r->decision);
+  field_str(&w, "decision", awf_decision_name(r->decision));
   field_true(&w, "would_deny", r->would_deny);
-  field_str(&w, "reason", r->reason);
+  field_str(&w, "reason", awf_reason_name(r->reason));
   field_int(&w, "status", r->status);
   field_str(&w, "upstream", r->upstream);
   field_str(&w, "resolved", r->resolved);

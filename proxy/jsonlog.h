@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h" /* struct awf_buf, the capped buffer records are written into */
+#include "buf.h"    /* struct awf_buf, the capped buffer records are written into */
+#include "reason.h" /* enum awf_decision, enum awf_reason: written by name */
 
 /* Append s[0..n) as a JSON string literal with its quotes. Escapes '"', '\\',
  * and control bytes (\n \r \t \b \f, others \u00XX), and DEL as \u007f.
@@ -34,8 +35,8 @@ struct awf_log_record {
   const char *sni;
   size_t sni_len;
   const char *original_dst;
-  const char *decision;    /* "allow" / "deny" */
-  const char *reason;
+  enum awf_decision decision; /* written "allow" / "deny"; NONE: omitted */
+  enum awf_reason reason;     /* written by its name; NONE: omitted */
   bool would_deny;         /* --audit: allowed, but the ACL would have denied */
   bool ech;                /* a ClientHello carried ECH */
   int status;              /* HTTP status sent; -1 to omit */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <netinet/in.h>
 
@@ -22,6 +23,10 @@ struct listener {
   bool transparent;     /* connections were redirected here by nftables */
   bool paused;          /* a connection is waiting in the kernel queue (at the cap) */
 };
+
+static void on_log_write_failed(void *arg, int err) {
+  conn_log_failed(arg, err);
+}
 
 static void maybe_finish_shutdown(awf_proxy *p);
 static void resume_accepting(awf_proxy *p);
@@ -58,21 +63,21 @@ static int original_dst(uv_tcp_t *tcp, struct sockaddr_storage *out) {
   return 0;
 }
 
-static void log_port_denial(struct conn *c, const char *reason) {
+static void log_port_denial(struct conn *c, enum awf_reason reason) {
   struct awf_log_record r;
   awf_log_record_init(&r);
   r.event = "tcp";
   r.original_dst = c->orig_dst_addr[0] ? c->orig_dst_addr : NULL;
   if (c->orig_dst.ss_family)
     r.port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
-  r.decision = "deny";
+  r.decision = AWF_DENY;
   r.reason = reason;
   r.bytes_up = r.bytes_down = 0;
   r.duration_ms = 0;
   conn_log(c, &r);
 }
 
-static void conn_deny_port(struct conn *c, const char *reason) {
+static void conn_deny_port(struct conn *c, enum awf_reason reason) {
   log_port_denial(c, reason);
   conn_close(c);
 }
@@ -83,39 +88,24 @@ static int start_transparent(struct conn *c, struct listener *l) {
   int rc = original_dst(&c->client_handle, &c->orig_dst);
   if (rc < 0) {
     memset(&c->orig_dst, 0, sizeof(c->orig_dst));
-    log_port_denial(c, "not_redirected");
+    log_port_denial(c, AWF_REASON_NOT_REDIRECTED);
     conn_close(c);
     return 0;
   }
   awf_sockaddr_format((struct sockaddr *)&c->orig_dst, c->orig_dst_addr,
                       sizeof(c->orig_dst_addr));
-  if (awf_host_access_is_alias(p->cfg.host_access, (struct sockaddr *)&c->orig_dst)) {
-    if (tunnel_start_host(c) < 0)
-      conn_close(c);
-    return 0;
+  /* The original port says what the connection carries (policy.h). */
+  struct awf_ask_facts f = {.kind = AWF_ASK_PORT, .dst = (struct sockaddr *)&c->orig_dst,
+                            .port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst)};
+  struct awf_verdict v = awf_policy_judge(&p->policy, &f);
+  switch (v.mode) {
+  case AWF_MODE_HOST: rc = tunnel_start_host(c); break;
+  case AWF_MODE_SSH: rc = ssh_conn_start(c); break;
+  case AWF_MODE_TLS: rc = tunnel_start_transparent(c); break;
+  case AWF_MODE_HTTP: rc = http_conn_start(c); break;
+  case AWF_MODE_NONE: conn_deny_port(c, v.reason); return 0;
   }
-  uint16_t port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
-  if (port == AWF_SSH_PORT && p->cfg.ssh_acl) { /* --allow-ssh: no name on the wire */
-    if (ssh_conn_start(c) < 0)
-      conn_close(c);
-    return 0;
-  }
-  /* A port let out but neither TLS nor HTTP has no name to judge. */
-  const char *deny = "port_not_allowed";
-  if (awf_port_set_has(&p->cfg.allow_ports, port)) {
-    deny = "no_protocol_for_port";
-    if (awf_port_set_has(&p->cfg.tls_ports, port))
-      rc = tunnel_start_transparent(c);
-    else if (awf_port_set_has(&p->cfg.http_ports, port))
-      rc = http_conn_start(c);
-    else
-      rc = 1;
-  } else {
-    rc = 1;
-  }
-  if (rc == 1)
-    conn_deny_port(c, deny);
-  else if (rc < 0)
+  if (rc < 0)
     conn_close(c);
   return 0;
 }
@@ -146,7 +136,7 @@ static bool refuse_unlisted_client(awf_proxy *p, struct conn *c, const struct so
       awf_sockaddr_format(peer, c->client_addr, sizeof(c->client_addr));
     else
       snprintf(c->client_addr, sizeof(c->client_addr), "unknown");
-    log_port_denial(c, "client_not_allowed");
+    log_port_denial(c, AWF_REASON_CLIENT_NOT_ALLOWED);
     awf_proxy_diag(p, AWF_LOG_WARN, "client %s is not in --allow-clients; resetting its "
                    "connections", c->client_addr);
   }
@@ -168,7 +158,7 @@ static bool refuse_over_client_limit(awf_proxy *p, struct conn *c, const struct 
   }
   if (awf_client_limits_log_due(e, uv_now(p->loop), CLIENT_LIMIT_LOG_MS)) {
     awf_sockaddr_format(peer, c->client_addr, sizeof(c->client_addr));
-    log_port_denial(c, "client_limit");
+    log_port_denial(c, AWF_REASON_CLIENT_LIMIT);
     awf_proxy_diag(p, AWF_LOG_WARN,
                    "client %s holds %u connections (--max-connections-per-client); resetting more",
                    c->client_addr, p->cfg.max_connections_per_client);
@@ -265,6 +255,14 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
   p->loop = loop;
   p->cfg = *cfg;
   p->conn_released = on_conn_released;
+  p->policy = (struct awf_policy){.acl = p->cfg.acl, .ssh_acl = p->cfg.ssh_acl,
+                                  .allow_ports = &p->cfg.allow_ports,
+                                  .tls_ports = &p->cfg.tls_ports,
+                                  .http_ports = &p->cfg.http_ports,
+                                  .host_access = p->cfg.host_access, .audit = p->cfg.audit};
+  p->events = (struct awf_event_sink){.log = p->cfg.log, .denials = p->cfg.denials,
+                                      .write_failed = on_log_write_failed,
+                                      .write_failed_arg = p};
   awf_list_init(&p->listeners);
   awf_list_init(&p->conns);
   if (!p->cfg.max_connections)
@@ -322,6 +320,30 @@ static int listen_on(awf_proxy *p, const struct sockaddr *addr,
   if (bound) {
     int len = sizeof(*bound);
     uv_tcp_getsockname(&l->tcp, (struct sockaddr *)bound, &len);
+  }
+  awf_list_push_front(&p->listeners, &l->link);
+  p->open_handles++;
+  return 0;
+}
+
+/* A socket bound elsewhere (inside a network namespace awf cannot enter:
+ * rootless awf, supervisor.c) keeps the namespace it was made in. */
+int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent) {
+  struct listener *l = calloc(1, sizeof(*l));
+  if (!l)
+    return UV_ENOMEM;
+  l->proxy = p;
+  l->transparent = transparent;
+  uv_tcp_init(p->loop, &l->tcp);
+  l->tcp.data = l;
+  int rc = uv_tcp_open(&l->tcp, fd);
+  if (rc < 0)
+    close(fd); /* not the handle's */
+  else
+    rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+  if (rc < 0) {
+    uv_close((uv_handle_t *)&l->tcp, on_failed_listener_closed);
+    return rc;
   }
   awf_list_push_front(&p->listeners, &l->link);
   p->open_handles++;

@@ -9,6 +9,15 @@
 
 #define AWF_ADDRSTRLEN 56 /* "[" INET6_ADDRSTRLEN "]:65535" */
 
+#define AWF_RESOLVE_MAX_ADDRS 16
+
+/* The addresses a name resolved to (resolver.h), or the host's targets. */
+struct awf_addr_list {
+  size_t n;
+  uint32_t ttl_s;                                   /* the TTL applied (capped) */
+  struct sockaddr_storage addr[AWF_RESOLVE_MAX_ADDRS]; /* ports are 0 */
+};
+
 /* Format an AF_INET/AF_INET6 address with its port. Returns out. */
 char *awf_sockaddr_format(const struct sockaddr *sa, char *out, size_t outsz);
 

@@ -14,20 +14,10 @@
 #include "denials.h"
 #include "dns_memory.h"
 #include "logfile.h"
+#include "port_set.h"
 #include "resolver.h"
 
 enum awf_log_level { AWF_LOG_DEBUG = 0, AWF_LOG_INFO, AWF_LOG_WARN, AWF_LOG_ERROR };
-
-struct awf_port_set {
-  uint8_t bits[65536 / 8];
-};
-
-static inline bool awf_port_set_has(const struct awf_port_set *s, uint16_t p) {
-  return (s->bits[p >> 3] >> (p & 7)) & 1;
-}
-static inline void awf_port_set_add(struct awf_port_set *s, uint16_t p) {
-  s->bits[p >> 3] |= (uint8_t)(1u << (p & 7));
-}
 
 struct awf_host_access;
 
@@ -83,6 +73,12 @@ int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
  * itself, never the original address. Returns 0 or a uv error. */
 int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
                                  struct sockaddr_storage *bound);
+
+/* Listen on `fd`, a TCP socket already bound (in whatever network namespace
+ * made it), as awf_proxy_listen (transparent false) or
+ * awf_proxy_listen_transparent would. The engine owns fd from here on, also
+ * on failure (it is closed). Returns 0 or a uv error. */
+int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent);
 
 /* Stop accepting, let open work finish for shutdown_grace_ms, then close the
  * rest. `done` runs once every connection and handle is closed; the engine is

@@ -10,16 +10,10 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#define AWF_RESOLVE_MAX_ADDRS 16
+#include "netaddr.h" /* struct awf_addr_list */
 
 typedef struct awf_resolver awf_resolver;
 typedef struct awf_resolve_req awf_resolve_req;
-
-struct awf_addr_list {
-  size_t n;
-  uint32_t ttl_s;                                   /* the TTL applied (capped) */
-  struct sockaddr_storage addr[AWF_RESOLVE_MAX_ADDRS]; /* ports are 0 */
-};
 
 /* A diagnostics line (no newline), for --log-level debug. */
 typedef void (*awf_trace_fn)(void *arg, const char *line);

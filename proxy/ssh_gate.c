@@ -10,47 +10,9 @@
 #include "netaddr.h"
 #include "tunnel.h"
 
-void awf_ssh_judge(const awf_acl *ssh_acl, const awf_acl *acl, bool audit,
-                   const struct awf_dns_memory_name *names, size_t n,
-                   const struct sockaddr *dst, struct awf_ssh_verdict *v) {
-  memset(v, 0, sizeof(*v));
-  const char *blocked = NULL;
-  for (size_t i = 0; i < n; i++) {
-    const char *name = names[i].name;
-    if (awf_dns_acl_check(acl, name, strlen(name)) == AWF_ACL_BLOCKED) {
-      if (!blocked)
-        blocked = name; /* a block always wins, for this name */
-      continue;
-    }
-    if (awf_acl_check(ssh_acl, name, strlen(name), AWF_PROTO_TLS) == AWF_ACL_ALLOWED) {
-      v->name = name;
-      v->dial_address = names[i].pinned;
-      return;
-    }
-  }
-  /* No name admitted: an IP rule may still admit the address itself. */
-  char ip[AWF_ADDRSTRLEN];
-  awf_sockaddr_format_ip(dst, ip, sizeof(ip));
-  if (awf_dns_acl_check(acl, ip, strlen(ip)) != AWF_ACL_BLOCKED &&
-      awf_acl_check(ssh_acl, ip, strlen(ip), AWF_PROTO_TLS) == AWF_ACL_ALLOWED) {
-    v->dial_address = true;
-    return;
-  }
-  if (n == 0) {
-    v->reason = "unknown_destination"; /* nothing to dial, even under --audit */
-    return;
-  }
-  v->name = blocked ? blocked : names[0].name;
-  v->reason = blocked ? "blocked" : "ssh_not_allowed";
-  if (audit) {
-    v->would_deny = true;
-    v->dial_address = blocked ? false : names[0].pinned;
-  }
-}
-
 /* A reset, as for a port that is not redirected: ssh reports "Connection
  * reset by peer" at once. */
-static void ssh_deny(struct conn *c, const char *name, const char *reason) {
+static void ssh_deny(struct conn *c, const char *name, enum awf_reason reason) {
   struct awf_log_record r;
   awf_log_record_init(&r);
   r.event = "tcp";
@@ -60,7 +22,7 @@ static void ssh_deny(struct conn *c, const char *name, const char *reason) {
   }
   r.port = AWF_SSH_PORT;
   r.original_dst = c->orig_dst_addr;
-  r.decision = "deny";
+  r.decision = AWF_DENY;
   r.reason = reason;
   r.bytes_up = r.bytes_down = 0;
   r.duration_ms = 0;
@@ -79,16 +41,17 @@ int ssh_conn_start(struct conn *c) {
   size_t n = p->cfg.dns_memory ? awf_dns_memory_lookup(p->cfg.dns_memory, dst, uv_now(p->loop),
                                                        names, AWF_DNS_MEMORY_NAMES_MAX)
                                : 0;
-  struct awf_ssh_verdict v;
-  awf_ssh_judge(p->cfg.ssh_acl, p->cfg.acl, p->cfg.audit, names, n, dst, &v);
-  if (v.reason && !v.would_deny) {
+  char ip[AWF_ADDRSTRLEN];
+  awf_sockaddr_format_ip(dst, ip, sizeof(ip));
+  struct awf_ask_facts f = {.kind = AWF_ASK_SSH, .ssh = {.names = names, .n = n, .dst_ip = ip}};
+  struct awf_verdict v = awf_policy_judge(&p->policy, &f);
+  if (v.decision == AWF_DENY) {
     ssh_deny(c, v.name, v.reason);
     return 0;
   }
-  char ip[AWF_ADDRSTRLEN];
-  awf_sockaddr_format_ip(dst, ip, sizeof(ip));
   struct tunnel_raw r = {.event = "tcp", .host = v.name ? v.name : ip,
                          .dial = v.dial_address ? ip : NULL, .port = AWF_SSH_PORT,
-                         .would_deny = v.would_deny, .audit_reason = v.reason};
+                         .would_deny = v.would_deny,
+                         .audit_reason = v.would_deny ? v.reason : AWF_REASON_NONE};
   return tunnel_start_raw(c, &r);
 }

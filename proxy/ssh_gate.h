@@ -10,33 +10,12 @@
  * address: awf's own resolver does not read the file). A CDN address shared
  * by an allowed and a denied name therefore reaches the allowed name only.
  * An address no name led to is refused (unknown_destination) unless an IP
- * rule in --allow-ssh admits it. */
+ * rule in --allow-ssh admits it. The judgement is the policy's (policy.h,
+ * AWF_ASK_SSH); ssh_gate.c acts on it. */
 #ifndef AWF_SSH_GATE_H
 #define AWF_SSH_GATE_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <sys/socket.h>
-
-#include "acl.h"
-#include "dns_memory.h"
-
-#define AWF_SSH_PORT 22
-
-struct awf_ssh_verdict {
-  const char *reason;       /* NULL: admitted; else ssh_not_allowed, blocked,
-                             * unknown_destination */
-  const char *name;         /* the name judged: logged, and dialled unless
-                             * dial_address; NULL: none (the address) */
-  bool dial_address;        /* dial the original address (/etc/hosts, IP rule) */
-  bool would_deny;          /* --audit admitted it; reason says why it would not be */
-};
-
-/* Pure. names: dns_memory's names for the original address dst, most recent
- * first. acl: the domain ACL, consulted for block rules only. */
-void awf_ssh_judge(const awf_acl *ssh_acl, const awf_acl *acl, bool audit,
-                   const struct awf_dns_memory_name *names, size_t n,
-                   const struct sockaddr *dst, struct awf_ssh_verdict *v);
+#include "policy.h" /* AWF_SSH_PORT; the judgement is AWF_ASK_SSH */
 
 /* ssh_gate.c: a redirected connection to port 22 with --allow-ssh: judged
  * by the name awf's DNS answered for its original address, then relayed by

@@ -47,7 +47,7 @@ struct tunnel_state {
   bool client_shut, up_shut; /* a FIN passed on to that side */
   bool host_access;        /* admitted as one of the host's services */
   awf_splice *splice;      /* RELAY_SPLICE: the relay */
-  const char *audit_reason;
+  enum awf_reason audit_reason;
   uint64_t req;            /* CONNECT: the request's number, for the log */
   uint16_t port;
   char host[256];
@@ -61,8 +61,8 @@ static struct tunnel_state *ts(const struct conn *c) { return c->mode; }
 static bool redirected(const struct tunnel_state *t) { return t->kind != TK_CONNECT; }
 
 /* The tunnel's record as far as it is known. */
-static void tunnel_record(struct conn *c, struct awf_log_record *r, const char *decision,
-                          const char *reason) {
+static void tunnel_record(struct conn *c, struct awf_log_record *r, enum awf_decision decision,
+                          enum awf_reason reason) {
   struct tunnel_state *t = ts(c);
   awf_log_record_init(r);
   r->event = t->event ? t->event : t->kind == TK_RAW ? "tcp" : t->kind == TK_TLS ? "tls" : "connect";
@@ -84,11 +84,11 @@ static void tunnel_record(struct conn *c, struct awf_log_record *r, const char *
   r->would_deny = t->would_deny;
   if (t->would_deny && t->audit_reason)
     r->reason = t->audit_reason;
-  if (t->host_access && !strcmp(decision, "allow"))
-    r->reason = "host_access";
+  if (t->host_access && decision == AWF_ALLOW)
+    r->reason = AWF_REASON_HOST_ACCESS;
 }
 
-static void log_tunnel(struct conn *c, const char *decision, const char *reason) {
+static void log_tunnel(struct conn *c, enum awf_decision decision, enum awf_reason reason) {
   struct tunnel_state *t = ts(c);
   if (t->logged)
     return;
@@ -176,17 +176,15 @@ static int relay(struct awf_transport *to, const char *data, size_t len) {
   return awf_transport_write(to, &b, 1);
 }
 
-static void deny_tunnel(struct conn *c, const char *reason) {
+static void deny_tunnel(struct conn *c, enum awf_reason reason) {
   /* A CONNECT client already has its 200, a redirected one expects a TLS
-   * server: a fatal alert is the clearest thing left to say before closing.
-   * unrecognized_name (112) when no usable name was sent, else
-   * access_denied (49). */
-  char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31};
-  if (!strcmp(reason, "no_sni"))
-    alert[6] = 0x70;
-  if (ts(c)->kind == TK_RAW)
-    alert[0] = 0; /* not TLS: nothing to say */
-  log_tunnel(c, "deny", reason);
+   * server: a fatal alert is the clearest thing left to say before closing
+   * (reason.h: unrecognized_name when no usable name was sent, else
+   * access_denied). */
+  enum awf_tls_alert a = ts(c)->kind == TK_RAW ? AWF_TLS_ALERT_NONE /* not TLS: nothing to say */
+                                               : awf_reason_tls_alert(reason);
+  char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, (char)a};
+  log_tunnel(c, AWF_DENY, reason);
   free(ts(c)->hello);
   ts(c)->hello = NULL;
   ts(c)->hello_len = 0;
@@ -197,57 +195,30 @@ static void deny_tunnel(struct conn *c, const char *reason) {
   }
   conn_drop_upstream(c);
   uv_buf_t b = uv_buf_init((char *)alert, sizeof(alert));
-  if (alert[0])
+  if (a != AWF_TLS_ALERT_NONE)
     awf_transport_write(c->client, &b, 1);
   conn_close_after_writes(c);
 }
 
-/* Judge a complete ClientHello. Returns NULL to admit, or the deny reason. */
-static const char *judge_hello(struct conn *c, const struct awf_tls_hello *hello) {
+/* The ClientHello's facts for the judge (policy.h); its ECH and server name
+ * are kept for the log. A transparent tunnel's empty name is no name. */
+static struct awf_hello_facts hello_facts(struct conn *c, enum awf_hello_status st,
+                                          const struct awf_tls_hello *hello) {
   struct tunnel_state *t = ts(c);
+  struct awf_hello_facts f = {.complete = st == AWF_HELLO_OK};
+  if (!f.complete)
+    return f;
   t->ech = hello->ech;
-  if (!hello->has_sni)
-    return NULL; /* the CONNECT host was admitted; nothing else is claimed */
-  t->sni_seen = true;
-  memcpy(t->sni, hello->sni, hello->sni_len);
-  t->sni[hello->sni_len] = '\0';
-  if (hello->sni_multiple)
-    return "sni_mismatch";
-  char sni[AWF_HOSTNAME_MAX + 1], host[AWF_HOSTNAME_MAX + 1];
-  if (awf_hostname_normalize(hello->sni, hello->sni_len, sni, sizeof(sni)) < 0 ||
-      awf_hostname_normalize(t->host, strlen(t->host), host, sizeof(host)) < 0 ||
-      strcmp(sni, host) != 0)
-    return "sni_mismatch";
-  bool wd;
-  const char *ar;
-  const char *deny = proxy_decide(c->proxy, sni, strlen(sni), t->port, AWF_PROTO_TLS, &wd, &ar);
-  return deny ? "sni_mismatch" : NULL;
-}
-
-/* Transparent TLS: the SNI is the only name there is. Returns NULL to admit
- * (t->host then holds the normalised name), or the deny reason. */
-static const char *judge_transparent(struct conn *c, const struct awf_tls_hello *hello) {
-  struct tunnel_state *t = ts(c);
-  t->ech = hello->ech;
-  if (!hello->has_sni || hello->sni_len == 0)
-    return "no_sni";
-  t->sni_seen = true;
-  memcpy(t->sni, hello->sni, hello->sni_len);
-  t->sni[hello->sni_len] = '\0';
-  if (hello->sni_multiple)
-    return "bad_client_hello";
-  struct sockaddr_storage lit;
-  if (awf_ip_literal_parse(hello->sni, hello->sni_len, &lit) != 0)
-    return "ip_literal"; /* SNI must be a name (RFC 6066); an IP says nothing */
-  char name[AWF_HOSTNAME_MAX + 1];
-  if (awf_hostname_normalize(hello->sni, hello->sni_len, name, sizeof(name)) < 0)
-    return "invalid_name";
-  snprintf(t->host, sizeof(t->host), "%s", name);
-  const char *deny = proxy_decide(c->proxy, name, strlen(name), t->port, AWF_PROTO_TLS,
-                                  &t->would_deny, &t->audit_reason);
-  t->host_access = !deny && awf_host_access_check(c->proxy->cfg.host_access, name, strlen(name),
-                                                  t->port) == AWF_HOST_ALLOWED;
-  return deny;
+  f.has_sni = hello->has_sni;
+  f.sni_multiple = hello->sni_multiple;
+  f.sni = hello->sni;
+  f.sni_len = hello->sni_len;
+  if (hello->has_sni && (hello->sni_len > 0 || !redirected(t))) {
+    t->sni_seen = true;
+    memcpy(t->sni, hello->sni, hello->sni_len);
+    t->sni[hello->sni_len] = '\0';
+  }
+  return f;
 }
 
 static void enter_relay(struct conn *c) {
@@ -263,7 +234,7 @@ static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
   if (r->status == 0) /* only a connection made is an upstream */
     awf_sockaddr_format((const struct sockaddr *)&r->peer, t->upstream, sizeof(t->upstream));
   if (r->status < 0) {
-    if (!strcmp(r->reason, "private_destination") && r->have_peer)
+    if (r->reason == AWF_REASON_PRIVATE_DESTINATION && r->have_peer)
       awf_sockaddr_format_ip((const struct sockaddr *)&r->peer, t->resolved, sizeof(t->resolved));
     deny_tunnel(c, r->reason);
     return;
@@ -298,7 +269,7 @@ static void dial_transparent(struct conn *c) {
   if (awf_dial_start(&prm, on_transparent_dialled, c, &c->dial) < 0) {
     c->dial = NULL;
     t->dialling = false;
-    deny_tunnel(c, "dns_failure");
+    deny_tunnel(c, AWF_REASON_DNS_FAILURE);
   }
 }
 
@@ -306,7 +277,7 @@ static void dial_transparent(struct conn *c) {
 static void inspect(struct conn *c, const char *data, size_t len) {
   struct tunnel_state *t = ts(c);
   if (!t->hello && (uint8_t)data[0] != 0x16 && t->kind == TK_TLS) {
-    deny_tunnel(c, "bad_client_hello"); /* a TLS port, but not TLS */
+    deny_tunnel(c, AWF_REASON_BAD_CLIENT_HELLO); /* a TLS port, but not TLS */
     return;
   }
   if (!t->hello && (uint8_t)data[0] != 0x16) { /* not TLS: a raw TCP tunnel */
@@ -330,7 +301,7 @@ static void inspect(struct conn *c, const char *data, size_t len) {
   t->hello_len += take;
   if (t->dialling) { /* reading is stopped while dialling; keep what came */
     if (take < len)
-      deny_tunnel(c, "bad_client_hello");
+      deny_tunnel(c, AWF_REASON_BAD_CLIENT_HELLO);
     return;
   }
 
@@ -339,25 +310,33 @@ static void inspect(struct conn *c, const char *data, size_t len) {
   if (st == AWF_HELLO_NEED_MORE && t->hello_len < AWF_HELLO_BUFFER_MAX)
     return;
   if (t->kind == TK_TLS) {
-    const char *why = st == AWF_HELLO_OK ? judge_transparent(c, &hello) : "bad_client_hello";
-    if (why) {
-      deny_tunnel(c, why);
+    /* The SNI is the only name there is: t->host gets it, normalised. */
+    struct awf_ask_facts f = {.kind = AWF_ASK_TLS_SNI, .hello = hello_facts(c, st, &hello),
+                              .port = t->port, .name_out = t->host};
+    struct awf_verdict v = awf_policy_judge(&c->proxy->policy, &f);
+    t->would_deny = v.would_deny;
+    t->audit_reason = v.would_deny ? v.reason : AWF_REASON_NONE;
+    t->host_access = v.host_access;
+    if (v.decision == AWF_DENY) {
+      deny_tunnel(c, v.reason);
     } else {
       struct awf_log_record r; /* the decision, before the name is dialled */
-      tunnel_record(c, &r, "allow", "allowed");
+      tunnel_record(c, &r, AWF_ALLOW, AWF_REASON_ALLOWED);
       conn_log_open(c, &r);
       dial_transparent(c);
     }
     return;
   }
-  const char *deny = st == AWF_HELLO_OK ? judge_hello(c, &hello) : "bad_client_hello";
-  if (deny && c->proxy->cfg.audit) {
+  /* CONNECT: the host was admitted; the hello may claim no other name. */
+  struct awf_ask_facts f = {.kind = AWF_ASK_SNI_MATCH, .hello = hello_facts(c, st, &hello),
+                            .host = t->host, .host_len = strlen(t->host), .port = t->port};
+  struct awf_verdict v = awf_policy_judge(&c->proxy->policy, &f);
+  if (v.would_deny) {
     t->would_deny = true;
-    t->audit_reason = deny;
-    deny = NULL;
+    t->audit_reason = v.reason;
   }
-  if (deny) {
-    deny_tunnel(c, deny);
+  if (v.decision == AWF_DENY) {
+    deny_tunnel(c, v.reason);
     return;
   }
   enter_relay(c);
@@ -412,7 +391,7 @@ static void on_tclient_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) 
     return;
   }
   if (c->state == CONN_TUNNEL_HELLO && ts(c)->hello) {
-    deny_tunnel(c, "bad_client_hello"); /* the hello never completed */
+    deny_tunnel(c, AWF_REASON_BAD_CLIENT_HELLO); /* the hello never completed */
     return;
   }
   if (!c->up) { /* transparent, nothing sent, nothing dialled */
@@ -445,7 +424,7 @@ static void on_tup_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
 static void tunnel_on_timer(struct conn *c, enum conn_timer kind) {
   (void)kind;
   if (c->state == CONN_TUNNEL_HELLO && (ts(c)->hello || redirected(ts(c)))) {
-    deny_tunnel(c, "timeout");
+    deny_tunnel(c, AWF_REASON_TIMEOUT);
     return;
   }
   conn_close(c);
@@ -454,7 +433,7 @@ static void tunnel_on_timer(struct conn *c, enum conn_timer kind) {
 static void tunnel_on_close(struct conn *c) {
   awf_splice_close(ts(c)->splice); /* before the sockets close */
   ts(c)->splice = NULL;
-  log_tunnel(c, "allow", "allowed");
+  log_tunnel(c, AWF_ALLOW, AWF_REASON_ALLOWED);
 }
 
 static void tunnel_free(struct conn *c) {
@@ -534,7 +513,7 @@ int tunnel_start_raw(struct conn *c, const struct tunnel_raw *r) {
   t->started_ms = conn_now_ms(c);
   conn_set_timer(c, T_HELLO);
   struct awf_log_record rec; /* the decision, before the name is dialled */
-  tunnel_record(c, &rec, "allow", "allowed");
+  tunnel_record(c, &rec, AWF_ALLOW, AWF_REASON_ALLOWED);
   conn_log_open(c, &rec);
   dial_transparent(c);
   return 0;
@@ -546,7 +525,7 @@ static void on_host_dialled(const struct awf_dial_result *r, void *arg) {
   c->dial = NULL;
   t->dialling = false;
   if (r->status < 0) { /* nothing listens there: the client's connection ends */
-    log_tunnel(c, "deny", r->reason);
+    log_tunnel(c, AWF_DENY, r->reason);
     conn_close(c);
     return;
   }
@@ -566,14 +545,16 @@ int tunnel_start_host(struct conn *c) {
   t->port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
   t->started_ms = conn_now_ms(c);
   snprintf(t->host, sizeof(t->host), "%s", ha->names[0]);
-  if (!awf_port_set_has(&ha->ports, t->port)) {
-    log_tunnel(c, "deny", "host_port_not_allowed");
+  struct awf_ask_facts f = {.kind = AWF_ASK_HOST_PORT, .port = t->port};
+  struct awf_verdict v = awf_policy_judge(&px->policy, &f);
+  if (v.decision == AWF_DENY) {
+    log_tunnel(c, AWF_DENY, v.reason);
     conn_close(c);
     return 0;
   }
-  t->host_access = true;
+  t->host_access = v.host_access;
   struct awf_log_record r; /* the decision, before the host is dialled */
-  tunnel_record(c, &r, "allow", "allowed");
+  tunnel_record(c, &r, AWF_ALLOW, AWF_REASON_ALLOWED);
   conn_log_open(c, &r);
   /* No byte is read from the client until the host has answered. */
   t->dialling = true;
@@ -585,7 +566,7 @@ int tunnel_start_host(struct conn *c) {
   };
   if (awf_dial_start(&prm, on_host_dialled, c, &c->dial) < 0) {
     c->dial = NULL;
-    log_tunnel(c, "deny", "upstream_unreachable");
+    log_tunnel(c, AWF_DENY, AWF_REASON_UPSTREAM_UNREACHABLE);
     conn_close(c);
   }
   return 0;

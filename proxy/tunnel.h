@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "reason.h"
+
 struct conn;
 
 /* Take over a connection whose CONNECT was admitted and dialled (c->up).
@@ -19,7 +21,7 @@ struct tunnel_params {
   uint16_t port;
   bool host_is_ip;
   bool would_deny;          /* audit mode: the ACL would have denied */
-  const char *audit_reason;
+  enum awf_reason audit_reason;
   const char *upstream;     /* "ip:port" dialled */
   uint64_t started_ms;
   uint64_t req;             /* the CONNECT's request number, for the log */
@@ -41,7 +43,7 @@ struct tunnel_raw {
   const char *dial;         /* NULL: dial host */
   uint16_t port;
   bool would_deny;
-  const char *audit_reason;
+  enum awf_reason audit_reason;
 };
 int tunnel_start_raw(struct conn *c, const struct tunnel_raw *r);
 

@@ -15,15 +15,16 @@
 #include "exitcodes.h"
 
 /* Long options without a letter of their own. */
-enum { OPT_HOST_ACCESS = 0x100, OPT_HOST_PORTS, OPT_HOST_SERVICE_PORTS };
+enum { OPT_HOST_ACCESS = 0x100, OPT_HOST_PORTS, OPT_HOST_SERVICE_PORTS, OPT_ROOTLESS };
 
 static const char usage[] =
     "Usage: awf [OPTIONS] -- COMMAND [ARGS...]\n"
     "Run COMMAND with the host's binaries in a sandbox whose network traffic all passes a\n"
     "domain allowlist: proxy-aware tools use the proxy variables, everything else is caught\n"
-    "by a transparent redirect, and DNS answers only for allowed names. Needs root (sudo);\n"
-    "the command runs as the invoking user with no capabilities. Files named below\n"
-    "(rule and env files, --log-file, -v host paths) are opened with that user's rights.\n"
+    "by a transparent redirect, and DNS answers only for allowed names. Run by root (sudo)\n"
+    "or by any user (rootless: inside a user namespace of its own); either way the command\n"
+    "runs as the invoking user with no capabilities. Files named below (rule and env\n"
+    "files, --log-file, -v host paths) are opened with that user's rights.\n"
     "\n"
     "Domains and network:\n"
     "  -d, --allow-domains LIST      allow rules: github.com (and subdomains), *.github.com,\n"
@@ -81,11 +82,13 @@ static const char usage[] =
     "                                (repeatable)\n"
     "      --agent-timeout MINUTES   stop the command after this long (exit 124);\n"
     "                                fractions allowed (0.5 = 30 s)\n"
+    "      --rootless                build the sandbox in a user namespace even when run\n"
+    "                                as root (the default when not root)\n"
     "      --version                 print the version, commit and build flavour and exit\n"
     "  -h, --help                    print this help and exit\n"
     "\n"
     "A single COMMAND argument with shell syntax runs under /bin/sh -c.\n"
-    "awf logs summary|stats|show ... reads access logs (awf logs --help); no root needed.\n"
+    "awf logs summary|stats|show ... reads access logs (awf logs --help).\n"
     "Exit status: the command's; 128+N if it died of signal N; 124 on --agent-timeout;\n"
     "125 when awf itself fails; 126 command not executable; 127 command not found.\n";
 
@@ -119,6 +122,7 @@ static const struct option long_opts[] = {
     {"pids-limit", required_argument, 0, 'L'},
     {"cpus", required_argument, 0, 'C'},
     {"no-step-summary", no_argument, 0, 'S'},
+    {"rootless", no_argument, 0, OPT_ROOTLESS},
     {"version", no_argument, 0, 'V'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -265,6 +269,7 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
     }
     case 'p': cli->private_tmp = true; break;
     case 'S': cli->no_step_summary = true; break;
+    case OPT_ROOTLESS: cli->rootless = true; break;
     case 'U':
       if (optarg[0] == '\0')
         return fail("--allow-unix-socket needs a path");

@@ -34,6 +34,7 @@ struct awf_cli {
   uint64_t agent_timeout_ms;      /* 0: none */
   bool private_tmp;
   bool no_step_summary;           /* --no-step-summary */
+  bool rootless;                  /* --rootless: a user namespace even as root */
   const char *allow_unix_sockets[AWF_MAX_LIST_ARGS + 1]; /* --allow-unix-socket */
   size_t n_allow_unix_sockets;
   struct awf_cgroup_limits limits; /* --memory-limit, --pids-limit, --cpus */

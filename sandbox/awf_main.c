@@ -22,6 +22,7 @@
 #include "textfile.h"
 #include "ttystate.h"
 #include "userdb.h"
+#include "userns.h"
 
 #define MAX_GROUPS 64
 #define MAX_OWN_ENV 32
@@ -217,6 +218,26 @@ static int build_environment(const struct awf_cli *cli, const struct awf_userdb_
   return rc < 0 ? -1 : 0;
 }
 
+/* Rootless: the command runs as awf's own effective ids (the only ones its
+ * user namespace maps) with the groups awf has; SUDO_* mean nothing here. */
+static int find_self(struct awf_userdb_user *user, gid_t *gid, gid_t *groups, size_t *ngroups,
+                     uid_t *uid) {
+  char err[512];
+  *uid = geteuid();
+  *gid = getegid();
+  if (awf_userdb_user_by_uid("/etc/passwd", *uid, user, err, sizeof(err)) < 0) {
+    fprintf(stderr, "awf: cannot find the invoking user: %s\n", err);
+    return -1;
+  }
+  int n = getgroups(MAX_GROUPS, groups);
+  if (n < 0) {
+    fprintf(stderr, "awf: reading the caller's groups: %s\n", strerror(errno));
+    return -1;
+  }
+  *ngroups = (size_t)n;
+  return 0;
+}
+
 /* The command line and the environment files are read with the caller's
  * rights (fscreds.h); a failure is awf's own (125) once the user is known. */
 static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbox_plan *plan,
@@ -272,24 +293,21 @@ int main(int argc, char **argv) {
     return awf_logs_main(argc - 1, argv + 1);
   if (awf_options_init(&cli.proxy) < 0)
     return AWF_EXIT_FAILURE;
-  if (geteuid() != 0) { /* --help and --version need no root; the rest says so */
-    int status = awf_cli_parse(argc, argv, &cli);
-    if (status < 0) {
-      fprintf(stderr, "awf: needs root to build the sandbox: run it as sudo awf ... "
-                      "(the command itself runs as you, with no privileges)\n");
-      status = AWF_EXIT_FAILURE;
-    }
-    awf_options_free(&cli.proxy);
-    return status;
-  }
-
   struct awf_sandbox_plan plan = {.cli = &cli, .log = {.fd = -1}};
   struct awf_userdb_user user;
   static gid_t groups[MAX_GROUPS];
   awf_env *env = NULL;
   static const char *cmd_argv[AWF_MAX_COMMAND_ARGS + 4];
   struct awf_fscreds_saved saved;
-  if (find_user(&user, &plan.gid, groups, &plan.ngroups, &plan.uid) < 0) {
+  /* --rootless is a flag like the others, but who the command runs as
+   * depends on it: look for it before the full parse. */
+  bool forced = false;
+  for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+    forced |= strcmp(argv[i], "--rootless") == 0;
+  plan.rootless = awf_userns_wanted(forced);
+  int found = plan.rootless ? find_self(&user, &plan.gid, groups, &plan.ngroups, &plan.uid)
+                            : find_user(&user, &plan.gid, groups, &plan.ngroups, &plan.uid);
+  if (found < 0) {
     awf_options_free(&cli.proxy);
     return AWF_EXIT_FAILURE;
   }
@@ -302,6 +320,11 @@ int main(int argc, char **argv) {
   int status = prepare(argc, argv, &cli, &plan, &user, groups, &env, cmd_argv,
                        sizeof(cmd_argv) / sizeof(cmd_argv[0]));
   rc = awf_fscreds_leave(&saved);
+  if (status < 0 && cli.rootless && !plan.rootless) {
+    /* getopt took an abbreviation (--root) the look-ahead above did not. */
+    fprintf(stderr, "awf: write --rootless in full, before --\n");
+    status = AWF_EXIT_FAILURE;
+  }
   if (status < 0 && rc < 0) {
     fprintf(stderr, "awf: cannot take back root's file rights: %s\n", strerror(-rc));
     status = AWF_EXIT_FAILURE;

@@ -570,10 +570,14 @@ int awf_cgroup_create(const struct awf_cgroup_limits *l, awf_cgroup **out, char 
     if (l->explicit_[c]) {
       remove_dirs(cg);
       free(cg);
+      /* Not root: rootless awf, whose cgroups are writable only if delegated. */
       return awf_errbuf_fail(err, errlen, -EOPNOTSUPP,
                              "%s: the kernel offers awf no usable cgroup '%s' controller "
                              "(none mounted, or not enabled in a cgroup.subtree_control at or "
-                             "above awf's cgroup, or read-only)", ctl_flag[c], ctl_name[c]);
+                             "above awf's cgroup, or read-only%s)", ctl_flag[c], ctl_name[c],
+                             geteuid() == 0 ? "" : ", or not writable by you: rootless awf "
+                             "needs a cgroup tree delegated to your user, e.g. systemd-run "
+                             "--user --scope -p Delegate=yes awf ...");
     }
     size_t n = strlen(skipped);
     snprintf(skipped + n, sizeof(skipped) - n, "%s%s", n ? ", " : "", ctl_flag[c]);

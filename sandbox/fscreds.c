@@ -33,6 +33,8 @@ int awf_fscreds_enter(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
   saved->fsgid = (gid_t)syscall(SYS_setfsgid, (gid_t)-1);
   /* groups and gid first: changing them needs the capability the uid change drops */
   int rc = set_groups(groups, ngroups);
+  if (rc == -EPERM && saved->fsuid == uid && saved->fsgid == gid)
+    return 0; /* rootless: already the caller, whose groups cannot be changed (fscreds.h) */
   if (rc == 0)
     rc = set_fsgid(gid);
   if (rc == 0)

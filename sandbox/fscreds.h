@@ -26,7 +26,11 @@ struct awf_fscreds_saved {
 };
 
 /* Become the caller for file access; saved receives what to go back to.
- * 0, or a negative errno (nothing changed then). */
+ * 0, or a negative errno (nothing changed then). Rootless awf already is the
+ * caller: when the groups cannot be set (EPERM: no CAP_SETGID, or setgroups
+ * denied in awf's user namespace) and the file-system uid and gid already
+ * are uid and gid, nothing is changed and 0 is returned (leave is a no-op):
+ * the process's own groups are the caller's. */
 int awf_fscreds_enter(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
                       struct awf_fscreds_saved *saved);
 

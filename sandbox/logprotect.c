@@ -62,7 +62,7 @@ static int mount_id_of(int fd, unsigned long *id) {
   struct statx stx;
 
   if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
-    return -errno;
+    return errno ? -errno : -EIO; /* never 0: *id is set only on success */
   if (!(stx.stx_mask & STATX_MNT_ID))
     return -ENOSYS; /* before Linux 5.8 */
   *id = (unsigned long)stx.stx_mnt_id;
@@ -220,7 +220,7 @@ static int found_file(struct collect *c, int fd, const char *path) {
  * walk stops: that mount, if of the same filesystem, has a line of its own. */
 static int walk_mount(struct collect *c, const struct awf_mountinfo *m, const char *rest) {
   char path[PATH_MAX];
-  unsigned long id;
+  unsigned long id = 0;
   int rc = 0, fd;
   size_t len = strlen(m->mount_point);
 

@@ -79,11 +79,12 @@ static int clear_ambient_set(char *err, size_t errlen)
     return 0;
 }
 
-static int set_ids(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups, char *err,
-                   size_t errlen)
+/* keep_groups: the groups stay as they are (rootless: setgroups is denied). */
+static int set_ids(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups, int keep_groups,
+                   char *err, size_t errlen)
 {
     errno = 0;
-    if (setgroups(ngroups, ngroups > 0 ? groups : NULL) != 0)
+    if (!keep_groups && setgroups(ngroups, ngroups > 0 ? groups : NULL) != 0)
         return step_failed(err, errlen, "setgroups(%zu groups)", ngroups);
     errno = 0;
     if (setresgid(gid, gid, gid) != 0)
@@ -246,12 +247,13 @@ static int check_args(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
     return 0;
 }
 
-int awf_privileges_drop(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
-                        char *err, size_t errlen)
+static int drop(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups, int keep_groups,
+                char *err, size_t errlen)
 {
     int last, rc;
 
-    rc = check_args(uid, gid, groups, ngroups, err, errlen);
+    rc = keep_groups ? check_args(uid, gid, NULL, 0, err, errlen)
+                     : check_args(uid, gid, groups, ngroups, err, errlen);
     if (rc != 0)
         return rc;
     last = kernel_last_cap();
@@ -268,10 +270,10 @@ int awf_privileges_drop(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroup
     errno = 0;
     if (prctl(PR_SET_SECUREBITS, (unsigned long)WANTED_SECUREBITS, 0UL, 0UL, 0UL) != 0)
         return step_failed(err, errlen, "PR_SET_SECUREBITS %#x", (unsigned)WANTED_SECUREBITS);
-    rc = set_ids(uid, gid, groups, ngroups, err, errlen);
+    rc = set_ids(uid, gid, groups, ngroups, keep_groups, err, errlen);
     if (rc == 0)
         rc = verify_ids(uid, gid, err, errlen);
-    if (rc == 0)
+    if (rc == 0 && !keep_groups)
         rc = verify_groups(groups, ngroups, err, errlen);
     if (rc == 0)
         rc = clear_process_caps(err, errlen);
@@ -282,4 +284,15 @@ int awf_privileges_drop(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroup
         return step_failed(err, errlen, "PR_SET_NO_NEW_PRIVS 1");
     rc = verify_no_caps(last, err, errlen);
     return rc != 0 ? rc : verify_flags(err, errlen);
+}
+
+int awf_privileges_drop(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
+                        char *err, size_t errlen)
+{
+    return drop(uid, gid, groups, ngroups, 0, err, errlen);
+}
+
+int awf_privileges_drop_keep_groups(uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+    return drop(uid, gid, NULL, 0, 1, err, errlen);
 }

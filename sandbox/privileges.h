@@ -28,4 +28,9 @@
 int awf_privileges_drop(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
                         char *err, size_t errlen);
 
+/* The same in a user namespace whose setgroups is denied (rootless awf):
+ * every step above but setgroups; the supplementary groups stay those the
+ * process has (the caller's own, which it could not change either). */
+int awf_privileges_drop_keep_groups(uid_t uid, gid_t gid, char *err, size_t errlen);
+
 #endif

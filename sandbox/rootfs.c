@@ -817,13 +817,15 @@ static int make_root_read_only(struct build *b) {
   return 0;
 }
 
-/* In this order: /proc after the old root is gone; the home and -v mounts
- * copied before it goes and placed after (see copy_user_sources), after
- * /tmp, /var and /dev too so they can sit inside them. */
+/* In this order: /proc and /sys while the host's are still in the mount
+ * namespace (in a user namespace the kernel mounts a procfs or sysfs only
+ * where one is already fully visible); the home and -v mounts copied before
+ * the old root goes and placed after (see copy_user_sources), after /tmp,
+ * /var and /dev too so they can sit inside them. */
 static int (*const steps[])(struct build *) = {
     make_mounts_slave, enter_new_root,    bind_system_trees, bind_etc,
     write_etc_files,   setup_tmp,         setup_run_and_var, setup_sys,
-    setup_dev,         copy_user_sources, leave_old_root,    mount_proc,
+    setup_dev,         copy_user_sources, mount_proc,        leave_old_root,
     place_home,        place_user_mounts, make_root_read_only};
 
 int awf_rootfs_build(const struct awf_rootfs_spec *spec, char *err, size_t errlen) {

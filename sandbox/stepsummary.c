@@ -45,8 +45,8 @@ static void on_record(void *ud, const struct awf_log_record *r) {
       .run = r->run, .event = r->event, .conn = r->conn, .req = r->req,
       .host = r->host, .host_len = r->host_len, .original_dst = r->original_dst,
       .path = r->path, .path_len = r->path_len, .port = r->port,
-      .deny = r->decision && strcmp(r->decision, "deny") == 0, .would_deny = r->would_deny,
-      .reason = r->reason, .bytes_up = r->bytes_up, .bytes_down = r->bytes_down,
+      .deny = r->decision == AWF_DENY, .would_deny = r->would_deny,
+      .reason = awf_reason_name(r->reason), .bytes_up = r->bytes_up, .bytes_down = r->bytes_down,
       .duration_ms = r->duration_ms};
   if (!ev.host && r->qname) { /* dns: the name queried */
     ev.host = r->qname;

@@ -18,6 +18,7 @@
 #include "denials.h"
 #include "dns_server.h"
 #include "exitcodes.h"
+#include "fdpass.h"
 #include "host_access.h"
 #include "logfile.h"
 #include "netaddr.h"
@@ -33,6 +34,7 @@
 #include "stepsummary.h"
 #include "ttystate.h"
 #include "unixgate.h"
+#include "userns.h"
 
 #define KILL_GRACE_MS 10000
 
@@ -70,8 +72,11 @@ static int prepare_command(void *arg) {
   const struct awf_sandbox_plan *plan = arg;
   char err[512];
   int listener = -1;
-  if (awf_privileges_drop(plan->uid, plan->gid, plan->groups, plan->ngroups, err,
-                          sizeof(err)) < 0 ||
+  int dropped = plan->rootless
+                    ? awf_privileges_drop_keep_groups(plan->uid, plan->gid, err, sizeof(err))
+                    : awf_privileges_drop(plan->uid, plan->gid, plan->groups, plan->ngroups,
+                                          err, sizeof(err));
+  if (dropped < 0 ||
       awf_seccomp_install_gated(&listener, err, sizeof(err)) < 0) {
     fprintf(stderr, "awf: %s\n", err);
     return AWF_EXIT_FAILURE;
@@ -86,26 +91,184 @@ static int prepare_command(void *arg) {
   return 0;
 }
 
+/* The sockets rootless awf makes inside the sandbox's network namespace and
+ * hands to the engine outside, in this order (the NFLOG one may be missing). */
+enum { SK_PROXY, SK_TPROXY4, SK_TPROXY6, SK_DNS4_UDP, SK_DNS4_TCP, SK_DNS6_UDP, SK_DNS6_TCP,
+       SK_NFLOG, SK_N };
+
+static const int families[2] = {AF_INET, AF_INET6}; /* index = s->dns[] slot */
+
+/* 127.0.0.1 or [::1] with this port. */
+static int loopback_addr(int family, uint16_t port, struct sockaddr_storage *a) {
+  memset(a, 0, sizeof(*a));
+  if (family == AF_INET)
+    return uv_ip4_addr("127.0.0.1", port, (struct sockaddr_in *)a);
+  return uv_ip6_addr("::1", port, (struct sockaddr_in6 *)a);
+}
+
+static void close_fds(int *fds, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (fds[i] >= 0) {
+      close(fds[i]);
+      fds[i] = -1;
+    }
+}
+
+/* A TCP socket bound to the loopback port (not listening yet). */
+static int bind_tcp(int family, uint16_t port, char *err, size_t errlen) {
+  struct sockaddr_storage a;
+  char text[AWF_ADDRSTRLEN];
+  loopback_addr(family, port, &a);
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int on = 1;
+  if (fd >= 0 && family == AF_INET6 &&
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0) {
+    close(fd);
+    fd = -1;
+  }
+  socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, len) < 0) {
+    close(fd);
+    fd = -1;
+  }
+  if (fd < 0) {
+    int e = errno;
+    snprintf(err, errlen, "cannot listen on %s inside the sandbox: %s",
+             awf_sockaddr_format((struct sockaddr *)&a, text, sizeof(text)), strerror(e));
+    return -e;
+  }
+  return fd;
+}
+
+/* Rootless, in the sandbox's PID 1: the sockets of awf's listeners, bound in
+ * this (the sandbox's) network namespace, and the NFLOG socket (-1 when the
+ * kernel has none: a warning, as in the root path). */
+static int make_sandbox_sockets(int fds[SK_N], char *err, size_t errlen) {
+  for (size_t i = 0; i < SK_N; i++)
+    fds[i] = -1;
+  int rc = fds[SK_PROXY] = bind_tcp(AF_INET, AWF_SANDBOX_PROXY_PORT, err, errlen);
+  if (rc >= 0)
+    rc = fds[SK_TPROXY4] = bind_tcp(AF_INET, AWF_SANDBOX_TRANSPARENT_PORT, err, errlen);
+  if (rc >= 0)
+    rc = fds[SK_TPROXY6] = bind_tcp(AF_INET6, AWF_SANDBOX_TRANSPARENT_PORT, err, errlen);
+  for (size_t i = 0; rc >= 0 && i < 2; i++) {
+    struct sockaddr_storage a;
+    char text[AWF_ADDRSTRLEN];
+    loopback_addr(families[i], AWF_SANDBOX_DNS_PORT, &a);
+    rc = awf_dns_server_bind((struct sockaddr *)&a, &fds[SK_DNS4_UDP + 2 * i],
+                             &fds[SK_DNS4_TCP + 2 * i], NULL);
+    if (rc < 0)
+      snprintf(err, errlen, "cannot start the DNS server on %s inside the sandbox: %s",
+               awf_sockaddr_format((struct sockaddr *)&a, text, sizeof(text)), strerror(-rc));
+  }
+  if (rc < 0) {
+    close_fds(fds, SK_N);
+    return rc;
+  }
+  fds[SK_NFLOG] = awf_nflog_open(AWF_NFLOG_GROUP);
+  if (fds[SK_NFLOG] < 0) {
+    fprintf(stderr, "awf: warning: refused packets will not be logged: %s\n",
+            strerror(-fds[SK_NFLOG]));
+    fds[SK_NFLOG] = -1;
+  }
+  return 0;
+}
+
+/* Rootless, a step inside failed: say it, with AppArmor's part when it is
+ * the likely cause (it lets the namespace be made, then refuses its
+ * capabilities). */
+__attribute__((noreturn)) static void rootless_fail(int rc, const char *err) {
+  struct awf_userns_facts f;
+  awf_userns_gather(&f);
+  f.err = -rc;
+  if ((rc == -EPERM || rc == -EACCES) && f.apparmor_restrict == 1 && !f.privileged) {
+    char why[768];
+    awf_userns_explain(&f, why, sizeof(why));
+    fprintf(stderr, "awf: %s\nawf: rootless: %s\n", err, why);
+  } else {
+    fprintf(stderr, "awf: %s\n", err);
+  }
+  _exit(AWF_EXIT_FAILURE);
+}
+
+/* Rootless, in the sandbox's PID 1, before its root is built: wait for the
+ * id maps ('m'), set up the network, send the sockets made in it ('S'), and
+ * take the UNIX gate's report pipe ('g'). */
+static int rootless_network(const struct awf_sandbox_plan *plan, int chan) {
+  char tag = 0, err[1024];
+  int fds[SK_N], report = -1;
+  size_t n;
+  if (awf_fdpass_recv(chan, &tag, fds, 0, 0, &n) < 0 || tag != 'm')
+    _exit(AWF_EXIT_FAILURE); /* awf gave up (its error is already printed) */
+  /* Mapped: from now on this process runs as the command's uid, with every
+   * capability in the namespace. Neither the command nor another process of
+   * that uid may ptrace it or read its memory (set only now: its id maps are
+   * written through its /proc files, which this makes root's). */
+  prctl(PR_SET_DUMPABLE, 0);
+  int rc = awf_step_configure_sandbox_net(plan->cli, err, sizeof(err));
+  if (rc == 0)
+    rc = make_sandbox_sockets(fds, err, sizeof(err));
+  if (rc < 0)
+    rootless_fail(rc, err);
+  rc = awf_fdpass_send(chan, 'S', fds, fds[SK_NFLOG] >= 0 ? SK_N : SK_N - 1);
+  close_fds(fds, SK_N);
+  if (rc < 0 || awf_fdpass_recv(chan, &tag, &report, 0, 1, &n) < 0 || tag != 'g')
+    _exit(AWF_EXIT_FAILURE);
+  return n ? report : -1;
+}
+
 __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan *plan,
                                                    int go_fd) {
   char err[1024];
   /* If awf dies, so does the sandbox: PID 1 dying ends the namespace. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  char go;
-  ssize_t n;
-  do
-    n = read(go_fd, &go, 1);
-  while (n < 0 && errno == EINTR);
-  if (n != 1)
-    _exit(AWF_EXIT_FAILURE); /* awf gave up (its error is already printed) */
+  struct awf_unix_id ids[AWF_UNIXGATE_MAX_ALLOWED];
+  struct awf_unixgate_config gc = {.uid = plan->uid, .gid = plan->gid, .groups = plan->groups,
+                                   .ngroups = plan->ngroups, .report_fd = -1,
+                                   .allowed_ids = ids, .keep_groups = true};
+  int diag = -1;
+  if (plan->rootless) {
+    gc.report_fd = rootless_network(plan, go_fd);
+    gc.allowed = plan->cli->allow_unix_sockets;
+    int rc = (diag = awf_unixgate_diag_socket()) < 0 ? diag : 0;
+    if (rc < 0)
+      snprintf(err, sizeof(err), "cannot list the sandbox's UNIX sockets: %s", strerror(-rc));
+    else
+      rc = awf_unixgate_resolve(&gc, ids, &gc.n_allowed_ids, err, sizeof(err));
+    if (rc < 0)
+      rootless_fail(rc, err);
+    gc.allowed = NULL; /* resolved: the host's paths are gone once the root is built */
+  } else {
+    char go;
+    ssize_t n;
+    do
+      n = read(go_fd, &go, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+      _exit(AWF_EXIT_FAILURE); /* awf gave up (its error is already printed) */
+  }
   close(go_fd);
   if (sethostname(AWF_SANDBOX_HOSTNAME, strlen(AWF_SANDBOX_HOSTNAME)) < 0 ||
       awf_rootfs_build(&plan->rootfs, err, sizeof(err)) < 0) {
-    fprintf(stderr, "awf: %s\n", err[0] ? err : strerror(errno));
+    int e = errno;
+    if (!err[0])
+      snprintf(err, sizeof(err), "%s", strerror(e));
+    if (plan->rootless)
+      rootless_fail(-e, err);
+    fprintf(stderr, "awf: %s\n", err);
     _exit(AWF_EXIT_FAILURE);
   }
   /* The access log, where the sandbox shows it: read-only, unremovable. */
   if (awf_logprotect_apply(&plan->log, err, sizeof(err)) < 0) {
+    fprintf(stderr, "awf: %s\n", err);
+    _exit(AWF_EXIT_FAILURE);
+  }
+  /* Rootless, the UNIX gate runs here (awf outside cannot enter the
+   * sandbox's namespaces), now that the sandbox's /proc is mounted: the pids
+   * it is told are the sandbox's. It runs until PID 1 ends with the command. */
+  awf_unixgate *gate;
+  if (plan->rootless && awf_unixgate_start(&gc, gate_channel[0], diag, &gate, err,
+                                           sizeof(err)) < 0) {
     fprintf(stderr, "awf: %s\n", err);
     _exit(AWF_EXIT_FAILURE);
   }
@@ -270,21 +433,12 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   return 0;
 }
 
-static const int families[2] = {AF_INET, AF_INET6}; /* index = s->dns[] slot */
-
-/* 127.0.0.1 or [::1] with this port. */
-static int loopback_addr(int family, uint16_t port, struct sockaddr_storage *a) {
-  memset(a, 0, sizeof(*a));
-  if (family == AF_INET)
-    return uv_ip4_addr("127.0.0.1", port, (struct sockaddr_in *)a);
-  return uv_ip6_addr("::1", port, (struct sockaddr_in6 *)a);
-}
-
 /* After the sandbox's network is up: the gate answers the command's connects. */
 static int start_unix_gate(struct supervisor *s, char *err, size_t errlen) {
   const struct awf_sandbox_plan *p = s->plan;
-  struct awf_unixgate_config gc = {p->uid, p->gid, p->groups, p->ngroups,
-                                   p->cli->allow_unix_sockets, -1};
+  struct awf_unixgate_config gc = {.uid = p->uid, .gid = p->gid, .groups = p->groups,
+                                   .ngroups = p->ngroups, .allowed = p->cli->allow_unix_sockets,
+                                   .report_fd = -1};
   /* The gate's decisions reach the access log and the summary through a pipe. */
   if (awf_unixlog_start(&s->loop, s->log, s->denials, &gc.report_fd, &s->unixlog) < 0)
     fprintf(stderr, "awf: warning: refused UNIX socket connections will not be logged\n");
@@ -293,11 +447,96 @@ static int start_unix_gate(struct supervisor *s, char *err, size_t errlen) {
   return rc;
 }
 
+static void dns_config(const struct supervisor *s, struct awf_dns_server_config *dc) {
+  const struct awf_cli *cli = s->plan->cli;
+  memset(dc, 0, sizeof(*dc));
+  dc->acl = cli->proxy.acl;
+  dc->policy = cli->proxy.policy;
+  dc->resolver = s->resolver;
+  dc->log = s->log;
+  dc->audit = cli->proxy.audit;
+  dc->denials = s->denials;
+  dc->ssh_acl = cli->proxy.ssh_acl;
+  dc->memory = s->dns_memory;
+  dc->host_access = cli->host_access ? &s->host : NULL;
+}
+
+/* Rootless: the sandbox's PID 1 made the listeners' sockets in its network
+ * namespace; the engine takes them over here. Each fd is taken, even on
+ * failure. */
+static int adopt_sandbox_sockets(struct supervisor *s, int *fds, size_t n, char *err,
+                                 size_t errlen) {
+  int rc = awf_proxy_listen_fd(s->proxy, fds[SK_PROXY], false);
+  fds[SK_PROXY] = -1;
+  for (size_t i = SK_TPROXY4; i <= SK_TPROXY6; i++) {
+    if (rc == 0)
+      rc = awf_proxy_listen_fd(s->proxy, fds[i], true);
+    else
+      close(fds[i]);
+    fds[i] = -1;
+  }
+  if (rc < 0) {
+    close_fds(fds, n);
+    snprintf(err, errlen, "cannot listen inside the sandbox: %s", uv_strerror(rc));
+    return rc;
+  }
+  struct awf_dns_server_config dc;
+  dns_config(s, &dc);
+  for (size_t i = 0; i < 2; i++) {
+    int u = fds[SK_DNS4_UDP + 2 * i], t = fds[SK_DNS4_TCP + 2 * i];
+    fds[SK_DNS4_UDP + 2 * i] = fds[SK_DNS4_TCP + 2 * i] = -1;
+    if (rc == 0)
+      rc = awf_dns_server_new_fds(&s->loop, &dc, u, t, &s->dns[i]);
+    else {
+      close(u);
+      close(t);
+    }
+  }
+  if (rc < 0) {
+    close_fds(fds, n);
+    snprintf(err, errlen, "cannot start the DNS server inside the sandbox: %s", strerror(-rc));
+    return rc;
+  }
+  if (n > SK_NFLOG && awf_refused_start(&s->loop, fds[SK_NFLOG], s->log, s->denials,
+                                        &s->refused) < 0)
+    fprintf(stderr, "awf: warning: refused packets will not be logged: %s\n", strerror(ENOMEM));
+  return 0;
+}
+
+/* Rootless, outside: the ids are mapped ('m'); the sandbox sends the sockets
+ * of its network ('S'); the engine takes them, and the UNIX gate (in the
+ * sandbox's PID 1) gets the access log's report pipe with the go ('g'). */
+static int rootless_setup(struct supervisor *s, int chan, char *err, size_t errlen) {
+  int fds[SK_N];
+  size_t n;
+  char tag = 0;
+  int rc = awf_fdpass_send(chan, 'm', NULL, 0);
+  if (rc == 0)
+    rc = awf_fdpass_recv(chan, &tag, fds, SK_N - 1, SK_N, &n);
+  if (rc < 0 || tag != 'S') {
+    if (rc == 0)
+      close_fds(fds, n);
+    err[0] = '\0'; /* the sandbox said why on stderr */
+    return rc < 0 ? rc : -EPROTO;
+  }
+  rc = adopt_sandbox_sockets(s, fds, n, err, errlen);
+  if (rc < 0)
+    return rc;
+  int report = -1;
+  if (awf_unixlog_start(&s->loop, s->log, s->denials, &report, &s->unixlog) < 0)
+    fprintf(stderr, "awf: warning: refused UNIX socket connections will not be logged\n");
+  rc = awf_fdpass_send(chan, 'g', &report, report >= 0 ? 1 : 0);
+  if (report >= 0)
+    close(report);
+  if (rc < 0)
+    snprintf(err, errlen, "cannot start the sandbox: %s", strerror(-rc));
+  return rc;
+}
+
 /* Called while this thread is inside the sandbox's network namespace: every
  * socket made here belongs to it for good, while the engine and its upstream
  * connections stay in awf's own namespace. */
 static int listen_in_sandbox(struct supervisor *s, char *err, size_t errlen) {
-  const struct awf_cli *cli = s->plan->cli;
   struct sockaddr_storage a;
   char text[AWF_ADDRSTRLEN];
   int rc = loopback_addr(AF_INET, AWF_SANDBOX_PROXY_PORT, &a);
@@ -313,16 +552,7 @@ static int listen_in_sandbox(struct supervisor *s, char *err, size_t errlen) {
     return rc;
   }
   struct awf_dns_server_config dc;
-  memset(&dc, 0, sizeof(dc));
-  dc.acl = cli->proxy.acl;
-  dc.policy = cli->proxy.policy;
-  dc.resolver = s->resolver;
-  dc.log = s->log;
-  dc.audit = cli->proxy.audit;
-  dc.denials = s->denials;
-  dc.ssh_acl = cli->proxy.ssh_acl;
-  dc.memory = s->dns_memory;
-  dc.host_access = cli->host_access ? &s->host : NULL;
+  dns_config(s, &dc);
   for (size_t i = 0; rc == 0 && i < 2; i++) {
     loopback_addr(families[i], AWF_SANDBOX_DNS_PORT, &a);
     rc = awf_dns_server_new(&s->loop, &dc, (struct sockaddr *)&a, NULL, &s->dns[i]);
@@ -389,28 +619,56 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
 
   int go[2];
   s.unix_diag = -1;
+  /* go: the sandbox waits on it; rootless, both sides talk over it (fdpass.h). */
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gate_channel) < 0 ||
-      pipe2(go, O_CLOEXEC) < 0) {
-    fprintf(stderr, "awf: pipe: %s\n", strerror(errno));
+      socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, go) < 0) {
+    fprintf(stderr, "awf: socketpair: %s\n", strerror(errno));
     return AWF_EXIT_FAILURE;
   }
-  /* clone(2) without a new stack behaves like fork(2), with namespaces. */
+  /* clone(2) without a new stack behaves like fork(2), with namespaces; a
+   * user namespace, rootless, is made first and owns the others. */
   pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
-                                            CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+                                            CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD |
+                                            (plan->rootless ? CLONE_NEWUSER : 0),
                              NULL, NULL, NULL, NULL);
-  if (pid < 0) {
+  if (pid < 0 && plan->rootless) {
+    int e = errno;
+    struct awf_userns_facts f;
+    awf_userns_gather(&f);
+    f.err = e;
+    awf_userns_explain(&f, err, sizeof(err));
+    fprintf(stderr, "awf: rootless: cannot create the sandbox's user namespace: %s\n", err);
+  } else if (pid < 0) {
     fprintf(stderr, "awf: cannot create the sandbox's namespaces: %s (awf needs root and a "
                     "kernel with mount, PID, network, IPC and UTS namespaces)\n",
             strerror(errno));
+  }
+  if (pid < 0) {
+    for (size_t i = 0; i < 2; i++) {
+      close(go[i]);
+      close(gate_channel[i]);
+      gate_channel[i] = -1;
+    }
+    stop_all(&s); /* only the signal handles are open */
+    uv_run(&s.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&s.loop);
+    awf_denials_free(s.denials);
     return AWF_EXIT_FAILURE;
   }
   if (pid == 0) {
     close(go[1]);
-    close(gate_channel[0]);
+    if (!plan->rootless) { /* rootless, the gate is the sandbox's PID 1's */
+      close(gate_channel[0]);
+      gate_channel[0] = -1;
+    }
     sandbox_main(plan, go[0]);
   }
   close(go[0]);
   close(gate_channel[1]);
+  if (plan->rootless) { /* the gate runs in the sandbox's PID 1 */
+    close(gate_channel[0]);
+    gate_channel[0] = -1;
+  }
   s.child = pid;
   int saved_stderr = awf_ttystate_stderr_unblock(); /* the command has the original */
   /* A client that closes before reading its answer, an origin that resets
@@ -423,15 +681,20 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     s.summary = awf_stepsummary_new(getenv("GITHUB_STEP_SUMMARY"));
 
   int home_ns = -1;
-  awf_cgroup *cg; /* before the sandbox runs anything: all of it is limited */
-  int rc = awf_cgroup_create(&plan->cli->limits, &cg, err, sizeof(err));
+  awf_cgroup *cg = NULL; /* before the sandbox runs anything: all of it is limited */
+  int rc = plan->rootless ? awf_userns_write_maps(pid, plan->uid, plan->gid, err, sizeof(err))
+                          : 0;
+  if (rc == 0)
+    rc = awf_cgroup_create(&plan->cli->limits, &cg, err, sizeof(err));
   if (rc == 0)
     rc = awf_cgroup_attach(cg, pid, err, sizeof(err));
   if (rc == 0)
     rc = start_services(&s, err, sizeof(err));
-  if (rc == 0)
+  if (rc == 0 && plan->rootless)
+    rc = rootless_setup(&s, go[1], err, sizeof(err));
+  else if (rc == 0)
     rc = awf_step_enter_sandbox_net(pid, &home_ns, err, sizeof(err));
-  if (rc == 0) {
+  if (rc == 0 && !plan->rootless) {
     rc = awf_step_configure_sandbox_net(plan->cli, err, sizeof(err));
     if (rc == 0)
       rc = listen_in_sandbox(&s, err, sizeof(err));
@@ -443,10 +706,11 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
       _exit(AWF_EXIT_FAILURE);
     }
   }
-  if (rc == 0)
+  if (rc == 0 && !plan->rootless)
     rc = start_unix_gate(&s, err, sizeof(err));
   if (rc < 0) {
-    fprintf(stderr, "awf: %s\n", err);
+    if (err[0])
+      fprintf(stderr, "awf: %s\n", err);
     close(go[1]); /* the sandbox sees EOF and exits */
     kill(pid, SIGKILL);
     s.exit_status = AWF_EXIT_FAILURE;
@@ -468,7 +732,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     awf_ttystate_stderr_block(saved_stderr);
     return AWF_EXIT_FAILURE;
   }
-  if (write(go[1], "g", 1) != 1) {
+  if (!plan->rootless && write(go[1], "g", 1) != 1) {
     fprintf(stderr, "awf: cannot start the sandbox: %s\n", strerror(errno));
     kill(pid, SIGKILL);
   }

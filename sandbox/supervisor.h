@@ -27,6 +27,9 @@ struct awf_sandbox_plan {
   struct awf_rootfs_spec rootfs;    /* what the sandbox's / holds */
   struct awf_logprotect log;        /* --log-file, opened; kept from the command */
   const struct awf_ttystate *tty;   /* put back before the summary is printed, or NULL */
+  /* Build the sandbox in a user namespace of its own (userns.h): uid and gid
+   * are then awf's own effective ids, mapped onto themselves. */
+  bool rootless;
 };
 
 /* Runs the whole thing; returns awf's exit status. */

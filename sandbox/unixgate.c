@@ -68,6 +68,7 @@ struct awf_unixgate {
   gid_t gid;
   gid_t groups[AWF_FSCREDS_MAX_GROUPS];
   size_t ngroups;
+  bool keep_groups;   /* rootless: the groups are the command's already (unixgate.h) */
   struct awf_unix_id allowed[AWF_UNIXGATE_MAX_ALLOWED];
   size_t nallowed;
 };
@@ -239,6 +240,7 @@ struct thread_creds {
   gid_t egid;
   gid_t groups[AWF_FSCREDS_MAX_GROUPS];
   int ngroups;
+  bool keep_groups;
   struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
 };
 
@@ -253,7 +255,7 @@ static int capset_self(struct __user_cap_data_struct *caps) {
 static int as_awf(struct thread_creds *s) {
   if (syscall(SYS_setresuid, -1, s->euid, -1) != 0 || capset_self(s->caps) != 0 ||
       syscall(SYS_setresgid, -1, s->egid, -1) != 0 ||
-      syscall(SYS_setgroups, s->ngroups, s->groups) != 0)
+      (!s->keep_groups && syscall(SYS_setgroups, s->ngroups, s->groups) != 0))
     return -errno;
   return 0;
 }
@@ -271,6 +273,7 @@ static int as_command(const awf_unixgate *g, struct thread_creds *s) {
   struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
   s->euid = geteuid();
   s->egid = getegid();
+  s->keep_groups = g->keep_groups;
   s->ngroups = (int)syscall(SYS_getgroups, AWF_FSCREDS_MAX_GROUPS, s->groups);
   if (s->ngroups < 0 || syscall(SYS_capget, &h, s->caps) != 0)
     return -errno;
@@ -278,7 +281,7 @@ static int as_command(const awf_unixgate *g, struct thread_creds *s) {
   memcpy(none, s->caps, sizeof(none));
   for (size_t i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
     none[i].effective = 0;
-  if (syscall(SYS_setgroups, g->ngroups, g->groups) != 0 ||
+  if ((!g->keep_groups && syscall(SYS_setgroups, g->ngroups, g->groups) != 0) ||
       syscall(SYS_setresgid, -1, g->gid, -1) != 0 ||
       syscall(SYS_setresuid, -1, g->uid, -1) != 0 || capset_self(none) != 0) {
     int e = errno;
@@ -645,11 +648,12 @@ static int netns_of(int sock) {
   return fd < 0 ? -errno : fd;
 }
 
-static int resolve_allowed(awf_unixgate *g, const struct awf_unixgate_config *cfg, char *err,
-                           size_t errlen) {
+int awf_unixgate_resolve(const struct awf_unixgate_config *cfg, struct awf_unix_id *ids,
+                         size_t *n, char *err, size_t errlen) {
+  *n = 0;
   for (size_t i = 0; cfg->allowed && cfg->allowed[i]; i++) {
     const char *path = cfg->allowed[i];
-    if (g->nallowed == AWF_UNIXGATE_MAX_ALLOWED)
+    if (*n == AWF_UNIXGATE_MAX_ALLOWED)
       return awf_errbuf_fail(err, errlen, -E2BIG, "--allow-unix-socket: too many");
     struct awf_fscreds_saved saved;
     struct stat st;
@@ -667,11 +671,22 @@ static int resolve_allowed(awf_unixgate *g, const struct awf_unixgate_config *cf
     if (!S_ISSOCK(st.st_mode))
       return awf_errbuf_fail(err, errlen, -ENOTSOCK, "--allow-unix-socket %s: not a socket",
                              path);
-    g->allowed[g->nallowed].dev = st.st_dev;
-    g->allowed[g->nallowed].ino = st.st_ino;
-    g->nallowed++;
+    ids[*n].dev = st.st_dev;
+    ids[*n].ino = st.st_ino;
+    (*n)++;
   }
   return 0;
+}
+
+static int resolve_allowed(awf_unixgate *g, const struct awf_unixgate_config *cfg, char *err,
+                           size_t errlen) {
+  int rc = awf_unixgate_resolve(cfg, g->allowed, &g->nallowed, err, errlen);
+  for (size_t i = 0; rc == 0 && i < cfg->n_allowed_ids; i++) {
+    if (g->nallowed == AWF_UNIXGATE_MAX_ALLOWED)
+      return awf_errbuf_fail(err, errlen, -E2BIG, "--allow-unix-socket: too many");
+    g->allowed[g->nallowed++] = cfg->allowed_ids[i];
+  }
+  return rc;
 }
 
 int awf_unixgate_start(const struct awf_unixgate_config *cfg, int channel, int diag,
@@ -694,6 +709,7 @@ int awf_unixgate_start(const struct awf_unixgate_config *cfg, int channel, int d
   g->stop[0] = g->stop[1] = -1;
   g->uid = cfg->uid;
   g->gid = cfg->gid;
+  g->keep_groups = cfg->keep_groups;
   pthread_mutex_init(&g->start_lock, NULL);
   pthread_cond_init(&g->started, NULL);
   g->start_rc = 1;

@@ -47,6 +47,13 @@ struct awf_unixgate_config {
    * non-blocking write end, taken over (closed with the gate); -1: none.
    * A full pipe drops the report, never the connect. */
   int report_fd;
+  /* Sockets already resolved by awf_unixgate_resolve (rootless awf resolves
+   * them before the sandbox's root replaces the host's), besides `allowed`. */
+  const struct awf_unix_id *allowed_ids;
+  size_t n_allowed_ids;
+  /* Rootless awf: the gate runs in the sandbox's PID 1, in a user namespace
+   * whose setgroups is denied; its groups already are the command's. */
+  bool keep_groups;
 };
 
 /* One decision, as written to report_fd (atomic: smaller than PIPE_BUF). */
@@ -70,6 +77,12 @@ int awf_unixgate_diag_socket(void);
  * `diag`. Returns 0, or -errno with a message in err. */
 int awf_unixgate_start(const struct awf_unixgate_config *cfg, int channel, int diag,
                        awf_unixgate **out, char *err, size_t errlen);
+
+/* The inodes of cfg->allowed (at most AWF_UNIXGATE_MAX_ALLOWED), stat'ed
+ * with the command's file rights, into ids; *n of them. 0, or -errno with a
+ * message in err. */
+int awf_unixgate_resolve(const struct awf_unixgate_config *cfg, struct awf_unix_id *ids,
+                         size_t *n, char *err, size_t errlen);
 
 /* Stop answering and release the gate (connects still being made finish
  * on their own threads, within the wait a connect is given). NULL is a no-op. */

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from harness.util import token
-from harness.world import require_awf, stop, wait_for, world  # noqa: F401 (fixture)
+from harness.world import GID, UID, require_awf, stop, wait_for, world  # noqa: F401 (fixture)
 
 require_awf()
 
@@ -127,6 +127,16 @@ class MadeCgroup:
         self.dirs = {c: d for c in CONTROLLERS}
         self.need = [self.mounts["cgroup2"]]
 
+    def delegate(self, uid, gid):
+        """Hand the test cgroups to uid:gid, as systemd delegates a subtree
+        (Delegate=yes): the directories and their files. Rootless awf then
+        makes its awf-* cgroup inside, as the user."""
+        for d in self.made:
+            os.chown(d, uid, gid)
+            for n in os.listdir(d):
+                if os.path.isfile(os.path.join(d, n)):
+                    os.chown(os.path.join(d, n), uid, gid)
+
     @property
     def v2(self):
         return self.need[0][2] == "cgroup2"
@@ -178,10 +188,12 @@ class MadeCgroup:
 
 
 @pytest.fixture
-def cg():
+def cg(world):
     if os.geteuid() != 0:
         pytest.skip("needs root")
     t = MadeCgroup()
+    if world.rootless:  # the user's own cgroup subtree, as systemd gives one
+        t.delegate(UID, GID)
     yield t
     t.close()
 
@@ -333,3 +345,22 @@ def test_bad_limit_is_refused_naming_flag_and_value(world, flag, value):
     r = world.awf("true", args=(flag, value))
     assert r.rc == 125, r
     assert r.err.startswith(f"awf: {flag} '{value}': expected "), r
+
+
+def test_rootless_limit_needs_a_delegated_cgroup(world):
+    """Rootless, in cgroups the user may not write (nothing delegated): a
+    limit asked for is an error naming the controller and why; the default
+    limits are skipped (said at debug level) and the command runs."""
+    if not world.rootless:
+        pytest.skip("root: awf may write every cgroup")
+    t = MadeCgroup()  # root's, not delegated
+    try:
+        r = world.awf("true", args=("--memory-limit", "64m"), pre=t.pre())
+        assert r.rc == 125, r
+        assert "awf: --memory-limit: " in r.err and "delegated to your user" in r.err, r
+        r = world.awf("true", args=("--log-level", "debug"), pre=t.pre())
+        assert r.rc == 0, r
+        assert "awf: debug: " in r.err and "not applied" in r.err, r
+        assert_clean(t)
+    finally:
+        t.close()

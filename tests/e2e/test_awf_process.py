@@ -16,7 +16,7 @@ import pytest
 
 from harness.origin import sha256
 from harness.util import token
-from harness.world import (EXTRA_GROUP, GID, UID, USER, require_awf, stop, wait_for,
+from harness.world import (EXTRA_GROUP, GID, UID, USER, only_root, require_awf, stop, wait_for,
                            world)  # noqa: F401 (fixture)
 
 require_awf()
@@ -124,8 +124,18 @@ def test_missing_command_is_125(world):
 
 
 def test_unknown_user_is_125(world):
+    only_root(world, "SUDO_UID is root's to trust (test_rootless_ignores_sudo_ids)")
     r = world.awf("true", extra_env={"SUDO_UID": "4343", "SUDO_GID": "4343"})
     assert r.rc == 125 and "awf:" in r.err, r
+
+
+def test_rootless_ignores_sudo_ids(world):
+    """A user cannot claim another uid through SUDO_UID: rootless, the
+    command runs as awf's own caller whatever the environment says."""
+    if not world.rootless:
+        pytest.skip("root: SUDO_UID names the user (test_unknown_user_is_125)")
+    r = world.awf("sh", "-c", "id -u; id -g", extra_env={"SUDO_UID": "0", "SUDO_GID": "0"})
+    assert (r.rc, r.out.split()) == (0, [str(UID), str(GID)]), r
 
 
 def test_work_dir_missing_is_125(world):
@@ -133,10 +143,15 @@ def test_work_dir_missing_is_125(world):
     assert r.rc == 125 and "awf:" in r.err, r
 
 
-def test_not_root_is_125(world):
-    r = world.awf("true", log=False, pre=["setpriv", f"--reuid={UID}", f"--regid={GID}",
-                                          "--clear-groups", "--"])
-    assert r.rc == 125 and "root" in r.err, r
+def test_not_root_runs_rootless(world):
+    """awf started by a user (no sudo) builds the sandbox in a user namespace
+    of its own: the command runs as that user, uid and gid mapped onto
+    themselves."""
+    only_root(world, "every run of this mode is one")
+    r = world.awf("sh", "-c", "id -u; cat /proc/self/uid_map /proc/self/gid_map", log=False,
+                  pre=["setpriv", f"--reuid={UID}", f"--regid={GID}", "--clear-groups", "--"])
+    assert r.rc == 0, r
+    assert r.out.split() == [str(UID), str(UID), str(UID), "1", str(GID), str(GID), "1"], r
 
 
 def test_version_and_help(world):
@@ -259,7 +274,22 @@ def test_runs_as_the_invoking_user(world):
     assert r.rc == 0, r
     uid, gid, groups, name, home = r.out.split("\n")[:5]
     assert (int(uid), int(gid), name, home) == (UID, GID, USER, world.home)
-    assert sorted(map(int, groups.split())) == sorted([GID, EXTRA_GROUP[1]])
+    if world.rootless:
+        # Only the user's own uid and gid are mapped in its user namespace:
+        # the other groups stay (their files remain readable, below) but show
+        # as the overflow gid.
+        assert sorted(map(int, groups.split())) == sorted([GID, 65534]), r
+    else:
+        assert sorted(map(int, groups.split())) == sorted([GID, EXTRA_GROUP[1]])
+
+
+def test_supplementary_group_rights_are_kept(world):
+    """A file only the user's extra group may read: readable in both modes
+    (rootless, the group is unmapped but still the process's)."""
+    path = world.user_file("group-only-" + token(), "for the group\n", mode=0o040)
+    os.chown(path, 0, EXTRA_GROUP[1])
+    r = world.awf("cat", path)
+    assert (r.rc, r.out) == (0, "for the group\n"), r
 
 
 def test_no_capabilities_no_new_privs_seccomp(world):

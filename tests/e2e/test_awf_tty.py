@@ -17,7 +17,7 @@ import time
 import pytest
 
 from harness.util import token
-from harness.world import require_awf, stop, wait_for, world  # noqa: F401 (fixture)
+from harness.world import GID, UID, require_awf, stop, wait_for, world  # noqa: F401 (fixture)
 
 require_awf()
 
@@ -48,10 +48,19 @@ def drain(master):
     return out
 
 
+def user_pty(w):
+    """A pty pair; rootless, its terminal is the test user's, as a login's is
+    (awf reopens its terminal: a root-owned one it could not)."""
+    master, slave = pty.openpty()
+    if w.rootless:
+        os.chown(os.ttyname(slave), UID, GID)
+    return master, slave
+
+
 def run_on_pty(w, script, signal_awf=None, pty_pair=None):
     """awf with a pty as its stdin, stdout and stderr; the pty's slave after
     awf has exited, and awf's exit status."""
-    master, slave = pty_pair or pty.openpty()
+    master, slave = pty_pair or user_pty(w)
     argv, _ = w.awf_argv(["sh", "-c", script], log=False)
     try:
         before = termios.tcgetattr(slave)
@@ -121,7 +130,7 @@ def run_stopping_output(w, script, status, timeout, args=()):
     awf exits with `status` within `timeout` (an awf blocked on the stopped
     terminal fails here, never hangs the suite), and afterwards a write to
     the terminal does not block. What awf wrote there."""
-    master, slave = pty.openpty()
+    master, slave = user_pty(w)
     argv, _ = w.awf_argv(["sh", "-c", script], args=args, log=False)
     p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=w.base_env(),
                          cwd=w.home, start_new_session=True)
@@ -159,7 +168,7 @@ def test_command_stopping_terminal_output_is_undone(world):
 
 
 def test_command_changing_the_window_size_is_undone(world):
-    master, slave = pty.openpty()
+    master, slave = user_pty(world)
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
     mark = os.path.join(world.home, "resized-" + token())
     _, _, _, rc = run_on_pty(world, f"stty rows 2 cols 3 && stty size > {mark}; exit 4",

@@ -17,7 +17,8 @@ import subprocess
 import pytest
 
 from harness.util import token
-from harness.world import ORIGIN, REPO, require_awf, wait_for, world  # noqa: F401 (fixture)
+from harness.world import (ORIGIN, REPO, only_root, require_awf, wait_for,
+                           world)  # noqa: F401 (fixture)
 from test_awf_host import _exe, sandbox_pids
 
 require_awf()
@@ -140,6 +141,8 @@ def _run(world, awf_bin, pre=()):
 
 
 def test_static_needs_no_libraries(world, builds):
+    only_root(world, "the drop to the test user (setpriv) needs the libraries this hides; "
+                     "the static build rootless is test_both_backends_install_the_same_ruleset")
     if not os.access(BUSYBOX, os.X_OK) or "statically linked" not in subprocess.run(
             ["file", "-L", BUSYBOX], capture_output=True, text=True).stdout:
         pytest.fail(f"{BUSYBOX} is not busybox-static (scripts/install-deps)", pytrace=False)

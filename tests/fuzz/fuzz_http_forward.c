@@ -442,12 +442,14 @@ static int rq_value_complete(llhttp_t *p) {
 static int rq_headers_complete(llhttp_t *p) {
   struct req_sim *s = req_of(p);
   struct awf_req_facts f;
-  const char *reason;
+  enum awf_reason reason;
   int status = awf_req_head_complete(p, &s->rq, s->host_headers,
                                      awf_buf_at(&s->rq.buf, s->url_off),
                                      s->url_len, s->transparent, 80, &f, &reason);
-  if (status)
+  if (status) { /* a refused head is one of the two malformed-request reasons */
+    FUZZ_CHECK(reason == AWF_REASON_BAD_REQUEST || reason == AWF_REASON_NOT_A_PROXY_REQUEST);
     return -1;
+  }
   FUZZ_CHECK(status == 0 && f.target.host_len > 0);
   if (f.method == HTTP_CONNECT) { /* a tunnel: raw bytes from here, not this invariant */
     s->stop = true;

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acl_fixture.h"
 #include "dns_server.h"
 
 /* ---- building queries --------------------------------------------------- */
@@ -81,24 +82,13 @@ static void parse(const char *name, uint16_t qtype, const struct qopt *o,
 
 /* ---- decision functions ------------------------------------------------- */
 
-static awf_acl *make_acl(const char *allow, const char *block) {
-  char err[256];
-  awf_acl *acl = awf_acl_new();
-  assert_non_null(acl);
-  if (allow)
-    assert_int_equal(awf_acl_add_list(acl, AWF_ACL_ALLOW, allow, err, sizeof(err)), 0);
-  if (block)
-    assert_int_equal(awf_acl_add_list(acl, AWF_ACL_BLOCK, block, err, sizeof(err)), 0);
-  return acl;
-}
-
 static enum awf_acl_verdict either(const awf_acl *acl, const char *name) {
-  return awf_dns_acl_check(acl, name, strlen(name));
+  return awf_policy_acl_any(acl, name, strlen(name));
 }
 
 static void test_acl_either_protocol(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("https://tls.test,http://plain.test,both.test,1.2.3.4",
+  awf_acl *acl = acl_of("https://tls.test,http://plain.test,both.test,1.2.3.4",
                           "https://bad.both.test,worse.both.test");
   assert_int_equal(either(acl, "tls.test"), AWF_ACL_ALLOWED);
   assert_int_equal(either(acl, "a.plain.test"), AWF_ACL_ALLOWED);
@@ -113,7 +103,7 @@ static void test_acl_either_protocol(void **state) {
   assert_int_equal(either(acl, "a!b.test"), AWF_ACL_INVALID_NAME);
   awf_acl_free(acl);
   /* A block for plain HTTP only, and no allow rule for it at all. */
-  acl = make_acl("ok.test", "http://nope.test");
+  acl = acl_of("ok.test", "http://nope.test");
   assert_int_equal(either(acl, "nope.test"), AWF_ACL_BLOCKED);
   awf_acl_free(acl);
 }
@@ -123,19 +113,20 @@ static void decide(const awf_acl *acl, bool audit, const char *name, uint16_t qt
   struct awf_dns_query q;
   parse(name, qtype, o, &q);
   memset(v, 0xa5, sizeof(*v)); /* every field must be written */
-  awf_dns_decide(acl, audit, &q, v);
+  struct awf_policy p = {.acl = acl, .audit = audit};
+  awf_dns_decide(&p, &q, v);
 }
 
 static void expect(const struct awf_dns_verdict *v, enum awf_dns_action a, const char *reason,
                    bool would_deny) {
   assert_int_equal(v->action, a);
-  assert_string_equal(v->reason, reason);
+  assert_string_equal(awf_reason_name(v->reason), reason);
   assert_int_equal(v->would_deny, would_deny);
 }
 
 static void test_decide_admitted(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("allowed.test", NULL);
+  awf_acl *acl = acl_of("allowed.test", NULL);
   struct awf_dns_verdict v;
   decide(acl, false, "allowed.test", AWF_DNS_TYPE_A, NULL, &v);
   expect(&v, AWF_DNS_ACT_RESOLVE, "allowed", false);
@@ -154,7 +145,7 @@ static void test_decide_admitted(void **state) {
 
 static void test_decide_denied(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("allowed.test", "bad.allowed.test");
+  awf_acl *acl = acl_of("allowed.test", "bad.allowed.test");
   struct awf_dns_verdict v;
   decide(acl, false, "secret.attacker.example", AWF_DNS_TYPE_TXT, NULL, &v);
   expect(&v, AWF_DNS_ACT_BLOCK, "not_allowed", false);
@@ -172,7 +163,7 @@ static void test_decide_denied(void **state) {
   awf_acl_free(acl);
 
   /* An empty allowlist admits nothing. */
-  acl = make_acl(NULL, NULL);
+  acl = acl_of(NULL, NULL);
   decide(acl, false, "allowed.test", AWF_DNS_TYPE_A, NULL, &v);
   expect(&v, AWF_DNS_ACT_BLOCK, "not_allowed", false);
   awf_acl_free(acl);
@@ -180,7 +171,7 @@ static void test_decide_denied(void **state) {
 
 static void test_decide_loopback(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("allowed.test", NULL);
+  awf_acl *acl = acl_of("allowed.test", NULL);
   struct awf_dns_verdict v;
   struct awf_dns_query q;
   struct awf_dns_rr rr;
@@ -248,7 +239,7 @@ static void test_host_answer(void **state) {
 
 static void test_decide_names_and_classes(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("allowed.test", NULL);
+  awf_acl *acl = acl_of("allowed.test", NULL);
   struct awf_dns_verdict v;
   /* Bytes the parser flags (space, control, DEL, 8-bit): invalid_name. */
   const char *bad[] = {"a b.allowed.test", "a\x01.allowed.test", "a\x7f.allowed.test",
@@ -275,14 +266,15 @@ static void test_decide_names_and_classes(void **state) {
    * but the function must still refuse it. */
   struct awf_dns_query q;
   memset(&q, 0, sizeof(q));
-  awf_dns_decide(acl, true, &q, &v);
+  struct awf_policy audit = {.acl = acl, .audit = true};
+  awf_dns_decide(&audit, &q, &v);
   expect(&v, AWF_DNS_ACT_REFUSE, "invalid_name", false);
   awf_acl_free(acl);
 }
 
 static void test_decide_ip_literals(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("allowed.test,1.2.3.4,::1", NULL);
+  awf_acl *acl = acl_of("allowed.test,1.2.3.4,::1", NULL);
   struct awf_dns_verdict v;
   decide(acl, false, "1.2.3.4", AWF_DNS_TYPE_A, NULL, &v);
   expect(&v, AWF_DNS_ACT_NODATA, "allowed", false); /* never handed to the resolver */
@@ -297,7 +289,7 @@ static void test_decide_ip_literals(void **state) {
 
 static void test_decide_audit(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("allowed.test", "blocked.test");
+  awf_acl *acl = acl_of("allowed.test", "blocked.test");
   struct awf_dns_verdict v;
   decide(acl, true, "evil.test", AWF_DNS_TYPE_A, NULL, &v);
   expect(&v, AWF_DNS_ACT_RESOLVE, "not_allowed", true);
@@ -568,7 +560,7 @@ static int fx_setup(void **state) {
   for (int i = 0; i < UP_TCP_MAX; i++)
     f->up_conns[i].fd = -1;
 
-  f->acl = make_acl("allowed.test", "blocked.allowed.test");
+  f->acl = acl_of("allowed.test", "blocked.allowed.test");
   f->policy = awf_addr_policy_new();
   assert_non_null(f->policy);
 

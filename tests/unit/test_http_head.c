@@ -24,7 +24,7 @@ struct drv {
   uint32_t url_off, url_len, status_off, status_len;
   bool transparent, head_request, client_close;
   int status;            /* request: awf_req_head_complete; response: resp result */
-  const char *reason;
+  enum awf_reason reason;
   struct awf_req_facts facts;
   struct awf_resp_plan plan;
   struct awf_buf out;    /* the head built */
@@ -231,6 +231,29 @@ static void test_request_malformed_heads(void **state) {
                    400);
 }
 
+/* The reason a refused head is logged with: a path sent to the proxy port
+ * is named for what it is; any other bad head is a bad request. */
+static enum awf_reason request_reason(const char *head, bool transparent) {
+  struct drv d;
+  drv_init(&d, false);
+  d.transparent = transparent;
+  drv_run(&d, head);
+  assert_int_equal(d.status, 400);
+  enum awf_reason r = d.reason;
+  drv_free(&d);
+  return r;
+}
+
+static void test_request_refusal_reason(void **state) {
+  (void)state;
+  assert_int_equal(request_reason("GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n", false),
+                   AWF_REASON_NOT_A_PROXY_REQUEST);
+  assert_int_equal(request_reason("GET https://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n", false),
+                   AWF_REASON_BAD_REQUEST);
+  assert_int_equal(request_reason("GET /p HTTP/1.1\r\nHost: a b\r\n\r\n", true),
+                   AWF_REASON_BAD_REQUEST);
+}
+
 static void test_transparent_target(void **state) {
   (void)state;
   struct drv d;
@@ -381,6 +404,7 @@ int main(void) {
       cmocka_unit_test(test_request_chunked_regenerated),
       cmocka_unit_test(test_request_without_body_has_no_framing),
       cmocka_unit_test(test_request_malformed_heads),
+      cmocka_unit_test(test_request_refusal_reason),
       cmocka_unit_test(test_transparent_target),
       cmocka_unit_test(test_scan_head),
       cmocka_unit_test(test_response_connection_may_not_nominate_framing),

@@ -425,9 +425,9 @@ static void full_record(struct awf_log_record *r) {
   r->sni_len = 11;
   r->ech = true;
   r->original_dst = "192.0.2.7:443";
-  r->decision = "allow";
+  r->decision = AWF_ALLOW;
   r->would_deny = true;
-  r->reason = "not_allowed";
+  r->reason = AWF_REASON_NOT_ALLOWED;
   r->status = 200;
   r->upstream = "192.0.2.7:443";
   r->bytes_up = 1234;
@@ -523,8 +523,8 @@ static void record_typical_http(void **state) {
   r.port = 80;
   r.url = "http://example.com/";
   r.url_len = strlen(r.url);
-  r.decision = "allow";
-  r.reason = "allowed";
+  r.decision = AWF_ALLOW;
+  r.reason = AWF_REASON_ALLOWED;
   r.status = 200;
   r.upstream = "93.184.215.14:80";
   r.bytes_up = 78;
@@ -657,7 +657,7 @@ static void record_long_url_truncated(void **state) {
   struct awf_log_record r;
   awf_log_record_init(&r);
   r.url = url;
-  r.reason = "allowed";
+  r.reason = AWF_REASON_ALLOWED;
 
   /* At the cap: kept whole, no flag. */
   r.url_len = AWF_LOG_URL_MAX;

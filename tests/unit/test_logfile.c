@@ -96,8 +96,8 @@ static void record(struct awf_log_record *r, int n) {
   r->host = "example.com";
   r->host_len = 11;
   r->port = 80;
-  r->decision = "allow";
-  r->reason = "allowed";
+  r->decision = AWF_ALLOW;
+  r->reason = AWF_REASON_ALLOWED;
   r->status = n;
 }
 

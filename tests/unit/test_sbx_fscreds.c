@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fscreds.h"
@@ -69,10 +71,43 @@ static void test_too_many_groups(void **state) {
   assert_int_equal(awf_fscreds_leave(&saved), 0);
 }
 
+/* Rootless awf already is the caller: without the right to set groups,
+ * asking for its own ids changes nothing and succeeds; asking for another
+ * uid still fails. In a child that gives up root for good. */
+static void test_already_the_caller(void **state) {
+  (void)state;
+  if (geteuid() != 0) {
+    print_message("skipped: needs root to become nobody in a child\n");
+    skip();
+  }
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    gid_t g = NOBODY;
+    if (setgroups(1, &g) != 0 || setresgid(NOBODY, NOBODY, NOBODY) != 0 ||
+        setresuid(NOBODY, NOBODY, NOBODY) != 0)
+      _exit(2);
+    struct awf_fscreds_saved saved;
+    gid_t other = 4243;
+    if (awf_fscreds_enter(NOBODY, NOBODY, &other, 1, &saved) != 0 || saved.active)
+      _exit(3);
+    if (awf_fscreds_leave(&saved) != 0)
+      _exit(4);
+    if (awf_fscreds_enter(0, 0, NULL, 0, &saved) != -EPERM)
+      _exit(5);
+    _exit(0);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_caller_rights_then_back),
       cmocka_unit_test(test_too_many_groups),
+      cmocka_unit_test(test_already_the_caller),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

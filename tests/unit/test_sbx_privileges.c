@@ -269,6 +269,44 @@ static void test_bad_arguments(void **state)
     sbx_expect_child_ok(child_bad_args, NULL);
 }
 
+/* Rootless: the groups the process has stay (setgroups is denied in its
+ * user namespace), everything else is dropped as usual. */
+static int child_drop_keep_groups(int out, const void *arg)
+{
+    static const gid_t had[] = {4243, 4244};
+    gid_t now[8];
+    char err[256];
+    int n;
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+
+    (void)arg;
+    if (setgroups(2, had) != 0)
+        return sbx_fail(out, "setgroups: errno %d", errno);
+    if (awf_privileges_drop_keep_groups(65534, 65534, err, sizeof err) != 0)
+        return sbx_fail(out, "drop: %s", err);
+    n = getgroups(8, now);
+    if (n != 2 || now[0] != had[0] || now[1] != had[1])
+        return sbx_fail(out, "groups changed: %d", n);
+    if (getuid() != 65534 || geteuid() != 65534 || getgid() != 65534 || getegid() != 65534)
+        return sbx_fail(out, "ids not dropped");
+    if (capget(&hdr, caps) != 0 || caps[0].effective || caps[0].permitted || caps[1].permitted)
+        return sbx_fail(out, "capabilities remain");
+    if (prctl(PR_GET_NO_NEW_PRIVS, 0UL, 0UL, 0UL, 0UL) != 1 ||
+        prctl(PR_CAPBSET_READ, 0UL, 0UL, 0UL, 0UL) != 0)
+        return sbx_fail(out, "no_new_privs or the bounding set");
+    if (setgroups(0, NULL) == 0)
+        return sbx_fail(out, "the groups could still be changed");
+    return 0;
+}
+
+static void test_keep_groups(void **state)
+{
+    (void)state;
+    need_root();
+    sbx_expect_child_ok(child_drop_keep_groups, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +317,7 @@ int main(void)
         {"root_keeps_no_caps_after_exec", test_drop, NULL, NULL, (void *)&drops[4]},
         cmocka_unit_test(test_irreversible),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_keep_groups),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -209,11 +209,36 @@ class Result:
                 + "\n".join(json.dumps(r) for r in self.log[-30:]))
 
 
-class World:
-    """The namespace, its servers, the test user's home and the awf runner."""
+MODES = ("root", "rootless")
 
-    def __init__(self, awf_bin):
+
+def e2e_modes():
+    """The modes the awf suites run in: AWF_E2E_MODES (comma-separated), else both."""
+    want = [m for m in os.environ.get("AWF_E2E_MODES", ",".join(MODES)).split(",") if m]
+    bad = [m for m in want if m not in MODES]
+    if bad:
+        raise RuntimeError(f"AWF_E2E_MODES: unknown mode(s) {bad}; known: {MODES}")
+    return want
+
+
+def rootless_drop():
+    """The argv prefix that turns root into the test user before awf: uid,
+    gid and the user's groups from the world's /etc/group, no capability."""
+    return ["setpriv", f"--reuid={UID}", f"--regid={GID}", "--init-groups", "--"]
+
+
+class World:
+    """The namespace, its servers, the test user's home and the awf runner.
+
+    mode "root": awf runs as root with SUDO_UID (the command runs as the test
+    user). mode "rootless": awf itself runs as the test user (setpriv, no
+    SUDO_*), so it builds the sandbox in a user namespace; a run "without
+    sudo" (sudo=False) is root running awf --rootless."""
+
+    def __init__(self, awf_bin, mode="root"):
         self.awf_bin = awf_bin
+        self.mode = mode
+        self.rootless = mode == "rootless"
         self.name = "awfw-" + uuid.uuid4().hex[:8]
         self.etc = f"/etc/netns/{self.name}"
         self.servers = []
@@ -346,7 +371,9 @@ class World:
     def base_env(self, sudo=True):
         env = {"PATH": SYS_PATH, "LANG": "C.UTF-8", "HOME": "/root", "USER": "root",
                "LOGNAME": "root", "TERM": "dumb"}
-        if sudo:
+        if self.rootless and sudo:  # the test user's own login, no sudo
+            env.update(HOME=self.home, USER=USER, LOGNAME=USER)
+        elif sudo:
             env.update(SUDO_UID=str(UID), SUDO_GID=str(GID), SUDO_USER=USER,
                        SUDO_COMMAND="/usr/bin/awf")
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
@@ -354,7 +381,16 @@ class World:
                 env[k] = os.environ[k]
         return env
 
-    def awf_argv(self, cmd, args=(), world_flags=True, log=True, pre=()):
+    def awf_prefix(self, sudo=True):
+        """What runs awf in this world's mode: [awf] as root, the drop to the
+        test user then [awf] rootless (or root's awf --rootless without sudo)."""
+        if not self.rootless:
+            return [self.awf_bin]
+        if not sudo:
+            return [self.awf_bin, "--rootless"]
+        return rootless_drop() + [self.awf_bin]
+
+    def awf_argv(self, cmd, args=(), world_flags=True, log=True, pre=(), sudo=True):
         """argv running awf inside the world; returns (argv, log_path)."""
         self.runs += 1
         log_path = os.path.join(self.logs, f"run-{self.runs}.jsonl") if log else None
@@ -363,13 +399,14 @@ class World:
             flags += ["--dns-servers", DNS_ADDR, "--allow-destination-cidrs", WORLD_CIDRS]
         if log_path:
             flags += ["--log-file", log_path]
-        argv = self.ns.cmd(list(pre) + [self.awf_bin] + flags + list(args) + ["--"] + list(cmd))
+        argv = self.ns.cmd(list(pre) + self.awf_prefix(sudo) + flags + list(args) + ["--"]
+                           + list(cmd))
         return argv, log_path
 
     def awf(self, *cmd, args=(), env=None, extra_env=None, cwd=None, timeout=RUN_TIMEOUT,
             input=None, world_flags=True, log=True, sudo=True, pre=()):
         """Run `awf [world flags] ARGS -- CMD` inside the world; a Result."""
-        argv, log_path = self.awf_argv(cmd, args, world_flags, log, pre)
+        argv, log_path = self.awf_argv(cmd, args, world_flags, log, pre, sudo)
         e = dict(env) if env is not None else self.base_env(sudo)
         e.update(extra_env or {})
         p = subprocess.run(argv, input=input, capture_output=True, timeout=timeout, env=e,
@@ -428,15 +465,22 @@ class World:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def world():
-    """One world per test module (import this fixture into the module)."""
+@pytest.fixture(scope="module", params=e2e_modes())
+def world(request):
+    """One world per test module and mode (import this fixture into the
+    module): every test that takes it runs with awf as root and rootless."""
     awf_bin, why = awf_binary()
     if awf_bin is None:
         pytest.skip(why)
-    w = World(awf_bin)
+    w = World(awf_bin, request.param)
     yield w
     w.close()
+
+
+def only_root(world, why):
+    """Skip the calling test in the rootless mode, saying why."""
+    if world.rootless:
+        pytest.skip(f"rootless: {why}")
 
 
 @pytest.fixture(scope="module")
