@@ -268,11 +268,11 @@ enum awf_target_status awf_transparent_target(const struct awf_head *h, int meth
 
 int awf_req_head_complete(const llhttp_t *p, const struct awf_head *h, unsigned host_headers,
                           const char *url, size_t url_len, bool transparent,
-                          uint16_t orig_port, struct awf_req_facts *f, enum awf_reason *reason) {
+                          uint16_t orig_port, struct awf_req_facts *f, bool *origin_form) {
   enum awf_target_status ts;
   memset(f, 0, sizeof(*f));
   f->method = p->method;
-  *reason = AWF_REASON_BAD_REQUEST;
+  *origin_form = false;
   if (p->http_major != 1 || (p->http_minor == 1 && host_headers == 0))
     return 400; /* no HTTP/0.9; Host is required in 1.1 */
   if (transparent)
@@ -285,7 +285,7 @@ int awf_req_head_complete(const llhttp_t *p, const struct awf_head *h, unsigned 
    * web server, or was not told to use it as a proxy. */
   if (ts != AWF_TARGET_OK && !transparent && f->method != HTTP_CONNECT && url_len > 0 &&
       url[0] == '/')
-    *reason = AWF_REASON_NOT_A_PROXY_REQUEST;
+    *origin_form = true;
   if (ts != AWF_TARGET_OK) {
     memset(&f->target, 0, sizeof(f->target));
     return 400;

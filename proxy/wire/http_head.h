@@ -17,8 +17,7 @@
 #include <llhttp.h>
 
 #include "http_target.h"
-#include "jsonlog.h" /* struct awf_buf */
-#include "reason.h"
+#include "buf.h"
 
 #define AWF_MAX_HEADERS 128
 
@@ -109,10 +108,12 @@ struct awf_req_facts {
 
 /* on_headers_complete of a request: check the head and take the facts.
  * transparent: origin-form requests, the name from Host, the port orig_port.
- * Returns 0, or an HTTP status (400) with *reason set. */
+ * Returns 0, or an HTTP status (400); *origin_form then tells whether the
+ * head was refused for being a web server's request ("GET /path") sent to
+ * the proxy port, which the caller names differently from other bad heads. */
 int awf_req_head_complete(const llhttp_t *p, const struct awf_head *h, unsigned host_headers,
                           const char *url, size_t url_len, bool transparent,
-                          uint16_t orig_port, struct awf_req_facts *f, enum awf_reason *reason);
+                          uint16_t orig_port, struct awf_req_facts *f, bool *origin_form);
 
 /* A redirected request is in origin form ("GET /path"): the name is the Host
  * header's, the port the one the client dialled. */

@@ -397,18 +397,19 @@ static int on_req_headers_complete(llhttp_t *p) {
   awf_proxy *px = c->proxy;
   h->rq_stage = RQ_BODY;
   struct awf_req_facts f;
-  enum awf_reason reason;
+  bool origin_form;
   /* The target's path points into rq.buf, which no longer grows for this
    * request. */
   int status = awf_req_head_complete(p, &h->rq, h->host_headers,
                                      awf_buf_at(&h->rq.buf, h->url_off),
                                      h->url_len, c->transparent,
                                      awf_sockaddr_port((struct sockaddr *)&c->orig_dst), &f,
-                                     &reason);
+                                     &origin_form);
   h->method = f.method;
   h->target = f.target;
   if (status)
-    return req_error(c, status, reason);
+    return req_error(c, status,
+                     origin_form ? AWF_REASON_NOT_A_PROXY_REQUEST : AWF_REASON_BAD_REQUEST);
   h->req_framing = f.framing;
   h->req_length = f.length;
   h->req_body = f.framing == AWF_FRAME_CHUNKED || (f.framing == AWF_FRAME_LENGTH && f.length > 0);
