@@ -116,6 +116,5 @@ int awf_sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b) {
 }
 
 socklen_t awf_sockaddr_len(const struct sockaddr *sa) {
-  return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                   : sizeof(struct sockaddr_in);
+  return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }

@@ -14,7 +14,7 @@
 /* The addresses a name resolved to (resolver.h), or the host's targets. */
 struct awf_addr_list {
   size_t n;
-  uint32_t ttl_s;                                   /* the TTL applied (capped) */
+  uint32_t ttl_s;                                      /* the TTL applied (capped) */
   struct sockaddr_storage addr[AWF_RESOLVE_MAX_ADDRS]; /* ports are 0 */
 };
 

@@ -58,9 +58,9 @@ struct awf_unixgate_config {
 
 /* One decision, as written to report_fd (atomic: smaller than PIPE_BUF). */
 struct awf_unixgate_report {
-  uint8_t allowed;  /* 1: --allow-unix-socket admitted it; 0: refused */
-  uint8_t len;      /* bytes of path */
-  char path[108];   /* the name as the command passed it, not NUL-terminated */
+  uint8_t allowed; /* 1: --allow-unix-socket admitted it; 0: refused */
+  uint8_t len;     /* bytes of path */
+  char path[108];  /* the name as the command passed it, not NUL-terminated */
 };
 
 typedef struct awf_unixgate awf_unixgate;

@@ -16,7 +16,7 @@
 #define BATCH 32
 
 struct awf_unixlog {
-  awf_fdwatch *watch; /* the pipe's read end */
+  awf_fdwatch *watch;           /* the pipe's read end */
   struct awf_event_sink events; /* the log and the denials */
 };
 

@@ -26,11 +26,11 @@
 #include "list.h"
 #include "netaddr.h"
 
-#define UDP_RECV_BUF 4096         /* longer datagrams arrive cut: FORMERR */
+#define UDP_RECV_BUF 4096 /* longer datagrams arrive cut: FORMERR */
 #define RESPONSE_BUF 2048
 #define TCP_BUF_MIN 512
 #define TCP_BUF_MAX (2 + AWF_DNS_TCP_MAX)
-#define TCP_JOBS_PER_CONN 8       /* pipelined queries in flight (RFC 7766 6.2.1.1) */
+#define TCP_JOBS_PER_CONN 8 /* pipelined queries in flight (RFC 7766 6.2.1.1) */
 #define TCP_WRITE_HIGH_WATER (64 * 1024)
 #define TCP_BACKLOG 128
 #define BIND_TRIES 20
@@ -46,13 +46,13 @@ struct dns_conn;
  * synchronously, on the heap (linked in s->jobs) while its lookup runs. */
 struct dns_job {
   awf_dns_server *s;
-  struct awf_list link;         /* in s->jobs */
+  struct awf_list link; /* in s->jobs */
   awf_resolve_req *req;
-  struct dns_conn *conn;        /* TCP: NULL once the connection is gone */
+  struct dns_conn *conn; /* TCP: NULL once the connection is gone */
   bool tcp;
   struct sockaddr_storage peer; /* UDP: where the answer goes */
   char client[AWF_ADDRSTRLEN];
-  uint64_t start_ms;            /* uv_now() */
+  uint64_t start_ms; /* uv_now() */
   struct awf_dns_verdict v;
   struct awf_dns_query q;
   char resolved[AWF_ADDRSTRLEN]; /* private_destination: an address refused */
@@ -62,12 +62,12 @@ struct dns_conn {
   uv_tcp_t tcp;
   uv_timer_t timer;
   awf_dns_server *s;
-  struct awf_list link;         /* in s->conns */
-  uint8_t *buf;                 /* bytes received, not yet a whole message */
+  struct awf_list link; /* in s->conns */
+  uint8_t *buf;         /* bytes received, not yet a whole message */
   size_t len, cap;
-  unsigned jobs;                /* lookups in flight for this connection */
-  unsigned writes;              /* uv_write requests not yet completed */
-  unsigned handles;             /* open: tcp, timer */
+  unsigned jobs;    /* lookups in flight for this connection */
+  unsigned writes;  /* uv_write requests not yet completed */
+  unsigned handles; /* open: tcp, timer */
   bool reading, eof, closing;
   char client[AWF_ADDRSTRLEN];
 };
@@ -85,10 +85,10 @@ struct awf_dns_server {
   struct awf_event_sink events; /* cfg's log and denials */
   uv_udp_t udp;
   uv_tcp_t tcp;
-  unsigned open_handles;        /* udp, tcp listener */
-  struct awf_list conns;        /* struct dns_conn */
+  unsigned open_handles; /* udp, tcp listener */
+  struct awf_list conns; /* struct dns_conn */
   unsigned nconns;
-  struct awf_list jobs;         /* struct dns_job: lookups in flight */
+  struct awf_list jobs; /* struct dns_job: lookups in flight */
   unsigned njobs;
   bool closing;
   void (*done)(void *);
@@ -151,7 +151,9 @@ bool awf_dns_host_answer(const struct awf_host_access *h, const struct awf_dns_q
     return false;
   memset(rr, 0, sizeof(*rr));
   rr->ttl = AWF_DNS_ANSWER_TTL_MAX;
-  int family = q->qtype == AWF_DNS_TYPE_A ? AF_INET : q->qtype == AWF_DNS_TYPE_AAAA ? AF_INET6 : 0;
+  int family = q->qtype == AWF_DNS_TYPE_A      ? AF_INET
+               : q->qtype == AWF_DNS_TYPE_AAAA ? AF_INET6
+                                               : 0;
   for (size_t i = 0; family && i < h->n_alias; i++) {
     const struct sockaddr_storage *a = &h->alias[i];
     if (a->ss_family != family)
@@ -169,7 +171,9 @@ bool awf_dns_host_answer(const struct awf_host_access *h, const struct awf_dns_q
 
 void awf_dns_decide(const struct awf_policy *policy, const struct awf_dns_query *q,
                     struct awf_dns_verdict *v) {
-  struct awf_ask_facts f = {.kind = AWF_ASK_DNS, .host = q->qname, .host_len = q->qname_len,
+  struct awf_ask_facts f = {.kind = AWF_ASK_DNS,
+                            .host = q->qname,
+                            .host_len = q->qname_len,
                             .dns = {.name_ok = q->has_question && q->name_ok,
                                     .class_in = q->class_in}};
   struct awf_verdict pv = awf_policy_judge(policy, &f);
@@ -177,7 +181,8 @@ void awf_dns_decide(const struct awf_policy *policy, const struct awf_dns_query 
   v->reason = pv.reason;
   v->would_deny = pv.would_deny;
   if (pv.decision == AWF_DENY) /* a non-name or another class: no answer to give */
-    v->action = pv.reason == AWF_REASON_INVALID_NAME || pv.reason == AWF_REASON_UNSUPPORTED_CLASS
+    v->action = pv.reason == AWF_REASON_INVALID_NAME ||
+                        pv.reason == AWF_REASON_UNSUPPORTED_CLASS
                     ? AWF_DNS_ACT_REFUSE
                     : AWF_DNS_ACT_BLOCK;
   else if (pv.host_access)
@@ -189,8 +194,8 @@ void awf_dns_decide(const struct awf_policy *policy, const struct awf_dns_query 
 }
 
 size_t awf_dns_select_addrs(const struct awf_addr_list *l, uint16_t qtype,
-                            const awf_addr_policy *policy, uint32_t ttl,
-                            struct awf_dns_rr *rrs, size_t max, size_t *refused) {
+                            const awf_addr_policy *policy, uint32_t ttl, struct awf_dns_rr *rrs,
+                            size_t max, size_t *refused) {
   int family = qtype == AWF_DNS_TYPE_A ? AF_INET : qtype == AWF_DNS_TYPE_AAAA ? AF_INET6 : -1;
   size_t n = 0, bad = 0;
   size_t count = l->n < AWF_RESOLVE_MAX_ADDRS ? l->n : AWF_RESOLVE_MAX_ADDRS;
@@ -380,7 +385,8 @@ static void answer_lookup(struct dns_job *j, int status, const struct awf_addr_l
     answers = respond(j, AWF_DNS_NXDOMAIN, NULL, 0);
   } else {
     decision = AWF_DENY;
-    reason = status == -EAGAIN || status == -ENOMEM ? AWF_REASON_OVERLOADED : AWF_REASON_DNS_FAILURE;
+    reason = status == -EAGAIN || status == -ENOMEM ? AWF_REASON_OVERLOADED
+                                                    : AWF_REASON_DNS_FAILURE;
     answers = respond(j, AWF_DNS_SERVFAIL, NULL, 0);
   }
   log_job(j, decision, reason, answers);
@@ -454,11 +460,8 @@ static int handle_message(awf_dns_server *s, struct dns_conn *c, const struct so
     j.q.rcode = AWF_DNS_FORMERR;
   }
   switch (st) {
-  case AWF_DNS_PARSE_OK:
-    break;
-  case AWF_DNS_PARSE_DROP:
-    log_job(&j, AWF_DENY, AWF_REASON_BAD_REQUEST, -1);
-    return -EBADMSG;
+  case AWF_DNS_PARSE_OK: break;
+  case AWF_DNS_PARSE_DROP: log_job(&j, AWF_DENY, AWF_REASON_BAD_REQUEST, -1); return -EBADMSG;
   case AWF_DNS_PARSE_NOTIMP:
     log_job(&j, AWF_DENY, AWF_REASON_NOT_IMPLEMENTED, respond(&j, j.q.rcode, NULL, 0));
     return 0;
@@ -479,9 +482,7 @@ static int handle_message(awf_dns_server *s, struct dns_conn *c, const struct so
   case AWF_DNS_ACT_REFUSE:
     log_job(&j, j.v.decision, j.v.reason, respond(&j, AWF_DNS_REFUSED, NULL, 0));
     break;
-  case AWF_DNS_ACT_BLOCK:
-    log_job(&j, j.v.decision, j.v.reason, respond_blocked(&j));
-    break;
+  case AWF_DNS_ACT_BLOCK: log_job(&j, j.v.decision, j.v.reason, respond_blocked(&j)); break;
   case AWF_DNS_ACT_LOCAL: {
     struct awf_dns_rr rr;
     unsigned rcode;
@@ -492,9 +493,7 @@ static int handle_message(awf_dns_server *s, struct dns_conn *c, const struct so
   case AWF_DNS_ACT_NODATA:
     log_job(&j, j.v.decision, j.v.reason, respond(&j, AWF_DNS_NOERROR, NULL, 0));
     break;
-  case AWF_DNS_ACT_RESOLVE:
-    start_lookup(&j);
-    break;
+  case AWF_DNS_ACT_RESOLVE: start_lookup(&j); break;
   }
   return 0;
 }
@@ -786,9 +785,12 @@ int awf_dns_server_new_fds(uv_loop_t *loop, const struct awf_dns_server_config *
   }
   s->loop = loop;
   s->cfg = *cfg;
-  s->judge = (struct awf_policy){.acl = cfg->acl, .ssh_acl = cfg->ssh_acl,
-                                 .host_access = cfg->host_access, .audit = cfg->audit};
-  s->events = (struct awf_event_sink){.log = cfg->log, .denials = cfg->denials,
+  s->judge = (struct awf_policy){.acl = cfg->acl,
+                                 .ssh_acl = cfg->ssh_acl,
+                                 .host_access = cfg->host_access,
+                                 .audit = cfg->audit};
+  s->events = (struct awf_event_sink){.log = cfg->log,
+                                      .denials = cfg->denials,
                                       .write_failed = cfg->log_failed,
                                       .write_failed_arg = cfg->log_failed_arg};
   awf_list_init(&s->conns);

@@ -46,7 +46,7 @@
 #include "policy.h"
 #include "resolver.h"
 
-#define AWF_DNS_ANSWER_TTL_MAX 30       /* seconds: rules may change under a cached answer */
+#define AWF_DNS_ANSWER_TTL_MAX 30 /* seconds: rules may change under a cached answer */
 #define AWF_DNS_DEFAULT_MAX_PENDING 1024
 #define AWF_DNS_DEFAULT_MAX_TCP 128
 #define AWF_DNS_DEFAULT_TCP_IDLE_MS 10000
@@ -60,12 +60,12 @@ struct awf_dns_server_config {
   const awf_addr_policy *policy;
   awf_resolver *resolver;
   awf_logfile *log;
-  awf_denials *denials;          /* optional: collects denied names */
-  bool audit;                    /* admit what the ACL denies, log would_deny */
+  awf_denials *denials;                      /* optional: collects denied names */
+  bool audit;                                /* admit what the ACL denies, log would_deny */
   const struct awf_host_access *host_access; /* optional: the host's names */
-  unsigned max_pending;          /* lookups in flight; beyond: SERVFAIL. 0: default */
-  unsigned max_tcp;              /* TCP connections at once; beyond: closed. 0: default */
-  unsigned tcp_idle_timeout_ms;  /* idle TCP connection is closed. 0: default */
+  unsigned max_pending;         /* lookups in flight; beyond: SERVFAIL. 0: default */
+  unsigned max_tcp;             /* TCP connections at once; beyond: closed. 0: default */
+  unsigned tcp_idle_timeout_ms; /* idle TCP connection is closed. 0: default */
   /* Optional: told when an access-log line could not be written (the log
    * counts the loss; this is for a diagnostic on stderr). */
   void (*log_failed)(void *arg, int err);
@@ -144,7 +144,7 @@ bool awf_dns_host_answer(const struct awf_host_access *h, const struct awf_dns_q
  * `ttl`. Writes at most max records. *refused (may be NULL) gets the number
  * of that family's addresses the policy refused. Returns the count. */
 size_t awf_dns_select_addrs(const struct awf_addr_list *l, uint16_t qtype,
-                            const awf_addr_policy *policy, uint32_t ttl,
-                            struct awf_dns_rr *rrs, size_t max, size_t *refused);
+                            const awf_addr_policy *policy, uint32_t ttl, struct awf_dns_rr *rrs,
+                            size_t max, size_t *refused);
 
 #endif

@@ -34,9 +34,9 @@
 #include <string.h>
 
 #define MAX_SERVERS 16
-#define MAX_SERVER_ENTRY 64      /* "[" 45-char v6 "]:65535" fits */
-#define MAX_NAME_LEN 255         /* a DNS name in text, trailing dot allowed */
-#define MAX_PENDING 1024         /* distinct names in flight at once */
+#define MAX_SERVER_ENTRY 64 /* "[" 45-char v6 "]:65535" fits */
+#define MAX_NAME_LEN 255    /* a DNS name in text, trailing dot allowed */
+#define MAX_PENDING 1024    /* distinct names in flight at once */
 #define PENDING_BUCKETS 256
 #define MAX_CACHE_BUCKETS (1u << 16)
 #define MAX_CACHE_ENTRIES ((size_t)1 << 20)
@@ -187,8 +187,7 @@ enum server_err { SRV_OK, SRV_NOT_IP, SRV_BAD_PORT };
 
 /* One entry: "v4", "v4:port", "v6", "[v6]", "[v6]:port". Port 0 in the node
  * means c-ares's default (53). */
-static enum server_err parse_server(const char *s, size_t len,
-                                    struct ares_addr_port_node *n) {
+static enum server_err parse_server(const char *s, size_t len, struct ares_addr_port_node *n) {
   memset(n, 0, sizeof(*n));
   if (s[0] == '[') {
     const char *rb = memchr(s, ']', len);
@@ -221,8 +220,7 @@ static enum server_err parse_server(const char *s, size_t len,
   return SRV_OK;
 }
 
-static int server_err(char *err, size_t errlen, const char *s, size_t len,
-                      const char *what) {
+static int server_err(char *err, size_t errlen, const char *s, size_t len, const char *what) {
   if (err && errlen)
     snprintf(err, errlen, "--dns-servers: '%.*s' %s", (int)len, s, what);
   return -EINVAL;
@@ -230,8 +228,8 @@ static int server_err(char *err, size_t errlen, const char *s, size_t len,
 
 /* Split the comma-separated list into nodes[], linked in order. Returns the
  * count (>= 1) or -EINVAL with a message naming the bad entry. */
-static int parse_servers(const char *csv, struct ares_addr_port_node *nodes,
-                         char *err, size_t errlen) {
+static int parse_servers(const char *csv, struct ares_addr_port_node *nodes, char *err,
+                         size_t errlen) {
   int n = 0;
   const char *p = csv;
   for (;;) {
@@ -252,12 +250,9 @@ static int parse_servers(const char *csv, struct ares_addr_port_node *nodes,
     if (n == MAX_SERVERS)
       return server_err(err, errlen, s, len, "is past the limit of 16 servers");
     switch (parse_server(s, len, &nodes[n])) {
-    case SRV_NOT_IP:
-      return server_err(err, errlen, s, len, "is not an IP address");
-    case SRV_BAD_PORT:
-      return server_err(err, errlen, s, len, "has an invalid port");
-    case SRV_OK:
-      break;
+    case SRV_NOT_IP: return server_err(err, errlen, s, len, "is not an IP address");
+    case SRV_BAD_PORT: return server_err(err, errlen, s, len, "has an invalid port");
+    case SRV_OK: break;
     }
     if (n > 0)
       nodes[n - 1].next = &nodes[n];
@@ -327,8 +322,7 @@ static void close_poll(struct sock_poll *sp) {
  * must be stopped and closed now, while fd still names the same socket,
  * or libuv would keep watching a recycled descriptor number. If a poll
  * handle can't be set up, the query on that socket simply times out. */
-static void on_sock_state(void *data, ares_socket_t fd, int readable,
-                          int writable) {
+static void on_sock_state(void *data, ares_socket_t fd, int readable, int writable) {
   awf_resolver *r = data;
   struct sock_poll **pp = find_poll(r, fd);
   struct sock_poll *sp = *pp;
@@ -354,8 +348,7 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable,
     r->polls = sp;
     r->handles_open++;
   }
-  uv_poll_start(&sp->h, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0),
-                on_poll);
+  uv_poll_start(&sp->h, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0), on_poll);
 }
 
 /* ---- cache -------------------------------------------------------------- */
@@ -402,8 +395,7 @@ static void cache_make_room(awf_resolver *r, uint64_t now) {
     cache_unlink(r, r->oldest);
 }
 
-static void cache_put(awf_resolver *r, const char *name,
-                      const struct awf_addr_list *l) {
+static void cache_put(awf_resolver *r, const char *name, const struct awf_addr_list *l) {
   if (!cache_enabled(r) || l->ttl_s == 0 || l->n == 0)
     return;
   uint64_t now = uv_now(r->loop);
@@ -458,8 +450,7 @@ static void unpack_addr(const struct packed_addr *a, struct sockaddr_storage *ss
 }
 
 /* 1 and *out filled on a live entry; an expired one is dropped. */
-static int cache_get(awf_resolver *r, const char *name, uint64_t h,
-                     struct awf_addr_list *out) {
+static int cache_get(awf_resolver *r, const char *name, uint64_t h, struct awf_addr_list *out) {
   struct hnode **slot = htab_slot(&r->cache, name, h);
   if (!*slot)
     return 0;
@@ -485,25 +476,18 @@ static void cache_free(awf_resolver *r) {
 
 static int map_status(int st) {
   switch (st) {
-  case ARES_SUCCESS:
-    return 0;
+  case ARES_SUCCESS: return 0;
   case ARES_ENOTFOUND:
-  case ARES_ENODATA:
-    return -ENOENT;
-  case ARES_ETIMEOUT:
-    return -ETIMEDOUT;
-  case ARES_ECONNREFUSED:
-    return -ECONNREFUSED;
+  case ARES_ENODATA: return -ENOENT;
+  case ARES_ETIMEOUT: return -ETIMEDOUT;
+  case ARES_ECONNREFUSED: return -ECONNREFUSED;
   case ARES_ECANCELLED:
-  case ARES_EDESTRUCTION:
-    return -ECANCELED;
-  default:
-    return -EIO;
+  case ARES_EDESTRUCTION: return -ECANCELED;
+  default: return -EIO;
   }
 }
 
-static bool addr_listed(const struct awf_addr_list *l, const struct sockaddr *sa,
-                        size_t alen) {
+static bool addr_listed(const struct awf_addr_list *l, const struct sockaddr *sa, size_t alen) {
   for (size_t i = 0; i < l->n; i++)
     if (l->addr[i].ss_family == sa->sa_family && memcmp(&l->addr[i], sa, alen) == 0)
       return true;
@@ -577,8 +561,7 @@ static uint32_t answer_ttl(const awf_resolver *r, const struct ares_addrinfo *ai
 
 /* c-ares is done with the query; may run inside ares_getaddrinfo(),
  * ares_process_fd() or ares_destroy(). Only records the outcome. */
-static void on_addrinfo(void *arg, int status, int timeouts,
-                        struct ares_addrinfo *ai) {
+static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *ai) {
   struct pending *p = arg;
   awf_resolver *r = p->r;
   (void)timeouts;
@@ -629,8 +612,9 @@ static void trace_result(const awf_resolver *r, const char *name, int status,
       const struct sockaddr_storage *ss = &l->addr[i];
       char text[INET6_ADDRSTRLEN] = "?";
       inet_ntop(ss->ss_family,
-                ss->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
-                                         : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr,
+                ss->ss_family == AF_INET
+                    ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+                    : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr,
                 text, sizeof(text));
       n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s", i ? ", " : "", text);
     }
@@ -733,8 +717,8 @@ static int ares_err(int st, char *err, size_t errlen) {
 }
 
 static int init_channel(awf_resolver *r, const struct awf_resolver_options *o,
-                        struct ares_addr_port_node *servers, int nservers,
-                        char *err, size_t errlen) {
+                        struct ares_addr_port_node *servers, int nservers, char *err,
+                        size_t errlen) {
   struct ares_options ao;
   char lookups[] = "b";
   /* The name judged by the rules is the name resolved, always: no search
@@ -745,8 +729,8 @@ static int init_channel(awf_resolver *r, const struct awf_resolver_options *o,
    * no domains it has nothing left to choose; and HOSTALIASES can't swap a
    * single-label name for another. Options given here win over resolv.conf
    * and the environment in c-ares. */
-  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-             ARES_OPT_FLAGS | ARES_OPT_DOMAINS | ARES_OPT_NDOTS;
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS |
+             ARES_OPT_DOMAINS | ARES_OPT_NDOTS;
   memset(&ao, 0, sizeof(ao));
   ao.sock_state_cb = on_sock_state;
   ao.sock_state_cb_data = r;
@@ -777,8 +761,8 @@ static int init_channel(awf_resolver *r, const struct awf_resolver_options *o,
   return 0;
 }
 
-int awf_resolver_new(uv_loop_t *loop, const struct awf_resolver_options *o,
-                     awf_resolver **out, char *err, size_t errlen) {
+int awf_resolver_new(uv_loop_t *loop, const struct awf_resolver_options *o, awf_resolver **out,
+                     char *err, size_t errlen) {
   struct awf_resolver_options def;
   struct ares_addr_port_node servers[MAX_SERVERS];
   int nservers = 0;
@@ -790,8 +774,7 @@ int awf_resolver_new(uv_loop_t *loop, const struct awf_resolver_options *o,
     awf_resolver_options_default(&def);
     o = &def;
   }
-  if (o->timeout_ms == 0 || o->timeout_ms > INT_MAX || o->tries == 0 ||
-      o->tries > 100) {
+  if (o->timeout_ms == 0 || o->timeout_ms > INT_MAX || o->tries == 0 || o->tries > 100) {
     if (err && errlen)
       snprintf(err, errlen, "resolver: timeout and tries must be positive");
     return -EINVAL;
@@ -808,8 +791,8 @@ int awf_resolver_new(uv_loop_t *loop, const struct awf_resolver_options *o,
   r->loop = loop;
   r->max_ttl_s = o->max_ttl_s;
   r->min_ttl_s = o->min_ttl_s;
-  r->max_cache_entries =
-      o->max_cache_entries < MAX_CACHE_ENTRIES ? o->max_cache_entries : MAX_CACHE_ENTRIES;
+  r->max_cache_entries = o->max_cache_entries < MAX_CACHE_ENTRIES ? o->max_cache_entries
+                                                                  : MAX_CACHE_ENTRIES;
   r->cache_min_expiry = UINT64_MAX;
   r->trace = o->trace;
   r->trace_arg = o->trace_arg;
@@ -835,8 +818,8 @@ int awf_resolver_new(uv_loop_t *loop, const struct awf_resolver_options *o,
   return 0;
 }
 
-int awf_resolve(awf_resolver *r, const char *name, struct awf_addr_list *out,
-                awf_resolve_cb cb, void *arg, awf_resolve_req **req) {
+int awf_resolve(awf_resolver *r, const char *name, struct awf_addr_list *out, awf_resolve_cb cb,
+                void *arg, awf_resolve_req **req) {
   if (!r || !name || !out || !cb || !req)
     return -EINVAL;
   if (r->closing)

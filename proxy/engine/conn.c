@@ -74,9 +74,7 @@ static void handle_gone(struct conn *c) {
     p->conn_released(p);
 }
 
-static void on_timer_closed(uv_handle_t *h) {
-  handle_gone(h->data);
-}
+static void on_timer_closed(uv_handle_t *h) { handle_gone(h->data); }
 
 /* ---- the transports' callbacks ------------------------------------------ */
 
@@ -173,9 +171,7 @@ static unsigned timeout_for(const awf_proxy *p, enum conn_timer kind) {
   return 0;
 }
 
-static bool sliding(enum conn_timer kind) {
-  return kind == T_EXCHANGE || kind == T_TUNNEL;
-}
+static bool sliding(enum conn_timer kind) { return kind == T_EXCHANGE || kind == T_TUNNEL; }
 
 static void on_conn_timer(uv_timer_t *t) {
   struct conn *c = t->data;
@@ -207,9 +203,7 @@ void conn_set_timer(struct conn *c, enum conn_timer kind) {
     uv_timer_start(&c->timer, on_conn_timer, ms, 0);
 }
 
-void conn_touch(struct conn *c) {
-  c->last_active = uv_now(c->proxy->loop);
-}
+void conn_touch(struct conn *c) { c->last_active = uv_now(c->proxy->loop); }
 
 /* ---- reading and the upstream slot ---------------------------------------- */
 

@@ -25,15 +25,15 @@ struct awf_dial {
   unsigned timeout_ms;
   uint16_t port;
   const awf_proxy *debug;
-  char host[256];          /* for debug lines only */
+  char host[256]; /* for debug lines only */
   awf_dial_cb cb;
   void *arg;
   awf_resolve_req *rreq;
-  uv_timer_t timer;        /* connect timeout, and deferral of early results */
+  uv_timer_t timer; /* connect timeout, and deferral of early results */
   struct attempt *cur;
-  unsigned open_handles;   /* timer + attempts not yet closed */
-  bool finished;           /* callback ran or dial cancelled */
-  bool host_target;        /* the host's services (host_access.h): no address policy */
+  unsigned open_handles; /* timer + attempts not yet closed */
+  bool finished;         /* callback ran or dial cancelled */
+  bool host_target;      /* the host's services (host_access.h): no address policy */
   size_t next;
   struct awf_dial_result result;
   struct awf_addr_list addrs; /* only addresses the policy admits */
@@ -159,15 +159,19 @@ static void take_addresses(awf_dial *d, const struct awf_addr_list *in) {
   for (size_t i = 0; i < in->n; i++) {
     const char *why = d->host_target
                           ? NULL
-                          : awf_addr_policy_check(d->policy, (const struct sockaddr *)&in->addr[i]);
+                          : awf_addr_policy_check(d->policy,
+                                                  (const struct sockaddr *)&in->addr[i]);
     if (why == NULL) {
       d->addrs.addr[d->addrs.n++] = in->addr[i];
     } else if (d->debug) {
       char text[AWF_ADDRSTRLEN];
-      awf_proxy_diag(d->debug, AWF_LOG_DEBUG, "dial %s:%u: %s refused by the address policy "
-                     "(%s; --allow-destination-cidrs)", d->host, d->port,
+      awf_proxy_diag(d->debug, AWF_LOG_DEBUG,
+                     "dial %s:%u: %s refused by the address policy "
+                     "(%s; --allow-destination-cidrs)",
+                     d->host, d->port,
                      awf_sockaddr_format((const struct sockaddr *)&in->addr[i], text,
-                                         sizeof(text)), why);
+                                         sizeof(text)),
+                     why);
     }
   }
   if (d->addrs.n == 0) {

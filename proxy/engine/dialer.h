@@ -17,10 +17,10 @@
 typedef struct awf_dial awf_dial;
 
 struct awf_dial_result {
-  int status;            /* 0, or a negative uv/errno value */
-  enum awf_reason reason; /* on failure: dns_failure, private_destination,
+  int status;                   /* 0, or a negative uv/errno value */
+  enum awf_reason reason;       /* on failure: dns_failure, private_destination,
                             upstream_unreachable, timeout */
-  uv_tcp_t *tcp;         /* on success: connected; the caller owns it now and
+  uv_tcp_t *tcp;                /* on success: connected; the caller owns it now and
                             must uv_close() it with a callback that free()s it */
   struct sockaddr_storage peer; /* the address connected (or last tried) */
   bool have_peer;
@@ -33,7 +33,7 @@ struct awf_dial_params {
   awf_resolver *resolver;
   const awf_addr_policy *policy;
   unsigned connect_timeout_ms;
-  const char *host;       /* normalised name, or IP literal without brackets */
+  const char *host; /* normalised name, or IP literal without brackets */
   uint16_t port;
   /* Optional: the host's names are not resolved but dial its targets, which
    * the address policy does not judge (host_access.h). */

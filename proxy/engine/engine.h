@@ -23,16 +23,16 @@ struct awf_proxy {
   struct awf_proxy_config cfg;
   struct awf_policy policy;     /* the judge, over cfg's ACLs, ports, host access, audit */
   struct awf_event_sink events; /* every access-log record goes through it (events.h) */
-  struct awf_list listeners; /* listener.c's */
-  struct awf_list conns;     /* every open client connection */
+  struct awf_list listeners;    /* listener.c's */
+  struct awf_list conns;        /* every open client connection */
   unsigned nconns;
   unsigned open_handles; /* listeners, grace timer, log_flush, upool not yet closed */
   bool shutting_down;
   uv_timer_t grace_timer;
-  uv_prepare_t log_flush;  /* writes the batched access-log lines each iteration */
-  awf_upool *upool;        /* idle upstream connections for any client (may be NULL) */
+  uv_prepare_t log_flush;           /* writes the batched access-log lines each iteration */
+  awf_upool *upool;                 /* idle upstream connections for any client (may be NULL) */
   awf_client_limits *client_limits; /* open connections per client (NULL: no limit) */
-  uint64_t unlisted_next_log_ms;     /* --allow-clients refusals: next one logged */
+  uint64_t unlisted_next_log_ms;    /* --allow-clients refusals: next one logged */
   /* A connection was freed (conn.c): the listener resumes accepting and
    * finishes a shutdown from here. May be NULL. */
   void (*conn_released)(awf_proxy *p);

@@ -22,8 +22,8 @@
 #include "http_target.h"
 #include "tunnel.h"
 
-#define MAX_HEAD_BYTES (64 * 1024)       /* request head: beyond it, 431 */
-#define MAX_RESP_HEAD_BYTES (64 * 1024)  /* response head: beyond it, 502 */
+#define MAX_HEAD_BYTES (64 * 1024)      /* request head: beyond it, 431 */
+#define MAX_RESP_HEAD_BYTES (64 * 1024) /* response head: beyond it, 502 */
 
 /* How far the request under way is. */
 enum http_req_stage {
@@ -43,12 +43,12 @@ enum http_resp_stage {
 struct http_state {
   llhttp_t req;
   llhttp_t resp;
-  struct awf_head rq;        /* request: url, then headers */
-  struct awf_head rs;        /* response: status text, then headers */
+  struct awf_head rq; /* request: url, then headers */
+  struct awf_head rs; /* response: status text, then headers */
   uint32_t url_off, url_len, status_off, status_len;
-  struct awf_buf pending;    /* client bytes not yet parsed (parser paused) */
-  bool paused;               /* request parser paused: its bytes wait in pending */
-  struct awf_scan scan;      /* raw scan of each request head (http_head.h) */
+  struct awf_buf pending; /* client bytes not yet parsed (parser paused) */
+  bool paused;            /* request parser paused: its bytes wait in pending */
+  struct awf_scan scan;   /* raw scan of each request head (http_head.h) */
 
   /* the request under way */
   enum http_req_stage rq_stage;
@@ -60,8 +60,8 @@ struct http_state {
   struct awf_resp_plan plan;    /* the response under way (http_head.h) */
   bool would_deny;
   enum awf_reason audit_reason;
-  bool host_access;          /* admitted as one of the host's services */
-  uint64_t req_no;           /* this request's number on the connection (log `req`) */
+  bool host_access; /* admitted as one of the host's services */
+  uint64_t req_no;  /* this request's number on the connection (log `req`) */
   unsigned host_headers;
   int error_status;
   enum awf_reason error_reason;
@@ -70,22 +70,22 @@ struct http_state {
   uint64_t started_ms;
   int64_t bytes_up, bytes_down;
   int status;
-  struct awf_buf out;        /* upstream request head, until it is sent */
+  struct awf_buf out; /* upstream request head, until it is sent */
   /* Response head, held until the first body bytes (or the end of the read
    * that completed it) so both leave in one write and one segment. */
   struct awf_buf resp_head;
-  bool client_gone;          /* a write to the client failed */
+  bool client_gone; /* a write to the client failed */
 
   /* the upstream connection, reused for the same host:port */
   char up_host[256];
   uint16_t up_port;
   bool up_reusable;
-  bool up_reused;            /* this request went out on a used connection */
-  bool req_body;             /* the request has a body (it cannot be sent twice) */
-  bool retrying;             /* re-dialling after a reused connection died */
-  char up_addr[AWF_ADDRSTRLEN]; /* "ip:port" of the upstream connection */
+  bool up_reused;                     /* this request went out on a used connection */
+  bool req_body;                      /* the request has a body (it cannot be sent twice) */
+  bool retrying;                      /* re-dialling after a reused connection died */
+  char up_addr[AWF_ADDRSTRLEN];       /* "ip:port" of the upstream connection */
   char upstream_addr[AWF_ADDRSTRLEN]; /* for the log: where this request went */
-  char resolved[AWF_ADDRSTRLEN]; /* private_destination: the address refused */
+  char resolved[AWF_ADDRSTRLEN];      /* private_destination: the address refused */
 };
 
 static const llhttp_settings_t req_settings;
@@ -184,7 +184,7 @@ static int write_client(struct conn *c, const uv_buf_t *bufs, unsigned n) {
   uv_buf_t all[4];
   unsigned k = 0;
   if (n > 3)
-    return UV_EINVAL; /* callers pass at most a chunk's three pieces */
+    return UV_EINVAL;       /* callers pass at most a chunk's three pieces */
   if (h->resp_head.len > 0) /* the held response head goes first */
     all[k++] = uv_buf_init(h->resp_head.data, (unsigned)h->resp_head.len);
   for (unsigned i = 0; i < n; i++)
@@ -225,7 +225,7 @@ static int write_body(struct conn *c, bool to_client, bool chunked, const char *
 /* Answer with an error and close. The one-line body names the host and the
  * reason, so an agent reading it knows what to ask for. */
 static void http_send_error(struct conn *c, int status, const char *host, int port,
-                     enum awf_reason reason) {
+                            enum awf_reason reason) {
   char body[640], head[256];
   int blen;
   if (host && *host)
@@ -243,7 +243,7 @@ static void http_send_error(struct conn *c, int status, const char *host, int po
                       status, awf_http_status_text(status), blen);
   hs(c)->status = status;
   hs(c)->paused = true; /* nothing more is read from this client */
-  if (c->dial) { /* a 504 or 408 while dialling: no answer may follow this one */
+  if (c->dial) {        /* a 504 or 408 while dialling: no answer may follow this one */
     awf_dial_cancel(c->dial);
     c->dial = NULL;
   }
@@ -263,8 +263,8 @@ static void fail_request(struct conn *c, int status, enum awf_reason reason) {
     conn_close(c);
     return;
   }
-  http_send_error(c, status, h->target.host_len ? h->target.host : NULL,
-                  h->target.port, reason);
+  http_send_error(c, status, h->target.host_len ? h->target.host : NULL, h->target.port,
+                  reason);
 }
 
 /* ---- request parsing callbacks ------------------------------------------ */
@@ -323,12 +323,16 @@ static int on_req_url(llhttp_t *p, const char *at, size_t len) {
 
 static int on_req_field(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
-  return awf_head_field(&hs(c)->rq, at, len) < 0 ? req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE) : 0;
+  return awf_head_field(&hs(c)->rq, at, len) < 0
+             ? req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE)
+             : 0;
 }
 
 static int on_req_value(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
-  return awf_head_value(&hs(c)->rq, at, len) < 0 ? req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE) : 0;
+  return awf_head_value(&hs(c)->rq, at, len) < 0
+             ? req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE)
+             : 0;
 }
 
 static int on_req_value_complete(llhttp_t *p) {
@@ -369,8 +373,8 @@ static void park_upstream(struct conn *c) {
 /* An upstream another client left for this host and port. */
 static void take_pooled(struct conn *c) {
   struct http_state *h = hs(c);
-  uv_tcp_t *tcp = awf_upool_take(c->proxy->upool, h->target.host, h->target.port,
-                                 h->up_addr, sizeof(h->up_addr));
+  uv_tcp_t *tcp = awf_upool_take(c->proxy->upool, h->target.host, h->target.port, h->up_addr,
+                                 sizeof(h->up_addr));
   if (!tcp)
     return;
   conn_attach_up_tcp(c, tcp);
@@ -386,8 +390,10 @@ static void take_pooled(struct conn *c) {
  * hop-by-hop or proxy headers, framing from what llhttp parsed. */
 static int build_upstream_head(struct conn *c) {
   struct http_state *h = hs(c);
-  struct awf_req_facts f = {.method = h->method, .target = h->target,
-                            .framing = h->req_framing, .length = h->req_length};
+  struct awf_req_facts f = {.method = h->method,
+                            .target = h->target,
+                            .framing = h->req_framing,
+                            .length = h->req_length};
   return awf_build_request_head(&h->out, &f, &h->rq);
 }
 
@@ -401,8 +407,8 @@ static int on_req_headers_complete(llhttp_t *p) {
   /* The target's path points into rq.buf, which no longer grows for this
    * request. */
   int status = awf_req_head_complete(p, &h->rq, h->host_headers,
-                                     awf_buf_at(&h->rq.buf, h->url_off),
-                                     h->url_len, c->transparent,
+                                     awf_buf_at(&h->rq.buf, h->url_off), h->url_len,
+                                     c->transparent,
                                      awf_sockaddr_port((struct sockaddr *)&c->orig_dst), &f,
                                      &origin_form);
   h->method = f.method;
@@ -412,13 +418,16 @@ static int on_req_headers_complete(llhttp_t *p) {
                      origin_form ? AWF_REASON_NOT_A_PROXY_REQUEST : AWF_REASON_BAD_REQUEST);
   h->req_framing = f.framing;
   h->req_length = f.length;
-  h->req_body = f.framing == AWF_FRAME_CHUNKED || (f.framing == AWF_FRAME_LENGTH && f.length > 0);
+  h->req_body = f.framing == AWF_FRAME_CHUNKED ||
+                (f.framing == AWF_FRAME_LENGTH && f.length > 0);
   h->head_request = h->method == HTTP_HEAD;
   if (f.close)
     h->resp_close = true; /* HTTP/1.0 or Connection: close: one request, then close */
 
-  struct awf_ask_facts ask = {.kind = h->method == HTTP_CONNECT ? AWF_ASK_CONNECT : AWF_ASK_HTTP,
-                              .host = h->target.host, .host_len = h->target.host_len,
+  struct awf_ask_facts ask = {.kind = h->method == HTTP_CONNECT ? AWF_ASK_CONNECT
+                                                                : AWF_ASK_HTTP,
+                              .host = h->target.host,
+                              .host_len = h->target.host_len,
                               .port = h->target.port};
   struct awf_verdict v = awf_policy_judge(&px->policy, &ask);
   h->would_deny = v.would_deny;
@@ -630,7 +639,8 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
   if (r->status < 0) {
     /* what the summary's --allow-destination-cidrs needs */
     if (r->reason == AWF_REASON_PRIVATE_DESTINATION && r->have_peer)
-      awf_sockaddr_format_ip((const struct sockaddr *)&r->peer, h->resolved, sizeof(h->resolved));
+      awf_sockaddr_format_ip((const struct sockaddr *)&r->peer, h->resolved,
+                             sizeof(h->resolved));
     fail_request(c, awf_reason_http_status(r->reason), r->reason);
     return;
   }
@@ -638,10 +648,15 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
 
   if (h->method == HTTP_CONNECT) {
     struct tunnel_params tp = {
-        .host = h->target.host, .host_len = h->target.host_len,
-        .port = h->target.port, .would_deny = h->would_deny,
-        .audit_reason = h->audit_reason, .upstream = h->upstream_addr,
-        .started_ms = h->started_ms, .req = h->req_no, .host_access = h->host_access,
+        .host = h->target.host,
+        .host_len = h->target.host_len,
+        .port = h->target.port,
+        .would_deny = h->would_deny,
+        .audit_reason = h->audit_reason,
+        .upstream = h->upstream_addr,
+        .started_ms = h->started_ms,
+        .req = h->req_no,
+        .host_access = h->host_access,
     };
     struct awf_buf early = h->pending;
     awf_buf_init(&h->pending, early.max);
@@ -679,9 +694,13 @@ static void start_dial(struct conn *c) {
   awf_proxy *px = c->proxy;
   conn_drop_upstream(c);
   struct awf_dial_params prm = {
-      .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
-      .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = h->target.host,
-      .port = h->target.port, .host_access = px->cfg.host_access,
+      .loop = px->loop,
+      .resolver = px->cfg.resolver,
+      .policy = px->cfg.policy,
+      .connect_timeout_ms = px->cfg.connect_timeout_ms,
+      .host = h->target.host,
+      .port = h->target.port,
+      .host_access = px->cfg.host_access,
       .debug = px->cfg.log_level == AWF_LOG_DEBUG ? px : NULL,
   };
   if (awf_dial_start(&prm, on_dialled, c, &c->dial) < 0) {
@@ -871,9 +890,10 @@ static void on_up_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
     return;
   if (err != HPE_OK && err != HPE_PAUSED) {
     awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "upstream %s: %s", h->upstream_addr,
-                   h->resp_refused ? "response refused (101, or Connection names a framing header)"
-                   : nread < 0     ? "closed early"
-                                   : llhttp_get_error_reason(&h->resp));
+                   h->resp_refused
+                       ? "response refused (101, or Connection names a framing header)"
+                   : nread < 0 ? "closed early"
+                               : llhttp_get_error_reason(&h->resp));
     fail_request(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
     return;
   }

@@ -24,9 +24,7 @@ struct listener {
   bool paused;          /* a connection is waiting in the kernel queue (at the cap) */
 };
 
-static void on_log_write_failed(void *arg, int err) {
-  conn_log_failed(arg, err);
-}
+static void on_log_write_failed(void *arg, int err) { conn_log_failed(arg, err); }
 
 static void maybe_finish_shutdown(awf_proxy *p);
 static void resume_accepting(awf_proxy *p);
@@ -95,7 +93,8 @@ static int start_transparent(struct conn *c, struct listener *l) {
   awf_sockaddr_format((struct sockaddr *)&c->orig_dst, c->orig_dst_addr,
                       sizeof(c->orig_dst_addr));
   /* The original port says what the connection carries (policy.h). */
-  struct awf_ask_facts f = {.kind = AWF_ASK_PORT, .dst = (struct sockaddr *)&c->orig_dst,
+  struct awf_ask_facts f = {.kind = AWF_ASK_PORT,
+                            .dst = (struct sockaddr *)&c->orig_dst,
                             .port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst)};
   struct awf_verdict v = awf_policy_judge(&p->policy, &f);
   switch (v.mode) {
@@ -112,9 +111,7 @@ static int start_transparent(struct conn *c, struct listener *l) {
 
 #define CLIENT_LIMIT_LOG_MS 1000
 
-static void on_refused_closed(uv_handle_t *h) {
-  free(h->data);
-}
+static void on_refused_closed(uv_handle_t *h) { free(h->data); }
 
 /* Reset at once (TCP RST, nothing read): costs nothing under a flood. */
 static void reset_refused(struct conn *c) {
@@ -137,8 +134,10 @@ static bool refuse_unlisted_client(awf_proxy *p, struct conn *c, const struct so
     else
       snprintf(c->client_addr, sizeof(c->client_addr), "unknown");
     log_port_denial(c, AWF_REASON_CLIENT_NOT_ALLOWED);
-    awf_proxy_diag(p, AWF_LOG_WARN, "client %s is not in --allow-clients; resetting its "
-                   "connections", c->client_addr);
+    awf_proxy_diag(p, AWF_LOG_WARN,
+                   "client %s is not in --allow-clients; resetting its "
+                   "connections",
+                   c->client_addr);
   }
   reset_refused(c);
   return true;
@@ -149,7 +148,8 @@ static bool refuse_unlisted_client(awf_proxy *p, struct conn *c, const struct so
  * flood from one client is drained from the kernel queue and can never
  * pause accepting for the others. Logged at most once a second per client.
  * Returns true when c was refused (and is being freed). */
-static bool refuse_over_client_limit(awf_proxy *p, struct conn *c, const struct sockaddr *peer) {
+static bool refuse_over_client_limit(awf_proxy *p, struct conn *c,
+                                     const struct sockaddr *peer) {
   awf_client_entry *e = NULL;
   int rc = awf_client_limits_acquire(p->client_limits, peer, &e);
   if (rc != -EDQUOT) {
@@ -159,9 +159,10 @@ static bool refuse_over_client_limit(awf_proxy *p, struct conn *c, const struct 
   if (awf_client_limits_log_due(e, uv_now(p->loop), CLIENT_LIMIT_LOG_MS)) {
     awf_sockaddr_format(peer, c->client_addr, sizeof(c->client_addr));
     log_port_denial(c, AWF_REASON_CLIENT_LIMIT);
-    awf_proxy_diag(p, AWF_LOG_WARN,
-                   "client %s holds %u connections (--max-connections-per-client); resetting more",
-                   c->client_addr, p->cfg.max_connections_per_client);
+    awf_proxy_diag(
+        p, AWF_LOG_WARN,
+        "client %s holds %u connections (--max-connections-per-client); resetting more",
+        c->client_addr, p->cfg.max_connections_per_client);
   }
   reset_refused(c);
   return true;
@@ -255,12 +256,15 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
   p->loop = loop;
   p->cfg = *cfg;
   p->conn_released = on_conn_released;
-  p->policy = (struct awf_policy){.acl = p->cfg.acl, .ssh_acl = p->cfg.ssh_acl,
+  p->policy = (struct awf_policy){.acl = p->cfg.acl,
+                                  .ssh_acl = p->cfg.ssh_acl,
                                   .allow_ports = &p->cfg.allow_ports,
                                   .tls_ports = &p->cfg.tls_ports,
                                   .http_ports = &p->cfg.http_ports,
-                                  .host_access = p->cfg.host_access, .audit = p->cfg.audit};
-  p->events = (struct awf_event_sink){.log = p->cfg.log, .denials = p->cfg.denials,
+                                  .host_access = p->cfg.host_access,
+                                  .audit = p->cfg.audit};
+  p->events = (struct awf_event_sink){.log = p->cfg.log,
+                                      .denials = p->cfg.denials,
                                       .write_failed = on_log_write_failed,
                                       .write_failed_arg = p};
   awf_list_init(&p->listeners);
@@ -301,8 +305,8 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
 
 /* The socket is created here, in the calling thread's network namespace, and
  * keeps it: awf calls this from inside the sandbox's namespace. */
-static int listen_on(awf_proxy *p, const struct sockaddr *addr,
-                     struct sockaddr_storage *bound, bool transparent) {
+static int listen_on(awf_proxy *p, const struct sockaddr *addr, struct sockaddr_storage *bound,
+                     bool transparent) {
   struct listener *l = calloc(1, sizeof(*l));
   if (!l)
     return UV_ENOMEM;
@@ -372,9 +376,7 @@ static void on_upool_closed(void *arg) {
   maybe_finish_shutdown(p);
 }
 
-static void on_failed_listener_closed(uv_handle_t *h) {
-  free(h->data);
-}
+static void on_failed_listener_closed(uv_handle_t *h) { free(h->data); }
 
 static void on_listener_closed(uv_handle_t *h) {
   struct listener *l = h->data;

@@ -26,7 +26,7 @@ struct awf_proxy_config {
   const awf_addr_policy *policy;
   awf_resolver *resolver;
   awf_logfile *log;
-  awf_denials *denials;         /* optional: collects denials for a summary */
+  awf_denials *denials; /* optional: collects denials for a summary */
   struct awf_port_set allow_ports;
   bool audit;
   enum awf_log_level log_level;
@@ -36,7 +36,7 @@ struct awf_proxy_config {
   unsigned header_timeout_ms;
   unsigned idle_timeout_ms;
   unsigned tunnel_idle_timeout_ms;
-  unsigned read_timeout_ms;     /* upstream silence while a request is under way */
+  unsigned read_timeout_ms; /* upstream silence while a request is under way */
   unsigned shutdown_grace_ms;
   /* Transparent mode: what a redirected connection's original port carries. */
   struct awf_port_set tls_ports;
@@ -63,8 +63,7 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
 
 /* Listen for explicit-proxy clients. The bound address (port filled in when
  * 0 was asked for) is written to *bound if not NULL. Returns 0 or a uv error. */
-int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
-                     struct sockaddr_storage *bound);
+int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr, struct sockaddr_storage *bound);
 
 /* Listen for connections that an nftables redirect sent here. The original
  * destination (SO_ORIGINAL_DST) only tells the port and therefore the

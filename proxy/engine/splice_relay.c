@@ -23,14 +23,14 @@
 
 struct dir {
   int pipe_r, pipe_w;
-  size_t in_pipe;  /* bytes spliced in and not yet out */
-  bool eof;        /* the source sent its FIN */
-  bool shut;       /* ...and it was passed on (shutdown SHUT_WR) */
+  size_t in_pipe; /* bytes spliced in and not yet out */
+  bool eof;       /* the source sent its FIN */
+  bool shut;      /* ...and it was passed on (shutdown SHUT_WR) */
 };
 
 struct awf_splice {
-  uv_poll_t poll;  /* on epfd */
-  uv_idle_t idle;  /* resumes a pump that used up its budget */
+  uv_poll_t poll; /* on epfd */
+  uv_idle_t idle; /* resumes a pump that used up its budget */
   int epfd;
   int fd[2];
   bool readable[2], writable[2]; /* edge state: cleared on EAGAIN */
@@ -120,9 +120,7 @@ static void run(awf_splice *s) {
     uv_idle_stop(&s->idle);
 }
 
-static void on_idle(uv_idle_t *h) {
-  run(h->data);
-}
+static void on_idle(uv_idle_t *h) { run(h->data); }
 
 static void on_epoll(uv_poll_t *h, int status, int events) {
   awf_splice *s = h->data;

@@ -49,8 +49,10 @@ int ssh_conn_start(struct conn *c) {
     ssh_deny(c, v.name, v.reason);
     return 0;
   }
-  struct tunnel_raw r = {.event = "tcp", .host = v.name ? v.name : ip,
-                         .dial = v.dial_address ? ip : NULL, .port = AWF_SSH_PORT,
+  struct tunnel_raw r = {.event = "tcp",
+                         .host = v.name ? v.name : ip,
+                         .dial = v.dial_address ? ip : NULL,
+                         .port = AWF_SSH_PORT,
                          .would_deny = v.would_deny,
                          .audit_reason = v.would_deny ? v.reason : AWF_REASON_NONE};
   return tunnel_start_raw(c, &r);

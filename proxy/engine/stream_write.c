@@ -21,8 +21,8 @@ static void on_written(uv_write_t *req, int status) {
     cb(s, status, arg);
 }
 
-int awf_stream_write(uv_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
-                     awf_write_cb cb, void *arg) {
+int awf_stream_write(uv_stream_t *s, const uv_buf_t *bufs, unsigned nbufs, awf_write_cb cb,
+                     void *arg) {
   size_t total = 0, done = 0;
   for (unsigned i = 0; i < nbufs; i++)
     total += bufs[i].len;

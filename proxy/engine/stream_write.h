@@ -14,7 +14,7 @@ typedef void (*awf_write_cb)(uv_stream_t *s, int status, void *arg);
 /* Write bufs in order after any writes already queued on s. Returns 0 (all
  * written now, cb not called), 1 (a remainder is queued, cb will be called),
  * or a negative uv error (nothing queued, cb not called). */
-int awf_stream_write(uv_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
-                     awf_write_cb cb, void *arg);
+int awf_stream_write(uv_stream_t *s, const uv_buf_t *bufs, unsigned nbufs, awf_write_cb cb,
+                     void *arg);
 
 #endif

@@ -46,9 +46,7 @@ int awf_transport_write(struct awf_transport *t, const uv_buf_t *bufs, unsigned 
   return 0;
 }
 
-int awf_transport_shutdown(struct awf_transport *t) {
-  return t->ops->shutdown(t);
-}
+int awf_transport_shutdown(struct awf_transport *t) { return t->ops->shutdown(t); }
 
 void awf_transport_close(struct awf_transport *t) {
   if (t->closing)
@@ -58,13 +56,9 @@ void awf_transport_close(struct awf_transport *t) {
   t->ops->close(t);
 }
 
-size_t awf_transport_queued(const struct awf_transport *t) {
-  return t->ops->queued(t);
-}
+size_t awf_transport_queued(const struct awf_transport *t) { return t->ops->queued(t); }
 
-int awf_transport_fileno(const struct awf_transport *t) {
-  return t->ops->fileno(t);
-}
+int awf_transport_fileno(const struct awf_transport *t) { return t->ops->fileno(t); }
 
 void awf_transport_read_done(struct awf_transport *t, ssize_t nread, const uv_buf_t *buf) {
   if (nread < 0) { /* the stream stopped reading by itself */
@@ -91,6 +85,4 @@ void awf_transport_shutdown_done(struct awf_transport *t, int status) {
   t->cbs->on_shutdown(t->owner, t, status);
 }
 
-void awf_transport_closed(struct awf_transport *t) {
-  t->cbs->on_closed(t->owner, t);
-}
+void awf_transport_closed(struct awf_transport *t) { t->cbs->on_closed(t->owner, t); }

@@ -58,7 +58,7 @@ struct awf_transport_ops {
   /* Send the end of the stream once the queue drains; awf_transport_shutdown_done()
    * follows. Returns 0 or a uv error (then nothing follows). */
   int (*shutdown)(struct awf_transport *t);
-  void (*close)(struct awf_transport *t); /* awf_transport_closed() follows */
+  void (*close)(struct awf_transport *t);       /* awf_transport_closed() follows */
   int (*fileno)(const struct awf_transport *t); /* the socket, or -1 (no splice) */
 };
 

@@ -36,19 +36,19 @@ enum tunnel_relay {
 struct tunnel_state {
   uint64_t started_ms;
   int64_t bytes_up, bytes_down;
-  uint8_t *hello;          /* client bytes held until the hello is judged */
+  uint8_t *hello; /* client bytes held until the hello is judged */
   size_t hello_len;
   bool logged, ech, sni_seen;
   bool would_deny;
   enum tunnel_kind kind;
   enum tunnel_relay relay;
-  const char *event;       /* the log's event when not "tls"/"connect" (raw: "tcp") */
-  bool dialling;           /* transparent: holding the hello while we dial */
+  const char *event;         /* the log's event when not "tls"/"connect" (raw: "tcp") */
+  bool dialling;             /* transparent: holding the hello while we dial */
   bool client_shut, up_shut; /* a FIN passed on to that side */
-  bool host_access;        /* admitted as one of the host's services */
-  awf_splice *splice;      /* RELAY_SPLICE: the relay */
+  bool host_access;          /* admitted as one of the host's services */
+  awf_splice *splice;        /* RELAY_SPLICE: the relay */
   enum awf_reason audit_reason;
-  uint64_t req;            /* CONNECT: the request's number, for the log */
+  uint64_t req; /* CONNECT: the request's number, for the log */
   uint16_t port;
   char host[256];
   char dial[AWF_ADDRSTRLEN]; /* raw: dial this address instead of the name */
@@ -65,7 +65,10 @@ static void tunnel_record(struct conn *c, struct awf_log_record *r, enum awf_dec
                           enum awf_reason reason) {
   struct tunnel_state *t = ts(c);
   awf_log_record_init(r);
-  r->event = t->event ? t->event : t->kind == TK_RAW ? "tcp" : t->kind == TK_TLS ? "tls" : "connect";
+  r->event = t->event            ? t->event
+             : t->kind == TK_RAW ? "tcp"
+             : t->kind == TK_TLS ? "tls"
+                                 : "connect";
   r->req = t->req;
   r->method = redirected(t) ? NULL : "CONNECT";
   if (t->host[0]) {
@@ -143,9 +146,8 @@ static void want_splice(struct conn *c) {
 static void maybe_splice(struct conn *c) {
   static const struct awf_splice_cbs cbs = {on_splice_bytes, on_splice_done};
   struct tunnel_state *t = ts(c);
-  if (t->relay != RELAY_SPLICE_WANTED || c->state != CONN_TUNNEL || !c->up ||
-      c->client->eof || c->up->eof || awf_transport_queued(c->client) > 0 ||
-      awf_transport_queued(c->up) > 0)
+  if (t->relay != RELAY_SPLICE_WANTED || c->state != CONN_TUNNEL || !c->up || c->client->eof ||
+      c->up->eof || awf_transport_queued(c->client) > 0 || awf_transport_queued(c->up) > 0)
     return;
   int a = awf_transport_fileno(c->client), b = awf_transport_fileno(c->up);
   if (a < 0 || b < 0) { /* not sockets: no splice */
@@ -181,8 +183,9 @@ static void deny_tunnel(struct conn *c, enum awf_reason reason) {
    * server: a fatal alert is the clearest thing left to say before closing
    * (reason.h: unrecognized_name when no usable name was sent, else
    * access_denied). */
-  enum awf_tls_alert a = ts(c)->kind == TK_RAW ? AWF_TLS_ALERT_NONE /* not TLS: nothing to say */
-                                               : awf_reason_tls_alert(reason);
+  enum awf_tls_alert a = ts(c)->kind == TK_RAW
+                             ? AWF_TLS_ALERT_NONE /* not TLS: nothing to say */
+                             : awf_reason_tls_alert(reason);
   char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, (char)a};
   log_tunnel(c, AWF_DENY, reason);
   free(ts(c)->hello);
@@ -235,7 +238,8 @@ static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
     awf_sockaddr_format((const struct sockaddr *)&r->peer, t->upstream, sizeof(t->upstream));
   if (r->status < 0) {
     if (r->reason == AWF_REASON_PRIVATE_DESTINATION && r->have_peer)
-      awf_sockaddr_format_ip((const struct sockaddr *)&r->peer, t->resolved, sizeof(t->resolved));
+      awf_sockaddr_format_ip((const struct sockaddr *)&r->peer, t->resolved,
+                             sizeof(t->resolved));
     deny_tunnel(c, r->reason);
     return;
   }
@@ -259,9 +263,13 @@ static void dial_transparent(struct conn *c) {
   struct tunnel_state *t = ts(c);
   awf_proxy *px = c->proxy;
   struct awf_dial_params prm = {
-      .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
-      .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = t->dial[0] ? t->dial : t->host,
-      .port = t->port, .host_access = px->cfg.host_access,
+      .loop = px->loop,
+      .resolver = px->cfg.resolver,
+      .policy = px->cfg.policy,
+      .connect_timeout_ms = px->cfg.connect_timeout_ms,
+      .host = t->dial[0] ? t->dial : t->host,
+      .port = t->port,
+      .host_access = px->cfg.host_access,
       .debug = px->cfg.log_level == AWF_LOG_DEBUG ? px : NULL,
   };
   t->dialling = true;
@@ -311,8 +319,10 @@ static void inspect(struct conn *c, const char *data, size_t len) {
     return;
   if (t->kind == TK_TLS) {
     /* The SNI is the only name there is: t->host gets it, normalised. */
-    struct awf_ask_facts f = {.kind = AWF_ASK_TLS_SNI, .hello = hello_facts(c, st, &hello),
-                              .port = t->port, .name_out = t->host};
+    struct awf_ask_facts f = {.kind = AWF_ASK_TLS_SNI,
+                              .hello = hello_facts(c, st, &hello),
+                              .port = t->port,
+                              .name_out = t->host};
     struct awf_verdict v = awf_policy_judge(&c->proxy->policy, &f);
     t->would_deny = v.would_deny;
     t->audit_reason = v.would_deny ? v.reason : AWF_REASON_NONE;
@@ -328,8 +338,11 @@ static void inspect(struct conn *c, const char *data, size_t len) {
     return;
   }
   /* CONNECT: the host was admitted; the hello may claim no other name. */
-  struct awf_ask_facts f = {.kind = AWF_ASK_SNI_MATCH, .hello = hello_facts(c, st, &hello),
-                            .host = t->host, .host_len = strlen(t->host), .port = t->port};
+  struct awf_ask_facts f = {.kind = AWF_ASK_SNI_MATCH,
+                            .hello = hello_facts(c, st, &hello),
+                            .host = t->host,
+                            .host_len = strlen(t->host),
+                            .port = t->port};
   struct awf_verdict v = awf_policy_judge(&c->proxy->policy, &f);
   if (v.would_deny) {
     t->would_deny = true;
@@ -560,8 +573,12 @@ int tunnel_start_host(struct conn *c) {
   t->dialling = true;
   enter_relay(c);
   struct awf_dial_params prm = {
-      .loop = px->loop, .resolver = px->cfg.resolver, .policy = px->cfg.policy,
-      .connect_timeout_ms = px->cfg.connect_timeout_ms, .host = t->host, .port = t->port,
+      .loop = px->loop,
+      .resolver = px->cfg.resolver,
+      .policy = px->cfg.policy,
+      .connect_timeout_ms = px->cfg.connect_timeout_ms,
+      .host = t->host,
+      .port = t->port,
       .host_access = ha,
   };
   if (awf_dial_start(&prm, on_host_dialled, c, &c->dial) < 0) {
@@ -571,4 +588,3 @@ int tunnel_start_host(struct conn *c) {
   }
   return 0;
 }
-

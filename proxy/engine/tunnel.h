@@ -20,15 +20,15 @@ struct tunnel_params {
   size_t host_len;
   uint16_t port;
   bool host_is_ip;
-  bool would_deny;          /* audit mode: the ACL would have denied */
+  bool would_deny; /* audit mode: the ACL would have denied */
   enum awf_reason audit_reason;
-  const char *upstream;     /* "ip:port" dialled */
+  const char *upstream; /* "ip:port" dialled */
   uint64_t started_ms;
-  uint64_t req;             /* the CONNECT's request number, for the log */
-  bool host_access;         /* admitted as one of the host's services */
+  uint64_t req;     /* the CONNECT's request number, for the log */
+  bool host_access; /* admitted as one of the host's services */
 };
-int tunnel_start(struct conn *c, const struct tunnel_params *tp,
-                 const char *early, size_t early_len);
+int tunnel_start(struct conn *c, const struct tunnel_params *tp, const char *early,
+                 size_t early_len);
 
 /* A redirected connection to a TLS port: judge its ClientHello's SNI, then
  * dial that name (never the original address) on the same port. */
@@ -40,7 +40,7 @@ int tunnel_start_transparent(struct conn *c);
 struct tunnel_raw {
   const char *event;
   const char *host;
-  const char *dial;         /* NULL: dial host */
+  const char *dial; /* NULL: dial host */
   uint16_t port;
   bool would_deny;
   enum awf_reason audit_reason;

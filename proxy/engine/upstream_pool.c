@@ -10,8 +10,8 @@
 #include "list.h"
 #include "netaddr.h"
 
-#define POOL_MAX 256        /* parked connections at most */
-#define POOL_IDLE_MS 15000  /* shorter than common server keep-alive timeouts */
+#define POOL_MAX 256       /* parked connections at most */
+#define POOL_IDLE_MS 15000 /* shorter than common server keep-alive timeouts */
 #define SWEEP_MS 1000
 
 struct entry {
@@ -35,9 +35,7 @@ struct awf_upool {
   char scratch[256]; /* reads on parked connections: any byte ends them */
 };
 
-static void on_tcp_closed(uv_handle_t *h) {
-  free(h);
-}
+static void on_tcp_closed(uv_handle_t *h) { free(h); }
 
 static void unlink_entry(awf_upool *p, struct entry *e) {
   awf_list_remove(&e->link);

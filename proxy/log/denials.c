@@ -17,7 +17,7 @@ struct denial {
   char detail[DETAIL_MAX]; /* the address for private_destination, the scheme... */
   int port;
   enum awf_reason reason;
-  bool would;         /* admitted by --audit */
+  bool would; /* admitted by --audit */
   unsigned count;
 };
 
@@ -41,14 +41,17 @@ size_t awf_denials_count(const awf_denials *d) { return d->n; }
 
 void awf_denials_add(awf_denials *d, const char *host, size_t host_len, int port,
                      enum awf_reason reason) {
-  struct awf_denial_fact f = {.host = host, .host_len = host_len, .port = port, .reason = reason};
+  struct awf_denial_fact f = {.host = host,
+                              .host_len = host_len,
+                              .port = port,
+                              .reason = reason};
   awf_denials_note(d, &f);
 }
 
 void awf_denials_add_text(awf_denials *d, const char *text, size_t len, int port,
                           enum awf_reason reason) {
-  struct awf_denial_fact f = {.host = text, .host_len = len, .escaped = true, .port = port,
-                              .reason = reason};
+  struct awf_denial_fact f = {
+      .host = text, .host_len = len, .escaped = true, .port = port, .reason = reason};
   awf_denials_note(d, &f);
 }
 
@@ -98,7 +101,9 @@ void awf_denials_note(awf_denials *d, const struct awf_denial_fact *f) {
 /* ---- names that carry data --------------------------------------------- */
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
-static bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+static bool is_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 /* A label that looks like encoded data rather than a name a person chose:
  * very long, or long and mixing many digits into letters, or long hex. */
@@ -214,9 +219,7 @@ static void fill_paste(const awf_denials *d, struct words *domains, struct words
       snprintf(item, sizeof(item), "%s://%s", x->detail[0] ? x->detail : "https", x->host);
       words_add(domains, item);
       break;
-    case AWF_FIX_IP_RULE:
-      words_add(domains, x->host);
-      break;
+    case AWF_FIX_IP_RULE: words_add(domains, x->host); break;
     case AWF_FIX_PORT:
       if (x->port > 0) {
         snprintf(item, sizeof(item), "%d", x->port);
@@ -237,8 +240,7 @@ static void fill_paste(const awf_denials *d, struct words *domains, struct words
         words_add(cidrs, item);
       }
       break;
-    default:
-      break;
+    default: break;
     }
   }
 }
@@ -262,11 +264,15 @@ static void print_line(const struct denial *x, FILE *out) {
     fprintf(out, "  (allowed over the other scheme only: %s://%s admits this one)",
             x->detail[0] ? x->detail : "https", x->host);
   else if (fix == AWF_FIX_PROTOCOL)
-    fprintf(out, "  (allowed, but awf judges a name only on --tls-ports or --http-ports: add "
-                 "--tls-ports %d for TLS or --http-ports %d for plain HTTP)", x->port, x->port);
+    fprintf(out,
+            "  (allowed, but awf judges a name only on --tls-ports or --http-ports: add "
+            "--tls-ports %d for TLS or --http-ports %d for plain HTTP)",
+            x->port, x->port);
   else if (fix == AWF_FIX_PORT && x->port > 0)
-    fprintf(out, "  (with --allow-ports %d, also --tls-ports %d or --http-ports %d when "
-                 "clients connect without the proxy)", x->port, x->port, x->port);
+    fprintf(out,
+            "  (with --allow-ports %d, also --tls-ports %d or --http-ports %d when "
+            "clients connect without the proxy)",
+            x->port, x->port, x->port);
   else if (hint)
     fprintf(out, "  (%s)", hint);
   fputc('\n', out);

@@ -35,16 +35,16 @@ void awf_denials_add_text(awf_denials *d, const char *text, size_t len, int port
 
 /* One denial with everything the summary can use. */
 struct awf_denial_fact {
-  const char *host;    /* raw bytes (escaped here), or text when `escaped` */
+  const char *host; /* raw bytes (escaped here), or text when `escaped` */
   size_t host_len;
-  bool escaped;        /* host is already in awf_dns_name_text's form */
-  int port;            /* <= 0: none */
+  bool escaped;           /* host is already in awf_dns_name_text's form */
+  int port;               /* <= 0: none */
   enum awf_reason reason; /* its fix and note are the reason table's (reason.h) */
   /* What the fix needs: for private_destination the address the name
    * resolved to ("10.0.0.5"), for scheme_not_allowed the scheme that would
    * admit it ("http", "https"). NULL or unprintable: none. */
   const char *detail;
-  bool would;          /* --audit admitted it: it would have been denied */
+  bool would; /* --audit admitted it: it would have been denied */
 };
 void awf_denials_note(awf_denials *d, const struct awf_denial_fact *f);
 

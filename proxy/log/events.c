@@ -50,8 +50,12 @@ static void note_denial(const struct awf_event_sink *s, const struct awf_log_rec
                         const struct awf_event_unit *u) {
   if (!s->denials || !r->reason || !(r->decision == AWF_DENY || r->would_deny))
     return;
-  struct awf_denial_fact f = {.host = r->host, .host_len = r->host_len, .escaped = u->host_escaped,
-                              .port = r->port, .reason = r->reason, .detail = r->resolved,
+  struct awf_denial_fact f = {.host = r->host,
+                              .host_len = r->host_len,
+                              .escaped = u->host_escaped,
+                              .port = r->port,
+                              .reason = r->reason,
+                              .detail = r->resolved,
                               .would = r->would_deny};
   if (r->reason == AWF_REASON_SCHEME_NOT_ALLOWED) /* the scheme a rule would need */
     f.detail = r->event && strcmp(r->event, "http") == 0 ? "http" : "https";

@@ -15,8 +15,8 @@
 #include "logfile.h"
 
 struct awf_event_sink {
-  awf_logfile *log;       /* NULL: no record is written */
-  awf_denials *denials;   /* NULL: denials are not counted */
+  awf_logfile *log;     /* NULL: no record is written */
+  awf_denials *denials; /* NULL: denials are not counted */
   /* A write failed (a negative errno); NULL: ignored (the log counts a lost
    * line itself). */
   void (*write_failed)(void *arg, int err);
@@ -25,10 +25,10 @@ struct awf_event_sink {
 
 /* What the sink needs to know about the unit a final record ends. */
 struct awf_event_unit {
-  bool write_open;              /* no open record was written for this unit: write it first */
-  const struct sockaddr *dst;   /* the address the client dialled: what the summary names
+  bool write_open;            /* no open record was written for this unit: write it first */
+  const struct sockaddr *dst; /* the address the client dialled: what the summary names
                                  * when the record has no host (may be NULL) */
-  bool host_escaped;            /* r->host is already in awf_dns_name_text's form (DNS) */
+  bool host_escaped;          /* r->host is already in awf_dns_name_text's form (DNS) */
 };
 
 /* The `open` record of a decision: r is the record the unit will end with,

@@ -249,8 +249,9 @@ static void field_ts(struct rec_writer *w, uint64_t ts_ms) {
     cached_secs = secs;
   }
   unsigned ms = (unsigned)(ts_ms % 1000);
-  char tail[7] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10),
-                  (char)('0' + ms % 10), 'Z', '"', '\0'};
+  char tail[7] = {
+      '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '"',
+      '\0'};
   key(w, "ts");
   if (w->rc == 0)
     w->rc = awf_buf_append(w->b, "\"", 1);

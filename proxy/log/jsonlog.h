@@ -19,17 +19,17 @@ int awf_json_append_string(struct awf_buf *b, const char *s, size_t n);
 
 /* Fields of one record. NULL strings and negative numbers are omitted. */
 struct awf_log_record {
-  uint64_t ts_ms;          /* Unix time in ms; formatted as RFC 3339 UTC with ms */
-  const char *run;         /* the writing process's run id (awf_logfile fills it) */
-  const char *event;       /* "open", "http", "connect", "tls", "tcp", "dns", "run" */
-  uint64_t conn;           /* connection (or DNS message) id; 0 to omit */
-  uint64_t req;            /* request number on the connection, from 1; 0 to omit */
-  const char *kind;        /* open: the event that will close it ("http", ...) */
-  const char *client;      /* "ip:port" / "[v6]:port" */
+  uint64_t ts_ms;     /* Unix time in ms; formatted as RFC 3339 UTC with ms */
+  const char *run;    /* the writing process's run id (awf_logfile fills it) */
+  const char *event;  /* "open", "http", "connect", "tls", "tcp", "dns", "run" */
+  uint64_t conn;      /* connection (or DNS message) id; 0 to omit */
+  uint64_t req;       /* request number on the connection, from 1; 0 to omit */
+  const char *kind;   /* open: the event that will close it ("http", ...) */
+  const char *client; /* "ip:port" / "[v6]:port" */
   const char *method;
   const char *host;
-  size_t host_len;         /* host may hold any bytes a client sent */
-  int port;                /* -1 to omit */
+  size_t host_len; /* host may hold any bytes a client sent */
+  int port;        /* -1 to omit */
   const char *url;
   size_t url_len;
   const char *sni;
@@ -37,27 +37,27 @@ struct awf_log_record {
   const char *original_dst;
   enum awf_decision decision; /* written "allow" / "deny"; NONE: omitted */
   enum awf_reason reason;     /* written by its name; NONE: omitted */
-  bool would_deny;         /* --audit: allowed, but the ACL would have denied */
-  bool ech;                /* a ClientHello carried ECH */
-  int status;              /* HTTP status sent; -1 to omit */
-  const char *upstream;    /* "ip:port" dialled */
-  const char *resolved;    /* private_destination: an address the name resolved to */
-  const char *path;        /* unix events: the socket file's name as the command gave it */
+  bool would_deny;            /* --audit: allowed, but the ACL would have denied */
+  bool ech;                   /* a ClientHello carried ECH */
+  int status;                 /* HTTP status sent; -1 to omit */
+  const char *upstream;       /* "ip:port" dialled */
+  const char *resolved;       /* private_destination: an address the name resolved to */
+  const char *path;           /* unix events: the socket file's name as the command gave it */
   size_t path_len;
-  int64_t bytes_up;        /* client -> upstream; -1 to omit */
-  int64_t bytes_down;      /* upstream -> client; -1 to omit */
-  int64_t duration_ms;     /* -1 to omit */
+  int64_t bytes_up;    /* client -> upstream; -1 to omit */
+  int64_t bytes_down;  /* upstream -> client; -1 to omit */
+  int64_t duration_ms; /* -1 to omit */
   /* dns events */
   const char *qname;
   size_t qname_len;
   const char *qtype;
-  int answers;             /* -1 to omit */
+  int answers; /* -1 to omit */
   /* run events */
   const char *version;
   const char *const *argv; /* a JSON array of argc strings; NULL to omit */
   int argc;
   /* log_lost events */
-  int64_t lost;            /* records that never reached the log; -1 to omit */
+  int64_t lost; /* records that never reached the log; -1 to omit */
 };
 
 /* A fresh id for a connection or a DNS message: unique within the process

@@ -57,10 +57,10 @@ struct awf_logfile {
    * it, or a file whose cut could not be taken back): its rest goes first. */
   bool partial;
   bool batching;
-  bool failing;         /* the last write failed: lines wait in the queue */
-  bool loss_told;       /* a loss was reported (returned) in this outage */
+  bool failing;   /* the last write failed: lines wait in the queue */
+  bool loss_told; /* a loss was reported (returned) in this outage */
   bool finished;
-  bool regular;         /* a regular file: a cut write can be taken back */
+  bool regular; /* a regular file: a cut write can be taken back */
   bool can_reserve;
   off_t reserved_end;   /* space is reserved up to here */
   size_t since_check;   /* bytes written since reserved_end was checked */
@@ -421,9 +421,7 @@ void awf_logfile_set_batching(awf_logfile *lf, bool on) {
   lf->batching = on && lf->kind != SINK_NONE;
 }
 
-const char *awf_logfile_run(const awf_logfile *lf) {
-  return lf->run;
-}
+const char *awf_logfile_run(const awf_logfile *lf) { return lf->run; }
 
 void awf_logfile_set_tap(awf_logfile *lf, awf_logfile_tap_fn fn, void *ud) {
   lf->tap = fn;
@@ -507,9 +505,7 @@ int awf_logfile_reopen(awf_logfile *lf) {
   return 0;
 }
 
-unsigned long awf_logfile_lost(const awf_logfile *lf) {
-  return lf->lost;
-}
+unsigned long awf_logfile_lost(const awf_logfile *lf) { return lf->lost; }
 
 unsigned long awf_logfile_pending(const awf_logfile *lf) {
   size_t n;

@@ -34,7 +34,8 @@ unsigned awf_client_limit_default(unsigned max_connections) {
   return share < max_connections ? share : max_connections;
 }
 
-awf_client_limits *awf_client_limits_new(unsigned limit, unsigned max_connections, uint64_t seed) {
+awf_client_limits *awf_client_limits_new(unsigned limit, unsigned max_connections,
+                                         uint64_t seed) {
   if (limit == 0)
     return NULL;
   awf_client_limits *t = calloc(1, sizeof(*t));

@@ -22,7 +22,8 @@ unsigned awf_client_limit_default(unsigned max_connections);
 /* limit: connections one client may hold at once (>= 1). max_connections
  * sizes the table. seed: a random value, so that colliding addresses can't
  * be precomputed. NULL when out of memory. */
-awf_client_limits *awf_client_limits_new(unsigned limit, unsigned max_connections, uint64_t seed);
+awf_client_limits *awf_client_limits_new(unsigned limit, unsigned max_connections,
+                                         uint64_t seed);
 void awf_client_limits_free(awf_client_limits *t);
 
 /* Count one more connection from sa (AF_INET or AF_INET6).

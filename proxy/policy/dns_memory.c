@@ -18,13 +18,13 @@
 #define NEVER UINT64_MAX
 
 struct entry {
-  uint8_t family;            /* AF_INET, AF_INET6; 0: free */
+  uint8_t family; /* AF_INET, AF_INET6; 0: free */
   bool pinned;
   uint8_t addr[16];
-  uint64_t expires_ms;       /* NEVER when pinned */
-  uint64_t seq;              /* when last noted: orders a lookup's names */
-  uint32_t hnext;            /* hash chain, or the free list */
-  uint32_t prev, next;       /* recency list (not pinned) */
+  uint64_t expires_ms; /* NEVER when pinned */
+  uint64_t seq;        /* when last noted: orders a lookup's names */
+  uint32_t hnext;      /* hash chain, or the free list */
+  uint32_t prev, next; /* recency list (not pinned) */
   char name[AWF_HOSTNAME_MAX + 1];
 };
 
@@ -32,9 +32,9 @@ struct awf_dns_memory {
   struct entry *e;
   uint32_t cap, used, pinned;
   uint32_t *bucket;
-  uint32_t nbuckets;         /* a power of two */
+  uint32_t nbuckets; /* a power of two */
   uint32_t free_head;
-  uint32_t head, tail;       /* recency list */
+  uint32_t head, tail; /* recency list */
   uint64_t seq;
 };
 

@@ -20,9 +20,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define AWF_DNS_MEMORY_MAX 4096      /* pairs remembered at most */
-#define AWF_DNS_MEMORY_GRACE_S 120   /* after the TTL: a client may connect late */
-#define AWF_DNS_MEMORY_NAMES_MAX 16  /* names a lookup reports, most recent first */
+#define AWF_DNS_MEMORY_MAX 4096     /* pairs remembered at most */
+#define AWF_DNS_MEMORY_GRACE_S 120  /* after the TTL: a client may connect late */
+#define AWF_DNS_MEMORY_NAMES_MAX 16 /* names a lookup reports, most recent first */
 
 typedef struct awf_dns_memory awf_dns_memory;
 
@@ -43,8 +43,8 @@ int awf_dns_memory_note(awf_dns_memory *m, const struct sockaddr *addr, const ch
 int awf_dns_memory_pin(awf_dns_memory *m, const struct sockaddr *addr, const char *name);
 
 struct awf_dns_memory_name {
-  const char *name;   /* valid until the next note/pin/free */
-  bool pinned;        /* from /etc/hosts */
+  const char *name; /* valid until the next note/pin/free */
+  bool pinned;      /* from /etc/hosts */
 };
 
 /* The names remembered for addr and not expired at now_ms, most recently

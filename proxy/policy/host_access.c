@@ -52,9 +52,8 @@ bool awf_host_access_is_alias(const struct awf_host_access *h, const struct sock
     const struct sockaddr *a = (const struct sockaddr *)&h->alias[i];
     if (a->sa_family != addr->sa_family)
       continue;
-    if (a->sa_family == AF_INET &&
-        ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-            ((const struct sockaddr_in *)addr)->sin_addr.s_addr)
+    if (a->sa_family == AF_INET && ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+                                       ((const struct sockaddr_in *)addr)->sin_addr.s_addr)
       return true;
     if (a->sa_family == AF_INET6 &&
         memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
@@ -81,13 +80,27 @@ static const struct {
   uint16_t port;
   const char *service;
 } dangerous[] = {
-    {22, "SSH"},           {23, "Telnet"},          {25, "SMTP"},
-    {110, "POP3"},         {143, "IMAP"},           {445, "SMB"},
-    {1433, "MS SQL Server"}, {1521, "Oracle"},      {3306, "MySQL"},
-    {3389, "RDP"},         {5432, "PostgreSQL"},    {5984, "CouchDB"},
-    {6379, "Redis"},       {6984, "CouchDB (TLS)"}, {8086, "InfluxDB"},
-    {8088, "InfluxDB RPC"}, {9200, "Elasticsearch"}, {9300, "Elasticsearch transport"},
-    {27017, "MongoDB"},    {27018, "MongoDB shard"}, {28017, "MongoDB web"},
+    {22, "SSH"},
+    {23, "Telnet"},
+    {25, "SMTP"},
+    {110, "POP3"},
+    {143, "IMAP"},
+    {445, "SMB"},
+    {1433, "MS SQL Server"},
+    {1521, "Oracle"},
+    {3306, "MySQL"},
+    {3389, "RDP"},
+    {5432, "PostgreSQL"},
+    {5984, "CouchDB"},
+    {6379, "Redis"},
+    {6984, "CouchDB (TLS)"},
+    {8086, "InfluxDB"},
+    {8088, "InfluxDB RPC"},
+    {9200, "Elasticsearch"},
+    {9300, "Elasticsearch transport"},
+    {27017, "MongoDB"},
+    {27018, "MongoDB shard"},
+    {28017, "MongoDB web"},
 };
 
 const char *awf_host_port_danger(uint16_t port) {

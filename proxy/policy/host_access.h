@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "netaddr.h"  /* struct awf_addr_list */
+#include "netaddr.h" /* struct awf_addr_list */
 #include "port_set.h"
 
 /* The names the reference and Docker use, and awf's own. */
@@ -33,20 +33,20 @@
 struct awf_host_access {
   const char *names[AWF_HOST_NAMES_MAX]; /* lower-case, no trailing dot; [0] is logged */
   size_t n_names;
-  struct sockaddr_storage alias[2];      /* the sandbox-side addresses (port 0) */
+  struct sockaddr_storage alias[2]; /* the sandbox-side addresses (port 0) */
   size_t n_alias;
   struct sockaddr_storage target[AWF_HOST_TARGETS_MAX]; /* dialled in order (port 0) */
   size_t n_target;
-  struct awf_port_set ports;             /* the host ports that may be reached */
+  struct awf_port_set ports; /* the host ports that may be reached */
 };
 
 /* The names and addresses above, targets 127.0.0.1 then ::1, no port yet. */
 void awf_host_access_default(struct awf_host_access *h);
 
 enum awf_host_verdict {
-  AWF_HOST_NONE = 0,      /* not the host (or no host access) */
-  AWF_HOST_ALLOWED,       /* the host, on an allowed port */
-  AWF_HOST_PORT_DENIED,   /* the host, on a port not in its list */
+  AWF_HOST_NONE = 0,    /* not the host (or no host access) */
+  AWF_HOST_ALLOWED,     /* the host, on an allowed port */
+  AWF_HOST_PORT_DENIED, /* the host, on a port not in its list */
 };
 
 /* Is `host` (as a client sent it: any case, a trailing dot) one of the

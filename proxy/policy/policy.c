@@ -128,7 +128,8 @@ static struct awf_verdict judge_sni_match(const struct awf_policy *p,
 }
 
 /* A redirected connection: its original port says what it carries. */
-static struct awf_verdict judge_port(const struct awf_policy *p, const struct awf_ask_facts *f) {
+static struct awf_verdict judge_port(const struct awf_policy *p,
+                                     const struct awf_ask_facts *f) {
   struct awf_verdict v = allow(AWF_REASON_ALLOWED);
   if (f->dst && awf_host_access_is_alias(p->host_access, f->dst)) {
     v.mode = AWF_MODE_HOST;
@@ -165,7 +166,8 @@ bool awf_name_under(const char *name, size_t len, const char *suffix) {
 }
 
 static bool is_loopback_name(const char *name, size_t len) {
-  return awf_name_under(name, len, "localhost") || awf_name_under(name, len, "127.in-addr.arpa") ||
+  return awf_name_under(name, len, "localhost") ||
+         awf_name_under(name, len, "127.in-addr.arpa") ||
          awf_name_under(name, len, AWF_DNS_PTR_LOOPBACK6);
 }
 

@@ -49,7 +49,7 @@ enum awf_ask {
 
 /* A parsed ClientHello, as far as the judge needs it (sni.h). */
 struct awf_hello_facts {
-  bool complete;     /* parsed to the end without error */
+  bool complete; /* parsed to the end without error */
   bool has_sni;
   bool sni_multiple; /* more than one server name */
   const char *sni;   /* raw bytes from the wire */
@@ -58,7 +58,7 @@ struct awf_hello_facts {
 
 struct awf_ask_facts {
   enum awf_ask kind;
-  const char *host;  /* HTTP, CONNECT, SNI_MATCH: the target host; DNS: the name */
+  const char *host; /* HTTP, CONNECT, SNI_MATCH: the target host; DNS: the name */
   size_t host_len;
   uint16_t port;
   struct awf_hello_facts hello; /* TLS_SNI, SNI_MATCH */
@@ -67,7 +67,7 @@ struct awf_ask_facts {
   char *name_out;
   const struct sockaddr *dst; /* PORT: the original destination */
   struct {
-    bool name_ok;    /* a question was there, its name a valid DNS name */
+    bool name_ok; /* a question was there, its name a valid DNS name */
     bool class_in;
   } dns;
   struct {
@@ -91,12 +91,12 @@ struct awf_verdict {
   /* allow: allowed, host_access or loopback, or under --audit why it would
    * have been denied; deny: why. */
   enum awf_reason reason;
-  bool would_deny;   /* --audit admitted what the policy denies */
-  bool host_access;  /* admitted as one of the host's services */
-  enum awf_mode mode;      /* PORT */
-  const char *name;        /* SSH: the name judged (logged, and dialled unless
+  bool would_deny;    /* --audit admitted what the policy denies */
+  bool host_access;   /* admitted as one of the host's services */
+  enum awf_mode mode; /* PORT */
+  const char *name;   /* SSH: the name judged (logged, and dialled unless
                             * dial_address); NULL: the address itself */
-  bool dial_address;       /* SSH: dial the original address */
+  bool dial_address;  /* SSH: dial the original address */
 };
 
 /* Judge one request or connection. Never fails: every input has a verdict. */

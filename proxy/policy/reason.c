@@ -18,9 +18,10 @@ static const struct row {
     [AWF_REASON_ALLOWED] = {"allowed", 0, AWF_TLS_ALERT_NONE, NULL, AWF_FIX_NONE, NULL},
     [AWF_REASON_HOST_ACCESS] = {"host_access", 0, AWF_TLS_ALERT_NONE, NULL, AWF_FIX_NONE, NULL},
     [AWF_REASON_LOOPBACK] = {"loopback", 0, AWF_TLS_ALERT_NONE, NULL, AWF_FIX_NONE, NULL},
-    [AWF_REASON_NOT_ALLOWED] = {"not_allowed", 403, DENIED,
-                                "the domain is not in the allowlist (add it with --allow-domains)",
-                                AWF_FIX_DOMAIN, NULL},
+    [AWF_REASON_NOT_ALLOWED] =
+        {"not_allowed", 403, DENIED,
+         "the domain is not in the allowlist (add it with --allow-domains)", AWF_FIX_DOMAIN,
+         NULL},
     [AWF_REASON_BLOCKED] = {"blocked", 403, DENIED,
                             "the domain matches a block rule (--block-domains)", AWF_FIX_NONE,
                             "a --block-domains rule matches it"},
@@ -36,10 +37,11 @@ static const struct row {
     [AWF_REASON_PORT_NOT_ALLOWED] = {"port_not_allowed", 403, DENIED,
                                      "the port is not allowed (--allow-ports)", AWF_FIX_PORT,
                                      NULL},
-    [AWF_REASON_NO_PROTOCOL_FOR_PORT] = {"no_protocol_for_port", 403, DENIED,
-                                         "the port is allowed but is in neither --tls-ports nor "
-                                         "--http-ports",
-                                         AWF_FIX_PROTOCOL, NULL},
+    [AWF_REASON_NO_PROTOCOL_FOR_PORT] =
+        {"no_protocol_for_port", 403, DENIED,
+         "the port is allowed but is in neither --tls-ports nor "
+         "--http-ports",
+         AWF_FIX_PROTOCOL, NULL},
     [AWF_REASON_HOST_PORT_NOT_ALLOWED] = {"host_port_not_allowed", 403, DENIED, MALFORMED,
                                           AWF_FIX_NONE,
                                           "a port of the host that --allow-host-ports does not "
@@ -52,15 +54,17 @@ static const struct row {
                                  "the TLS server name is not the host asked for"},
     [AWF_REASON_NO_SNI] = {"no_sni", 403, AWF_TLS_ALERT_UNRECOGNIZED_NAME, MALFORMED,
                            AWF_FIX_NONE, "TLS without a server name cannot be judged"},
-    [AWF_REASON_SSH_NOT_ALLOWED] = {"ssh_not_allowed", 403, DENIED, MALFORMED, AWF_FIX_SSH, NULL},
+    [AWF_REASON_SSH_NOT_ALLOWED] = {"ssh_not_allowed", 403, DENIED, MALFORMED, AWF_FIX_SSH,
+                                    NULL},
     [AWF_REASON_UNKNOWN_DESTINATION] = {"unknown_destination", 403, DENIED, MALFORMED,
                                         AWF_FIX_NONE,
                                         "SSH to an address that no name awf answered leads to: "
                                         "connect by a name in --allow-ssh"},
-    [AWF_REASON_CLIENT_NOT_ALLOWED] = {"client_not_allowed", 403, DENIED, MALFORMED, AWF_FIX_NONE,
-                                       NULL},
+    [AWF_REASON_CLIENT_NOT_ALLOWED] = {"client_not_allowed", 403, DENIED, MALFORMED,
+                                       AWF_FIX_NONE, NULL},
     [AWF_REASON_CLIENT_LIMIT] = {"client_limit", 503, DENIED, MALFORMED, AWF_FIX_NONE, NULL},
-    [AWF_REASON_NOT_REDIRECTED] = {"not_redirected", 403, DENIED, MALFORMED, AWF_FIX_NONE, NULL},
+    [AWF_REASON_NOT_REDIRECTED] = {"not_redirected", 403, DENIED, MALFORMED, AWF_FIX_NONE,
+                                   NULL},
     [AWF_REASON_UDP_NOT_ALLOWED] = {"udp_not_allowed", 403, DENIED, MALFORMED, AWF_FIX_NONE,
                                     "UDP never leaves the sandbox (QUIC falls back to TCP)"},
     [AWF_REASON_PROTOCOL_NOT_ALLOWED] = {"protocol_not_allowed", 403, DENIED, MALFORMED,
@@ -68,15 +72,16 @@ static const struct row {
     [AWF_REASON_UNIX_SOCKET_NOT_ALLOWED] = {"unix_socket_not_allowed", 403, DENIED, MALFORMED,
                                             AWF_FIX_UNIX, NULL},
     [AWF_REASON_BAD_REQUEST] = {"bad_request", 400, DENIED, MALFORMED, AWF_FIX_NONE, NULL},
-    [AWF_REASON_NOT_A_PROXY_REQUEST] = {"not_a_proxy_request", 400, DENIED,
-                                        "awf-proxy is a forward proxy, not a web server: send it "
-                                        "absolute-form requests (GET http://host/path) by "
-                                        "pointing the client at it, e.g. "
-                                        "HTTP_PROXY=http://PROXY_ADDR:PORT, or curl -x "
-                                        "http://PROXY_ADDR:PORT http://host/path",
-                                        AWF_FIX_NONE,
-                                        "a request for a path (GET /x) sent to the proxy port: it "
-                                        "takes GET http://host/x"},
+    [AWF_REASON_NOT_A_PROXY_REQUEST] =
+        {"not_a_proxy_request", 400, DENIED,
+         "awf-proxy is a forward proxy, not a web server: send it "
+         "absolute-form requests (GET http://host/path) by "
+         "pointing the client at it, e.g. "
+         "HTTP_PROXY=http://PROXY_ADDR:PORT, or curl -x "
+         "http://PROXY_ADDR:PORT http://host/path",
+         AWF_FIX_NONE,
+         "a request for a path (GET /x) sent to the proxy port: it "
+         "takes GET http://host/x"},
     [AWF_REASON_HEADER_TOO_LARGE] = {"header_too_large", 431, DENIED,
                                      "the request header block is larger than 64 KiB",
                                      AWF_FIX_NONE, NULL},
@@ -93,7 +98,8 @@ static const struct row {
                                          AWF_FIX_FAILURE, NULL},
     [AWF_REASON_TIMEOUT] = {"timeout", 504, DENIED, "timed out", AWF_FIX_FAILURE, NULL},
     [AWF_REASON_OVERLOADED] = {"overloaded", 503, DENIED, MALFORMED, AWF_FIX_FAILURE, NULL},
-    [AWF_REASON_SHUTTING_DOWN] = {"shutting_down", 503, DENIED, MALFORMED, AWF_FIX_FAILURE, NULL},
+    [AWF_REASON_SHUTTING_DOWN] = {"shutting_down", 503, DENIED, MALFORMED, AWF_FIX_FAILURE,
+                                  NULL},
 #undef DENIED
 };
 

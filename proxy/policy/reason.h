@@ -21,8 +21,8 @@ enum awf_reason {
   AWF_REASON_NONE = 0, /* no reason: the record omits it */
   /* admitted */
   AWF_REASON_ALLOWED,
-  AWF_REASON_HOST_ACCESS,          /* one of the host's services (host_access.h) */
-  AWF_REASON_LOOPBACK,             /* DNS: a loopback name, answered locally */
+  AWF_REASON_HOST_ACCESS, /* one of the host's services (host_access.h) */
+  AWF_REASON_LOOPBACK,    /* DNS: a loopback name, answered locally */
   /* refused by policy */
   AWF_REASON_NOT_ALLOWED,
   AWF_REASON_BLOCKED,
@@ -70,16 +70,16 @@ enum awf_tls_alert {
 /* What a denial means for the end-of-run summary (denials.h): its section,
  * and which flag would admit it. */
 enum awf_reason_fix {
-  AWF_FIX_NONE = 0,  /* a decision no flag here widens (blocked, UDP, malformed...) */
-  AWF_FIX_DOMAIN,    /* --allow-domains HOST */
-  AWF_FIX_SCHEME,    /* --allow-domains SCHEME://HOST */
-  AWF_FIX_IP_RULE,   /* --allow-domains ADDR */
-  AWF_FIX_PORT,      /* --allow-ports N */
-  AWF_FIX_PROTOCOL,  /* --tls-ports N or --http-ports N */
-  AWF_FIX_CIDR,      /* --allow-destination-cidrs ADDR/32 */
-  AWF_FIX_SSH,       /* --allow-ssh HOST */
-  AWF_FIX_UNIX,      /* --allow-unix-socket PATH */
-  AWF_FIX_FAILURE,   /* not a policy denial: the destination could not be reached */
+  AWF_FIX_NONE = 0, /* a decision no flag here widens (blocked, UDP, malformed...) */
+  AWF_FIX_DOMAIN,   /* --allow-domains HOST */
+  AWF_FIX_SCHEME,   /* --allow-domains SCHEME://HOST */
+  AWF_FIX_IP_RULE,  /* --allow-domains ADDR */
+  AWF_FIX_PORT,     /* --allow-ports N */
+  AWF_FIX_PROTOCOL, /* --tls-ports N or --http-ports N */
+  AWF_FIX_CIDR,     /* --allow-destination-cidrs ADDR/32 */
+  AWF_FIX_SSH,      /* --allow-ssh HOST */
+  AWF_FIX_UNIX,     /* --allow-unix-socket PATH */
+  AWF_FIX_FAILURE,  /* not a policy denial: the destination could not be reached */
 };
 
 /* The access log's name ("not_allowed"...); NULL for AWF_REASON_NONE or a

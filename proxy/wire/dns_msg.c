@@ -169,8 +169,8 @@ size_t awf_dns_udp_limit(const struct awf_dns_query *q) {
 /* ---- writing ---- */
 
 struct name_ref {
-  uint16_t off;  /* where an uncompressed copy of the name starts in buf */
-  uint8_t len;   /* its wire length */
+  uint16_t off; /* where an uncompressed copy of the name starts in buf */
+  uint8_t len;  /* its wire length */
 };
 
 struct writer {
@@ -272,10 +272,8 @@ static bool w_rdata(struct writer *w, const struct awf_dns_rr *rr) {
   uint8_t wire[AWF_DNS_WIRE_NAME_MAX];
   size_t n = 0;
   switch (rr->type) {
-  case AWF_DNS_TYPE_A:
-    return w_put(w, rr->u.a, sizeof(rr->u.a));
-  case AWF_DNS_TYPE_AAAA:
-    return w_put(w, rr->u.aaaa, sizeof(rr->u.aaaa));
+  case AWF_DNS_TYPE_A: return w_put(w, rr->u.a, sizeof(rr->u.a));
+  case AWF_DNS_TYPE_AAAA: return w_put(w, rr->u.aaaa, sizeof(rr->u.aaaa));
   default: /* CNAME, PTR: validated by rr_check */
     return name_encode(rr->u.target, wire, &n) == 0 && w_name(w, wire, n);
   }
@@ -347,8 +345,8 @@ static bool w_opt(struct writer *w, const struct awf_dns_query *q, unsigned rcod
   if (!ede)
     return true;
   return w_u16(w, AWF_DNS_OPT_EDE) && w_u16(w, (uint16_t)(elen - 4)) &&
-         w_u16(w, ede->info_code) && w_put(w, (const uint8_t *)(ede->text ? ede->text : ""),
-                                           elen - 6);
+         w_u16(w, ede->info_code) &&
+         w_put(w, (const uint8_t *)(ede->text ? ede->text : ""), elen - 6);
 }
 
 static uint16_t reply_flags(const struct awf_dns_query *q, unsigned rcode, bool tc) {
@@ -363,9 +361,8 @@ static uint16_t reply_flags(const struct awf_dns_query *q, unsigned rcode, bool 
 }
 
 int awf_dns_build_response(const struct awf_dns_query *q, unsigned rcode,
-                           const struct awf_dns_rr *rrs, size_t nrr,
-                           size_t limit, uint8_t *out, size_t outsz,
-                           size_t *nanswers) {
+                           const struct awf_dns_rr *rrs, size_t nrr, size_t limit, uint8_t *out,
+                           size_t outsz, size_t *nanswers) {
   return awf_dns_build_response_ede(q, rcode, rrs, nrr, NULL, limit, out, outsz, nanswers);
 }
 
@@ -391,8 +388,8 @@ int awf_dns_build_response_ede(const struct awf_dns_query *q, unsigned rcode,
   if (cap < AWF_DNS_HEADER_LEN + opt)
     return -ENOSPC;
   w.cap = cap - opt;
-  if (!w_u16(&w, q->id) || !w_u16(&w, 0) || !w_u16(&w, q->has_question) ||
-      !w_u16(&w, 0) || !w_u16(&w, 0) || !w_u16(&w, q->has_edns))
+  if (!w_u16(&w, q->id) || !w_u16(&w, 0) || !w_u16(&w, q->has_question) || !w_u16(&w, 0) ||
+      !w_u16(&w, 0) || !w_u16(&w, q->has_edns))
     return -ENOSPC;
   if (q->has_question) {
     size_t name_len = q->qwire_len - 4;
@@ -504,10 +501,10 @@ static const struct {
   uint16_t type;
   const char *name;
 } type_names[] = {
-    {AWF_DNS_TYPE_A, "A"},       {AWF_DNS_TYPE_NS, "NS"},     {AWF_DNS_TYPE_CNAME, "CNAME"},
-    {AWF_DNS_TYPE_SOA, "SOA"},   {AWF_DNS_TYPE_PTR, "PTR"},   {AWF_DNS_TYPE_MX, "MX"},
-    {AWF_DNS_TYPE_TXT, "TXT"},   {AWF_DNS_TYPE_AAAA, "AAAA"}, {AWF_DNS_TYPE_SRV, "SRV"},
-    {AWF_DNS_TYPE_OPT, "OPT"},   {AWF_DNS_TYPE_SVCB, "SVCB"}, {AWF_DNS_TYPE_HTTPS, "HTTPS"},
+    {AWF_DNS_TYPE_A, "A"},     {AWF_DNS_TYPE_NS, "NS"},     {AWF_DNS_TYPE_CNAME, "CNAME"},
+    {AWF_DNS_TYPE_SOA, "SOA"}, {AWF_DNS_TYPE_PTR, "PTR"},   {AWF_DNS_TYPE_MX, "MX"},
+    {AWF_DNS_TYPE_TXT, "TXT"}, {AWF_DNS_TYPE_AAAA, "AAAA"}, {AWF_DNS_TYPE_SRV, "SRV"},
+    {AWF_DNS_TYPE_OPT, "OPT"}, {AWF_DNS_TYPE_SVCB, "SVCB"}, {AWF_DNS_TYPE_HTTPS, "HTTPS"},
     {AWF_DNS_TYPE_ANY, "ANY"},
 };
 

@@ -25,16 +25,16 @@
 
 #define AWF_DNS_HEADER_LEN 12
 #define AWF_DNS_LABEL_MAX 63
-#define AWF_DNS_NAME_MAX 253       /* presentation bytes, without trailing dot */
-#define AWF_DNS_WIRE_NAME_MAX 255  /* wire bytes, with the root label */
-#define AWF_DNS_UDP_MIN 512        /* plain DNS over UDP (RFC 1035 4.2.1) */
-#define AWF_DNS_UDP_MAX 1232       /* our cap, and the EDNS size we advertise */
+#define AWF_DNS_NAME_MAX 253      /* presentation bytes, without trailing dot */
+#define AWF_DNS_WIRE_NAME_MAX 255 /* wire bytes, with the root label */
+#define AWF_DNS_UDP_MIN 512       /* plain DNS over UDP (RFC 1035 4.2.1) */
+#define AWF_DNS_UDP_MAX 1232      /* our cap, and the EDNS size we advertise */
 /* The reverse names of 127.0.0.1 and ::1. */
 #define AWF_DNS_PTR_LOOPBACK4 "1.0.0.127.in-addr.arpa"
-#define AWF_DNS_PTR_LOOPBACK6                                                   \
+#define AWF_DNS_PTR_LOOPBACK6 \
   "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa"
-#define AWF_DNS_TCP_MAX 65535      /* what a 2-byte TCP length prefix allows */
-#define AWF_DNS_TYPE_NAME_SIZE 12  /* buffer for awf_dns_type_name: "TYPE65535" */
+#define AWF_DNS_TCP_MAX 65535     /* what a 2-byte TCP length prefix allows */
+#define AWF_DNS_TYPE_NAME_SIZE 12 /* buffer for awf_dns_type_name: "TYPE65535" */
 
 enum awf_dns_rcode {
   AWF_DNS_NOERROR = 0,
@@ -43,7 +43,7 @@ enum awf_dns_rcode {
   AWF_DNS_NXDOMAIN = 3,
   AWF_DNS_NOTIMP = 4,
   AWF_DNS_REFUSED = 5,
-  AWF_DNS_BADVERS = 16,  /* extended: needs an OPT record in the response */
+  AWF_DNS_BADVERS = 16, /* extended: needs an OPT record in the response */
 };
 
 enum awf_dns_type {
@@ -66,20 +66,20 @@ enum awf_dns_type {
 
 /* What awf_dns_parse_query found, and so what the server does. */
 enum awf_dns_parse_status {
-  AWF_DNS_PARSE_OK = 0,        /* a well-formed query: decide and answer it */
-  AWF_DNS_PARSE_FORMERR = -1,  /* answer q->rcode (FORMERR) with q->id */
-  AWF_DNS_PARSE_NOTIMP = -2,   /* opcode other than QUERY: answer NOTIMP */
-  AWF_DNS_PARSE_BADVERS = -3,  /* EDNS version > 0: answer BADVERS (with OPT) */
-  AWF_DNS_PARSE_DROP = -4,     /* shorter than a header, or a response: send nothing */
+  AWF_DNS_PARSE_OK = 0,       /* a well-formed query: decide and answer it */
+  AWF_DNS_PARSE_FORMERR = -1, /* answer q->rcode (FORMERR) with q->id */
+  AWF_DNS_PARSE_NOTIMP = -2,  /* opcode other than QUERY: answer NOTIMP */
+  AWF_DNS_PARSE_BADVERS = -3, /* EDNS version > 0: answer BADVERS (with OPT) */
+  AWF_DNS_PARSE_DROP = -4,    /* shorter than a header, or a response: send nothing */
 };
 
 struct awf_dns_query {
   /* Header: valid unless the status is DROP for a short packet. */
   uint16_t id;
   uint8_t opcode;
-  bool rd;            /* recursion desired: copied into the response */
-  bool cd;            /* checking disabled: copied too (RFC 4035 3.2.2) */
-  uint8_t rcode;      /* the rcode to answer with when the status is not OK/DROP */
+  bool rd;       /* recursion desired: copied into the response */
+  bool cd;       /* checking disabled: copied too (RFC 4035 3.2.2) */
+  uint8_t rcode; /* the rcode to answer with when the status is not OK/DROP */
 
   /* Question: valid when has_question. */
   bool has_question;
@@ -87,10 +87,10 @@ struct awf_dns_query {
                                      * "." for the root; raw bytes (may hold
                                      * NUL when !name_ok), NUL-terminated */
   size_t qname_len;
-  bool name_ok;       /* not the root, and every label is 0x21..0x7e without '.' */
+  bool name_ok; /* not the root, and every label is 0x21..0x7e without '.' */
   uint16_t qtype;
   uint16_t qclass;
-  bool class_in;      /* qclass == IN; the server refuses other classes */
+  bool class_in;                            /* qclass == IN; the server refuses other classes */
   uint8_t qwire[AWF_DNS_WIRE_NAME_MAX + 4]; /* question as sent (case kept for
                                              * 0x20-randomising resolvers) */
   size_t qwire_len;
@@ -99,7 +99,7 @@ struct awf_dns_query {
   bool has_edns;
   uint16_t edns_udp_size; /* as sent; see awf_dns_udp_limit */
   uint8_t edns_version;
-  bool edns_do;           /* DNSSEC OK: echoed in our OPT (RFC 3225 3) */
+  bool edns_do; /* DNSSEC OK: echoed in our OPT (RFC 3225 3) */
 };
 
 /* Parse the DNS query msg[0..len). Always fills what it could read into *q
@@ -112,11 +112,11 @@ size_t awf_dns_udp_limit(const struct awf_dns_query *q);
 
 /* One answer record. */
 struct awf_dns_rr {
-  const char *owner;   /* dotted text (trailing dot optional); NULL: the question name */
-  uint16_t type;       /* AWF_DNS_TYPE_A, _AAAA, _CNAME or _PTR */
+  const char *owner; /* dotted text (trailing dot optional); NULL: the question name */
+  uint16_t type;     /* AWF_DNS_TYPE_A, _AAAA, _CNAME or _PTR */
   uint32_t ttl;
   union {
-    uint8_t a[4];      /* network order */
+    uint8_t a[4]; /* network order */
     uint8_t aaaa[16];
     const char *target; /* CNAME or PTR target, dotted text */
   } u;
@@ -135,17 +135,16 @@ struct awf_dns_rr {
  * NULL owner without a question), a bad rcode or a NULL out, -ENOSPC when not
  * even the header, question and OPT fit. */
 int awf_dns_build_response(const struct awf_dns_query *q, unsigned rcode,
-                           const struct awf_dns_rr *rrs, size_t nrr,
-                           size_t limit, uint8_t *out, size_t outsz,
-                           size_t *nanswers);
+                           const struct awf_dns_rr *rrs, size_t nrr, size_t limit, uint8_t *out,
+                           size_t outsz, size_t *nanswers);
 
 /* An Extended DNS Error (RFC 8914) for the OPT record of a response. */
-#define AWF_DNS_OPT_EDE 15          /* the EDNS option code */
-#define AWF_DNS_EDE_BLOCKED 15      /* info-code "Blocked" */
-#define AWF_DNS_EDE_TEXT_MAX 200    /* extra text beyond this is cut */
+#define AWF_DNS_OPT_EDE 15       /* the EDNS option code */
+#define AWF_DNS_EDE_BLOCKED 15   /* info-code "Blocked" */
+#define AWF_DNS_EDE_TEXT_MAX 200 /* extra text beyond this is cut */
 struct awf_dns_ede {
   uint16_t info_code;
-  const char *text;    /* UTF-8 extra text, may be NULL */
+  const char *text; /* UTF-8 extra text, may be NULL */
 };
 
 /* awf_dns_build_response with an EDE option in the OPT record; ede may be
@@ -160,8 +159,7 @@ int awf_dns_build_response_ede(const struct awf_dns_query *q, unsigned rcode,
  * prefix. Look at the start of a stream buffer: returns 1 with *msg and *msglen
  * set when a whole message is there (consume *msglen + 2 bytes), 0 when more
  * bytes are needed, -EBADMSG for a zero length (close the connection). */
-int awf_dns_tcp_next(const uint8_t *buf, size_t len, const uint8_t **msg,
-                     size_t *msglen);
+int awf_dns_tcp_next(const uint8_t *buf, size_t len, const uint8_t **msg, size_t *msglen);
 
 /* Write the 2-byte length prefix for a message of msglen bytes (<= 65535)
  * into prefix[0..2). Returns 0 or -EMSGSIZE. */

@@ -90,9 +90,15 @@ bool awf_value_is_token(const char *v, size_t len, const char *token) {
 }
 
 bool awf_is_hop_header(const char *n, size_t len) {
-  static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
-                                    "proxy-authorization", "proxy-authenticate", "te",
-                                    "trailer", "transfer-encoding", "upgrade"};
+  static const char *const hop[] = {"connection",
+                                    "keep-alive",
+                                    "proxy-connection",
+                                    "proxy-authorization",
+                                    "proxy-authenticate",
+                                    "te",
+                                    "trailer",
+                                    "transfer-encoding",
+                                    "upgrade"};
   for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
     if (awf_name_is(n, len, hop[i]))
       return true;
@@ -267,8 +273,8 @@ enum awf_target_status awf_transparent_target(const struct awf_head *h, int meth
 }
 
 int awf_req_head_complete(const llhttp_t *p, const struct awf_head *h, unsigned host_headers,
-                          const char *url, size_t url_len, bool transparent,
-                          uint16_t orig_port, struct awf_req_facts *f, bool *origin_form) {
+                          const char *url, size_t url_len, bool transparent, uint16_t orig_port,
+                          struct awf_req_facts *f, bool *origin_form) {
   enum awf_target_status ts;
   memset(f, 0, sizeof(*f));
   f->method = p->method;
@@ -276,7 +282,8 @@ int awf_req_head_complete(const llhttp_t *p, const struct awf_head *h, unsigned 
   if (p->http_major != 1 || (p->http_minor == 1 && host_headers == 0))
     return 400; /* no HTTP/0.9; Host is required in 1.1 */
   if (transparent)
-    ts = awf_transparent_target(h, f->method, host_headers, url, url_len, orig_port, &f->target);
+    ts = awf_transparent_target(h, f->method, host_headers, url, url_len, orig_port,
+                                &f->target);
   else if (f->method == HTTP_CONNECT)
     ts = awf_target_parse_authority(url, url_len, &f->target);
   else

@@ -30,7 +30,7 @@ struct awf_hdr {
  * status text is stored in the same buffer, before the headers. */
 struct awf_head {
   struct awf_buf buf;
-  struct awf_hdr *hdrs;     /* grown on demand, freed by awf_head_release */
+  struct awf_hdr *hdrs; /* grown on demand, freed by awf_head_release */
   unsigned cap;
   unsigned n;
   bool in_value;
@@ -91,10 +91,10 @@ int awf_scan_head(struct awf_scan *s, const char *d, size_t n);
 
 /* How a body is delimited on the wire. */
 enum awf_framing {
-  AWF_FRAME_NONE,     /* no body */
-  AWF_FRAME_LENGTH,   /* Content-Length: length */
-  AWF_FRAME_CHUNKED,  /* Transfer-Encoding: chunked */
-  AWF_FRAME_CLOSE,    /* response only: the body ends when the connection does */
+  AWF_FRAME_NONE,    /* no body */
+  AWF_FRAME_LENGTH,  /* Content-Length: length */
+  AWF_FRAME_CHUNKED, /* Transfer-Encoding: chunked */
+  AWF_FRAME_CLOSE,   /* response only: the body ends when the connection does */
 };
 
 /* What a request head said, once it passed every check. */
@@ -112,8 +112,8 @@ struct awf_req_facts {
  * head was refused for being a web server's request ("GET /path") sent to
  * the proxy port, which the caller names differently from other bad heads. */
 int awf_req_head_complete(const llhttp_t *p, const struct awf_head *h, unsigned host_headers,
-                          const char *url, size_t url_len, bool transparent,
-                          uint16_t orig_port, struct awf_req_facts *f, bool *origin_form);
+                          const char *url, size_t url_len, bool transparent, uint16_t orig_port,
+                          struct awf_req_facts *f, bool *origin_form);
 
 /* A redirected request is in origin form ("GET /path"): the name is the Host
  * header's, the port the one the client dialled. */

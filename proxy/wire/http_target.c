@@ -16,8 +16,7 @@
 static bool is_ctl_or_space(unsigned char ch) { return ch <= 0x20 || ch == 0x7f; }
 
 static bool is_alnum(unsigned char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-         (ch >= '0' && ch <= '9');
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
 }
 
 static unsigned char to_lower(unsigned char ch) {
@@ -61,8 +60,8 @@ static bool prefix_ci(const char *s, size_t len, const char *prefix) {
 }
 
 /* Decimal 1..65535. `empty_ok` lets "host:" mean the default port. */
-static enum awf_target_status parse_port(const char *s, size_t len,
-                                         bool empty_ok, uint16_t *port) {
+static enum awf_target_status parse_port(const char *s, size_t len, bool empty_ok,
+                                         uint16_t *port) {
   if (len == 0)
     return empty_ok ? AWF_TARGET_OK : AWF_TARGET_BAD_PORT;
   if (len > PORT_DIGITS_MAX)
@@ -81,8 +80,7 @@ static enum awf_target_status parse_port(const char *s, size_t len,
 
 /* "[v6]" with the brackets; stored in canonical inet_ntop form so that one
  * address has one spelling downstream. */
-static enum awf_target_status parse_ipv6(const char *s, size_t len,
-                                         struct awf_http_target *t) {
+static enum awf_target_status parse_ipv6(const char *s, size_t len, struct awf_http_target *t) {
   char text[INET6_ADDRSTRLEN];
   struct in6_addr a;
   size_t n = len - 2;
@@ -118,8 +116,7 @@ static enum awf_target_status parse_reg_name(const char *s, size_t len,
 }
 
 /* host [":" port], the userinfo already removed. */
-static enum awf_target_status parse_host_port(const char *s, size_t len,
-                                              bool port_required,
+static enum awf_target_status parse_host_port(const char *s, size_t len, bool port_required,
                                               struct awf_http_target *t) {
   const char *colon;
   size_t host_len;
@@ -147,9 +144,7 @@ static enum awf_target_status parse_host_port(const char *s, size_t len,
   return parse_port(s + port_off, len - port_off, !port_required, &t->port);
 }
 
-static void target_reset(struct awf_http_target *t) {
-  memset(t, 0, sizeof(*t));
-}
+static void target_reset(struct awf_http_target *t) { memset(t, 0, sizeof(*t)); }
 
 enum awf_target_status awf_target_parse_absolute(const char *uri, size_t len,
                                                  struct awf_http_target *t) {
@@ -214,16 +209,11 @@ enum awf_target_status awf_target_parse_authority(const char *s, size_t len,
 
 const char *awf_target_status_name(enum awf_target_status s) {
   switch (s) {
-  case AWF_TARGET_OK:
-    return "ok";
-  case AWF_TARGET_BAD_SCHEME:
-    return "bad_scheme";
-  case AWF_TARGET_BAD_HOST:
-    return "bad_host";
-  case AWF_TARGET_BAD_PORT:
-    return "bad_port";
-  case AWF_TARGET_BAD_SYNTAX:
-    return "bad_syntax";
+  case AWF_TARGET_OK: return "ok";
+  case AWF_TARGET_BAD_SCHEME: return "bad_scheme";
+  case AWF_TARGET_BAD_HOST: return "bad_host";
+  case AWF_TARGET_BAD_PORT: return "bad_port";
+  case AWF_TARGET_BAD_SYNTAX: return "bad_syntax";
   }
   return "unknown";
 }

@@ -9,22 +9,22 @@
 #include <stdint.h>
 
 struct awf_http_target {
-  char host[256];     /* lower-cased; IPv6 without brackets; NUL-terminated */
+  char host[256]; /* lower-cased; IPv6 without brackets; NUL-terminated */
   size_t host_len;
-  bool host_is_ipv6;  /* written as [v6] in the URI */
-  uint16_t port;      /* explicit or the scheme's default */
-  const char *path;   /* origin-form to send upstream: points into the input, "/..."
+  bool host_is_ipv6; /* written as [v6] in the URI */
+  uint16_t port;     /* explicit or the scheme's default */
+  const char *path;  /* origin-form to send upstream: points into the input, "/..."
                        * or "?..." (send "/" first when path[0] == '?') */
-  size_t path_len;    /* 0 means "/" (absolute URI without a path); path is "/" then */
-  bool had_userinfo;  /* "user:pass@" was present (never forwarded) */
+  size_t path_len;   /* 0 means "/" (absolute URI without a path); path is "/" then */
+  bool had_userinfo; /* "user:pass@" was present (never forwarded) */
 };
 
 enum awf_target_status {
   AWF_TARGET_OK = 0,
-  AWF_TARGET_BAD_SCHEME = -1,    /* not http:// (https:// needs CONNECT) */
-  AWF_TARGET_BAD_HOST = -2,      /* empty, too long, bad characters, %-escapes, bad [v6] */
-  AWF_TARGET_BAD_PORT = -3,      /* not 1..65535 decimal, or missing where required */
-  AWF_TARGET_BAD_SYNTAX = -4,    /* anything else (spaces, control bytes, fragment, ...) */
+  AWF_TARGET_BAD_SCHEME = -1, /* not http:// (https:// needs CONNECT) */
+  AWF_TARGET_BAD_HOST = -2,   /* empty, too long, bad characters, %-escapes, bad [v6] */
+  AWF_TARGET_BAD_PORT = -3,   /* not 1..65535 decimal, or missing where required */
+  AWF_TARGET_BAD_SYNTAX = -4, /* anything else (spaces, control bytes, fragment, ...) */
 };
 
 /* Absolute-form: "http://" (scheme case-insensitive), optional userinfo "@"

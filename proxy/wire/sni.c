@@ -29,12 +29,9 @@
  * past the first is MALFORMED, past the second NEED_MORE. */
 static enum awf_hello_status st(const struct awf_bytes *c) {
   switch (awf_bytes_error(c)) {
-  case AWF_BYTES_OK:
-    return AWF_HELLO_OK;
-  case AWF_BYTES_MORE:
-    return AWF_HELLO_NEED_MORE;
-  default:
-    return AWF_HELLO_MALFORMED;
+  case AWF_BYTES_OK: return AWF_HELLO_OK;
+  case AWF_BYTES_MORE: return AWF_HELLO_NEED_MORE;
+  default: return AWF_HELLO_MALFORMED;
   }
 }
 
@@ -49,8 +46,7 @@ static bool sni_bytes_ok(const uint8_t *p, size_t n) {
   return true;
 }
 
-static enum awf_hello_status parse_host_name(struct awf_bytes *list,
-                                             struct awf_tls_hello *h) {
+static enum awf_hello_status parse_host_name(struct awf_bytes *list, struct awf_tls_hello *h) {
   struct awf_bytes name;
   size_t n;
   const uint8_t *p;
@@ -76,8 +72,7 @@ static enum awf_hello_status parse_host_name(struct awf_bytes *list,
 /* ServerNameList server_name_list<1..2^16-1>, filling the extension exactly.
  * Only host_name is defined, and other name types have no defined layout to
  * skip by, so they are refused rather than guessed at. */
-static enum awf_hello_status parse_server_name(struct awf_bytes *ext,
-                                               struct awf_tls_hello *h) {
+static enum awf_hello_status parse_server_name(struct awf_bytes *ext, struct awf_tls_hello *h) {
   struct awf_bytes list;
   size_t n;
   enum awf_hello_status s;
@@ -98,8 +93,7 @@ static enum awf_hello_status parse_server_name(struct awf_bytes *ext,
 }
 
 /* Extension extensions<8..2^16-1>: each type at most once (RFC 8446 4.2). */
-static enum awf_hello_status parse_extensions(struct awf_bytes *exts,
-                                              struct awf_tls_hello *h) {
+static enum awf_hello_status parse_extensions(struct awf_bytes *exts, struct awf_tls_hello *h) {
   uint8_t seen[65536 / 8];
   memset(seen, 0, sizeof(seen));
   while (awf_bytes_left(exts) > 0) {
@@ -125,8 +119,7 @@ static enum awf_hello_status parse_extensions(struct awf_bytes *exts,
 }
 
 /* The ClientHello body, after the 4-byte handshake header. */
-static enum awf_hello_status parse_client_hello(struct awf_bytes *c,
-                                                struct awf_tls_hello *h) {
+static enum awf_hello_status parse_client_hello(struct awf_bytes *c, struct awf_tls_hello *h) {
   struct awf_bytes v;
   size_t n;
 
@@ -174,8 +167,7 @@ static enum awf_hello_status reasm_header(struct reasm *r) {
   return AWF_HELLO_OK;
 }
 
-static enum awf_hello_status reasm_add(struct reasm *r, const uint8_t *p,
-                                       size_t n) {
+static enum awf_hello_status reasm_add(struct reasm *r, const uint8_t *p, size_t n) {
   while (n > 0) {
     size_t want;
     if (r->len < HS_HDR)
@@ -203,8 +195,7 @@ static bool reasm_complete(const struct reasm *r) {
 /* Check the record header bytes that have arrived. The first record decides
  * whether this is TLS at all; a later one that is not a handshake record
  * (an alert, change_cipher_spec, ...) arrived mid-hello. */
-static enum awf_hello_status check_record_header(const uint8_t *p, size_t n,
-                                                 bool first) {
+static enum awf_hello_status check_record_header(const uint8_t *p, size_t n, bool first) {
   enum awf_hello_status bad = first ? AWF_HELLO_NOT_TLS : AWF_HELLO_MALFORMED;
   if (n >= 1 && p[0] != REC_TYPE_HANDSHAKE)
     return bad;
@@ -222,8 +213,8 @@ static enum awf_hello_status check_record_header(const uint8_t *p, size_t n,
 
 /* Copy records into r until it holds the whole hello. *consumed is the end
  * of the last record used. */
-static enum awf_hello_status read_records(const uint8_t *buf, size_t len,
-                                          struct reasm *r, size_t *consumed) {
+static enum awf_hello_status read_records(const uint8_t *buf, size_t len, struct reasm *r,
+                                          size_t *consumed) {
   size_t pos = 0;
   while (!reasm_complete(r)) {
     /* Refuse as soon as the next record cannot end within a caller's
@@ -231,8 +222,7 @@ static enum awf_hello_status read_records(const uint8_t *buf, size_t len,
     if (pos + REC_HDR + 1 > AWF_HELLO_BUFFER_MAX)
       return AWF_HELLO_TOO_LARGE;
     size_t have = len - pos;
-    enum awf_hello_status s =
-        check_record_header(buf + pos, min_size(have, REC_HDR), pos == 0);
+    enum awf_hello_status s = check_record_header(buf + pos, min_size(have, REC_HDR), pos == 0);
     if (s != AWF_HELLO_OK)
       return s;
     size_t rlen = (size_t)buf[pos + 3] << 8 | buf[pos + 4];
@@ -288,16 +278,11 @@ enum awf_hello_status awf_tls_hello_parse(const uint8_t *buf, size_t len,
 
 const char *awf_hello_status_name(enum awf_hello_status s) {
   switch (s) {
-  case AWF_HELLO_OK:
-    return "ok";
-  case AWF_HELLO_NEED_MORE:
-    return "need_more";
-  case AWF_HELLO_NOT_TLS:
-    return "not_tls";
-  case AWF_HELLO_MALFORMED:
-    return "malformed";
-  case AWF_HELLO_TOO_LARGE:
-    return "too_large";
+  case AWF_HELLO_OK: return "ok";
+  case AWF_HELLO_NEED_MORE: return "need_more";
+  case AWF_HELLO_NOT_TLS: return "not_tls";
+  case AWF_HELLO_MALFORMED: return "malformed";
+  case AWF_HELLO_TOO_LARGE: return "too_large";
   }
   return "unknown";
 }

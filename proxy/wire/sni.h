@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AWF_HELLO_MAX 16384  /* cap on the ClientHello handshake message */
+#define AWF_HELLO_MAX 16384 /* cap on the ClientHello handshake message */
 /* Cap on the bytes a caller needs to buffer: records carrying AWF_HELLO_MAX
  * bytes of handshake, each with a 5-byte header, plus slack. A hello whose
  * records would end past it is TOO_LARGE, so NEED_MORE is only ever returned
@@ -26,13 +26,13 @@ enum awf_hello_status {
 };
 
 struct awf_tls_hello {
-  bool has_sni;        /* a server_name extension with a host_name entry */
-  bool sni_multiple;   /* more than one host_name entry (we deny these) */
-  bool ech;            /* encrypted_client_hello extension (0xfe0d) present */
+  bool has_sni;      /* a server_name extension with a host_name entry */
+  bool sni_multiple; /* more than one host_name entry (we deny these) */
+  bool ech;          /* encrypted_client_hello extension (0xfe0d) present */
   uint16_t legacy_version;
-  size_t sni_len;      /* length of sni, 0 if !has_sni */
-  char sni[256];       /* the first host_name, NUL-terminated, raw bytes */
-  size_t consumed;     /* bytes of input covered by the records holding the hello */
+  size_t sni_len;  /* length of sni, 0 if !has_sni */
+  char sni[256];   /* the first host_name, NUL-terminated, raw bytes */
+  size_t consumed; /* bytes of input covered by the records holding the hello */
 };
 
 /* Parse the ClientHello at the start of buf[0..len). Fills *out on AWF_HELLO_OK.

@@ -20,19 +20,17 @@ struct fake {
   struct awf_transport base; /* first */
   bool reading;
   int read_starts, read_stops;
-  bool write_now;   /* take every write at once (else queue it) */
-  int write_fail;   /* the next write fails with this (0: none) */
-  size_t queued;    /* bytes waiting */
-  size_t written;   /* bytes written, queued or not */
+  bool write_now; /* take every write at once (else queue it) */
+  int write_fail; /* the next write fails with this (0: none) */
+  size_t queued;  /* bytes waiting */
+  size_t written; /* bytes written, queued or not */
   int shutdowns;
   int shutdown_fail;
   int closes;
   bool close_pending;
 };
 
-static struct fake *fk(const struct awf_transport *t) {
-  return (struct fake *)t;
-}
+static struct fake *fk(const struct awf_transport *t) { return (struct fake *)t; }
 
 static int f_read_start(struct awf_transport *t) {
   fk(t)->reading = true;
@@ -62,9 +60,7 @@ static int f_write(struct awf_transport *t, const uv_buf_t *bufs, unsigned n) {
   return 1;
 }
 
-static size_t f_queued(const struct awf_transport *t) {
-  return fk(t)->queued;
-}
+static size_t f_queued(const struct awf_transport *t) { return fk(t)->queued; }
 
 static int f_shutdown(struct awf_transport *t) {
   fk(t)->shutdowns++;
@@ -132,8 +128,8 @@ static struct {
   int n;
   enum conn_timer timer_kind;
   uint64_t timer_now, timer_last_active;
-  bool close_in_read;  /* on_client_read closes the connection */
-  int released;        /* awf_proxy.conn_released calls */
+  bool close_in_read; /* on_client_read closes the connection */
+  int released;       /* awf_proxy.conn_released calls */
 } rec;
 
 static void note(const char *fmt, ...) {
@@ -199,12 +195,22 @@ static void m_free(struct conn *c) {
 }
 
 static const struct conn_mode_ops mode_a = {
-    .name = "a", .on_client_read = m_client_read, .on_up_read = m_up_read,
-    .on_drained = m_drained, .on_timer = m_timer, .on_close = m_close, .free = m_free,
+    .name = "a",
+    .on_client_read = m_client_read,
+    .on_up_read = m_up_read,
+    .on_drained = m_drained,
+    .on_timer = m_timer,
+    .on_close = m_close,
+    .free = m_free,
 };
 static const struct conn_mode_ops mode_b = {
-    .name = "b", .on_client_read = m_client_read, .on_up_read = m_up_read,
-    .on_drained = m_drained, .on_timer = m_timer, .on_close = m_close, .free = m_free,
+    .name = "b",
+    .on_client_read = m_client_read,
+    .on_up_read = m_up_read,
+    .on_drained = m_drained,
+    .on_timer = m_timer,
+    .on_close = m_close,
+    .free = m_free,
 };
 
 /* ---- fixture ------------------------------------------------------------------ */
@@ -576,13 +582,17 @@ static void test_close_after_writes_shutdown_fails(void **state) {
 static void test_shutdown_reaches_mode(void **state) {
   struct fx *x = *state;
   static const struct conn_mode_ops with_shutdown = {
-      .name = "s", .on_client_read = m_client_read, .on_up_read = m_up_read,
-      .on_shutdown = m_shutdown, .on_close = m_close, .free = m_free,
+      .name = "s",
+      .on_client_read = m_client_read,
+      .on_up_read = m_up_read,
+      .on_shutdown = m_shutdown,
+      .on_close = m_close,
+      .free = m_free,
   };
   give_mode(x, &with_shutdown, CONN_TUNNEL);
   attach_up(x);
   assert_int_equal(awf_transport_shutdown(x->c->up), 0); /* a FIN passed on */
-  awf_transport_shutdown_done(x->c->up, UV_ECANCELED);  /* closed under it: nothing */
+  awf_transport_shutdown_done(x->c->up, UV_ECANCELED);   /* closed under it: nothing */
   assert_int_equal(count("s.shutdown up 0"), 0);
   awf_transport_shutdown_done(x->c->up, 0);
   assert_int_equal(count("s.shutdown up 0"), 1);
@@ -608,7 +618,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_read_routing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_timer_reaches_mode, setup, teardown),
       cmocka_unit_test_setup_teardown(test_timer_without_mode_closes, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_sliding_deadline_moves_with_activity, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sliding_deadline_moves_with_activity, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_fixed_deadline_ignores_activity, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure_on_new_upstream, setup, teardown),

@@ -68,8 +68,12 @@ static void test_unprintable_host_escaped(void **state) {
 
 static void note(awf_denials *d, const char *host, int port, enum awf_reason reason,
                  const char *detail, bool would) {
-  struct awf_denial_fact f = {.host = host, .host_len = strlen(host), .port = port,
-                              .reason = reason, .detail = detail, .would = would};
+  struct awf_denial_fact f = {.host = host,
+                              .host_len = strlen(host),
+                              .port = port,
+                              .reason = reason,
+                              .detail = detail,
+                              .would = would};
   awf_denials_note(d, &f);
 }
 
@@ -90,16 +94,18 @@ static void test_fix_per_reason(void **state) {
   note(d, "slow.test", 443, R("timeout"), NULL, false);
   char *s = summary(d);
   assert_non_null(strstr(s, "awf: 9 destinations were denied:\n"));
-  assert_non_null(strstr(s, "  db.corp.test:443  private_destination  (resolved to 10.0.0.5)\n"));
+  assert_non_null(
+      strstr(s, "  db.corp.test:443  private_destination  (resolved to 10.0.0.5)\n"));
   assert_non_null(strstr(s, "http://api.example.test admits this one"));
   assert_non_null(strstr(s, "--tls-ports 8443 for TLS or --http-ports 8443 for plain HTTP"));
   assert_non_null(strstr(s, "  bad.test:443  blocked  (a --block-domains rule matches it)\n"));
-  assert_non_null(strstr(s, "awf: to allow them: --allow-domains other.test,http://api.example.test,"
-                            "5.6.7.8 --allow-ports 22 --allow-destination-cidrs "
-                            "10.0.0.5/32,fd00::5/128\n"));
+  assert_non_null(
+      strstr(s, "awf: to allow them: --allow-domains other.test,http://api.example.test,"
+                "5.6.7.8 --allow-ports 22 --allow-destination-cidrs "
+                "10.0.0.5/32,fd00::5/128\n"));
   /* failures come last, apart, and are never in the paste line */
   assert_true(strstr(s, "awf: 2 destinations could not be reached (not a policy denial):\n"
-                       "  down.test:443  dns_failure\n  slow.test:443  timeout\n") >
+                        "  down.test:443  dns_failure\n  slow.test:443  timeout\n") >
               strstr(s, "awf: to allow them:"));
   assert_null(strstr(s, "down.test,"));
   assert_null(strstr(s, ",bad.test"));
@@ -130,7 +136,8 @@ static void test_collapse_to_parent(void **state) {
 /* A name that carries data in a label is listed, flagged, never suggested. */
 static void test_exfiltration_names_not_suggested(void **state) {
   (void)state;
-  assert_true(awf_denials_looks_like_data("c2VjcmV0IHRva2VuIGdvZXMgaGVyZSBhbmQgaGVyZQ.evil.test"));
+  assert_true(
+      awf_denials_looks_like_data("c2VjcmV0IHRva2VuIGdvZXMgaGVyZSBhbmQgaGVyZQ.evil.test"));
   assert_true(awf_denials_looks_like_data("4f2a9c81d3e6b7a05f2a9c81.evil.test"));
   assert_true(awf_denials_looks_like_data("user-a1b2c3d4e5f6g7.evil.test"));
   assert_false(awf_denials_looks_like_data("objects.githubusercontent.com"));
@@ -140,8 +147,9 @@ static void test_exfiltration_names_not_suggested(void **state) {
   note(d, "4f2a9c81d3e6b7a05f2a9c81.evil.test", 0, R("not_allowed"), NULL, false);
   note(d, "ok.test", 443, R("not_allowed"), NULL, false);
   char *s = summary(d);
-  assert_non_null(strstr(s, "  4f2a9c81d3e6b7a05f2a9c81.evil.test  not_allowed  [looks like data "
-                            "encoded in the name: not suggested]\n"));
+  assert_non_null(strstr(s,
+                         "  4f2a9c81d3e6b7a05f2a9c81.evil.test  not_allowed  [looks like data "
+                         "encoded in the name: not suggested]\n"));
   assert_non_null(strstr(s, "--allow-domains ok.test\n"));
   free(s);
   awf_denials_free(d);
@@ -156,7 +164,8 @@ static void test_audit_would_deny(void **state) {
   note(d, "other.test", 443, R("not_allowed"), NULL, true);
   note(d, "198.51.100.10", 443, R("udp_not_allowed"), NULL, false);
   char *s = summary(d);
-  assert_non_null(strstr(s, "awf: 1 destination was denied:\n  198.51.100.10:443  udp_not_allowed"));
+  assert_non_null(
+      strstr(s, "awf: 1 destination was denied:\n  198.51.100.10:443  udp_not_allowed"));
   assert_non_null(strstr(s, "awf: --audit: 1 destination would have been denied:\n"
                             "  other.test:443  not_allowed (2 times)\n"));
   assert_non_null(strstr(s, "awf: to allow them: --allow-domains other.test\n"));
@@ -178,10 +187,12 @@ static void test_ssh_not_allowed_suggests_allow_ssh(void **state) {
   char *s = summary(d);
   assert_non_null(strstr(s, "awf: 4 destinations were denied:\n"));
   assert_non_null(strstr(s, "  gitlab.test:22  ssh_not_allowed (2 times)\n"));
-  assert_non_null(strstr(s, "  4f2a9c81d3e6b7a05f2a9c81.evil.test:22  ssh_not_allowed  [looks like "
-                            "data encoded in the name: not suggested]\n"));
-  assert_non_null(strstr(s, "  198.51.100.11:22  unknown_destination  (SSH to an address that no "
-                            "name awf answered leads to: connect by a name in --allow-ssh)\n"));
+  assert_non_null(
+      strstr(s, "  4f2a9c81d3e6b7a05f2a9c81.evil.test:22  ssh_not_allowed  [looks like "
+                "data encoded in the name: not suggested]\n"));
+  assert_non_null(strstr(s,
+                         "  198.51.100.11:22  unknown_destination  (SSH to an address that no "
+                         "name awf answered leads to: connect by a name in --allow-ssh)\n"));
   assert_non_null(strstr(s, "awf: to allow them: --allow-domains other.test --allow-ssh "
                             "gitlab.test\n"));
   assert_null(strstr(s, "198.51.100.11,"));

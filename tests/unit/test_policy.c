@@ -129,7 +129,8 @@ static void test_status_alert_explain_fix(void **state) {
   assert_int_equal(awf_reason_fix(AWF_REASON_UNIX_SOCKET_NOT_ALLOWED), AWF_FIX_UNIX);
   assert_int_equal(awf_reason_fix(AWF_REASON_SHUTTING_DOWN), AWF_FIX_FAILURE);
   assert_int_equal(awf_reason_fix(AWF_REASON_INVALID_NAME), AWF_FIX_NONE);
-  assert_string_equal(awf_reason_fix_note(AWF_REASON_BLOCKED), "a --block-domains rule matches it");
+  assert_string_equal(awf_reason_fix_note(AWF_REASON_BLOCKED),
+                      "a --block-domains rule matches it");
   assert_null(awf_reason_fix_note(AWF_REASON_NOT_ALLOWED));
 }
 
@@ -154,8 +155,11 @@ static int setup(void **state) {
   awf_port_set_add(&f->http, 80);
   awf_host_access_default(&f->ha);
   awf_port_set_add(&f->ha.ports, 8080);
-  f->p = (struct awf_policy){.acl = f->acl, .allow_ports = &f->allow, .tls_ports = &f->tls,
-                             .http_ports = &f->http, .host_access = &f->ha};
+  f->p = (struct awf_policy){.acl = f->acl,
+                             .allow_ports = &f->allow,
+                             .tls_ports = &f->tls,
+                             .http_ports = &f->http,
+                             .host_access = &f->ha};
   *state = f;
   return 0;
 }
@@ -190,7 +194,8 @@ static void test_host_and_port(void **state) {
   expect(ask(&f->p, AWF_ASK_HTTP, "x.bad.ok.test", 80), AWF_DENY, AWF_REASON_BLOCKED, false);
   expect(ask(&f->p, AWF_ASK_CONNECT, "5.6.7.8", 443), AWF_DENY, AWF_REASON_IP_LITERAL, false);
   expect(ask(&f->p, AWF_ASK_CONNECT, "1.2.3.4", 443), AWF_ALLOW, AWF_REASON_ALLOWED, false);
-  expect(ask(&f->p, AWF_ASK_CONNECT, "a!b.test", 443), AWF_DENY, AWF_REASON_INVALID_NAME, false);
+  expect(ask(&f->p, AWF_ASK_CONNECT, "a!b.test", 443), AWF_DENY, AWF_REASON_INVALID_NAME,
+         false);
 }
 
 static void test_scheme_not_allowed(void **state) {
@@ -211,7 +216,8 @@ static void test_audit(void **state) {
   expect(ask(&f->p, AWF_ASK_CONNECT, "ok.test", 22022), AWF_ALLOW, AWF_REASON_PORT_NOT_ALLOWED,
          true);
   expect(ask(&f->p, AWF_ASK_HTTP, "x.bad.ok.test", 80), AWF_ALLOW, AWF_REASON_BLOCKED, true);
-  expect(ask(&f->p, AWF_ASK_CONNECT, "a!b.test", 443), AWF_DENY, AWF_REASON_INVALID_NAME, false);
+  expect(ask(&f->p, AWF_ASK_CONNECT, "a!b.test", 443), AWF_DENY, AWF_REASON_INVALID_NAME,
+         false);
   expect(ask(&f->p, AWF_ASK_CONNECT, "ok.test", 443), AWF_ALLOW, AWF_REASON_ALLOWED, false);
 }
 
@@ -238,11 +244,16 @@ static void test_host_access(void **state) {
 
 static struct awf_verdict hello(const struct awf_policy *p, enum awf_ask kind, const char *host,
                                 const char *sni, bool complete, bool multiple, char *name) {
-  struct awf_ask_facts f = {
-      .kind = kind, .host = host, .host_len = host ? strlen(host) : 0, .port = 443,
-      .hello = {.complete = complete, .has_sni = sni != NULL, .sni_multiple = multiple,
-                .sni = sni, .sni_len = sni ? strlen(sni) : 0},
-      .name_out = name};
+  struct awf_ask_facts f = {.kind = kind,
+                            .host = host,
+                            .host_len = host ? strlen(host) : 0,
+                            .port = 443,
+                            .hello = {.complete = complete,
+                                      .has_sni = sni != NULL,
+                                      .sni_multiple = multiple,
+                                      .sni = sni,
+                                      .sni_len = sni ? strlen(sni) : 0},
+                            .name_out = name};
   return awf_policy_judge(p, &f);
 }
 
@@ -271,8 +282,8 @@ static void test_transparent_sni(void **state) {
   struct fixture *f = *state;
   const enum awf_ask k = AWF_ASK_TLS_SNI;
   char name[AWF_HOSTNAME_MAX + 1] = "";
-  expect(hello(&f->p, k, NULL, "API.OK.test.", true, false, name), AWF_ALLOW, AWF_REASON_ALLOWED,
-         false);
+  expect(hello(&f->p, k, NULL, "API.OK.test.", true, false, name), AWF_ALLOW,
+         AWF_REASON_ALLOWED, false);
   assert_string_equal(name, "api.ok.test");
   expect(hello(&f->p, k, NULL, NULL, true, false, NULL), AWF_DENY, AWF_REASON_NO_SNI, false);
   expect(hello(&f->p, k, NULL, "", true, false, NULL), AWF_DENY, AWF_REASON_NO_SNI, false);
@@ -319,7 +330,9 @@ static void test_port_classification(void **state) {
 }
 
 static struct awf_verdict dns(const struct awf_policy *p, const char *name, bool ok, bool in) {
-  struct awf_ask_facts f = {.kind = AWF_ASK_DNS, .host = name, .host_len = strlen(name),
+  struct awf_ask_facts f = {.kind = AWF_ASK_DNS,
+                            .host = name,
+                            .host_len = strlen(name),
                             .dns = {.name_ok = ok, .class_in = in}};
   return awf_policy_judge(p, &f);
 }

@@ -42,7 +42,8 @@ static void judge(const awf_acl *ssh, const awf_acl *acl, bool audit,
   char text[64];
   assert_non_null(inet_ntop(AF_INET, &d.sin_addr, text, sizeof(text)));
   struct awf_policy p = {.acl = acl, .ssh_acl = ssh, .audit = audit};
-  struct awf_ask_facts f = {.kind = AWF_ASK_SSH, .ssh = {.names = names, .n = n, .dst_ip = text}};
+  struct awf_ask_facts f = {.kind = AWF_ASK_SSH,
+                            .ssh = {.names = names, .n = n, .dst_ip = text}};
   struct awf_verdict pv = awf_policy_judge(&p, &f);
   assert_int_equal(pv.decision == AWF_ALLOW, pv.reason == AWF_REASON_ALLOWED || pv.would_deny);
   v->reason = pv.decision == AWF_DENY || pv.would_deny ? awf_reason_name(pv.reason) : NULL;

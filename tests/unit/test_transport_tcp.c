@@ -118,9 +118,7 @@ static int setup(void **state) {
   return 0;
 }
 
-static void on_handle_closed(uv_handle_t *h) {
-  (void)h;
-}
+static void on_handle_closed(uv_handle_t *h) { (void)h; }
 
 static int teardown(void **state) {
   struct pair *p = *state;
