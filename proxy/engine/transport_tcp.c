@@ -31,16 +31,27 @@ static void tcp_read_stop(struct awf_transport *t) {
 }
 
 static void on_written(uv_stream_t *s, int status, void *arg) {
-  (void)s;
-  awf_transport_write_done(arg, status);
+  struct awf_tcp_transport *tt = arg;
+  /* A handle this transport wraps no more (closed, and the wrapper reused for
+   * the next upstream): its writes are nobody's concern now. */
+  if ((uv_stream_t *)tt->tcp != s)
+    return;
+  tt->writes--;
+  awf_transport_write_done(&tt->base, status);
 }
 
 static int tcp_write(struct awf_transport *t, const uv_buf_t *bufs, unsigned n) {
-  return awf_stream_write((uv_stream_t *)tcp_of(t)->tcp, bufs, n, on_written, t);
+  int rc = awf_stream_write((uv_stream_t *)tcp_of(t)->tcp, bufs, n, on_written, t);
+  if (rc == 1)
+    tcp_of(t)->writes++;
+  return rc;
 }
 
+/* Each write still to be reported adds one byte to what libuv holds: one it
+ * finished but has not reported keeps the transport from being given away. */
 static size_t tcp_queued(const struct awf_transport *t) {
-  return uv_stream_get_write_queue_size((const uv_stream_t *)tcp_of(t)->tcp);
+  const struct awf_tcp_transport *tt = tcp_of(t);
+  return uv_stream_get_write_queue_size((const uv_stream_t *)tt->tcp) + tt->writes;
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
@@ -102,6 +113,7 @@ void awf_tcp_transport_wrap(struct awf_tcp_transport *tt, uv_tcp_t *tcp, bool he
   awf_transport_init(&tt->base, &tcp_ops, cbs, owner);
   tt->tcp = tcp;
   tt->heap = heap;
+  tt->writes = 0;
   tt->rbuf = rbuf;
   tt->rbuf_len = rbuf_len;
   tcp->data = tt;

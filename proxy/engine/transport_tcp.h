@@ -16,6 +16,11 @@ struct awf_tcp_transport {
   bool heap;                 /* tcp was malloc()ed: freed once closed */
   char *rbuf;                /* the shared read buffer */
   size_t rbuf_len;
+  /* Writes queued to libuv whose completion it has not reported yet. libuv
+   * may finish one inside uv_write() (the queue is empty again) and report
+   * it on the next loop turn: until then the write counts as queued, so
+   * that the handle is not given away with the report still to come. */
+  unsigned writes;
 };
 
 /* Wrap an initialised handle (connected, or about to be accepted into).
@@ -27,7 +32,8 @@ void awf_tcp_transport_wrap(struct awf_tcp_transport *tt, uv_tcp_t *tcp, bool he
 
 /* Give the handle back (a heap handle only: the upstream pool takes it):
  * reading stopped, its data cleared; the transport is empty afterwards. The
- * caller checks that nothing is queued. */
+ * caller checks that nothing is queued (awf_transport_queued() == 0: no
+ * write of it is still to be reported either). */
 uv_tcp_t *awf_tcp_transport_unwrap(struct awf_tcp_transport *tt);
 
 #endif
