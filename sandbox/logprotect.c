@@ -220,7 +220,7 @@ static int found_file(struct collect *c, int fd, const char *path) {
  * walk stops: that mount, if of the same filesystem, has a line of its own. */
 static int walk_mount(struct collect *c, const struct awf_mountinfo *m, const char *rest) {
   char path[PATH_MAX];
-  unsigned long id;
+  unsigned long id = 0;
   int rc = 0, fd;
   size_t len = strlen(m->mount_point);
 
