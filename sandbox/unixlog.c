@@ -28,7 +28,10 @@ static uint64_t wall_ms(void) {
 
 static void record(struct awf_unixlog *u, const struct awf_unixgate_report *rep) {
   size_t len = rep->len < sizeof(rep->path) ? rep->len : sizeof(rep->path);
-  const char *reason = rep->allowed ? "allowed" : "unix_socket_not_allowed";
+  bool allowed = rep->verdict == AWF_UNIXGATE_ADMITTED;
+  const char *reason = allowed                                 ? "allowed"
+                       : rep->verdict == AWF_UNIXGATE_BUSY ? "overloaded"
+                                                           : "unix_socket_not_allowed";
   struct awf_log_record r;
   awf_log_record_init(&r);
   r.ts_ms = wall_ms();
@@ -36,11 +39,11 @@ static void record(struct awf_unixlog *u, const struct awf_unixgate_report *rep)
   r.conn = awf_log_next_conn();
   r.path = rep->path;
   r.path_len = len;
-  r.decision = rep->allowed ? "allow" : "deny";
+  r.decision = allowed ? "allow" : "deny";
   r.reason = reason;
   if (u->log)
     awf_logfile_write(u->log, &r); /* a lost line is counted by the log */
-  if (u->denials && !rep->allowed)
+  if (u->denials && !allowed)
     awf_denials_note(u->denials, &(struct awf_denial_fact){.host = rep->path, .host_len = len,
                                                            .reason = reason});
 }
