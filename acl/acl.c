@@ -95,8 +95,7 @@ struct rule {
 
 /* ---- arena ------------------------------------------------------------ */
 
-static void *arena_alloc(awf_acl *acl, size_t size, size_t align)
-{
+static void *arena_alloc(awf_acl *acl, size_t size, size_t align) {
   struct chunk *c = acl->arena;
   size_t off = 0;
   if (c != NULL) {
@@ -123,8 +122,7 @@ static uint32_t hash_step(uint32_t h, unsigned char c) { return (h ^ c) * FNV_PR
 
 /* FNV's low bits depend only on the inputs' low bits; the table indexes with
  * low bits, so spread the high bits down first (murmur3's finaliser). */
-static uint32_t hash_mix(uint32_t h)
-{
+static uint32_t hash_mix(uint32_t h) {
   h ^= h >> 16;
   h *= 0x85ebca6bu;
   h ^= h >> 13;
@@ -135,16 +133,14 @@ static uint32_t hash_mix(uint32_t h)
 
 /* Keys are hashed right to left, so that check_name() gets the hash of every
  * label suffix of a name in one pass. */
-static uint32_t key_hash(const char *key, size_t n)
-{
+static uint32_t key_hash(const char *key, size_t n) {
   uint32_t h = FNV_BASIS;
   while (n > 0)
     h = hash_step(h, (unsigned char)key[--n]);
   return hash_mix(h);
 }
 
-static struct slot *slot_find(const awf_acl *acl, const char *key, size_t n, uint32_t h)
-{
+static struct slot *slot_find(const awf_acl *acl, const char *key, size_t n, uint32_t h) {
   if (acl->cap == 0)
     return NULL;
   size_t mask = acl->cap - 1;
@@ -159,8 +155,7 @@ static struct slot *slot_find(const awf_acl *acl, const char *key, size_t n, uin
   }
 }
 
-static int table_grow(awf_acl *acl)
-{
+static int table_grow(awf_acl *acl) {
   size_t ncap = acl->cap ? acl->cap * 2 : 16;
   struct slot *ns = calloc(ncap, sizeof *ns);
   if (ns == NULL)
@@ -181,8 +176,7 @@ static int table_grow(awf_acl *acl)
 }
 
 /* The slot for key, created empty if absent. */
-static int slot_get(awf_acl *acl, const char *key, size_t n, struct slot **out)
-{
+static int slot_get(awf_acl *acl, const char *key, size_t n, struct slot **out) {
   uint32_t h = key_hash(key, n);
   struct slot *s = slot_find(acl, key, n, h);
   if (s != NULL) {
@@ -211,24 +205,20 @@ static int slot_get(awf_acl *acl, const char *key, size_t n, struct slot **out)
 
 /* ---- flag bits -------------------------------------------------------- */
 
-static uint32_t slot_bit(enum awf_acl_list list, enum rule_kind kind, unsigned proto)
-{
+static uint32_t slot_bit(enum awf_acl_list list, enum rule_kind kind, unsigned proto) {
   return 1u << (((unsigned)list * 3 + (unsigned)kind) * VARIANTS + (proto - 1));
 }
 
-static unsigned slot_variants(uint32_t flags, enum awf_acl_list list, enum rule_kind kind)
-{
+static unsigned slot_variants(uint32_t flags, enum awf_acl_list list, enum rule_kind kind) {
   return (flags >> (((unsigned)list * 3 + (unsigned)kind) * VARIANTS)) & 7u;
 }
 
-static uint8_t pat_bit(enum awf_acl_list list, unsigned proto)
-{
+static uint8_t pat_bit(enum awf_acl_list list, unsigned proto) {
   return (uint8_t)(1u << ((unsigned)list * VARIANTS + (proto - 1)));
 }
 
 /* The variant bits (index = proto mask - 1) of rules that admit `proto`. */
-static unsigned variants_admitting(enum awf_acl_proto proto)
-{
+static unsigned variants_admitting(enum awf_acl_proto proto) {
   unsigned v = 0;
   for (unsigned m = 1; m <= VARIANTS; m++)
     if (m & (unsigned)proto)
@@ -241,8 +231,7 @@ static unsigned variants_admitting(enum awf_acl_proto proto)
 /* Glob over one label. '*' matches one or more bytes: it behaves as "?*" in
  * the classic linear-backtracking matcher (the byte after the last star is
  * retried one position later on a mismatch), which is exact for '?' and '*'. */
-static bool glob_label(const char *p, size_t pn, const char *s, size_t sn)
-{
+static bool glob_label(const char *p, size_t pn, const char *s, size_t sn) {
   size_t pi = 0, si = 0, star = SIZE_MAX, mark = 0;
   while (si < sn) {
     if (pi < pn && p[pi] == '*') {
@@ -262,16 +251,14 @@ static bool glob_label(const char *p, size_t pn, const char *s, size_t sn)
 }
 
 /* Start of the last label of s[0..n). */
-static size_t last_label(const char *s, size_t n)
-{
+static size_t last_label(const char *s, size_t n) {
   const char *dot = memrchr(s, '.', n);
   return dot ? (size_t)(dot - s) + 1 : 0;
 }
 
 /* Does the pattern match the labels in front of its key? `pre` is the name
  * up to the dot before the key, plen > 0 bytes. */
-static bool wpat_match(const struct wpat *w, const char *pre, size_t plen)
-{
+static bool wpat_match(const struct wpat *w, const char *pre, size_t plen) {
   size_t rem = plen, trem = w->len;
   bool name_left = true;
   for (unsigned k = 0; k < w->nlabels; k++) {
@@ -290,8 +277,8 @@ static bool wpat_match(const struct wpat *w, const char *pre, size_t plen)
 
 /* Lists (LIST_BIT mask) with a rule under slot s that admits the name, whose
  * suffix at offset `at` is s's key. */
-static unsigned slot_match(const struct slot *s, const char *name, size_t at, unsigned variants)
-{
+static unsigned slot_match(const struct slot *s, const char *name, size_t at,
+                           unsigned variants) {
   unsigned hit = 0;
   for (int l = AWF_ACL_ALLOW; l <= AWF_ACL_BLOCK; l++) {
     enum awf_acl_list list = (enum awf_acl_list)l;
@@ -314,8 +301,7 @@ static unsigned slot_match(const struct slot *s, const char *name, size_t at, un
 }
 
 static enum awf_acl_verdict check_name(const awf_acl *acl, const char *name, size_t n,
-                                       unsigned variants)
-{
+                                       unsigned variants) {
   bool allowed = false;
   uint32_t h = FNV_BASIS;
   for (size_t i = n; i-- > 0;) {
@@ -337,8 +323,7 @@ static enum awf_acl_verdict check_name(const awf_acl *acl, const char *name, siz
 /* Canonical text of an address, the key of its rule. An IPv4-mapped IPv6
  * address is the IPv4 address (a dual-stack socket dials exactly that), so a
  * block rule on 1.2.3.4 also stops ::ffff:1.2.3.4. */
-static size_t ip_key(const struct sockaddr_storage *ss, char out[INET6_ADDRSTRLEN])
-{
+static size_t ip_key(const struct sockaddr_storage *ss, char out[INET6_ADDRSTRLEN]) {
   static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   const char *r;
   if (ss->ss_family == AF_INET) {
@@ -361,8 +346,7 @@ static size_t ip_key(const struct sockaddr_storage *ss, char out[INET6_ADDRSTRLE
 }
 
 static enum awf_acl_verdict check_ip(const awf_acl *acl, const struct sockaddr_storage *ss,
-                                     unsigned variants)
-{
+                                     unsigned variants) {
   char key[INET6_ADDRSTRLEN];
   size_t n = ip_key(ss, key);
   const struct slot *s = n ? slot_find(acl, key, n, key_hash(key, n)) : NULL;
@@ -376,8 +360,7 @@ static enum awf_acl_verdict check_ip(const awf_acl *acl, const struct sockaddr_s
 }
 
 enum awf_acl_verdict awf_acl_check(const awf_acl *acl, const char *host, size_t len,
-                                   enum awf_acl_proto proto)
-{
+                                   enum awf_acl_proto proto) {
   struct sockaddr_storage ss;
   char name[AWF_HOSTNAME_MAX + 1];
   unsigned variants = variants_admitting(proto);
@@ -394,15 +377,13 @@ enum awf_acl_verdict awf_acl_check(const awf_acl *acl, const char *host, size_t 
 
 /* ---- rule parsing ----------------------------------------------------- */
 
-static int fail(char *why, size_t wl, const char *msg)
-{
+static int fail(char *why, size_t wl, const char *msg) {
   snprintf(why, wl, "%s", msg);
   return -EINVAL;
 }
 
 /* Bytes no entry may hold anywhere, with the reason shown to the user. */
-static const char *forbidden_byte(unsigned char c)
-{
+static const char *forbidden_byte(unsigned char c) {
   if (c >= 0x80)
     return "non-ASCII byte (write internationalised names as punycode A-labels, xn--...)";
   if (c == ' ' || c == '\t')
@@ -411,21 +392,15 @@ static const char *forbidden_byte(unsigned char c)
     return "control character";
   switch (c) {
   case '"':
-  case '\'':
-    return "quotes are not allowed";
-  case ';':
-    return "';' is not allowed";
-  case '#':
-    return "'#' is not allowed (comments only in rule files)";
-  case '\\':
-    return "'\\' is not allowed";
-  default:
-    return NULL;
+  case '\'': return "quotes are not allowed";
+  case ';': return "';' is not allowed";
+  case '#': return "'#' is not allowed (comments only in rule files)";
+  case '\\': return "'\\' is not allowed";
+  default: return NULL;
   }
 }
 
-static bool only_stars_and_dots(const char *s, size_t n)
-{
+static bool only_stars_and_dots(const char *s, size_t n) {
   bool star = false;
   for (size_t i = 0; i < n; i++) {
     if (s[i] == '*')
@@ -436,8 +411,7 @@ static bool only_stars_and_dots(const char *s, size_t n)
   return star;
 }
 
-static bool reads_as_ipv4(const char *label, size_t n)
-{
+static bool reads_as_ipv4(const char *label, size_t n) {
   if (n >= 2 && label[0] == '0' && label[1] == 'x')
     return true;
   for (size_t i = 0; i < n; i++)
@@ -447,8 +421,7 @@ static bool reads_as_ipv4(const char *label, size_t n)
 }
 
 /* Lower-case buf[0..n) in place and check its labels. */
-static int check_labels(char *buf, size_t n, char *why, size_t wl)
-{
+static int check_labels(char *buf, size_t n, char *why, size_t wl) {
   size_t start = 0;
   for (size_t i = 0; i <= n; i++) {
     if (i < n && buf[i] != '.') {
@@ -474,8 +447,7 @@ static int check_labels(char *buf, size_t n, char *why, size_t wl)
 }
 
 /* A domain rule, IP literals and ':' already ruled out. */
-static int parse_name_rule(const char *s, size_t n, struct rule *r, char *why, size_t wl)
-{
+static int parse_name_rule(const char *s, size_t n, struct rule *r, char *why, size_t wl) {
   char buf[AWF_HOSTNAME_MAX + 1];
 
   if (n > 0 && s[n - 1] == '.' && !(n > 1 && s[n - 2] == '.'))
@@ -483,8 +455,9 @@ static int parse_name_rule(const char *s, size_t n, struct rule *r, char *why, s
   if (n == 0)
     return fail(why, wl, "no host");
   if (only_stars_and_dots(s, n))
-    return fail(why, wl, "a wildcard alone would admit every host; name a domain, "
-                         "e.g. *.example.com");
+    return fail(why, wl,
+                "a wildcard alone would admit every host; name a domain, "
+                "e.g. *.example.com");
   if (n > AWF_HOSTNAME_MAX)
     return fail(why, wl, "name longer than 253 bytes");
   if (n > 1 && s[0] == '.' && s[1] != '.') {
@@ -541,31 +514,29 @@ static int parse_name_rule(const char *s, size_t n, struct rule *r, char *why, s
   return 0;
 }
 
-static int ip_rule(const struct sockaddr_storage *ss, struct rule *r)
-{
+static int ip_rule(const struct sockaddr_storage *ss, struct rule *r) {
   r->kind = KIND_EXACT;
   r->keylen = ip_key(ss, r->key);
   return 0;
 }
 
-static int parse_bracketed(const char *s, size_t n, struct rule *r, char *why, size_t wl)
-{
+static int parse_bracketed(const char *s, size_t n, struct rule *r, char *why, size_t wl) {
   struct sockaddr_storage ss;
   const char *close = memchr(s, ']', n);
   if (close == NULL)
     return fail(why, wl, "'[' without ']'");
   size_t after = n - (size_t)(close + 1 - s);
   if (after > 0)
-    return fail(why, wl, close[1] == ':' ? "a port suffix is not allowed (ports are set with "
-                                           "--allow-ports)"
-                                         : "text after ']'");
+    return fail(why, wl,
+                close[1] == ':' ? "a port suffix is not allowed (ports are set with "
+                                  "--allow-ports)"
+                                : "text after ']'");
   if (awf_ip_literal_parse(s + 1, (size_t)(close - s - 1), &ss) != AF_INET6)
     return fail(why, wl, "not an IPv6 address inside [...]");
   return ip_rule(&ss, r);
 }
 
-static bool eq_nocase(const char *a, size_t n, const char *lit)
-{
+static bool eq_nocase(const char *a, size_t n, const char *lit) {
   if (strlen(lit) != n)
     return false;
   for (size_t i = 0; i < n; i++) {
@@ -580,8 +551,7 @@ static bool eq_nocase(const char *a, size_t n, const char *lit)
 
 /* Parse one trimmed, non-empty entry. On error returns -EINVAL with the
  * reason in why. */
-static int parse_rule(const char *s, size_t n, struct rule *r, char *why, size_t wl)
-{
+static int parse_rule(const char *s, size_t n, struct rule *r, char *why, size_t wl) {
   struct sockaddr_storage ss;
 
   memset(r, 0, offsetof(struct rule, key));
@@ -618,16 +588,16 @@ static int parse_rule(const char *s, size_t n, struct rule *r, char *why, size_t
     return ip_rule(&ss, r);
   const char *colon = memchr(s, ':', n);
   if (colon != NULL)
-    return fail(why, wl, memchr(colon + 1, ':', n - (size_t)(colon + 1 - s)) == NULL
-                             ? "a port suffix is not allowed (ports are set with --allow-ports)"
-                             : "not a valid IPv6 address");
+    return fail(why, wl,
+                memchr(colon + 1, ':', n - (size_t)(colon + 1 - s)) == NULL
+                    ? "a port suffix is not allowed (ports are set with --allow-ports)"
+                    : "not a valid IPv6 address");
   return parse_name_rule(s, n, r, why, wl);
 }
 
 /* ---- adding rules ----------------------------------------------------- */
 
-static struct wpat *pattern_get(awf_acl *acl, struct slot *s, const struct rule *r)
-{
+static struct wpat *pattern_get(awf_acl *acl, struct slot *s, const struct rule *r) {
   for (struct wpat *w = s->pats; w != NULL; w = w->next)
     if (w->any_depth == r->any_depth && w->len == r->patlen &&
         memcmp(w->text, r->pat, r->patlen) == 0)
@@ -645,8 +615,7 @@ static struct wpat *pattern_get(awf_acl *acl, struct slot *s, const struct rule 
   return w;
 }
 
-static int insert_rule(awf_acl *acl, enum awf_acl_list which, const struct rule *r)
-{
+static int insert_rule(awf_acl *acl, enum awf_acl_list which, const struct rule *r) {
   struct slot *s;
   if (slot_get(acl, r->key, r->keylen, &s) < 0)
     return -ENOMEM;
@@ -684,8 +653,7 @@ struct batch {
 };
 
 /* The entry, printable: other bytes as \xNN, long ones cut with "...". */
-static void quote_entry(char *dst, size_t dsz, const char *s, size_t n)
-{
+static void quote_entry(char *dst, size_t dsz, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   size_t o = 0;
   for (size_t i = 0; i < n && i < ENTRY_ECHO_MAX && o + 5 < dsz; i++) {
@@ -707,26 +675,23 @@ static void quote_entry(char *dst, size_t dsz, const char *s, size_t n)
 }
 
 static void report(const struct batch *b, const char *s, size_t n, unsigned line,
-                   const char *why)
-{
+                   const char *why) {
   char q[ENTRY_ECHO_MAX * 4 + 8];
   if (b->err == NULL || b->errlen == 0)
     return;
   quote_entry(q, sizeof q, s, n);
   if (b->file)
-    snprintf(b->err, b->errlen, "%s:%u: invalid rule '%s': %s",
-             b->origin ? b->origin : "rules", line, q, why);
+    snprintf(b->err, b->errlen, "%s:%u: invalid rule '%s': %s", b->origin ? b->origin : "rules",
+             line, q, why);
   else
     snprintf(b->err, b->errlen, "invalid rule '%s': %s", q, why);
 }
 
-static bool is_space(char c)
-{
+static bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-static int handle_entry(const struct batch *b, const char *s, size_t n, unsigned line)
-{
+static int handle_entry(const struct batch *b, const char *s, size_t n, unsigned line) {
   struct rule r;
   char why[AWF_HOSTNAME_MAX + 128]; /* room for a name suggested back */
 
@@ -752,8 +717,7 @@ static int handle_entry(const struct batch *b, const char *s, size_t n, unsigned
   return 0;
 }
 
-static int each_entry(const struct batch *b, const char *text, size_t len)
-{
+static int each_entry(const struct batch *b, const char *text, size_t len) {
   unsigned line = 1;
   size_t start = 0;
   for (size_t i = 0;; i++) {
@@ -780,8 +744,7 @@ static int each_entry(const struct batch *b, const char *text, size_t len)
   return 0;
 }
 
-static int add_batch(struct batch *b, const char *text, size_t len)
-{
+static int add_batch(struct batch *b, const char *text, size_t len) {
   if (b->acl == NULL || text == NULL ||
       (b->which != AWF_ACL_ALLOW && b->which != AWF_ACL_BLOCK)) {
     if (b->err != NULL && b->errlen > 0)
@@ -797,15 +760,13 @@ static int add_batch(struct batch *b, const char *text, size_t len)
 }
 
 int awf_acl_add_list(awf_acl *acl, enum awf_acl_list which, const char *list, char *err,
-                     size_t errlen)
-{
+                     size_t errlen) {
   struct batch b = {acl, which, false, false, NULL, err, errlen};
   return add_batch(&b, list, list ? strlen(list) : 0);
 }
 
 int awf_acl_add_text(awf_acl *acl, enum awf_acl_list which, const char *text, size_t len,
-                     const char *origin, char *err, size_t errlen)
-{
+                     const char *origin, char *err, size_t errlen) {
   struct batch b = {acl, which, false, true, origin, err, errlen};
   return add_batch(&b, text, len);
 }
@@ -814,8 +775,7 @@ int awf_acl_add_text(awf_acl *acl, enum awf_acl_list which, const char *text, si
 
 awf_acl *awf_acl_new(void) { return calloc(1, sizeof(awf_acl)); }
 
-void awf_acl_free(awf_acl *acl)
-{
+void awf_acl_free(awf_acl *acl) {
   if (acl == NULL)
     return;
   struct chunk *c = acl->arena;
@@ -828,8 +788,7 @@ void awf_acl_free(awf_acl *acl)
   free(acl);
 }
 
-size_t awf_acl_count(const awf_acl *acl, enum awf_acl_list which)
-{
+size_t awf_acl_count(const awf_acl *acl, enum awf_acl_list which) {
   if (acl == NULL || (which != AWF_ACL_ALLOW && which != AWF_ACL_BLOCK))
     return 0;
   return acl->count[which];
@@ -842,8 +801,7 @@ struct out {
   size_t len, need;
 };
 
-static void put(struct out *o, const char *a, const char *b, const char *c)
-{
+static void put(struct out *o, const char *a, const char *b, const char *c) {
   int k = snprintf(o->need < o->len ? o->buf + o->need : NULL,
                    o->need < o->len ? o->len - o->need : 0, "%s%s%s%s", o->need ? "," : "", a,
                    b, c);
@@ -851,13 +809,11 @@ static void put(struct out *o, const char *a, const char *b, const char *c)
     o->need += (size_t)k;
 }
 
-static const char *scheme(unsigned proto)
-{
+static const char *scheme(unsigned proto) {
   return proto == AWF_PROTO_TLS ? "https://" : proto == AWF_PROTO_HTTP ? "http://" : "";
 }
 
-size_t awf_acl_format(const awf_acl *acl, enum awf_acl_list which, char *buf, size_t len)
-{
+size_t awf_acl_format(const awf_acl *acl, enum awf_acl_list which, char *buf, size_t len) {
   struct out o = {buf, len, 0};
   if (len > 0)
     buf[0] = '\0';
@@ -889,19 +845,13 @@ size_t awf_acl_format(const awf_acl *acl, enum awf_acl_list which, char *buf, si
   return o.need;
 }
 
-const char *awf_acl_verdict_name(enum awf_acl_verdict v)
-{
+const char *awf_acl_verdict_name(enum awf_acl_verdict v) {
   switch (v) {
-  case AWF_ACL_ALLOWED:
-    return "allowed";
-  case AWF_ACL_NOT_ALLOWED:
-    return "not_allowed";
-  case AWF_ACL_BLOCKED:
-    return "blocked";
-  case AWF_ACL_IP_LITERAL:
-    return "ip_literal";
-  case AWF_ACL_INVALID_NAME:
-    return "invalid_name";
+  case AWF_ACL_ALLOWED: return "allowed";
+  case AWF_ACL_NOT_ALLOWED: return "not_allowed";
+  case AWF_ACL_BLOCKED: return "blocked";
+  case AWF_ACL_IP_LITERAL: return "ip_literal";
+  case AWF_ACL_INVALID_NAME: return "invalid_name";
   }
   return "unknown";
 }

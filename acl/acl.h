@@ -38,14 +38,14 @@ void awf_acl_free(awf_acl *acl);
  * dropped). On a bad entry returns -EINVAL, adds nothing from this call, and
  * writes a message naming the entry and why to err (NUL-terminated,
  * truncated to errlen). -ENOMEM on allocation failure. 0 on success. */
-int awf_acl_add_list(awf_acl *acl, enum awf_acl_list which, const char *list,
-                     char *err, size_t errlen);
+int awf_acl_add_list(awf_acl *acl, enum awf_acl_list which, const char *list, char *err,
+                     size_t errlen);
 
 /* Add the entries of a rules file's text: one entry per line or
  * comma-separated, '#' starts a comment to the end of the line. `origin` names
  * the file in error messages ("rules.txt:12: ..."). Same returns as above. */
-int awf_acl_add_text(awf_acl *acl, enum awf_acl_list which, const char *text,
-                     size_t len, const char *origin, char *err, size_t errlen);
+int awf_acl_add_text(awf_acl *acl, enum awf_acl_list which, const char *text, size_t len,
+                     const char *origin, char *err, size_t errlen);
 
 /* Number of rules in a list. */
 size_t awf_acl_count(const awf_acl *acl, enum awf_acl_list which);
@@ -58,8 +58,8 @@ size_t awf_acl_format(const awf_acl *acl, enum awf_acl_list which, char *buf, si
 
 /* Decide on a requested host: a DNS name (any case, optional trailing dot) or
  * an IP literal (IPv6 without brackets). */
-enum awf_acl_verdict awf_acl_check(const awf_acl *acl, const char *host,
-                                   size_t len, enum awf_acl_proto proto);
+enum awf_acl_verdict awf_acl_check(const awf_acl *acl, const char *host, size_t len,
+                                   enum awf_acl_proto proto);
 
 /* Stable snake_case name for logs: "allowed", "not_allowed", "blocked",
  * "ip_literal", "invalid_name". */

@@ -84,63 +84,75 @@ struct row6 {
 
 /* IANA IPv4 Special-Purpose Address Registry, in its order. */
 static const struct row4 rows4[] = {
-    {0x00000000u, 8, false, "this_network"},            /* RFC 791 */
-    {0x00000000u, 32, false, "this_host"},              /* RFC 1122 */
-    {0x0a000000u, 8, false, "private_use"},             /* RFC 1918 */
-    {0x64400000u, 10, false, "shared_address_space"},   /* RFC 6598, CGNAT */
-    {0x7f000000u, 8, false, "loopback"},                /* RFC 1122 */
-    {0xa9fe0000u, 16, false, "link_local"},             /* RFC 3927 */
-    {0xac100000u, 12, false, "private_use"},            /* RFC 1918 */
+    {0x00000000u, 8, false, "this_network"},               /* RFC 791 */
+    {0x00000000u, 32, false, "this_host"},                 /* RFC 1122 */
+    {0x0a000000u, 8, false, "private_use"},                /* RFC 1918 */
+    {0x64400000u, 10, false, "shared_address_space"},      /* RFC 6598, CGNAT */
+    {0x7f000000u, 8, false, "loopback"},                   /* RFC 1122 */
+    {0xa9fe0000u, 16, false, "link_local"},                /* RFC 3927 */
+    {0xac100000u, 12, false, "private_use"},               /* RFC 1918 */
     {0xc0000000u, 24, false, "ietf_protocol_assignments"}, /* RFC 6890 */
     {0xc0000000u, 29, false, "ipv4_service_continuity"},   /* RFC 7335 */
-    {0xc0000008u, 32, false, "ipv4_dummy"},             /* RFC 7600 */
-    {0xc0000009u, 32, true, "pcp_anycast"},             /* RFC 7723 */
-    {0xc000000au, 32, true, "turn_anycast"},            /* RFC 8155 */
-    {0xc00000aau, 32, false, "nat64_discovery"},        /* RFC 8880 */
-    {0xc00000abu, 32, false, "nat64_discovery"},        /* RFC 8880 */
-    {0xc0000200u, 24, false, "documentation"},          /* RFC 5737 */
-    {0xc01fc400u, 24, true, "as112_v4"},                /* RFC 7535 */
-    {0xc034c100u, 24, true, "amt"},                     /* RFC 7450 */
-    {0xc0586300u, 24, false, "deprecated_6to4_relay"},  /* RFC 7526: N/A */
-    {0xc0586302u, 32, false, "6a44_relay"},             /* RFC 6751 */
-    {0xc0a80000u, 16, false, "private_use"},            /* RFC 1918 */
-    {0xc0af3000u, 24, true, "as112_direct_delegation"}, /* RFC 7534 */
-    {0xc6120000u, 15, false, "benchmarking"},           /* RFC 2544 */
-    {0xc6336400u, 24, false, "documentation"},          /* RFC 5737 */
-    {0xcb007100u, 24, false, "documentation"},          /* RFC 5737 */
-    {0xf0000000u, 4, false, "reserved"},                /* RFC 1112 */
-    {0xffffffffu, 32, false, "limited_broadcast"},      /* RFC 919, 8190 */
+    {0xc0000008u, 32, false, "ipv4_dummy"},                /* RFC 7600 */
+    {0xc0000009u, 32, true, "pcp_anycast"},                /* RFC 7723 */
+    {0xc000000au, 32, true, "turn_anycast"},               /* RFC 8155 */
+    {0xc00000aau, 32, false, "nat64_discovery"},           /* RFC 8880 */
+    {0xc00000abu, 32, false, "nat64_discovery"},           /* RFC 8880 */
+    {0xc0000200u, 24, false, "documentation"},             /* RFC 5737 */
+    {0xc01fc400u, 24, true, "as112_v4"},                   /* RFC 7535 */
+    {0xc034c100u, 24, true, "amt"},                        /* RFC 7450 */
+    {0xc0586300u, 24, false, "deprecated_6to4_relay"},     /* RFC 7526: N/A */
+    {0xc0586302u, 32, false, "6a44_relay"},                /* RFC 6751 */
+    {0xc0a80000u, 16, false, "private_use"},               /* RFC 1918 */
+    {0xc0af3000u, 24, true, "as112_direct_delegation"},    /* RFC 7534 */
+    {0xc6120000u, 15, false, "benchmarking"},              /* RFC 2544 */
+    {0xc6336400u, 24, false, "documentation"},             /* RFC 5737 */
+    {0xcb007100u, 24, false, "documentation"},             /* RFC 5737 */
+    {0xf0000000u, 4, false, "reserved"},                   /* RFC 1112 */
+    {0xffffffffu, 32, false, "limited_broadcast"},         /* RFC 919, 8190 */
     /* Not in the registry: no unicast destination. */
-    {0xe0000000u, 4, false, "multicast"},               /* RFC 5771 */
+    {0xe0000000u, 4, false, "multicast"}, /* RFC 5771 */
 };
 
 /* IANA IPv6 Special-Purpose Address Registry, in its order. */
 static const struct row6 rows6[] = {
-    {{[15] = 1}, 128, false, E_NONE, "loopback"},                       /* RFC 4291 */
-    {{0}, 128, false, E_NONE, "unspecified"},                           /* RFC 4291 */
-    {{[10] = 0xff, [11] = 0xff}, 96, false, E_LAST32, "ipv4_mapped"},   /* RFC 4291 */
-    {{0x00, 0x64, 0xff, 0x9b}, 96, true, E_LAST32, "nat64"},            /* RFC 6052 */
-    {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48, false, E_NAT64_LOCAL, "nat64_local"}, /* RFC 8215 */
-    {{0x01, 0x00}, 64, false, E_NONE, "discard_only"},                  /* RFC 6666 */
-    {{0x01, 0x00, [7] = 1}, 64, false, E_NONE, "dummy_prefix"},         /* RFC 9780 */
-    {{0x20, 0x01}, 23, false, E_NONE, "ietf_protocol_assignments"},     /* RFC 2928 */
-    {{0x20, 0x01}, 32, false, E_TEREDO, "teredo"},                      /* RFC 4380: N/A */
-    {{0x20, 0x01, 0x00, 0x01, [15] = 1}, 128, true, E_NONE, "pcp_anycast"},        /* RFC 7723 */
-    {{0x20, 0x01, 0x00, 0x01, [15] = 2}, 128, true, E_NONE, "turn_anycast"},       /* RFC 8155 */
-    {{0x20, 0x01, 0x00, 0x01, [15] = 3}, 128, true, E_NONE, "dns_sd_srp_anycast"}, /* RFC 9665 */
-    {{0x20, 0x01, 0x00, 0x02}, 48, false, E_NONE, "benchmarking"},      /* RFC 5180 */
-    {{0x20, 0x01, 0x00, 0x03}, 32, true, E_NONE, "amt"},                /* RFC 7450 */
+    {{[15] = 1}, 128, false, E_NONE, "loopback"},                     /* RFC 4291 */
+    {{0}, 128, false, E_NONE, "unspecified"},                         /* RFC 4291 */
+    {{[10] = 0xff, [11] = 0xff}, 96, false, E_LAST32, "ipv4_mapped"}, /* RFC 4291 */
+    {{0x00, 0x64, 0xff, 0x9b}, 96, true, E_LAST32, "nat64"},          /* RFC 6052 */
+    {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01},
+     48,
+     false,
+     E_NAT64_LOCAL,
+     "nat64_local"},                                                         /* RFC 8215 */
+    {{0x01, 0x00}, 64, false, E_NONE, "discard_only"},                       /* RFC 6666 */
+    {{0x01, 0x00, [7] = 1}, 64, false, E_NONE, "dummy_prefix"},              /* RFC 9780 */
+    {{0x20, 0x01}, 23, false, E_NONE, "ietf_protocol_assignments"},          /* RFC 2928 */
+    {{0x20, 0x01}, 32, false, E_TEREDO, "teredo"},                           /* RFC 4380: N/A */
+    {{0x20, 0x01, 0x00, 0x01, [15] = 1}, 128, true, E_NONE, "pcp_anycast"},  /* RFC 7723 */
+    {{0x20, 0x01, 0x00, 0x01, [15] = 2}, 128, true, E_NONE, "turn_anycast"}, /* RFC 8155 */
+    {{0x20, 0x01, 0x00, 0x01, [15] = 3},
+     128,
+     true,
+     E_NONE,
+     "dns_sd_srp_anycast"},                                               /* RFC 9665 */
+    {{0x20, 0x01, 0x00, 0x02}, 48, false, E_NONE, "benchmarking"},        /* RFC 5180 */
+    {{0x20, 0x01, 0x00, 0x03}, 32, true, E_NONE, "amt"},                  /* RFC 7450 */
     {{0x20, 0x01, 0x00, 0x04, 0x01, 0x12}, 48, true, E_NONE, "as112_v6"}, /* RFC 7535 */
-    {{0x20, 0x01, 0x00, 0x10}, 28, false, E_NONE, "deprecated_orchid"}, /* RFC 4843: N/A */
-    {{0x20, 0x01, 0x00, 0x20}, 28, true, E_NONE, "orchid_v2"},          /* RFC 7343 */
-    {{0x20, 0x01, 0x00, 0x30}, 28, true, E_NONE, "drone_remote_id"},    /* RFC 9374 */
-    {{0x20, 0x01, 0x0d, 0xb8}, 32, false, E_NONE, "documentation"},     /* RFC 3849 */
-    {{0x20, 0x02}, 16, false, E_6TO4, "6to4"},                          /* RFC 3056: N/A */
-    {{0x26, 0x20, 0x00, 0x4f, 0x80, 0x00}, 48, true, E_NONE, "as112_direct_delegation"}, /* RFC 7534 */
-    {{0x3f, 0xff}, 20, false, E_NONE, "documentation"},                 /* RFC 9637 */
-    {{0x5f, 0x00}, 16, false, E_NONE, "srv6_sid"},                      /* RFC 9602 */
-    {{0xfc}, 7, false, E_NONE, "unique_local"},                         /* RFC 4193 */
-    {{0xfe, 0x80}, 10, false, E_NONE, "link_local"},                    /* RFC 4291 */
+    {{0x20, 0x01, 0x00, 0x10}, 28, false, E_NONE, "deprecated_orchid"},   /* RFC 4843: N/A */
+    {{0x20, 0x01, 0x00, 0x20}, 28, true, E_NONE, "orchid_v2"},            /* RFC 7343 */
+    {{0x20, 0x01, 0x00, 0x30}, 28, true, E_NONE, "drone_remote_id"},      /* RFC 9374 */
+    {{0x20, 0x01, 0x0d, 0xb8}, 32, false, E_NONE, "documentation"},       /* RFC 3849 */
+    {{0x20, 0x02}, 16, false, E_6TO4, "6to4"},                            /* RFC 3056: N/A */
+    {{0x26, 0x20, 0x00, 0x4f, 0x80, 0x00},
+     48,
+     true,
+     E_NONE,
+     "as112_direct_delegation"},                        /* RFC 7534 */
+    {{0x3f, 0xff}, 20, false, E_NONE, "documentation"}, /* RFC 9637 */
+    {{0x5f, 0x00}, 16, false, E_NONE, "srv6_sid"},      /* RFC 9602 */
+    {{0xfc}, 7, false, E_NONE, "unique_local"},         /* RFC 4193 */
+    {{0xfe, 0x80}, 10, false, E_NONE, "link_local"},    /* RFC 4291 */
     /* Not in the registry. */
     {{0xff}, 8, false, E_NONE, "multicast"},                            /* RFC 4291 */
     {{0xfe, 0xc0}, 10, false, E_NONE, "site_local"},                    /* RFC 3879 */
@@ -149,8 +161,7 @@ static const struct row6 rows6[] = {
 };
 
 /* Does addr (len bytes) start with the first `prefix` bits of net? */
-static bool prefix_match(const uint8_t *addr, const uint8_t *net, unsigned prefix)
-{
+static bool prefix_match(const uint8_t *addr, const uint8_t *net, unsigned prefix) {
   unsigned full = prefix / 8, rest = prefix % 8;
   if (memcmp(addr, net, full) != 0)
     return false;
@@ -160,8 +171,7 @@ static bool prefix_match(const uint8_t *addr, const uint8_t *net, unsigned prefi
   return ((addr[full] ^ net[full]) & mask) == 0;
 }
 
-static void put_be32(uint8_t out[4], uint32_t v)
-{
+static void put_be32(uint8_t out[4], uint32_t v) {
   out[0] = (uint8_t)(v >> 24);
   out[1] = (uint8_t)(v >> 16);
   out[2] = (uint8_t)(v >> 8);
@@ -169,20 +179,19 @@ static void put_be32(uint8_t out[4], uint32_t v)
 }
 
 /* The most specific row holding the address, or NULL. */
-static const struct row4 *row_of4(const uint8_t a[4])
-{
+static const struct row4 *row_of4(const uint8_t a[4]) {
   const struct row4 *best = NULL;
   for (size_t i = 0; i < sizeof rows4 / sizeof rows4[0]; i++) {
     uint8_t net[4];
     put_be32(net, rows4[i].net);
-    if (prefix_match(a, net, rows4[i].prefix) && (best == NULL || rows4[i].prefix > best->prefix))
+    if (prefix_match(a, net, rows4[i].prefix) &&
+        (best == NULL || rows4[i].prefix > best->prefix))
       best = &rows4[i];
   }
   return best;
 }
 
-static const struct row6 *row_of6(const uint8_t a[16])
-{
+static const struct row6 *row_of6(const uint8_t a[16]) {
   const struct row6 *best = NULL;
   for (size_t i = 0; i < sizeof rows6 / sizeof rows6[0]; i++)
     if (prefix_match(a, rows6[i].net, rows6[i].prefix) &&
@@ -191,16 +200,14 @@ static const struct row6 *row_of6(const uint8_t a[16])
   return best;
 }
 
-static bool all_zero(const uint8_t *b, size_t n)
-{
+static bool all_zero(const uint8_t *b, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (b[i] != 0)
       return false;
   return true;
 }
 
-static bool allowed(const awf_addr_policy *p, int family, const uint8_t *a)
-{
+static bool allowed(const awf_addr_policy *p, int family, const uint8_t *a) {
   if (p == NULL)
     return false;
   for (size_t i = 0; i < p->n; i++)
@@ -209,8 +216,7 @@ static bool allowed(const awf_addr_policy *p, int family, const uint8_t *a)
   return false;
 }
 
-static const char *check4(const awf_addr_policy *p, const uint8_t a[4])
-{
+static const char *check4(const awf_addr_policy *p, const uint8_t a[4]) {
   if (allowed(p, AF_INET, a))
     return NULL;
   const struct row4 *r = row_of4(a);
@@ -223,8 +229,7 @@ static const char *check4(const awf_addr_policy *p, const uint8_t a[4])
  * zero, IPv4 last). An operator's other layouts can't be read without
  * knowing its prefix length: denied. */
 static const char *check_nat64_local(const awf_addr_policy *p, const uint8_t a[16],
-                                     const char *name)
-{
+                                     const char *name) {
   uint8_t v4[4];
   if (all_zero(a + 6, 6))
     return check4(p, a + 12);
@@ -238,8 +243,7 @@ static const char *check_nat64_local(const awf_addr_policy *p, const uint8_t a[1
   return name;
 }
 
-static const char *check6(const awf_addr_policy *p, const uint8_t a[16])
-{
+static const char *check6(const awf_addr_policy *p, const uint8_t a[16]) {
   if (allowed(p, AF_INET6, a))
     return NULL;
   const struct row6 *r = row_of6(a);
@@ -248,15 +252,10 @@ static const char *check6(const awf_addr_policy *p, const uint8_t a[16])
   const char *v = NULL;
   uint8_t v4[4];
   switch ((enum embed)r->embed) {
-  case E_NONE:
-    break;
-  case E_LAST32:
-    return check4(p, a + 12);
-  case E_NAT64_LOCAL:
-    return check_nat64_local(p, a, r->name);
-  case E_6TO4:
-    v = check4(p, a + 2);
-    break;
+  case E_NONE: break;
+  case E_LAST32: return check4(p, a + 12);
+  case E_NAT64_LOCAL: return check_nat64_local(p, a, r->name);
+  case E_6TO4: v = check4(p, a + 2); break;
   case E_TEREDO:
     v = check4(p, a + 4); /* the server */
     for (size_t i = 0; i < 4; i++)
@@ -270,8 +269,7 @@ static const char *check6(const awf_addr_policy *p, const uint8_t a[16])
   return r->global ? NULL : r->name;
 }
 
-const char *awf_addr_policy_check(const awf_addr_policy *p, const struct sockaddr *sa)
-{
+const char *awf_addr_policy_check(const awf_addr_policy *p, const struct sockaddr *sa) {
   if (sa == NULL)
     return "unsupported_family";
   /* Copy out of the caller's sockaddr: it may be a plain struct sockaddr
@@ -289,8 +287,7 @@ const char *awf_addr_policy_check(const awf_addr_policy *p, const struct sockadd
   return "unsupported_family";
 }
 
-bool awf_addr_policy_listed(const awf_addr_policy *p, const struct sockaddr *sa)
-{
+bool awf_addr_policy_listed(const awf_addr_policy *p, const struct sockaddr *sa) {
   static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (sa == NULL)
     return false;
@@ -309,8 +306,7 @@ bool awf_addr_policy_listed(const awf_addr_policy *p, const struct sockaddr *sa)
   return allowed(p, AF_INET6, a);
 }
 
-size_t awf_addr_policy_format(const awf_addr_policy *p, char *buf, size_t len)
-{
+size_t awf_addr_policy_format(const awf_addr_policy *p, char *buf, size_t len) {
   size_t need = 0;
   if (len > 0)
     buf[0] = '\0';
@@ -332,8 +328,7 @@ size_t awf_addr_policy_format(const awf_addr_policy *p, char *buf, size_t len)
 
 /* "addr" or "addr/len", strict: the address as awf_ip_literal_parse() takes
  * it, the length in decimal without leading zeros and within the family. */
-static int parse_cidr(const char *s, size_t n, struct cidr *c, const char **why)
-{
+static int parse_cidr(const char *s, size_t n, struct cidr *c, const char **why) {
   struct sockaddr_storage ss;
   const char *slash = memchr(s, '/', n);
   size_t alen = slash ? (size_t)(slash - s) : n;
@@ -383,8 +378,7 @@ static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c ==
 
 /* Walk the comma-separated entries; with `add` false only validate them, so
  * that a bad entry leaves the policy untouched. */
-static int each_cidr(awf_addr_policy *p, const char *list, bool add, char *err, size_t errlen)
-{
+static int each_cidr(awf_addr_policy *p, const char *list, bool add, char *err, size_t errlen) {
   const char *s = list;
   for (;;) {
     const char *end = strchr(s, ',');
@@ -405,8 +399,8 @@ static int each_cidr(awf_addr_policy *p, const char *list, bool add, char *err, 
         p->allow[p->n++] = c;
       if (why != NULL) {
         if (err != NULL && errlen > 0)
-          snprintf(err, errlen, "invalid CIDR '%.*s': %s", (int)(n > CIDR_TEXT_MAX ? CIDR_TEXT_MAX : n),
-                   e, why);
+          snprintf(err, errlen, "invalid CIDR '%.*s': %s",
+                   (int)(n > CIDR_TEXT_MAX ? CIDR_TEXT_MAX : n), e, why);
         return -EINVAL;
       }
     }
@@ -416,8 +410,8 @@ static int each_cidr(awf_addr_policy *p, const char *list, bool add, char *err, 
   }
 }
 
-int awf_addr_policy_allow_cidrs(awf_addr_policy *p, const char *list, char *err, size_t errlen)
-{
+int awf_addr_policy_allow_cidrs(awf_addr_policy *p, const char *list, char *err,
+                                size_t errlen) {
   if (p == NULL || list == NULL) {
     if (err != NULL && errlen > 0)
       snprintf(err, errlen, "invalid arguments");
@@ -446,8 +440,7 @@ int awf_addr_policy_allow_cidrs(awf_addr_policy *p, const char *list, char *err,
 
 awf_addr_policy *awf_addr_policy_new(void) { return calloc(1, sizeof(awf_addr_policy)); }
 
-void awf_addr_policy_free(awf_addr_policy *p)
-{
+void awf_addr_policy_free(awf_addr_policy *p) {
   if (p == NULL)
     return;
   free(p->allow);

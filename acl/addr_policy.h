@@ -22,8 +22,7 @@ void awf_addr_policy_free(awf_addr_policy *p);
 /* Add comma-separated CIDRs ("10.0.0.0/8,fd00::/8,127.0.0.1"; a bare address
  * is a /32 or /128) that are admitted even though private. Returns 0,
  * -EINVAL with a message naming the entry in err, or -ENOMEM. */
-int awf_addr_policy_allow_cidrs(awf_addr_policy *p, const char *list,
-                                char *err, size_t errlen);
+int awf_addr_policy_allow_cidrs(awf_addr_policy *p, const char *list, char *err, size_t errlen);
 
 /* Is the address inside one of the CIDRs added above? Nothing else is
  * consulted (for --allow-clients); an IPv4-mapped IPv6 address (a client on
@@ -38,7 +37,6 @@ size_t awf_addr_policy_format(const awf_addr_policy *p, char *buf, size_t len);
  * range ("loopback", "private_use", "link_local", "shared_address_space",
  * "unique_local", "multicast", "6to4", "teredo", ...). Accepts AF_INET and
  * AF_INET6 sockaddrs; anything else is denied as "unsupported_family". */
-const char *awf_addr_policy_check(const awf_addr_policy *p,
-                                  const struct sockaddr *sa);
+const char *awf_addr_policy_check(const awf_addr_policy *p, const struct sockaddr *sa);
 
 #endif

@@ -16,16 +16,14 @@
 
 static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
-static bool is_hex(unsigned char c)
-{
+static bool is_hex(unsigned char c) {
   return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 /* Byte of a requested host name after lower-casing, or 0 when the byte may not
  * appear in one. '_' is admitted because real names carry it (SRV-style and
  * some CDN labels) and resolvers pass it through. */
-static unsigned char name_byte(unsigned char c)
-{
+static unsigned char name_byte(unsigned char c) {
   if (c >= 'A' && c <= 'Z')
     return (unsigned char)(c - 'A' + 'a');
   if ((c >= 'a' && c <= 'z') || is_digit(c) || c == '-' || c == '_')
@@ -37,8 +35,7 @@ static unsigned char name_byte(unsigned char c)
  * (inet_aton, browsers' URL parsers) read the whole name as an IPv4 address
  * ("1.2.3", "0x7f.1", "127.1"). Such a name must never be matched as a domain,
  * or a rule could be satisfied by text that a client dials as an address. */
-static bool reads_as_ipv4(const char *label, size_t len)
-{
+static bool reads_as_ipv4(const char *label, size_t len) {
   if (len >= 2 && label[0] == '0' && label[1] == 'x')
     return true;
   for (size_t i = 0; i < len; i++)
@@ -47,8 +44,7 @@ static bool reads_as_ipv4(const char *label, size_t len)
   return true;
 }
 
-int awf_hostname_normalize(const char *in, size_t len, char *out, size_t outsz)
-{
+int awf_hostname_normalize(const char *in, size_t len, char *out, size_t outsz) {
   if (out != NULL && outsz > 0)
     out[0] = '\0';
   if (in == NULL || out == NULL)
@@ -85,8 +81,7 @@ invalid:
 
 /* Strict dotted quad: exactly four decimal parts of 1..3 digits, each at most
  * 255, no leading zero (which inet_aton reads as octal), nothing else. */
-static bool parse_ipv4(const char *s, size_t n, uint8_t out[4])
-{
+static bool parse_ipv4(const char *s, size_t n, uint8_t out[4]) {
   size_t i = 0;
   if (n > IPV4_TEXT_MAX)
     return false;
@@ -111,8 +106,7 @@ static bool parse_ipv4(const char *s, size_t n, uint8_t out[4])
  * rejects zones, "::" twice, over-long groups, and leading zeros or short
  * forms in an embedded dotted quad. It wants a NUL-terminated string, so the
  * candidate is first bounded and copied. */
-static bool parse_ipv6(const char *s, size_t n, struct in6_addr *out)
-{
+static bool parse_ipv6(const char *s, size_t n, struct in6_addr *out) {
   char buf[IPV6_TEXT_MAX + 1];
   bool colon = false;
   if (n < 2 || n > IPV6_TEXT_MAX)
@@ -131,8 +125,7 @@ static bool parse_ipv6(const char *s, size_t n, struct in6_addr *out)
   return inet_pton(AF_INET6, buf, out) == 1;
 }
 
-int awf_ip_literal_parse(const char *in, size_t len, struct sockaddr_storage *out)
-{
+int awf_ip_literal_parse(const char *in, size_t len, struct sockaddr_storage *out) {
   uint8_t v4[4];
   struct in6_addr v6;
 

@@ -10,14 +10,14 @@ struct awf_buf {
   char *data;
   size_t len;
   size_t cap;
-  size_t max;     /* appends past max fail with -E2BIG and leave len as it was */
+  size_t max; /* appends past max fail with -E2BIG and leave len as it was */
 };
 
 /* An empty buffer that will hold at most max bytes; nothing is allocated
  * until the first append. data stays NUL-terminated once allocated. */
 void awf_buf_init(struct awf_buf *b, size_t max);
 void awf_buf_free(struct awf_buf *b);
-int awf_buf_append(struct awf_buf *b, const void *p, size_t n);  /* 0, -ENOMEM, -E2BIG */
+int awf_buf_append(struct awf_buf *b, const void *p, size_t n); /* 0, -ENOMEM, -E2BIG */
 /* Append formatted text: 0, -E2BIG past max, -ENOMEM, -EINVAL on a bad format. */
 int awf_buf_printf(struct awf_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -61,7 +61,9 @@ static inline size_t awf_bytes_left(const struct awf_bytes *c) {
 }
 
 /* Where the next read starts, as a pointer into the input. */
-static inline const uint8_t *awf_bytes_ptr(const struct awf_bytes *c) { return c->base + c->off; }
+static inline const uint8_t *awf_bytes_ptr(const struct awf_bytes *c) {
+  return c->base + c->off;
+}
 
 /* Check that n more bytes can be read; sets the sticky error if not. */
 static inline int awf_bytes_need(struct awf_bytes *c, size_t n) {
@@ -148,7 +150,8 @@ static inline int awf_bytes_sub(struct awf_bytes *c, size_t n, struct awf_bytes 
 
 /* A vector with a big-endian length prefix of `width` bytes (1, 2, 3 or 4):
  * the child is its body, *n its declared length. */
-static inline int awf_bytes_vec(struct awf_bytes *c, int width, struct awf_bytes *sub, size_t *n) {
+static inline int awf_bytes_vec(struct awf_bytes *c, int width, struct awf_bytes *sub,
+                                size_t *n) {
   uint32_t v = 0;
   uint8_t v8 = 0;
   uint16_t v16 = 0;
@@ -161,12 +164,8 @@ static inline int awf_bytes_vec(struct awf_bytes *c, int width, struct awf_bytes
     awf_bytes_u16(c, &v16);
     v = v16;
     break;
-  case 3:
-    awf_bytes_u24(c, &v);
-    break;
-  default:
-    awf_bytes_u32(c, &v);
-    break;
+  case 3: awf_bytes_u24(c, &v); break;
+  default: awf_bytes_u32(c, &v); break;
   }
   if (c->err) {
     *sub = *c;

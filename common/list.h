@@ -51,7 +51,7 @@ static inline void awf_list_remove(struct awf_list *n) {
 }
 
 /* The struct holding node `ptr` as its member `member`. */
-#define awf_list_entry(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define awf_list_entry(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* The first (last) entry, or NULL when the list is empty. */
 #define awf_list_first(h, type, member) \

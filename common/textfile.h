@@ -12,7 +12,7 @@
  * data for convenience only: the data may itself contain NULs, so parsers
  * must use *len. More than `max` bytes fails with -EFBIG.
  * Returns 0, or -errno with a message naming the path in err. */
-int awf_textfile_read(const char *path, size_t max, char **buf, size_t *len,
-                      char *err, size_t errsz);
+int awf_textfile_read(const char *path, size_t max, char **buf, size_t *len, char *err,
+                      size_t errsz);
 
 #endif

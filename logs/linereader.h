@@ -16,9 +16,9 @@ struct awf_linereader {
   int fd;
   char *buf;
   size_t cap, start, end;
-  uint64_t lineno;   /* of the last line returned, from 1 */
-  uint64_t offset;   /* bytes read from fd so far */
-  bool skipping;     /* inside a line too long for the buffer */
+  uint64_t lineno; /* of the last line returned, from 1 */
+  uint64_t offset; /* bytes read from fd so far */
+  bool skipping;   /* inside a line too long for the buffer */
 };
 
 /* 0 or -ENOMEM. fd stays the caller's. */

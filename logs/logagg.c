@@ -21,7 +21,7 @@
 
 struct pending {
   uint64_t run, conn, req;
-  uint32_t host;      /* index in hosts[] */
+  uint32_t host; /* index in hosts[] */
   int port;
   const char *reason; /* interned */
   bool used, deny, would;
@@ -31,8 +31,8 @@ struct awf_logagg {
   size_t max_hosts;
   struct awf_loghost *hosts; /* the last slot is "others" */
   size_t nhosts, hosts_cap;
-  uint32_t *index;           /* open addressing over hosts[]: i + 1, 0 empty */
-  size_t index_cap;          /* a power of two, at least twice nhosts */
+  uint32_t *index;  /* open addressing over hosts[]: i + 1, 0 empty */
+  size_t index_cap; /* a power of two, at least twice nhosts */
   struct pending *pend;
   size_t npend, pend_cap;
   char *interned[MAX_INTERNED];
@@ -350,8 +350,8 @@ static void pend_add(awf_logagg *a, uint64_t run, const struct awf_logev *ev, ui
   size_t j = pend_hash(run, ev->conn, ev->req) & (a->pend_cap - 1);
   while (a->pend[j].used)
     j = (j + 1) & (a->pend_cap - 1);
-  a->pend[j] = (struct pending){run, ev->conn, ev->req, host, ev->port, reason,
-                                true, ev->deny, ev->would_deny};
+  a->pend[j] = (struct pending){run,    ev->conn, ev->req,  host,          ev->port,
+                                reason, true,     ev->deny, ev->would_deny};
   a->npend++;
 }
 

@@ -22,34 +22,34 @@
 /* One record, as read from a line or taken from awf's writer. Strings need
  * not be NUL-terminated where a length is given and may hold any bytes. */
 struct awf_logev {
-  const char *run;            /* the run id; NULL if none */
-  const char *event;          /* "open", "http", ..., "run" */
-  uint64_t conn, req;         /* req 0: none */
-  const char *host;           /* host (dns: the name queried); NULL if none */
+  const char *run;    /* the run id; NULL if none */
+  const char *event;  /* "open", "http", ..., "run" */
+  uint64_t conn, req; /* req 0: none */
+  const char *host;   /* host (dns: the name queried); NULL if none */
   size_t host_len;
-  const char *original_dst;   /* used when there is no host: its address */
-  const char *path;           /* unix events: the socket file */
+  const char *original_dst; /* used when there is no host: its address */
+  const char *path;         /* unix events: the socket file */
   size_t path_len;
-  int port;                   /* < 0: none */
-  bool deny;                  /* decision */
-  bool would_deny;            /* --audit */
-  const char *reason;         /* NULL: none */
+  int port;                                  /* < 0: none */
+  bool deny;                                 /* decision */
+  bool would_deny;                           /* --audit */
+  const char *reason;                        /* NULL: none */
   int64_t bytes_up, bytes_down, duration_ms; /* < 0: none */
-  int64_t lost;               /* log_lost: records the writer could not write; < 0: none */
+  int64_t lost; /* log_lost: records the writer could not write; < 0: none */
 };
 
 struct awf_loghost {
   char name[AWF_LOGAGG_NAME_MAX + 4];
   size_t name_len;
-  bool others;                /* the row of the hosts past the cap */
-  uint64_t events;            /* final records (and opens that never got one) */
+  bool others;     /* the row of the hosts past the cap */
+  uint64_t events; /* final records (and opens that never got one) */
   uint64_t allowed, denied, would_deny;
   uint64_t bytes_up, bytes_down;
   uint16_t ports[AWF_LOGAGG_PORTS];
   unsigned nports;
-  bool more_ports;            /* more distinct ports than fit */
-  const char *first_reason;   /* first denial (or --audit would-deny): interned */
-  const char *first_event;    /* its event ("http", "connect", "dns", ...): interned */
+  bool more_ports;          /* more distinct ports than fit */
+  const char *first_reason; /* first denial (or --audit would-deny): interned */
+  const char *first_event;  /* its event ("http", "connect", "dns", ...): interned */
 };
 
 struct awf_logreason {
@@ -58,15 +58,15 @@ struct awf_logreason {
 };
 
 struct awf_logtotals {
-  uint64_t records;           /* every record fed, run and open included */
-  uint64_t runs;              /* `run` records */
-  uint64_t lost;              /* records the writer lost (the sum of `log_lost` records) */
-  uint64_t events;            /* counted: final records + opens never closed */
+  uint64_t records; /* every record fed, run and open included */
+  uint64_t runs;    /* `run` records */
+  uint64_t lost;    /* records the writer lost (the sum of `log_lost` records) */
+  uint64_t events;  /* counted: final records + opens never closed */
   uint64_t allowed, denied, would_deny;
   uint64_t bytes_up, bytes_down;
-  uint64_t open_only;         /* opens with no final record (awf was killed...) */
-  uint64_t opens_untracked;   /* opens past AWF_LOGAGG_MAX_PENDING */
-  uint64_t durations;         /* records with duration_ms */
+  uint64_t open_only;       /* opens with no final record (awf was killed...) */
+  uint64_t opens_untracked; /* opens past AWF_LOGAGG_MAX_PENDING */
+  uint64_t durations;       /* records with duration_ms */
 };
 
 typedef struct awf_logagg awf_logagg;

@@ -8,13 +8,15 @@
 #include <string.h>
 
 /* Fields read as strings; if present they must be strings. */
-static const char *const string_keys[] = {"ts", "run", "event", "kind", "client", "method",
-                                          "host", "url", "sni", "original_dst", "decision",
-                                          "reason", "upstream", "resolved", "path", "qname",
-                                          "qtype", "version"};
+static const char *const string_keys[] = {"ts",       "run",          "event",    "kind",
+                                          "client",   "method",       "host",     "url",
+                                          "sni",      "original_dst", "decision", "reason",
+                                          "upstream", "resolved",     "path",     "qname",
+                                          "qtype",    "version"};
 /* Fields that must be non-negative integers when present. */
-static const char *const int_keys[] = {"conn", "req", "port", "status", "bytes_up",
-                                       "bytes_down", "duration_ms", "answers", "lost"};
+static const char *const int_keys[] = {"conn",        "req",      "port",
+                                       "status",      "bytes_up", "bytes_down",
+                                       "duration_ms", "answers",  "lost"};
 
 #define BAD(...) (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
 

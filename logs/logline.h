@@ -10,11 +10,11 @@
 #include "logagg.h"
 
 struct awf_logline {
-  struct awf_logev ev;     /* what the aggregator counts */
+  struct awf_logev ev; /* what the aggregator counts */
   const char *ts, *kind, *client, *method, *url, *sni, *upstream, *resolved;
   const char *qtype, *version;
-  int status, answers;     /* -1: absent */
-  void *root;              /* the parsed JSON (owned): the strings point into it */
+  int status, answers; /* -1: absent */
+  void *root;          /* the parsed JSON (owned): the strings point into it */
 };
 
 /* Parse line[0..len) (no '\n'). 0, or -EINVAL with err naming the problem

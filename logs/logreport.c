@@ -207,12 +207,14 @@ static int summary_markdown(struct awf_buf *b, awf_logagg *a,
     rc = awf_buf_printf(b, "%" PRIu64 " malformed log line%s skipped\\.\n\n", info->malformed,
                         info->malformed == 1 ? "" : "s");
   if (rc == 0 && awf_logagg_totals(a)->lost)
-    rc = awf_buf_printf(b, "**The log is incomplete:** %" PRIu64 " record%s could not be written "
-                           "\\(`log_lost`\\)\\.\n\n",
+    rc = awf_buf_printf(b,
+                        "**The log is incomplete:** %" PRIu64 " record%s could not be written "
+                        "\\(`log_lost`\\)\\.\n\n",
                         awf_logagg_totals(a)->lost, awf_logagg_totals(a)->lost == 1 ? "" : "s");
   if (rc == 0 && n)
-    rc = awf_buf_printf(b, "| host | allowed | denied | ports | sent | received | first denial |\n"
-                           "| :--- | ---: | ---: | :--- | ---: | ---: | :--- |\n");
+    rc = awf_buf_printf(b,
+                        "| host | allowed | denied | ports | sent | received | first denial |\n"
+                        "| :--- | ---: | ---: | :--- | ---: | ---: | :--- |\n");
   for (size_t i = 0; rc == 0 && i < n && i < AWF_REPORT_MD_ROWS; i++) {
     const struct awf_loghost *x = h[i];
     char ports[64], up[32], down[32];
@@ -237,8 +239,9 @@ static int summary_markdown(struct awf_buf *b, awf_logagg *a,
       rc = awf_buf_printf(b, " |\n");
   }
   if (rc == 0 && n > AWF_REPORT_MD_ROWS)
-    rc = awf_buf_printf(b, "\n%zu more hosts not shown \\(`awf logs summary` lists them all\\)\\.\n",
-                        n - AWF_REPORT_MD_ROWS);
+    rc = awf_buf_printf(
+        b, "\n%zu more hosts not shown \\(`awf logs summary` lists them all\\)\\.\n",
+        n - AWF_REPORT_MD_ROWS);
   char allow[8192];
   if (rc == 0 && awf_logagg_allow_domains(a, allow, sizeof(allow)))
     /* plain names only (logagg.h): nothing in it can close the block */
@@ -253,8 +256,10 @@ static int summary_json(struct awf_buf *b, awf_logagg *a, const struct awf_logho
                         size_t n, const struct awf_report_info *info) {
   const struct awf_logtotals *t = awf_logagg_totals(a);
   struct headline c = count_hosts(h, n);
-  int rc = awf_buf_printf(b, "{\"hosts_allowed\":%zu,\"hosts_denied\":%zu,"
-                             "\"hosts_would_deny\":%zu", c.allowed, c.denied, c.would);
+  int rc = awf_buf_printf(b,
+                          "{\"hosts_allowed\":%zu,\"hosts_denied\":%zu,"
+                          "\"hosts_would_deny\":%zu",
+                          c.allowed, c.denied, c.would);
   if (rc == 0)
     rc = json_key_u64(b, ",", "events", t->events);
   if (rc == 0)
@@ -328,15 +333,15 @@ static int stats_text(struct awf_buf *b, awf_logagg *a, const struct awf_report_
   char up[32], down[32];
   human_bytes(t->bytes_up, up, sizeof(up));
   human_bytes(t->bytes_down, down, sizeof(down));
-  int rc = awf_buf_printf(
-      b,
-      "records      %" PRIu64 " (%" PRIu64 " runs), %" PRIu64 " malformed lines, %" PRIu64
-      " lost by the writer (log_lost)\n"
-      "events       %" PRIu64 ": %" PRIu64 " allowed, %" PRIu64 " denied, %" PRIu64
-      " would be denied (--audit), %" PRIu64 " open when the log ended\n"
-      "bytes        %s sent, %s received\n",
-      t->records, t->runs, info->malformed, t->lost, t->events, t->allowed, t->denied, t->would_deny,
-      t->open_only, up, down);
+  int rc = awf_buf_printf(b,
+                          "records      %" PRIu64 " (%" PRIu64 " runs), %" PRIu64
+                          " malformed lines, %" PRIu64 " lost by the writer (log_lost)\n"
+                          "events       %" PRIu64 ": %" PRIu64 " allowed, %" PRIu64
+                          " denied, %" PRIu64 " would be denied (--audit), %" PRIu64
+                          " open when the log ended\n"
+                          "bytes        %s sent, %s received\n",
+                          t->records, t->runs, info->malformed, t->lost, t->events, t->allowed,
+                          t->denied, t->would_deny, t->open_only, up, down);
   if (rc == 0 && t->durations)
     rc = awf_buf_printf(b,
                         "duration_ms  p50 %" PRId64 ", p95 %" PRId64 ", p99 %" PRId64
@@ -353,8 +358,8 @@ static int stats_text(struct awf_buf *b, awf_logagg *a, const struct awf_report_
   for (size_t i = 0; rc == 0 && i < n && i < TOP_HOSTS; i++) {
     human_bytes(h[i]->bytes_up, up, sizeof(up));
     human_bytes(h[i]->bytes_down, down, sizeof(down));
-    rc = awf_buf_printf(b, "  %12" PRIu64 " %8" PRIu64 " %8" PRIu64 " %10s %10s  ", h[i]->events,
-                        h[i]->allowed, h[i]->denied, up, down);
+    rc = awf_buf_printf(b, "  %12" PRIu64 " %8" PRIu64 " %8" PRIu64 " %10s %10s  ",
+                        h[i]->events, h[i]->allowed, h[i]->denied, up, down);
     if (rc == 0)
       rc = awf_text_escape(b, h[i]->name, h[i]->name_len);
     if (rc == 0)
@@ -380,19 +385,20 @@ static int stats_json(struct awf_buf *b, awf_logagg *a, const struct awf_report_
   const struct {
     const char *k;
     uint64_t v;
-  } f[] = {{"records", t->records},   {"runs", t->runs},          {"malformed", info->malformed},
-           {"lost", t->lost},
-           {"events", t->events},     {"allowed", t->allowed},    {"denied", t->denied},
-           {"would_deny", t->would_deny}, {"open_only", t->open_only},
-           {"bytes_up", t->bytes_up}, {"bytes_down", t->bytes_down}};
+  } f[] = {{"records", t->records},        {"runs", t->runs},
+           {"malformed", info->malformed}, {"lost", t->lost},
+           {"events", t->events},          {"allowed", t->allowed},
+           {"denied", t->denied},          {"would_deny", t->would_deny},
+           {"open_only", t->open_only},    {"bytes_up", t->bytes_up},
+           {"bytes_down", t->bytes_down}};
   for (size_t i = 0; rc == 0 && i < sizeof(f) / sizeof(f[0]); i++)
     rc = json_key_u64(b, i ? "," : "", f[i].k, f[i].v);
   if (rc == 0 && t->durations)
     rc = awf_buf_printf(b,
                         ",\"duration_ms\":{\"count\":%" PRIu64 ",\"p50\":%" PRId64
                         ",\"p95\":%" PRId64 ",\"p99\":%" PRId64 "}",
-                        t->durations, awf_logagg_percentile(a, 50), awf_logagg_percentile(a, 95),
-                        awf_logagg_percentile(a, 99));
+                        t->durations, awf_logagg_percentile(a, 50),
+                        awf_logagg_percentile(a, 95), awf_logagg_percentile(a, 99));
   const struct awf_loghost *const *h;
   size_t n = rc == 0 ? awf_logagg_top_hosts(a, &h) : 0;
   if (rc == 0)

@@ -20,8 +20,8 @@ enum awf_report_format { AWF_REPORT_TEXT, AWF_REPORT_MARKDOWN, AWF_REPORT_JSON }
 #define AWF_REPORT_MD_ROWS 100
 
 struct awf_report_info {
-  uint64_t malformed;     /* lines that could not be read */
-  const char *title;      /* Markdown heading, e.g. "awf"; NULL: none */
+  uint64_t malformed; /* lines that could not be read */
+  const char *title;  /* Markdown heading, e.g. "awf"; NULL: none */
 };
 
 /* Append s[0..n) for Markdown text or a table cell: ASCII punctuation

@@ -192,7 +192,7 @@ static int follow(struct run *r, struct awf_linereader *lr, int fd, const char *
     if (stat(file, &now) == 0 && (now.st_ino != cur.st_ino || now.st_dev != cur.st_dev)) {
       int nfd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
       if (nfd < 0)
-        continue; /* gone again: keep the old one and look later */
+        continue;                    /* gone again: keep the old one and look later */
       rc = drain(r, lr, file, true); /* what the writer added before it moved on */
       close(fd);
       fd = nfd;
@@ -216,7 +216,8 @@ static int read_file(struct run *r, const char *file) {
   struct awf_linereader lr;
   int rc = awf_linereader_init(&lr, fd, MAX_LINE);
   if (rc == 0)
-    rc = r->o.follow && fd != STDIN_FILENO ? follow(r, &lr, fd, file) : drain(r, &lr, file, true);
+    rc = r->o.follow && fd != STDIN_FILENO ? follow(r, &lr, fd, file)
+                                           : drain(r, &lr, file, true);
   awf_linereader_free(&lr);
   if (fd != STDIN_FILENO)
     close(fd);

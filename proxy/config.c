@@ -83,12 +83,14 @@ int awf_parse_port_list(const char *s, struct awf_port_set *out, char *err, size
     if (a < z) {
       const char *dash = memchr(a, '-', (size_t)(z - a));
       unsigned lo = 0, hi = 0;
-      int rc = dash ? parse_port(a, (size_t)(dash - a), &lo) | parse_port(dash + 1, (size_t)(z - dash - 1), &hi)
+      int rc = dash ? parse_port(a, (size_t)(dash - a), &lo) |
+                          parse_port(dash + 1, (size_t)(z - dash - 1), &hi)
                     : parse_port(a, (size_t)(z - a), &lo);
       if (!dash)
         hi = lo;
       if (rc != 0 || lo > hi) {
-        snprintf(err, errlen, "'%.*s' is not a port (1-65535) or a range LOW-HIGH", (int)(z - a), a);
+        snprintf(err, errlen, "'%.*s' is not a port (1-65535) or a range LOW-HIGH",
+                 (int)(z - a), a);
         return -EINVAL;
       }
       for (unsigned p = lo; p <= hi; p++)
@@ -130,7 +132,8 @@ static int add_rules_file(struct awf_options *o, enum awf_acl_list which, const 
   return rc;
 }
 
-static int set_seconds(const char *flag, const char *v, unsigned *ms, char *err, size_t errlen) {
+static int set_seconds(const char *flag, const char *v, unsigned *ms, char *err,
+                       size_t errlen) {
   if (awf_parse_seconds(v, ms) < 0) {
     snprintf(err, errlen, "--%s: '%s' is not a number of seconds > 0", flag, v);
     return -EINVAL;
@@ -293,7 +296,8 @@ void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f
   describe_rules(f, prog, o->acl, AWF_ACL_ALLOW);
   describe_rules(f, prog, o->acl, AWF_ACL_BLOCK);
   awf_port_set_format(&o->ports, a, sizeof(a));
-  fprintf(f, "%s: debug: allow-ports: %s%s\n", prog, a, o->audit ? " (--audit: nothing denied)" : "");
+  fprintf(f, "%s: debug: allow-ports: %s%s\n", prog, a,
+          o->audit ? " (--audit: nothing denied)" : "");
   awf_port_set_format(&o->tls_ports, a, sizeof(a));
   awf_port_set_format(&o->http_ports, b, sizeof(b));
   fprintf(f, "%s: debug: tls-ports: %s; http-ports: %s\n", prog, a, b);

@@ -17,9 +17,9 @@ struct awf_options {
   awf_acl *acl;
   awf_addr_policy *policy;
   struct awf_port_set ports;
-  const char *dns_servers;   /* NULL: the host's resolver configuration */
-  const char *log_file;      /* NULL: no access log */
-  awf_addr_policy *clients;  /* --allow-clients; NULL: any client */
+  const char *dns_servers;  /* NULL: the host's resolver configuration */
+  const char *log_file;     /* NULL: no access log */
+  awf_addr_policy *clients; /* --allow-clients; NULL: any client */
   bool audit;
   enum awf_log_level log_level;
   unsigned max_connections;
@@ -38,7 +38,7 @@ struct awf_options {
   size_t n_dns_listen;
   struct awf_port_set tls_ports;
   struct awf_port_set http_ports;
-  awf_acl *ssh_acl;          /* --allow-ssh; NULL: not given */
+  awf_acl *ssh_acl; /* --allow-ssh; NULL: not given */
 };
 
 /* Defaults, with an empty ACL (deny all). Returns 0 or -ENOMEM. */
@@ -47,8 +47,8 @@ void awf_options_free(struct awf_options *o);
 
 /* Handle one domain/proxy flag by its long name ("allow-domains", ...) and
  * value. Returns 0, or -EINVAL with a message in err naming the flag. */
-int awf_options_set(struct awf_options *o, const char *flag, const char *value,
-                    char *err, size_t errlen);
+int awf_options_set(struct awf_options *o, const char *flag, const char *value, char *err,
+                    size_t errlen);
 
 /* Ports: "80,443,8000-8099". Returns 0 or -EINVAL (err names the entry). */
 int awf_parse_port_list(const char *s, struct awf_port_set *out, char *err, size_t errlen);

@@ -198,12 +198,14 @@ static void warn_open_proxy(const struct awf_options *o) {
   if (o->clients)
     return;
   for (size_t i = 0; i < o->n_listen + o->n_tlisten; i++) {
-    const struct sockaddr_storage *ss = i < o->n_listen ? &o->listen[i] : &o->tlisten[i - o->n_listen];
+    const struct sockaddr_storage *ss = i < o->n_listen ? &o->listen[i]
+                                                        : &o->tlisten[i - o->n_listen];
     if (is_loopback(ss))
       continue;
-    fprintf(stderr, "awf-proxy: warning: %s %s is not a loopback address and no --allow-clients "
-                    "was given: anyone who can reach it can use this proxy (an open proxy); "
-                    "name the clients with --allow-clients CIDR[,CIDR]\n",
+    fprintf(stderr,
+            "awf-proxy: warning: %s %s is not a loopback address and no --allow-clients "
+            "was given: anyone who can reach it can use this proxy (an open proxy); "
+            "name the clients with --allow-clients CIDR[,CIDR]\n",
             i < o->n_listen ? "--listen" : "--transparent-listen",
             awf_sockaddr_format((const struct sockaddr *)ss, text, sizeof(text)));
     return;
@@ -217,7 +219,8 @@ static int run(struct awf_options *o) {
   int rc;
 
   if (awf_acl_count(o->acl, AWF_ACL_ALLOW) == 0 && !o->audit)
-    fprintf(stderr, "awf-proxy: warning: no --allow-domains given: every request will be denied\n");
+    fprintf(stderr,
+            "awf-proxy: warning: no --allow-domains given: every request will be denied\n");
   warn_open_proxy(o);
   uv_loop_init(&a.loop);
   struct awf_resolver_options ro;
@@ -233,7 +236,8 @@ static int run(struct awf_options *o) {
   awf_options_debug_start(o, "awf-proxy", &ro, a.resolver);
   rc = awf_logfile_open(o->log_file, &a.log);
   if (rc < 0) {
-    fprintf(stderr, "awf-proxy: --log-file: cannot open '%s': %s\n", o->log_file, strerror(-rc));
+    fprintf(stderr, "awf-proxy: --log-file: cannot open '%s': %s\n", o->log_file,
+            strerror(-rc));
     awf_resolver_close(a.resolver);
     uv_run(&a.loop, UV_RUN_DEFAULT);
     uv_loop_close(&a.loop);
@@ -289,8 +293,13 @@ static int run(struct awf_options *o) {
             awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
   }
   struct awf_dns_server_config dcfg = {
-      .acl = o->acl, .policy = o->policy, .resolver = a.resolver, .log = a.log,
-      .audit = o->audit, .log_failed = on_dns_log_failed, .log_failed_arg = &a,
+      .acl = o->acl,
+      .policy = o->policy,
+      .resolver = a.resolver,
+      .log = a.log,
+      .audit = o->audit,
+      .log_failed = on_dns_log_failed,
+      .log_failed_arg = &a,
   };
   for (size_t i = 0; i < o->n_dns_listen && status == 0; i++) {
     struct sockaddr_storage bound;
@@ -322,9 +331,11 @@ static int run(struct awf_options *o) {
   unsigned long lost = awf_logfile_finish(a.log, &log_err);
   awf_logfile_close(a.log);
   if (lost)
-    fprintf(stderr, "awf-proxy: warning: the access log is incomplete: %lu record%s could not be "
-                    "written%s%s%s\n", lost, lost == 1 ? "" : "s", log_err ? " (" : "",
-            log_err ? strerror(-log_err) : "", log_err ? ")" : "");
+    fprintf(stderr,
+            "awf-proxy: warning: the access log is incomplete: %lu record%s could not be "
+            "written%s%s%s\n",
+            lost, lost == 1 ? "" : "s", log_err ? " (" : "", log_err ? strerror(-log_err) : "",
+            log_err ? ")" : "");
   if (status == 0)
     fprintf(stderr, "awf-proxy: exited cleanly\n");
   return status;

@@ -172,7 +172,8 @@ static int parse_mount(struct awf_cli *cli, const char *v) {
   }
   if (text[0] != '/' || target[0] != '/')
     return fail("--mount '%s': both paths must be absolute", v);
-  if (strstr(target, "/../") || (strlen(target) >= 3 && !strcmp(target + strlen(target) - 3, "/..")))
+  if (strstr(target, "/../") ||
+      (strlen(target) >= 3 && !strcmp(target + strlen(target) - 3, "/..")))
     return fail("--mount '%s': the sandbox path may not contain '..'", v);
   struct stat st;
   if (stat(text, &st) < 0)
@@ -220,8 +221,10 @@ static int host_ports(struct awf_cli *cli, const char *general, const char *serv
     cli->host_ports.bits[i] |= extra.bits[i];
   uint16_t risky = awf_host_ports_first_danger(&extra);
   if (risky)
-    fprintf(stderr, "awf: warning: --allow-host-service-ports lets the command reach the "
-                    "host's port %u (%s)\n", risky, awf_host_port_danger(risky));
+    fprintf(stderr,
+            "awf: warning: --allow-host-service-ports lets the command reach the "
+            "host's port %u (%s)\n",
+            risky, awf_host_port_danger(risky));
   return -1;
 }
 
@@ -261,7 +264,8 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
       double m = strtod(optarg, &end);
       if (errno || end == optarg || *end || !(m > 0) || m > 525600)
         return fail("--agent-timeout '%s': expected minutes, more than 0 and at most 525600 "
-                    "(a year)", optarg);
+                    "(a year)",
+                    optarg);
       cli->agent_timeout_ms = (uint64_t)(m * 60000.0 + 0.5);
       if (cli->agent_timeout_ms == 0)
         cli->agent_timeout_ms = 1;
@@ -279,7 +283,8 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
     case 'M':
       if (awf_cgroup_parse_size(optarg, &cli->limits.memory) < 0)
         return fail("--memory-limit '%s': expected a size of at least 1m, such as 512m or 6g "
-                    "(suffixes k, m, g, t)", optarg);
+                    "(suffixes k, m, g, t)",
+                    optarg);
       cli->limits.memory_text = optarg;
       cli->limits.explicit_[AWF_CG_MEMORY] = true;
       break;

@@ -19,22 +19,22 @@ struct awf_mount_arg {
 };
 
 struct awf_cli {
-  struct awf_options proxy;       /* domain, port, DNS, log flags */
-  const char *env_cli[AWF_MAX_LIST_ARGS + 1];      /* -e KEY=VALUE */
+  struct awf_options proxy;                   /* domain, port, DNS, log flags */
+  const char *env_cli[AWF_MAX_LIST_ARGS + 1]; /* -e KEY=VALUE */
   size_t n_env_cli;
-  const char *env_files[AWF_MAX_LIST_ARGS];        /* --env-file */
+  const char *env_files[AWF_MAX_LIST_ARGS]; /* --env-file */
   size_t n_env_files;
-  const char *exclude_env[AWF_MAX_LIST_ARGS + 1];  /* --exclude-env */
+  const char *exclude_env[AWF_MAX_LIST_ARGS + 1]; /* --exclude-env */
   size_t n_exclude_env;
   bool env_all;
-  struct awf_mount_arg mounts[AWF_MAX_LIST_ARGS];  /* -v HOST:SANDBOX[:ro|rw] */
+  struct awf_mount_arg mounts[AWF_MAX_LIST_ARGS]; /* -v HOST:SANDBOX[:ro|rw] */
   size_t n_mounts;
-  char mount_text[AWF_MAX_LIST_ARGS][4096];        /* storage for split -v values */
-  const char *work_dir;           /* NULL: the current directory */
-  uint64_t agent_timeout_ms;      /* 0: none */
+  char mount_text[AWF_MAX_LIST_ARGS][4096]; /* storage for split -v values */
+  const char *work_dir;                     /* NULL: the current directory */
+  uint64_t agent_timeout_ms;                /* 0: none */
   bool private_tmp;
-  bool no_step_summary;           /* --no-step-summary */
-  bool rootless;                  /* --rootless: a user namespace even as root */
+  bool no_step_summary; /* --no-step-summary */
+  bool rootless;        /* --rootless: a user namespace even as root */
   const char *allow_unix_sockets[AWF_MAX_LIST_ARGS + 1]; /* --allow-unix-socket */
   size_t n_allow_unix_sockets;
   struct awf_cgroup_limits limits; /* --memory-limit, --pids-limit, --cpus */
@@ -42,7 +42,7 @@ struct awf_cli {
    * services on host_ports, through awf's relay (host_access.h). */
   bool host_access;
   struct awf_port_set host_ports;
-  char *const *command;           /* argv after "--", NULL-terminated */
+  char *const *command; /* argv after "--", NULL-terminated */
   int command_argc;
 };
 

@@ -31,9 +31,9 @@
 
 /* The sandbox's resolver is awf's DNS server: port 53 on loopback is
  * redirected to it (as is port 53 anywhere else). */
-#define SANDBOX_RESOLV_CONF                                                     \
-  "# written by awf: only names the allowlist admits resolve\n"                \
-  "nameserver 127.0.0.1\n"                                                     \
+#define SANDBOX_RESOLV_CONF                                     \
+  "# written by awf: only names the allowlist admits resolve\n" \
+  "nameserver 127.0.0.1\n"                                      \
   "options edns0 trust-ad\n"
 
 extern char **environ;
@@ -59,8 +59,8 @@ static int build_path(const struct awf_rootfs_spec *rootfs, char *out, size_t ou
    * export these), not every version in the tool cache. */
   static const struct {
     const char *var, *sub;
-  } tools[] = {{"GOROOT", "/bin"},        {"JAVA_HOME", "/bin"},   {"pythonLocation", "/bin"},
-               {"DOTNET_ROOT", ""},       {"CARGO_HOME", "/bin"},  {"BUN_INSTALL", "/bin"}};
+  } tools[] = {{"GOROOT", "/bin"},  {"JAVA_HOME", "/bin"},  {"pythonLocation", "/bin"},
+               {"DOTNET_ROOT", ""}, {"CARGO_HOME", "/bin"}, {"BUN_INSTALL", "/bin"}};
   char *dirs[sizeof(tools) / sizeof(tools[0])] = {0};
   for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++) {
     const char *v = getenv(tools[i].var);
@@ -68,9 +68,13 @@ static int build_path(const struct awf_rootfs_spec *rootfs, char *out, size_t ou
       dirs[i] = NULL;
   }
   struct awf_pathenv_spec spec = {
-      .awf_path = getenv("PATH"), .github_path = gh, .github_path_len = ghlen,
-      .tool_dirs = (const char *const *)dirs, .n_tool_dirs = sizeof(dirs) / sizeof(dirs[0]),
-      .exists = visible_in_sandbox, .ud = (void *)rootfs,
+      .awf_path = getenv("PATH"),
+      .github_path = gh,
+      .github_path_len = ghlen,
+      .tool_dirs = (const char *const *)dirs,
+      .n_tool_dirs = sizeof(dirs) / sizeof(dirs[0]),
+      .exists = visible_in_sandbox,
+      .ud = (void *)rootfs,
   };
   size_t dropped = 0;
   int rc = awf_pathenv_build(&spec, out, outsz, &dropped);
@@ -98,7 +102,8 @@ static char *sandbox_hosts(bool host_access) {
   if (host_access)
     snprintf(alias, sizeof(alias),
              "# added by awf (--enable-host-access): the host's services, through awf\n"
-             "%s\t%s\n%s\t%s\n", AWF_HOST_ALIAS_ADDR4, names, AWF_HOST_ALIAS_ADDR6, names);
+             "%s\t%s\n%s\t%s\n",
+             AWF_HOST_ALIAS_ADDR4, names, AWF_HOST_ALIAS_ADDR6, names);
   if (asprintf(&out, "%s%.*s%s# added by awf: the sandbox's own name\n127.0.1.1\t%s\n", alias,
                (int)len, len ? host : "", nl ? "" : "\n", AWF_SANDBOX_HOSTNAME) < 0)
     out = NULL;
@@ -110,18 +115,19 @@ static char *sandbox_hosts(bool host_access) {
  * -ENOMEM; each is malloc'd (freed with free_strings). */
 static long own_environment(char **own, size_t max, const char *path,
                             const struct awf_userdb_user *u) {
-  static const char *const passthrough[] = {"TERM", "LANG", "GOROOT", "JAVA_HOME",
-                                            "DOTNET_ROOT", "CARGO_HOME", "BUN_INSTALL"};
+  static const char *const passthrough[] = {"TERM",       "LANG",        "GOROOT",
+                                            "JAVA_HOME",  "DOTNET_ROOT", "CARGO_HOME",
+                                            "BUN_INSTALL"};
   char proxy[32];
   snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%d", AWF_SANDBOX_PROXY_PORT);
   size_t n = 0;
   bool failed = false;
-#define OWN(...)                                                                \
-  do {                                                                          \
-    if (n < max && asprintf(&own[n], __VA_ARGS__) >= 0)                         \
-      n++;                                                                      \
-    else                                                                        \
-      failed = true;                                                            \
+#define OWN(...)                                        \
+  do {                                                  \
+    if (n < max && asprintf(&own[n], __VA_ARGS__) >= 0) \
+      n++;                                              \
+    else                                                \
+      failed = true;                                    \
   } while (0)
   OWN("PATH=%s", path);
   OWN("HOME=%s", u->home);
@@ -153,8 +159,8 @@ static void free_strings(char **v) {
 
 /* Who the command runs as: SUDO_UID/SUDO_GID under sudo, else the caller;
  * the rest from the files, not NSS, so a static build works. */
-static int find_user(struct awf_userdb_user *user, gid_t *gid, gid_t *groups,
-                     size_t *ngroups, uid_t *uid) {
+static int find_user(struct awf_userdb_user *user, gid_t *gid, gid_t *groups, size_t *ngroups,
+                     uid_t *uid) {
   char err[512];
   struct awf_userdb_invoker inv;
   awf_userdb_invoker(getenv("SUDO_UID"), getenv("SUDO_GID"), getuid(), getgid(), &inv);
@@ -204,8 +210,12 @@ static int build_environment(const struct awf_cli *cli, const struct awf_userdb_
   }
   if (rc == 0) {
     struct awf_env_spec es = {
-        .own = (const char *const *)own, .host = (const char *const *)environ,
-        .env_all = cli->env_all, .files = files, .nfiles = nfiles, .cli = cli->env_cli,
+        .own = (const char *const *)own,
+        .host = (const char *const *)environ,
+        .env_all = cli->env_all,
+        .files = files,
+        .nfiles = nfiles,
+        .cli = cli->env_cli,
         .exclude = cli->exclude_env,
     };
     rc = awf_env_build(&es, env, err, sizeof(err));
@@ -255,11 +265,17 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
    * capabilities, but root's uid owns root's files: it gets neither the host's
    * /root nor the host's /tmp, where it could rewrite what root later runs. */
   bool root_command = plan->uid == 0;
-  plan->rootfs = (struct awf_rootfs_spec){
-      .home = user->home, .fresh_home = root_command,
-      .private_tmp = cli->private_tmp || root_command, .mounts = mounts,
-      .n_mounts = cli->n_mounts, .resolv_conf = SANDBOX_RESOLV_CONF, .hosts = sandbox_hosts(cli->host_access),
-      .uid = plan->uid, .gid = plan->gid, .groups = groups, .ngroups = plan->ngroups};
+  plan->rootfs = (struct awf_rootfs_spec){.home = user->home,
+                                          .fresh_home = root_command,
+                                          .private_tmp = cli->private_tmp || root_command,
+                                          .mounts = mounts,
+                                          .n_mounts = cli->n_mounts,
+                                          .resolv_conf = SANDBOX_RESOLV_CONF,
+                                          .hosts = sandbox_hosts(cli->host_access),
+                                          .uid = plan->uid,
+                                          .gid = plan->gid,
+                                          .groups = groups,
+                                          .ngroups = plan->ngroups};
   if (build_environment(cli, user, &plan->rootfs, env) < 0)
     return AWF_EXIT_FAILURE;
   if (awf_cmdline_argv(cli->command_argc, cli->command, cmd_argv, cmd_max) < 0) {
@@ -274,14 +290,16 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
   if (rc < 0) {
     /* Under sudo, "Permission denied" alone reads as root's: say whose. */
     if (rc == -EACCES || rc == -EPERM)
-      fprintf(stderr, "awf: %s (opened as uid %u (%s))\n", err, (unsigned)plan->uid, user->name);
+      fprintf(stderr, "awf: %s (opened as uid %u (%s))\n", err, (unsigned)plan->uid,
+              user->name);
     else
       fprintf(stderr, "awf: %s\n", err);
     return AWF_EXIT_FAILURE;
   }
   if (awf_acl_count(cli->proxy.acl, AWF_ACL_ALLOW) == 0 && !cli->proxy.audit &&
       awf_acl_count(cli->proxy.ssh_acl, AWF_ACL_ALLOW) == 0)
-    fprintf(stderr, "awf: warning: no --allow-domains given: every destination will be denied\n");
+    fprintf(stderr,
+            "awf: warning: no --allow-domains given: every destination will be denied\n");
   return -1;
 }
 
@@ -334,9 +352,10 @@ int main(int argc, char **argv) {
     const char *work_dir = cli.work_dir;
     if (!work_dir)
       work_dir = getcwd(cwd, sizeof(cwd)) ? cwd : "/";
-    plan.command = (struct awf_init_command){
-        .argv = (char *const *)cmd_argv, .envp = awf_env_envp(env), .work_dir = work_dir,
-        .work_dir_fallback = cli.work_dir == NULL};
+    plan.command = (struct awf_init_command){.argv = (char *const *)cmd_argv,
+                                             .envp = awf_env_envp(env),
+                                             .work_dir = work_dir,
+                                             .work_dir_fallback = cli.work_dir == NULL};
     /* The command may change the caller's terminal through fds 0-2; it gets
      * it back as it was however the command ends (ttystate.h). */
     struct awf_ttystate tty;

@@ -244,7 +244,8 @@ int awf_cgroup_keyed_value(const char *text, const char *key, uint64_t *v) {
   size_t kl = strlen(key);
   for (const char *p = text, *next; *p; p = next) {
     size_t n = line_len(p, &next);
-    if (n > kl + 1 && memcmp(p, key, kl) == 0 && p[kl] == ' ' && isdigit((unsigned char)p[kl + 1])) {
+    if (n > kl + 1 && memcmp(p, key, kl) == 0 && p[kl] == ' ' &&
+        isdigit((unsigned char)p[kl + 1])) {
       errno = 0;
       char *end;
       unsigned long long x = strtoull(p + kl + 1, &end, 10);
@@ -316,7 +317,8 @@ static int read_small(const char *dir, const char *file, char *buf, size_t size)
     return -errno;
   size_t n = 0;
   ssize_t r;
-  while (n + 1 < size && ((r = read(fd, buf + n, size - n - 1)) > 0 || (r < 0 && errno == EINTR)))
+  while (n + 1 < size &&
+         ((r = read(fd, buf + n, size - n - 1)) > 0 || (r < 0 && errno == EINTR)))
     if (r > 0)
       n += (size_t)r;
   int e = r < 0 ? -errno : 0;
@@ -387,8 +389,9 @@ static void remove_stale(const char *parent) {
 }
 
 static bool wanted(const struct awf_cgroup_limits *l, int c) {
-  return c == AWF_CG_MEMORY ? l->memory != 0 : c == AWF_CG_PIDS ? l->pids != 0
-                                                                : l->cpu_quota_us != 0;
+  return c == AWF_CG_MEMORY ? l->memory != 0
+         : c == AWF_CG_PIDS ? l->pids != 0
+                            : l->cpu_quota_us != 0;
 }
 
 /* cgroup v2: the nearest directory at or above awf's own whose
@@ -571,20 +574,25 @@ int awf_cgroup_create(const struct awf_cgroup_limits *l, awf_cgroup **out, char 
       remove_dirs(cg);
       free(cg);
       /* Not root: rootless awf, whose cgroups are writable only if delegated. */
-      return awf_errbuf_fail(err, errlen, -EOPNOTSUPP,
-                             "%s: the kernel offers awf no usable cgroup '%s' controller "
-                             "(none mounted, or not enabled in a cgroup.subtree_control at or "
-                             "above awf's cgroup, or read-only%s)", ctl_flag[c], ctl_name[c],
-                             geteuid() == 0 ? "" : ", or not writable by you: rootless awf "
-                             "needs a cgroup tree delegated to your user, e.g. systemd-run "
-                             "--user --scope -p Delegate=yes awf ...");
+      return awf_errbuf_fail(
+          err, errlen, -EOPNOTSUPP,
+          "%s: the kernel offers awf no usable cgroup '%s' controller "
+          "(none mounted, or not enabled in a cgroup.subtree_control at or "
+          "above awf's cgroup, or read-only%s)",
+          ctl_flag[c], ctl_name[c],
+          geteuid() == 0 ? ""
+                         : ", or not writable by you: rootless awf "
+                           "needs a cgroup tree delegated to your user, e.g. systemd-run "
+                           "--user --scope -p Delegate=yes awf ...");
     }
     size_t n = strlen(skipped);
     snprintf(skipped + n, sizeof(skipped) - n, "%s%s", n ? ", " : "", ctl_flag[c]);
   }
   if (skipped[0] && l->debug)
-    fprintf(stderr, "awf: debug: no usable cgroup controller for the default %s: not "
-                    "applied\n", skipped);
+    fprintf(stderr,
+            "awf: debug: no usable cgroup controller for the default %s: not "
+            "applied\n",
+            skipped);
   for (int c = 0; c < AWF_CG_N; c++)
     if (cg->dir[c][0] && (rc = mkdir_limits(cg, c, err, errlen)) < 0) {
       remove_dirs(cg);
@@ -679,8 +687,10 @@ static void report(const awf_cgroup *cg, int exit_status) {
       fprintf(stderr, "awf: the command was killed: out of memory (--memory-limit %s)\n",
               cg->lim.memory_text);
     else if (oom)
-      fprintf(stderr, "awf: out of memory in the sandbox: %llu process(es) killed "
-                      "(--memory-limit %s)\n", (unsigned long long)v, cg->lim.memory_text);
+      fprintf(stderr,
+              "awf: out of memory in the sandbox: %llu process(es) killed "
+              "(--memory-limit %s)\n",
+              (unsigned long long)v, cg->lim.memory_text);
   }
   const char *pids = cg->dir[AWF_CG_PIDS];
   if (pids[0] && read_small(pids, "pids.events", text, sizeof(text)) == 0 &&
@@ -707,8 +717,10 @@ void awf_cgroup_finish(awf_cgroup *cg, int exit_status) {
       waited += 10;
     }
     if (waited >= EMPTY_WAIT_MS)
-      fprintf(stderr, "awf: warning: the cgroup %s still holds processes; the next awf "
-                      "removes it once they are gone\n", cg->dir[c]);
+      fprintf(stderr,
+              "awf: warning: the cgroup %s still holds processes; the next awf "
+              "removes it once they are gone\n",
+              cg->dir[c]);
   }
   free(cg);
 }

@@ -26,7 +26,7 @@
 #define AWF_CGROUP_DEFAULT_PIDS 1000
 #define AWF_CGROUP_CPU_PERIOD_US 100000 /* cpu.max / cpu.cfs_period_us */
 #define AWF_CGROUP_MAX_CPUS 4096
-#define AWF_CGROUP_MAX_PIDS 4194304     /* the kernel's PID_MAX_LIMIT */
+#define AWF_CGROUP_MAX_PIDS 4194304 /* the kernel's PID_MAX_LIMIT */
 
 enum awf_cgroup_ctl { AWF_CG_MEMORY, AWF_CG_PIDS, AWF_CG_CPU, AWF_CG_N };
 

@@ -51,28 +51,28 @@
 
 #define AWF_ENV_NAME_MAX 1024
 #define AWF_ENV_INHERIT_VALUE_MAX 65536 /* longer host values are not inherited */
-#define AWF_ENV_ENTRY_MAX 131071      /* "NAME=VALUE" bytes: execve's MAX_ARG_STRLEN - 1 */
+#define AWF_ENV_ENTRY_MAX 131071        /* "NAME=VALUE" bytes: execve's MAX_ARG_STRLEN - 1 */
 #define AWF_ENV_MAX_VARS 4096
-#define AWF_ENV_MAX_BYTES (1u << 20)  /* sum of entry lengths + NULs */
-#define AWF_ENV_FILE_MAX (1u << 20)   /* suggested read cap for env files */
+#define AWF_ENV_MAX_BYTES (1u << 20) /* sum of entry lengths + NULs */
+#define AWF_ENV_FILE_MAX (1u << 20)  /* suggested read cap for env files */
 
 typedef struct awf_env awf_env;
 
 struct awf_env_file {
-    const char *path; /* for messages */
-    const char *data; /* contents, len bytes (NULs are rejected, not a terminator) */
-    size_t len;
+  const char *path; /* for messages */
+  const char *data; /* contents, len bytes (NULs are rejected, not a terminator) */
+  size_t len;
 };
 
 /* Inputs. Lists are NULL-terminated and may themselves be NULL (empty). */
 struct awf_env_spec {
-    const char *const *own;    /* awf's own "NAME=VALUE" entries */
-    const char *const *host;   /* the host environment, "NAME=VALUE" (environ) */
-    int env_all;               /* --env-all given */
-    const struct awf_env_file *files; /* --env-file contents, nfiles of them */
-    size_t nfiles;
-    const char *const *cli;    /* -e arguments */
-    const char *const *exclude; /* --exclude-env names */
+  const char *const *own;           /* awf's own "NAME=VALUE" entries */
+  const char *const *host;          /* the host environment, "NAME=VALUE" (environ) */
+  int env_all;                      /* --env-all given */
+  const struct awf_env_file *files; /* --env-file contents, nfiles of them */
+  size_t nfiles;
+  const char *const *cli;     /* -e arguments */
+  const char *const *exclude; /* --exclude-env names */
 };
 
 /* Build the environment. Returns 0 and *out, or -errno with a message:

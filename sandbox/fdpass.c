@@ -40,7 +40,9 @@ int awf_fdpass_recv(int sock, char *tag, int *fds, size_t min, size_t max, size_
   union fd_control ctl;
   memset(&ctl, 0, sizeof(ctl));
   struct iovec iov = {tag, 1};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+  struct msghdr m = {.msg_iov = &iov,
+                     .msg_iovlen = 1,
+                     .msg_control = ctl.buf,
                      .msg_controllen = sizeof(ctl.buf)};
   ssize_t n;
   do

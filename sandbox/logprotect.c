@@ -62,7 +62,7 @@ static int mount_id_of(int fd, unsigned long *id) {
   struct statx stx;
 
   if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
-    return -errno;
+    return errno ? -errno : -EIO; /* never 0: *id is set only on success */
   if (!(stx.stx_mask & STATX_MNT_ID))
     return -ENOSYS; /* before Linux 5.8 */
   *id = (unsigned long)stx.stx_mnt_id;

@@ -36,13 +36,13 @@ enum awf_logprotect_kind {
 };
 
 struct awf_logprotect {
-  int fd;             /* the log, open for appending (caller's rights), or -1 */
-  const char *path;   /* --log-file as given, for messages */
+  int fd;           /* the log, open for appending (caller's rights), or -1 */
+  const char *path; /* --log-file as given, for messages */
   enum awf_logprotect_kind kind;
   dev_t dev;
   ino_t ino;
-  char devid[32];          /* its filesystem's major:minor, as mountinfo shows it */
-  char fs_path[PATH_MAX];  /* its path inside that filesystem */
+  char devid[32];         /* its filesystem's major:minor, as mountinfo shows it */
+  char fs_path[PATH_MAX]; /* its path inside that filesystem */
 };
 
 /* Before the sandbox exists, with the caller's file rights in effect

@@ -13,13 +13,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define AWF_NFLOG_GROUP 7        /* the sandbox's own namespace: any number serves */
-#define AWF_NFLOG_COPY_BYTES 64  /* IPv6 header + the transport's ports */
+#define AWF_NFLOG_GROUP 7       /* the sandbox's own namespace: any number serves */
+#define AWF_NFLOG_COPY_BYTES 64 /* IPv6 header + the transport's ports */
 
 /* One refused packet. */
 struct awf_nflog_packet {
-  uint8_t proto;                 /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP(V6), ... */
-  struct sockaddr_storage dst;   /* AF_INET or AF_INET6, port set for TCP/UDP */
+  uint8_t proto;               /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP(V6), ... */
+  struct sockaddr_storage dst; /* AF_INET or AF_INET6, port set for TCP/UDP */
 };
 
 /* Parse a buffer of netlink messages as received from the NFLOG socket.

@@ -167,9 +167,7 @@ static void e_cmp(struct nlbuf *b, uint32_t op, const void *v, size_t n) {
   expr_end(b, e);
 }
 
-static void e_cmp_u8(struct nlbuf *b, uint8_t v) {
-  e_cmp(b, NFT_CMP_EQ, &v, 1);
-}
+static void e_cmp_u8(struct nlbuf *b, uint8_t v) { e_cmp(b, NFT_CMP_EQ, &v, 1); }
 
 static void e_payload(struct nlbuf *b, uint32_t dreg, uint32_t base, uint32_t off, uint32_t n) {
   size_t e = expr_begin(b, "payload");
@@ -269,9 +267,7 @@ static void e_daddr(struct nlbuf *b, int family, unsigned bytes) {
 
 /* nft's register for a field at 4-byte offset n of a concatenation in reg 1:
  * the 16-byte register when aligned to one, else the 4-byte one. */
-static uint32_t concat_reg(unsigned n) {
-  return n % 4 ? NFT_REG32_00 + n : NFT_REG_1 + n / 4;
-}
+static uint32_t concat_reg(unsigned n) { return n % 4 ? NFT_REG32_00 + n : NFT_REG_1 + n / 4; }
 
 /* -- rules, sets ----------------------------------------------------------- */
 
@@ -315,10 +311,10 @@ static const uint8_t udata_concat[] = {0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03,
 static const uint8_t udata_l4proto[] = {0x00, 0x04, 0x01, 0x00, 0x00, 0x00, 0x03, 0x0e,
                                         0x00, 0x04, 0x09, 0x00, 0x00, 0x00, 0x01, 0x06,
                                         0x00, 0x04, 0x10, 0x00, 0x00, 0x00};
-static const uint8_t udata_tcp_dport[] = {
-    0x00, 0x04, 0x02, 0x00, 0x00, 0x00, 0x02, 0x04, 0x01, 0x00, 0x00, 0x00,
-    0x03, 0x14, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x0c, 0x00, 0x04,
-    0x08, 0x00, 0x00, 0x00, 0x01, 0x04, 0x02, 0x00, 0x00, 0x00};
+static const uint8_t udata_tcp_dport[] = {0x00, 0x04, 0x02, 0x00, 0x00, 0x00, 0x02, 0x04, 0x01,
+                                          0x00, 0x00, 0x00, 0x03, 0x14, 0x00, 0x04, 0x07, 0x00,
+                                          0x00, 0x00, 0x01, 0x0c, 0x00, 0x04, 0x08, 0x00, 0x00,
+                                          0x00, 0x01, 0x04, 0x02, 0x00, 0x00, 0x00};
 
 #define ANON_SET "__set%d" /* the kernel numbers it */
 #define TYPE_INET_PROTO 12
@@ -384,8 +380,15 @@ static void elems_end(struct elems *l) {
 /* An anonymous { tcp, udp } set, looked up from reg 1. */
 static void l4proto_set(struct nlbuf *b, uint32_t id) {
   static const uint8_t protos[] = {IPPROTO_TCP, IPPROTO_UDP};
-  struct set_def s = {ANON_SET, id, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT, TYPE_INET_PROTO, 1,
-                      2, 0, udata_l4proto, sizeof(udata_l4proto)};
+  struct set_def s = {ANON_SET,
+                      id,
+                      NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
+                      TYPE_INET_PROTO,
+                      1,
+                      2,
+                      0,
+                      udata_l4proto,
+                      sizeof(udata_l4proto)};
   set(b, &s);
   struct elems l;
   elems_begin(&l, b, id);
@@ -394,9 +397,7 @@ static void l4proto_set(struct nlbuf *b, uint32_t id) {
   elems_end(&l);
 }
 
-static bool port_on(const uint8_t *bits, unsigned p) {
-  return (bits[p >> 3] >> (p & 7)) & 1;
-}
+static bool port_on(const uint8_t *bits, unsigned p) { return (bits[p >> 3] >> (p & 7)) & 1; }
 
 /* The next run of set ports at or after *p: [lo, hi], false when none. */
 static bool next_range(const uint8_t *bits, unsigned *p, unsigned *lo, unsigned *hi) {
@@ -435,8 +436,15 @@ static void tcp_dport_set(struct nlbuf *b, const uint8_t *bits, uint32_t id) {
   while (next_range(bits, &p, &lo, &hi))
     count += 1 + (hi < 65535);
   count += 1; /* the leading 0-end */
-  struct set_def s = {ANON_SET, id, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | NFT_SET_INTERVAL,
-                      TYPE_INET_SERVICE, 2, count, 0, udata_tcp_dport, sizeof(udata_tcp_dport)};
+  struct set_def s = {ANON_SET,
+                      id,
+                      NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | NFT_SET_INTERVAL,
+                      TYPE_INET_SERVICE,
+                      2,
+                      count,
+                      0,
+                      udata_tcp_dport,
+                      sizeof(udata_tcp_dport)};
   set(b, &s);
   struct elems l;
   elems_begin(&l, b, id);
@@ -567,7 +575,7 @@ static void refused_rule(struct nlbuf *b, int family, const char *name, uint32_t
 static void filter_rules(struct nlbuf *b, const struct awf_nft_spec *spec, uint32_t *set_id) {
   static const char ch[] = "filter_out";
   struct rule r;
-  rule_begin(&r, b, ch); /* ct state established,related accept */
+  rule_begin(&r, b, ch);                 /* ct state established,related accept */
   e_ct_bits(b, NFT_CT_STATE, 0x2 | 0x4); /* NF_CT_STATE_BIT(IP_CT_ESTABLISHED, _RELATED) */
   e_verdict(b, NF_ACCEPT);
   rule_end(&r);

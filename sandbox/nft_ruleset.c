@@ -24,9 +24,7 @@
 
 #define PORT_TEXT_MAX 12 /* "65535-65535, " */
 
-static bool port_on(const uint8_t *bits, unsigned p) {
-  return (bits[p >> 3] >> (p & 7)) & 1;
-}
+static bool port_on(const uint8_t *bits, unsigned p) { return (bits[p >> 3] >> (p & 7)) & 1; }
 
 /* "80, 443, 8000-8999": ranges folded, so "all ports" stays one word. */
 static size_t format_ports(const uint8_t *bits, char *out, size_t cap) {

@@ -10,10 +10,10 @@
 #define AWF_NFT_TABLE "awf"
 
 struct awf_nft_spec {
-  const uint8_t *tcp_ports;   /* bitmap of 65536 bits: TCP ports to redirect */
-  uint16_t transparent_port;  /* where redirected TCP goes (on loopback) */
-  uint16_t dns_port;          /* where DNS (UDP and TCP 53) goes */
-  uint16_t nflog_group;       /* refused packets are reported to it (rate-limited); 0: none */
+  const uint8_t *tcp_ports;  /* bitmap of 65536 bits: TCP ports to redirect */
+  uint16_t transparent_port; /* where redirected TCP goes (on loopback) */
+  uint16_t dns_port;         /* where DNS (UDP and TCP 53) goes */
+  uint16_t nflog_group;      /* refused packets are reported to it (rate-limited); 0: none */
   /* Host access: the host's sandbox-side addresses (literals). Every TCP
    * port of them goes to the transparent listener, which relays the host's
    * ports and refuses the rest by name. NULL: none. */

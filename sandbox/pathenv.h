@@ -25,8 +25,8 @@
 #include <stddef.h>
 
 #define AWF_PATHENV_SYSTEM "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define AWF_PATHENV_MAX 32768      /* a good size for the caller's buffer */
-#define AWF_PATHENV_ENTRY_MAX 4095 /* bytes of one directory */
+#define AWF_PATHENV_MAX 32768        /* a good size for the caller's buffer */
+#define AWF_PATHENV_ENTRY_MAX 4095   /* bytes of one directory */
 #define AWF_PATHENV_ENTRIES_MAX 1024 /* AWF_PATHENV_SYSTEM's 6 always fit */
 
 /* 1 when `path` names an existing directory (following symlinks) as the
@@ -34,15 +34,15 @@
 typedef int (*awf_pathenv_exists_fn)(void *ud, const char *path);
 
 struct awf_pathenv_spec {
-    const char *awf_path;    /* PATH awf was started with, or NULL */
-    const char *github_path; /* contents of the $GITHUB_PATH file, or NULL */
-    size_t github_path_len;  /* bytes (NULs are tolerated: such lines are dropped) */
-    /* Directories that go in after GITHUB_PATH (checked for existence),
+  const char *awf_path;    /* PATH awf was started with, or NULL */
+  const char *github_path; /* contents of the $GITHUB_PATH file, or NULL */
+  size_t github_path_len;  /* bytes (NULs are tolerated: such lines are dropped) */
+  /* Directories that go in after GITHUB_PATH (checked for existence),
      * e.g. $GOROOT/bin and $JAVA_HOME/bin; NULL or empty ones are skipped. */
-    const char *const *tool_dirs;
-    size_t n_tool_dirs;
-    awf_pathenv_exists_fn exists; /* required */
-    void *ud;                     /* passed to exists */
+  const char *const *tool_dirs;
+  size_t n_tool_dirs;
+  awf_pathenv_exists_fn exists; /* required */
+  void *ud;                     /* passed to exists */
 };
 
 /* Write the PATH value into out (NUL-terminated). *dropped (may be NULL)

@@ -25,8 +25,8 @@
  * Uses malloc (libcap), so call it in a process that is single-threaded or
  * was made with fork(). Returns 0, or a negative errno with a message in err
  * naming the step (e.g. "setresuid(1000): Operation not permitted"). */
-int awf_privileges_drop(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
-                        char *err, size_t errlen);
+int awf_privileges_drop(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups, char *err,
+                        size_t errlen);
 
 /* The same in a user namespace whose setgroups is denied (rootless awf):
  * every step above but setgroups; the supplementary groups stay those the

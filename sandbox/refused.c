@@ -10,6 +10,7 @@
 
 #include <netinet/in.h>
 
+#include "events.h"
 #include "fdwatch.h"
 #include "jsonlog.h"
 #include "netaddr.h"
@@ -19,15 +20,14 @@
 
 struct awf_refused {
   awf_fdwatch *watch;
-  awf_logfile *log;
-  awf_denials *denials;
+  struct awf_event_sink events; /* the log and the denials */
 };
 
-const char *awf_refused_reason(uint8_t proto) {
+enum awf_reason awf_refused_reason(uint8_t proto) {
   switch (proto) {
-  case IPPROTO_TCP: return "port_not_allowed";
-  case IPPROTO_UDP: return "udp_not_allowed";
-  default: return "protocol_not_allowed";
+  case IPPROTO_TCP: return AWF_REASON_PORT_NOT_ALLOWED;
+  case IPPROTO_UDP: return AWF_REASON_UDP_NOT_ALLOWED;
+  default: return AWF_REASON_PROTOCOL_NOT_ALLOWED;
   }
 }
 
@@ -43,6 +43,7 @@ static void record(struct awf_refused *r, const struct awf_nflog_packet *p) {
   int port = awf_sockaddr_port(sa);
   awf_sockaddr_format(sa, dst, sizeof(dst));
   awf_sockaddr_format_ip(sa, host, sizeof(host));
+  bool have_addr = sa->sa_family == AF_INET || sa->sa_family == AF_INET6;
   struct awf_log_record rec;
   awf_log_record_init(&rec);
   rec.ts_ms = wall_ms();
@@ -50,14 +51,12 @@ static void record(struct awf_refused *r, const struct awf_nflog_packet *p) {
   rec.conn = awf_log_next_conn(); /* a denial of its own, joinable like any other */
   rec.original_dst = port > 0 ? dst : host;
   rec.port = port > 0 ? port : -1;
-  rec.decision = "deny";
+  rec.decision = AWF_DENY;
   rec.reason = awf_refused_reason(p->proto);
   rec.bytes_up = rec.bytes_down = 0;
   rec.duration_ms = 0;
-  if (r->log)
-    awf_logfile_write(r->log, &rec); /* a lost line is counted by the log */
-  if (r->denials)
-    awf_denials_add(r->denials, host, strlen(host), port, rec.reason);
+  /* No name: the summary names the address. A lost line is counted by the log. */
+  awf_event_log(&r->events, &rec, &(struct awf_event_unit){.dst = have_addr ? sa : NULL});
 }
 
 /* Read every queued report. The socket is non-blocking. */
@@ -87,8 +86,7 @@ int awf_refused_start(uv_loop_t *loop, int fd, awf_logfile *log, awf_denials *de
     close(fd);
     return -ENOMEM;
   }
-  r->log = log;
-  r->denials = denials;
+  r->events = (struct awf_event_sink){.log = log, .denials = denials};
   int rc = awf_fdwatch_start(loop, fd, drain, r, &r->watch);
   if (rc < 0) {
     free(r);

@@ -23,6 +23,6 @@ int awf_refused_start(uv_loop_t *loop, int fd, awf_logfile *log, awf_denials *de
 void awf_refused_close(awf_refused *r);
 
 /* The log reason for a refused packet of this IP protocol. */
-const char *awf_refused_reason(uint8_t proto);
+enum awf_reason awf_refused_reason(uint8_t proto);
 
 #endif

@@ -51,8 +51,8 @@ struct build {
 };
 
 /* Top-level trees of host binaries and libraries. */
-static const char *const system_trees[] = {"/usr",   "/bin",    "/sbin",  "/lib",
-                                           "/lib32", "/lib64",  "/libx32", "/opt"};
+static const char *const system_trees[] = {"/usr",   "/bin",   "/sbin",   "/lib",
+                                           "/lib32", "/lib64", "/libx32", "/opt"};
 
 /* The /etc entries programs need to run. An allowlist: shadow, gshadow,
  * sudoers and /etc/ssh's host keys are never among them. */
@@ -74,8 +74,8 @@ static const char *const etc_entries[] = {
     /* what system this is */
     "/etc/os-release", "/etc/lsb-release", "/etc/debian_version", "/etc/mtab",
     /* language runtimes and tools */
-    "/etc/perl", "/etc/dotnet", "/etc/fonts", "/etc/gitconfig", "/etc/pip.conf",
-    "/etc/npmrc", "/etc/wgetrc", "/etc/ssh/ssh_config", "/etc/ssh/ssh_config.d"};
+    "/etc/perl", "/etc/dotnet", "/etc/fonts", "/etc/gitconfig", "/etc/pip.conf", "/etc/npmrc",
+    "/etc/wgetrc", "/etc/ssh/ssh_config", "/etc/ssh/ssh_config.d"};
 
 /* /etc directories bound by name prefix (/etc/java-17-openjdk, /etc/python3.11). */
 static const char *const etc_prefixes[] = {"java-", "python3"};
@@ -230,7 +230,8 @@ static int write_file(struct build *b, const char *path, const char *text, mode_
 }
 
 /* The host's symlink `host` (src is its OLDROOT path) recreated at target. */
-static int copy_symlink(struct build *b, const char *src, const char *host, const char *target) {
+static int copy_symlink(struct build *b, const char *src, const char *host,
+                        const char *target) {
   char link[PATH_MAX];
   ssize_t n = readlink(src, link, sizeof link);
   int rc;
@@ -267,8 +268,8 @@ static int mount_fs(struct build *b, const char *type, const char *target, unsig
 /* The flags of the mount at path that a remount must keep. */
 static unsigned long kept_flags(unsigned long st) {
   static const unsigned long map[][2] = {
-      {ST_RDONLY, MS_RDONLY},   {ST_NOSUID, MS_NOSUID},         {ST_NODEV, MS_NODEV},
-      {ST_NOEXEC, MS_NOEXEC},   {ST_NOATIME, MS_NOATIME},       {ST_NODIRATIME, MS_NODIRATIME},
+      {ST_RDONLY, MS_RDONLY},    {ST_NOSUID, MS_NOSUID},   {ST_NODEV, MS_NODEV},
+      {ST_NOEXEC, MS_NOEXEC},    {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME},
       {ST_RELATIME, MS_RELATIME}};
   unsigned long ms = 0;
 
@@ -351,11 +352,10 @@ static int remount_tree(struct build *b, const char *path, unsigned attrs, int r
  * 5.12: remount instead), or a negative errno. */
 static int setattr_with_api(int dirfd, const char *path, unsigned flags, unsigned attrs) {
 #ifdef MOUNT_ATTR_RDONLY
-  struct mount_attr ma = {
-      .attr_set = ((attrs & ATTR_RO) ? MOUNT_ATTR_RDONLY : 0) |
-                  ((attrs & ATTR_NOSUID) ? MOUNT_ATTR_NOSUID : 0) |
-                  ((attrs & ATTR_NODEV) ? MOUNT_ATTR_NODEV : 0) |
-                  ((attrs & ATTR_NOEXEC) ? MOUNT_ATTR_NOEXEC : 0)};
+  struct mount_attr ma = {.attr_set = ((attrs & ATTR_RO) ? MOUNT_ATTR_RDONLY : 0) |
+                                      ((attrs & ATTR_NOSUID) ? MOUNT_ATTR_NOSUID : 0) |
+                                      ((attrs & ATTR_NODEV) ? MOUNT_ATTR_NODEV : 0) |
+                                      ((attrs & ATTR_NOEXEC) ? MOUNT_ATTR_NOEXEC : 0)};
 
   if (mount_setattr(dirfd, path, flags, &ma, sizeof ma) == 0)
     return 0;
@@ -719,7 +719,8 @@ static int copy_user_sources(struct build *b) {
     if (b->resolved[i][0] == '\0' || b->source[i] < 0)
       continue;
     int tree = (int)open_tree(b->source[i], "",
-                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+                                  AT_RECURSIVE);
     if (tree < 0)
       return fail(b, errno, "copying the mount tree of %s (open_tree, Linux 5.2 or later)",
                   b->resolved[i]);
@@ -827,9 +828,9 @@ static int make_root_read_only(struct build *b) {
  * the old root goes and placed after (see copy_user_sources), after /tmp,
  * /var and /dev too so they can sit inside them. */
 static int (*const steps[])(struct build *) = {
-    make_mounts_slave, enter_new_root,    bind_system_trees, bind_etc,
-    write_etc_files,   setup_tmp,         setup_run_and_var, setup_sys,
-    setup_dev,         copy_user_sources, mount_proc,        leave_old_root,
+    make_mounts_slave, enter_new_root,    bind_system_trees,  bind_etc,
+    write_etc_files,   setup_tmp,         setup_run_and_var,  setup_sys,
+    setup_dev,         copy_user_sources, mount_proc,         leave_old_root,
     place_home,        place_user_mounts, make_root_read_only};
 
 int awf_rootfs_build(const struct awf_rootfs_spec *spec, char *err, size_t errlen) {
@@ -843,8 +844,7 @@ int awf_rootfs_build(const struct awf_rootfs_spec *spec, char *err, size_t errle
   if (spec == NULL || (spec->n_mounts > 0 && spec->mounts == NULL))
     return fail(&b, EINVAL, "the sandbox's filesystem: no mounts given");
   if (spec->n_mounts > AWF_ROOTFS_MAX_MOUNTS)
-    return fail(&b, E2BIG, "%zu -v mounts (at most %u)", spec->n_mounts,
-                AWF_ROOTFS_MAX_MOUNTS);
+    return fail(&b, E2BIG, "%zu -v mounts (at most %u)", spec->n_mounts, AWF_ROOTFS_MAX_MOUNTS);
   /* The resolved paths: mmap, not malloc (this may run in a child cloned
    * from a threaded process). */
   size = (spec->n_mounts + 1) * (sizeof *b.resolved + sizeof *b.source);

@@ -68,15 +68,15 @@ struct awf_rootfs_mount {
 };
 
 struct awf_rootfs_spec {
-  const char *home;    /* the user's home (from passwd): bound read-write if it exists */
-  bool fresh_home;     /* true: an empty tmpfs (0700, uid's) at home instead of the host's */
-  bool private_tmp;    /* true: fresh tmpfs on /tmp; false: host /tmp bound rw */
+  const char *home; /* the user's home (from passwd): bound read-write if it exists */
+  bool fresh_home;  /* true: an empty tmpfs (0700, uid's) at home instead of the host's */
+  bool private_tmp; /* true: fresh tmpfs on /tmp; false: host /tmp bound rw */
   const struct awf_rootfs_mount *mounts; /* -v HOST:SANDBOX[:ro|rw], later over earlier */
   size_t n_mounts;
   const char *resolv_conf; /* contents of the sandbox's /etc/resolv.conf; NULL: no file */
-  const char *hosts;   /* contents of the sandbox's /etc/hosts; NULL: the host's is bound */
-  uid_t uid;           /* the command's: owns a fresh home; its links in -v paths are refused */
-  gid_t gid;           /* with groups: -v host paths are resolved with these rights */
+  const char *hosts;       /* contents of the sandbox's /etc/hosts; NULL: the host's is bound */
+  uid_t uid; /* the command's: owns a fresh home; its links in -v paths are refused */
+  gid_t gid; /* with groups: -v host paths are resolved with these rights */
   const gid_t *groups;
   size_t ngroups;
 };

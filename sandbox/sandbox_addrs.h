@@ -9,9 +9,9 @@
  * never bind: its own servers may take any port it can bind, 3128 and
  * 15001 included, and none is awf's. Not on a browser's list of refused
  * ports either. */
-#define AWF_SANDBOX_PROXY_PORT 312        /* explicit proxy: HTTP(S)_PROXY */
-#define AWF_SANDBOX_TRANSPARENT_PORT 151  /* nftables redirect target */
-#define AWF_SANDBOX_DNS_PORT 153          /* DNS redirect target */
+#define AWF_SANDBOX_PROXY_PORT 312       /* explicit proxy: HTTP(S)_PROXY */
+#define AWF_SANDBOX_TRANSPARENT_PORT 151 /* nftables redirect target */
+#define AWF_SANDBOX_DNS_PORT 153         /* DNS redirect target */
 /* NO_PROXY inside: all of loopback is the sandbox's own. Clients that read
  * no CIDR (wget, python urllib) still skip the proxy for the usual names. */
 #define AWF_SANDBOX_NO_PROXY "localhost,127.0.0.1,127.0.0.0/8,::1"

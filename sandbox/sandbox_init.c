@@ -28,7 +28,8 @@ int awf_init_exit_code(int status) {
 static bool close_range_but(unsigned from, unsigned to, int keep) {
   if (keep < (int)from || (unsigned)keep > to)
     return from > to || syscall(SYS_close_range, from, to, 0) == 0;
-  return ((unsigned)keep == from || syscall(SYS_close_range, from, (unsigned)keep - 1, 0) == 0) &&
+  return ((unsigned)keep == from ||
+          syscall(SYS_close_range, from, (unsigned)keep - 1, 0) == 0) &&
          ((unsigned)keep == to || syscall(SYS_close_range, (unsigned)keep + 1, to, 0) == 0);
 }
 
@@ -54,8 +55,10 @@ static void enter_work_dir(const struct awf_init_command *cmd) {
     return;
   int e = errno;
   if (cmd->work_dir_fallback && (e == ENOENT || e == ENOTDIR) && chdir("/") == 0) {
-    fprintf(stderr, "awf: warning: the working directory %s does not exist in the sandbox; "
-                    "using / (mount it with -v or pass --work-dir)\n", cmd->work_dir);
+    fprintf(stderr,
+            "awf: warning: the working directory %s does not exist in the sandbox; "
+            "using / (mount it with -v or pass --work-dir)\n",
+            cmd->work_dir);
     return;
   }
   fprintf(stderr, "awf: cannot enter the working directory %s: %s\n", cmd->work_dir,

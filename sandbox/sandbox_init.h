@@ -14,11 +14,11 @@ typedef int (*awf_init_prepare_fn)(void *arg);
 
 struct awf_init_command {
   char *const *argv;
-  char *const *envp;            /* PATH inside it is used to find argv[0] */
-  const char *work_dir;         /* chdir'd as the user, just before exec */
-  int work_dir_fallback;        /* 1: if work_dir is missing, warn and use / */
-  awf_init_prepare_fn prepare;  /* may be NULL */
-  int prepare_fd;               /* a descriptor above 2 kept open for prepare (0: none) */
+  char *const *envp;           /* PATH inside it is used to find argv[0] */
+  const char *work_dir;        /* chdir'd as the user, just before exec */
+  int work_dir_fallback;       /* 1: if work_dir is missing, warn and use / */
+  awf_init_prepare_fn prepare; /* may be NULL */
+  int prepare_fd;              /* a descriptor above 2 kept open for prepare (0: none) */
   void *prepare_arg;
 };
 

@@ -41,13 +41,22 @@ void awf_stepsummary_free(awf_stepsummary *s) {
 /* A record as awf writes it, counted as `awf logs summary` counts a line. */
 static void on_record(void *ud, const struct awf_log_record *r) {
   awf_stepsummary *s = ud;
-  struct awf_logev ev = {
-      .run = r->run, .event = r->event, .conn = r->conn, .req = r->req,
-      .host = r->host, .host_len = r->host_len, .original_dst = r->original_dst,
-      .path = r->path, .path_len = r->path_len, .port = r->port,
-      .deny = r->decision && strcmp(r->decision, "deny") == 0, .would_deny = r->would_deny,
-      .reason = r->reason, .bytes_up = r->bytes_up, .bytes_down = r->bytes_down,
-      .duration_ms = r->duration_ms};
+  struct awf_logev ev = {.run = r->run,
+                         .event = r->event,
+                         .conn = r->conn,
+                         .req = r->req,
+                         .host = r->host,
+                         .host_len = r->host_len,
+                         .original_dst = r->original_dst,
+                         .path = r->path,
+                         .path_len = r->path_len,
+                         .port = r->port,
+                         .deny = r->decision == AWF_DENY,
+                         .would_deny = r->would_deny,
+                         .reason = awf_reason_name(r->reason),
+                         .bytes_up = r->bytes_up,
+                         .bytes_down = r->bytes_down,
+                         .duration_ms = r->duration_ms};
   if (!ev.host && r->qname) { /* dns: the name queried */
     ev.host = r->qname;
     ev.host_len = r->qname_len;
@@ -62,8 +71,9 @@ void awf_stepsummary_attach(awf_stepsummary *s, awf_logfile *lf) {
 
 static int append(const char *path, const char *data, size_t len, char *err, size_t errlen) {
   /* O_NONBLOCK: a FIFO planted there must not hang awf; it is refused below. */
-  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
-                          O_NOCTTY, 0644);
+  int fd = open(path,
+                O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+                0644);
   if (fd < 0) {
     int e = errno;
     snprintf(err, errlen, "%s: %s", path,

@@ -47,18 +47,18 @@ struct supervisor {
   awf_resolver *resolver;
   awf_logfile *log;
   awf_proxy *proxy;
-  awf_dns_server *dns[2];   /* IPv4 and IPv6 */
-  awf_refused *refused;     /* what the sandbox's firewall refused (may be NULL) */
-  awf_unixlog *unixlog;     /* the UNIX gate's decisions (may be NULL) */
+  awf_dns_server *dns[2]; /* IPv4 and IPv6 */
+  awf_refused *refused;   /* what the sandbox's firewall refused (may be NULL) */
+  awf_unixlog *unixlog;   /* the UNIX gate's decisions (may be NULL) */
   awf_denials *denials;
   awf_dns_memory *dns_memory; /* --allow-ssh: the names answered per address */
-  awf_stepsummary *summary; /* GITHUB_STEP_SUMMARY (may be NULL) */
+  awf_stepsummary *summary;   /* GITHUB_STEP_SUMMARY (may be NULL) */
   uv_signal_t sig_chld;
   uv_signal_t fwd[7];
   uv_timer_t timeout;
   unsigned dns_open;
   awf_unixgate *unix_gate;
-  int unix_diag;            /* NETLINK_SOCK_DIAG made in the sandbox's namespace */
+  int unix_diag;               /* NETLINK_SOCK_DIAG made in the sandbox's namespace */
   struct awf_host_access host; /* --enable-host-access: the host's services */
 };
 
@@ -76,8 +76,7 @@ static int prepare_command(void *arg) {
                     ? awf_privileges_drop_keep_groups(plan->uid, plan->gid, err, sizeof(err))
                     : awf_privileges_drop(plan->uid, plan->gid, plan->groups, plan->ngroups,
                                           err, sizeof(err));
-  if (dropped < 0 ||
-      awf_seccomp_install_gated(&listener, err, sizeof(err)) < 0) {
+  if (dropped < 0 || awf_seccomp_install_gated(&listener, err, sizeof(err)) < 0) {
     fprintf(stderr, "awf: %s\n", err);
     return AWF_EXIT_FAILURE;
   }
@@ -93,8 +92,17 @@ static int prepare_command(void *arg) {
 
 /* The sockets rootless awf makes inside the sandbox's network namespace and
  * hands to the engine outside, in this order (the NFLOG one may be missing). */
-enum { SK_PROXY, SK_TPROXY4, SK_TPROXY6, SK_DNS4_UDP, SK_DNS4_TCP, SK_DNS6_UDP, SK_DNS6_TCP,
-       SK_NFLOG, SK_N };
+enum {
+  SK_PROXY,
+  SK_TPROXY4,
+  SK_TPROXY6,
+  SK_DNS4_UDP,
+  SK_DNS4_TCP,
+  SK_DNS6_UDP,
+  SK_DNS6_TCP,
+  SK_NFLOG,
+  SK_N
+};
 
 static const int families[2] = {AF_INET, AF_INET6}; /* index = s->dns[] slot */
 
@@ -223,9 +231,13 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
   /* If awf dies, so does the sandbox: PID 1 dying ends the namespace. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   struct awf_unix_id ids[AWF_UNIXGATE_MAX_ALLOWED];
-  struct awf_unixgate_config gc = {.uid = plan->uid, .gid = plan->gid, .groups = plan->groups,
-                                   .ngroups = plan->ngroups, .report_fd = -1,
-                                   .allowed_ids = ids, .keep_groups = true};
+  struct awf_unixgate_config gc = {.uid = plan->uid,
+                                   .gid = plan->gid,
+                                   .groups = plan->groups,
+                                   .ngroups = plan->ngroups,
+                                   .report_fd = -1,
+                                   .allowed_ids = ids,
+                                   .keep_groups = true};
   int diag = -1;
   if (plan->rootless) {
     gc.report_fd = rootless_network(plan, go_fd);
@@ -267,8 +279,8 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
    * sandbox's namespaces), now that the sandbox's /proc is mounted: the pids
    * it is told are the sandbox's. It runs until PID 1 ends with the command. */
   awf_unixgate *gate;
-  if (plan->rootless && awf_unixgate_start(&gc, gate_channel[0], diag, &gate, err,
-                                           sizeof(err)) < 0) {
+  if (plan->rootless &&
+      awf_unixgate_start(&gc, gate_channel[0], diag, &gate, err, sizeof(err)) < 0) {
     fprintf(stderr, "awf: %s\n", err);
     _exit(AWF_EXIT_FAILURE);
   }
@@ -436,8 +448,11 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
 /* After the sandbox's network is up: the gate answers the command's connects. */
 static int start_unix_gate(struct supervisor *s, char *err, size_t errlen) {
   const struct awf_sandbox_plan *p = s->plan;
-  struct awf_unixgate_config gc = {.uid = p->uid, .gid = p->gid, .groups = p->groups,
-                                   .ngroups = p->ngroups, .allowed = p->cli->allow_unix_sockets,
+  struct awf_unixgate_config gc = {.uid = p->uid,
+                                   .gid = p->gid,
+                                   .groups = p->groups,
+                                   .ngroups = p->ngroups,
+                                   .allowed = p->cli->allow_unix_sockets,
                                    .report_fd = -1};
   /* The gate's decisions reach the access log and the summary through a pipe. */
   if (awf_unixlog_start(&s->loop, s->log, s->denials, &gc.report_fd, &s->unixlog) < 0)
@@ -497,8 +512,8 @@ static int adopt_sandbox_sockets(struct supervisor *s, int *fds, size_t n, char 
     snprintf(err, errlen, "cannot start the DNS server inside the sandbox: %s", strerror(-rc));
     return rc;
   }
-  if (n > SK_NFLOG && awf_refused_start(&s->loop, fds[SK_NFLOG], s->log, s->denials,
-                                        &s->refused) < 0)
+  if (n > SK_NFLOG &&
+      awf_refused_start(&s->loop, fds[SK_NFLOG], s->log, s->denials, &s->refused) < 0)
     fprintf(stderr, "awf: warning: refused packets will not be logged: %s\n", strerror(ENOMEM));
   return 0;
 }
@@ -583,7 +598,7 @@ static void start_signals(struct supervisor *s) {
     uv_signal_init(&s->loop, &s->fwd[i]);
     s->fwd[i].data = s;
     uv_signal_start(&s->fwd[i], on_forward, forwarded[i]);
-    }
+  }
   uv_timer_init(&s->loop, &s->timeout);
   s->timeout.data = s;
   if (s->plan->cli->agent_timeout_ms)
@@ -595,11 +610,14 @@ static void start_signals(struct supervisor *s) {
 static void warn_log_incomplete(const char *path, unsigned long lost, int err, bool summary) {
   fprintf(stderr,
           "awf: warning: the access log is incomplete: %lu record%s could not be written to %s",
-          lost, lost == 1 ? "" : "s", !path || strcmp(path, "-") == 0 ? "standard output" : path);
+          lost, lost == 1 ? "" : "s",
+          !path || strcmp(path, "-") == 0 ? "standard output" : path);
   if (err < 0)
     fprintf(stderr, " (%s)", strerror(-err));
-  fprintf(stderr, "%s\n", summary ? "; the denials listed above are complete (counted in "
-                                     "memory), the log is not" : "");
+  fprintf(stderr, "%s\n",
+          summary ? "; the denials listed above are complete (counted in "
+                    "memory), the log is not"
+                  : "");
 }
 
 int awf_supervise(const struct awf_sandbox_plan *plan) {
@@ -627,9 +645,9 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   }
   /* clone(2) without a new stack behaves like fork(2), with namespaces; a
    * user namespace, rootless, is made first and owns the others. */
-  pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
-                                            CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD |
-                                            (plan->rootless ? CLONE_NEWUSER : 0),
+  pid_t pid = (pid_t)syscall(SYS_clone,
+                             CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
+                                 CLONE_NEWUTS | SIGCHLD | (plan->rootless ? CLONE_NEWUSER : 0),
                              NULL, NULL, NULL, NULL);
   if (pid < 0 && plan->rootless) {
     int e = errno;
@@ -639,8 +657,9 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     awf_userns_explain(&f, err, sizeof(err));
     fprintf(stderr, "awf: rootless: cannot create the sandbox's user namespace: %s\n", err);
   } else if (pid < 0) {
-    fprintf(stderr, "awf: cannot create the sandbox's namespaces: %s (awf needs root and a "
-                    "kernel with mount, PID, network, IPC and UTS namespaces)\n",
+    fprintf(stderr,
+            "awf: cannot create the sandbox's namespaces: %s (awf needs root and a "
+            "kernel with mount, PID, network, IPC and UTS namespaces)\n",
             strerror(errno));
   }
   if (pid < 0) {

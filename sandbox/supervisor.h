@@ -19,14 +19,14 @@ struct awf_ttystate;
 
 struct awf_sandbox_plan {
   const struct awf_cli *cli;
-  struct awf_init_command command;  /* argv, envp, work dir */
+  struct awf_init_command command; /* argv, envp, work dir */
   uid_t uid;
   gid_t gid;
   const gid_t *groups;
   size_t ngroups;
-  struct awf_rootfs_spec rootfs;    /* what the sandbox's / holds */
-  struct awf_logprotect log;        /* --log-file, opened; kept from the command */
-  const struct awf_ttystate *tty;   /* put back before the summary is printed, or NULL */
+  struct awf_rootfs_spec rootfs;  /* what the sandbox's / holds */
+  struct awf_logprotect log;      /* --log-file, opened; kept from the command */
+  const struct awf_ttystate *tty; /* put back before the summary is printed, or NULL */
   /* Build the sandbox in a user namespace of its own (userns.h): uid and gid
    * are then awf's own effective ids, mapped onto themselves. */
   bool rootless;

@@ -32,11 +32,11 @@
 struct awf_ttystate {
   unsigned n;
   struct {
-    int fd;             /* one of 0, 1, 2 */
-    dev_t rdev;         /* the terminal */
+    int fd;     /* one of 0, 1, 2 */
+    dev_t rdev; /* the terminal */
     struct termios tio;
-    int excl;           /* TIOCGEXCL at save: 0, 1, or -1 when unknown */
-    int ldisc;          /* TIOCGETD at save, or -1 when unknown */
+    int excl;  /* TIOCGEXCL at save: 0, 1, or -1 when unknown */
+    int ldisc; /* TIOCGETD at save, or -1 when unknown */
     bool has_winsize;
     struct winsize winsize;
   } tty[3];

@@ -54,21 +54,21 @@ struct awf_unixgate {
   atomic_int denials; /* refusals so far */
   atomic_int jobs;    /* connect threads running (MAX_JOBS) */
   atomic_uint diag_seq;
-  int channel;        /* where the listener arrives */
-  int listener;       /* the filter's notification descriptor, -1 until it came */
-  int netns;          /* the sandbox's network namespace, until the thread entered it */
-  int proc;           /* awf's own /proc, for /proc/self/fd */
-  int report;         /* decisions for the access log (struct awf_unixgate_report), or -1 */
-  int stop[2];        /* a pipe: awf_unixgate_stop writes, the thread wakes */
+  int channel;  /* where the listener arrives */
+  int listener; /* the filter's notification descriptor, -1 until it came */
+  int netns;    /* the sandbox's network namespace, until the thread entered it */
+  int proc;     /* awf's own /proc, for /proc/self/fd */
+  int report;   /* decisions for the access log (struct awf_unixgate_report), or -1 */
+  int stop[2];  /* a pipe: awf_unixgate_stop writes, the thread wakes */
   pthread_mutex_t start_lock; /* the thread tells awf_unixgate_start it runs */
   pthread_cond_t started;
-  int start_rc;               /* 1: not yet; 0 or -errno */
+  int start_rc; /* 1: not yet; 0 or -errno */
   pthread_t thread;
   uid_t uid;
   gid_t gid;
   gid_t groups[AWF_FSCREDS_MAX_GROUPS];
   size_t ngroups;
-  bool keep_groups;   /* rootless: the groups are the command's already (unixgate.h) */
+  bool keep_groups; /* rootless: the groups are the command's already (unixgate.h) */
   struct awf_unix_id allowed[AWF_UNIXGATE_MAX_ALLOWED];
   size_t nallowed;
 };
@@ -77,9 +77,9 @@ struct awf_unixgate {
 struct job {
   awf_unixgate *g;
   struct seccomp_notif req;
-  int sock;                        /* the command's socket, fetched */
-  int domain;                      /* its family */
-  struct sockaddr_storage addr;    /* the address as the command passed it */
+  int sock;                     /* the command's socket, fetched */
+  int domain;                   /* its family */
+  struct sockaddr_storage addr; /* the address as the command passed it */
   socklen_t addrlen;
 };
 
@@ -206,7 +206,9 @@ static int is_sandbox_socket(awf_unixgate *g, struct awf_unix_id id) {
   while (rc == 0 && !done) {
     struct sockaddr_nl from;
     struct iovec iov = {buf, sizeof(buf)};
-    struct msghdr m = {.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
+    struct msghdr m = {.msg_name = &from,
+                       .msg_namelen = sizeof(from),
+                       .msg_iov = &iov,
                        .msg_iovlen = 1};
     ssize_t got = recvmsg(fd, &m, 0);
     if (got < 0 && errno == EINTR)

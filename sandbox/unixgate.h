@@ -65,9 +65,9 @@ enum awf_unixgate_verdict {
 
 /* One decision, as written to report_fd (atomic: smaller than PIPE_BUF). */
 struct awf_unixgate_report {
-  uint8_t verdict;  /* enum awf_unixgate_verdict */
-  uint8_t len;      /* bytes of path */
-  char path[108];   /* the name as the command passed it, not NUL-terminated */
+  uint8_t verdict; /* enum awf_unixgate_verdict */
+  uint8_t len;     /* bytes of path */
+  char path[108];  /* the name as the command passed it, not NUL-terminated */
 };
 
 typedef struct awf_unixgate awf_unixgate;

@@ -8,6 +8,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "events.h"
 #include "fdwatch.h"
 #include "jsonlog.h"
 #include "unixgate.h"
@@ -15,9 +16,8 @@
 #define BATCH 32
 
 struct awf_unixlog {
-  awf_fdwatch *watch; /* the pipe's read end */
-  awf_logfile *log;
-  awf_denials *denials;
+  awf_fdwatch *watch;           /* the pipe's read end */
+  struct awf_event_sink events; /* the log and the denials */
 };
 
 static uint64_t wall_ms(void) {
@@ -29,9 +29,6 @@ static uint64_t wall_ms(void) {
 static void record(struct awf_unixlog *u, const struct awf_unixgate_report *rep) {
   size_t len = rep->len < sizeof(rep->path) ? rep->len : sizeof(rep->path);
   bool allowed = rep->verdict == AWF_UNIXGATE_ADMITTED;
-  const char *reason = allowed                                 ? "allowed"
-                       : rep->verdict == AWF_UNIXGATE_BUSY ? "overloaded"
-                                                           : "unix_socket_not_allowed";
   struct awf_log_record r;
   awf_log_record_init(&r);
   r.ts_ms = wall_ms();
@@ -39,13 +36,12 @@ static void record(struct awf_unixlog *u, const struct awf_unixgate_report *rep)
   r.conn = awf_log_next_conn();
   r.path = rep->path;
   r.path_len = len;
-  r.decision = allowed ? "allow" : "deny";
-  r.reason = reason;
-  if (u->log)
-    awf_logfile_write(u->log, &r); /* a lost line is counted by the log */
-  if (u->denials && !allowed)
-    awf_denials_note(u->denials, &(struct awf_denial_fact){.host = rep->path, .host_len = len,
-                                                           .reason = reason});
+  r.decision = allowed ? AWF_ALLOW : AWF_DENY;
+  r.reason = allowed                             ? AWF_REASON_ALLOWED
+             : rep->verdict == AWF_UNIXGATE_BUSY ? AWF_REASON_OVERLOADED
+                                                 : AWF_REASON_UNIX_SOCKET_NOT_ALLOWED;
+  /* A refusal is counted by its path; a lost line is counted by the log. */
+  awf_event_log(&u->events, &r, &(struct awf_event_unit){0});
 }
 
 static void drain(int fd, void *arg) {
@@ -72,8 +68,7 @@ int awf_unixlog_start(uv_loop_t *loop, awf_logfile *log, awf_denials *denials, i
     close(p[1]);
     return -ENOMEM;
   }
-  u->log = log;
-  u->denials = denials;
+  u->events = (struct awf_event_sink){.log = log, .denials = denials};
   int rc = awf_fdwatch_start(loop, p[0], drain, u, &u->watch);
   if (rc < 0) {
     free(u);

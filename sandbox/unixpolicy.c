@@ -16,7 +16,8 @@ enum awf_unix_addr_kind awf_unix_addr_classify(const void *addr, size_t len, cha
                                                size_t pathsz) {
   const size_t off = offsetof(struct sockaddr_un, sun_path);
   const struct sockaddr_un *sun = addr;
-  if (len <= off || len > sizeof(*sun) || sun->sun_family != AF_UNIX || sun->sun_path[0] == '\0')
+  if (len <= off || len > sizeof(*sun) || sun->sun_family != AF_UNIX ||
+      sun->sun_path[0] == '\0')
     return AWF_UNIX_ADDR_OTHER;
   size_t n = strnlen(sun->sun_path, len - off);
   if (n >= pathsz)

@@ -24,11 +24,11 @@
 #define AWF_USERDB_PATH_MAX 4096        /* home and shell bytes, with NUL */
 
 struct awf_userdb_user {
-    char name[AWF_USERDB_NAME_MAX + 1];
-    uid_t uid;
-    gid_t gid;                      /* primary group */
-    char home[AWF_USERDB_PATH_MAX]; /* "/" when the field is empty */
-    char shell[AWF_USERDB_PATH_MAX]; /* "/bin/sh" when the field is empty */
+  char name[AWF_USERDB_NAME_MAX + 1];
+  uid_t uid;
+  gid_t gid;                       /* primary group */
+  char home[AWF_USERDB_PATH_MAX];  /* "/" when the field is empty */
+  char shell[AWF_USERDB_PATH_MAX]; /* "/bin/sh" when the field is empty */
 };
 
 /* Find `uid` in passwd-format data (name:passwd:uid:gid:gecos:home:shell,
@@ -38,14 +38,13 @@ struct awf_userdb_user {
  * name, home or shell does not fit (message names origin:line). The home
  * directory is returned as written; the caller decides what a relative one
  * means. */
-int awf_userdb_user_by_uid_mem(const char *data, size_t len, const char *origin,
-                               uid_t uid, struct awf_userdb_user *out,
-                               char *err, size_t errsz);
+int awf_userdb_user_by_uid_mem(const char *data, size_t len, const char *origin, uid_t uid,
+                               struct awf_userdb_user *out, char *err, size_t errsz);
 
 /* The same, reading the file at `path` (at most AWF_USERDB_FILE_MAX bytes);
  * also returns the -errno of opening or reading it. */
-int awf_userdb_user_by_uid(const char *path, uid_t uid, struct awf_userdb_user *out,
-                           char *err, size_t errsz);
+int awf_userdb_user_by_uid(const char *path, uid_t uid, struct awf_userdb_user *out, char *err,
+                           size_t errsz);
 
 /* The group list for setgroups(2): `primary` first, then the gid of every
  * well-formed group-file line (name:passwd:gid:member,member,..., the member
@@ -55,20 +54,20 @@ int awf_userdb_user_by_uid(const char *path, uid_t uid, struct awf_userdb_user *
  * Fills gids[0..*ngids). Returns 0; -ERANGE when more than `max` groups
  * result (*ngids is then the number needed); -EINVAL for an empty user or
  * max 0. */
-int awf_userdb_groups_mem(const char *data, size_t len, const char *origin,
-                          const char *user, gid_t primary, gid_t *gids, size_t max,
-                          size_t *ngids, char *err, size_t errsz);
+int awf_userdb_groups_mem(const char *data, size_t len, const char *origin, const char *user,
+                          gid_t primary, gid_t *gids, size_t max, size_t *ngids, char *err,
+                          size_t errsz);
 
 /* The same, reading the file at `path`. */
-int awf_userdb_groups(const char *path, const char *user, gid_t primary,
-                      gid_t *gids, size_t max, size_t *ngids, char *err, size_t errsz);
+int awf_userdb_groups(const char *path, const char *user, gid_t primary, gid_t *gids,
+                      size_t max, size_t *ngids, char *err, size_t errsz);
 
 /* Who runs awf. */
 struct awf_userdb_invoker {
-    uid_t uid;
-    gid_t gid;     /* meaningful only when gid_known */
-    int gid_known; /* 0: take the primary gid from the passwd entry */
-    int via_sudo;  /* 1: uid (and gid) came from SUDO_UID/SUDO_GID */
+  uid_t uid;
+  gid_t gid;     /* meaningful only when gid_known */
+  int gid_known; /* 0: take the primary gid from the passwd entry */
+  int via_sudo;  /* 1: uid (and gid) came from SUDO_UID/SUDO_GID */
 };
 
 /* Decide the invoking user from the values of SUDO_UID and SUDO_GID (either

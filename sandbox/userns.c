@@ -95,39 +95,46 @@ void awf_userns_gather(struct awf_userns_facts *f) {
 void awf_userns_explain(const struct awf_userns_facts *f, char *out, size_t outlen) {
   const char *why = f->err ? strerror(f->err) : "refused";
   if (f->max_user_namespaces == 0)
-    snprintf(out, outlen,
-             "user namespaces are disabled: user.max_user_namespaces is 0 (%s). Allow them: "
-             "sysctl -w user.max_user_namespaces=15000 (and in /etc/sysctl.d to keep it)" OR_ROOT,
-             why);
+    snprintf(
+        out, outlen,
+        "user namespaces are disabled: user.max_user_namespaces is 0 (%s). Allow them: "
+        "sysctl -w user.max_user_namespaces=15000 (and in /etc/sysctl.d to keep it)" OR_ROOT,
+        why);
   else if (f->err == ENOSPC)
     snprintf(out, outlen,
              "the limit on user namespaces is reached: user.max_user_namespaces (%ld here, or "
              "a lower one in an enclosing user namespace) (%s). Raise it with sysctl -w "
-             "user.max_user_namespaces=N" OR_ROOT, f->max_user_namespaces, why);
+             "user.max_user_namespaces=N" OR_ROOT,
+             f->max_user_namespaces, why);
   else if (f->unprivileged_userns_clone == 0 && !f->privileged)
     snprintf(out, outlen,
              "unprivileged user namespaces are disabled: kernel.unprivileged_userns_clone is 0 "
-             "(%s). Allow them: sysctl -w kernel.unprivileged_userns_clone=1" OR_ROOT, why);
+             "(%s). Allow them: sysctl -w kernel.unprivileged_userns_clone=1" OR_ROOT,
+             why);
   else if (f->apparmor_restrict == 1 && !f->privileged)
     snprintf(out, outlen,
              "AppArmor restricts unprivileged user namespaces: "
              "kernel.apparmor_restrict_unprivileged_userns is 1, as on Ubuntu 24.04 (%s). "
              "Install awf's AppArmor profile (packaging/apparmor/awf: copy it to "
              "/etc/apparmor.d/awf, fix the path in it, apparmor_parser -r /etc/apparmor.d/awf; "
-             "see docs/awf.md, \"Rootless\")" OR_ROOT, why);
+             "see docs/awf.md, \"Rootless\")" OR_ROOT,
+             why);
   else if (f->seccomp_filtered && (f->err == EPERM || f->err == EACCES || f->err == ENOSYS))
     snprintf(out, outlen,
              "a seccomp filter refuses to create user namespaces (%s; this process runs under "
              "one: Seccomp 2 in /proc/self/status), as a container runtime's default profile "
              "does. Run the container with a profile that allows unshare and clone with "
              "CLONE_NEWUSER (docker: --security-opt seccomp=PROFILE, or "
-             "seccomp=unconfined)" OR_ROOT, why);
+             "seccomp=unconfined)" OR_ROOT,
+             why);
   else if (f->err == EUSERS)
     snprintf(out, outlen,
              "too many nested user namespaces (%s): the kernel allows 32 levels; run awf "
-             "from fewer nested sandboxes" OR_ROOT, why);
+             "from fewer nested sandboxes" OR_ROOT,
+             why);
   else
     snprintf(out, outlen,
              "the kernel refused to create a user namespace (%s): user namespaces may be "
-             "compiled out (CONFIG_USER_NS) or refused by a security module" OR_ROOT, why);
+             "compiled out (CONFIG_USER_NS) or refused by a security module" OR_ROOT,
+             why);
 }

@@ -28,12 +28,12 @@ int awf_userns_write_maps(pid_t pid, uid_t uid, gid_t gid, char *err, size_t err
 /* What the system says about user namespaces; -1 for a knob that does not
  * exist on this kernel. */
 struct awf_userns_facts {
-  int err;                         /* errno of the refused clone/step, 0: none */
-  long max_user_namespaces;        /* user.max_user_namespaces */
-  long unprivileged_userns_clone;  /* kernel.unprivileged_userns_clone (Debian, older) */
-  long apparmor_restrict;          /* kernel.apparmor_restrict_unprivileged_userns (Ubuntu) */
-  bool seccomp_filtered;           /* Seccomp: 2 in /proc/self/status */
-  bool privileged;                 /* effective uid 0 */
+  int err;                        /* errno of the refused clone/step, 0: none */
+  long max_user_namespaces;       /* user.max_user_namespaces */
+  long unprivileged_userns_clone; /* kernel.unprivileged_userns_clone (Debian, older) */
+  long apparmor_restrict;         /* kernel.apparmor_restrict_unprivileged_userns (Ubuntu) */
+  bool seccomp_filtered;          /* Seccomp: 2 in /proc/self/status */
+  bool privileged;                /* effective uid 0 */
 };
 
 /* Reads the knobs above from /proc (err is left to the caller). */

@@ -16,8 +16,8 @@ CMAKE = {
                              "target_include_directories(awf_common PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})\n",
     "acl/CMakeLists.txt": "add_library(awf_acl STATIC acl.c)\n"
                           "target_include_directories(awf_acl PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})\n",
-    "proxy/CMakeLists.txt": "add_library(awf_parse STATIC sni.c)\n"
-                            "target_include_directories(awf_parse PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})\n"
+    "proxy/CMakeLists.txt": "add_library(awf_wire STATIC sni.c)\n"
+                            "target_include_directories(awf_wire PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})\n"
                             "add_library(awf_proxy STATIC listener.c http_proxy.c loop.c)\n"
                             "target_include_directories(awf_proxy PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})\n",
 }

@@ -153,8 +153,7 @@ static void make_answers(const struct awf_dns_query *q, uint32_t seed, struct an
 
 /* ---- checks ---- */
 
-static void check_query(int st, const struct awf_dns_query *q, const uint8_t *msg,
-                        size_t len) {
+static void check_query(int st, const struct awf_dns_query *q, const uint8_t *msg, size_t len) {
   FUZZ_CHECK(st == AWF_DNS_PARSE_OK || st == AWF_DNS_PARSE_FORMERR ||
              st == AWF_DNS_PARSE_NOTIMP || st == AWF_DNS_PARSE_BADVERS ||
              st == AWF_DNS_PARSE_DROP);
@@ -188,8 +187,8 @@ static void check_query(int st, const struct awf_dns_query *q, const uint8_t *ms
 }
 
 static void check_response(const struct awf_dns_query *q, unsigned rcode,
-                           const struct answers *a, size_t limit, const uint8_t *out,
-                           int len, size_t nans) {
+                           const struct answers *a, size_t limit, const uint8_t *out, int len,
+                           size_t nans) {
   FUZZ_CHECK(len >= AWF_DNS_HEADER_LEN && (size_t)len <= limit);
   FUZZ_CHECK(nans <= a->n);
   bool *starts = calloc((size_t)len, sizeof(bool));
@@ -197,9 +196,9 @@ static void check_response(const struct awf_dns_query *q, unsigned rcode,
   struct rd r = {out, (size_t)len, 0};
   FUZZ_CHECK(rd_u16(&r) == q->id);
   unsigned flags = rd_u16(&r);
-  FUZZ_CHECK(flags & 0x8000);                             /* QR */
+  FUZZ_CHECK(flags & 0x8000); /* QR */
   FUZZ_CHECK(((flags >> 11) & 0xF) == q->opcode);
-  FUZZ_CHECK(((flags & 0x0200) != 0) == (nans < a->n));   /* TC */
+  FUZZ_CHECK(((flags & 0x0200) != 0) == (nans < a->n)); /* TC */
   FUZZ_CHECK(((flags & 0x0100) != 0) == q->rd);
   FUZZ_CHECK(((flags & 0x0010) != 0) == q->cd);
   FUZZ_CHECK((flags & 0xF) == (rcode & 0xF));
@@ -230,7 +229,8 @@ static void check_response(const struct awf_dns_query *q, unsigned rcode,
     FUZZ_CHECK(rd_u32(&r) == rr->ttl);
     size_t rdlen = rd_u16(&r), rdata_at = r.off;
     if (rr->type == AWF_DNS_TYPE_A) {
-      FUZZ_CHECK(rdlen == 4 && (size_t)len - r.off >= 4 && memcmp(out + r.off, rr->u.a, 4) == 0);
+      FUZZ_CHECK(rdlen == 4 && (size_t)len - r.off >= 4 &&
+                 memcmp(out + r.off, rr->u.a, 4) == 0);
       r.off += 4;
     } else if (rr->type == AWF_DNS_TYPE_AAAA) {
       FUZZ_CHECK(rdlen == 16 && (size_t)len - r.off >= 16 &&
@@ -259,8 +259,9 @@ static void check_response(const struct awf_dns_query *q, unsigned rcode,
 static void check_bad_name(const struct awf_dns_query *q, unsigned rcode, struct answers *a,
                            uint32_t seed, uint8_t *out) {
   static const char *const bad[] = {
-      "", "a..b", "..", ".a", "a.b..",
-      "x.0123456789012345678901234567890123456789012345678901234567890123.y" /* 64 */};
+      "",      "a..b",
+      "..",    ".a",
+      "a.b..", "x.0123456789012345678901234567890123456789012345678901234567890123.y" /* 64 */};
   static char too_long[AWF_DNS_NAME_MAX + 8];
   size_t nans = 7;
   memset(too_long, 'a', sizeof(too_long) - 1);
@@ -275,7 +276,8 @@ static void check_bad_name(const struct awf_dns_query *q, unsigned rcode, struct
   else
     a->rr[0].u.target = name;
   FUZZ_CHECK(awf_dns_build_response(q, rcode, a->rr, a->n, AWF_DNS_TCP_MAX, out,
-                                    AWF_DNS_TCP_MAX, &nans) == -EINVAL && nans == 0);
+                                    AWF_DNS_TCP_MAX, &nans) == -EINVAL &&
+             nans == 0);
   a->rr[0] = saved;
 }
 
@@ -349,8 +351,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t limits[2] = {awf_dns_udp_limit(&q), AWF_DNS_TCP_MAX};
     FUZZ_CHECK(limits[0] >= AWF_DNS_UDP_MIN && limits[0] <= AWF_DNS_UDP_MAX);
     for (int i = 0; i < 2; i++) {
-      int len = awf_dns_build_response(&q, rcode, a->rr, a->n, limits[i], out,
-                                       AWF_DNS_TCP_MAX, &nans);
+      int len = awf_dns_build_response(&q, rcode, a->rr, a->n, limits[i], out, AWF_DNS_TCP_MAX,
+                                       &nans);
       check_response(&q, rcode, a, limits[i], out, len, nans);
       if (i == 1) {
         FUZZ_CHECK(nans == a->n); /* at most MAX_RRS answers always fit TCP */

@@ -38,9 +38,9 @@ static enum awf_hello_status parse_exact(const uint8_t *data, size_t n,
 }
 
 static bool same_hello(const struct awf_tls_hello *a, const struct awf_tls_hello *b) {
-  return a->has_sni == b->has_sni && a->sni_multiple == b->sni_multiple &&
-         a->ech == b->ech && a->legacy_version == b->legacy_version &&
-         a->sni_len == b->sni_len && memcmp(a->sni, b->sni, a->sni_len + 1) == 0;
+  return a->has_sni == b->has_sni && a->sni_multiple == b->sni_multiple && a->ech == b->ech &&
+         a->legacy_version == b->legacy_version && a->sni_len == b->sni_len &&
+         memcmp(a->sni, b->sni, a->sni_len + 1) == 0;
 }
 
 /* The handshake message carried by the records in data[0..consumed), found

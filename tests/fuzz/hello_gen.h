@@ -14,14 +14,14 @@
 #define HELLO_GEN_MSG_MAX 65536 /* msg buffer size hello_gen needs */
 
 struct hello_gen {
-  bool has_sni;        /* a server_name extension was written */
-  bool names_ok;       /* every name in it has 0..255 bytes in 0x21..0x7e */
-  bool dup_ext;        /* some extension type appears twice */
-  bool ech;            /* an encrypted_client_hello extension was written */
-  size_t nnames;       /* host_name entries in the (first) server_name */
-  const uint8_t *first;/* the first host name, pointing into the description */
+  bool has_sni;         /* a server_name extension was written */
+  bool names_ok;        /* every name in it has 0..255 bytes in 0x21..0x7e */
+  bool dup_ext;         /* some extension type appears twice */
+  bool ech;             /* an encrypted_client_hello extension was written */
+  size_t nnames;        /* host_name entries in the (first) server_name */
+  const uint8_t *first; /* the first host name, pointing into the description */
   size_t first_len;
-  size_t body_len;     /* the handshake body length declared */
+  size_t body_len; /* the handshake body length declared */
 };
 
 /* Description: one flags byte (bits 0-1: session id of 0, 8, 16 or 32

@@ -21,8 +21,7 @@
 #define IPL AWF_ACL_IP_LITERAL
 #define BAD AWF_ACL_INVALID_NAME
 
-static awf_acl *acl_with(const char *allow, const char *block)
-{
+static awf_acl *acl_with(const char *allow, const char *block) {
   char err[256];
   awf_acl *a = awf_acl_new();
   assert_non_null(a);
@@ -33,14 +32,12 @@ static awf_acl *acl_with(const char *allow, const char *block)
   return a;
 }
 
-static enum awf_acl_verdict chk(const awf_acl *a, const char *host, enum awf_acl_proto p)
-{
+static enum awf_acl_verdict chk(const awf_acl *a, const char *host, enum awf_acl_proto p) {
   return awf_acl_check(a, host, strlen(host), p);
 }
 
 /* The verdict for both protocols. */
-static void expect(const awf_acl *a, const char *host, enum awf_acl_verdict want)
-{
+static void expect(const awf_acl *a, const char *host, enum awf_acl_verdict want) {
   enum awf_acl_verdict h = chk(a, host, H), t = chk(a, host, T);
   if (h != want || t != want)
     fail_msg("'%s': http %s, tls %s, want %s", host, awf_acl_verdict_name(h),
@@ -48,16 +45,14 @@ static void expect(const awf_acl *a, const char *host, enum awf_acl_verdict want
 }
 
 static void expect_p(const awf_acl *a, const char *host, enum awf_acl_proto p,
-                     enum awf_acl_verdict want)
-{
+                     enum awf_acl_verdict want) {
   enum awf_acl_verdict v = chk(a, host, p);
   if (v != want)
     fail_msg("'%s' over %s: %s, want %s", host, p == H ? "http" : "tls",
              awf_acl_verdict_name(v), awf_acl_verdict_name(want));
 }
 
-static void test_domain_and_subdomains(void **state)
-{
+static void test_domain_and_subdomains(void **state) {
   (void)state;
   awf_acl *a = acl_with("github.com", NULL);
   expect(a, "github.com", OK);
@@ -75,8 +70,7 @@ static void test_domain_and_subdomains(void **state)
   awf_acl_free(a);
 }
 
-static void test_subdomains_only(void **state)
-{
+static void test_subdomains_only(void **state) {
   (void)state;
   awf_acl *a = acl_with("*.github.com", NULL);
   expect(a, "github.com", NO);
@@ -94,8 +88,7 @@ static void test_subdomains_only(void **state)
   awf_acl_free(a);
 }
 
-static void test_in_label_wildcards(void **state)
-{
+static void test_in_label_wildcards(void **state) {
   (void)state;
   awf_acl *a = acl_with("api-*.example.com", NULL);
   expect(a, "api-v1.example.com", OK);
@@ -145,8 +138,7 @@ static void test_in_label_wildcards(void **state)
 }
 
 /* Reference: '*' is one or more bytes, by plain recursion. */
-static int ref_glob(const char *p, const char *s)
-{
+static int ref_glob(const char *p, const char *s) {
   if (*p == '\0')
     return *s == '\0';
   if (*p == '*') {
@@ -158,14 +150,12 @@ static int ref_glob(const char *p, const char *s)
   return *s == *p && ref_glob(p + 1, s + 1);
 }
 
-static uint32_t lcg(uint32_t *st)
-{
+static uint32_t lcg(uint32_t *st) {
   *st = *st * 1103515245u + 12345u;
   return *st >> 16;
 }
 
-static void test_glob_against_reference(void **state)
-{
+static void test_glob_against_reference(void **state) {
   (void)state;
   static const char alpha[] = "ab-";
   uint32_t st = 12345;
@@ -195,8 +185,7 @@ static void test_glob_against_reference(void **state)
   }
 }
 
-static void test_protocols(void **state)
-{
+static void test_protocols(void **state) {
   (void)state;
   awf_acl *a = acl_with("https://tls.com,http://plain.com,both.com,https://slash.com/,"
                         "HTTPS://Upper.COM,http://*.sub.org,https://api-*.pat.net",
@@ -225,8 +214,7 @@ static void test_protocols(void **state)
   awf_acl_free(a);
 }
 
-static void test_block_wins(void **state)
-{
+static void test_block_wins(void **state) {
   (void)state;
   awf_acl *a = acl_with("github.com,*.example.com,1.2.3.4",
                         "api.github.com,*.cdn-*.example.com,https://evil.github.com,1.2.3.4");
@@ -253,8 +241,7 @@ static void test_block_wins(void **state)
   awf_acl_free(a);
 }
 
-static void test_empty_allowlist_denies(void **state)
-{
+static void test_empty_allowlist_denies(void **state) {
   (void)state;
   awf_acl *a = awf_acl_new();
   assert_non_null(a);
@@ -269,8 +256,7 @@ static void test_empty_allowlist_denies(void **state)
   awf_acl_free(a);
 }
 
-static void test_ip_rules(void **state)
-{
+static void test_ip_rules(void **state) {
   (void)state;
   awf_acl *a = acl_with("1.2.3.4,0:0::1,[2001:db8::5],https://5.6.7.8,github.com", "9.9.9.9");
   expect(a, "1.2.3.4", OK);
@@ -301,8 +287,7 @@ static void test_ip_rules(void **state)
   awf_acl_free(a);
 }
 
-static void test_case_dot_and_invalid_names(void **state)
-{
+static void test_case_dot_and_invalid_names(void **state) {
   (void)state;
   awf_acl *a = acl_with("GitHub.COM.,under_score.org", NULL);
   expect(a, "github.com", OK);
@@ -315,7 +300,10 @@ static void test_case_dot_and_invalid_names(void **state)
   expect(a, ".github.com", BAD);
   expect(a, "", BAD);
   expect(a, ".", BAD);
-  expect(a, "gith\xc3\xbc" "b.com", BAD);
+  expect(a,
+         "gith\xc3\xbc"
+         "b.com",
+         BAD);
   expect(a, "github.com:443", BAD);
   expect(a, "github.com/x", BAD);
   expect(a, "git hub.com", BAD);
@@ -357,10 +345,10 @@ struct bad_case {
   const char *why; /* a substring of the reason */
 };
 
-static void test_rejections(void **state)
-{
+static void test_rejections(void **state) {
   (void)state;
-  static const char lbl64[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com";
+  static const char lbl64[] =
+      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com";
   char long_name[300];
   for (int i = 0; i < 4; i++) {
     memset(long_name + i * 64, 'b', 63);
@@ -442,16 +430,16 @@ static void test_rejections(void **state)
 /* ".example.com" (other tools' "and subdomains") points at the bare name,
  * which already covers them; the same in block lists, files and with a
  * scheme, and only when the rest is a valid rule. */
-static void test_leading_dot_suggests_the_bare_name(void **state)
-{
+static void test_leading_dot_suggests_the_bare_name(void **state) {
   (void)state;
   char err[512];
   awf_acl *a = awf_acl_new();
   assert_non_null(a);
   assert_int_equal(awf_acl_add_list(a, AWF_ACL_ALLOW, "ok.com,.Example.com.", err, sizeof err),
                    -EINVAL);
-  assert_string_equal(err, "invalid rule '.Example.com.': a leading dot is not allowed: did you "
-                           "mean Example.com (covers subdomains)?");
+  assert_string_equal(err,
+                      "invalid rule '.Example.com.': a leading dot is not allowed: did you "
+                      "mean Example.com (covers subdomains)?");
   assert_int_equal(awf_acl_add_list(a, AWF_ACL_BLOCK, "https://.*.cdn.net", err, sizeof err),
                    -EINVAL);
   assert_non_null(strstr(err, "did you mean *.cdn.net (covers subdomains)?"));
@@ -481,14 +469,12 @@ static void test_leading_dot_suggests_the_bare_name(void **state)
   awf_acl_free(a);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
+static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* The listing gives each rule once, normalised, per list. */
-static void test_format_lists_normalised_rules(void **state)
-{
+static void test_format_lists_normalised_rules(void **state) {
   (void)state;
   char err[256], buf[512];
   awf_acl *a = awf_acl_new();
@@ -506,8 +492,8 @@ static void test_format_lists_normalised_rules(void **state)
   for (char *tok = strtok(buf, ","); tok && n < 16; tok = strtok(NULL, ","))
     items[n++] = tok;
   qsort(items, n, sizeof items[0], cmp_str);
-  static const char *const want[] = {"*.cdn-*.y.net", "*.npmjs.org",      "1.2.3.4",
-                                     "github.com",    "http://[::1]",     "https://api-*.x.com",
+  static const char *const want[] = {"*.cdn-*.y.net",     "*.npmjs.org",  "1.2.3.4",
+                                     "github.com",        "http://[::1]", "https://api-*.x.com",
                                      "https://github.com"};
   assert_int_equal(n, sizeof want / sizeof want[0]);
   for (size_t i = 0; i < n; i++)
@@ -525,8 +511,7 @@ static void test_format_lists_normalised_rules(void **state)
   awf_acl_free(a);
 }
 
-static void test_error_message_quotes_entry(void **state)
-{
+static void test_error_message_quotes_entry(void **state) {
   (void)state;
   char err[256];
   awf_acl *a = awf_acl_new();
@@ -558,8 +543,7 @@ static void test_error_message_quotes_entry(void **state)
   awf_acl_free(a);
 }
 
-static void test_list_syntax_and_dedup(void **state)
-{
+static void test_list_syntax_and_dedup(void **state) {
   (void)state;
   awf_acl *a = acl_with(" a.com , ,b.com,,\tc.com\t,", NULL);
   assert_int_equal(awf_acl_count(a, AWF_ACL_ALLOW), 3);
@@ -592,8 +576,7 @@ static void test_list_syntax_and_dedup(void **state)
   awf_acl_free(NULL);
 }
 
-static void test_rules_file(void **state)
-{
+static void test_rules_file(void **state) {
   (void)state;
   char err[256];
   static const char text[] = "# allowed hosts\r\n"
@@ -605,8 +588,9 @@ static void test_rules_file(void **state)
                              "last.org";
   awf_acl *a = awf_acl_new();
   assert_non_null(a);
-  assert_int_equal(
-      awf_acl_add_text(a, AWF_ACL_ALLOW, text, sizeof text - 1, "rules.txt", err, sizeof err), 0);
+  assert_int_equal(awf_acl_add_text(a, AWF_ACL_ALLOW, text, sizeof text - 1, "rules.txt", err,
+                                    sizeof err),
+                   0);
   assert_int_equal(awf_acl_count(a, AWF_ACL_ALLOW), 5);
   expect(a, "api.github.com", OK);
   expect(a, "registry.npmjs.org", OK);
@@ -619,17 +603,17 @@ static void test_rules_file(void **state)
 
   /* Errors name file:line, and nothing of the file is added. */
   static const char bad[] = "ok1.com\n# comment\nok2.com, bad entry.com\nok3.com\n";
-  assert_int_equal(
-      awf_acl_add_text(a, AWF_ACL_BLOCK, bad, sizeof bad - 1, "block.txt", err, sizeof err),
-      -EINVAL);
+  assert_int_equal(awf_acl_add_text(a, AWF_ACL_BLOCK, bad, sizeof bad - 1, "block.txt", err,
+                                    sizeof err),
+                   -EINVAL);
   assert_non_null(strstr(err, "block.txt:3: invalid rule 'bad entry.com': whitespace"));
   assert_int_equal(awf_acl_count(a, AWF_ACL_BLOCK), 0);
 
   /* A NUL byte inside the text is an error, not an end. */
   static const char nul[] = "ok.com\nev\0il.com\n";
-  assert_int_equal(
-      awf_acl_add_text(a, AWF_ACL_ALLOW, nul, sizeof nul - 1, "nul.txt", err, sizeof err),
-      -EINVAL);
+  assert_int_equal(awf_acl_add_text(a, AWF_ACL_ALLOW, nul, sizeof nul - 1, "nul.txt", err,
+                                    sizeof err),
+                   -EINVAL);
   assert_non_null(strstr(err, "nul.txt:2:"));
   assert_non_null(strstr(err, "ev\\x00il.com"));
 
@@ -648,8 +632,7 @@ static void test_rules_file(void **state)
   awf_acl_free(a);
 }
 
-static void test_many_rules(void **state)
-{
+static void test_many_rules(void **state) {
   (void)state;
   enum { N = 10000 };
   char buf[128], err[256];
@@ -662,18 +645,10 @@ static void test_many_rules(void **state)
   assert_non_null(file);
   for (unsigned i = 0; i < N; i++) {
     switch (i % 4) {
-    case 0:
-      snprintf(buf, sizeof buf, "d%u.t%u.com", i, i % 97);
-      break;
-    case 1:
-      snprintf(buf, sizeof buf, "*.d%u.t%u.com", i, i % 97);
-      break;
-    case 2:
-      snprintf(buf, sizeof buf, "api-*.d%u.t%u.com", i, i % 97);
-      break;
-    default:
-      snprintf(buf, sizeof buf, "https://d%u.t%u.com", i, i % 97);
-      break;
+    case 0: snprintf(buf, sizeof buf, "d%u.t%u.com", i, i % 97); break;
+    case 1: snprintf(buf, sizeof buf, "*.d%u.t%u.com", i, i % 97); break;
+    case 2: snprintf(buf, sizeof buf, "api-*.d%u.t%u.com", i, i % 97); break;
+    default: snprintf(buf, sizeof buf, "https://d%u.t%u.com", i, i % 97); break;
     }
     if (i % 2 == 0) {
       if (awf_acl_add_list(a, AWF_ACL_ALLOW, buf, err, sizeof err) != 0)
@@ -723,8 +698,7 @@ static void test_many_rules(void **state)
   awf_acl_free(a);
 }
 
-static void test_verdict_names(void **state)
-{
+static void test_verdict_names(void **state) {
   (void)state;
   assert_string_equal(awf_acl_verdict_name(AWF_ACL_ALLOWED), "allowed");
   assert_string_equal(awf_acl_verdict_name(AWF_ACL_NOT_ALLOWED), "not_allowed");
@@ -734,8 +708,7 @@ static void test_verdict_names(void **state)
   assert_string_equal(awf_acl_verdict_name((enum awf_acl_verdict)99), "unknown");
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_domain_and_subdomains),
       cmocka_unit_test(test_subdomains_only),

@@ -18,23 +18,20 @@
 #include "hostname.h"
 
 /* The policy's verdict on a textual address: NULL or the range name. */
-static const char *verdict(const awf_addr_policy *p, const char *addr)
-{
+static const char *verdict(const awf_addr_policy *p, const char *addr) {
   struct sockaddr_storage ss;
   if (awf_ip_literal_parse(addr, strlen(addr), &ss) == 0)
     fail_msg("test address '%s' does not parse", addr);
   return awf_addr_policy_check(p, (const struct sockaddr *)&ss);
 }
 
-static void denied(const awf_addr_policy *p, const char *addr, const char *range)
-{
+static void denied(const awf_addr_policy *p, const char *addr, const char *range) {
   const char *v = verdict(p, addr);
   if (v == NULL || strcmp(v, range) != 0)
     fail_msg("%s: got %s, want %s", addr, v ? v : "(allowed)", range);
 }
 
-static void allowed(const awf_addr_policy *p, const char *addr)
-{
+static void allowed(const awf_addr_policy *p, const char *addr) {
   const char *v = verdict(p, addr);
   if (v != NULL)
     fail_msg("%s: denied as %s, want allowed", addr, v);
@@ -119,8 +116,7 @@ static const struct reg_row reg6[] = {
 };
 
 /* Parse "addr/len" into bytes (IPv4 in the first 4) and the length. */
-static int parse_row(const char *cidr, uint8_t net[16], unsigned *len)
-{
+static int parse_row(const char *cidr, uint8_t net[16], unsigned *len) {
   char buf[64];
   const char *slash = strchr(cidr, '/');
   assert_non_null(slash);
@@ -138,8 +134,8 @@ static int parse_row(const char *cidr, uint8_t net[16], unsigned *len)
 
 /* The first (which 0), middle (1: the first with the bit after the prefix
  * set) or last (2) address of net/len. */
-static void probe(const uint8_t net[16], unsigned len, unsigned bits, int which, uint8_t out[16])
-{
+static void probe(const uint8_t net[16], unsigned len, unsigned bits, int which,
+                  uint8_t out[16]) {
   memcpy(out, net, 16);
   for (unsigned b = len; b < bits; b++) {
     uint8_t bit = (uint8_t)(0x80u >> (b % 8));
@@ -150,8 +146,7 @@ static void probe(const uint8_t net[16], unsigned len, unsigned bits, int which,
   }
 }
 
-static const char *verdict_of(const awf_addr_policy *p, int family, const uint8_t a[16])
-{
+static const char *verdict_of(const awf_addr_policy *p, int family, const uint8_t a[16]) {
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof ss);
   if (family == AF_INET) {
@@ -167,8 +162,7 @@ static const char *verdict_of(const awf_addr_policy *p, int family, const uint8_
 }
 
 static void expect_bytes(const awf_addr_policy *p, int family, const uint8_t a[16],
-                         const char *want, const char *what)
-{
+                         const char *want, const char *what) {
   char text[INET6_ADDRSTRLEN];
   const char *v = verdict_of(p, family, a);
   bool ok = strcmp(want, "allowed") == 0 ? v == NULL : v != NULL && strcmp(v, want) == 0;
@@ -178,8 +172,7 @@ static void expect_bytes(const awf_addr_policy *p, int family, const uint8_t a[1
   }
 }
 
-static const char *expected(const struct reg_row *r, int which)
-{
+static const char *expected(const struct reg_row *r, int which) {
   const char *e = which == 0 ? r->first : which == 1 ? r->mid : r->last;
   return strcmp(e, "row") == 0 ? r->verdict : e;
 }
@@ -187,8 +180,7 @@ static const char *expected(const struct reg_row *r, int which)
 /* Each IPv6 form that embeds v4, with the verdict expected for it when the
  * IPv4 address itself gets e4. */
 static void check_embeddings(const awf_addr_policy *p, const uint8_t v4[4], const char *e4,
-                             const char *cidr)
-{
+                             const char *cidr) {
   bool global = strcmp(e4, "allowed") == 0;
   uint8_t a[16];
   /* mapped, translated, NAT64, local NAT64 /96 and /48 layouts: the IPv4 verdict */
@@ -212,18 +204,32 @@ static void check_embeddings(const awf_addr_policy *p, const uint8_t v4[4], cons
    * denied, as the embedded address's range when that is denied. */
   uint8_t s6[16] = {0x20, 0x02, v4[0], v4[1], v4[2], v4[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
   expect_bytes(p, AF_INET6, s6, global ? "6to4" : e4, cidr);
-  uint8_t ts[16] = {0x20, 0x01, 0, 0, v4[0], v4[1], v4[2], v4[3], 0, 0, 0, 0,
-                    (uint8_t)~1u, (uint8_t)~2u, (uint8_t)~3u, (uint8_t)~4u};
+  uint8_t ts[16] = {0x20, 0x01, 0, 0, v4[0],        v4[1],        v4[2],        v4[3],
+                    0,    0,    0, 0, (uint8_t)~1u, (uint8_t)~2u, (uint8_t)~3u, (uint8_t)~4u};
   expect_bytes(p, AF_INET6, ts, global ? "teredo" : e4, cidr);
-  uint8_t tc[16] = {0x20, 0x01, 0, 0, 8, 8, 8, 8, 0, 0, 0, 0,
-                    (uint8_t)~v4[0], (uint8_t)~v4[1], (uint8_t)~v4[2], (uint8_t)~v4[3]};
+  uint8_t tc[16] = {0x20,
+                    0x01,
+                    0,
+                    0,
+                    8,
+                    8,
+                    8,
+                    8,
+                    0,
+                    0,
+                    0,
+                    0,
+                    (uint8_t)~v4[0],
+                    (uint8_t)~v4[1],
+                    (uint8_t)~v4[2],
+                    (uint8_t)~v4[3]};
   expect_bytes(p, AF_INET6, tc, global ? "teredo" : e4, cidr);
 }
 
 /* Every row on its first, middle and last address; for IPv4 rows also each
  * IPv6 form embedding those addresses. */
-static void check_rows(const awf_addr_policy *p, const struct reg_row *rows, size_t n, int family)
-{
+static void check_rows(const awf_addr_policy *p, const struct reg_row *rows, size_t n,
+                       int family) {
   for (size_t i = 0; i < n; i++) {
     uint8_t net[16], a[16];
     unsigned len;
@@ -237,20 +243,20 @@ static void check_rows(const awf_addr_policy *p, const struct reg_row *rows, siz
   }
 }
 
-static void test_ipv4_registry_rows(void **state)
-{
+static void test_ipv4_registry_rows(void **state) {
   (void)state;
   awf_addr_policy *p = awf_addr_policy_new();
   assert_non_null(p);
   check_rows(p, reg4, sizeof reg4 / sizeof reg4[0], AF_INET);
   /* Just outside the rows, and ordinary public addresses. */
   static const char *const pass[] = {
-      "1.0.0.0",        "9.255.255.255", "11.0.0.0",      "100.63.255.255", "100.128.0.0",
-      "126.255.255.255", "128.0.0.0",    "169.253.255.255", "169.255.0.0",  "172.15.255.255",
-      "172.32.0.0",     "192.167.255.255", "192.169.0.0", "191.255.255.255", "192.0.1.0",
-      "192.0.3.0",      "192.88.98.255", "192.88.100.0",  "192.31.195.255", "192.31.197.0",
-      "198.17.255.255", "198.20.0.0",    "198.51.99.255", "203.0.114.0",    "223.255.255.255",
-      "8.8.8.8",        "1.1.1.1",       "140.82.112.3",
+      "1.0.0.0",         "9.255.255.255",   "11.0.0.0",       "100.63.255.255",
+      "100.128.0.0",     "126.255.255.255", "128.0.0.0",      "169.253.255.255",
+      "169.255.0.0",     "172.15.255.255",  "172.32.0.0",     "192.167.255.255",
+      "192.169.0.0",     "191.255.255.255", "192.0.1.0",      "192.0.3.0",
+      "192.88.98.255",   "192.88.100.0",    "192.31.195.255", "192.31.197.0",
+      "198.17.255.255",  "198.20.0.0",      "198.51.99.255",  "203.0.114.0",
+      "223.255.255.255", "8.8.8.8",         "1.1.1.1",        "140.82.112.3",
   };
   for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++)
     allowed(p, pass[i]);
@@ -262,8 +268,7 @@ static void test_ipv4_registry_rows(void **state)
   awf_addr_policy_free(p);
 }
 
-static void test_ipv6_registry_rows(void **state)
-{
+static void test_ipv6_registry_rows(void **state) {
   (void)state;
   awf_addr_policy *p = awf_addr_policy_new();
   assert_non_null(p);
@@ -290,8 +295,7 @@ static void test_ipv6_registry_rows(void **state)
   awf_addr_policy_free(p);
 }
 
-static void test_embedded_ipv4(void **state)
-{
+static void test_embedded_ipv4(void **state) {
   (void)state;
   awf_addr_policy *p = awf_addr_policy_new();
   assert_non_null(p);
@@ -329,14 +333,14 @@ static void test_embedded_ipv4(void **state)
   awf_addr_policy_free(p);
 }
 
-static void test_allow_cidrs(void **state)
-{
+static void test_allow_cidrs(void **state) {
   (void)state;
   char err[128];
   awf_addr_policy *p = awf_addr_policy_new();
   assert_non_null(p);
-  assert_int_equal(
-      awf_addr_policy_allow_cidrs(p, " 10.0.0.0/8, fd00::/8 ,127.0.0.1,", err, sizeof err), 0);
+  assert_int_equal(awf_addr_policy_allow_cidrs(p, " 10.0.0.0/8, fd00::/8 ,127.0.0.1,", err,
+                                               sizeof err),
+                   0);
   allowed(p, "10.1.2.3");
   allowed(p, "10.255.255.255");
   denied(p, "172.16.0.1", "private_use");
@@ -356,8 +360,8 @@ static void test_allow_cidrs(void **state)
   /* Prefix edges, host bits set, /0, odd lengths. */
   p = awf_addr_policy_new();
   assert_non_null(p);
-  assert_int_equal(awf_addr_policy_allow_cidrs(p, "192.168.1.77/24,172.16.0.0/13,fe80::1/9", err,
-                                               sizeof err),
+  assert_int_equal(awf_addr_policy_allow_cidrs(p, "192.168.1.77/24,172.16.0.0/13,fe80::1/9",
+                                               err, sizeof err),
                    0);
   allowed(p, "192.168.1.0");
   allowed(p, "192.168.1.255");
@@ -379,8 +383,8 @@ static void test_allow_cidrs(void **state)
   assert_int_equal(awf_addr_policy_allow_cidrs(p, "::/0", err, sizeof err), 0);
   allowed(p, "::1");
   allowed(p, "ff02::1");
-  allowed(p, "2002:7f00:1::");        /* an IPv6 CIDR admits 6to4, Teredo and */
-  allowed(p, "2001::ffff:ffff");      /* unreadable local NAT64 layouts too */
+  allowed(p, "2002:7f00:1::");   /* an IPv6 CIDR admits 6to4, Teredo and */
+  allowed(p, "2001::ffff:ffff"); /* unreadable local NAT64 layouts too */
   allowed(p, "64:ff9b:1:0:100::");
   /* Empty lists add nothing and succeed. */
   assert_int_equal(awf_addr_policy_allow_cidrs(p, "", err, sizeof err), 0);
@@ -388,14 +392,14 @@ static void test_allow_cidrs(void **state)
   awf_addr_policy_free(p);
 }
 
-static void test_cidr_rejections(void **state)
-{
+static void test_cidr_rejections(void **state) {
   (void)state;
   static const char *const bad[] = {
-      "10.0.0.1/33", "10.0.0.0/8x", "10.0.0.0/",  "10.0.0.0/08",  "::/129",     "010.0.0.0/8",
-      "10.0.0/8",    "abc",         "10.0.0.0/8/8", "[::1]/128",  "10.0.0.0/-1", "10.0.0.0 /8",
-      "10.0.0.0/ 8", "/8",          "10.0.0.0/1000", "fe80::1%eth0/64", "0x0a.0.0.0/8",
-      "1.2.3.4.5",   "example.com", "10.0.0.0/+8", "::1/0128",
+      "10.0.0.1/33",     "10.0.0.0/8x",  "10.0.0.0/",   "10.0.0.0/08",  "::/129",
+      "010.0.0.0/8",     "10.0.0/8",     "abc",         "10.0.0.0/8/8", "[::1]/128",
+      "10.0.0.0/-1",     "10.0.0.0 /8",  "10.0.0.0/ 8", "/8",           "10.0.0.0/1000",
+      "fe80::1%eth0/64", "0x0a.0.0.0/8", "1.2.3.4.5",   "example.com",  "10.0.0.0/+8",
+      "::1/0128",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char err[128], want[64];
@@ -430,8 +434,7 @@ static void test_cidr_rejections(void **state)
   awf_addr_policy_free(p);
 }
 
-static void test_many_cidrs(void **state)
-{
+static void test_many_cidrs(void **state) {
   (void)state;
   char list[8192], err[128];
   size_t o = 0;
@@ -449,8 +452,7 @@ static void test_many_cidrs(void **state)
   awf_addr_policy_free(p);
 }
 
-static void test_families_and_null(void **state)
-{
+static void test_families_and_null(void **state) {
   (void)state;
   struct sockaddr_un sun;
   memset(&sun, 0, sizeof sun);
@@ -470,12 +472,11 @@ static void test_families_and_null(void **state)
   assert_string_equal(awf_addr_policy_check(NULL, (const struct sockaddr *)&ss), "private_use");
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ipv4_registry_rows), cmocka_unit_test(test_ipv6_registry_rows),
-      cmocka_unit_test(test_embedded_ipv4),     cmocka_unit_test(test_allow_cidrs),
-      cmocka_unit_test(test_cidr_rejections),   cmocka_unit_test(test_many_cidrs),
+      cmocka_unit_test(test_embedded_ipv4),      cmocka_unit_test(test_allow_cidrs),
+      cmocka_unit_test(test_cidr_rejections),    cmocka_unit_test(test_many_cidrs),
       cmocka_unit_test(test_families_and_null),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

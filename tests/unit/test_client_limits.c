@@ -41,10 +41,10 @@ static void test_default_is_a_fair_share(void **state) {
   assert_int_equal(awf_client_limit_default(4096), 512);
   assert_int_equal(awf_client_limit_default(1000000), 125000);
   assert_int_equal(awf_client_limit_default(600), 75);
-  assert_int_equal(awf_client_limit_default(512), 64);  /* the floor */
+  assert_int_equal(awf_client_limit_default(512), 64); /* the floor */
   assert_int_equal(awf_client_limit_default(100), 64);
   assert_int_equal(awf_client_limit_default(64), 64);
-  assert_int_equal(awf_client_limit_default(2), 2);     /* never above the cap */
+  assert_int_equal(awf_client_limit_default(2), 2); /* never above the cap */
   assert_int_equal(awf_client_limit_default(1), 1);
 }
 
@@ -163,8 +163,10 @@ static void test_log_rate_limit(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_default_is_a_fair_share), cmocka_unit_test(test_limit_per_client),
-      cmocka_unit_test(test_keys),                    cmocka_unit_test(test_many_clients),
+      cmocka_unit_test(test_default_is_a_fair_share),
+      cmocka_unit_test(test_limit_per_client),
+      cmocka_unit_test(test_keys),
+      cmocka_unit_test(test_many_clients),
       cmocka_unit_test(test_log_rate_limit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,8 +117,8 @@ static void buf_unbounded_cap_fails_cleanly(void **state) {
   awf_buf_init(&b, SIZE_MAX);
   assert_int_equal(awf_buf_append(&b, "ab", 2), 0);
   assert_int_equal(awf_buf_append(&b, "x", SIZE_MAX - 2), -ENOMEM);
-  assert_int_equal(awf_buf_printf(&b, "%s", "y"), 0); /* still usable */
-  assert_int_equal(awf_buf_append(&b, "x", SIZE_MAX - 2), -E2BIG); /* past max */
+  assert_int_equal(awf_buf_printf(&b, "%s", "y"), 0);               /* still usable */
+  assert_int_equal(awf_buf_append(&b, "x", SIZE_MAX - 2), -E2BIG);  /* past max */
   assert_int_equal(awf_buf_append(&b, "x", SIZE_MAX - 3), -ENOMEM); /* to max */
   assert_int_equal(b.len, 3);
   assert_string_equal(b.data, "aby");

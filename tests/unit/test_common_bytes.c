@@ -52,8 +52,8 @@ static void test_error_is_sticky_and_moves_nothing(void **state) {
 /* Lengths an attacker picks: none may wrap the bounds check. */
 static void test_hostile_lengths(void **state) {
   static const uint8_t in[8] = {0};
-  static const size_t sizes[] = {9, 16, SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 7, SIZE_MAX / 2 + 1,
-                                 (size_t)UINT32_MAX + 1};
+  static const size_t sizes[] = {
+      9, 16, SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 7, SIZE_MAX / 2 + 1, (size_t)UINT32_MAX + 1};
   (void)state;
   for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
     struct awf_bytes c, sub;
@@ -91,8 +91,8 @@ static void test_null_input_is_empty(void **state) {
 
 /* Length-prefixed vectors: the child is the body, the parent skips it. */
 static void test_vectors(void **state) {
-  static const uint8_t in[] = {0x02, 'h', 'i', 0x00, 0x01, 'x', 0x00, 0x00, 0x01, 'y', 0x00,
-                               0x00, 0x00, 0x01, 'z', 0x05, 'a'};
+  static const uint8_t in[] = {0x02, 'h',  'i',  0x00, 0x01, 'x', 0x00, 0x00, 0x01,
+                               'y',  0x00, 0x00, 0x00, 0x01, 'z', 0x05, 'a'};
   struct awf_bytes c, sub;
   size_t n;
   uint8_t b;
@@ -103,7 +103,7 @@ static void test_vectors(void **state) {
   assert_int_equal(awf_bytes_left(&sub), 2);
   assert_memory_equal(awf_bytes_take(&sub, 2), "hi", 2);
   assert_int_equal(awf_bytes_u8(&sub, &b), AWF_BYTES_SHORT); /* the child ends with it */
-  assert_int_equal(awf_bytes_error(&c), AWF_BYTES_OK);        /* the parent does not care */
+  assert_int_equal(awf_bytes_error(&c), AWF_BYTES_OK);       /* the parent does not care */
   assert_int_equal(awf_bytes_vec(&c, 2, &sub, &n), AWF_BYTES_OK);
   assert_memory_equal(awf_bytes_take(&sub, n), "x", 1);
   assert_int_equal(awf_bytes_vec(&c, 3, &sub, &n), AWF_BYTES_OK);

@@ -39,7 +39,8 @@ static void test_empty(void **state) {
   assert_true(awf_list_empty(&h));
   assert_null(awf_list_first(&h, struct item, link));
   assert_null(awf_list_last(&h, struct item, link));
-  awf_list_each(it, &h) fail();
+  awf_list_each(it, &h)
+    fail();
 }
 
 static void test_push_front_and_back(void **state) {
@@ -111,7 +112,8 @@ static void test_each_safe_removes(void **state) {
   assert_int_equal(got[0], 1);
   assert_int_equal(got[1], 3);
   assert_int_equal(got[2], 5);
-  awf_list_each_safe(pos, tmp, &h) awf_list_remove(pos);
+  awf_list_each_safe(pos, tmp, &h)
+    awf_list_remove(pos);
   assert_true(awf_list_empty(&h));
 }
 
@@ -136,10 +138,8 @@ static void test_queue_order(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_empty),
-      cmocka_unit_test(test_push_front_and_back),
-      cmocka_unit_test(test_remove_anywhere),
-      cmocka_unit_test(test_each_safe_removes),
+      cmocka_unit_test(test_empty),           cmocka_unit_test(test_push_front_and_back),
+      cmocka_unit_test(test_remove_anywhere), cmocka_unit_test(test_each_safe_removes),
       cmocka_unit_test(test_queue_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,7 +30,8 @@ static struct sockaddr_storage addr_of(const char *ip) {
   return ss;
 }
 
-static int note(awf_dns_memory *m, const char *ip, const char *name, uint64_t now, uint32_t ttl) {
+static int note(awf_dns_memory *m, const char *ip, const char *name, uint64_t now,
+                uint32_t ttl) {
   struct sockaddr_storage ss = addr_of(ip);
   return awf_dns_memory_note(m, (struct sockaddr *)&ss, name, now, ttl);
 }
@@ -94,8 +95,9 @@ static void test_expiry_is_ttl_plus_grace(void **state) {
   /* A refresh moves the expiry on, never back. */
   assert_int_equal(note(m, "192.0.2.1", "a.test", 10000, 300), 0);
   assert_int_equal(note(m, "192.0.2.1", "a.test", 10000, 1), 0);
-  assert_int_equal(lookup(m, "192.0.2.1", 10000 + (200 + AWF_DNS_MEMORY_GRACE_S) * 1000ull,
-                          out, 4), 1);
+  assert_int_equal(lookup(m, "192.0.2.1", 10000 + (200 + AWF_DNS_MEMORY_GRACE_S) * 1000ull, out,
+                          4),
+                   1);
   awf_dns_memory_free(m);
 }
 
@@ -151,15 +153,14 @@ static bool keep_test(const char *name, void *arg) {
 static void test_hosts_pins_never_expire_nor_evicted(void **state) {
   (void)state;
   awf_dns_memory *m = awf_dns_memory_new(8);
-  static const char hosts[] =
-      "127.0.0.1\tlocalhost\n"
-      "# a comment 192.0.2.9 commented.test\n"
-      "192.0.2.1  Git.Test gitalias.test   # trailing comment\n"
-      "2001:db8::5 six.test\r\n"
-      "fe80::1%eth0 scoped.test\n"
-      "not-an-address bad.test\n"
-      "192.0.2.2 bad..name other.example\n"
-      "192.0.2.3";
+  static const char hosts[] = "127.0.0.1\tlocalhost\n"
+                              "# a comment 192.0.2.9 commented.test\n"
+                              "192.0.2.1  Git.Test gitalias.test   # trailing comment\n"
+                              "2001:db8::5 six.test\r\n"
+                              "fe80::1%eth0 scoped.test\n"
+                              "not-an-address bad.test\n"
+                              "192.0.2.2 bad..name other.example\n"
+                              "192.0.2.3";
   assert_int_equal(awf_dns_memory_load_hosts(m, hosts, strlen(hosts), keep_test, NULL), 3);
   struct awf_dns_memory_name out[4];
   assert_int_equal(lookup(m, "192.0.2.1", UINT64_MAX - 1, out, 4), 2);
@@ -167,7 +168,7 @@ static void test_hosts_pins_never_expire_nor_evicted(void **state) {
   assert_string_equal(out[1].name, "gitalias.test");
   assert_true(out[0].pinned);
   assert_int_equal(lookup(m, "2001:db8::5", 0, out, 4), 1);
-  assert_int_equal(lookup(m, "127.0.0.1", 0, out, 4), 0);   /* keep() said no */
+  assert_int_equal(lookup(m, "127.0.0.1", 0, out, 4), 0); /* keep() said no */
   assert_int_equal(lookup(m, "192.0.2.2", 0, out, 4), 0);
   /* Answers come first, pins after them; a flood evicts answers only. */
   assert_int_equal(note(m, "192.0.2.1", "answered.test", 5, 30), 0);

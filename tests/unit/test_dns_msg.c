@@ -21,23 +21,20 @@
  * dig sets RD and AD), the same with +noedns, and
  * `dig ... Example.TEST AAAA +dnssec` (DO bit, mixed case). */
 static const uint8_t dig_edns[] = {
-  0x99, 0x38, 0x01, 0x20, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
-  0x07, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x04, 0x74, 0x65, 0x73,
-  0x74, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x29, 0x04, 0xd0, 0x00,
-  0x00, 0x00, 0x00, 0x00, 0x0c, 0x00, 0x0a, 0x00, 0x08, 0xeb, 0x5a, 0x51,
-  0x77, 0x36, 0x40, 0x3d, 0xde,
+    0x99, 0x38, 0x01, 0x20, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x07, 0x65,
+    0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x04, 0x74, 0x65, 0x73, 0x74, 0x00, 0x00, 0x01,
+    0x00, 0x01, 0x00, 0x00, 0x29, 0x04, 0xd0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0c, 0x00,
+    0x0a, 0x00, 0x08, 0xeb, 0x5a, 0x51, 0x77, 0x36, 0x40, 0x3d, 0xde,
 };
 static const uint8_t dig_noedns[] = {
-  0x8b, 0xf6, 0x01, 0x20, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-  0x07, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x04, 0x74, 0x65, 0x73,
-  0x74, 0x00, 0x00, 0x01, 0x00, 0x01,
+    0x8b, 0xf6, 0x01, 0x20, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x65, 0x78,
+    0x61, 0x6d, 0x70, 0x6c, 0x65, 0x04, 0x74, 0x65, 0x73, 0x74, 0x00, 0x00, 0x01, 0x00, 0x01,
 };
 static const uint8_t dig_do_aaaa[] = {
-  0x48, 0x49, 0x01, 0x20, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
-  0x07, 0x45, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x04, 0x54, 0x45, 0x53,
-  0x54, 0x00, 0x00, 0x1c, 0x00, 0x01, 0x00, 0x00, 0x29, 0x04, 0xd0, 0x00,
-  0x00, 0x80, 0x00, 0x00, 0x0c, 0x00, 0x0a, 0x00, 0x08, 0xe4, 0x72, 0x3e,
-  0xc2, 0x7c, 0x89, 0xf3, 0x06,
+    0x48, 0x49, 0x01, 0x20, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x07, 0x45,
+    0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x04, 0x54, 0x45, 0x53, 0x54, 0x00, 0x00, 0x1c,
+    0x00, 0x01, 0x00, 0x00, 0x29, 0x04, 0xd0, 0x00, 0x00, 0x80, 0x00, 0x00, 0x0c, 0x00,
+    0x0a, 0x00, 0x08, 0xe4, 0x72, 0x3e, 0xc2, 0x7c, 0x89, 0xf3, 0x06,
 };
 #define DIG_QUESTION_END 30 /* header + "example.test" + type + class */
 
@@ -91,8 +88,8 @@ static void p_labels(struct pkt *p, const char *first, ...) {
   p_u8(p, 0);
 }
 
-static void p_header(struct pkt *p, unsigned id, unsigned flags, unsigned qd,
-                     unsigned an, unsigned ns, unsigned ar) {
+static void p_header(struct pkt *p, unsigned id, unsigned flags, unsigned qd, unsigned an,
+                     unsigned ns, unsigned ar) {
   p->n = 0;
   p_u16(p, id);
   p_u16(p, flags);
@@ -126,7 +123,7 @@ static int parse_pkt(const struct pkt *p, struct awf_dns_query *q) {
 
 struct drr {
   char owner[256];
-  size_t owner_at;  /* offset of the owner's first byte */
+  size_t owner_at; /* offset of the owner's first byte */
   uint16_t type, cls, rdlen;
   uint32_t ttl;
   uint8_t rdata[32];
@@ -139,7 +136,7 @@ struct dmsg {
   uint8_t qwire[260];
   size_t qwire_len;
   uint16_t qtype, qclass;
-  struct drr *rr;       /* an entries */
+  struct drr *rr; /* an entries */
   bool has_opt;
   uint16_t opt_size;
   uint32_t opt_ttl;
@@ -266,8 +263,8 @@ static unsigned d_rcode(const struct dmsg *d) { return d->flags & 0xF; }
 
 /* Build and decode in one go; returns the length. */
 static int build_decode(const struct awf_dns_query *q, unsigned rcode,
-                        const struct awf_dns_rr *rrs, size_t nrr, size_t limit,
-                        uint8_t *out, size_t outsz, size_t *nans, struct dmsg *d) {
+                        const struct awf_dns_rr *rrs, size_t nrr, size_t limit, uint8_t *out,
+                        size_t outsz, size_t *nans, struct dmsg *d) {
   int len = awf_dns_build_response(q, rcode, rrs, nrr, limit, out, outsz, nans);
   assert_true(len >= 12);
   assert_true((size_t)len <= limit && (size_t)len <= outsz);
@@ -316,7 +313,7 @@ static void test_parse_dig_do_mixed_case(void **state) {
   (void)state;
   struct awf_dns_query q;
   assert_int_equal(parse(dig_do_aaaa, sizeof(dig_do_aaaa), &q), AWF_DNS_PARSE_OK);
-  assert_string_equal(q.qname, "example.test");  /* lower-cased */
+  assert_string_equal(q.qname, "example.test");   /* lower-cased */
   assert_memory_equal(q.qwire + 1, "Example", 7); /* echoed as sent */
   assert_int_equal(q.qtype, AWF_DNS_TYPE_AAAA);
   assert_true(q.edns_do);
@@ -414,8 +411,8 @@ static void test_parse_ignores_other_flags(void **state) {
   struct pkt p;
   struct awf_dns_query q;
   p_simple(&p, 0);
-  p.b[2] = 0x00;  /* RD clear */
-  p.b[3] = 0x7f;  /* RA, Z, AD, CD, rcode bits: meaningless in a query */
+  p.b[2] = 0x00; /* RD clear */
+  p.b[3] = 0x7f; /* RA, Z, AD, CD, rcode bits: meaningless in a query */
   assert_int_equal(parse_pkt(&p, &q), AWF_DNS_PARSE_OK);
   assert_false(q.rd);
   assert_true(q.cd);
@@ -632,7 +629,7 @@ static void test_parse_edns(void **state) {
   const struct {
     unsigned size;
     size_t limit;
-  } sizes[] = {{0, 512}, {100, 512}, {512, 512}, {513, 513}, {1000, 1000},
+  } sizes[] = {{0, 512},     {100, 512},   {512, 512},   {513, 513},   {1000, 1000},
                {1232, 1232}, {1233, 1232}, {4096, 1232}, {65535, 1232}};
   for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
     p_simple(&p, 1);
@@ -765,8 +762,8 @@ static void test_build_a_aaaa(void **state) {
   size_t nans;
   assert_int_equal(parse(dig_edns, sizeof(dig_edns), &q), AWF_DNS_PARSE_OK);
   struct awf_dns_rr rrs[] = {rr_a(NULL, v4_1, 30), rr_aaaa("EXAMPLE.test.", v6_1, 60)};
-  int len = build_decode(&q, AWF_DNS_NOERROR, rrs, 2, awf_dns_udp_limit(&q), out,
-                         sizeof(out), &nans, &d);
+  int len = build_decode(&q, AWF_DNS_NOERROR, rrs, 2, awf_dns_udp_limit(&q), out, sizeof(out),
+                         &nans, &d);
   assert_int_equal(nans, 2);
   assert_int_equal(d.id, 0x9938);
   assert_int_equal(d.flags, F_QR | F_RD | F_RA); /* AD not copied, TC clear */
@@ -1039,8 +1036,8 @@ static void test_build_badvers(void **state) {
   p_opt(&p, 4096, 0x00028000u);
   assert_int_equal(parse_pkt(&p, &q), AWF_DNS_PARSE_BADVERS);
   build_decode(&q, q.rcode, NULL, 0, awf_dns_udp_limit(&q), out, sizeof(out), NULL, &d);
-  assert_int_equal(d_rcode(&d), 0);             /* low 4 bits of 16 */
-  assert_int_equal(d.opt_ttl, 0x01008000u);     /* extended rcode 1, version 0, DO */
+  assert_int_equal(d_rcode(&d), 0);         /* low 4 bits of 16 */
+  assert_int_equal(d.opt_ttl, 0x01008000u); /* extended rcode 1, version 0, DO */
   assert_int_equal(d.opt_size, AWF_DNS_UDP_MAX);
   dmsg_free(&d);
 }
@@ -1051,8 +1048,8 @@ static void test_build_refused_and_flags(void **state) {
   struct awf_dns_query q;
   uint8_t out[512];
   struct dmsg d;
-  const unsigned rcodes[] = {AWF_DNS_NOERROR, AWF_DNS_FORMERR, AWF_DNS_SERVFAIL,
-                             AWF_DNS_NXDOMAIN, AWF_DNS_NOTIMP, AWF_DNS_REFUSED};
+  const unsigned rcodes[] = {AWF_DNS_NOERROR,  AWF_DNS_FORMERR, AWF_DNS_SERVFAIL,
+                             AWF_DNS_NXDOMAIN, AWF_DNS_NOTIMP,  AWF_DNS_REFUSED};
   p_simple(&p, 0);
   p.b[2] = 0x00; /* no RD */
   p.b[3] = 0x10; /* CD */
@@ -1082,14 +1079,17 @@ static void test_build_errors(void **state) {
 
   assert_int_equal(parse(dig_noedns, sizeof(dig_noedns), &q), AWF_DNS_PARSE_OK);
   struct awf_dns_rr txt = {.owner = NULL, .type = AWF_DNS_TYPE_TXT};
-  assert_int_equal(awf_dns_build_response(&q, 0, &txt, 1, 512, out, sizeof(out), &nans), -EINVAL);
+  assert_int_equal(awf_dns_build_response(&q, 0, &txt, 1, 512, out, sizeof(out), &nans),
+                   -EINVAL);
   assert_int_equal(nans, 0);
   const char *bad_names[] = {"", "..", "a..b", ".a", "a..", l64, huge};
   for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
     struct awf_dns_rr r1 = rr_a(bad_names[i], v4_1, 1);
     struct awf_dns_rr r2 = rr_cname(NULL, bad_names[i], 1);
-    assert_int_equal(awf_dns_build_response(&q, 0, &r1, 1, 512, out, sizeof(out), NULL), -EINVAL);
-    assert_int_equal(awf_dns_build_response(&q, 0, &r2, 1, 512, out, sizeof(out), NULL), -EINVAL);
+    assert_int_equal(awf_dns_build_response(&q, 0, &r1, 1, 512, out, sizeof(out), NULL),
+                     -EINVAL);
+    assert_int_equal(awf_dns_build_response(&q, 0, &r2, 1, 512, out, sizeof(out), NULL),
+                     -EINVAL);
   }
   struct awf_dns_rr nulltarget = rr_cname(NULL, NULL, 1);
   assert_int_equal(awf_dns_build_response(&q, 0, &nulltarget, 1, 512, out, sizeof(out), NULL),
@@ -1101,14 +1101,16 @@ static void test_build_errors(void **state) {
   assert_int_equal(awf_dns_build_response(&q, AWF_DNS_BADVERS, NULL, 0, 512, out, 512, NULL),
                    -EINVAL);
   assert_int_equal(awf_dns_build_response(&q, 0x1000, NULL, 0, 512, out, 512, NULL), -EINVAL);
-  assert_int_equal(awf_dns_build_response(&q, 0, NULL, 1, 512, out, sizeof(out), NULL), -EINVAL);
+  assert_int_equal(awf_dns_build_response(&q, 0, NULL, 1, 512, out, sizeof(out), NULL),
+                   -EINVAL);
   assert_int_equal(awf_dns_build_response(&q, 0, NULL, 0, 512, NULL, 512, NULL), -EINVAL);
   /* an owner of NULL needs a question */
   struct pkt p;
   p_header(&p, 1, 0, 0, 0, 0, 0);
   assert_int_equal(parse_pkt(&p, &empty), AWF_DNS_PARSE_FORMERR);
   struct awf_dns_rr a = rr_a(NULL, v4_1, 1);
-  assert_int_equal(awf_dns_build_response(&empty, 1, &a, 1, 512, out, sizeof(out), NULL), -EINVAL);
+  assert_int_equal(awf_dns_build_response(&empty, 1, &a, 1, 512, out, sizeof(out), NULL),
+                   -EINVAL);
   /* no room for the header and question */
   assert_int_equal(awf_dns_build_response(&q, 0, NULL, 0, 29, out, sizeof(out), NULL), -ENOSPC);
   assert_int_equal(awf_dns_build_response(&q, 0, NULL, 0, 512, out, 11, NULL), -ENOSPC);
@@ -1130,7 +1132,8 @@ static void test_build_errors(void **state) {
   assert_int_equal(awf_dns_build_response(&q, 0, &big, 1, 512, out, sizeof(out), NULL),
                    30 + 255 + 14 + 11);
   strcat(max, "m"); /* one more label: 257 wire bytes */
-  assert_int_equal(awf_dns_build_response(&q, 0, &big, 1, 512, out, sizeof(out), NULL), -EINVAL);
+  assert_int_equal(awf_dns_build_response(&q, 0, &big, 1, 512, out, sizeof(out), NULL),
+                   -EINVAL);
 }
 
 /* ---- TCP framing ---- */
@@ -1232,7 +1235,8 @@ static void test_name_text_escapes(void **state) {
   assert_int_equal(strlen(out), 3 * 63 * 4 + 3 + 2 * rest);
   /* Too small a buffer: cut before an escape, still NUL-terminated. */
   char small[6];
-  assert_int_equal(awf_dns_escape((const uint8_t *)"ab\xff", 3, false, small, sizeof(small)), 2);
+  assert_int_equal(awf_dns_escape((const uint8_t *)"ab\xff", 3, false, small, sizeof(small)),
+                   2);
   assert_string_equal(small, "ab");
   assert_int_equal(awf_dns_escape((const uint8_t *)"a.b", 3, false, small, sizeof(small)), 3);
   assert_string_equal(small, "a.b");
@@ -1248,9 +1252,9 @@ static void test_names(void **state) {
   const struct {
     uint16_t t;
     const char *n;
-  } known[] = {{1, "A"},     {28, "AAAA"}, {5, "CNAME"}, {16, "TXT"},  {15, "MX"},
-               {255, "ANY"}, {65, "HTTPS"}, {64, "SVCB"}, {2, "NS"},    {6, "SOA"},
-               {12, "PTR"},  {33, "SRV"}};
+  } known[] = {{1, "A"},   {28, "AAAA"}, {5, "CNAME"},  {16, "TXT"},
+               {15, "MX"}, {255, "ANY"}, {65, "HTTPS"}, {64, "SVCB"},
+               {2, "NS"},  {6, "SOA"},   {12, "PTR"},   {33, "SRV"}};
   for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
     assert_string_equal(awf_dns_type_name(known[i].t, buf, sizeof(buf)), known[i].n);
   assert_string_equal(awf_dns_type_name(123, buf, sizeof(buf)), "TYPE123");

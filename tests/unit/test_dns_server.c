@@ -21,13 +21,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acl_fixture.h"
 #include "dns_server.h"
 
 /* ---- building queries --------------------------------------------------- */
 
 struct qopt {
-  uint16_t flags;       /* header flags; RD by default below */
-  uint16_t qclass;      /* 0: IN */
+  uint16_t flags;  /* header flags; RD by default below */
+  uint16_t qclass; /* 0: IN */
   bool edns;
   uint16_t edns_size;
   uint8_t edns_version;
@@ -64,8 +65,9 @@ static size_t mkquery(uint8_t *buf, uint16_t id, const char *name, uint16_t qtyp
   buf[n++] = (uint8_t)(qclass >> 8);
   buf[n++] = (uint8_t)qclass;
   if (o->edns) {
-    const uint8_t opt[11] = {0, 0, 41, (uint8_t)(o->edns_size >> 8), (uint8_t)o->edns_size,
-                             0, o->edns_version, 0, 0, 0, 0};
+    const uint8_t opt[11] = {
+        0, 0, 41, (uint8_t)(o->edns_size >> 8), (uint8_t)o->edns_size, 0, o->edns_version, 0,
+        0, 0, 0};
     memcpy(buf + n, opt, sizeof(opt));
     n += sizeof(opt);
   }
@@ -81,25 +83,14 @@ static void parse(const char *name, uint16_t qtype, const struct qopt *o,
 
 /* ---- decision functions ------------------------------------------------- */
 
-static awf_acl *make_acl(const char *allow, const char *block) {
-  char err[256];
-  awf_acl *acl = awf_acl_new();
-  assert_non_null(acl);
-  if (allow)
-    assert_int_equal(awf_acl_add_list(acl, AWF_ACL_ALLOW, allow, err, sizeof(err)), 0);
-  if (block)
-    assert_int_equal(awf_acl_add_list(acl, AWF_ACL_BLOCK, block, err, sizeof(err)), 0);
-  return acl;
-}
-
 static enum awf_acl_verdict either(const awf_acl *acl, const char *name) {
-  return awf_dns_acl_check(acl, name, strlen(name));
+  return awf_policy_acl_any(acl, name, strlen(name));
 }
 
 static void test_acl_either_protocol(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("https://tls.test,http://plain.test,both.test,1.2.3.4",
-                          "https://bad.both.test,worse.both.test");
+  awf_acl *acl = acl_of("https://tls.test,http://plain.test,both.test,1.2.3.4",
+                        "https://bad.both.test,worse.both.test");
   assert_int_equal(either(acl, "tls.test"), AWF_ACL_ALLOWED);
   assert_int_equal(either(acl, "a.plain.test"), AWF_ACL_ALLOWED);
   assert_int_equal(either(acl, "both.test"), AWF_ACL_ALLOWED);
@@ -113,7 +104,7 @@ static void test_acl_either_protocol(void **state) {
   assert_int_equal(either(acl, "a!b.test"), AWF_ACL_INVALID_NAME);
   awf_acl_free(acl);
   /* A block for plain HTTP only, and no allow rule for it at all. */
-  acl = make_acl("ok.test", "http://nope.test");
+  acl = acl_of("ok.test", "http://nope.test");
   assert_int_equal(either(acl, "nope.test"), AWF_ACL_BLOCKED);
   awf_acl_free(acl);
 }
@@ -123,28 +114,37 @@ static void decide(const awf_acl *acl, bool audit, const char *name, uint16_t qt
   struct awf_dns_query q;
   parse(name, qtype, o, &q);
   memset(v, 0xa5, sizeof(*v)); /* every field must be written */
-  awf_dns_decide(acl, audit, &q, v);
+  struct awf_policy p = {.acl = acl, .audit = audit};
+  awf_dns_decide(&p, &q, v);
 }
 
 static void expect(const struct awf_dns_verdict *v, enum awf_dns_action a, const char *reason,
                    bool would_deny) {
   assert_int_equal(v->action, a);
-  assert_string_equal(v->reason, reason);
+  assert_string_equal(awf_reason_name(v->reason), reason);
   assert_int_equal(v->would_deny, would_deny);
 }
 
 static void test_decide_admitted(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("allowed.test", NULL);
+  awf_acl *acl = acl_of("allowed.test", NULL);
   struct awf_dns_verdict v;
   decide(acl, false, "allowed.test", AWF_DNS_TYPE_A, NULL, &v);
   expect(&v, AWF_DNS_ACT_RESOLVE, "allowed", false);
   decide(acl, false, "API.Allowed.TEST", AWF_DNS_TYPE_AAAA, NULL, &v);
   expect(&v, AWF_DNS_ACT_RESOLVE, "allowed", false);
   /* Every other type of an admitted name: answered empty, never asked. */
-  const uint16_t others[] = {AWF_DNS_TYPE_TXT, AWF_DNS_TYPE_MX, AWF_DNS_TYPE_HTTPS,
-                             AWF_DNS_TYPE_SVCB, AWF_DNS_TYPE_ANY, AWF_DNS_TYPE_CNAME,
-                             AWF_DNS_TYPE_NS, AWF_DNS_TYPE_PTR, AWF_DNS_TYPE_SRV, 0, 65535};
+  const uint16_t others[] = {AWF_DNS_TYPE_TXT,
+                             AWF_DNS_TYPE_MX,
+                             AWF_DNS_TYPE_HTTPS,
+                             AWF_DNS_TYPE_SVCB,
+                             AWF_DNS_TYPE_ANY,
+                             AWF_DNS_TYPE_CNAME,
+                             AWF_DNS_TYPE_NS,
+                             AWF_DNS_TYPE_PTR,
+                             AWF_DNS_TYPE_SRV,
+                             0,
+                             65535};
   for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
     decide(acl, false, "x.allowed.test", others[i], NULL, &v);
     expect(&v, AWF_DNS_ACT_NODATA, "allowed", false);
@@ -154,7 +154,7 @@ static void test_decide_admitted(void **state) {
 
 static void test_decide_denied(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("allowed.test", "bad.allowed.test");
+  awf_acl *acl = acl_of("allowed.test", "bad.allowed.test");
   struct awf_dns_verdict v;
   decide(acl, false, "secret.attacker.example", AWF_DNS_TYPE_TXT, NULL, &v);
   expect(&v, AWF_DNS_ACT_BLOCK, "not_allowed", false);
@@ -172,7 +172,7 @@ static void test_decide_denied(void **state) {
   awf_acl_free(acl);
 
   /* An empty allowlist admits nothing. */
-  acl = make_acl(NULL, NULL);
+  acl = acl_of(NULL, NULL);
   decide(acl, false, "allowed.test", AWF_DNS_TYPE_A, NULL, &v);
   expect(&v, AWF_DNS_ACT_BLOCK, "not_allowed", false);
   awf_acl_free(acl);
@@ -180,14 +180,14 @@ static void test_decide_denied(void **state) {
 
 static void test_decide_loopback(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("allowed.test", NULL);
+  awf_acl *acl = acl_of("allowed.test", NULL);
   struct awf_dns_verdict v;
   struct awf_dns_query q;
   struct awf_dns_rr rr;
   unsigned rcode;
-  const char *local[] = {"localhost", "x.localhost", "1.0.0.127.in-addr.arpa",
-                         "5.4.3.127.in-addr.arpa",
-                         "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa"};
+  const char *local[] = {
+      "localhost", "x.localhost", "1.0.0.127.in-addr.arpa", "5.4.3.127.in-addr.arpa",
+      "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa"};
   for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
     decide(acl, false, local[i], AWF_DNS_TYPE_PTR, NULL, &v);
     expect(&v, AWF_DNS_ACT_LOCAL, "loopback", false);
@@ -248,7 +248,7 @@ static void test_host_answer(void **state) {
 
 static void test_decide_names_and_classes(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("allowed.test", NULL);
+  awf_acl *acl = acl_of("allowed.test", NULL);
   struct awf_dns_verdict v;
   /* Bytes the parser flags (space, control, DEL, 8-bit): invalid_name. */
   const char *bad[] = {"a b.allowed.test", "a\x01.allowed.test", "a\x7f.allowed.test",
@@ -275,14 +275,15 @@ static void test_decide_names_and_classes(void **state) {
    * but the function must still refuse it. */
   struct awf_dns_query q;
   memset(&q, 0, sizeof(q));
-  awf_dns_decide(acl, true, &q, &v);
+  struct awf_policy audit = {.acl = acl, .audit = true};
+  awf_dns_decide(&audit, &q, &v);
   expect(&v, AWF_DNS_ACT_REFUSE, "invalid_name", false);
   awf_acl_free(acl);
 }
 
 static void test_decide_ip_literals(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("allowed.test,1.2.3.4,::1", NULL);
+  awf_acl *acl = acl_of("allowed.test,1.2.3.4,::1", NULL);
   struct awf_dns_verdict v;
   decide(acl, false, "1.2.3.4", AWF_DNS_TYPE_A, NULL, &v);
   expect(&v, AWF_DNS_ACT_NODATA, "allowed", false); /* never handed to the resolver */
@@ -297,7 +298,7 @@ static void test_decide_ip_literals(void **state) {
 
 static void test_decide_audit(void **state) {
   (void)state;
-  awf_acl *acl = make_acl("allowed.test", "blocked.test");
+  awf_acl *acl = acl_of("allowed.test", "blocked.test");
   struct awf_dns_verdict v;
   decide(acl, true, "evil.test", AWF_DNS_TYPE_A, NULL, &v);
   expect(&v, AWF_DNS_ACT_RESOLVE, "not_allowed", true);
@@ -343,7 +344,8 @@ static void test_select_addrs(void **state) {
 
   struct awf_dns_rr rrs[AWF_RESOLVE_MAX_ADDRS];
   size_t refused = 99;
-  size_t n = awf_dns_select_addrs(&l, AWF_DNS_TYPE_A, p, 30, rrs, AWF_RESOLVE_MAX_ADDRS, &refused);
+  size_t n = awf_dns_select_addrs(&l, AWF_DNS_TYPE_A, p, 30, rrs, AWF_RESOLVE_MAX_ADDRS,
+                                  &refused);
   assert_int_equal(n, 2);
   assert_int_equal(refused, 2);
   const uint8_t a0[4] = {93, 184, 216, 34}, a1[4] = {10, 1, 2, 3};
@@ -390,15 +392,15 @@ static void test_select_addrs(void **state) {
 /* A TCP connection to the fake upstream: c-ares retries there when the UDP
  * answer had TC set. */
 struct up_tcp {
-  int fd;                          /* -1: free slot */
+  int fd; /* -1: free slot */
   uint8_t buf[1024];
   size_t len;
 };
 
 struct fx {
   uv_loop_t loop;
-  int up_fd;                       /* the fake upstream (UDP), served by pump() */
-  int up_lfd;                      /* its TCP listener, same port */
+  int up_fd;  /* the fake upstream (UDP), served by pump() */
+  int up_lfd; /* its TCP listener, same port */
   struct up_tcp up_conns[UP_TCP_MAX];
   struct sockaddr_in up_addr;
   char seen[SEEN_MAX][AWF_DNS_NAME_MAX + 1];
@@ -568,7 +570,7 @@ static int fx_setup(void **state) {
   for (int i = 0; i < UP_TCP_MAX; i++)
     f->up_conns[i].fd = -1;
 
-  f->acl = make_acl("allowed.test", "blocked.allowed.test");
+  f->acl = acl_of("allowed.test", "blocked.allowed.test");
   f->policy = awf_addr_policy_new();
   assert_non_null(f->policy);
 
@@ -628,13 +630,19 @@ static int fx_teardown(void **state) {
 static void fx_start(struct fx *f, bool audit, unsigned max_pending, unsigned max_tcp,
                      unsigned idle_ms) {
   struct awf_dns_server_config cfg = {
-      .acl = f->acl, .policy = f->policy, .resolver = f->res, .log = f->log,
-      .audit = audit, .max_pending = max_pending, .max_tcp = max_tcp,
+      .acl = f->acl,
+      .policy = f->policy,
+      .resolver = f->res,
+      .log = f->log,
+      .audit = audit,
+      .max_pending = max_pending,
+      .max_tcp = max_tcp,
       .tcp_idle_timeout_ms = idle_ms,
   };
   struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  assert_int_equal(
-      awf_dns_server_new(&f->loop, &cfg, (struct sockaddr *)&any, &f->bound, &f->srv), 0);
+  assert_int_equal(awf_dns_server_new(&f->loop, &cfg, (struct sockaddr *)&any, &f->bound,
+                                      &f->srv),
+                   0);
   assert_int_equal(f->bound.ss_family, AF_INET);
   assert_int_not_equal(((struct sockaddr_in *)&f->bound)->sin_port, 0);
 }
@@ -856,21 +864,21 @@ static void test_server_udp_answers(void **state) {
   assert_int_equal(RCODE(h), AWF_DNS_NXDOMAIN);
   assert_int_equal(seen_count(f, "arpa"), 0);
   assert_int_equal(seen_count(f, "localhost"), 0);
-  assert_int_equal(log_lines(f, "\"qname\":\"1.1.0.127.in-addr.arpa\"", "\"decision\":\"allow\"",
-                             "\"reason\":\"loopback\"", NULL),
+  assert_int_equal(log_lines(f, "\"qname\":\"1.1.0.127.in-addr.arpa\"",
+                             "\"decision\":\"allow\"", "\"reason\":\"loopback\"", NULL),
                    1);
 
-  assert_int_equal(log_lines(f, "\"event\":\"dns\"", "\"client\":\"127.0.0.1:",
-                             "\"decision\":\"allow\"", "\"reason\":\"allowed\"",
-                             "\"qname\":\"www.allowed.test\"", "\"qtype\":\"A\"",
-                             "\"answers\":1", "\"duration_ms\":", NULL),
+  assert_int_equal(log_lines(f, "\"event\":\"dns\"",
+                             "\"client\":\"127.0.0.1:", "\"decision\":\"allow\"",
+                             "\"reason\":\"allowed\"", "\"qname\":\"www.allowed.test\"",
+                             "\"qtype\":\"A\"", "\"answers\":1", "\"duration_ms\":", NULL),
                    2);
   assert_int_equal(log_lines(f, "\"qname\":\"secret.attacker.example\"", "\"qtype\":\"TXT\"",
                              "\"decision\":\"deny\"", "\"reason\":\"not_allowed\"",
                              "\"answers\":0", NULL),
                    1);
-  assert_int_equal(log_lines(f, "\"qname\":\"x.blocked.allowed.test\"", "\"reason\":\"blocked\"",
-                             NULL),
+  assert_int_equal(log_lines(f, "\"qname\":\"x.blocked.allowed.test\"",
+                             "\"reason\":\"blocked\"", NULL),
                    1);
   assert_int_equal(log_lines(f, "\"qname\":\"private.allowed.test\"", "\"decision\":\"deny\"",
                              "\"reason\":\"private_destination\"", "\"answers\":0", NULL),
@@ -882,7 +890,8 @@ static void test_server_udp_answers(void **state) {
                              "\"answers\":0", NULL),
                    1);
   assert_int_equal(log_lines(f, "would_deny", NULL), 0);
-  assert_int_equal(log_lines(f, "\"event\":\"dns\"", NULL), 17); /* 13, the blocked name and 3 loopback names */
+  assert_int_equal(log_lines(f, "\"event\":\"dns\"", NULL),
+                   17); /* 13, the blocked name and 3 loopback names */
 }
 
 static void test_server_udp_malformed(void **state) {
@@ -1007,7 +1016,8 @@ static int tcp_client(const struct fx *f) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   assert_true(fd >= 0);
   /* Blocking connect completes in the kernel's accept queue. */
-  assert_int_equal(connect(fd, (const struct sockaddr *)&f->bound, sizeof(struct sockaddr_in)), 0);
+  assert_int_equal(connect(fd, (const struct sockaddr *)&f->bound, sizeof(struct sockaddr_in)),
+                   0);
   int fl = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, fl | O_NONBLOCK);
   return fd;
@@ -1024,7 +1034,8 @@ static void tcp_send_msg(int fd, const uint8_t *msg, size_t n) {
 }
 
 /* One framed message: its length; 0 when the server closed; -1 on timeout. */
-static ssize_t tcp_recv_msg(struct fx *f, int fd, uint8_t *buf, size_t cap, unsigned timeout_ms) {
+static ssize_t tcp_recv_msg(struct fx *f, int fd, uint8_t *buf, size_t cap,
+                            unsigned timeout_ms) {
   uint8_t acc[70000];
   size_t have = 0;
   uint64_t end = mono_ms() + timeout_ms;
@@ -1222,8 +1233,8 @@ static void test_server_pending_cap_and_close(void **state) {
   assert_int_equal(log_lines(f, "\"qname\":\"slow2.allowed.test\"", "\"decision\":\"deny\"",
                              "\"reason\":\"overloaded\"", NULL),
                    1);
-  assert_int_equal(log_lines(f, "\"qname\":\"slow1.allowed.test\"", "\"reason\":\"shutting_down\"",
-                             NULL),
+  assert_int_equal(log_lines(f, "\"qname\":\"slow1.allowed.test\"",
+                             "\"reason\":\"shutting_down\"", NULL),
                    1);
   /* slow3 hit the cap too (slow1 still held the slot). */
   assert_int_equal(log_lines(f, "\"qname\":\"slow3.allowed.test\"", "\"reason\":\"overloaded\"",
@@ -1289,24 +1300,27 @@ static void test_server_audit(void **state) {
                    1);
   /* The space is shown escaped (RFC 1035 \DDD), under host and qname alike. */
   assert_int_equal(log_lines(f, "\"host\":\"a\\\\032b.test\"", "\"qname\":\"a\\\\032b.test\"",
-                             "\"decision\":\"deny\"",
-                             "\"reason\":\"invalid_name\"", NULL),
+                             "\"decision\":\"deny\"", "\"reason\":\"invalid_name\"", NULL),
                    1);
   assert_int_equal(seen_count(f, "evil.test"), 2); /* A and AAAA, nothing for TXT */
 }
 
 static void test_server_bad_args(void **state) {
   struct fx *f = *state;
-  struct awf_dns_server_config cfg = {
-      .acl = f->acl, .policy = f->policy, .resolver = f->res, .log = f->log};
+  struct awf_dns_server_config cfg = {.acl = f->acl,
+                                      .policy = f->policy,
+                                      .resolver = f->res,
+                                      .log = f->log};
   struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   awf_dns_server *s = (awf_dns_server *)&cfg;
-  assert_int_equal(awf_dns_server_new(&f->loop, NULL, (struct sockaddr *)&lo, NULL, &s), -EINVAL);
+  assert_int_equal(awf_dns_server_new(&f->loop, NULL, (struct sockaddr *)&lo, NULL, &s),
+                   -EINVAL);
   assert_null(s);
   assert_int_equal(awf_dns_server_new(&f->loop, &cfg, NULL, NULL, &s), -EINVAL);
   struct awf_dns_server_config nores = cfg;
   nores.resolver = NULL;
-  assert_int_equal(awf_dns_server_new(&f->loop, &nores, (struct sockaddr *)&lo, NULL, &s), -EINVAL);
+  assert_int_equal(awf_dns_server_new(&f->loop, &nores, (struct sockaddr *)&lo, NULL, &s),
+                   -EINVAL);
   struct sockaddr_un un = {.sun_family = AF_UNIX};
   assert_int_equal(awf_dns_server_new(&f->loop, &cfg, (struct sockaddr *)&un, NULL, &s),
                    -EAFNOSUPPORT);
@@ -1349,11 +1363,15 @@ static void test_server_log_failure_reported(void **state) {
   if (awf_logfile_open("/dev/full", &full) < 0)
     skip();
   int seen = 0;
-  struct awf_dns_server_config cfg = {
-      .acl = f->acl, .policy = f->policy, .resolver = f->res, .log = full,
-      .log_failed = on_log_failed, .log_failed_arg = &seen};
+  struct awf_dns_server_config cfg = {.acl = f->acl,
+                                      .policy = f->policy,
+                                      .resolver = f->res,
+                                      .log = full,
+                                      .log_failed = on_log_failed,
+                                      .log_failed_arg = &seen};
   struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  assert_int_equal(awf_dns_server_new(&f->loop, &cfg, (struct sockaddr *)&lo, &f->bound, &f->srv),
+  assert_int_equal(awf_dns_server_new(&f->loop, &cfg, (struct sockaddr *)&lo, &f->bound,
+                                      &f->srv),
                    0);
   uint8_t q[600], r[2048];
   size_t ql = mkquery(q, 90, "evil.test", AWF_DNS_TYPE_A, NULL);

@@ -36,8 +36,13 @@ static void test_names_and_ports(void **state) {
   assert_int_equal(check("host.docker.internal", 8081), AWF_HOST_PORT_DENIED);
   assert_int_equal(check("host.docker.internal", 443), AWF_HOST_PORT_DENIED);
   /* Only the whole name: neighbours and subdomains are ordinary names. */
-  const char *others[] = {"docker.internal", "x.host.docker.internal", "host.docker.internal.evil",
-                          "host-docker-internal", "127.0.0.1", "198.18.0.2", ""};
+  const char *others[] = {"docker.internal",
+                          "x.host.docker.internal",
+                          "host.docker.internal.evil",
+                          "host-docker-internal",
+                          "127.0.0.1",
+                          "198.18.0.2",
+                          ""};
   for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
     assert_int_equal(check(others[i], 80), AWF_HOST_NONE);
   /* No host access at all. */

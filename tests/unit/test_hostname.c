@@ -11,13 +11,11 @@
 
 #include "hostname.h"
 
-static int norm(const char *in, char *out)
-{
+static int norm(const char *in, char *out) {
   return awf_hostname_normalize(in, strlen(in), out, AWF_HOSTNAME_MAX + 1);
 }
 
-static void assert_norm(const char *in, const char *want)
-{
+static void assert_norm(const char *in, const char *want) {
   char out[AWF_HOSTNAME_MAX + 1];
   int n = norm(in, out);
   if (n < 0)
@@ -26,8 +24,7 @@ static void assert_norm(const char *in, const char *want)
   assert_string_equal(out, want);
 }
 
-static void assert_bad(const char *in)
-{
+static void assert_bad(const char *in) {
   char out[AWF_HOSTNAME_MAX + 1];
   int n = norm(in, out);
   if (n != -EINVAL)
@@ -35,8 +32,7 @@ static void assert_bad(const char *in)
   assert_string_equal(out, ""); /* nothing half-written is left behind */
 }
 
-static void test_normalize_case_and_dot(void **state)
-{
+static void test_normalize_case_and_dot(void **state) {
   (void)state;
   assert_norm("github.com", "github.com");
   assert_norm("GitHub.COM.", "github.com");
@@ -50,8 +46,7 @@ static void test_normalize_case_and_dot(void **state)
   assert_norm("0x7f.example.com", "0x7f.example.com"); /* only the last label */
 }
 
-static void test_normalize_rejects(void **state)
-{
+static void test_normalize_rejects(void **state) {
   (void)state;
   assert_bad("");
   assert_bad(".");
@@ -71,8 +66,7 @@ static void test_normalize_rejects(void **state)
   assert_bad("a%2eb.com");
 }
 
-static void test_normalize_numeric_last_label(void **state)
-{
+static void test_normalize_numeric_last_label(void **state) {
   (void)state;
   /* Names that clients read as IPv4 addresses are never domains. */
   assert_bad("1.2.3.4");
@@ -91,8 +85,7 @@ static void test_normalize_numeric_last_label(void **state)
   assert_bad("example.123");
 }
 
-static void test_normalize_lengths(void **state)
-{
+static void test_normalize_lengths(void **state) {
   (void)state;
   char in[600], out[AWF_HOSTNAME_MAX + 1];
   char want[AWF_HOSTNAME_MAX + 1];
@@ -127,8 +120,7 @@ static void test_normalize_lengths(void **state)
   assert_int_equal(awf_hostname_normalize(NULL, 0, out, sizeof out), -EINVAL);
 }
 
-static void test_normalize_embedded_nul(void **state)
-{
+static void test_normalize_embedded_nul(void **state) {
   (void)state;
   char out[AWF_HOSTNAME_MAX + 1];
   /* The length counts, not the NUL: "a.com\0.evil" is not a.com. */
@@ -138,13 +130,11 @@ static void test_normalize_embedded_nul(void **state)
   assert_string_equal(out, "a.com");
 }
 
-static int lit(const char *s, struct sockaddr_storage *ss)
-{
+static int lit(const char *s, struct sockaddr_storage *ss) {
   return awf_ip_literal_parse(s, strlen(s), ss);
 }
 
-static void assert_v4(const char *s, const char *canon)
-{
+static void assert_v4(const char *s, const char *canon) {
   struct sockaddr_storage ss;
   char buf[INET_ADDRSTRLEN];
   memset(&ss, 0xaa, sizeof ss);
@@ -157,8 +147,7 @@ static void assert_v4(const char *s, const char *canon)
   assert_string_equal(buf, canon);
 }
 
-static void assert_v6(const char *s, const char *canon)
-{
+static void assert_v6(const char *s, const char *canon) {
   struct sockaddr_storage ss;
   char buf[INET6_ADDRSTRLEN];
   memset(&ss, 0xaa, sizeof ss);
@@ -172,15 +161,13 @@ static void assert_v6(const char *s, const char *canon)
   assert_string_equal(buf, canon);
 }
 
-static void assert_not_lit(const char *s)
-{
+static void assert_not_lit(const char *s) {
   struct sockaddr_storage ss;
   if (lit(s, &ss) != 0)
     fail_msg("'%s' taken as an IP literal", s);
 }
 
-static void test_ip_literal_v4(void **state)
-{
+static void test_ip_literal_v4(void **state) {
   (void)state;
   assert_v4("1.2.3.4", "1.2.3.4");
   assert_v4("0.0.0.0", "0.0.0.0");
@@ -210,8 +197,7 @@ static void test_ip_literal_v4(void **state)
   assert_not_lit("github.com");
 }
 
-static void test_ip_literal_v6(void **state)
-{
+static void test_ip_literal_v6(void **state) {
   (void)state;
   assert_v6("::1", "::1");
   assert_v6("0:0::1", "::1");
@@ -241,8 +227,7 @@ static void test_ip_literal_v6(void **state)
   assert_not_lit(lng);
 }
 
-static void test_ip_literal_length_bounded(void **state)
-{
+static void test_ip_literal_length_bounded(void **state) {
   (void)state;
   struct sockaddr_storage ss;
   /* Only len bytes are considered. */
@@ -253,8 +238,7 @@ static void test_ip_literal_length_bounded(void **state)
   assert_int_equal(awf_ip_literal_parse("1.2.3.4", 7, NULL), AF_INET);
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_normalize_case_and_dot),
       cmocka_unit_test(test_normalize_rejects),

@@ -23,11 +23,11 @@ struct drv {
   unsigned host_headers;
   uint32_t url_off, url_len, status_off, status_len;
   bool transparent, head_request, client_close;
-  int status;            /* request: awf_req_head_complete; response: resp result */
-  const char *reason;
+  int status; /* request: awf_req_head_complete; response: resp result */
+  bool origin_form;
   struct awf_req_facts facts;
   struct awf_resp_plan plan;
-  struct awf_buf out;    /* the head built */
+  struct awf_buf out; /* the head built */
   bool header_refused;
 };
 
@@ -75,7 +75,8 @@ static int d_resp_value_complete(llhttp_t *p) {
 static int d_req_headers_complete(llhttp_t *p) {
   struct drv *d = drv_of(p);
   d->status = awf_req_head_complete(p, &d->h, d->host_headers, d->h.buf.data + d->url_off,
-                                    d->url_len, d->transparent, 8080, &d->facts, &d->reason);
+                                    d->url_len, d->transparent, 8080, &d->facts,
+                                    &d->origin_form);
   if (d->status == 0)
     assert_int_equal(awf_build_request_head(&d->out, &d->facts, &d->h), 0);
   return HPE_PAUSED;
@@ -148,14 +149,18 @@ static int request_status(const char *head, bool transparent) {
 
 static void test_connection_may_not_nominate_framing(void **state) {
   (void)state;
-  static const char *const bad[] = {"Content-Length", "close, content-length",
-                                    "keep-alive,CONTENT-LENGTH", "Transfer-Encoding",
-                                    "Host", " x, host ,y"};
+  static const char *const bad[] = {"Content-Length",
+                                    "close, content-length",
+                                    "keep-alive,CONTENT-LENGTH",
+                                    "Transfer-Encoding",
+                                    "Host",
+                                    " x, host ,y"};
   char head[512];
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     snprintf(head, sizeof(head),
              "POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nConnection: %s\r\n"
-             "Content-Length: 3\r\n\r\nabc", bad[i]);
+             "Content-Length: 3\r\n\r\nabc",
+             bad[i]);
     assert_int_equal(request_status(head, false), 400);
     snprintf(head, sizeof(head),
              "POST / HTTP/1.1\r\nHost: a.test\r\nConnection: %s\r\nContent-Length: 3\r\n\r\n",
@@ -169,7 +174,8 @@ static void test_connection_may_not_nominate_framing(void **state) {
                    0);
   /* A token that merely contains the name is another token. */
   assert_int_equal(request_status("GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n"
-                                  "Connection: x-content-length\r\n\r\n", false),
+                                  "Connection: x-content-length\r\n\r\n",
+                                  false),
                    0);
 }
 
@@ -208,7 +214,8 @@ static void test_request_without_body_has_no_framing(void **state) {
   assert_int_equal(d.status, 0);
   assert_int_equal(d.facts.framing, AWF_FRAME_NONE);
   assert_true(d.facts.close); /* HTTP/1.0 */
-  assert_string_equal(out_str(&d), "GET /?x HTTP/1.1\r\nHost: [::1]:8080\r\nAccept: */*\r\n\r\n");
+  assert_string_equal(out_str(&d),
+                      "GET /?x HTTP/1.1\r\nHost: [::1]:8080\r\nAccept: */*\r\n\r\n");
   drv_free(&d);
 }
 
@@ -217,18 +224,42 @@ static void test_request_malformed_heads(void **state) {
   /* Transfer-Encoding llhttp does not take as chunked-last: refused before
    * the head could go upstream (llhttp fails it only afterwards). */
   assert_int_equal(request_status("POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\n"
-                                  "Transfer-Encoding: chunked  \t\r\n\r\n", false),
+                                  "Transfer-Encoding: chunked  \t\r\n\r\n",
+                                  false),
                    400);
   assert_int_equal(request_status("POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\n"
-                                  "Transfer-Encoding: gzip\r\n\r\n", false),
+                                  "Transfer-Encoding: gzip\r\n\r\n",
+                                  false),
                    400);
   assert_int_equal(request_status("GET http://a.test/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
                                   false),
                    400);
   assert_int_equal(request_status("GET http://a.test/ HTTP/1.1\r\n\r\n", false), 400);
   assert_int_equal(request_status("GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n", false), 400);
-  assert_int_equal(request_status("GET https://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n", false),
+  assert_int_equal(request_status("GET https://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n",
+                                  false),
                    400);
+}
+
+/* Which refused heads are named not_a_proxy_request: a path sent to the proxy port
+ * is named for what it is; any other bad head is a bad request. */
+static bool request_origin_form(const char *head, bool transparent) {
+  struct drv d;
+  drv_init(&d, false);
+  d.transparent = transparent;
+  drv_run(&d, head);
+  assert_int_equal(d.status, 400);
+  bool r = d.origin_form;
+  drv_free(&d);
+  return r;
+}
+
+static void test_request_refusal_reason(void **state) {
+  (void)state;
+  assert_true(request_origin_form("GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n", false));
+  assert_false(
+      request_origin_form("GET https://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n", false));
+  assert_false(request_origin_form("GET /p HTTP/1.1\r\nHost: a b\r\n\r\n", true));
 }
 
 static void test_transparent_target(void **state) {
@@ -279,30 +310,38 @@ static int response(struct drv *d, const char *text, bool head_request, bool cli
 static void test_response_connection_may_not_nominate_framing(void **state) {
   (void)state;
   struct drv d;
-  assert_int_equal(response(&d, "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\n"
-                                "Content-Length: 5\r\n\r\n", false, false),
+  assert_int_equal(response(&d,
+                            "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\n"
+                            "Content-Length: 5\r\n\r\n",
+                            false, false),
                    -1);
   drv_free(&d);
-  assert_int_equal(response(&d, "HTTP/1.1 200 OK\r\nConnection: close, Transfer-Encoding\r\n"
-                                "Transfer-Encoding: chunked\r\n\r\n", false, false),
+  assert_int_equal(response(&d,
+                            "HTTP/1.1 200 OK\r\nConnection: close, Transfer-Encoding\r\n"
+                            "Transfer-Encoding: chunked\r\n\r\n",
+                            false, false),
                    -1);
   drv_free(&d);
-  assert_int_equal(response(&d, "HTTP/1.1 101 Switching\r\nUpgrade: x\r\n\r\n", false, false), -1);
+  assert_int_equal(response(&d, "HTTP/1.1 101 Switching\r\nUpgrade: x\r\n\r\n", false, false),
+                   -1);
   drv_free(&d);
 }
 
 static void test_response_length_regenerated(void **state) {
   (void)state;
   struct drv d;
-  assert_int_equal(response(&d, "HTTP/1.1 200 OK\r\nContent-Length: 007\r\nX-A: b\r\n"
-                                "Connection: X-A, keep-alive\r\n\r\n", false, false),
+  assert_int_equal(response(&d,
+                            "HTTP/1.1 200 OK\r\nContent-Length: 007\r\nX-A: b\r\n"
+                            "Connection: X-A, keep-alive\r\n\r\n",
+                            false, false),
                    0);
   assert_int_equal(d.plan.out, AWF_FRAME_LENGTH);
   assert_true(d.plan.reusable);
   assert_string_equal(out_str(&d), "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n");
   drv_free(&d);
   /* HEAD: the length is kept, no body follows (1). */
-  assert_int_equal(response(&d, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", true, false), 1);
+  assert_int_equal(response(&d, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", true, false),
+                   1);
   assert_string_equal(out_str(&d), "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n");
   drv_free(&d);
 }
@@ -336,7 +375,8 @@ static void test_response_interim_and_bad_heads(void **state) {
   assert_string_equal(out_str(&d), "HTTP/1.1 100 Continue\r\n\r\n");
   drv_free(&d);
   /* llhttp takes a one-digit status: refused. */
-  assert_int_equal(response(&d, "HTTP/1.1 2 OK\r\nContent-Length: 0\r\n\r\n", false, false), -1);
+  assert_int_equal(response(&d, "HTTP/1.1 2 OK\r\nContent-Length: 0\r\n\r\n", false, false),
+                   -1);
   drv_free(&d);
   /* A control byte in the reason phrase: the phrase is dropped. */
   assert_int_equal(response(&d, "HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n", false,
@@ -381,6 +421,7 @@ int main(void) {
       cmocka_unit_test(test_request_chunked_regenerated),
       cmocka_unit_test(test_request_without_body_has_no_framing),
       cmocka_unit_test(test_request_malformed_heads),
+      cmocka_unit_test(test_request_refusal_reason),
       cmocka_unit_test(test_transparent_target),
       cmocka_unit_test(test_scan_head),
       cmocka_unit_test(test_response_connection_may_not_nominate_framing),

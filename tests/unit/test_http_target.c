@@ -14,8 +14,7 @@
 
 #include "http_target.h"
 
-typedef enum awf_target_status (*parse_fn)(const char *, size_t,
-                                           struct awf_http_target *);
+typedef enum awf_target_status (*parse_fn)(const char *, size_t, struct awf_http_target *);
 
 /* Parse a heap copy; on OK, turn path into an offset (it points into the
  * freed copy afterwards) or -1 when it is not inside the input. */
@@ -28,20 +27,19 @@ static enum awf_target_status run(parse_fn fn, const char *s, size_t len,
   memset(t, 0x5a, sizeof(*t));
   enum awf_target_status st = fn(copy, len, t);
   *path_off = -1;
-  if (st == AWF_TARGET_OK && t->path != NULL && t->path >= copy &&
-      t->path <= copy + len)
+  if (st == AWF_TARGET_OK && t->path != NULL && t->path >= copy && t->path <= copy + len)
     *path_off = (long)(t->path - copy);
   free(copy);
   return st;
 }
 
-static enum awf_target_status abs_n(const char *s, size_t len,
-                                    struct awf_http_target *t, long *off) {
+static enum awf_target_status abs_n(const char *s, size_t len, struct awf_http_target *t,
+                                    long *off) {
   return run(awf_target_parse_absolute, s, len, t, off);
 }
 
-static enum awf_target_status auth_n(const char *s, size_t len,
-                                     struct awf_http_target *t, long *off) {
+static enum awf_target_status auth_n(const char *s, size_t len, struct awf_http_target *t,
+                                     long *off) {
   return run(awf_target_parse_authority, s, len, t, off);
 }
 
@@ -64,8 +62,8 @@ static void expect_auth_status(const char *s, enum awf_target_status want) {
 }
 
 /* Absolute URI that must parse to host/port and a path `path` ("" = none). */
-static void expect_abs(const char *s, const char *host, unsigned port,
-                       const char *path, bool userinfo) {
+static void expect_abs(const char *s, const char *host, unsigned port, const char *path,
+                       bool userinfo) {
   struct awf_http_target t;
   long off;
   size_t len = strlen(s);
@@ -89,13 +87,12 @@ static void expect_abs(const char *s, const char *host, unsigned port,
 static void test_absolute_basic(void **state) {
   (void)state;
   expect_abs("http://example.com/", "example.com", 80, "/", false);
-  expect_abs("http://example.com/a/b?q=1&r=%20", "example.com", 80,
-             "/a/b?q=1&r=%20", false);
+  expect_abs("http://example.com/a/b?q=1&r=%20", "example.com", 80, "/a/b?q=1&r=%20", false);
   expect_abs("HTTP://Example.COM:8080/Path", "example.com", 8080, "/Path", false);
   expect_abs("hTtP://x/", "x", 80, "/", false);
   expect_abs("http://1.2.3.4/", "1.2.3.4", 80, "/", false);
-  expect_abs("http://under_score.example-host.com/", "under_score.example-host.com",
-             80, "/", false);
+  expect_abs("http://under_score.example-host.com/", "under_score.example-host.com", 80, "/",
+             false);
   expect_abs("http://xn--caf-dma.example/", "xn--caf-dma.example", 80, "/", false);
   expect_abs("http://example.com./", "example.com.", 80, "/", false);
   /* Bytes a path may carry but a host may not, and '@' after the host. */
@@ -125,10 +122,10 @@ static void test_absolute_ports(void **state) {
   expect_abs("http://a.com:", "a.com", 80, "", false);
   expect_abs("http://[::1]:/", "::1", 80, "/", false);
   const char *bad[] = {
-      "http://a.com:0/",      "http://a.com:00000/", "http://a.com:65536/",
-      "http://a.com:99999/",  "http://a.com:+80/",   "http://a.com:-1/",
-      "http://a.com:80a/",    "http://a.com:0x50/",  "http://a.com:1:2/",
-      "http://a.com:000080/", "http://a.com::80/",   "http://[::1]:0/",
+      "http://a.com:0/",          "http://a.com:00000/", "http://a.com:65536/",
+      "http://a.com:99999/",      "http://a.com:+80/",   "http://a.com:-1/",
+      "http://a.com:80a/",        "http://a.com:0x50/",  "http://a.com:1:2/",
+      "http://a.com:000080/",     "http://a.com::80/",   "http://[::1]:0/",
       "http://a.com:4294967376/",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -138,10 +135,20 @@ static void test_absolute_ports(void **state) {
 static void test_absolute_scheme(void **state) {
   (void)state;
   const char *bad[] = {
-      "https://a.com/", "HTTPS://a.com/", "ftp://a.com/", "/index.html",
-      "http:/a.com/",   "http:a.com",     "",             "http",
-      "http:",          "http:/",         "ws://a.com/",  "httpx://a.com/",
-      "a.com:80",       "*",
+      "https://a.com/",
+      "HTTPS://a.com/",
+      "ftp://a.com/",
+      "/index.html",
+      "http:/a.com/",
+      "http:a.com",
+      "",
+      "http",
+      "http:",
+      "http:/",
+      "ws://a.com/",
+      "httpx://a.com/",
+      "a.com:80",
+      "*",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     expect_abs_status(bad[i], AWF_TARGET_BAD_SCHEME);
@@ -158,10 +165,8 @@ static void test_userinfo(void **state) {
   /* No percent-decoding: an escaped '/' does not end the userinfo early. */
   expect_abs("http://allowed.com%2f@evil.com/", "evil.com", 80, "/", true);
   /* The userinfo ends at the authority: an '@' in the query is not one. */
-  expect_abs("http://evil.com?@allowed.com/", "evil.com", 80, "?@allowed.com/",
-             false);
-  expect_abs("http://evil.com/@allowed.com", "evil.com", 80, "/@allowed.com",
-             false);
+  expect_abs("http://evil.com?@allowed.com/", "evil.com", 80, "?@allowed.com/", false);
+  expect_abs("http://evil.com/@allowed.com", "evil.com", 80, "/@allowed.com", false);
   /* A userinfo with nothing after it has no host. */
   expect_abs_status("http://allowed.com@/", AWF_TARGET_BAD_HOST);
   expect_abs_status("http://allowed.com@:80/", AWF_TARGET_BAD_HOST);
@@ -194,8 +199,8 @@ static void test_backslash(void **state) {
 static void test_control_bytes(void **state) {
   (void)state;
   const char *bad[] = {
-      "http://a.com/ x", "http://a.com/\t", "http://a.com/\r\n", "http://a .com/",
-      "http://a.com/\x7f", "http://a.com/\x01", " http://a.com/", "http://a.com/\x1f",
+      "http://a.com/ x",   "http://a.com/\t",   "http://a.com/\r\n", "http://a .com/",
+      "http://a.com/\x7f", "http://a.com/\x01", " http://a.com/",    "http://a.com/\x1f",
       "https://a.com/ x", /* the control byte is reported before the scheme */
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -204,14 +209,11 @@ static void test_control_bytes(void **state) {
   struct awf_http_target t;
   long off;
   static const char nul_path[] = "http://a.com/x\0y";
-  assert_int_equal(abs_n(nul_path, sizeof(nul_path) - 1, &t, &off),
-                   AWF_TARGET_BAD_SYNTAX);
+  assert_int_equal(abs_n(nul_path, sizeof(nul_path) - 1, &t, &off), AWF_TARGET_BAD_SYNTAX);
   static const char nul_host[] = "http://a.com\0.evil.com/";
-  assert_int_equal(abs_n(nul_host, sizeof(nul_host) - 1, &t, &off),
-                   AWF_TARGET_BAD_SYNTAX);
+  assert_int_equal(abs_n(nul_host, sizeof(nul_host) - 1, &t, &off), AWF_TARGET_BAD_SYNTAX);
   static const char nul_auth[] = "a.com\0.evil.com:443";
-  assert_int_equal(auth_n(nul_auth, sizeof(nul_auth) - 1, &t, &off),
-                   AWF_TARGET_BAD_SYNTAX);
+  assert_int_equal(auth_n(nul_auth, sizeof(nul_auth) - 1, &t, &off), AWF_TARGET_BAD_SYNTAX);
   /* The length given is what counts, not a NUL terminator. */
   assert_int_equal(abs_n("http://a.com/xyz", 13, &t, &off), AWF_TARGET_OK);
   assert_int_equal(t.path_len, 1);
@@ -220,16 +222,16 @@ static void test_control_bytes(void **state) {
 static void test_host_chars(void **state) {
   (void)state;
   const char *bad[] = {
-      "http://a%2ecom/",  "http://evil.com%2f/",   "http://a!b.com/",
-      "http://a$b.com/",  "http://a&b.com/",       "http://a'b.com/",
-      "http://a(b.com/",  "http://a)b.com/",       "http://a*b.com/",
-      "http://a+b.com/",  "http://a,b.com/",       "http://a;b.com/",
-      "http://a=b.com/",  "http://a~b.com/",       "http://a\"b.com/",
-      "http://a<b.com/",  "http://a>b.com/",       "http://a[b.com/",
-      "http://a]b.com/",  "http://a{b.com/",       "http://a|b.com/",
-      "http://a^b.com/",  "http://a`b.com/",       "http://caf\xc3\xa9.com/",
-      "http://\x80/",     "http:///x",             "http://",
-      "http://:80/",      "http://?x",             "http:///",
+      "http://a%2ecom/", "http://evil.com%2f/", "http://a!b.com/",
+      "http://a$b.com/", "http://a&b.com/",     "http://a'b.com/",
+      "http://a(b.com/", "http://a)b.com/",     "http://a*b.com/",
+      "http://a+b.com/", "http://a,b.com/",     "http://a;b.com/",
+      "http://a=b.com/", "http://a~b.com/",     "http://a\"b.com/",
+      "http://a<b.com/", "http://a>b.com/",     "http://a[b.com/",
+      "http://a]b.com/", "http://a{b.com/",     "http://a|b.com/",
+      "http://a^b.com/", "http://a`b.com/",     "http://caf\xc3\xa9.com/",
+      "http://\x80/",    "http:///x",           "http://",
+      "http://:80/",     "http://?x",           "http:///",
       "http://::1/",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -277,11 +279,21 @@ static void test_ipv6(void **state) {
   assert_int_equal(abs_n("http://1.2.3.4/", 15, &t, &off), AWF_TARGET_OK);
   assert_false(t.host_is_ipv6);
   const char *bad[] = {
-      "http://[::1%25eth0]/", "http://[fe80::1%25lo]:80/", "http://[fe80::1%lo]/",
-      "http://[]/",           "http://[::1/",              "http://[::1]x/",
-      "http://[::1]]/",       "http://[1.2.3.4]/",         "http://[v1.x]/",
-      "http://[::1::2]/",     "http://[:::1]/",            "http://[12345::]/",
-      "http://[::1]a:80/",    "http://[",                  "http://[::g]/",
+      "http://[::1%25eth0]/",
+      "http://[fe80::1%25lo]:80/",
+      "http://[fe80::1%lo]/",
+      "http://[]/",
+      "http://[::1/",
+      "http://[::1]x/",
+      "http://[::1]]/",
+      "http://[1.2.3.4]/",
+      "http://[v1.x]/",
+      "http://[::1::2]/",
+      "http://[:::1]/",
+      "http://[12345::]/",
+      "http://[::1]a:80/",
+      "http://[",
+      "http://[::g]/",
       "http://[0000:0000:0000:0000:0000:0000:0000:0000:1]/",
       "http://[0000:0000:0000:0000:0000:0000:000.000.000.001]/",
   };
@@ -315,26 +327,23 @@ static void test_authority(void **state) {
   expect_auth("a.com:65535", "a.com", 65535, false);
 
   const char *bad_port[] = {
-      "example.com", "example.com:", "example.com:0", "example.com:65536",
-      "[::1]",       "[::1]:",       "a.com:+443",    "a.com:443a",
-      "a.com:1:2",   "a.com:000443", "a.com:-1",
+      "example.com", "example.com:", "example.com:0", "example.com:65536", "[::1]",    "[::1]:",
+      "a.com:+443",  "a.com:443a",   "a.com:1:2",     "a.com:000443",      "a.com:-1",
   };
   for (size_t i = 0; i < sizeof(bad_port) / sizeof(bad_port[0]); i++)
     expect_auth_status(bad_port[i], AWF_TARGET_BAD_PORT);
 
   const char *bad_host[] = {
-      ":443",          "::1:443",         "[fe80::1%25eth0]:443",
-      "a%2e.com:443",  "[::1]x:443",      "a!b.com:443",
-      "",              "[]:443",          "caf\xc3\xa9.com:443",
+      ":443", "::1:443", "[fe80::1%25eth0]:443", "a%2e.com:443", "[::1]x:443", "a!b.com:443",
+      "",     "[]:443",  "caf\xc3\xa9.com:443",
   };
   for (size_t i = 0; i < sizeof(bad_host) / sizeof(bad_host[0]); i++)
     expect_auth_status(bad_host[i], AWF_TARGET_BAD_HOST);
 
   const char *bad_syntax[] = {
-      "http://x:443",   "https://x.com:443", "user@x.com:443", "a.com@b.com:443",
-      "x.com:443/",     "x.com:443/path",    "x.com:443?",     "x.com:443#",
-      "a\\b.com:443",   "x.com :443",        "x.com: 443",     " x.com:443",
-      "x.com:443\r\n",  "x.com:443\x7f",
+      "http://x:443",   "https://x.com:443", "user@x.com:443", "a.com@b.com:443", "x.com:443/",
+      "x.com:443/path", "x.com:443?",        "x.com:443#",     "a\\b.com:443",    "x.com :443",
+      "x.com: 443",     " x.com:443",        "x.com:443\r\n",  "x.com:443\x7f",
   };
   for (size_t i = 0; i < sizeof(bad_syntax) / sizeof(bad_syntax[0]); i++)
     expect_auth_status(bad_syntax[i], AWF_TARGET_BAD_SYNTAX);
@@ -353,8 +362,7 @@ static void test_status_names(void **state) {
 static void check_result(const char *s, size_t len, bool absolute) {
   struct awf_http_target t;
   long off;
-  enum awf_target_status st = absolute ? abs_n(s, len, &t, &off)
-                                       : auth_n(s, len, &t, &off);
+  enum awf_target_status st = absolute ? abs_n(s, len, &t, &off) : auth_n(s, len, &t, &off);
   assert_true(st <= AWF_TARGET_OK && st >= AWF_TARGET_BAD_SYNTAX);
   if (st != AWF_TARGET_OK)
     return;
@@ -431,20 +439,13 @@ static void test_fuzz(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_absolute_basic),
-      cmocka_unit_test(test_absolute_no_path),
-      cmocka_unit_test(test_absolute_ports),
-      cmocka_unit_test(test_absolute_scheme),
-      cmocka_unit_test(test_userinfo),
-      cmocka_unit_test(test_fragment),
-      cmocka_unit_test(test_backslash),
-      cmocka_unit_test(test_control_bytes),
-      cmocka_unit_test(test_host_chars),
-      cmocka_unit_test(test_host_length),
-      cmocka_unit_test(test_ipv6),
-      cmocka_unit_test(test_authority),
-      cmocka_unit_test(test_status_names),
-      cmocka_unit_test(test_fuzz),
+      cmocka_unit_test(test_absolute_basic), cmocka_unit_test(test_absolute_no_path),
+      cmocka_unit_test(test_absolute_ports), cmocka_unit_test(test_absolute_scheme),
+      cmocka_unit_test(test_userinfo),       cmocka_unit_test(test_fragment),
+      cmocka_unit_test(test_backslash),      cmocka_unit_test(test_control_bytes),
+      cmocka_unit_test(test_host_chars),     cmocka_unit_test(test_host_length),
+      cmocka_unit_test(test_ipv6),           cmocka_unit_test(test_authority),
+      cmocka_unit_test(test_status_names),   cmocka_unit_test(test_fuzz),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,14 +36,20 @@ static void jobj_free(struct jobj *o) {
 }
 
 static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
   return -1;
 }
 
 static size_t put_utf8(char *out, unsigned cp) {
-  if (cp < 0x80) { out[0] = (char)cp; return 1; }
+  if (cp < 0x80) {
+    out[0] = (char)cp;
+    return 1;
+  }
   if (cp < 0x800) {
     out[0] = (char)(0xc0 | (cp >> 6));
     out[1] = (char)(0x80 | (cp & 0x3f));
@@ -128,8 +134,7 @@ static int read_string(const char **p, const char *end, char **out, size_t *outl
       n += put_utf8(buf + n, cp);
       break;
     }
-    default:
-      goto bad;
+    default: goto bad;
     }
   }
   if (s >= end)
@@ -287,7 +292,9 @@ static void escape_every_control_byte(void **state) {
     assert_escapes(in, 3, expect);
   }
   ESC("\x7f", "\\u007f");
-  ESC("a\x7f" "b", "a\\u007fb");
+  ESC("a\x7f"
+      "b",
+      "a\\u007fb");
 }
 
 static void escape_printable_ascii(void **state) {
@@ -313,18 +320,18 @@ static void escape_embedded_nul(void **state) {
 
 static void escape_valid_utf8_passes(void **state) {
   (void)state;
-  ESC("caf\xc3\xa9", "caf\xc3\xa9");                     /* U+00E9 */
-  ESC("\xc2\x80", "\xc2\x80");                           /* U+0080, smallest 2-byte */
-  ESC("\xdf\xbf", "\xdf\xbf");                           /* U+07FF */
-  ESC("\xe0\xa0\x80", "\xe0\xa0\x80");                   /* U+0800, smallest 3-byte */
-  ESC("\xe2\x82\xac", "\xe2\x82\xac");                   /* U+20AC euro */
-  ESC("\xed\x9f\xbf", "\xed\x9f\xbf");                   /* U+D7FF, just below surrogates */
-  ESC("\xee\x80\x80", "\xee\x80\x80");                   /* U+E000, just above */
-  ESC("\xef\xbf\xbf", "\xef\xbf\xbf");                   /* U+FFFF */
-  ESC("\xf0\x90\x80\x80", "\xf0\x90\x80\x80");           /* U+10000, smallest 4-byte */
-  ESC("\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80");           /* U+1F600 emoji */
-  ESC("\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf");           /* U+10FFFF, the last */
-  ESC("\xe2\x80\xa8", "\xe2\x80\xa8");                   /* U+2028 is valid JSON */
+  ESC("caf\xc3\xa9", "caf\xc3\xa9");           /* U+00E9 */
+  ESC("\xc2\x80", "\xc2\x80");                 /* U+0080, smallest 2-byte */
+  ESC("\xdf\xbf", "\xdf\xbf");                 /* U+07FF */
+  ESC("\xe0\xa0\x80", "\xe0\xa0\x80");         /* U+0800, smallest 3-byte */
+  ESC("\xe2\x82\xac", "\xe2\x82\xac");         /* U+20AC euro */
+  ESC("\xed\x9f\xbf", "\xed\x9f\xbf");         /* U+D7FF, just below surrogates */
+  ESC("\xee\x80\x80", "\xee\x80\x80");         /* U+E000, just above */
+  ESC("\xef\xbf\xbf", "\xef\xbf\xbf");         /* U+FFFF */
+  ESC("\xf0\x90\x80\x80", "\xf0\x90\x80\x80"); /* U+10000, smallest 4-byte */
+  ESC("\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"); /* U+1F600 emoji */
+  ESC("\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf"); /* U+10FFFF, the last */
+  ESC("\xe2\x80\xa8", "\xe2\x80\xa8");         /* U+2028 is valid JSON */
   ESC("a\xf0\x9f\x98\x80\"\xc3\xa9\n", "a\xf0\x9f\x98\x80\\\"\xc3\xa9\\n");
 }
 
@@ -337,23 +344,23 @@ static void escape_invalid_utf8_each_byte(void **state) {
   ESC("\xbf", R);
   ESC("a\x80\x80z", "a" R R "z");
   /* leads that never start a valid sequence */
-  ESC("\xc0\x80", R R);                 /* overlong NUL */
-  ESC("\xc1\xbf", R R);                 /* overlong U+007F */
-  ESC("\xf5\x80\x80\x80", R R R R);     /* > U+10FFFF lead */
+  ESC("\xc0\x80", R R);             /* overlong NUL */
+  ESC("\xc1\xbf", R R);             /* overlong U+007F */
+  ESC("\xf5\x80\x80\x80", R R R R); /* > U+10FFFF lead */
   ESC("\xf8\x88\x80\x80\x80", R R R R R);
   ESC("\xfe", R);
   ESC("\xff", R);
   /* overlong 3- and 4-byte forms */
   ESC("\xe0\x80\x80", R R R);
-  ESC("\xe0\x9f\xbf", R R R);           /* U+07FF in 3 bytes */
+  ESC("\xe0\x9f\xbf", R R R); /* U+07FF in 3 bytes */
   ESC("\xf0\x80\x80\x80", R R R R);
-  ESC("\xf0\x8f\xbf\xbf", R R R R);     /* U+FFFF in 4 bytes */
+  ESC("\xf0\x8f\xbf\xbf", R R R R); /* U+FFFF in 4 bytes */
   /* UTF-16 surrogates */
-  ESC("\xed\xa0\x80", R R R);           /* U+D800 */
-  ESC("\xed\xbf\xbf", R R R);           /* U+DFFF */
+  ESC("\xed\xa0\x80", R R R);                   /* U+D800 */
+  ESC("\xed\xbf\xbf", R R R);                   /* U+DFFF */
   ESC("\xed\xa0\xbd\xed\xb8\x80", R R R R R R); /* CESU-8 pair */
   /* past U+10FFFF */
-  ESC("\xf4\x90\x80\x80", R R R R);     /* U+110000 */
+  ESC("\xf4\x90\x80\x80", R R R R); /* U+110000 */
   ESC("\xf4\xbf\xbf\xbf", R R R R);
   /* truncated at the end of input */
   ESC("\xc3", R);
@@ -361,16 +368,23 @@ static void escape_invalid_utf8_each_byte(void **state) {
   ESC("\xf0\x9f\x98", R R R);
   ESC("ok\xf0\x9f", "ok" R R);
   /* bad continuation in the middle: the following byte is judged anew */
-  ESC("\xe2\x82" "A", R R "A");
-  ESC("\xc3" "\"", R "\\\"");
-  ESC("\xf0\x9f\x98" "\xc3\xa9", R R R "\xc3\xa9");
+  ESC("\xe2\x82"
+      "A",
+      R R "A");
+  ESC("\xc3"
+      "\"",
+      R "\\\"");
+  ESC("\xf0\x9f\x98"
+      "\xc3\xa9",
+      R R R "\xc3\xa9");
   ESC("\xe2\x28\xa1", R "(" R);
   ESC("\xc3\n", R "\\n");
 }
 
 static void escape_failure_leaves_buffer(void **state) {
   (void)state;
-  const char in[] = "x\"\x01\xc3\xa9\xff\xf0\x9f\x98\x80" "end";
+  const char in[] = "x\"\x01\xc3\xa9\xff\xf0\x9f\x98\x80"
+                    "end";
   const size_t n = sizeof(in) - 1;
   char *full = escape(in, n);
   size_t need = strlen(full) + 2 + 3; /* quotes + the "pre" prefix */
@@ -425,9 +439,9 @@ static void full_record(struct awf_log_record *r) {
   r->sni_len = 11;
   r->ech = true;
   r->original_dst = "192.0.2.7:443";
-  r->decision = "allow";
+  r->decision = AWF_ALLOW;
   r->would_deny = true;
-  r->reason = "not_allowed";
+  r->reason = AWF_REASON_NOT_ALLOWED;
   r->status = 200;
   r->upstream = "192.0.2.7:443";
   r->bytes_up = 1234;
@@ -448,10 +462,12 @@ static void record_all_fields_parse_back(void **state) {
   struct jobj o;
   if (parse_line(line, len, &o) < 0)
     fail_msg("not one valid JSON line: %s", line);
-  static const char *order[] = {"ts", "event", "client", "method", "host", "port", "url",
-                                "sni", "ech", "original_dst", "decision", "would_deny",
-                                "reason", "status", "upstream", "bytes_up", "bytes_down",
-                                "duration_ms", "qname", "qtype", "answers"};
+  static const char *order[] = {"ts",         "event",        "client",   "method",
+                                "host",       "port",         "url",      "sni",
+                                "ech",        "original_dst", "decision", "would_deny",
+                                "reason",     "status",       "upstream", "bytes_up",
+                                "bytes_down", "duration_ms",  "qname",    "qtype",
+                                "answers"};
   assert_int_equal(o.n, (int)(sizeof(order) / sizeof(order[0])));
   for (int i = 0; i < o.n; i++)
     assert_string_equal(o.f[i].key, order[i]);
@@ -479,7 +495,9 @@ static void record_all_fields_parse_back(void **state) {
   /* And the literal text of a few pairs, as a log reader would grep them. */
   assert_non_null(strstr(line, "\"port\":443,"));
   assert_non_null(strstr(line, "\"ech\":true,"));
-  assert_non_null(strstr(line, "\"host\":\"ev\\\"il\\\\\\n\\r\\u0001\\u0000\\u007f\xc3\xa9\\ufffd.example\""));
+  assert_non_null(
+      strstr(line,
+             "\"host\":\"ev\\\"il\\\\\\n\\r\\u0001\\u0000\\u007f\xc3\xa9\\ufffd.example\""));
   jobj_free(&o);
   free(line);
 }
@@ -505,8 +523,9 @@ static void record_omits_absent_fields(void **state) {
   r.host = "";
   r.host_len = 0;
   line = format(&r, &len);
-  assert_string_equal(line, "{\"ts\":\"1970-01-01T00:00:00.001Z\",\"event\":\"http\",\"host\":\"\","
-                            "\"port\":0,\"status\":0,\"bytes_up\":0,\"answers\":0}\n");
+  assert_string_equal(line,
+                      "{\"ts\":\"1970-01-01T00:00:00.001Z\",\"event\":\"http\",\"host\":\"\","
+                      "\"port\":0,\"status\":0,\"bytes_up\":0,\"answers\":0}\n");
   free(line);
 }
 
@@ -523,8 +542,8 @@ static void record_typical_http(void **state) {
   r.port = 80;
   r.url = "http://example.com/";
   r.url_len = strlen(r.url);
-  r.decision = "allow";
-  r.reason = "allowed";
+  r.decision = AWF_ALLOW;
+  r.reason = AWF_REASON_ALLOWED;
   r.status = 200;
   r.upstream = "93.184.215.14:80";
   r.bytes_up = 78;
@@ -532,12 +551,12 @@ static void record_typical_http(void **state) {
   r.duration_ms = 41;
   size_t len;
   char *line = format(&r, &len);
-  assert_string_equal(line,
-                      "{\"ts\":\"2026-11-28T17:46:41.123Z\",\"event\":\"http\","
-                      "\"client\":\"127.0.0.1:40000\",\"method\":\"GET\",\"host\":\"example.com\","
-                      "\"port\":80,\"url\":\"http://example.com/\",\"decision\":\"allow\","
-                      "\"reason\":\"allowed\",\"status\":200,\"upstream\":\"93.184.215.14:80\","
-                      "\"bytes_up\":78,\"bytes_down\":1591,\"duration_ms\":41}\n");
+  assert_string_equal(
+      line, "{\"ts\":\"2026-11-28T17:46:41.123Z\",\"event\":\"http\","
+            "\"client\":\"127.0.0.1:40000\",\"method\":\"GET\",\"host\":\"example.com\","
+            "\"port\":80,\"url\":\"http://example.com/\",\"decision\":\"allow\","
+            "\"reason\":\"allowed\",\"status\":200,\"upstream\":\"93.184.215.14:80\","
+            "\"bytes_up\":78,\"bytes_down\":1591,\"duration_ms\":41}\n");
   free(line);
 }
 
@@ -567,8 +586,9 @@ static void record_ids_and_run_fields(void **state) {
   r.argv = argv;
   r.argc = 4;
   line = format(&r, &len);
-  assert_string_equal(line, "{\"ts\":\"1970-01-01T00:00:01.000Z\",\"event\":\"run\","
-                            "\"version\":\"1.2.3\",\"argv\":[\"sh\",\"-c\",\"echo \\\"hi\\\"\\n\",\"\"]}\n");
+  assert_string_equal(
+      line, "{\"ts\":\"1970-01-01T00:00:01.000Z\",\"event\":\"run\","
+            "\"version\":\"1.2.3\",\"argv\":[\"sh\",\"-c\",\"echo \\\"hi\\\"\\n\",\"\"]}\n");
   free(line);
   r.argc = 0; /* an empty command line is an empty array; conn 0 is left out */
   line = format(&r, &len);
@@ -657,7 +677,7 @@ static void record_long_url_truncated(void **state) {
   struct awf_log_record r;
   awf_log_record_init(&r);
   r.url = url;
-  r.reason = "allowed";
+  r.reason = AWF_REASON_ALLOWED;
 
   /* At the cap: kept whole, no flag. */
   r.url_len = AWF_LOG_URL_MAX;

@@ -24,8 +24,8 @@
 
 struct tmpdir {
   char dir[64];
-  char path[128];  /* dir/access.jsonl */
-  char rotated[128];  /* dir/access.jsonl.1 */
+  char path[128];    /* dir/access.jsonl */
+  char rotated[128]; /* dir/access.jsonl.1 */
 };
 
 static int setup_dir(void **state) {
@@ -96,8 +96,8 @@ static void record(struct awf_log_record *r, int n) {
   r->host = "example.com";
   r->host_len = 11;
   r->port = 80;
-  r->decision = "allow";
-  r->reason = "allowed";
+  r->decision = AWF_ALLOW;
+  r->reason = AWF_REASON_ALLOWED;
   r->status = n;
 }
 
@@ -509,9 +509,7 @@ static void stdout_full_pipe_waits_for_reader(void **state) {
   free(s.data);
 }
 
-static void on_alarm(int sig) {
-  (void)sig;
-}
+static void on_alarm(int sig) { (void)sig; }
 
 /* A blocking pipe, full, and a signal handler without SA_RESTART: write(2)
  * fails with EINTR (or returns short) again and again until the reader comes

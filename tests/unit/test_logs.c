@@ -20,9 +20,17 @@
 
 static struct awf_logev ev(const char *event, uint64_t conn, const char *host, bool deny,
                            const char *reason) {
-  return (struct awf_logev){.run = "r1", .event = event, .conn = conn, .req = 1, .host = host,
-                            .host_len = host ? strlen(host) : 0, .port = 443, .deny = deny,
-                            .reason = reason, .bytes_up = -1, .bytes_down = -1,
+  return (struct awf_logev){.run = "r1",
+                            .event = event,
+                            .conn = conn,
+                            .req = 1,
+                            .host = host,
+                            .host_len = host ? strlen(host) : 0,
+                            .port = 443,
+                            .deny = deny,
+                            .reason = reason,
+                            .bytes_up = -1,
+                            .bytes_down = -1,
                             .duration_ms = -1};
 }
 
@@ -201,8 +209,9 @@ static void test_md_escape(void **state) {
   const char in[] = "x|y<script>*_[a](javascript:1)`#&\"\x1b\n\xc3\xa9 ok";
   assert_int_equal(awf_md_escape(&b, in, sizeof(in) - 1), 0);
   assert_int_equal(awf_buf_append(&b, "", 1), 0);
-  assert_string_equal(b.data, "x\\|y&lt;script&gt;\\*\\_\\[a\\]\\(javascript\\:1\\)\\`\\#&amp;&quot;"
-                              "\\\\x1b\\\\x0a\\\\xc3\\\\xa9 ok");
+  assert_string_equal(b.data,
+                      "x\\|y&lt;script&gt;\\*\\_\\[a\\]\\(javascript\\:1\\)\\`\\#&amp;&quot;"
+                      "\\\\x1b\\\\x0a\\\\xc3\\\\xa9 ok");
   awf_buf_reset(&b);
   assert_int_equal(awf_text_escape(&b, "a\\b\x1b[2J\x9b", 8), 0);
   assert_int_equal(awf_buf_append(&b, "", 1), 0);

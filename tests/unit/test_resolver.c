@@ -42,13 +42,24 @@ static const struct rec recs[] = {
     {"e2.test", M_ANSWER, 60, 0, {"192.0.2.22"}, {NULL}, NULL, 0},
     {"e3.test", M_ANSWER, 60, 0, {"192.0.2.23"}, {NULL}, NULL, 0},
     {"alias.test", M_ANSWER, 100, 0, {"192.0.2.30"}, {NULL}, "target.test", 7},
-    {"dup.test", M_ANSWER, 60, 60, {"192.0.2.40", "192.0.2.40"}, {"2001:db8::40", "2001:db8::40"}, NULL, 0},
-    {"many.test", M_ANSWER, 60, 60,
-     {"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.7",
-      "10.0.0.8", "10.0.0.9", "10.0.0.10", "10.0.0.11", "10.0.0.12", "10.0.0.13",
-      "10.0.0.14", "10.0.0.15", "10.0.0.16", "10.0.0.17", "10.0.0.18", "10.0.0.19",
-      "10.0.0.20"},
-     {"2001:db8::a", "2001:db8::b", "2001:db8::c", "2001:db8::d"}, NULL, 0},
+    {"dup.test",
+     M_ANSWER,
+     60,
+     60,
+     {"192.0.2.40", "192.0.2.40"},
+     {"2001:db8::40", "2001:db8::40"},
+     NULL,
+     0},
+    {"many.test",
+     M_ANSWER,
+     60,
+     60,
+     {"10.0.0.1",  "10.0.0.2",  "10.0.0.3",  "10.0.0.4",  "10.0.0.5",  "10.0.0.6",  "10.0.0.7",
+      "10.0.0.8",  "10.0.0.9",  "10.0.0.10", "10.0.0.11", "10.0.0.12", "10.0.0.13", "10.0.0.14",
+      "10.0.0.15", "10.0.0.16", "10.0.0.17", "10.0.0.18", "10.0.0.19", "10.0.0.20"},
+     {"2001:db8::a", "2001:db8::b", "2001:db8::c", "2001:db8::d"},
+     NULL,
+     0},
     {"noaddr.test", M_ANSWER, 0, 0, {NULL}, {NULL}, NULL, 0},
     {"drop.test", M_DROP, 0, 0, {NULL}, {NULL}, NULL, 0},
     {"refused.test", M_REFUSED, 0, 0, {NULL}, {NULL}, NULL, 0},
@@ -169,8 +180,8 @@ static uint16_t count_rr(const char *const *list, size_t max) {
 }
 
 /* Build the answer for one question into w. Returns false to drop it. */
-static bool build_answer(struct wbuf *w, const uint8_t *q, size_t qend,
-                         const char *name, uint16_t qtype) {
+static bool build_answer(struct wbuf *w, const uint8_t *q, size_t qend, const char *name,
+                         uint16_t qtype) {
   const struct rec *r = find_rec(name);
   uint16_t rcode = r ? 0 : 3;
   if (r && r->mode == M_DROP)
@@ -955,7 +966,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pending_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_servers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_search_list_and_aliases_never_apply, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_search_list_and_aliases_never_apply, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

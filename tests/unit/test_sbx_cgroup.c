@@ -28,9 +28,24 @@ static void test_size(void **state) {
   assert_int_equal(awf_cgroup_parse_size("1048576", &v), 0);
   assert_true(v == UINT64_C(1) << 20);
   v = 7;
-  const char *bad[] = {"", "0", "1048575", "1023k", "m", "-1g", "+1g", " 1g", "1g ", "1.5g",
-                       "1x", "1gg", "1kb2", "0x100000", "1025t", "99999999999999999999",
-                       "18446744073709551616", NULL};
+  const char *bad[] = {"",
+                       "0",
+                       "1048575",
+                       "1023k",
+                       "m",
+                       "-1g",
+                       "+1g",
+                       " 1g",
+                       "1g ",
+                       "1.5g",
+                       "1x",
+                       "1gg",
+                       "1kb2",
+                       "0x100000",
+                       "1025t",
+                       "99999999999999999999",
+                       "18446744073709551616",
+                       NULL};
   for (size_t i = 0; bad[i]; i++) {
     assert_int_equal(awf_cgroup_parse_size(bad[i], &v), -EINVAL);
     assert_true(v == 7);
@@ -47,8 +62,8 @@ static void test_pids(void **state) {
   assert_true(v == 1);
   assert_int_equal(awf_cgroup_parse_pids("4194304", &v), 0);
   assert_true(v == 4194304);
-  const char *bad[] = {"", "0", "-1", "4194305", "99999999999999999999999", "10 ", "1e3",
-                       "1.5", "max", NULL};
+  const char *bad[] = {"",    "0",   "-1",  "4194305", "99999999999999999999999",
+                       "10 ", "1e3", "1.5", "max",     NULL};
   for (size_t i = 0; bad[i]; i++)
     assert_int_equal(awf_cgroup_parse_pids(bad[i], &v), -EINVAL);
 }
@@ -66,8 +81,8 @@ static void test_cpus(void **state) {
   assert_true(q == 50000);
   assert_int_equal(awf_cgroup_parse_cpus("4096", &q), 0);
   assert_true(q == UINT64_C(409600000));
-  const char *bad[] = {"", "0", "0.0", "0.009", "-1", "+1", "4096.5", "1e3", "inf", "nan",
-                       "0x10", "1.5.", " 1", "1 ", ".", NULL};
+  const char *bad[] = {"",    "0",   "0.0",  "0.009", "-1", "+1", "4096.5", "1e3",
+                       "inf", "nan", "0x10", "1.5.",  " 1", "1 ", ".",      NULL};
   for (size_t i = 0; bad[i]; i++)
     assert_int_equal(awf_cgroup_parse_cpus(bad[i], &q), -EINVAL);
 }
@@ -84,12 +99,11 @@ static void test_defaults(void **state) {
     assert_false(l.explicit_[c]);
 }
 
-static const char hybrid_cgroup[] =
-    "9:name=systemd:/\n"
-    "8:pids:/\n"
-    "4:memory:/process_api/80a0\n"
-    "2:cpu,cpuacct:/a:b/c\n"
-    "0::/\n";
+static const char hybrid_cgroup[] = "9:name=systemd:/\n"
+                                    "8:pids:/\n"
+                                    "4:memory:/process_api/80a0\n"
+                                    "2:cpu,cpuacct:/a:b/c\n"
+                                    "0::/\n";
 
 static void test_proc_path(void **state) {
   (void)state;
@@ -149,7 +163,8 @@ static void test_find_mount(void **state) {
   /* pure v2, no hybrid */
   assert_int_equal(awf_cgroup_find_mount("30 23 0:26 / /sys/fs/cgroup rw shared:4 - cgroup2 "
                                          "cgroup2 rw,nsdelegate,memory_recursiveprot",
-                                         NULL, &m), 0);
+                                         NULL, &m),
+                   0);
   assert_string_equal(m.point, "/sys/fs/cgroup");
 }
 
@@ -222,19 +237,19 @@ static void test_name(void **state) {
   assert_int_equal(awf_cgroup_parse_name("awf-1164-58785", &pid, &st), 0);
   assert_int_equal(pid, 1164);
   assert_true(st == 58785);
-  const char *bad[] = {"awf-", "awf-1", "awf-1-", "awf--1-2", "awf-0-5", "awf-1-2-3",
-                       "awf-1-2x", "xawf-1-2", "awf-99999999999-1", "awf-1- 2", "awf-+1-2",
-                       NULL};
+  const char *bad[] = {"awf-",      "awf-1",    "awf-1-",   "awf--1-2",          "awf-0-5",
+                       "awf-1-2-3", "awf-1-2x", "xawf-1-2", "awf-99999999999-1", "awf-1- 2",
+                       "awf-+1-2",  NULL};
   for (size_t i = 0; bad[i]; i++)
     assert_int_equal(awf_cgroup_parse_name(bad[i], &pid, &st), -EINVAL);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_size),      cmocka_unit_test(test_pids),
-      cmocka_unit_test(test_cpus),      cmocka_unit_test(test_defaults),
-      cmocka_unit_test(test_proc_path), cmocka_unit_test(test_find_mount),
-      cmocka_unit_test(test_dir),       cmocka_unit_test(test_list_has),
+      cmocka_unit_test(test_size),        cmocka_unit_test(test_pids),
+      cmocka_unit_test(test_cpus),        cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_proc_path),   cmocka_unit_test(test_find_mount),
+      cmocka_unit_test(test_dir),         cmocka_unit_test(test_list_has),
       cmocka_unit_test(test_keyed_value), cmocka_unit_test(test_starttime),
       cmocka_unit_test(test_name),
   };

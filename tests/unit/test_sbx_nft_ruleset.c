@@ -41,7 +41,8 @@ static void test_default_ports_redirected_dns_and_drop(void **state) {
   assert_non_null(strstr(t, "tcp dport 53 redirect to :15053\n"));
   assert_non_null(strstr(t, "type filter hook output priority 0; policy drop;"));
   /* TCP that is not let out is reset, so connect() fails at once */
-  assert_true(strstr(t, "ip6 daddr ::1 accept") < strstr(t, "meta l4proto tcp reject with tcp reset"));
+  assert_true(strstr(t, "ip6 daddr ::1 accept") <
+              strstr(t, "meta l4proto tcp reject with tcp reset"));
   /* DNS is redirected before loopback is exempted: 127.0.0.1:53 too */
   assert_true(strstr(t, "udp dport 53") < strstr(t, "ip daddr 127.0.0.0/8 return"));
   /* loopback is exempted before the TCP redirect: the explicit proxy port */
@@ -52,15 +53,20 @@ static void test_default_ports_redirected_dns_and_drop(void **state) {
 static void test_refused_packets_logged_before_reject(void **state) {
   (void)state;
   set_port(443);
-  struct awf_nft_spec spec = {.tcp_ports = ports, .transparent_port = 1, .dns_port = 2,
+  struct awf_nft_spec spec = {.tcp_ports = ports,
+                              .transparent_port = 1,
+                              .dns_port = 2,
                               .nflog_group = 7};
   char *t = NULL;
   assert_true(awf_nft_ruleset(&spec, &t) > 0);
   /* once per destination, so a flood to one cannot hide the others */
-  assert_non_null(strstr(t, "  set refused4 { type ipv4_addr . inet_proto . inet_service; size 4096;"));
-  assert_non_null(strstr(t, "  set refused6 { type ipv6_addr . inet_proto . inet_service; size 4096;"));
-  const char *log = strstr(t, "    meta l4proto { tcp, udp } ip daddr . meta l4proto . th dport "
-                              "!= @refused4 add @refused4");
+  assert_non_null(
+      strstr(t, "  set refused4 { type ipv4_addr . inet_proto . inet_service; size 4096;"));
+  assert_non_null(
+      strstr(t, "  set refused6 { type ipv6_addr . inet_proto . inet_service; size 4096;"));
+  const char *log = strstr(t,
+                           "    meta l4proto { tcp, udp } ip daddr . meta l4proto . th dport "
+                           "!= @refused4 add @refused4");
   assert_non_null(log);
   assert_non_null(strstr(t, "limit rate 200/second burst 400 packets log group 7\n"));
   assert_non_null(strstr(t, "    meta l4proto != { tcp, udp } limit rate 20/second burst 50 "
@@ -106,12 +112,16 @@ static void test_alternating_ports_fit(void **state) {
 static void test_host_alias_redirected_on_every_port(void **state) {
   (void)state;
   set_port(443);
-  struct awf_nft_spec spec = {.tcp_ports = ports, .transparent_port = 151, .dns_port = 153,
-                              .host_alias4 = "198.18.0.2", .host_alias6 = "fd00:198:18::2"};
+  struct awf_nft_spec spec = {.tcp_ports = ports,
+                              .transparent_port = 151,
+                              .dns_port = 153,
+                              .host_alias4 = "198.18.0.2",
+                              .host_alias6 = "fd00:198:18::2"};
   char *t = NULL;
   assert_true(awf_nft_ruleset(&spec, &t) > 0);
   const char *h4 = strstr(t, "    ip daddr 198.18.0.2 tcp dport 1-65535 redirect to :151\n");
-  const char *h6 = strstr(t, "    ip6 daddr fd00:198:18::2 tcp dport 1-65535 redirect to :151\n");
+  const char *h6 = strstr(t,
+                          "    ip6 daddr fd00:198:18::2 tcp dport 1-65535 redirect to :151\n");
   assert_non_null(h4);
   assert_non_null(h6);
   /* DNS to the host's address is still awf's DNS; the rest is the listener's */

@@ -49,10 +49,10 @@ struct rootfs_case {
   char host_links[TOPS][PATH_MAX]; /* the host's targets, "" for a directory */
   struct awf_rootfs_spec spec;
   struct awf_rootfs_mount mounts[3];
-  int (*prepare)(int out);               /* in the new mount namespace */
-  int (*check)(int out, const struct rootfs_case *c);  /* in PID 1, after the build */
-  bool block_mount_setattr;              /* exercise the mountinfo fallback */
-  bool shared_host;                      /* start from a namespace of shared mounts */
+  int (*prepare)(int out);                            /* in the new mount namespace */
+  int (*check)(int out, const struct rootfs_case *c); /* in PID 1, after the build */
+  bool block_mount_setattr;                           /* exercise the mountinfo fallback */
+  bool shared_host; /* start from a namespace of shared mounts */
 };
 
 static int skip_unless_root(void) {
@@ -160,13 +160,18 @@ static int expect_readlink_runs(int out) {
   int st = 0;
   waitpid(pid, &st, 0);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || strcmp(buf, "/usr/bin/readlink\n") != 0)
-    return sbx_fail(out, "readlink /proc/self/exe: status %#x, output \"%s\"", (unsigned)st, buf);
+    return sbx_fail(out, "readlink /proc/self/exe: status %#x, output \"%s\"", (unsigned)st,
+                    buf);
   return 0;
 }
 
 static int check_etc(int out) {
-  const char *secret[] = {"/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d",
-                          "/etc/ssh/ssh_host_ed25519_key", "/etc/ssl/private/awf"};
+  const char *secret[] = {"/etc/shadow",
+                          "/etc/gshadow",
+                          "/etc/sudoers",
+                          "/etc/sudoers.d",
+                          "/etc/ssh/ssh_host_ed25519_key",
+                          "/etc/ssl/private/awf"};
   for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
     if (expect_absent(out, secret[i]))
       return 1;
@@ -177,8 +182,7 @@ static int check_etc(int out) {
   if (stat("/etc/resolv.conf", &st) < 0 || (st.st_mode & 07777) != 0644)
     return sbx_fail(out, "/etc/resolv.conf: missing or mode %o", (unsigned)st.st_mode);
   if (expect_content(out, "/etc/resolv.conf", RESOLV) ||
-      expect_content(out, "/etc/hostname", "awf\n") ||
-      expect_content(out, "/etc/hosts", HOSTS))
+      expect_content(out, "/etc/hostname", "awf\n") || expect_content(out, "/etc/hosts", HOSTS))
     return 1;
   if (stat("/etc/ssl/certs", &st) < 0 || !S_ISDIR(st.st_mode))
     return sbx_fail(out, "/etc/ssl/certs is missing");
@@ -250,8 +254,15 @@ static int check_proc_and_sys(int out) {
 
 /* Only the mounted set is there; the rest of the host is not. */
 static int check_hidden(int out) {
-  const char *hidden[] = {"/root", "/srv", "/var/log", "/home", "/work", "/run/docker.sock",
-                          "/var/run/docker.sock", "/mnt/unlisted", "/.awf-oldroot"};
+  const char *hidden[] = {"/root",
+                          "/srv",
+                          "/var/log",
+                          "/home",
+                          "/work",
+                          "/run/docker.sock",
+                          "/var/run/docker.sock",
+                          "/mnt/unlisted",
+                          "/.awf-oldroot"};
   for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++)
     if (expect_absent(out, hidden[i]))
       return 1;
@@ -266,16 +277,18 @@ static int check_hidden(int out) {
 static int check_layout(int out, const struct rootfs_case *c) {
   const struct fixture *fx = c->fx;
   char path[PATH_MAX];
-  if (check_etc(out) || check_symlinks_kept(out, c) || check_dev(out) || check_proc_and_sys(out) ||
-      check_hidden(out))
+  if (check_etc(out) || check_symlinks_kept(out, c) || check_dev(out) ||
+      check_proc_and_sys(out) || check_hidden(out))
     return 1;
   if (expect_erofs(out, "/usr/awf-probe") || expect_erofs(out, "/usr/local/awf-probe"))
     return 1;
-  if (expect_erofs(out, "/mnt/ro/awf-probe") || expect_content(out, "/mnt/ro/ro-marker", "ro\n"))
+  if (expect_erofs(out, "/mnt/ro/awf-probe") ||
+      expect_content(out, "/mnt/ro/ro-marker", "ro\n"))
     return 1;
   if (expect_writable(out, "/mnt/rw/from-sandbox", "inside\n"))
     return 1;
-  if (expect_content(out, "/etc/awf-test.txt", "hello\n") || expect_erofs(out, "/etc/awf-test.txt"))
+  if (expect_content(out, "/etc/awf-test.txt", "hello\n") ||
+      expect_erofs(out, "/etc/awf-test.txt"))
     return 1;
   snprintf(path, sizeof(path), "%s/from-sandbox", fx->home);
   if (expect_writable(out, path, "home\n"))
@@ -305,7 +318,8 @@ static int check_private_tmp(int out, const struct rootfs_case *c) {
 static int check_fallback(int out, const struct rootfs_case *c) {
   (void)c;
   if (expect_erofs(out, "/usr/awf-probe") || expect_erofs(out, "/usr/local/awf-probe") ||
-      expect_erofs(out, "/mnt/ro/awf-probe") || expect_writable(out, "/mnt/rw/fallback", "x\n") ||
+      expect_erofs(out, "/mnt/ro/awf-probe") ||
+      expect_writable(out, "/mnt/rw/fallback", "x\n") ||
       expect_writable(out, "/dev/null", "x") || check_proc_and_sys(out) || check_hidden(out))
     return 1;
   return 0;
@@ -357,8 +371,8 @@ static int check_bad_mounts(int out, const struct rootfs_case *c) {
     char err[512] = "";
     int rc = awf_rootfs_build(&spec, err, sizeof(err));
     if (rc != bad[i].rc || !strstr(err, bad[i].named))
-      return sbx_fail(out, "-v %s:%s: rc %d, message \"%s\"", bad[i].m.host, bad[i].m.sandbox, rc,
-                      err);
+      return sbx_fail(out, "-v %s:%s: rc %d, message \"%s\"", bad[i].m.host, bad[i].m.sandbox,
+                      rc, err);
   }
   /* still the host's root, no tmpfs on /tmp: nothing was done */
   if (stat("/", &root_after) < 0 || root_after.st_dev != root_before.st_dev ||
@@ -389,7 +403,8 @@ static int block_mount_setattr(int out) {
       seccomp_load(f) < 0)
     return sbx_fail(out, "cannot filter mount_setattr");
   seccomp_release(f);
-  if (mount_setattr(AT_FDCWD, "/", 0, &(struct mount_attr){0}, sizeof(struct mount_attr)) == 0 ||
+  if (mount_setattr(AT_FDCWD, "/", 0, &(struct mount_attr){0}, sizeof(struct mount_attr)) ==
+          0 ||
       errno != ENOSYS)
     return sbx_fail(out, "mount_setattr is not refused with ENOSYS");
   return 0;
@@ -489,7 +504,7 @@ static int run_under_shared_host(int out, const struct rootfs_case *c) {
   while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
     ;
   char *after = read_mountinfo(), line[4096];
-  int rc = !before || !after || pid < 0 ? sbx_fail(out, "mountinfo or fork failed")
+  int rc = !before || !after || pid < 0        ? sbx_fail(out, "mountinfo or fork failed")
            : !WIFEXITED(st) || WEXITSTATUS(st) ? 1
            : new_mount(before, after, line, sizeof(line))
                ? sbx_fail(out, "a mount reached the shared stand-in host: %s", line)
@@ -528,8 +543,13 @@ static void layout_case(struct rootfs_case *c, const struct fixture *fx) {
   c->mounts[0] = (struct awf_rootfs_mount){fx->ro, "/mnt/ro", true};
   c->mounts[1] = (struct awf_rootfs_mount){fx->rw, "/mnt/rw", false};
   c->mounts[2] = (struct awf_rootfs_mount){fx->file, "/etc/awf-test.txt", true};
-  c->spec = (struct awf_rootfs_spec){.home = fx->home, .mounts = c->mounts, .n_mounts = 3,
-                                     .resolv_conf = RESOLV, .hosts = HOSTS, .uid = 1000, .gid = 1000};
+  c->spec = (struct awf_rootfs_spec){.home = fx->home,
+                                     .mounts = c->mounts,
+                                     .n_mounts = 3,
+                                     .resolv_conf = RESOLV,
+                                     .hosts = HOSTS,
+                                     .uid = 1000,
+                                     .gid = 1000};
   for (size_t i = 0; i < TOPS; i++) {
     ssize_t n = readlink(tops[i], c->host_links[i], PATH_MAX - 1);
     c->host_links[i][n > 0 ? n : 0] = '\0';
@@ -587,7 +607,8 @@ static void test_private_tmp(void **state) {
   if (skip_unless_root())
     skip();
   struct rootfs_case c = {.fx = *state, .check = check_private_tmp};
-  c.spec = (struct awf_rootfs_spec){.home = "/nonexistent/awf-home", .private_tmp = true,
+  c.spec = (struct awf_rootfs_spec){.home = "/nonexistent/awf-home",
+                                    .private_tmp = true,
                                     .resolv_conf = RESOLV};
   run_case(&c);
 }
@@ -595,7 +616,8 @@ static void test_private_tmp(void **state) {
 static void test_home_inside_read_only_tree(void **state) {
   if (skip_unless_root())
     skip();
-  struct rootfs_case c = {.fx = *state, .prepare = prepare_submount_and_socket,
+  struct rootfs_case c = {.fx = *state,
+                          .prepare = prepare_submount_and_socket,
                           .check = check_home_in_read_only_tree};
   c.spec = (struct awf_rootfs_spec){.home = "/usr/local/awf-home", .resolv_conf = RESOLV};
   run_case(&c);
@@ -685,7 +707,7 @@ static void test_host_path_of(void **state) {
   expect_host(&spec, "/usr/local/bin", "/usr/local/bin");
   expect_host(&spec, "/lib32", "/lib32");
   expect_host(&spec, "/home/u/.local/bin", "/home/u/.local/bin");
-  expect_host(&spec, "/home/user2/bin", NULL);           /* not a prefix by bytes */
+  expect_host(&spec, "/home/user2/bin", NULL); /* not a prefix by bytes */
   expect_host(&spec, "/tmp/bin", "/tmp/bin");
   expect_host(&spec, "/opt/tools/lib", "/srv/tools/lib"); /* -v over /opt */
   expect_host(&spec, "/opt/tools/bin/x", "/data/new/x");  /* the later -v wins */
@@ -695,9 +717,9 @@ static void test_host_path_of(void **state) {
   expect_host(&spec, "/etc", NULL);
   expect_host(&spec, "relative/bin", NULL);
   spec.private_tmp = true;
-  expect_host(&spec, "/tmp/bin", NULL);                   /* a fresh tmpfs */
+  expect_host(&spec, "/tmp/bin", NULL); /* a fresh tmpfs */
   spec.home = "/";
-  expect_host(&spec, "/anything", NULL);                  /* a home of / is never bound */
+  expect_host(&spec, "/anything", NULL); /* a home of / is never bound */
   char small[8];
   assert_int_equal(awf_rootfs_host_path_of(&spec, "/usr/local/bin", small, sizeof(small)),
                    -ENAMETOOLONG);

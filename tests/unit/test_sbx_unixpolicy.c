@@ -170,7 +170,8 @@ struct diag_record {
   struct unix_diag_vfs v;
 };
 
-static void diag_record(struct diag_record *r, uint32_t seq, uint32_t pid, struct awf_unix_id id) {
+static void diag_record(struct diag_record *r, uint32_t seq, uint32_t pid,
+                        struct awf_unix_id id) {
   memset(r, 0, sizeof(*r));
   r->h.nlmsg_len = sizeof(*r);
   r->h.nlmsg_type = SOCK_DIAG_BY_FAMILY;

@@ -17,9 +17,12 @@
 #include "userns.h"
 
 static struct awf_userns_facts open_system(int err) {
-  struct awf_userns_facts f = {.err = err, .max_user_namespaces = 15000,
-                               .unprivileged_userns_clone = -1, .apparmor_restrict = -1,
-                               .seccomp_filtered = false, .privileged = false};
+  struct awf_userns_facts f = {.err = err,
+                               .max_user_namespaces = 15000,
+                               .unprivileged_userns_clone = -1,
+                               .apparmor_restrict = -1,
+                               .seccomp_filtered = false,
+                               .privileged = false};
   return f;
 }
 

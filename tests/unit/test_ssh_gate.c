@@ -1,6 +1,6 @@
-/* Unit tests for proxy/ssh_gate.c's judgement of SSH connections by the
- * names the command resolved, and dns_server.c's awf_dns_decide_ssh (names
- * in --allow-ssh resolve). */
+/* Unit tests for the judgement of SSH connections by the names the command
+ * resolved (policy.h, AWF_ASK_SSH, acted on by ssh_gate.c), and the DNS
+ * server's (names in --allow-ssh resolve). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,20 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "acl_fixture.h"
 #include "dns_msg.h"
 #include "dns_server.h"
 #include "ssh_gate.h"
-
-static awf_acl *acl_of(const char *allow, const char *block) {
-  char err[256];
-  awf_acl *a = awf_acl_new();
-  assert_non_null(a);
-  if (allow)
-    assert_int_equal(awf_acl_add_list(a, AWF_ACL_ALLOW, allow, err, sizeof(err)), 0);
-  if (block)
-    assert_int_equal(awf_acl_add_list(a, AWF_ACL_BLOCK, block, err, sizeof(err)), 0);
-  return a;
-}
 
 static struct sockaddr_in dst4(const char *ip) {
   struct sockaddr_in a;
@@ -36,11 +26,30 @@ static struct sockaddr_in dst4(const char *ip) {
   return a;
 }
 
+/* The verdict as ssh_gate.c reads it: a reason when denied or, under
+ * --audit, when it would have been. */
+struct awf_ssh_verdict {
+  const char *reason;
+  const char *name;
+  bool dial_address;
+  bool would_deny;
+};
+
 static void judge(const awf_acl *ssh, const awf_acl *acl, bool audit,
                   const struct awf_dns_memory_name *names, size_t n, const char *ip,
                   struct awf_ssh_verdict *v) {
   struct sockaddr_in d = dst4(ip);
-  awf_ssh_judge(ssh, acl, audit, names, n, (struct sockaddr *)&d, v);
+  char text[64];
+  assert_non_null(inet_ntop(AF_INET, &d.sin_addr, text, sizeof(text)));
+  struct awf_policy p = {.acl = acl, .ssh_acl = ssh, .audit = audit};
+  struct awf_ask_facts f = {.kind = AWF_ASK_SSH,
+                            .ssh = {.names = names, .n = n, .dst_ip = text}};
+  struct awf_verdict pv = awf_policy_judge(&p, &f);
+  assert_int_equal(pv.decision == AWF_ALLOW, pv.reason == AWF_REASON_ALLOWED || pv.would_deny);
+  v->reason = pv.decision == AWF_DENY || pv.would_deny ? awf_reason_name(pv.reason) : NULL;
+  v->name = pv.name;
+  v->dial_address = pv.dial_address;
+  v->would_deny = pv.would_deny;
 }
 
 static void test_allowed_name_is_dialled(void **state) {
@@ -147,37 +156,35 @@ static void query(struct awf_dns_query *q, const char *name, uint16_t qtype) {
 static void test_dns_answers_names_in_allow_ssh(void **state) {
   (void)state;
   awf_acl *ssh = acl_of("github.com", NULL), *acl = acl_of("example.test", "bad.github.com");
+  struct awf_policy plain = {.acl = acl}, with_ssh = {.acl = acl, .ssh_acl = ssh};
+  struct awf_policy audit = {.acl = acl, .audit = true};
+  struct awf_policy audit_ssh = {.acl = acl, .ssh_acl = ssh, .audit = true};
   struct awf_dns_query q;
   struct awf_dns_verdict v;
   query(&q, "github.com", AWF_DNS_TYPE_A);
-  awf_dns_decide(acl, false, &q, &v);
+  awf_dns_decide(&plain, &q, &v); /* no --allow-ssh */
   assert_int_equal(v.action, AWF_DNS_ACT_BLOCK);
-  awf_dns_decide_ssh(NULL, &q, &v); /* no --allow-ssh: unchanged */
-  assert_int_equal(v.action, AWF_DNS_ACT_BLOCK);
-  awf_dns_decide_ssh(ssh, &q, &v);
+  awf_dns_decide(&with_ssh, &q, &v);
   assert_int_equal(v.action, AWF_DNS_ACT_RESOLVE);
-  assert_string_equal(v.reason, "allowed");
+  assert_string_equal(awf_reason_name(v.reason), "allowed");
   /* other types: NODATA, as for any admitted name */
   query(&q, "github.com", AWF_DNS_TYPE_TXT);
-  awf_dns_decide(acl, false, &q, &v);
-  awf_dns_decide_ssh(ssh, &q, &v);
+  awf_dns_decide(&with_ssh, &q, &v);
   assert_int_equal(v.action, AWF_DNS_ACT_NODATA);
   /* a block rule still wins */
   query(&q, "bad.github.com", AWF_DNS_TYPE_A);
-  awf_dns_decide(acl, false, &q, &v);
-  awf_dns_decide_ssh(ssh, &q, &v);
+  awf_dns_decide(&with_ssh, &q, &v);
   assert_int_equal(v.action, AWF_DNS_ACT_BLOCK);
-  assert_string_equal(v.reason, "blocked");
+  assert_string_equal(awf_reason_name(v.reason), "blocked");
   /* under --audit, no longer a would-be denial */
   query(&q, "github.com", AWF_DNS_TYPE_AAAA);
-  awf_dns_decide(acl, true, &q, &v);
+  awf_dns_decide(&audit, &q, &v);
   assert_true(v.would_deny);
-  awf_dns_decide_ssh(ssh, &q, &v);
+  awf_dns_decide(&audit_ssh, &q, &v);
   assert_false(v.would_deny);
   /* a name in neither list stays blocked */
   query(&q, "gitlab.com", AWF_DNS_TYPE_A);
-  awf_dns_decide(acl, false, &q, &v);
-  awf_dns_decide_ssh(ssh, &q, &v);
+  awf_dns_decide(&with_ssh, &q, &v);
   assert_int_equal(v.action, AWF_DNS_ACT_BLOCK);
   awf_acl_free(ssh);
   awf_acl_free(acl);

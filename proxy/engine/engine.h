@@ -1,0 +1,45 @@
+/* engine.h: the engine's shared state, struct awf_proxy: what listener.c,
+ * the connection core (conn.h) and the modes all read. A header of its own,
+ * with no functions, so that the diagnostics (diag.c) can read the log level
+ * without depending on the connection core. Not a public header. */
+#ifndef AWF_ENGINE_H
+#define AWF_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "client_limits.h"
+#include "events.h"
+#include "list.h"
+#include "policy.h"
+#include "proxy.h"
+#include "upstream_pool.h"
+
+#define AWF_READ_BUF_SIZE (64 * 1024)
+
+struct awf_proxy {
+  uv_loop_t *loop;
+  struct awf_proxy_config cfg;
+  struct awf_policy policy;     /* the judge, over cfg's ACLs, ports, host access, audit */
+  struct awf_event_sink events; /* every access-log record goes through it (events.h) */
+  struct awf_list listeners;    /* listener.c's */
+  struct awf_list conns;        /* every open client connection */
+  unsigned nconns;
+  unsigned open_handles; /* listeners, grace timer, log_flush, upool not yet closed */
+  bool shutting_down;
+  uv_timer_t grace_timer;
+  uv_prepare_t log_flush;           /* writes the batched access-log lines each iteration */
+  awf_upool *upool;                 /* idle upstream connections for any client (may be NULL) */
+  awf_client_limits *client_limits; /* open connections per client (NULL: no limit) */
+  uint64_t unlisted_next_log_ms;    /* --allow-clients refusals: next one logged */
+  /* A connection was freed (conn.c): the listener resumes accepting and
+   * finishes a shutdown from here. May be NULL. */
+  void (*conn_released)(awf_proxy *p);
+  void (*done)(void *);
+  void *done_arg;
+  char readbuf[AWF_READ_BUF_SIZE]; /* shared by every read: data is consumed
+                                      or copied inside the read callback */
+};
+
+#endif

@@ -1,0 +1,976 @@
+/* http_proxy.c: the explicit proxy's HTTP side. A client connection carries
+ * requests in absolute form ("GET http://host/path HTTP/1.1") or CONNECT.
+ *
+ * Per request:  head (llhttp) -> decide -> dial (or reuse the upstream)
+ *               -> forward head, stream the body -> parse the response
+ *               (llhttp), forward it -> log -> next request (keep-alive).
+ * The request parser pauses at the end of each message, so pipelined requests
+ * wait, in order, until the previous response is complete. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <llhttp.h>
+
+#include "http_proxy.h"
+
+#include "conn.h"
+#include "host_access.h"
+#include "http_head.h"
+#include "http_target.h"
+#include "tunnel.h"
+
+#define MAX_HEAD_BYTES (64 * 1024)      /* request head: beyond it, 431 */
+#define MAX_RESP_HEAD_BYTES (64 * 1024) /* response head: beyond it, 502 */
+
+/* How far the request under way is. */
+enum http_req_stage {
+  RQ_IDLE, /* between requests: none under way */
+  RQ_HEAD, /* a request began: its head is being read */
+  RQ_BODY, /* its head is complete: the body (if any) is being forwarded */
+  RQ_DONE, /* the request is complete */
+};
+
+/* How far its response is (it may start before the request is done). */
+enum http_resp_stage {
+  RS_NONE,    /* no final response head yet */
+  RS_STARTED, /* a final head was read: too late for an error status */
+  RS_DONE,    /* the response is complete */
+};
+
+struct http_state {
+  llhttp_t req;
+  llhttp_t resp;
+  struct awf_head rq; /* request: url, then headers */
+  struct awf_head rs; /* response: status text, then headers */
+  uint32_t url_off, url_len, status_off, status_len;
+  struct awf_buf pending; /* client bytes not yet parsed (parser paused) */
+  bool paused;            /* request parser paused: its bytes wait in pending */
+  struct awf_scan scan;   /* raw scan of each request head (http_head.h) */
+
+  /* the request under way */
+  enum http_req_stage rq_stage;
+  enum http_resp_stage rs_stage;
+  bool logged;
+  bool head_request, resp_close, resp_refused;
+  enum awf_framing req_framing; /* how the request body goes upstream */
+  uint64_t req_length;          /* its Content-Length, for AWF_FRAME_LENGTH */
+  struct awf_resp_plan plan;    /* the response under way (http_head.h) */
+  bool would_deny;
+  enum awf_reason audit_reason;
+  bool host_access; /* admitted as one of the host's services */
+  uint64_t req_no;  /* this request's number on the connection (log `req`) */
+  unsigned host_headers;
+  int error_status;
+  enum awf_reason error_reason;
+  struct awf_http_target target;
+  int method;
+  uint64_t started_ms;
+  int64_t bytes_up, bytes_down;
+  int status;
+  struct awf_buf out; /* upstream request head, until it is sent */
+  /* Response head, held until the first body bytes (or the end of the read
+   * that completed it) so both leave in one write and one segment. */
+  struct awf_buf resp_head;
+  bool client_gone; /* a write to the client failed */
+
+  /* the upstream connection, reused for the same host:port */
+  char up_host[256];
+  uint16_t up_port;
+  bool up_reusable;
+  bool up_reused;                     /* this request went out on a used connection */
+  bool req_body;                      /* the request has a body (it cannot be sent twice) */
+  bool retrying;                      /* re-dialling after a reused connection died */
+  char up_addr[AWF_ADDRSTRLEN];       /* "ip:port" of the upstream connection */
+  char upstream_addr[AWF_ADDRSTRLEN]; /* for the log: where this request went */
+  char resolved[AWF_ADDRSTRLEN];      /* private_destination: the address refused */
+};
+
+static const llhttp_settings_t req_settings;
+static const llhttp_settings_t resp_settings;
+
+static struct conn *conn_of(llhttp_t *p) { return p->data; }
+static struct http_state *hs(const struct conn *c) { return c->mode; }
+
+static const struct conn_mode_ops http_ops;
+
+/* Still this mode's: not closing, not handed over to the tunnel mode. A
+ * connection draining after an answer is still HTTP's. */
+static bool still_http(const struct conn *c) {
+  return c->ops == &http_ops && c->state != CONN_CLOSING;
+}
+
+/* A request awaiting its response (the client is still read meanwhile). */
+static bool awaiting_response(const struct http_state *h) {
+  return h->rq_stage == RQ_DONE && h->rs_stage != RS_DONE;
+}
+
+/* ---- access log --------------------------------------------------------- */
+
+/* The request's record as far as it is known. */
+static void request_record(struct conn *c, struct awf_log_record *r, enum awf_decision decision,
+                           enum awf_reason reason) {
+  struct http_state *h = hs(c);
+  awf_log_record_init(r);
+  r->event = h->method == HTTP_CONNECT ? "connect" : "http";
+  r->req = h->req_no;
+  r->method = h->method >= 0 ? llhttp_method_name((llhttp_method_t)h->method) : NULL;
+  if (h->target.host_len) {
+    r->host = h->target.host;
+    r->host_len = h->target.host_len;
+    r->port = h->target.port;
+  }
+  if (h->method != HTTP_CONNECT && h->url_len) {
+    r->url = h->rq.buf.data + h->url_off;
+    r->url_len = h->url_len;
+  }
+  r->original_dst = c->transparent ? c->orig_dst_addr : NULL;
+  r->decision = decision;
+  r->reason = reason;
+  r->would_deny = h->would_deny;
+  if (h->would_deny && h->audit_reason)
+    r->reason = h->audit_reason;
+  if (h->host_access && decision == AWF_ALLOW)
+    r->reason = AWF_REASON_HOST_ACCESS;
+}
+
+/* The decision to let the request through, logged when it is made: before
+ * any byte of it goes upstream, so a record names the host even if awf
+ * dies before the request ends. */
+static void log_request_open(struct conn *c) {
+  struct awf_log_record r;
+  request_record(c, &r, AWF_ALLOW, AWF_REASON_ALLOWED);
+  conn_log_open(c, &r);
+}
+
+static void log_request(struct conn *c, enum awf_decision decision, enum awf_reason reason) {
+  struct http_state *h = hs(c);
+  if (h->logged || h->rq_stage == RQ_IDLE)
+    return;
+  h->logged = true;
+  struct awf_log_record r;
+  request_record(c, &r, decision, reason);
+  r.status = h->status ? h->status : -1;
+  r.upstream = h->upstream_addr[0] ? h->upstream_addr : NULL;
+  r.resolved = h->resolved[0] ? h->resolved : NULL;
+  r.bytes_up = h->bytes_up;
+  r.bytes_down = h->bytes_down;
+  uint64_t now = conn_now_ms(c);
+  r.ts_ms = now;
+  r.duration_ms = h->started_ms ? (int64_t)(now - h->started_ms) : 0;
+  conn_log(c, &r);
+}
+
+/* ---- flow control ------------------------------------------------------
+ * Backpressure is the transports' and the core's (transport.h): a side whose
+ * write queue is full holds the side that feeds it. Here only what HTTP
+ * itself wants read. */
+
+static void update_reading(struct conn *c) {
+  struct http_state *h = hs(c);
+  /* While a response is awaited the client stays read (a pipelined request
+   * is stashed, and then reading stops): stopping and restarting the read for
+   * every request costs two epoll_ctl calls. */
+  bool awaiting = awaiting_response(h) && h->pending.len == 0;
+  conn_want_read(c, c->client, !h->paused || awaiting);
+  if (c->up)
+    conn_want_read(c, c->up, true);
+}
+
+static int write_client(struct conn *c, const uv_buf_t *bufs, unsigned n) {
+  struct http_state *h = hs(c);
+  uv_buf_t all[4];
+  unsigned k = 0;
+  if (n > 3)
+    return UV_EINVAL;       /* callers pass at most a chunk's three pieces */
+  if (h->resp_head.len > 0) /* the held response head goes first */
+    all[k++] = uv_buf_init(h->resp_head.data, (unsigned)h->resp_head.len);
+  for (unsigned i = 0; i < n; i++)
+    all[k++] = bufs[i];
+  for (unsigned i = 0; i < k; i++)
+    h->bytes_down += (int64_t)all[i].len;
+  int rc = awf_transport_write(c->client, all, k);
+  awf_buf_reset(&h->resp_head); /* a write that did not finish kept a copy */
+  if (rc < 0)
+    h->client_gone = true;
+  return rc;
+}
+
+static int write_up(struct conn *c, const uv_buf_t *bufs, unsigned n) {
+  for (unsigned i = 0; i < n; i++)
+    hs(c)->bytes_up += (int64_t)bufs[i].len;
+  return awf_transport_write(c->up, bufs, n);
+}
+
+/* Body bytes, framed as chunks when the message is re-chunked. */
+static int write_body(struct conn *c, bool to_client, bool chunked, const char *at,
+                      size_t len) {
+  char size_line[24];
+  uv_buf_t bufs[3];
+  unsigned n = 0;
+  if (chunked) {
+    int k = awf_chunk_size_line(size_line, sizeof(size_line), len);
+    bufs[n++] = uv_buf_init(size_line, (unsigned)k);
+  }
+  bufs[n++] = uv_buf_init((char *)at, (unsigned)len);
+  if (chunked)
+    bufs[n++] = uv_buf_init("\r\n", 2);
+  return to_client ? write_client(c, bufs, n) : write_up(c, bufs, n);
+}
+
+/* ---- error responses ----------------------------------------------------- */
+
+/* Answer with an error and close. The one-line body names the host and the
+ * reason, so an agent reading it knows what to ask for. */
+static void http_send_error(struct conn *c, int status, const char *host, int port,
+                            enum awf_reason reason) {
+  char body[640], head[256];
+  int blen;
+  if (host && *host)
+    blen = snprintf(body, sizeof(body), "awf: %s:%d %s: %s: %s\n", host, port,
+                    status == 403 ? "denied" : "failed", awf_reason_name(reason),
+                    awf_reason_explain(reason));
+  else
+    blen = snprintf(body, sizeof(body), "awf: %s: %s\n", awf_reason_name(reason),
+                    awf_reason_explain(reason));
+  if (blen < 0 || (size_t)blen >= sizeof(body))
+    blen = (int)strlen(body);
+  int hlen = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                      "Content-Length: %d\r\nConnection: close\r\n\r\n",
+                      status, awf_http_status_text(status), blen);
+  hs(c)->status = status;
+  hs(c)->paused = true; /* nothing more is read from this client */
+  if (c->dial) {        /* a 504 or 408 while dialling: no answer may follow this one */
+    awf_dial_cancel(c->dial);
+    c->dial = NULL;
+  }
+  uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hlen), uv_buf_init(body, (unsigned)blen)};
+  if (awf_transport_write(c->client, bufs, 2) < 0) {
+    conn_close(c);
+    return;
+  }
+  conn_close_after_writes(c);
+}
+
+static void fail_request(struct conn *c, int status, enum awf_reason reason) {
+  struct http_state *h = hs(c);
+  h->status = status;
+  log_request(c, AWF_DENY, reason);
+  if (h->rs_stage != RS_NONE) { /* too late for a status: cut the response */
+    conn_close(c);
+    return;
+  }
+  http_send_error(c, status, h->target.host_len ? h->target.host : NULL, h->target.port,
+                  reason);
+}
+
+/* ---- request parsing callbacks ------------------------------------------ */
+
+static int req_error(struct conn *c, int status, enum awf_reason reason) {
+  hs(c)->error_status = status;
+  hs(c)->error_reason = reason;
+  return -1;
+}
+
+/* Per-request state back to nothing, for a message llhttp began or for bytes
+ * refused before it could begin one (then the fields of the previous request
+ * must not reach the log: its url points into a released buffer). */
+static void request_reset(struct conn *c) {
+  struct http_state *h = hs(c);
+  awf_head_reset(&h->rq);
+  memset(&h->target, 0, sizeof(h->target));
+  h->rq_stage = RQ_HEAD;
+  h->rs_stage = RS_NONE;
+  h->logged = false;
+  h->head_request = h->resp_close = h->resp_refused = h->would_deny = false;
+  h->host_access = false;
+  h->req_framing = AWF_FRAME_NONE;
+  h->req_length = 0;
+  memset(&h->plan, 0, sizeof(h->plan));
+  h->audit_reason = AWF_REASON_NONE;
+  h->host_headers = 0;
+  h->req_no++;
+  h->method = -1;
+  h->url_off = h->url_len = 0;
+  h->bytes_up = h->bytes_down = 0;
+  h->status = 0;
+  h->upstream_addr[0] = h->resolved[0] = '\0';
+  h->started_ms = conn_now_ms(c);
+  h->error_status = 0;
+  h->error_reason = AWF_REASON_NONE;
+}
+
+static int on_req_begin(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  request_reset(c);
+  conn_set_timer(c, T_HEADER); /* slowloris: the head has a deadline */
+  return 0;
+}
+
+static int on_req_url(llhttp_t *p, const char *at, size_t len) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = hs(c);
+  if (h->url_len == 0)
+    h->url_off = (uint32_t)h->rq.buf.len;
+  if (awf_head_append(&h->rq, at, len) < 0)
+    return req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE);
+  h->url_len += (uint32_t)len;
+  return 0;
+}
+
+static int on_req_field(llhttp_t *p, const char *at, size_t len) {
+  struct conn *c = conn_of(p);
+  return awf_head_field(&hs(c)->rq, at, len) < 0
+             ? req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE)
+             : 0;
+}
+
+static int on_req_value(llhttp_t *p, const char *at, size_t len) {
+  struct conn *c = conn_of(p);
+  return awf_head_value(&hs(c)->rq, at, len) < 0
+             ? req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE)
+             : 0;
+}
+
+static int on_req_value_complete(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = hs(c);
+  const struct awf_hdr *x = awf_head_value_complete(&h->rq);
+  if (awf_req_check_header(&h->rq, x, &h->host_headers) < 0)
+    return req_error(c, 400, AWF_REASON_BAD_REQUEST);
+  return 0;
+}
+
+static int start_upstream_request(struct conn *c);
+static void start_dial(struct conn *c);
+
+static void close_upstream(struct conn *c) {
+  conn_drop_upstream(c);
+  hs(c)->up_reusable = false;
+}
+
+/* Hand an idle, reusable upstream to the engine's pool, for any client;
+ * close it when it is not reusable or the proxy is stopping. */
+static void park_upstream(struct conn *c) {
+  struct http_state *h = hs(c);
+  if (!c->up)
+    return;
+  if (!h->up_reusable || c->up->eof || c->proxy->shutting_down || !c->proxy->upool ||
+      awf_transport_queued(c->up) > 0) {
+    close_upstream(c);
+    return;
+  }
+  uv_tcp_t *tcp = conn_detach_up_tcp(c);
+  h->up_reusable = false;
+  if (!tcp) /* not a TCP upstream: nothing the pool can keep */
+    return;
+  awf_upool_put(c->proxy->upool, tcp, h->up_host, h->up_port, h->up_addr);
+}
+
+/* An upstream another client left for this host and port. */
+static void take_pooled(struct conn *c) {
+  struct http_state *h = hs(c);
+  uv_tcp_t *tcp = awf_upool_take(c->proxy->upool, h->target.host, h->target.port, h->up_addr,
+                                 sizeof(h->up_addr));
+  if (!tcp)
+    return;
+  conn_attach_up_tcp(c, tcp);
+  snprintf(h->up_host, sizeof(h->up_host), "%s", h->target.host);
+  h->up_port = h->target.port;
+  h->up_reusable = true;
+  llhttp_init(&h->resp, HTTP_RESPONSE, &resp_settings);
+  h->resp.data = c;
+  update_reading(c);
+}
+
+/* Build the head sent upstream: origin-form target, Host from the URI, no
+ * hop-by-hop or proxy headers, framing from what llhttp parsed. */
+static int build_upstream_head(struct conn *c) {
+  struct http_state *h = hs(c);
+  struct awf_req_facts f = {.method = h->method,
+                            .target = h->target,
+                            .framing = h->req_framing,
+                            .length = h->req_length};
+  return awf_build_request_head(&h->out, &f, &h->rq);
+}
+
+static int on_req_headers_complete(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = hs(c);
+  awf_proxy *px = c->proxy;
+  h->rq_stage = RQ_BODY;
+  struct awf_req_facts f;
+  bool origin_form;
+  /* The target's path points into rq.buf, which no longer grows for this
+   * request. */
+  int status = awf_req_head_complete(p, &h->rq, h->host_headers,
+                                     awf_buf_at(&h->rq.buf, h->url_off), h->url_len,
+                                     c->transparent,
+                                     awf_sockaddr_port((struct sockaddr *)&c->orig_dst), &f,
+                                     &origin_form);
+  h->method = f.method;
+  h->target = f.target;
+  if (status)
+    return req_error(c, status,
+                     origin_form ? AWF_REASON_NOT_A_PROXY_REQUEST : AWF_REASON_BAD_REQUEST);
+  h->req_framing = f.framing;
+  h->req_length = f.length;
+  h->req_body = f.framing == AWF_FRAME_CHUNKED ||
+                (f.framing == AWF_FRAME_LENGTH && f.length > 0);
+  h->head_request = h->method == HTTP_HEAD;
+  if (f.close)
+    h->resp_close = true; /* HTTP/1.0 or Connection: close: one request, then close */
+
+  struct awf_ask_facts ask = {.kind = h->method == HTTP_CONNECT ? AWF_ASK_CONNECT
+                                                                : AWF_ASK_HTTP,
+                              .host = h->target.host,
+                              .host_len = h->target.host_len,
+                              .port = h->target.port};
+  struct awf_verdict v = awf_policy_judge(&px->policy, &ask);
+  h->would_deny = v.would_deny;
+  h->audit_reason = v.would_deny ? v.reason : AWF_REASON_NONE;
+  h->host_access = v.host_access;
+  if (v.decision == AWF_DENY) {
+    h->status = awf_reason_http_status(v.reason);
+    log_request(c, AWF_DENY, v.reason);
+    http_send_error(c, h->status, h->target.host, h->target.port, v.reason);
+    return HPE_PAUSED;
+  }
+  log_request_open(c);
+  conn_set_timer(c, T_EXCHANGE);
+  if (h->method == HTTP_CONNECT) {
+    park_upstream(c); /* a tunnel never reuses an HTTP upstream */
+    start_dial(c);
+    return HPE_PAUSED;
+  }
+  if (build_upstream_head(c) < 0)
+    return req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE);
+  if (c->up && !(h->up_reusable && h->up_port == h->target.port &&
+                 strcmp(h->up_host, h->target.host) == 0))
+    park_upstream(c); /* another host: someone else may want it */
+  if (!c->up)
+    take_pooled(c);
+  h->up_reused = c->up != NULL;
+  if (c->up) {
+    snprintf(h->upstream_addr, sizeof(h->upstream_addr), "%s", h->up_addr);
+    if (start_upstream_request(c) == 0)
+      return 0;
+    close_upstream(c); /* it died while idle: dial afresh */
+    h->up_reused = false;
+  }
+  start_dial(c);
+  return HPE_PAUSED;
+}
+
+static int on_req_body(llhttp_t *p, const char *at, size_t len) {
+  struct conn *c = conn_of(p);
+  if (!c->up)
+    return -1;
+  /* The origin went away under the upload (a reset after refusing it): its
+   * failure, not a bad request of the client's. */
+  if (write_body(c, false, hs(c)->req_framing == AWF_FRAME_CHUNKED, at, len) < 0)
+    return req_error(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
+  return 0;
+}
+
+static void exchange_done(struct conn *c);
+
+static int on_req_complete(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = hs(c);
+  if (h->req_framing == AWF_FRAME_CHUNKED && c->up) {
+    uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
+    if (write_up(c, &end, 1) < 0)
+      return req_error(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
+  }
+  h->rq_stage = RQ_DONE;
+  awf_scan_restart(&h->scan);
+  /* Hold pipelined requests until this response is complete. */
+  return HPE_PAUSED;
+}
+
+static const llhttp_settings_t req_settings = {
+    .on_message_begin = on_req_begin,
+    .on_url = on_req_url,
+    .on_header_field = on_req_field,
+    .on_header_value = on_req_value,
+    .on_header_value_complete = on_req_value_complete,
+    .on_headers_complete = on_req_headers_complete,
+    .on_body = on_req_body,
+    .on_message_complete = on_req_complete,
+};
+
+/* ---- feeding client bytes ------------------------------------------------ */
+
+static int stash_pending(struct http_state *h, const char *at, size_t len) {
+  return awf_buf_append(&h->pending, at, len);
+}
+
+static void after_request_error(struct conn *c) {
+  struct http_state *h = hs(c);
+  int status = h->error_status ? h->error_status : 400;
+  enum awf_reason reason = h->error_reason ? h->error_reason : AWF_REASON_BAD_REQUEST;
+  if (h->rq_stage == RQ_IDLE) /* refused before llhttp began a message (first or next) */
+    request_reset(c);
+  if (status == 502) {
+    fail_request(c, 502, reason);
+    return;
+  }
+  if (h->rq_stage >= RQ_BODY && h->bytes_up > 0) {
+    /* A body error after the head went upstream: the request was admitted
+     * and bytes of it left, so the record says allow, with what moved. The
+     * origin gets no end of it; a response under way is cut, since a 400
+     * head cannot follow its bytes (http_on_close logs it). */
+    close_upstream(c);
+    if (h->rs_stage != RS_NONE) {
+      conn_close(c);
+      return;
+    }
+    h->status = status;
+    log_request(c, AWF_ALLOW, AWF_REASON_ALLOWED);
+    http_send_error(c, status, NULL, 0, reason);
+    return;
+  }
+  h->status = status;
+  log_request(c, AWF_DENY, reason);
+  http_send_error(c, status, NULL, 0, reason);
+}
+
+/* Run the request parser over client bytes; keep what it did not take. */
+static void feed_client(struct conn *c, const char *data, size_t len) {
+  struct http_state *h = hs(c);
+  if (h->scan.active && awf_scan_head(&h->scan, data, len) < 0) {
+    h->error_status = 400;
+    h->error_reason = AWF_REASON_BAD_REQUEST;
+    after_request_error(c);
+    return;
+  }
+  llhttp_errno_t err = llhttp_execute(&h->req, data, len);
+  while (err == HPE_PAUSED_UPGRADE && still_http(c) && h->method != HTTP_CONNECT) {
+    /* Upgrade is hop-by-hop and was never forwarded: the connection stays
+     * HTTP, and the bytes after the message are the next request. */
+    const char *pos = llhttp_get_error_pos(&h->req);
+    size_t used = pos ? (size_t)(pos - data) : len;
+    llhttp_resume_after_upgrade(&h->req);
+    data += used;
+    len -= used;
+    err = llhttp_execute(&h->req, data, len);
+  }
+  if (!still_http(c))
+    return;
+  if (err == HPE_OK)
+    return;
+  if (err == HPE_PAUSED) {
+    const char *pos = llhttp_get_error_pos(&h->req);
+    size_t used = pos ? (size_t)(pos - data) : len;
+    h->paused = true;
+    if (used < len && stash_pending(h, data + used, len - used) < 0) {
+      conn_close(c);
+      return;
+    }
+    update_reading(c);
+    return;
+  }
+  after_request_error(c);
+}
+
+static void resume_client(struct conn *c) {
+  struct http_state *h = hs(c);
+  h->paused = false;
+  llhttp_resume(&h->req);
+  /* Run the parser even with no bytes: a message without a body completes
+   * (on_message_complete) only when the parser runs again after a pause in
+   * on_headers_complete. */
+  struct awf_buf held = h->pending;
+  awf_buf_init(&h->pending, held.max);
+  feed_client(c, held.len ? held.data : "", held.len);
+  awf_buf_free(&held);
+  if (still_http(c))
+    update_reading(c);
+}
+
+static void on_client_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
+  if (!still_http(c))
+    return;
+  struct http_state *h = hs(c);
+  if (nread > 0) {
+    if (h->paused) { /* a pipelined request: it waits for this response */
+      if (stash_pending(h, buf->base, (size_t)nread) < 0)
+        conn_close(c);
+      else
+        update_reading(c);
+      return;
+    }
+    feed_client(c, buf->base, (size_t)nread);
+    return;
+  }
+  /* EOF or error from the client. */
+  if (nread == UV_EOF && awaiting_response(h)) {
+    h->resp_close = true; /* a half-close after the request: answer, then close */
+    return;
+  }
+  conn_close(c);
+}
+
+/* ---- upstream --------------------------------------------------------- */
+
+static int start_upstream_request(struct conn *c) {
+  struct http_state *h = hs(c);
+  llhttp_resume(&h->resp); /* it paused at the end of the previous response */
+  uv_buf_t b = uv_buf_init(h->out.data, (unsigned)h->out.len);
+  int rc = write_up(c, &b, 1);
+  if (rc == 0)
+    awf_buf_reset(&h->out); /* kept on failure: a fresh connection resends it */
+  else
+    h->bytes_up = 0;
+  return rc;
+}
+
+static void on_dialled(const struct awf_dial_result *r, void *arg) {
+  struct conn *c = arg;
+  struct http_state *h = hs(c);
+  c->dial = NULL;
+  if (r->status == 0) /* only a connection made is an upstream */
+    awf_sockaddr_format((const struct sockaddr *)&r->peer, h->upstream_addr,
+                        sizeof(h->upstream_addr));
+  if (r->status < 0) {
+    /* what the summary's --allow-destination-cidrs needs */
+    if (r->reason == AWF_REASON_PRIVATE_DESTINATION && r->have_peer)
+      awf_sockaddr_format_ip((const struct sockaddr *)&r->peer, h->resolved,
+                             sizeof(h->resolved));
+    fail_request(c, awf_reason_http_status(r->reason), r->reason);
+    return;
+  }
+  conn_attach_up_tcp(c, r->tcp);
+
+  if (h->method == HTTP_CONNECT) {
+    struct tunnel_params tp = {
+        .host = h->target.host,
+        .host_len = h->target.host_len,
+        .port = h->target.port,
+        .would_deny = h->would_deny,
+        .audit_reason = h->audit_reason,
+        .upstream = h->upstream_addr,
+        .started_ms = h->started_ms,
+        .req = h->req_no,
+        .host_access = h->host_access,
+    };
+    struct awf_buf early = h->pending;
+    awf_buf_init(&h->pending, early.max);
+    h->logged = true; /* the tunnel logs the connection from here on */
+    conn_want_read(c, c->client, false);
+    /* Copies what it keeps, then frees this mode's state (on_dialled runs
+     * from the loop, never inside a parser): h is gone afterwards. */
+    int rc = tunnel_start(c, &tp, early.data, early.len);
+    awf_buf_free(&early);
+    if (rc < 0)
+      conn_close(c);
+    return;
+  }
+
+  snprintf(h->up_host, sizeof(h->up_host), "%s", h->target.host);
+  snprintf(h->up_addr, sizeof(h->up_addr), "%s", h->upstream_addr);
+  h->up_port = h->target.port;
+  h->up_reusable = true;
+  llhttp_init(&h->resp, HTTP_RESPONSE, &resp_settings);
+  h->resp.data = c;
+  if (start_upstream_request(c) < 0) {
+    fail_request(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
+    return;
+  }
+  update_reading(c);
+  if (h->retrying) { /* the request was parsed already: the parser stays put */
+    h->retrying = false;
+    return;
+  }
+  resume_client(c);
+}
+
+static void start_dial(struct conn *c) {
+  struct http_state *h = hs(c);
+  awf_proxy *px = c->proxy;
+  conn_drop_upstream(c);
+  struct awf_dial_params prm = {
+      .loop = px->loop,
+      .resolver = px->cfg.resolver,
+      .policy = px->cfg.policy,
+      .connect_timeout_ms = px->cfg.connect_timeout_ms,
+      .host = h->target.host,
+      .port = h->target.port,
+      .host_access = px->cfg.host_access,
+      .debug = px->cfg.log_level == AWF_LOG_DEBUG ? px : NULL,
+  };
+  if (awf_dial_start(&prm, on_dialled, c, &c->dial) < 0) {
+    c->dial = NULL;
+    fail_request(c, 502, AWF_REASON_DNS_FAILURE);
+  }
+}
+
+/* ---- response parsing callbacks ---------------------------------------- */
+
+static int on_resp_begin(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = hs(c);
+  awf_head_reset(&h->rs);
+  h->status_off = h->status_len = 0;
+  h->plan.interim = false;
+  return 0;
+}
+
+static int on_resp_status(llhttp_t *p, const char *at, size_t len) {
+  struct http_state *h = hs(conn_of(p));
+  if (h->status_len == 0)
+    h->status_off = (uint32_t)h->rs.buf.len;
+  h->status_len += (uint32_t)len;
+  return awf_head_append(&h->rs, at, len) < 0 ? -1 : 0;
+}
+
+static int on_resp_field(llhttp_t *p, const char *at, size_t len) {
+  return awf_head_field(&hs(conn_of(p))->rs, at, len) < 0 ? -1 : 0;
+}
+
+static int on_resp_value(llhttp_t *p, const char *at, size_t len) {
+  return awf_head_value(&hs(conn_of(p))->rs, at, len) < 0 ? -1 : 0;
+}
+
+static int on_resp_value_complete(llhttp_t *p) {
+  awf_head_value_complete(&hs(conn_of(p))->rs);
+  return 0;
+}
+
+static int on_resp_headers_complete(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = hs(c);
+  struct awf_resp_plan *plan = &h->plan;
+  int status = p->status_code;
+  int skip = awf_resp_head_complete(p, &h->rs, h->head_request, h->resp_close, plan);
+  if (skip < 0) {
+    /* A 101, a bad status, or Connection naming a framing header: refused, and the
+     * upstream is not reused (nor the request resent). */
+    h->resp_refused = true;
+    h->up_reusable = false;
+    return -1;
+  }
+  if (!plan->interim) {
+    h->rs_stage = RS_STARTED;
+    h->status = status;
+    if (!plan->reusable)
+      h->up_reusable = false; /* read until close */
+  }
+  /* No status text and no header: the buffer may hold nothing at all. */
+  const char *text = h->status_len ? h->rs.buf.data + h->status_off : "";
+  int rc = awf_build_response_head(&h->resp_head, status, text, h->status_len, &h->rs, plan);
+  /* A 1xx goes now; a final head waits for its body (see write_client). */
+  if (rc == 0 && plan->interim)
+    rc = write_client(c, NULL, 0);
+  if (rc < 0)
+    return -1;
+  return skip; /* 1: no body (HEAD, 1xx, 204, 304) */
+}
+
+static int on_resp_body(llhttp_t *p, const char *at, size_t len) {
+  struct conn *c = conn_of(p);
+  return write_body(c, true, hs(c)->plan.out == AWF_FRAME_CHUNKED, at, len) < 0 ? -1 : 0;
+}
+
+static int on_resp_complete(llhttp_t *p) {
+  struct conn *c = conn_of(p);
+  struct http_state *h = hs(c);
+  if (h->plan.interim)
+    return 0; /* a 1xx: the final response follows */
+  if (h->plan.out == AWF_FRAME_CHUNKED) {
+    uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
+    if (write_client(c, &end, 1) < 0)
+      return -1;
+  }
+  h->rs_stage = RS_DONE;
+  if (!llhttp_should_keep_alive(p))
+    h->up_reusable = false;
+  return HPE_PAUSED;
+}
+
+static const llhttp_settings_t resp_settings = {
+    .on_message_begin = on_resp_begin,
+    .on_status = on_resp_status,
+    .on_header_field = on_resp_field,
+    .on_header_value = on_resp_value,
+    .on_header_value_complete = on_resp_value_complete,
+    .on_headers_complete = on_resp_headers_complete,
+    .on_body = on_resp_body,
+    .on_message_complete = on_resp_complete,
+};
+
+/* Both the request and its response are complete. */
+static void exchange_done(struct conn *c) {
+  struct http_state *h = hs(c);
+  log_request(c, AWF_ALLOW, AWF_REASON_ALLOWED);
+  h->rq_stage = RQ_IDLE;
+  if (h->resp_close || c->client->eof || c->proxy->shutting_down) {
+    park_upstream(c); /* a connection per request: the next client takes it */
+    conn_close_after_writes(c);
+    return;
+  }
+  if (!h->up_reusable)
+    close_upstream(c);
+  awf_head_release(&h->rq);
+  awf_head_release(&h->rs);
+  awf_buf_free(&h->out);
+  awf_buf_free(&h->resp_head);
+  conn_set_timer(c, T_IDLE);
+  resume_client(c);
+}
+
+/* A reused connection that failed before a byte of the answer: the server
+ * closed it while idle. A complete bodyless GET, HEAD or OPTIONS goes out
+ * once more on a fresh connection (RFC 9112 9.3.1). */
+static bool retry_fresh(struct conn *c) {
+  struct http_state *h = hs(c);
+  if (!h->up_reused || h->rs_stage != RS_NONE || h->resp_refused || h->bytes_down > 0 ||
+      h->rq_stage != RQ_DONE || h->req_body ||
+      (h->method != HTTP_GET && h->method != HTTP_HEAD && h->method != HTTP_OPTIONS))
+    return false;
+  close_upstream(c);
+  h->up_reused = false;
+  h->upstream_addr[0] = h->resolved[0] = '\0';
+  if (build_upstream_head(c) < 0)
+    return false;
+  h->bytes_up = 0;
+  h->retrying = true;
+  start_dial(c);
+  return true;
+}
+
+static void on_up_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
+  if (!still_http(c))
+    return;
+  struct http_state *h = hs(c);
+  llhttp_errno_t err;
+  if (nread > 0) {
+    if (h->rq_stage == RQ_IDLE || h->rs_stage == RS_DONE) { /* bytes nobody asked for */
+      close_upstream(c);
+      return;
+    }
+    err = llhttp_execute(&h->resp, buf->base, (size_t)nread);
+    if (!still_http(c))
+      return;
+    /* A head whose body is not in this read goes out now, on its own. */
+    if (h->resp_head.len > 0 && write_client(c, NULL, 0) < 0) {
+      conn_close(c);
+      return;
+    }
+    if (err == HPE_PAUSED) {
+      const char *pos = llhttp_get_error_pos(&h->resp);
+      if (pos && pos < buf->base + nread)
+        h->up_reusable = false; /* junk after the response */
+    }
+  } else {
+    if (h->rq_stage == RQ_IDLE || h->rs_stage == RS_DONE) {
+      close_upstream(c);
+      return;
+    }
+    h->up_reusable = false;
+    err = llhttp_finish(&h->resp); /* completes a read-until-close body */
+    if (!still_http(c))
+      return;
+    if (h->resp_head.len > 0 && write_client(c, NULL, 0) < 0) {
+      conn_close(c);
+      return;
+    }
+    if (err == HPE_OK && h->rs_stage != RS_DONE)
+      err = HPE_INVALID_EOF_STATE;
+  }
+  if (err != HPE_OK && err != HPE_PAUSED && h->client_gone) {
+    conn_close(c); /* the client left: logged as the allowed request it was */
+    return;
+  }
+  if (err != HPE_OK && err != HPE_PAUSED && retry_fresh(c))
+    return;
+  if (err != HPE_OK && err != HPE_PAUSED) {
+    awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "upstream %s: %s", h->upstream_addr,
+                   h->resp_refused
+                       ? "response refused (101, or Connection names a framing header)"
+                   : nread < 0 ? "closed early"
+                               : llhttp_get_error_reason(&h->resp));
+    fail_request(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
+    return;
+  }
+  if (h->rs_stage != RS_DONE)
+    return;
+  if (h->rq_stage != RQ_DONE) {
+    /* Answered before the request body ended (401, 413...): the rest of the
+     * body cannot be skipped safely, so this connection ends here. */
+    log_request(c, AWF_ALLOW, AWF_REASON_ALLOWED);
+    conn_close_after_writes(c);
+    return;
+  }
+  if (!h->up_reusable)
+    close_upstream(c);
+  exchange_done(c);
+}
+
+/* ---- connection life ---------------------------------------------------- */
+
+static void http_on_timer(struct conn *c, enum conn_timer kind) {
+  struct http_state *h = hs(c);
+  if (h->rq_stage == RQ_HEAD && kind == T_HEADER) {
+    h->status = 408;
+    log_request(c, AWF_DENY, AWF_REASON_TIMEOUT);
+    http_send_error(c, 408, NULL, 0, AWF_REASON_TIMEOUT);
+    return;
+  }
+  if (h->rq_stage != RQ_IDLE && kind == T_EXCHANGE && h->rs_stage != RS_DONE) {
+    fail_request(c, 504, AWF_REASON_TIMEOUT);
+    return;
+  }
+  conn_close(c);
+}
+
+/* The connection is closing: log a request that was cut short. Memory stays
+ * until http_free(), since a parser callback may be on the stack. */
+static void http_on_close(struct conn *c) {
+  struct http_state *h = hs(c);
+  if (h->rq_stage >= RQ_BODY && !h->logged)
+    log_request(c, AWF_ALLOW, AWF_REASON_ALLOWED);
+}
+
+static void http_free(struct conn *c) {
+  struct http_state *h = hs(c);
+  awf_head_release(&h->rq);
+  awf_head_release(&h->rs);
+  awf_buf_free(&h->pending);
+  awf_buf_free(&h->out);
+  awf_buf_free(&h->resp_head);
+  free(h);
+  c->mode = NULL;
+}
+
+static const struct conn_mode_ops http_ops = {
+    .name = "http",
+    .on_client_read = on_client_read,
+    .on_up_read = on_up_read,
+    .on_timer = http_on_timer,
+    .on_close = http_on_close,
+    .free = http_free,
+};
+
+int http_conn_start(struct conn *c) {
+  struct http_state *h = calloc(1, sizeof(*h));
+  if (!h)
+    return -ENOMEM;
+  conn_set_mode(c, &http_ops, h, CONN_HTTP);
+  awf_buf_init(&h->rq.buf, MAX_HEAD_BYTES);
+  awf_buf_init(&h->rs.buf, MAX_RESP_HEAD_BYTES);
+  awf_buf_init(&h->pending, 2 * AWF_READ_BUF_SIZE);
+  awf_buf_init(&h->out, MAX_HEAD_BYTES + 1024);
+  awf_buf_init(&h->resp_head, MAX_RESP_HEAD_BYTES + 1024);
+  llhttp_init(&h->req, HTTP_REQUEST, &req_settings);
+  h->req.data = c;
+  h->method = -1;
+  awf_scan_restart(&h->scan);
+  conn_set_timer(c, T_IDLE);
+  update_reading(c);
+  return 0;
+}

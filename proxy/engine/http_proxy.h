@@ -1,0 +1,13 @@
+/* http_proxy.h: the HTTP mode (http_proxy.c): explicit-proxy requests, and
+ * plain HTTP redirected to a --http-ports port. A CONNECT admitted and
+ * dialled is handed to the tunnel mode (tunnel.h). Not a public header. */
+#ifndef AWF_HTTP_PROXY_H
+#define AWF_HTTP_PROXY_H
+
+struct conn;
+
+/* Take a connection the listener accepted: read requests from it. Returns 0,
+ * or a negative errno (the caller closes c). */
+int http_conn_start(struct conn *c);
+
+#endif

@@ -1,0 +1,91 @@
+/* proxy.h: the proxy engine shared by awf-proxy and awf. It owns its client
+ * connections; the caller owns the loop, the ACL, the address policy, the
+ * resolver and the log sink, which must outlive the engine. */
+#ifndef AWF_PROXY_H
+#define AWF_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "acl.h"
+#include "addr_policy.h"
+#include "denials.h"
+#include "dns_memory.h"
+#include "logfile.h"
+#include "port_set.h"
+#include "resolver.h"
+
+enum awf_log_level { AWF_LOG_DEBUG = 0, AWF_LOG_INFO, AWF_LOG_WARN, AWF_LOG_ERROR };
+
+struct awf_host_access;
+
+struct awf_proxy_config {
+  const awf_acl *acl;
+  const awf_addr_policy *policy;
+  awf_resolver *resolver;
+  awf_logfile *log;
+  awf_denials *denials; /* optional: collects denials for a summary */
+  struct awf_port_set allow_ports;
+  bool audit;
+  enum awf_log_level log_level;
+  unsigned max_connections;
+  unsigned max_connections_per_client; /* 0 or >= max_connections: no per-client limit */
+  unsigned connect_timeout_ms;
+  unsigned header_timeout_ms;
+  unsigned idle_timeout_ms;
+  unsigned tunnel_idle_timeout_ms;
+  unsigned read_timeout_ms; /* upstream silence while a request is under way */
+  unsigned shutdown_grace_ms;
+  /* Transparent mode: what a redirected connection's original port carries. */
+  struct awf_port_set tls_ports;
+  struct awf_port_set http_ports;
+  /* --allow-ssh (NULL: none): TCP redirected to port 22 is judged by the names
+   * awf's DNS answered for its address (dns_memory, shared with the DNS
+   * servers) against this ACL, and that name is dialled on port 22. */
+  const awf_acl *ssh_acl;
+  awf_dns_memory *dns_memory;
+  /* Optional: the host's services (host_access.h). Its names on its ports
+   * bypass the ACL, --allow-ports and the address policy and are relayed to
+   * its targets; on other ports they are denied (host_port_not_allowed);
+   * connections redirected to its sandbox-side addresses are relayed as raw
+   * TCP (`tcp`). */
+  const struct awf_host_access *host_access;
+  /* Clients admitted (NULL: any); others are reset at accept. */
+  const awf_addr_policy *allow_clients;
+};
+
+typedef struct awf_proxy awf_proxy;
+
+/* The config is copied. Returns 0 or -ENOMEM. */
+int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy **out);
+
+/* Listen for explicit-proxy clients. The bound address (port filled in when
+ * 0 was asked for) is written to *bound if not NULL. Returns 0 or a uv error. */
+int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr, struct sockaddr_storage *bound);
+
+/* Listen for connections that an nftables redirect sent here. The original
+ * destination (SO_ORIGINAL_DST) only tells the port and therefore the
+ * protocol: TLS ports are judged by the ClientHello's SNI, HTTP ports by the
+ * Host header, and the admitted name is resolved and dialled by the proxy
+ * itself, never the original address. Returns 0 or a uv error. */
+int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
+                                 struct sockaddr_storage *bound);
+
+/* Listen on `fd`, a TCP socket already bound (in whatever network namespace
+ * made it), as awf_proxy_listen (transparent false) or
+ * awf_proxy_listen_transparent would. The engine owns fd from here on, also
+ * on failure (it is closed). Returns 0 or a uv error. */
+int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent);
+
+/* Stop accepting, let open work finish for shutdown_grace_ms, then close the
+ * rest. `done` runs once every connection and handle is closed; the engine is
+ * freed right after it returns. */
+void awf_proxy_shutdown(awf_proxy *p, void (*done)(void *arg), void *arg);
+
+/* Diagnostics on stderr, filtered by the configured level. */
+void awf_proxy_diag(const awf_proxy *p, enum awf_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

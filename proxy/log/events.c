@@ -1,0 +1,81 @@
+/* events.c: the access-log event sink (events.h). */
+#include "events.h"
+
+#include <string.h>
+#include <sys/time.h>
+
+#include "netaddr.h"
+
+static uint64_t now_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static void write_record(const struct awf_event_sink *s, const struct awf_log_record *r) {
+  if (!s->log)
+    return;
+  int rc = awf_logfile_write(s->log, r);
+  if (rc < 0 && s->write_failed)
+    s->write_failed(s->write_failed_arg, rc);
+}
+
+void awf_event_open(const struct awf_event_sink *s, const struct awf_log_record *r) {
+  struct awf_log_record o;
+  awf_log_record_init(&o);
+  o.ts_ms = r->ts_ms ? r->ts_ms : now_ms();
+  o.event = "open";
+  o.conn = r->conn;
+  o.req = r->req;
+  o.kind = r->event;
+  o.client = r->client;
+  o.method = r->method;
+  o.host = r->host;
+  o.host_len = r->host_len;
+  o.port = r->port;
+  o.url = r->url;
+  o.url_len = r->url_len;
+  o.sni = r->sni;
+  o.sni_len = r->sni_len;
+  o.ech = r->ech;
+  o.original_dst = r->original_dst;
+  o.decision = r->decision;
+  o.would_deny = r->would_deny;
+  o.reason = r->reason;
+  write_record(s, &o);
+}
+
+/* The summary lists denials, and under --audit what would have been one. */
+static void note_denial(const struct awf_event_sink *s, const struct awf_log_record *r,
+                        const struct awf_event_unit *u) {
+  if (!s->denials || !r->reason || !(r->decision == AWF_DENY || r->would_deny))
+    return;
+  struct awf_denial_fact f = {.host = r->host,
+                              .host_len = r->host_len,
+                              .escaped = u->host_escaped,
+                              .port = r->port,
+                              .reason = r->reason,
+                              .detail = r->resolved,
+                              .would = r->would_deny};
+  if (r->reason == AWF_REASON_SCHEME_NOT_ALLOWED) /* the scheme a rule would need */
+    f.detail = r->event && strcmp(r->event, "http") == 0 ? "http" : "https";
+  char ip[AWF_ADDRSTRLEN];
+  if (!f.host_len && r->path) { /* a UNIX socket: its path */
+    f.host = r->path;
+    f.host_len = r->path_len;
+  } else if (!f.host_len && u->dst && u->dst->sa_family) { /* no name: the address dialled */
+    f.host = awf_sockaddr_format_ip(u->dst, ip, sizeof(ip));
+    f.host_len = strlen(ip);
+  }
+  awf_denials_note(s->denials, &f);
+}
+
+void awf_event_log(const struct awf_event_sink *s, struct awf_log_record *r,
+                   const struct awf_event_unit *u) {
+  if (!r->ts_ms)
+    r->ts_ms = now_ms();
+  if (u->write_open)
+    awf_event_open(s, r);
+  note_denial(s, r, u);
+  write_record(s, r);
+}
