@@ -687,8 +687,12 @@ static int setup_dev(struct build *b) {
       rc = make_file(b, dev_nodes[i]);
     if (rc == 0 && mount(src, dev_nodes[i], NULL, MS_BIND, NULL) < 0)
       rc = fail(b, errno, "binding %s on %s", dev_nodes[i], dev_nodes[i]);
+    /* Read-only: the host's inode, whose owner (root) a command running as
+     * uid 0 is, could otherwise be chmod'ed, chown'ed or touched from inside
+     * (chmod 000 /dev/null breaks the host). Reads and writes of a device
+     * do not need a writable mount. */
     if (rc == 0)
-      rc = set_attrs(b, dev_nodes[i], ATTR_NOSUID | ATTR_NOEXEC, 0);
+      rc = set_attrs(b, dev_nodes[i], ATTR_RO | ATTR_NOSUID | ATTR_NOEXEC, 0);
   }
   if (rc == 0)
     rc = mkdir_mode(b, "/dev/pts", 0755);

@@ -207,6 +207,21 @@ static int add_ioctls(scmp_filter_ctx ctx, char *err, size_t errlen) {
   return 0;
 }
 
+/* Resource limits of another process: prlimit64 with a pid other than 0 (the
+ * caller) and new limits. The kernel lets a process of the same uid and gid
+ * lower them, dumpable or not; rootless, that is the sandbox's PID 1, whose
+ * UNIX socket gate would then fail before it decides and logs. Reading
+ * another's limits (no new limits) stays allowed; the full 64-bit pid is
+ * compared, so high bits only make more calls refused. */
+static int add_prlimit(scmp_filter_ctx ctx, char *err, size_t errlen) {
+  int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prlimit64), 2,
+                            SCMP_A0(SCMP_CMP_NE, 0), SCMP_A2(SCMP_CMP_NE, 0));
+
+  if (rc != 0)
+    return lib_failed(err, errlen, rc, "refusing", "prlimit64 on another process");
+  return 0;
+}
+
 /* Is v one of list[0..n)? */
 static int listed(const int *list, size_t n, int v) {
   size_t i;
@@ -321,6 +336,8 @@ static int build(scmp_filter_ctx ctx, char *err, size_t errlen) {
     rc = add_clone(ctx, err, errlen);
   if (rc == 0)
     rc = add_ioctls(ctx, err, errlen);
+  if (rc == 0)
+    rc = add_prlimit(ctx, err, errlen);
   if (rc == 0)
     rc = add_families(ctx, err, errlen);
   if (rc == 0)

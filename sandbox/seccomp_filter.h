@@ -14,7 +14,12 @@
  *     swapon, swapoff, reboot, acct, lookup_dcookie, uselib, nfsservctl,
  *     _sysctl, iopl, ioperm, vm86, vm86old;
  *   - the terminal: ioctl TIOCSTI, TIOCLINUX and TIOCSETD (compared on the
- *     low 32 bits of the request, which is all the kernel reads).
+ *     low 32 bits of the request, which is all the kernel reads);
+ *   - another process's resource limits: prlimit64 with new limits and a pid
+ *     other than 0. The kernel checks only that uid and gid match, not
+ *     dumpability, so a rootless command could lower those of the sandbox's
+ *     PID 1 (which runs the UNIX socket gate) through any of its thread ids.
+ *     setrlimit, prlimit64 on pid 0 and reading another's limits still work.
  * socket and socketpair fail with EAFNOSUPPORT (what a kernel without the
  * family answers) for every family but AF_UNIX, AF_INET, AF_INET6 and
  * AF_NETLINK: the others (AF_VSOCK to the hypervisor, AF_PACKET...) reach

@@ -389,10 +389,10 @@ static void print_denied(awf_unixgate *g, const char *path) {
 }
 
 /* Tell the log about a decision; never waits (a full pipe drops it). */
-static void report(awf_unixgate *g, const char *path, bool allowed) {
+static void report(awf_unixgate *g, const char *path, enum awf_unixgate_verdict verdict) {
   if (g->report < 0)
     return;
-  struct awf_unixgate_report r = {.allowed = allowed};
+  struct awf_unixgate_report r = {.verdict = (uint8_t)verdict};
   size_t n = strnlen(path, sizeof(r.path));
   r.len = (uint8_t)n;
   memcpy(r.path, path, n);
@@ -427,11 +427,11 @@ static int connect_pathname(struct job *j, const char *name) {
     if (ours < 0)
       fprintf(stderr, "awf: cannot list the sandbox's UNIX sockets: %s\n", strerror(-ours));
     print_denied(g, name);
-    report(g, name, false);
+    report(g, name, AWF_UNIXGATE_REFUSED);
     return -EACCES;
   }
   if (host) /* a host socket the caller let through: a decision worth a line */
-    report(g, name, true);
+    report(g, name, AWF_UNIXGATE_ADMITTED);
   /* The very inode that was checked, whatever the name points at now. */
   struct sockaddr_un sun;
   memset(&sun, 0, sizeof(sun));
@@ -524,14 +524,20 @@ static void handle(awf_unixgate *g, const struct seccomp_notif *req) {
   atomic_fetch_add(&g->refs, 1);
   char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
   int flags = fcntl(j->sock, F_GETFL);
+  bool file = names_a_file(j, name, sizeof(name));
   /* A name to check needs a thread of its own (credentials, root); so does a
    * connect that may block. Others are answered here at once. */
-  if (!names_a_file(j, name, sizeof(name)) && flags >= 0 && (flags & O_NONBLOCK)) {
+  if (!file && flags >= 0 && (flags & O_NONBLOCK)) {
     finish(j, connect_as_given(j));
     return;
   }
-  /* Only this thread starts jobs: the count cannot pass the cap. */
+  /* Only this thread starts jobs: the count cannot pass the cap. A socket
+   * file refused unjudged is still an attempt on the record: the command
+   * could otherwise hold the gate's threads (or, rootless, exhaust the pids
+   * it shares with PID 1) and probe host sockets unseen. */
   if (atomic_load(&g->jobs) >= MAX_JOBS) {
+    if (file)
+      report(g, name, AWF_UNIXGATE_BUSY);
     finish(j, -EAGAIN);
     return;
   }
@@ -543,6 +549,8 @@ static void handle(awf_unixgate *g, const struct seccomp_notif *req) {
   pthread_attr_setstacksize(&attr, 256 * 1024);
   rc = pthread_create(&t, &attr, connect_thread, j);
   pthread_attr_destroy(&attr);
+  if (rc != 0 && file)
+    report(g, name, AWF_UNIXGATE_BUSY);
   if (rc != 0)
     finish_thread(j, -EAGAIN);
 }

@@ -42,8 +42,8 @@ struct awf_unixgate_config {
   const gid_t *groups;
   size_t ngroups;
   const char *const *allowed; /* --allow-unix-socket paths, NULL-terminated */
-  /* Where the decisions worth a log line go (refused, and admitted through
-   * --allow-unix-socket), one struct awf_unixgate_report per write: a pipe's
+  /* Where the decisions worth a log line go (refused, refused for want of a
+   * thread, and admitted through --allow-unix-socket), one struct awf_unixgate_report per write: a pipe's
    * non-blocking write end, taken over (closed with the gate); -1: none.
    * A full pipe drops the report, never the connect. */
   int report_fd;
@@ -56,9 +56,16 @@ struct awf_unixgate_config {
   bool keep_groups;
 };
 
+/* What the gate did with a connect to a socket file. */
+enum awf_unixgate_verdict {
+  AWF_UNIXGATE_REFUSED = 0,  /* neither the sandbox's nor --allow-unix-socket's */
+  AWF_UNIXGATE_ADMITTED = 1, /* a host socket --allow-unix-socket admitted */
+  AWF_UNIXGATE_BUSY = 2,     /* refused (EAGAIN) unjudged: no thread to judge it on */
+};
+
 /* One decision, as written to report_fd (atomic: smaller than PIPE_BUF). */
 struct awf_unixgate_report {
-  uint8_t allowed; /* 1: --allow-unix-socket admitted it; 0: refused */
+  uint8_t verdict; /* enum awf_unixgate_verdict */
   uint8_t len;     /* bytes of path */
   char path[108];  /* the name as the command passed it, not NUL-terminated */
 };

@@ -28,6 +28,7 @@ static uint64_t wall_ms(void) {
 
 static void record(struct awf_unixlog *u, const struct awf_unixgate_report *rep) {
   size_t len = rep->len < sizeof(rep->path) ? rep->len : sizeof(rep->path);
+  bool allowed = rep->verdict == AWF_UNIXGATE_ADMITTED;
   struct awf_log_record r;
   awf_log_record_init(&r);
   r.ts_ms = wall_ms();
@@ -35,8 +36,10 @@ static void record(struct awf_unixlog *u, const struct awf_unixgate_report *rep)
   r.conn = awf_log_next_conn();
   r.path = rep->path;
   r.path_len = len;
-  r.decision = rep->allowed ? AWF_ALLOW : AWF_DENY;
-  r.reason = rep->allowed ? AWF_REASON_ALLOWED : AWF_REASON_UNIX_SOCKET_NOT_ALLOWED;
+  r.decision = allowed ? AWF_ALLOW : AWF_DENY;
+  r.reason = allowed                             ? AWF_REASON_ALLOWED
+             : rep->verdict == AWF_UNIXGATE_BUSY ? AWF_REASON_OVERLOADED
+                                                 : AWF_REASON_UNIX_SOCKET_NOT_ALLOWED;
   /* A refusal is counted by its path; a lost line is counted by the log. */
   awf_event_log(&u->events, &r, &(struct awf_event_unit){0});
 }

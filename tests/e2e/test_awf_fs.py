@@ -179,6 +179,27 @@ def test_dev_is_minimal(world):
     assert r.out.split() == want + ["4"], r
 
 
+def test_root_command_cannot_change_the_hosts_device_nodes(world):
+    """/dev/null, /dev/tty... are the host's inodes, bound in. A command running
+    as uid 0 (root's awf without sudo, or --rootless as root: no capability)
+    is their owner, and the owner may chmod, chown and touch without one:
+    `chmod 000 /dev/null` inside changed the host's. The binds are read-only
+    (EROFS); the devices still read and write."""
+    nodes = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]
+    before = {n: (os.stat(n).st_mode, os.stat(n).st_mtime_ns) for n in nodes}
+    # the same mode and owner again: nothing would change on the host even unfixed
+    script = "id -u; " + " ".join(
+        f"chmod 666 {n} 2>/dev/null; echo $?; chown 0:0 {n} 2>/dev/null; echo $?; "
+        f"touch -m {n} 2>/dev/null; echo $?;" for n in nodes)
+    r = world.awf("sh", "-c", script + " echo x > /dev/null && head -c 4 /dev/zero | wc -c",
+                  sudo=False, cwd="/")
+    assert r.rc == 0, r
+    out = r.out.split()
+    assert out[0] == "0" and out[-1] == "4", r
+    assert "0" not in out[1:-1], r
+    assert {n: (os.stat(n).st_mode, os.stat(n).st_mtime_ns) for n in nodes} == before
+
+
 def test_usr_is_the_hosts(world):
     """Host binaries, not copies: the same inode numbers as on the host."""
     py = os.path.realpath(shutil.which("python3", path="/usr/bin") or "/usr/bin/python3")

@@ -8,6 +8,7 @@ the refusal build their own namespace or seccomp filter and need no world."""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 
@@ -220,6 +221,65 @@ def test_command_cannot_change_the_network_policy(world):
         assert uid_map == [str(UID), str(UID), "1"], r
     else:
         assert uid_map == ["0", "0", "4294967295"], r
+
+
+LOWER_INIT_LIMITS = r"""
+import errno, json, os, resource, socket, sys
+out = {}
+# every thread of the sandbox's PID 1 (the UNIX socket gate runs in one)
+for tid in sorted(int(t) for t in os.listdir("/proc/1/task")):
+    try:
+        resource.prlimit(tid, resource.RLIMIT_NOFILE, (3, 3))
+        out["prlimit%d" % tid] = "ok"
+    except OSError as e:
+        out["prlimit%d" % tid] = errno.errorcode[e.errno]
+try:  # rootless, PID 1's limits can be read (same uid); as root they cannot
+    out["init_nofile"] = resource.prlimit(1, resource.RLIMIT_NOFILE)[0]
+except PermissionError:
+    out["init_nofile"] = None
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 512), hard))  # its own: allowed
+out["own_nofile"] = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(sys.argv[1])
+    out["connect"] = "connected"
+except OSError as e:
+    out["connect"] = errno.errorcode[e.errno]
+print(json.dumps(out))
+"""
+
+
+def test_command_cannot_lower_the_limits_of_awfs_init(world):
+    """Rootless, the sandbox's PID 1 has the command's uid and gid, and the
+    kernel lets a process lower the resource limits of another with the same
+    ids, dumpable or not. The command set PID 1's RLIMIT_NOFILE to 3 through
+    the gate's thread id: the gate could then not take the command's socket,
+    and a connect to a host UNIX socket failed with EMFILE before any decision
+    was made, so the attempt reached neither the log nor the summary. seccomp
+    refuses prlimit64 on any other process (reading stays allowed); its own
+    limits the command still sets."""
+    d = tempfile.mkdtemp(prefix="awf-limits-", dir="/tmp")
+    os.chmod(d, 0o777)
+    path = os.path.join(d, "host.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        server.bind(path)
+        os.chmod(path, 0o777)
+        server.listen(8)
+        r = world.awf("python3", "-c", LOWER_INIT_LIMITS, path)
+    finally:
+        server.close()
+        shutil.rmtree(d, ignore_errors=True)
+    assert r.rc == 0, r
+    out = json.loads(r.out)
+    tried = [k for k in out if k.startswith("prlimit")]
+    assert tried and all(out[k] == "EPERM" for k in tried), out
+    assert out["init_nofile"] > 3 if world.rootless else out["init_nofile"] is None, out
+    assert out["own_nofile"] <= 512, out
+    assert out["connect"] == "EACCES", out
+    assert [(x["path"], x["decision"]) for x in r.records(event="unix")] == \
+        [(path, "deny")], r
 
 
 # -- the same sandbox ------------------------------------------------------------------

@@ -554,6 +554,47 @@ time.sleep(60)
 """
 
 
+BUSY_THEN_HOST = FULL_BACKLOG + """
+def wait():
+    try:
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect(path)
+    except OSError:  # EAGAIN past the gate's cap
+        pass
+for _ in range(N):  # every connect thread of the gate waits on the full backlog
+    threading.Thread(target=wait, daemon=True).start()
+time.sleep(2)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(sys.argv[2])
+    print("connected", flush=True)
+except OSError as e:
+    print(errno.errorcode[e.errno], flush=True)
+os._exit(0)
+"""
+
+
+def test_host_socket_refused_for_want_of_a_thread_is_logged(world, shared_dir):
+    """A command holding all the gate's connect threads (64 connects waiting
+    on a full backlog of its own) then tries a host socket: refused with
+    EAGAIN before any judgement, which left no record, so a command could
+    probe host sockets unseen (rootless, the gate's threads also share the
+    command's pids). Every connect to a socket file refused so is on the
+    record: deny, overloaded."""
+    server = HostUnixServer(os.path.join(shared_dir, "default"))
+    d = world.user_dir("busy-" + token())
+    try:
+        r = world.awf("python3", "-c", "N = 70\n" + BUSY_THEN_HOST, d, server.path)
+    finally:
+        server.close()
+    assert r.rc == 0 and r.out.strip() == "EAGAIN", r
+    assert server.peers == []
+    recs = {(x["path"], x["decision"], x["reason"]) for x in r.records(event="unix")}
+    # the 6 waiting connects past the cap are refused unjudged as well
+    assert recs == {(server.path, "deny", "overloaded"),
+                    (os.path.join(d, "full.sock"), "deny", "overloaded")}, r
+    assert f"  {server.path}  overloaded" in r.err, r
+
+
 def test_blocking_connects_past_the_cap_fail_with_eagain(world):
     """100 threads of the command wait in connect() on a full backlog: awf
     makes at most 64 such connects at once (its threads are outside the

@@ -24,6 +24,7 @@
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -97,6 +98,18 @@ static long p_tiocsetd_high(void) { return ioctl_on_pipe(TIOCSETD | 0x100000000U
 static long p_clone_newuser(void) { return raw_clone(CLONE_NEWUSER); }
 static long p_clone_newnet_high(void) { return raw_clone(CLONE_NEWNET | (1UL << 40)); }
 static long p_clone3(void) { return syscall(SYS_clone3, NULL, 0UL); }
+/* Another process's limits, set to what they are: a no-op without the
+ * filter (root may set its parent's), EPERM under it; high bits in the pid
+ * must not make it pass as 0 (the caller). */
+static long prlimit_parent(unsigned long high) {
+  struct rlimit cur;
+
+  if (prlimit(getppid(), RLIMIT_NOFILE, NULL, &cur) != 0)
+    return -2;
+  return syscall(SYS_prlimit64, (unsigned long)getppid() | high, RLIMIT_NOFILE, &cur, NULL);
+}
+static long p_prlimit_other(void) { return prlimit_parent(0); }
+static long p_prlimit_other_high(void) { return prlimit_parent(1UL << 32); }
 #if defined(__x86_64__) || defined(__aarch64__)
 /* Linux 6.15; the filter refuses it by number where libseccomp lacks the name. */
 static long p_open_tree_attr(void) { return syscall(467, -1, "", ~0U, NULL, 0); }
@@ -185,6 +198,8 @@ static const struct probe probes[] = {
     {"clone(CLONE_NEWUSER)", p_clone_newuser, EPERM, 1},
     {"clone(CLONE_NEWNET | 1 << 40)", p_clone_newnet_high, EPERM, 1},
     {"clone3", p_clone3, ENOSYS, 1},
+    {"prlimit64(parent, new limits)", p_prlimit_other, EPERM, 1},
+    {"prlimit64(parent | 1 << 32, new limits)", p_prlimit_other_high, EPERM, 1},
 #if defined(__x86_64__) || defined(__aarch64__)
     {"open_tree_attr (467)", p_open_tree_attr, EPERM, 1}, /* EINVAL, or ENOSYS before 6.15 */
 #endif
@@ -309,6 +324,14 @@ static int child_allowed(int out, const void *arg) {
     return sbx_fail(out, "clone without namespace flags: errno %d", errno);
   if (personality(0xffffffff) < 0)
     return sbx_fail(out, "personality query: errno %d", errno);
+  {
+    struct rlimit lim;
+
+    /* its own limits (setrlimit is prlimit64 on pid 0), and reading another's */
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || setrlimit(RLIMIT_NOFILE, &lim) != 0 ||
+        prlimit(getppid(), RLIMIT_NOFILE, NULL, &lim) != 0)
+      return sbx_fail(out, "getrlimit/setrlimit/prlimit(parent, read): errno %d", errno);
+  }
   return 0;
 }
 
