@@ -153,5 +153,9 @@ uint64_t conn_now_ms(const struct conn *c);
 void conn_log_open(struct conn *c, const struct awf_log_record *r);
 void conn_log(struct conn *c, struct awf_log_record *r);
 void conn_log_failed(const awf_proxy *p, int err);
+/* The record of a redirected connection refused before a byte was relayed
+ * (a port, a client, an SSH name): event tcp, its original destination,
+ * host when a name was judged (may be NULL). */
+void conn_log_refusal(struct conn *c, const char *host, enum awf_reason reason);
 
 #endif

@@ -20,6 +20,24 @@ void conn_log_open(struct conn *c, const struct awf_log_record *r) {
   awf_event_open(&c->proxy->events, &o);
 }
 
+void conn_log_refusal(struct conn *c, const char *host, enum awf_reason reason) {
+  struct awf_log_record r;
+  awf_log_record_init(&r);
+  r.event = "tcp";
+  if (host) {
+    r.host = host;
+    r.host_len = strlen(host);
+  }
+  r.original_dst = c->orig_dst_addr[0] ? c->orig_dst_addr : NULL;
+  if (c->orig_dst.ss_family)
+    r.port = awf_sockaddr_port((const struct sockaddr *)&c->orig_dst);
+  r.decision = AWF_DENY;
+  r.reason = reason;
+  r.bytes_up = r.bytes_down = 0;
+  r.duration_ms = 0;
+  conn_log(c, &r);
+}
+
 void conn_log(struct conn *c, struct awf_log_record *r) {
   if (!r->ts_ms)
     r->ts_ms = conn_now_ms(c);

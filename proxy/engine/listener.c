@@ -61,22 +61,8 @@ static int original_dst(uv_tcp_t *tcp, struct sockaddr_storage *out) {
   return 0;
 }
 
-static void log_port_denial(struct conn *c, enum awf_reason reason) {
-  struct awf_log_record r;
-  awf_log_record_init(&r);
-  r.event = "tcp";
-  r.original_dst = c->orig_dst_addr[0] ? c->orig_dst_addr : NULL;
-  if (c->orig_dst.ss_family)
-    r.port = awf_sockaddr_port((struct sockaddr *)&c->orig_dst);
-  r.decision = AWF_DENY;
-  r.reason = reason;
-  r.bytes_up = r.bytes_down = 0;
-  r.duration_ms = 0;
-  conn_log(c, &r);
-}
-
 static void conn_deny_port(struct conn *c, enum awf_reason reason) {
-  log_port_denial(c, reason);
+  conn_log_refusal(c, NULL, reason);
   conn_close(c);
 }
 
@@ -86,7 +72,7 @@ static int start_transparent(struct conn *c, struct listener *l) {
   int rc = original_dst(&c->client_handle, &c->orig_dst);
   if (rc < 0) {
     memset(&c->orig_dst, 0, sizeof(c->orig_dst));
-    log_port_denial(c, AWF_REASON_NOT_REDIRECTED);
+    conn_log_refusal(c, NULL, AWF_REASON_NOT_REDIRECTED);
     conn_close(c);
     return 0;
   }
@@ -133,7 +119,7 @@ static bool refuse_unlisted_client(awf_proxy *p, struct conn *c, const struct so
       awf_sockaddr_format(peer, c->client_addr, sizeof(c->client_addr));
     else
       snprintf(c->client_addr, sizeof(c->client_addr), "unknown");
-    log_port_denial(c, AWF_REASON_CLIENT_NOT_ALLOWED);
+    conn_log_refusal(c, NULL, AWF_REASON_CLIENT_NOT_ALLOWED);
     awf_proxy_diag(p, AWF_LOG_WARN,
                    "client %s is not in --allow-clients; resetting its "
                    "connections",
@@ -158,7 +144,7 @@ static bool refuse_over_client_limit(awf_proxy *p, struct conn *c,
   }
   if (awf_client_limits_log_due(e, uv_now(p->loop), CLIENT_LIMIT_LOG_MS)) {
     awf_sockaddr_format(peer, c->client_addr, sizeof(c->client_addr));
-    log_port_denial(c, AWF_REASON_CLIENT_LIMIT);
+    conn_log_refusal(c, NULL, AWF_REASON_CLIENT_LIMIT);
     awf_proxy_diag(
         p, AWF_LOG_WARN,
         "client %s holds %u connections (--max-connections-per-client); resetting more",

@@ -13,20 +13,7 @@
 /* A reset, as for a port that is not redirected: ssh reports "Connection
  * reset by peer" at once. */
 static void ssh_deny(struct conn *c, const char *name, enum awf_reason reason) {
-  struct awf_log_record r;
-  awf_log_record_init(&r);
-  r.event = "tcp";
-  if (name) {
-    r.host = name;
-    r.host_len = strlen(name);
-  }
-  r.port = AWF_SSH_PORT;
-  r.original_dst = c->orig_dst_addr;
-  r.decision = AWF_DENY;
-  r.reason = reason;
-  r.bytes_up = r.bytes_down = 0;
-  r.duration_ms = 0;
-  conn_log(c, &r);
+  conn_log_refusal(c, name, reason);
   int fd = awf_transport_fileno(c->client);
   struct linger lg = {.l_onoff = 1, .l_linger = 0};
   if (fd >= 0)
