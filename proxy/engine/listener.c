@@ -289,10 +289,11 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
   return 0;
 }
 
-/* The socket is created here, in the calling thread's network namespace, and
- * keeps it: awf calls this from inside the sandbox's namespace. */
-static int listen_on(awf_proxy *p, const struct sockaddr *addr, struct sockaddr_storage *bound,
-                     bool transparent) {
+/* A listener whose socket is set up by `open` (bind here, or adopt an fd),
+ * then listening and on the engine's list. */
+static int add_listener(awf_proxy *p, bool transparent,
+                        int (*open)(uv_tcp_t *tcp, const void *arg), const void *arg,
+                        uv_tcp_t **tcp) {
   struct listener *l = calloc(1, sizeof(*l));
   if (!l)
     return UV_ENOMEM;
@@ -300,44 +301,50 @@ static int listen_on(awf_proxy *p, const struct sockaddr *addr, struct sockaddr_
   l->transparent = transparent;
   uv_tcp_init(p->loop, &l->tcp);
   l->tcp.data = l;
-  int rc = uv_tcp_bind(&l->tcp, addr, addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+  int rc = open(&l->tcp, arg);
   if (rc == 0)
     rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
   if (rc < 0) {
     uv_close((uv_handle_t *)&l->tcp, on_failed_listener_closed);
     return rc;
   }
-  if (bound) {
-    int len = sizeof(*bound);
-    uv_tcp_getsockname(&l->tcp, (struct sockaddr *)bound, &len);
-  }
   awf_list_push_front(&p->listeners, &l->link);
   p->open_handles++;
+  if (tcp)
+    *tcp = &l->tcp;
   return 0;
+}
+
+/* The socket is created here, in the calling thread's network namespace, and
+ * keeps it: awf calls this from inside the sandbox's namespace. */
+static int bind_addr(uv_tcp_t *tcp, const void *arg) {
+  const struct sockaddr *addr = arg;
+  return uv_tcp_bind(tcp, addr, addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+}
+
+static int listen_on(awf_proxy *p, const struct sockaddr *addr, struct sockaddr_storage *bound,
+                     bool transparent) {
+  uv_tcp_t *tcp;
+  int rc = add_listener(p, transparent, bind_addr, addr, &tcp);
+  if (rc == 0 && bound) {
+    int len = sizeof(*bound);
+    uv_tcp_getsockname(tcp, (struct sockaddr *)bound, &len);
+  }
+  return rc;
 }
 
 /* A socket bound elsewhere (inside a network namespace awf cannot enter:
  * rootless awf, supervisor.c) keeps the namespace it was made in. */
-int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent) {
-  struct listener *l = calloc(1, sizeof(*l));
-  if (!l)
-    return UV_ENOMEM;
-  l->proxy = p;
-  l->transparent = transparent;
-  uv_tcp_init(p->loop, &l->tcp);
-  l->tcp.data = l;
-  int rc = uv_tcp_open(&l->tcp, fd);
+static int adopt_fd(uv_tcp_t *tcp, const void *arg) {
+  int fd = *(const int *)arg;
+  int rc = uv_tcp_open(tcp, fd);
   if (rc < 0)
     close(fd); /* not the handle's */
-  else
-    rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
-  if (rc < 0) {
-    uv_close((uv_handle_t *)&l->tcp, on_failed_listener_closed);
-    return rc;
-  }
-  awf_list_push_front(&p->listeners, &l->link);
-  p->open_handles++;
-  return 0;
+  return rc;
+}
+
+int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent) {
+  return add_listener(p, transparent, adopt_fd, &fd, NULL);
 }
 
 int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,

@@ -382,21 +382,27 @@ static void forward_eof(struct conn *c, struct awf_transport *to) {
     conn_close(c);
 }
 
+/* Bytes read from one side, relayed to the other and counted; a read that
+ * filled the whole buffer marks a bulk transfer, which moves to splice. */
+static void relay_read(struct conn *c, struct awf_transport *to, int64_t *count,
+                       const uv_buf_t *buf, size_t n) {
+  *count += (int64_t)n;
+  if (relay(to, buf->base, n) < 0) {
+    conn_close(c);
+    return;
+  }
+  if (n == AWF_READ_BUF_SIZE) {
+    want_splice(c);
+    maybe_splice(c);
+  }
+}
+
 static void on_tclient_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
   if (nread > 0) {
-    if (c->state == CONN_TUNNEL_HELLO) {
+    if (c->state == CONN_TUNNEL_HELLO)
       inspect(c, buf->base, (size_t)nread);
-      return;
-    }
-    ts(c)->bytes_up += nread;
-    if (relay(c->up, buf->base, (size_t)nread) < 0) {
-      conn_close(c);
-      return;
-    }
-    if ((size_t)nread == AWF_READ_BUF_SIZE) {
-      want_splice(c);
-      maybe_splice(c);
-    }
+    else
+      relay_read(c, c->up, &ts(c)->bytes_up, buf, (size_t)nread);
     return;
   }
   if (nread != UV_EOF) {
@@ -416,15 +422,7 @@ static void on_tclient_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) 
 
 static void on_tup_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
   if (nread > 0) {
-    ts(c)->bytes_down += nread;
-    if (relay(c->client, buf->base, (size_t)nread) < 0) {
-      conn_close(c);
-      return;
-    }
-    if ((size_t)nread == AWF_READ_BUF_SIZE) {
-      want_splice(c);
-      maybe_splice(c);
-    }
+    relay_read(c, c->client, &ts(c)->bytes_down, buf, (size_t)nread);
     return;
   }
   if (nread != UV_EOF) {
