@@ -71,8 +71,19 @@ struct opts {
   double duration, warmup, hold, rate, timeout, max_seconds;
 };
 
+/* The libuv codes behind connect and reset errors, to name a cause. */
+#define ERR_CODES 8
+struct errcode {
+  const char *kind; /* "connect" or "reset" */
+  int code;
+  uint64_t n;
+};
+
 struct errs {
   uint64_t connect, reset, eof, status, short_body, proto, timeout;
+  struct errcode codes[ERR_CODES];
+  int ncodes;
+  uint64_t codes_other; /* beyond ERR_CODES distinct kinds and codes */
 };
 
 /* Log-linear histogram of nanoseconds: 16 sub-buckets per power of two (~6%). */
@@ -290,10 +301,32 @@ static void conn_fail(struct conn *c, uint64_t *counter) {
   conn_close(c);
 }
 
+static void note_code(struct errs *e, const char *kind, int code) {
+  for (int i = 0; i < e->ncodes; i++) {
+    if (e->codes[i].code == code && e->codes[i].kind == kind) {
+      e->codes[i].n++;
+      return;
+    }
+  }
+  if (e->ncodes == ERR_CODES) {
+    e->codes_other++;
+    return;
+  }
+  e->codes[e->ncodes++] = (struct errcode){kind, code, 1};
+}
+
+/* A connect or reset error with the libuv code that caused it. */
+static void conn_fail_code(struct conn *c, uint64_t *counter, int code) {
+  struct errs *e = &c->run->err;
+  if (!c->run->stopping)
+    note_code(e, counter == &e->connect ? "connect" : "reset", code);
+  conn_fail(c, counter);
+}
+
 static void on_written(uv_write_t *w, int status) {
   struct conn *c = w->data;
   if (status < 0 && status != UV_ECANCELED)
-    conn_fail(c, &c->run->err.reset);
+    conn_fail_code(c, &c->run->err.reset, status);
 }
 
 static void conn_send(struct conn *c, enum state next) {
@@ -302,8 +335,9 @@ static void conn_send(struct conn *c, enum state next) {
   c->state = next;
   c->head_len = 0;
   c->wreq.data = c;
-  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written) < 0)
-    conn_fail(c, &r->err.reset);
+  int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+  if (rc < 0)
+    conn_fail_code(c, &r->err.reset, rc);
 }
 
 static void op_done(struct conn *c, uint64_t since) {
@@ -325,8 +359,9 @@ static void after_tunnel(struct conn *c) {
      * sent already and is that first message.) */
   if (r->o->mode == M_BULK && !(r->o->proxy == NULL && r->req_len > 0)) {
     uv_buf_t b = uv_buf_init("\n", 1);
-    if (uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != 1)
-      conn_fail(c, &r->err.reset);
+    int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (rc != 1)
+      conn_fail_code(c, &r->err.reset, rc < 0 ? rc : UV_EAGAIN);
   }
 }
 
@@ -532,7 +567,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
   else if (nread == UV_EOF)
     on_eof(c);
   else if (nread < 0)
-    conn_fail(c, &c->run->err.reset);
+    conn_fail_code(c, &c->run->err.reset, (int)nread);
 }
 
 static void on_connected(uv_connect_t *req, int status) {
@@ -541,11 +576,12 @@ static void on_connected(uv_connect_t *req, int status) {
   if (status == UV_ECANCELED)
     return;
   if (status < 0) {
-    conn_fail(c, &r->err.connect);
+    conn_fail_code(c, &r->err.connect, status);
     return;
   }
-  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc_run, on_read) < 0) {
-    conn_fail(c, &r->err.reset);
+  int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc_run, on_read);
+  if (rc < 0) {
+    conn_fail_code(c, &r->err.reset, rc);
     return;
   }
   if (r->tunnel && r->o->proxy != NULL)
@@ -565,8 +601,10 @@ static void conn_start(struct conn *c) {
   c->t_start = uv_hrtime();
   c->head_len = 0;
   c->served = 0;
-  if (uv_tcp_init(r->loop, &c->tcp) < 0) {
+  int rc = uv_tcp_init(r->loop, &c->tcp);
+  if (rc < 0) {
     r->err.connect++;
+    note_code(&r->err, "connect", rc);
     if (r->o->mode == M_IDLE)
       settle(c);
     return;
@@ -575,8 +613,9 @@ static void conn_start(struct conn *c) {
   c->state = S_CONNECTING;
   (void)uv_tcp_nodelay(&c->tcp, 1);
   c->creq.data = c;
-  if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&r->peer, on_connected) < 0)
-    conn_fail(c, &r->err.connect);
+  rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&r->peer, on_connected);
+  if (rc < 0)
+    conn_fail_code(c, &r->err.connect, rc);
 }
 
 /* ---- client: scheduling ---------------------------------------------------- */
@@ -627,6 +666,14 @@ static void print_errs(const struct errs *e) {
          ",\"timeout\":%" PRIu64 ",\"total\":%" PRIu64 "}",
          e->connect, e->reset, e->eof, e->status, e->short_body, e->proto, e->timeout,
          e->connect + e->reset + e->eof + e->status + e->short_body + e->proto + e->timeout);
+  /* Apart from "errors", whose members the harness sums. */
+  printf(",\"error_codes\":{");
+  for (int i = 0; i < e->ncodes; i++)
+    printf("%s\"%s %s\":%" PRIu64, i ? "," : "", e->codes[i].kind,
+           uv_err_name(e->codes[i].code), e->codes[i].n);
+  if (e->codes_other > 0)
+    printf("%s\"other\":%" PRIu64, e->ncodes ? "," : "", e->codes_other);
+  printf("}");
 }
 
 static const char *mode_name(enum mode m) {
