@@ -101,7 +101,8 @@ def test_tarball_holds_static_binaries_man_pages_readme_notice(releases, tmp_pat
         names = [m.name for m in members]
         assert names == sorted(names), names  # --sort=name
         assert set(names) == {top, f"{top}/awf", f"{top}/awf-proxy", f"{top}/README.md",
-                              f"{top}/NOTICE", f"{top}/man", f"{top}/man/man1"} | {
+                              f"{top}/NOTICE", f"{top}/man", f"{top}/man/man1",
+                              f"{top}/apparmor", f"{top}/apparmor/awf"} | {
             f"{top}/man/man1/{m}" for m in MAN}, names
         for m in members:
             assert (m.uid, m.gid, m.mtime) == (0, 0, epoch), (m.name, m.uid, m.gid, m.mtime)
@@ -155,10 +156,19 @@ def test_deb_installs_to_usr_and_runs(releases, tmp_path):
                              check=True).stdout
     files = {line.split()[-1] for line in listing.splitlines() if not line.endswith("/")}
     assert files == {"./usr/bin/awf", "./usr/bin/awf-proxy", "./usr/share/doc/awf/copyright",
-                     "./usr/share/doc/awf/README.md"} | {
+                     "./usr/share/doc/awf/README.md", "./etc/apparmor.d/awf"} | {
         f"./usr/share/man/man1/{m}.gz" for m in MAN}, listing
     assert all(" root/root " in line for line in listing.splitlines()), listing
+    # The AppArmor profile is a conffile, loaded by postinst only where AppArmor runs.
+    ctrl = tmp_path / "control"
+    subprocess.run(["dpkg-deb", "-e", str(dist / deb), str(ctrl)], check=True)
+    assert (ctrl / "conffiles").read_text() == "/etc/apparmor.d/awf\n"
+    postinst = (ctrl / "postinst").read_text()
+    assert "apparmor_parser -r" in postinst and "/sys/kernel/security/apparmor" in postinst
+    assert os.access(ctrl / "postinst", os.X_OK)
     subprocess.run(["dpkg-deb", "-x", str(dist / deb), str(tmp_path)], check=True)
+    with open(os.path.join(REPO, "packaging", "apparmor", "awf"), "rb") as f:
+        assert (tmp_path / "etc/apparmor.d/awf").read_bytes() == f.read()
     for prog in ("awf", "awf-proxy"):
         v = subprocess.run([str(tmp_path / "usr" / "bin" / prog), "--version"],
                            capture_output=True, text=True, timeout=10)
