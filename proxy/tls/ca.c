@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -109,6 +110,9 @@ static int build_cert(struct awf_ca *ca, const struct awf_ca_opts *o, char *err,
 }
 
 struct awf_ca *awf_ca_new(const struct awf_ca_opts *opts, char *err, size_t errsz) {
+  /* No OpenSSL configuration file: it could name engines or providers to
+   * load, and the host's settings are not the run's. */
+  OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
   struct awf_ca_opts o = *opts;
   if (o.now == 0)
     o.now = time(NULL);

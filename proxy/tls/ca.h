@@ -28,7 +28,8 @@ struct awf_ca_opts {
 struct awf_ca;
 
 /* A new CA, or NULL with the reason in err. Names must be host names
- * (hostname.h); they are normalised. */
+ * (hostname.h); they are normalised. The first call initialises OpenSSL
+ * without its configuration file (the TLS contexts do the same). */
 struct awf_ca *awf_ca_new(const struct awf_ca_opts *opts, char *err, size_t errsz);
 void awf_ca_free(struct awf_ca *ca);
 
