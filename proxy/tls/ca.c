@@ -36,7 +36,7 @@ int awf_tls_set_random_serial(X509 *cert) {
   return rc;
 }
 
-static int add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value) {
+int awf_tls_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value) {
   X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
   if (!ext)
     return -1;
@@ -98,9 +98,9 @@ static int build_cert(struct awf_ca *ca, const struct awf_ca_opts *o, char *err,
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, c, c, NULL, NULL, 0);
-  if (add_ext(c, &ctx, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
-      add_ext(c, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
-      add_ext(c, &ctx, NID_subject_key_identifier, "hash") < 0)
+  if (awf_tls_add_ext(c, &ctx, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
+      awf_tls_add_ext(c, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
+      awf_tls_add_ext(c, &ctx, NID_subject_key_identifier, "hash") < 0)
     return awf_errbuf_fail(err, errsz, -1, "CA: cannot add extensions");
   if (o->n_names > 0 && add_name_constraints(c, o->names, o->n_names, err, errsz) < 0)
     return -1;

@@ -14,6 +14,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #define AWF_CA_BACKDATE 300             /* seconds before creation it is valid from */
 #define AWF_CA_MAX_LIFETIME (24 * 3600) /* seconds after creation, at most */
@@ -43,9 +44,11 @@ time_t awf_ca_not_after(const struct awf_ca *ca);
  * *len (if not NULL) gets its length. NULL when out of memory. */
 char *awf_ca_cert_pem(const struct awf_ca *ca, size_t *len);
 
-/* For ca.c and leaf.c: a fresh ECDSA P-256 key, and a random positive
- * 127-bit serial set on cert. */
+/* For ca.c and leaf.c: a fresh ECDSA P-256 key; a random positive 127-bit
+ * serial set on cert; an extension in OpenSSL's config syntax added to
+ * cert. 0 or -1. */
 EVP_PKEY *awf_tls_new_p256_key(void);
 int awf_tls_set_random_serial(X509 *cert);
+int awf_tls_add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value);
 
 #endif

@@ -59,15 +59,6 @@ out:
   return rc;
 }
 
-static int add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value) {
-  X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-  if (!ext)
-    return -1;
-  int rc = X509_add_ext(cert, ext, -1) == 1 ? 0 : -1;
-  X509_EXTENSION_free(ext);
-  return rc;
-}
-
 static int build_leaf(struct awf_leaf *l, const struct awf_ca *ca, int is_ip, time_t now) {
   X509 *c = l->cert;
   X509 *cac = awf_ca_cert(ca);
@@ -94,10 +85,10 @@ static int build_leaf(struct awf_leaf *l, const struct awf_ca *ca, int is_ip, ti
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, cac, c, NULL, NULL, 0);
   if (add_san(c, l->name, is_ip, !cn) < 0 ||
-      add_ext(c, &ctx, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-      add_ext(c, &ctx, NID_key_usage, "critical,digitalSignature") < 0 ||
-      add_ext(c, &ctx, NID_ext_key_usage, "serverAuth") < 0 ||
-      add_ext(c, &ctx, NID_authority_key_identifier, "keyid:always") < 0)
+      awf_tls_add_ext(c, &ctx, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+      awf_tls_add_ext(c, &ctx, NID_key_usage, "critical,digitalSignature") < 0 ||
+      awf_tls_add_ext(c, &ctx, NID_ext_key_usage, "serverAuth") < 0 ||
+      awf_tls_add_ext(c, &ctx, NID_authority_key_identifier, "keyid:always") < 0)
     return -1;
   return X509_sign(c, awf_ca_key(ca), EVP_sha256()) > 0 ? 0 : -1;
 }

@@ -464,6 +464,38 @@ static void test_close_during_handshake(void **state) {
   assert_int_equal(w->client.write_errors, 0);
 }
 
+/* A tunnel read the ClientHello (to judge its SNI) before deciding to
+ * intercept: those bytes are handed to the server side first. */
+static void test_server_takes_a_peeked_client_hello(void **state) {
+  struct world *w = *state;
+  struct awf_tls_params cp = {.role = AWF_TLS_CLIENT, .name = "allowed.test"};
+  assert_int_equal(awf_tls_transport_wrap(&w->client.tt, &w->loop, &w->client.inner.base,
+                                          w->client_ctx, &cp, &cbs, &w->client, w->client.rbuf,
+                                          sizeof(w->client.rbuf)),
+                   0);
+  uv_run(&w->loop, UV_RUN_NOWAIT); /* the client's first flight */
+  struct fake *ci = &w->client.inner;
+  assert_true(ci->qlen > 5);
+  assert_int_equal(ci->q[0], 0x16); /* a handshake record */
+  char *hello = malloc(ci->qlen);
+  assert_non_null(hello);
+  size_t hello_len = ci->qlen;
+  memcpy(hello, ci->q, hello_len);
+  ci->qlen = 0; /* consumed by the "tunnel" */
+  struct awf_tls_params sp = {.role = AWF_TLS_SERVER, .pre = hello, .pre_len = hello_len};
+  assert_int_equal(awf_tls_transport_wrap(&w->server.tt, &w->loop, &w->server.inner.base,
+                                          w->server_ctx, &sp, &cbs, &w->server, w->server.rbuf,
+                                          sizeof(w->server.rbuf)),
+                   0);
+  free(hello); /* copied */
+  awf_transport_want_read(&w->server.tt.base, true);
+  write_str(&w->client, "ping");
+  RUN_UNTIL(w, w->server.got_len == 4);
+  assert_memory_equal(w->server.got, "ping", 4);
+  assert_string_equal(awf_tls_transport_sni(&w->server.tt), "allowed.test");
+  close_both(w);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_handshake_data_and_close_notify, setup, teardown),
@@ -478,6 +510,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_held_reader_gets_its_bytes_later, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure_full_then_drained, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_during_handshake, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_server_takes_a_peeked_client_hello, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
