@@ -12,6 +12,12 @@ void awf_transport_init(struct awf_transport *t, const struct awf_transport_ops 
   t->owner = owner;
 }
 
+void awf_transport_set_owner(struct awf_transport *t, const struct awf_transport_cbs *cbs,
+                             void *owner) {
+  t->cbs = cbs;
+  t->owner = owner;
+}
+
 /* Reading follows the owner's wish unless the transport is held or done. */
 static void apply_reading(struct awf_transport *t) {
   bool on = t->want_read && !t->held && !t->eof && !t->closing;

@@ -78,6 +78,11 @@ struct awf_transport {
 void awf_transport_init(struct awf_transport *t, const struct awf_transport_ops *ops,
                         const struct awf_transport_cbs *cbs, void *owner);
 
+/* Hand a transport to a new owner (a TLS transport layered over it): its
+ * events go to cbs with owner from now on. */
+void awf_transport_set_owner(struct awf_transport *t, const struct awf_transport_cbs *cbs,
+                             void *owner);
+
 /* The owner's side. */
 void awf_transport_want_read(struct awf_transport *t, bool want);
 void awf_transport_hold(struct awf_transport *t, bool held);
