@@ -46,6 +46,8 @@ void awf_options_free(struct awf_options *o) {
     awf_addr_policy_free(o->policy);
   if (o->ssh_acl)
     awf_acl_free(o->ssh_acl);
+  awf_url_rules_free(o->url_rules);
+  o->url_rules = NULL;
   awf_addr_policy_free(o->clients);
   o->acl = NULL;
   o->policy = NULL;
@@ -186,6 +188,35 @@ static int add_ssh_rules(struct awf_options *o, const char *v, char *msg, size_t
   return rc;
 }
 
+/* --allow-urls, --allow-urls-file, --block-urls (url_rules.h). https://
+ * rules need TLS interception, which this version does not have. */
+static int add_url_rules(struct awf_options *o, enum awf_url_list which, const char *v,
+                         bool file, char *msg, size_t msglen) {
+  if (!o->url_rules && !(o->url_rules = awf_url_rules_new()))
+    return -ENOMEM;
+  bool had_https = awf_url_rules_has_scheme(o->url_rules, AWF_URL_HTTPS);
+  int rc;
+  if (file) {
+    char *text;
+    size_t len;
+    rc = awf_textfile_read(v, MAX_RULES_FILE, &text, &len, msg, msglen);
+    if (rc < 0)
+      return rc;
+    rc = awf_url_rules_add_text(o->url_rules, which, text, len, v, msg, msglen);
+    free(text);
+  } else {
+    rc = awf_url_rules_add_list(o->url_rules, which, v, msg, msglen);
+  }
+  if (rc == 0 && !had_https && awf_url_rules_has_scheme(o->url_rules, AWF_URL_HTTPS)) {
+    snprintf(msg, msglen,
+             "'%s': https:// URL rules need TLS interception (--ssl-bump), which is not "
+             "available in this version yet; http:// rules work without it",
+             awf_url_rules_first(o->url_rules, AWF_URL_HTTPS));
+    rc = -EINVAL;
+  }
+  return rc;
+}
+
 int awf_options_set(struct awf_options *o, const char *flag, const char *v, char *err,
                     size_t errlen) {
   char msg[512];
@@ -199,6 +230,12 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
     rc = add_rules_file(o, AWF_ACL_ALLOW, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "block-domains-file")) {
     rc = add_rules_file(o, AWF_ACL_BLOCK, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "allow-urls")) {
+    rc = add_url_rules(o, AWF_URL_ALLOW, v, false, msg, sizeof(msg));
+  } else if (!strcmp(flag, "allow-urls-file")) {
+    rc = add_url_rules(o, AWF_URL_ALLOW, v, true, msg, sizeof(msg));
+  } else if (!strcmp(flag, "block-urls")) {
+    rc = add_url_rules(o, AWF_URL_BLOCK, v, false, msg, sizeof(msg));
   } else if (!strcmp(flag, "allow-ssh")) {
     rc = add_ssh_rules(o, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "allow-ports")) {
@@ -295,6 +332,10 @@ void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f
   char a[1024], b[1024];
   describe_rules(f, prog, o->acl, AWF_ACL_ALLOW);
   describe_rules(f, prog, o->acl, AWF_ACL_BLOCK);
+  if (o->url_rules)
+    fprintf(f, "%s: debug: url rules: %zu allow, %zu block\n", prog,
+            awf_url_rules_count(o->url_rules, AWF_URL_ALLOW),
+            awf_url_rules_count(o->url_rules, AWF_URL_BLOCK));
   awf_port_set_format(&o->ports, a, sizeof(a));
   fprintf(f, "%s: debug: allow-ports: %s%s\n", prog, a,
           o->audit ? " (--audit: nothing denied)" : "");
@@ -351,5 +392,6 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->tls_ports = o->tls_ports;
   cfg->http_ports = o->http_ports;
   cfg->ssh_acl = o->ssh_acl;
+  cfg->url_rules = o->url_rules;
   cfg->allow_clients = o->clients;
 }

@@ -38,7 +38,8 @@ struct awf_options {
   size_t n_dns_listen;
   struct awf_port_set tls_ports;
   struct awf_port_set http_ports;
-  awf_acl *ssh_acl; /* --allow-ssh; NULL: not given */
+  awf_acl *ssh_acl;         /* --allow-ssh; NULL: not given */
+  awf_url_rules *url_rules; /* --allow-urls, --block-urls; NULL: not given */
 };
 
 /* Defaults, with an empty ACL (deny all). Returns 0 or -ENOMEM. */

@@ -37,6 +37,13 @@ static const char usage[] =
     "      --allow-domains-file FILE allow rules, one per line or comma-separated, # comments\n"
     "      --block-domains LIST      block rules (same syntax; a block always wins)\n"
     "      --block-domains-file FILE\n"
+    "      --allow-urls LIST         URL rules: [METHODS ]http://HOST/PATH, '*' within a host\n"
+    "                                label and any run in the path (GET,HEAD http://x/a/*);\n"
+    "                                a host with URL rules admits only matching requests\n"
+    "                                (plain HTTP; https:// rules need --ssl-bump, not yet\n"
+    "                                available, and are refused)\n"
+    "      --allow-urls-file FILE    URL rules, one per line, # comments\n"
+    "      --block-urls LIST         URL block rules (a block always wins)\n"
     "      --allow-ports LIST        destination ports, e.g. 80,443,8000-8099 (default 80,443)\n"
     "      --allow-destination-cidrs LIST\n"
     "                                private/local CIDRs that may still be dialled\n"
@@ -126,6 +133,9 @@ static const struct option long_opts[] = {
     {"allow-domains-file", required_argument, 0, 'O'},
     {"block-domains", required_argument, 0, 'O'},
     {"block-domains-file", required_argument, 0, 'O'},
+    {"allow-urls", required_argument, 0, 'O'},
+    {"allow-urls-file", required_argument, 0, 'O'},
+    {"block-urls", required_argument, 0, 'O'},
     {"allow-ports", required_argument, 0, 'O'},
     {"allow-destination-cidrs", required_argument, 0, 'O'},
     {"dns-servers", required_argument, 0, 'O'},

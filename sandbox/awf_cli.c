@@ -32,6 +32,13 @@ static const char usage[] =
     "      --allow-domains-file FILE\n"
     "      --block-domains LIST      block rules (a block always wins)\n"
     "      --block-domains-file FILE\n"
+    "      --allow-urls LIST         URL rules: [METHODS ]http://HOST/PATH, '*' within a host\n"
+    "                                label and any run in the path (GET,HEAD http://x/a/*);\n"
+    "                                a host with URL rules admits only matching requests\n"
+    "                                (plain HTTP; https:// rules need --ssl-bump, not yet\n"
+    "                                available, and are refused)\n"
+    "      --allow-urls-file FILE    URL rules, one per line, # comments\n"
+    "      --block-urls LIST         URL block rules (a block always wins)\n"
     "      --allow-ports LIST        TCP ports the command may reach (default 80,443)\n"
     "      --allow-ssh LIST          hosts ssh/git may reach on port 22, judged by the\n"
     "                                name the command resolved (github.com, *.x.com)\n"
@@ -97,6 +104,9 @@ static const struct option long_opts[] = {
     {"allow-domains-file", required_argument, 0, 'P'},
     {"block-domains", required_argument, 0, 'P'},
     {"block-domains-file", required_argument, 0, 'P'},
+    {"allow-urls", required_argument, 0, 'P'},
+    {"allow-urls-file", required_argument, 0, 'P'},
+    {"block-urls", required_argument, 0, 'P'},
     {"allow-ports", required_argument, 0, 'P'},
     {"allow-ssh", required_argument, 0, 'P'},
     {"tls-ports", required_argument, 0, 'P'},

@@ -428,7 +428,10 @@ static int on_req_headers_complete(llhttp_t *p) {
                                                                 : AWF_ASK_HTTP,
                               .host = h->target.host,
                               .host_len = h->target.host_len,
-                              .port = h->target.port};
+                              .port = h->target.port,
+                              .http = {.method = llhttp_method_name((llhttp_method_t)h->method),
+                                       .target = h->target.path,
+                                       .target_len = h->target.path_len}};
   struct awf_verdict v = awf_policy_judge(&px->policy, &ask);
   h->would_deny = v.would_deny;
   h->audit_reason = v.would_deny ? v.reason : AWF_REASON_NONE;

@@ -248,6 +248,7 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
                                   .tls_ports = &p->cfg.tls_ports,
                                   .http_ports = &p->cfg.http_ports,
                                   .host_access = p->cfg.host_access,
+                                  .url_rules = p->cfg.url_rules,
                                   .audit = p->cfg.audit};
   p->events = (struct awf_event_sink){.log = p->cfg.log,
                                       .denials = p->cfg.denials,

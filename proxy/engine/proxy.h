@@ -15,6 +15,7 @@
 #include "dns_memory.h"
 #include "logfile.h"
 #include "port_set.h"
+#include "url_rules.h"
 #include "resolver.h"
 
 enum awf_log_level { AWF_LOG_DEBUG = 0, AWF_LOG_INFO, AWF_LOG_WARN, AWF_LOG_ERROR };
@@ -52,6 +53,9 @@ struct awf_proxy_config {
    * connections redirected to its sandbox-side addresses are relayed as raw
    * TCP (`tcp`). */
   const struct awf_host_access *host_access;
+  /* --allow-urls, --block-urls (NULL: none): plain HTTP requests, explicit
+   * and redirected, are judged by method and normalised path too. */
+  const awf_url_rules *url_rules;
   /* Clients admitted (NULL: any); others are reset at accept. */
   const awf_addr_policy *allow_clients;
 };

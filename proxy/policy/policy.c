@@ -80,6 +80,27 @@ static struct awf_verdict judge_host(const struct awf_policy *p, const char *hos
   return audited(p, awf_reason_of_acl(v));
 }
 
+/* A plain HTTP request: the host as any, then the URL rules (url_rules.h)
+ * for a host the domain rules admit. A block rule wins; a host with allow
+ * URL rules admits only what one of them matches. The host's services are
+ * not judged by URL rules. */
+static struct awf_verdict judge_http(const struct awf_policy *p,
+                                     const struct awf_ask_facts *f) {
+  struct awf_verdict v = judge_host(p, f->host, f->host_len, f->port, AWF_PROTO_HTTP);
+  if (v.decision == AWF_DENY || v.host_access || v.would_deny || !p->url_rules)
+    return v;
+  switch (awf_url_rules_check(p->url_rules, AWF_URL_HTTP, f->host, f->host_len,
+                              f->http.method ? f->http.method : "",
+                              f->http.target ? f->http.target : "", f->http.target_len)) {
+  case AWF_URL_NO_RULE:
+  case AWF_URL_ALLOWED: return v;
+  case AWF_URL_BLOCKED: return audited(p, AWF_REASON_URL_BLOCKED);
+  case AWF_URL_NOT_ALLOWED:
+  case AWF_URL_BAD_TARGET: break; /* or a path that cannot be judged unambiguously */
+  }
+  return audited(p, AWF_REASON_URL_NOT_ALLOWED);
+}
+
 /* Redirected TLS: the SNI is the only name there is. */
 static struct awf_verdict judge_tls_sni(const struct awf_policy *p,
                                         const struct awf_ask_facts *f) {
@@ -230,7 +251,7 @@ static struct awf_verdict judge_ssh(const struct awf_policy *p, const struct awf
 
 struct awf_verdict awf_policy_judge(const struct awf_policy *p, const struct awf_ask_facts *f) {
   switch (f->kind) {
-  case AWF_ASK_HTTP: return judge_host(p, f->host, f->host_len, f->port, AWF_PROTO_HTTP);
+  case AWF_ASK_HTTP: return judge_http(p, f);
   case AWF_ASK_CONNECT: return judge_host(p, f->host, f->host_len, f->port, AWF_PROTO_TLS);
   case AWF_ASK_TLS_SNI: return judge_tls_sni(p, f);
   case AWF_ASK_SNI_MATCH: return judge_sni_match(p, f);

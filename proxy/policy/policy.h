@@ -14,6 +14,7 @@
 #include "acl.h"
 #include "port_set.h"
 #include "reason.h"
+#include "url_rules.h"
 
 #define AWF_SSH_PORT 22
 
@@ -28,13 +29,14 @@ struct awf_policy {
   const struct awf_port_set *tls_ports;      /* transparent: ports judged by the SNI */
   const struct awf_port_set *http_ports;     /* transparent: ports judged by Host */
   const struct awf_host_access *host_access; /* the host's services; NULL: none */
+  const awf_url_rules *url_rules;            /* --allow-urls, --block-urls; NULL: none */
   bool audit;                                /* admit what the ACL would deny, and say so */
 };
 
 /* What is asked. */
 enum awf_ask {
   AWF_ASK_HTTP,      /* an HTTP request (absolute-form, or Host on a redirected
-                      * HTTP port): host, port */
+                      * HTTP port): host, port, http */
   AWF_ASK_CONNECT,   /* CONNECT host:port */
   AWF_ASK_TLS_SNI,   /* a redirected TLS port: the ClientHello's SNI is the
                       * name; hello, port, name_out */
@@ -61,6 +63,11 @@ struct awf_ask_facts {
   const char *host; /* HTTP, CONNECT, SNI_MATCH: the target host; DNS: the name */
   size_t host_len;
   uint16_t port;
+  struct {
+    const char *method; /* "GET" */
+    const char *target; /* origin-form "/path?query" as sent ("" for "/") */
+    size_t target_len;
+  } http;                       /* HTTP: judged by the URL rules (url_rules.h) */
   struct awf_hello_facts hello; /* TLS_SNI, SNI_MATCH */
   /* TLS_SNI: AWF_HOSTNAME_MAX + 1 bytes for the normalised SNI, set when
    * the verdict is admitted or refused by the ACL (may be NULL). */

@@ -71,6 +71,15 @@ static const struct row {
                                          AWF_FIX_NONE, "only TCP leaves the sandbox"},
     [AWF_REASON_UNIX_SOCKET_NOT_ALLOWED] = {"unix_socket_not_allowed", 403, DENIED, MALFORMED,
                                             AWF_FIX_UNIX, NULL},
+    [AWF_REASON_URL_NOT_ALLOWED] = {"url_not_allowed", 403, DENIED,
+                                    "the host has URL rules and none admits this method and "
+                                    "path (--allow-urls)",
+                                    AWF_FIX_NONE,
+                                    "the host has --allow-urls rules and none matches the "
+                                    "method and path: add a URL rule for it"},
+    [AWF_REASON_URL_BLOCKED] = {"url_blocked", 403, DENIED,
+                                "the URL matches a block rule (--block-urls)", AWF_FIX_NONE,
+                                "a --block-urls rule matches it"},
     [AWF_REASON_BAD_REQUEST] = {"bad_request", 400, DENIED, MALFORMED, AWF_FIX_NONE, NULL},
     [AWF_REASON_NOT_A_PROXY_REQUEST] =
         {"not_a_proxy_request", 400, DENIED,

@@ -43,6 +43,8 @@ enum awf_reason {
   AWF_REASON_UDP_NOT_ALLOWED,
   AWF_REASON_PROTOCOL_NOT_ALLOWED,
   AWF_REASON_UNIX_SOCKET_NOT_ALLOWED,
+  AWF_REASON_URL_NOT_ALLOWED, /* a URL-ruled host: no --allow-urls rule matches the request */
+  AWF_REASON_URL_BLOCKED,     /* a --block-urls rule matches the request */
   /* malformed or unsupported input */
   AWF_REASON_BAD_REQUEST,
   AWF_REASON_NOT_A_PROXY_REQUEST,

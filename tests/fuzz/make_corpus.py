@@ -154,11 +154,27 @@ def http_forward_seeds():
     }
 
 
+def url_rules_seeds():
+    """Rules-file text ('!' = block list), a NUL, then a request target."""
+    rules = (b"http://h.test/ok/*\nGET,HEAD http://*.h.test/repos/org/*\n"
+             b"!http://h.test/ok/admin/*\nhttp://x.test/search?q=*\n!DELETE http://x.test/*\n")
+    return {
+        "traversal": rules + b"\x00/ok/../no/x",
+        "encoded_dots": rules + b"\x00/ok/%2e%2E/no/x?a=b",
+        "encoded_slash": rules + b"\x00/ok/..%2fno//x/./y",
+        "ambiguous": rules + b"\x00/a//../b",
+        "query": rules + b"\x00/search?q=/../x",
+        "target_only": b"/A/%7e/%41b/../c/.",
+        "bad_rule": b"ftp://h.test/\nhttp://h.test:80/x\nGET http://h.test/a/../b\x00/x",
+    }
+
+
 def main():
     for target, seeds in [("fuzz_sni", sni_seeds()), ("fuzz_dns_msg", dns_seeds()),
                           ("fuzz_http_target", http_target_seeds()),
                           ("fuzz_acl", acl_seeds()),
-                          ("fuzz_http_forward", http_forward_seeds())]:
+                          ("fuzz_http_forward", http_forward_seeds()),
+                          ("fuzz_url_rules", url_rules_seeds())]:
         d = os.path.join(HERE, "corpus", target)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():

@@ -48,6 +48,8 @@ static const struct {
     {AWF_REASON_UDP_NOT_ALLOWED, "udp_not_allowed"},
     {AWF_REASON_PROTOCOL_NOT_ALLOWED, "protocol_not_allowed"},
     {AWF_REASON_UNIX_SOCKET_NOT_ALLOWED, "unix_socket_not_allowed"},
+    {AWF_REASON_URL_NOT_ALLOWED, "url_not_allowed"},
+    {AWF_REASON_URL_BLOCKED, "url_blocked"},
     {AWF_REASON_BAD_REQUEST, "bad_request"},
     {AWF_REASON_NOT_A_PROXY_REQUEST, "not_a_proxy_request"},
     {AWF_REASON_HEADER_TOO_LARGE, "header_too_large"},
@@ -132,6 +134,10 @@ static void test_status_alert_explain_fix(void **state) {
   assert_string_equal(awf_reason_fix_note(AWF_REASON_BLOCKED),
                       "a --block-domains rule matches it");
   assert_null(awf_reason_fix_note(AWF_REASON_NOT_ALLOWED));
+  assert_int_equal(awf_reason_http_status(AWF_REASON_URL_NOT_ALLOWED), 403);
+  assert_int_equal(awf_reason_http_status(AWF_REASON_URL_BLOCKED), 403);
+  assert_non_null(strstr(awf_reason_explain(AWF_REASON_URL_NOT_ALLOWED), "--allow-urls"));
+  assert_non_null(strstr(awf_reason_fix_note(AWF_REASON_URL_BLOCKED), "--block-urls"));
 }
 
 /* ---- the judge ------------------------------------------------------------ */
@@ -206,6 +212,69 @@ static void test_scheme_not_allowed(void **state) {
   expect(ask(&f->p, AWF_ASK_HTTP, "plain.test", 80), AWF_ALLOW, AWF_REASON_ALLOWED, false);
   expect(ask(&f->p, AWF_ASK_CONNECT, "plain.test", 443), AWF_DENY,
          AWF_REASON_SCHEME_NOT_ALLOWED, false);
+}
+
+static struct awf_verdict ask_url(const struct awf_policy *p, const char *host,
+                                  const char *method, const char *target) {
+  struct awf_ask_facts f = {.kind = AWF_ASK_HTTP,
+                            .host = host,
+                            .host_len = strlen(host),
+                            .port = 80,
+                            .http = {method, target, strlen(target)}};
+  return awf_policy_judge(p, &f);
+}
+
+/* URL rules narrow a host the domain rules admit; a block wins; hosts
+ * without URL rules and the host's services are not judged by them. */
+static void test_url_rules(void **state) {
+  struct fixture *f = *state;
+  awf_url_rules *u = awf_url_rules_new();
+  char err[256];
+  assert_int_equal(awf_url_rules_add_list(u, AWF_URL_ALLOW,
+                                          "http://api.ok.test/ok/*, GET http://other.test/*",
+                                          err, sizeof(err)),
+                   0);
+  assert_int_equal(
+      awf_url_rules_add_list(u, AWF_URL_BLOCK,
+                             "http://api.ok.test/ok/secret/*, "
+                             "http://plain.test/admin/*, http://*.docker.internal/*",
+                             err, sizeof(err)),
+      0);
+  f->p.url_rules = u;
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/ok/x"), AWF_ALLOW, AWF_REASON_ALLOWED, false);
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/no/x"), AWF_DENY, AWF_REASON_URL_NOT_ALLOWED,
+         false);
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/ok/../no/x"), AWF_DENY,
+         AWF_REASON_URL_NOT_ALLOWED, false);
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/ok/%2e%2e/no/x"), AWF_DENY,
+         AWF_REASON_URL_NOT_ALLOWED, false);
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/ok//../x"), AWF_DENY,
+         AWF_REASON_URL_NOT_ALLOWED, false);
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/ok/secret/k"), AWF_DENY, AWF_REASON_URL_BLOCKED,
+         false);
+  /* a host without allow URL rules: the domain rules alone, block URL rules still */
+  expect(ask_url(&f->p, "ok.test", "GET", "/no/x"), AWF_ALLOW, AWF_REASON_ALLOWED, false);
+  expect(ask_url(&f->p, "plain.test", "GET", "/x"), AWF_ALLOW, AWF_REASON_ALLOWED, false);
+  expect(ask_url(&f->p, "plain.test", "GET", "/admin/x"), AWF_DENY, AWF_REASON_URL_BLOCKED,
+         false);
+  /* URL rules never admit a host the domain rules do not */
+  expect(ask_url(&f->p, "other.test", "GET", "/x"), AWF_DENY, AWF_REASON_NOT_ALLOWED, false);
+  /* the host's services answer to their own rules */
+  struct awf_ask_facts ha = {.kind = AWF_ASK_HTTP,
+                             .host = "host.docker.internal",
+                             .host_len = strlen("host.docker.internal"),
+                             .port = 8080,
+                             .http = {"GET", "/x", 2}};
+  expect(awf_policy_judge(&f->p, &ha), AWF_ALLOW, AWF_REASON_HOST_ACCESS, false);
+  /* CONNECT is not judged by http:// URL rules */
+  expect(ask(&f->p, AWF_ASK_CONNECT, "api.ok.test", 443), AWF_ALLOW, AWF_REASON_ALLOWED, false);
+  /* --audit admits and says why */
+  f->p.audit = true;
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/no/x"), AWF_ALLOW, AWF_REASON_URL_NOT_ALLOWED,
+         true);
+  expect(ask_url(&f->p, "plain.test", "GET", "/admin/x"), AWF_ALLOW, AWF_REASON_URL_BLOCKED,
+         true);
+  awf_url_rules_free(u);
 }
 
 /* --audit admits a policy denial and says why, never a name that is not one. */
@@ -393,6 +462,7 @@ int main(void) {
       cmocka_unit_test(test_every_reason_is_documented),
       cmocka_unit_test(test_status_alert_explain_fix),
       cmocka_unit_test_setup_teardown(test_host_and_port, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_url_rules, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scheme_not_allowed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_host_access, setup, teardown),

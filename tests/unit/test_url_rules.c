@@ -1,0 +1,289 @@
+/* Unit tests for proxy/policy/url_rules.c: the request-target normaliser and
+ * the URL pattern matcher. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "url_rules.h"
+
+static void norm_is(const char *in, const char *want) {
+  char out[512];
+  int n = awf_url_normalize_path(in, strlen(in), out, sizeof(out));
+  if (n < 0)
+    fail_msg("'%s' refused, want '%s'", in, want);
+  assert_string_equal(out, want);
+  assert_int_equal((size_t)n, strlen(want));
+}
+
+static void norm_refused(const char *in) {
+  char out[512];
+  assert_int_equal(awf_url_normalize_path(in, strlen(in), out, sizeof(out)), -EINVAL);
+}
+
+static void test_normalise(void **state) {
+  (void)state;
+  norm_is("", "/");
+  norm_is("/", "/");
+  norm_is("/ok/x", "/ok/x");
+  /* RFC 3986 5.2.4's examples and traversal */
+  norm_is("/a/b/c/./../../g", "/a/g");
+  norm_is("/mid/content=5/../6", "/mid/6");
+  norm_is("/ok/../no/x", "/no/x");
+  norm_is("/ok/%2e%2e/no/x", "/no/x");
+  norm_is("/ok/%2E%2E/no/x", "/no/x");
+  norm_is("/ok/.%2e/no/x", "/no/x");
+  norm_is("/ok/x/..", "/ok/");
+  norm_is("/ok/x/.", "/ok/x/");
+  norm_is("/ok/./x", "/ok/x");
+  norm_is("/..", "/");
+  norm_is("/../../../etc/passwd", "/etc/passwd"); /* no escape above the root */
+  norm_is("/a/..", "/");
+  norm_is("/a/../", "/");
+  norm_is("/.", "/");
+  norm_is("/..a/b", "/..a/b"); /* not a dot segment */
+  norm_is("/a.../b", "/a.../b");
+  /* encoded slashes and other reserved escapes stay encoded, hex upper-cased */
+  norm_is("/ok/..%2fno/x", "/ok/..%2Fno/x");
+  norm_is("/ok%2F..%2Fno", "/ok%2F..%2Fno");
+  norm_is("/a%2F%2F..", "/a%2F%2F..");
+  norm_is("/a%3fb", "/a%3Fb");
+  norm_is("/a%25b", "/a%25b");
+  norm_is("/%41%7e%2D%5f", "/A~-_");
+  /* case: the path keeps it */
+  norm_is("/OK/X", "/OK/X");
+  /* empty segments merged */
+  norm_is("//ok//x", "/ok/x");
+  norm_is("/ok//x/./y", "/ok/x/y");
+  /* refused */
+  norm_refused("/a//../b"); /* resolved differently by servers that merge slashes */
+  norm_refused("/%");
+  norm_refused("/%2");
+  norm_refused("/%zz");
+  norm_refused("/a b");
+  norm_refused("/a#b");
+  norm_refused("/\x80");
+  norm_refused("x");
+  norm_refused("/a?b"); /* the caller splits off the query */
+  char small[4];
+  assert_int_equal(awf_url_normalize_path("/abc", 4, small, sizeof(small)), -EINVAL);
+}
+
+static awf_url_rules *rules(const char *allow, const char *block) {
+  awf_url_rules *r = awf_url_rules_new();
+  char err[256];
+  assert_non_null(r);
+  if (allow && awf_url_rules_add_list(r, AWF_URL_ALLOW, allow, err, sizeof(err)) < 0)
+    fail_msg("allow '%s': %s", allow, err);
+  if (block && awf_url_rules_add_list(r, AWF_URL_BLOCK, block, err, sizeof(err)) < 0)
+    fail_msg("block '%s': %s", block, err);
+  return r;
+}
+
+static enum awf_url_verdict check(const awf_url_rules *r, const char *host, const char *method,
+                                  const char *target) {
+  return awf_url_rules_check(r, AWF_URL_HTTP, host, strlen(host), method, target,
+                             strlen(target));
+}
+
+static void test_traversal(void **state) {
+  (void)state;
+  awf_url_rules *r = rules("http://allowed.test/ok/*", NULL);
+  assert_int_equal(check(r, "allowed.test", "GET", "/ok/x"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "allowed.test", "GET", "/no/x"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "allowed.test", "GET", "/ok/../no/x"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "allowed.test", "GET", "/ok/%2e%2e/no/x"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "allowed.test", "GET", "/ok/%2E%2e/no/x"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "allowed.test", "GET", "/ok/x/../y"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "allowed.test", "GET", "/ok/.."), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "allowed.test", "GET", "/ok"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "allowed.test", "GET", "/%6fk/x"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "allowed.test", "GET", ""), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "allowed.test", "GET", "/a//../ok/x"), AWF_URL_BAD_TARGET);
+  assert_int_equal(check(r, "allowed.test", "GET", "/ok/%zz"), AWF_URL_BAD_TARGET);
+  /* an encoded slash is not a separator: "..%2F" is a plain segment, and
+   * the rule's "*" spans it, as the server sees the same bytes */
+  assert_int_equal(check(r, "allowed.test", "GET", "/ok/..%2Fno"), AWF_URL_ALLOWED);
+  /* a host without URL rules is not judged by them, even a bad target */
+  assert_int_equal(check(r, "other.test", "GET", "/no/x"), AWF_URL_NO_RULE);
+  assert_int_equal(check(r, "other.test", "GET", "/a//../b"), AWF_URL_NO_RULE);
+  awf_url_rules_free(r);
+}
+
+static void test_encoded_slash(void **state) {
+  (void)state;
+  awf_url_rules *r = rules("http://a.test/x/y", "http://a.test/p/q");
+  assert_int_equal(check(r, "a.test", "GET", "/x/y"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "a.test", "GET", "/x%2Fy"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "a.test", "GET", "/x%2fy"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "a.test", "GET", "/p/q"), AWF_URL_BLOCKED);
+  assert_int_equal(check(r, "a.test", "GET", "/p/./q"), AWF_URL_BLOCKED);
+  assert_int_equal(check(r, "a.test", "GET", "//p//q"), AWF_URL_BLOCKED);
+  awf_url_rules_free(r);
+  /* an encoded slash in the pattern matches only the encoded form */
+  r = rules("http://a.test/x%2fy", NULL);
+  assert_int_equal(check(r, "a.test", "GET", "/x%2Fy"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "a.test", "GET", "/x/y"), AWF_URL_NOT_ALLOWED);
+  awf_url_rules_free(r);
+}
+
+static void test_case(void **state) {
+  (void)state;
+  awf_url_rules *r = rules("HTTP://Allowed.TEST/Ok/*", NULL);
+  assert_int_equal(check(r, "allowed.test", "GET", "/Ok/x"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "allowed.test", "GET", "/ok/x"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "allowed.test", "GET", "/OK/x"), AWF_URL_NOT_ALLOWED);
+  awf_url_rules_free(r);
+}
+
+static void test_methods(void **state) {
+  (void)state;
+  awf_url_rules *r = rules("GET,HEAD http://a.test/*, POST http://a.test/upload", NULL);
+  assert_int_equal(check(r, "a.test", "GET", "/x"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "a.test", "HEAD", "/x"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "a.test", "POST", "/x"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "a.test", "POST", "/upload"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "a.test", "PUT", "/upload"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "a.test", "GE", "/x"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "a.test", "ET", "/x"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "a.test", "", "/x"), AWF_URL_NOT_ALLOWED);
+  awf_url_rules_free(r);
+  /* a method block rule: DELETE refused, the rest allowed */
+  r = rules("http://a.test/*", "DELETE http://a.test/*");
+  assert_int_equal(check(r, "a.test", "DELETE", "/x"), AWF_URL_BLOCKED);
+  assert_int_equal(check(r, "a.test", "GET", "/x"), AWF_URL_ALLOWED);
+  awf_url_rules_free(r);
+}
+
+static void test_wildcards(void **state) {
+  (void)state;
+  awf_url_rules *r = rules("http://*.a.test/repos/org/*, http://api-*.b.test/, "
+                           "http://c.test/*/raw/*.txt",
+                           NULL);
+  assert_int_equal(check(r, "x.a.test", "GET", "/repos/org/r"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "x.a.test", "GET", "/repos/other/r"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "x.y.a.test", "GET", "/repos/org/r"), AWF_URL_NO_RULE);
+  assert_int_equal(check(r, "a.test", "GET", "/repos/org/r"), AWF_URL_NO_RULE);
+  assert_int_equal(check(r, "api-1.b.test", "GET", "/"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "api-.b.test", "GET", "/"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "api-1.b.test", "GET", "/x"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "web.b.test", "GET", "/"), AWF_URL_NO_RULE);
+  assert_int_equal(check(r, "c.test", "GET", "/u/v/raw/w/x.txt"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "c.test", "GET", "/u/raw/x.txt.gz"), AWF_URL_NOT_ALLOWED);
+  awf_url_rules_free(r);
+  /* no path: the whole host */
+  r = rules("http://d.test", NULL);
+  assert_int_equal(check(r, "d.test", "GET", "/any/thing"), AWF_URL_ALLOWED);
+  awf_url_rules_free(r);
+}
+
+static void test_query(void **state) {
+  (void)state;
+  awf_url_rules *r = rules("http://a.test/ok/*, http://a.test/search?q=*", NULL);
+  /* without '?' in the rule, the query is not judged */
+  assert_int_equal(check(r, "a.test", "GET", "/ok/x?a=/../../no"), AWF_URL_ALLOWED);
+  /* the query never changes the path */
+  assert_int_equal(check(r, "a.test", "GET", "/no?/ok/x"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "a.test", "GET", "/search?q=cats"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "a.test", "GET", "/search?x=1"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "a.test", "GET", "/search"), AWF_URL_NOT_ALLOWED);
+  awf_url_rules_free(r);
+}
+
+static void test_block_wins(void **state) {
+  (void)state;
+  awf_url_rules *r = rules("http://a.test/*", "http://a.test/admin/*, http://*.test/secret");
+  assert_int_equal(check(r, "a.test", "GET", "/x"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "a.test", "GET", "/admin/x"), AWF_URL_BLOCKED);
+  assert_int_equal(check(r, "a.test", "GET", "/x/../admin/x"), AWF_URL_BLOCKED);
+  assert_int_equal(check(r, "a.test", "GET", "/%61dmin/x"), AWF_URL_BLOCKED);
+  /* a block rule alone does not make a host URL-ruled */
+  assert_int_equal(check(r, "b.test", "GET", "/x"), AWF_URL_NO_RULE);
+  assert_int_equal(check(r, "b.test", "GET", "/secret"), AWF_URL_BLOCKED);
+  /* https rules do not judge http requests */
+  assert_int_equal(awf_url_rules_check(r, AWF_URL_HTTPS, "a.test", 6, "GET", "/admin/x", 8),
+                   AWF_URL_NO_RULE);
+  assert_true(awf_url_rules_has_scheme(r, AWF_URL_HTTP));
+  assert_false(awf_url_rules_has_scheme(r, AWF_URL_HTTPS));
+  assert_int_equal(awf_url_rules_count(r, AWF_URL_ALLOW), 1);
+  assert_int_equal(awf_url_rules_count(r, AWF_URL_BLOCK), 2);
+  awf_url_rules_free(r);
+  assert_int_equal(awf_url_rules_check(NULL, AWF_URL_HTTP, "a", 1, "GET", "/", 1),
+                   AWF_URL_NO_RULE);
+}
+
+static void refused(const char *list, const char *want) {
+  awf_url_rules *r = awf_url_rules_new();
+  char err[256] = "";
+  assert_int_equal(awf_url_rules_add_list(r, AWF_URL_ALLOW, list, err, sizeof(err)), -EINVAL);
+  if (!strstr(err, want))
+    fail_msg("'%s': message '%s' lacks '%s'", list, err, want);
+  assert_int_equal(awf_url_rules_count(r, AWF_URL_ALLOW), 0);
+  awf_url_rules_free(r);
+}
+
+static void test_validation(void **state) {
+  (void)state;
+  refused("github.com/org/*", "'github.com/org/*': a URL rule starts with http://");
+  refused("ftp://a.test/x", "'ftp://a.test/x': a URL rule starts with http://");
+  refused("http://a.test:8080/x", "a port is not allowed");
+  refused("http://u@a.test/x", "user information");
+  refused("http://[::1]/x", "IPv6");
+  refused("http:///x", "the host is empty");
+  refused("http://a..test/x", "not a valid host name");
+  refused("http://a.test./x", "not a valid host name");
+  refused("http://a b.test/x", "'b.test/x': a URL rule starts");
+  refused("http://a.test/x/../y", "'http://a.test/x/../y': '.', '..' and empty");
+  refused("http://a.test/x/./y", "'.', '..'");
+  refused("http://a.test//y", "empty ('//')");
+  refused("http://a.test/%2e%2e/y", "'.', '..'");
+  refused("http://a.test/%zz", "bad percent-escape");
+  refused("http://a.test/a#b", "'http://a.test/a#b': bad percent-escape, '#'");
+  refused("http://a.test#b", "the path must start");
+  refused("get http://a.test/", "'get': a URL rule starts");
+  refused("GET", "'GET': a method list must be followed by a URL");
+  refused("GET,,HEAD http://a.test/", "'GET,,HEAD http://a.test/': the method list");
+  refused("", "the list is empty");
+  refused(" , ", "the list is empty");
+  /* the single-entry form checks the method list */
+  awf_url_rules *r = awf_url_rules_new();
+  char err[256];
+  const char *e = "GET,,HEAD http://a.test/";
+  assert_int_equal(awf_url_rules_add(r, AWF_URL_ALLOW, e, strlen(e), err, sizeof(err)),
+                   -EINVAL);
+  assert_non_null(strstr(err, "method list"));
+  e = "GET http://a.test/ x";
+  assert_int_equal(awf_url_rules_add(r, AWF_URL_ALLOW, e, strlen(e), err, sizeof(err)),
+                   -EINVAL);
+  assert_non_null(strstr(err, "white space inside"));
+  /* files: one entry per line, comments, the line named */
+  const char *text = "# rules\nhttp://a.test/ok/*  # ok\n\nGET,HEAD http://b.test/x,y\n";
+  assert_int_equal(awf_url_rules_add_text(r, AWF_URL_ALLOW, text, strlen(text), "f.txt", err,
+                                          sizeof(err)),
+                   0);
+  assert_int_equal(awf_url_rules_count(r, AWF_URL_ALLOW), 2);
+  assert_int_equal(check(r, "b.test", "GET", "/x,y"), AWF_URL_ALLOWED);
+  text = "http://a.test/\nhttps://b.test:1/\n";
+  assert_int_equal(awf_url_rules_add_text(r, AWF_URL_ALLOW, text, strlen(text), "f.txt", err,
+                                          sizeof(err)),
+                   -EINVAL);
+  assert_non_null(strstr(err, "f.txt:2: 'https://b.test:1/': a port"));
+  assert_string_equal(awf_url_rules_first(r, AWF_URL_HTTP), "http://a.test/ok/*");
+  awf_url_rules_free(r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_normalise),     cmocka_unit_test(test_traversal),
+      cmocka_unit_test(test_encoded_slash), cmocka_unit_test(test_case),
+      cmocka_unit_test(test_methods),       cmocka_unit_test(test_wildcards),
+      cmocka_unit_test(test_query),         cmocka_unit_test(test_block_wins),
+      cmocka_unit_test(test_validation),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
