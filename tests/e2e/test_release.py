@@ -106,8 +106,8 @@ def test_tarball_holds_static_binaries_man_pages_readme_notice(releases, tmp_pat
             f"{top}/man/man1/{m}" for m in MAN}, names
         for m in members:
             assert (m.uid, m.gid, m.mtime) == (0, 0, epoch), (m.name, m.uid, m.gid, m.mtime)
-            assert m.mode == (0o755 if m.isdir() or m.name.endswith(("/awf", "/awf-proxy"))
-                              else 0o644), (m.name, oct(m.mode))
+            exe = m.name in (f"{top}/awf", f"{top}/awf-proxy")
+            assert m.mode == (0o755 if m.isdir() or exe else 0o644), (m.name, oct(m.mode))
         t.extractall(tmp_path)
     root = tmp_path / top
     head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
