@@ -153,8 +153,39 @@ static size_t remove_dots_merge(char *p, size_t n) {
   return w;
 }
 
-int awf_url_normalize_path(const char *in, size_t len, char *out, size_t outsz) {
-  if (outsz < len + 2)
+/* %2F, %5C and '\' as '/' (p is decode_unreserved's output: every '%' is
+ * followed by two upper-case hex digits), in place. Returns the length. */
+static size_t slashes(char *p, size_t n) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] == '%' &&
+        ((p[i + 1] == '2' && p[i + 2] == 'F') || (p[i + 1] == '5' && p[i + 2] == 'C'))) {
+      p[o++] = '/';
+      i += 2;
+    } else {
+      p[o++] = p[i] == '\\' ? '/' : p[i];
+    }
+  }
+  return o;
+}
+
+/* Each segment's ";params" (from ';' to the next '/') dropped, in place.
+ * Returns the length. */
+static size_t strip_params(char *p, size_t n) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] == ';')
+      while (i + 1 < n && p[i + 1] != '/')
+        i++;
+    else
+      p[o++] = p[i];
+  }
+  return o;
+}
+
+int awf_url_normalize_path_as(const char *in, size_t len, enum awf_url_reading k, char *out,
+                              size_t outsz) {
+  if (outsz < len + 2 || (unsigned)k >= AWF_URL_READINGS)
     return -EINVAL;
   if (len == 0) {
     memcpy(out, "/", 2);
@@ -162,15 +193,27 @@ int awf_url_normalize_path(const char *in, size_t len, char *out, size_t outsz) 
   }
   if (in[0] != '/' || memchr(in, '?', len))
     return -EINVAL;
-  int n = decode_unreserved(in, len, out);
-  if (n < 0)
-    return n;
-  struct seg_facts f = seg_facts(out, (size_t)n);
+  int d = decode_unreserved(in, len, out);
+  if (d < 0)
+    return d;
+  size_t n = (size_t)d;
+  if (k == AWF_URL_READ_SLASH || k == AWF_URL_READ_SLASH_PARAMS)
+    n = slashes(out, n);
+  if (k == AWF_URL_READ_PARAMS || k == AWF_URL_READ_SLASH_PARAMS ||
+      k == AWF_URL_READ_PARAMS_SLASH)
+    n = strip_params(out, n);
+  if (k == AWF_URL_READ_PARAMS_SLASH)
+    n = slashes(out, n);
+  struct seg_facts f = seg_facts(out, n);
   if (f.dotdot && f.empty)
     return -EINVAL;
-  size_t m = remove_dots_merge(out, (size_t)n);
+  size_t m = remove_dots_merge(out, n);
   out[m] = '\0';
   return (int)m;
+}
+
+int awf_url_normalize_path(const char *in, size_t len, char *out, size_t outsz) {
+  return awf_url_normalize_path_as(in, len, AWF_URL_READ_RFC, out, outsz);
 }
 
 /* ---- parsing rules ------------------------------------------------------- */
@@ -517,6 +560,16 @@ static bool method_match(const char *methods, const char *m) {
   return false;
 }
 
+/* Does rule u match a request: path (a reading, n bytes) then the query (ql
+ * bytes, with its '?')? */
+static bool rule_match(const struct url_rule *u, enum awf_url_scheme s, const char *host,
+                       size_t host_len, const char *method, const char *path, size_t n,
+                       size_t ql) {
+  return u->scheme == s && host_match(u->host, host, host_len) &&
+         method_match(u->methods, method) &&
+         glob(u->path, strlen(u->path), path, n + (u->query ? ql : 0));
+}
+
 enum awf_url_verdict awf_url_rules_check(const awf_url_rules *r, enum awf_url_scheme s,
                                          const char *host, size_t host_len, const char *method,
                                          const char *target, size_t target_len) {
@@ -533,27 +586,45 @@ enum awf_url_verdict awf_url_rules_check(const awf_url_rules *r, enum awf_url_sc
   const char *q = memchr(target, '?', target_len);
   size_t pl = q ? (size_t)(q - target) : target_len;
   size_t ql = q ? target_len - pl : 0; /* with the '?' */
-  char *buf = malloc(pl + ql + 2);
+  size_t each = pl + ql + 2;
+  char *buf = malloc(each * AWF_URL_READINGS);
   if (!buf)
     return AWF_URL_BAD_TARGET; /* refuse rather than admit unjudged */
-  int n = awf_url_normalize_path(target, pl, buf, pl + 2);
-  if (n < 0) {
-    free(buf);
-    return AWF_URL_BAD_TARGET;
+  /* every reading of the path, each with the query; a reading equal to an
+   * earlier one is skipped (n[k] = 0) */
+  const char *rd[AWF_URL_READINGS];
+  size_t n[AWF_URL_READINGS];
+  enum awf_url_verdict v = AWF_URL_BAD_TARGET;
+  for (int k = 0; k < AWF_URL_READINGS; k++) {
+    char *b = buf + (size_t)k * each;
+    int m = awf_url_normalize_path_as(target, pl, (enum awf_url_reading)k, b, pl + 2);
+    if (m < 0)
+      goto done;
+    memcpy(b + m, q ? q : "", ql);
+    rd[k] = b;
+    n[k] = (size_t)m;
+    for (int j = 0; j < k; j++)
+      if (n[j] == n[k] && !memcmp(rd[j], b, n[k]))
+        n[k] = 0;
   }
-  memcpy(buf + n, q ? q : "", ql);
-  enum awf_url_verdict v = host_ruled ? AWF_URL_NOT_ALLOWED : AWF_URL_NO_RULE;
-  for (int pass = 0; pass < 2; pass++) { /* block rules first: a block wins */
-    enum awf_url_list want = pass == 0 ? AWF_URL_BLOCK : AWF_URL_ALLOW;
-    for (size_t i = 0; i < r->n; i++) {
-      const struct url_rule *u = &r->v[i];
-      if (u->list != want || u->scheme != s || !host_match(u->host, host, host_len) ||
-          !method_match(u->methods, method))
-        continue;
-      if (glob(u->path, strlen(u->path), buf, (size_t)n + (u->query ? ql : 0))) {
-        v = pass == 0 ? AWF_URL_BLOCKED : AWF_URL_ALLOWED;
+  /* a block rule that matches any reading wins */
+  for (size_t i = 0; i < r->n; i++)
+    for (int k = 0; k < AWF_URL_READINGS; k++)
+      if (r->v[i].list == AWF_URL_BLOCK && n[k] &&
+          rule_match(&r->v[i], s, host, host_len, method, rd[k], n[k], ql)) {
+        v = AWF_URL_BLOCKED;
         goto done;
       }
+  /* then every reading must match an allow rule */
+  v = host_ruled ? AWF_URL_ALLOWED : AWF_URL_NO_RULE;
+  for (int k = 0; host_ruled && k < AWF_URL_READINGS; k++) {
+    bool ok = n[k] == 0;
+    for (size_t i = 0; !ok && i < r->n; i++)
+      ok = r->v[i].list == AWF_URL_ALLOW &&
+           rule_match(&r->v[i], s, host, host_len, method, rd[k], n[k], ql);
+    if (!ok) {
+      v = AWF_URL_NOT_ALLOWED;
+      break;
     }
   }
 done:

@@ -17,9 +17,10 @@
  *   the query; a rule with '?' is matched against "PATH?QUERY", the query as
  *   the client sent it.
  *
- * Matching: a block rule that matches wins. A host that some allow rule's
- * scheme and host match is a URL-ruled host: its requests must match an allow
- * rule. Hosts without allow rules are not judged by the allow rules. */
+ * Matching: the request's path is judged in each of its readings
+ * (awf_url_reading). A block rule that matches any reading wins. A host that some allow rule's
+ * scheme and host match is a URL-ruled host: every reading of its requests must
+ * match an allow rule. Hosts without allow rules are not judged by the allow rules. */
 #ifndef AWF_URL_RULES_H
 #define AWF_URL_RULES_H
 
@@ -67,7 +68,11 @@ bool awf_url_rules_has_scheme(const awf_url_rules *r, enum awf_url_scheme s);
 const char *awf_url_rules_first(const awf_url_rules *r, enum awf_url_scheme s);
 
 /* Judge a request: host lower-case and valid, method its name ("GET"),
- * target the origin-form request target ("/path?query", or "" for "/"). */
+ * target the origin-form request target ("/path?query", or "" for "/").
+ * The path is judged in every reading (awf_url_reading), each with the
+ * query: a block rule that matches any reading blocks; on a URL-ruled host
+ * every reading must match an allow rule (not necessarily the same one). A
+ * target one reading refuses is AWF_URL_BAD_TARGET. */
 enum awf_url_verdict awf_url_rules_check(const awf_url_rules *r, enum awf_url_scheme s,
                                          const char *host, size_t host_len, const char *method,
                                          const char *target, size_t target_len);
@@ -82,5 +87,23 @@ enum awf_url_verdict awf_url_rules_check(const awf_url_rules *r, enum awf_url_sc
  * an empty one ("/a//../b": servers that merge slashes first resolve it to
  * "/b", RFC 3986 to "/a/b"). */
 int awf_url_normalize_path(const char *in, size_t len, char *out, size_t outsz);
+
+/* The readings of a path: servers disagree on what some bytes mean, and the
+ * request is forwarded as the client sent it, so a request is judged by each
+ * of these (see awf_url_rules_check). */
+enum awf_url_reading {
+  AWF_URL_READ_RFC,          /* awf_url_normalize_path: %2F is not a separator */
+  AWF_URL_READ_SLASH,        /* %2F, %5C and '\' are '/' (decoded before dot segments) */
+  AWF_URL_READ_PARAMS,       /* each segment's ";params" dropped (Tomcat, Jetty) */
+  AWF_URL_READ_SLASH_PARAMS, /* slashes, then params */
+  AWF_URL_READ_PARAMS_SLASH, /* params (up to a literal '/'), then slashes */
+  AWF_URL_READINGS
+};
+
+/* awf_url_normalize_path, for reading k: the same escapes decoded, then the
+ * reading's changes, then the same dot-segment removal, merging and
+ * refusals. Every reading is at most the RFC one's length. */
+int awf_url_normalize_path_as(const char *in, size_t len, enum awf_url_reading k, char *out,
+                              size_t outsz);
 
 #endif

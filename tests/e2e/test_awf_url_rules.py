@@ -1,6 +1,7 @@
 """URL rules in awf (--allow-urls, --block-urls) on both plain-HTTP paths:
 the proxy variables and the transparent redirect of port 80. Paths are sent
-as written (curl --path-as-is); awf judges the normalised path. Bad and
+as written (curl --path-as-is); awf judges every reading of
+the normalised path (%2F, %5C as '/', ";params" dropped). Bad and
 https:// patterns are refused at start with 125."""
 
 import pytest
@@ -19,6 +20,9 @@ CASES = [  # (method, path, http status, log reason)
     ("GET", "/no/x", "403", "url_not_allowed"),
     ("GET", "/ok/../no/x", "403", "url_not_allowed"),
     ("GET", "/ok/%2e%2e/no/x", "403", "url_not_allowed"),
+    ("GET", "/ok/..%2Fno/x", "403", "url_not_allowed"),
+    ("GET", "/ok/..%5Cno/x", "403", "url_not_allowed"),
+    ("GET", "/ok/..;/no/x", "403", "url_not_allowed"),
     ("GET", "/ok/secret/x", "403", "url_blocked"),
     ("GET", "/get/x", "404", "allowed"),
     ("POST", "/get/x", "403", "url_not_allowed"),

@@ -1,6 +1,7 @@
 """URL rules on awf-proxy's explicit HTTP path (--allow-urls, --block-urls):
 a host with allow URL rules admits only the requests one of them matches,
-judged on the normalised path (no '..' or '%2e%2e' escape), a block wins,
+judged on every reading of the normalised path (no '..', '%2e%2e', '..%2F',
+'..%5C' or '..;' escape), a block wins,
 method lists, bad patterns and https:// patterns refused at start."""
 
 import subprocess
@@ -37,6 +38,16 @@ def _fetch(p, origins, path, method="GET"):
     ("/ok/.%2E/no/x", "GET", "url_not_allowed"),
     ("/OK/x", "GET", "url_not_allowed"),        # the path is case-sensitive
     ("/ok//../no/x", "GET", "url_not_allowed"),  # ambiguous: refused
+    # read as servers may: %2F, %5C, '\\' as '/', ";params" dropped
+    ("/ok/..%2Fno/x", "GET", "url_not_allowed"),
+    ("/ok/..%2fno/x", "GET", "url_not_allowed"),
+    ("/ok/..%5Cno/x", "GET", "url_not_allowed"),
+    ("/ok/..\\no/x", "GET", "url_not_allowed"),
+    ("/ok/..;/no/x", "GET", "url_not_allowed"),
+    ("/ok/%2e%2e;x=1/no/x", "GET", "url_not_allowed"),
+    ("/ok/a%2Fb;v=1", "GET", "allowed"),       # every reading under /ok/
+    ("/ok/secret%2Fk", "GET", "url_blocked"),   # one reading is blocked
+    ("/ok/secret;x/k", "GET", "url_blocked"),
     ("/ok/secret/k", "GET", "url_blocked"),     # a block wins over /ok/*
     ("/ok/x/../secret/k", "GET", "url_blocked"),
     ("/get/x", "GET", "allowed"),

@@ -106,9 +106,10 @@ static void test_traversal(void **state) {
   assert_int_equal(check(r, "allowed.test", "GET", ""), AWF_URL_NOT_ALLOWED);
   assert_int_equal(check(r, "allowed.test", "GET", "/a//../ok/x"), AWF_URL_BAD_TARGET);
   assert_int_equal(check(r, "allowed.test", "GET", "/ok/%zz"), AWF_URL_BAD_TARGET);
-  /* an encoded slash is not a separator: "..%2F" is a plain segment, and
-   * the rule's "*" spans it, as the server sees the same bytes */
-  assert_int_equal(check(r, "allowed.test", "GET", "/ok/..%2Fno"), AWF_URL_ALLOWED);
+  /* "..%2F" is a plain segment to RFC 3986 but a dot segment to a server
+   * that decodes %2F first: every reading must be admitted */
+  assert_int_equal(check(r, "allowed.test", "GET", "/ok/..%2Fno"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "allowed.test", "GET", "/ok/a%2Fb"), AWF_URL_ALLOWED);
   /* a host without URL rules is not judged by them, even a bad target */
   assert_int_equal(check(r, "other.test", "GET", "/no/x"), AWF_URL_NO_RULE);
   assert_int_equal(check(r, "other.test", "GET", "/a//../b"), AWF_URL_NO_RULE);
@@ -125,10 +126,129 @@ static void test_encoded_slash(void **state) {
   assert_int_equal(check(r, "a.test", "GET", "/p/./q"), AWF_URL_BLOCKED);
   assert_int_equal(check(r, "a.test", "GET", "//p//q"), AWF_URL_BLOCKED);
   awf_url_rules_free(r);
-  /* an encoded slash in the pattern matches only the encoded form */
+  /* an encoded slash in the pattern matches only the encoded form, and a
+   * request with one is also read as "/x/y": both readings need a rule */
   r = rules("http://a.test/x%2fy", NULL);
-  assert_int_equal(check(r, "a.test", "GET", "/x%2Fy"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "a.test", "GET", "/x%2Fy"), AWF_URL_NOT_ALLOWED);
   assert_int_equal(check(r, "a.test", "GET", "/x/y"), AWF_URL_NOT_ALLOWED);
+  awf_url_rules_free(r);
+  r = rules("http://a.test/x%2fy http://a.test/x/y", NULL);
+  assert_int_equal(check(r, "a.test", "GET", "/x%2Fy"), AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "a.test", "GET", "/x/y"), AWF_URL_ALLOWED);
+  awf_url_rules_free(r);
+}
+
+static void reading_is(const char *in, enum awf_url_reading k, const char *want) {
+  char out[512];
+  int n = awf_url_normalize_path_as(in, strlen(in), k, out, sizeof(out));
+  if (n < 0)
+    fail_msg("'%s' reading %d refused, want '%s'", in, (int)k, want);
+  if (strcmp(out, want))
+    fail_msg("'%s' reading %d: '%s', want '%s'", in, (int)k, out, want);
+  assert_int_equal((size_t)n, strlen(want));
+}
+
+static void test_readings(void **state) {
+  (void)state;
+  /* the RFC reading is awf_url_normalize_path */
+  reading_is("/ok/..%2fno/x", AWF_URL_READ_RFC, "/ok/..%2Fno/x");
+  reading_is("/ok/..;/no/x", AWF_URL_READ_RFC, "/ok/..;/no/x");
+  reading_is("/ok/..\\no/x", AWF_URL_READ_RFC, "/ok/..\\no/x");
+  /* %2F, %5C, '\' as '/', before the dot segments */
+  reading_is("/ok/..%2fno/x", AWF_URL_READ_SLASH, "/no/x");
+  reading_is("/ok/..%5Cno/x", AWF_URL_READ_SLASH, "/no/x");
+  reading_is("/ok/..\\no/x", AWF_URL_READ_SLASH, "/no/x");
+  reading_is("/ok/%2e%2e%2fno/x", AWF_URL_READ_SLASH, "/no/x");
+  reading_is("/ok/..;/no/x", AWF_URL_READ_SLASH, "/ok/..;/no/x");
+  reading_is("/ok/a%252Fb", AWF_URL_READ_SLASH, "/ok/a%252Fb"); /* decoded once only */
+  reading_is("/api/v4/projects/group%2Fproject", AWF_URL_READ_SLASH,
+             "/api/v4/projects/group/project");
+  /* ";params" dropped per segment */
+  reading_is("/ok/..;/no/x", AWF_URL_READ_PARAMS, "/no/x");
+  reading_is("/ok/..;a=b/no/x", AWF_URL_READ_PARAMS, "/no/x");
+  reading_is("/ok/%2e%2e;x/no/x", AWF_URL_READ_PARAMS, "/no/x");
+  reading_is("/ok/x;jsessionid=1", AWF_URL_READ_PARAMS, "/ok/x");
+  reading_is("/ok;a/x;b", AWF_URL_READ_PARAMS, "/ok/x");
+  reading_is("/ok/..%2Fno;x", AWF_URL_READ_PARAMS, "/ok/..%2Fno");
+  /* both, in either order: the param ends at the first '/' of its reading */
+  reading_is("/ok/..;x%2Fno", AWF_URL_READ_SLASH_PARAMS, "/no");
+  reading_is("/ok/..;x%2Fno", AWF_URL_READ_PARAMS_SLASH, "/");
+  reading_is("/ok/x;%2F../../no/x", AWF_URL_READ_SLASH_PARAMS, "/no/x");
+  reading_is("/ok/x;%2F../../no/x", AWF_URL_READ_PARAMS_SLASH, "/ok/no/x");
+  reading_is("/ok/x;%2F../../no/x", AWF_URL_READ_RFC, "/ok/no/x");
+  /* a reading that is ambiguous is refused like the RFC one */
+  char out[64];
+  assert_int_equal(awf_url_normalize_path_as("/a%2F%2F../b", 12, AWF_URL_READ_SLASH, out,
+                                             sizeof(out)),
+                   -EINVAL);
+  assert_int_equal(awf_url_normalize_path_as("/a/;x/../b", 10, AWF_URL_READ_PARAMS, out,
+                                             sizeof(out)),
+                   -EINVAL);
+  assert_int_equal(awf_url_normalize_path_as("/a", 2, AWF_URL_READINGS, out, sizeof(out)),
+                   -EINVAL);
+}
+
+static void all_are(const awf_url_rules *r, const char *host, enum awf_url_verdict want,
+                    const char *const *paths, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    enum awf_url_verdict v = check(r, host, "GET", paths[i]);
+    if (v != want)
+      fail_msg("%s '%s': verdict %d, want %d", host, paths[i], (int)v, (int)want);
+  }
+}
+
+static void test_readings_judged(void **state) {
+  (void)state;
+  awf_url_rules *r = rules("http://a.test/ok/*",
+                           "http://a.test/ok/secret/*, http://b.test/no/*");
+  /* allow side: every reading must stay under /ok/ */
+  static const char *const escapes[] = {"/ok/..%2Fno/x",      "/ok/..%2fno/x",
+                                        "/ok/..%5Cno/x",      "/ok/..\\no/x",
+                                        "/ok/..;/no/x",       "/ok/..;x=1/no/x",
+                                        "/ok/%2e%2e%2Fno/x",  "/ok/..;x%2Fno",
+                                        "/ok/x;%2F../../no/x"};
+  all_are(r, "a.test", AWF_URL_NOT_ALLOWED, escapes, sizeof(escapes) / sizeof(escapes[0]));
+  static const char *const fine[] = {"/ok/x", "/ok/x;v=1", "/ok/a\\b", "/ok/a%5Cb"};
+  all_are(r, "a.test", AWF_URL_ALLOWED, fine, sizeof(fine) / sizeof(fine[0]));
+  /* block side: a block rule matching any reading blocks */
+  static const char *const blocked_a[] = {"/ok/secret%2Fk", "/ok/secret%5Ck", "/ok/secret\\k",
+                                          "/ok/secret;x/k", "/ok/x/..;/secret/k"};
+  all_are(r, "a.test", AWF_URL_BLOCKED, blocked_a, sizeof(blocked_a) / sizeof(blocked_a[0]));
+  static const char *const blocked_b[] = {"/x/..%2Fno/y", "/x/..;/no/y", "/x/..\\no/y"};
+  all_are(r, "b.test", AWF_URL_BLOCKED, blocked_b, sizeof(blocked_b) / sizeof(blocked_b[0]));
+  assert_int_equal(check(r, "b.test", "GET", "/x/no/y"), AWF_URL_NO_RULE);
+  /* a reading that is ambiguous makes the target bad */
+  assert_int_equal(check(r, "a.test", "GET", "/ok/a%2F%2F../b"), AWF_URL_BAD_TARGET);
+  /* the query is never read for params or slashes */
+  assert_int_equal(check(r, "a.test", "GET", "/ok/x?a=..;/..%2F..%2Fno"), AWF_URL_ALLOWED);
+  awf_url_rules_free(r);
+
+  /* GitLab-style encoded project path: judged as "group%2Fproject" and as
+   * "group/project"; a rule with '*' for the slash covers both */
+  r = rules("http://gl.test/api/v4/projects/group*project/*", NULL);
+  assert_int_equal(check(r, "gl.test", "GET", "/api/v4/projects/group%2Fproject/issues"),
+                   AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "gl.test", "GET", "/api/v4/projects/group/project/issues"),
+                   AWF_URL_ALLOWED);
+  assert_int_equal(check(r, "gl.test", "GET",
+                         "/api/v4/projects/group%2F..%2Fother%2Fproject/x"),
+                   AWF_URL_NOT_ALLOWED);
+  awf_url_rules_free(r);
+  /* the encoded form alone does not admit it: its other reading is not ruled */
+  r = rules("http://gl.test/api/v4/projects/group%2Fproject", NULL);
+  assert_int_equal(check(r, "gl.test", "GET", "/api/v4/projects/group%2Fproject"),
+                   AWF_URL_NOT_ALLOWED);
+  awf_url_rules_free(r);
+  /* and a block rule on either form blocks it */
+  r = rules("http://gl.test/*", "http://gl.test/api/v4/projects/group/project");
+  assert_int_equal(check(r, "gl.test", "GET", "/api/v4/projects/group%2Fproject"),
+                   AWF_URL_BLOCKED);
+  awf_url_rules_free(r);
+  r = rules("http://gl.test/*", "http://gl.test/api/v4/projects/group%2Fproject");
+  assert_int_equal(check(r, "gl.test", "GET", "/api/v4/projects/group%2Fproject"),
+                   AWF_URL_BLOCKED);
+  assert_int_equal(check(r, "gl.test", "GET", "/api/v4/projects/group/project"),
+                   AWF_URL_ALLOWED);
   awf_url_rules_free(r);
 }
 
@@ -279,11 +399,12 @@ static void test_validation(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_normalise),     cmocka_unit_test(test_traversal),
-      cmocka_unit_test(test_encoded_slash), cmocka_unit_test(test_case),
-      cmocka_unit_test(test_methods),       cmocka_unit_test(test_wildcards),
-      cmocka_unit_test(test_query),         cmocka_unit_test(test_block_wins),
-      cmocka_unit_test(test_validation),
+      cmocka_unit_test(test_normalise),       cmocka_unit_test(test_traversal),
+      cmocka_unit_test(test_encoded_slash),   cmocka_unit_test(test_case),
+      cmocka_unit_test(test_methods),         cmocka_unit_test(test_wildcards),
+      cmocka_unit_test(test_query),           cmocka_unit_test(test_block_wins),
+      cmocka_unit_test(test_validation),      cmocka_unit_test(test_readings),
+      cmocka_unit_test(test_readings_judged),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
