@@ -303,6 +303,10 @@ int awf_req_head_complete(const llhttp_t *p, const struct awf_head *h, unsigned 
    * fails it only after this callback, once the head would be upstream. */
   if ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED))
     return 400;
+  /* llhttp takes any 64-bit length; servers read it into a signed 64-bit
+   * integer (Go, off_t) and would refuse or misread a larger one. */
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > AWF_MAX_CONTENT_LENGTH)
+    return 400;
   if (p->flags & F_CHUNKED) {
     f->framing = AWF_FRAME_CHUNKED;
   } else if (p->flags & F_CONTENT_LENGTH) {
@@ -382,6 +386,8 @@ int awf_resp_head_complete(const llhttp_t *p, const struct awf_head *h, bool hea
     return -1; /* llhttp takes "HTTP/1.1 2 x": not a status a client can read */
   if (!awf_head_well_formed(h) || awf_head_connection_nominates_framing(h))
     return -1;
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > AWF_MAX_CONTENT_LENGTH)
+    return -1; /* as for requests: no client could read it the same way */
   plan->interim = status >= 100 && status < 200;
   plan->no_body = plan->interim || head_request || status == 204 || status == 304;
   plan->has_length = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);

@@ -97,6 +97,10 @@ enum awf_framing {
   AWF_FRAME_CLOSE,   /* response only: the body ends when the connection does */
 };
 
+/* The largest Content-Length passed on, either way: INT64_MAX, what a signed
+ * 64-bit reader (most servers and clients) can hold. Larger is refused. */
+#define AWF_MAX_CONTENT_LENGTH ((uint64_t)INT64_MAX)
+
 /* What a request head said, once it passed every check. */
 struct awf_req_facts {
   int method;                    /* llhttp_method_t */

@@ -228,12 +228,15 @@ static enum pres parse_chunked(const uint8_t *b, size_t n, size_t *pos, uint64_t
   }
 }
 
+/* A length as a signed 64-bit reader takes it: digits, at most INT64_MAX. */
 static bool parse_u64(const uint8_t *s, size_t n, uint64_t *out) {
   uint64_t v = 0;
-  if (n == 0 || n > 19)
+  if (n == 0)
     return false;
   for (size_t i = 0; i < n; i++) {
     if (!isdigit(s[i]))
+      return false;
+    if (v > ((uint64_t)INT64_MAX - (uint64_t)(s[i] - '0')) / 10)
       return false;
     v = v * 10 + (uint64_t)(s[i] - '0');
   }

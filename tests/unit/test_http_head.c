@@ -386,6 +386,35 @@ static void test_response_interim_and_bad_heads(void **state) {
   drv_free(&d);
 }
 
+/* A length a signed 64-bit reader cannot hold is refused both ways: passed
+ * on, an upstream (or client) would refuse it or read another framing. */
+static void test_content_length_beyond_int64(void **state) {
+  (void)state;
+  assert_int_equal(request_status("POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\n"
+                                  "Content-Length: 9223372036854775807\r\n\r\n",
+                                  false),
+                   0);
+  assert_int_equal(request_status("POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\n"
+                                  "Content-Length: 9223372036854775808\r\n\r\n",
+                                  false),
+                   400);
+  assert_int_equal(request_status("POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\n"
+                                  "Content-Length: 000012250041186427047478\r\n\r\n",
+                                  false),
+                   400);
+  struct drv d;
+  assert_int_equal(response(&d,
+                            "HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\n",
+                            false, false),
+                   0);
+  drv_free(&d);
+  assert_int_equal(response(&d,
+                            "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n",
+                            false, false),
+                   -1);
+  drv_free(&d);
+}
+
 static void test_well_formed(void **state) {
   (void)state;
   struct awf_head h;
@@ -428,6 +457,7 @@ int main(void) {
       cmocka_unit_test(test_response_length_regenerated),
       cmocka_unit_test(test_response_rechunked_or_closed),
       cmocka_unit_test(test_response_interim_and_bad_heads),
+      cmocka_unit_test(test_content_length_beyond_int64),
       cmocka_unit_test(test_well_formed),
       cmocka_unit_test(test_header_limit),
   };
