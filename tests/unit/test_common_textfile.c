@@ -14,41 +14,14 @@
 #include <unistd.h>
 
 #include "textfile.h"
-
-struct tmp {
-  char dir[64];
-  char path[128];
-};
+#include "tmpdir_fixture.h"
 
 static int setup(void **state) {
-  struct tmp *t = calloc(1, sizeof *t);
-
-  if (t == NULL)
-    return -1;
-  strcpy(t->dir, "/tmp/awf-test-textfile-XXXXXX");
-  if (mkdtemp(t->dir) == NULL)
-    return -1;
-  snprintf(t->path, sizeof t->path, "%s/f", t->dir);
-  *state = t;
-  return 0;
+  return tmp_setup(state, "/tmp/awf-test-textfile-XXXXXX", "f");
 }
 
-static int teardown(void **state) {
-  struct tmp *t = *state;
+static int teardown(void **state) { return tmp_teardown(state); }
 
-  unlink(t->path);
-  rmdir(t->dir);
-  free(t);
-  return 0;
-}
-
-static void write_file(const char *path, const char *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-
-  assert_non_null(f);
-  assert_int_equal(fwrite(data, 1, len, f), len);
-  assert_int_equal(fclose(f), 0);
-}
 
 static void test_reads_bytes_with_nuls(void **state) {
   struct tmp *t = *state;
@@ -56,7 +29,7 @@ static void test_reads_bytes_with_nuls(void **state) {
   char *buf, err[256];
   size_t len;
 
-  write_file(t->path, data, sizeof data - 1);
+  tmp_write_file(t->path, data, sizeof data - 1);
   assert_int_equal(awf_textfile_read(t->path, 1024, &buf, &len, err, sizeof err), 0);
   assert_int_equal(len, sizeof data - 1);
   assert_memory_equal(buf, data, len);
@@ -69,7 +42,7 @@ static void test_empty_file(void **state) {
   char *buf, err[256];
   size_t len = 99;
 
-  write_file(t->path, "", 0);
+  tmp_write_file(t->path, "", 0);
   assert_int_equal(awf_textfile_read(t->path, 0, &buf, &len, err, sizeof err), 0);
   assert_int_equal(len, 0);
   assert_non_null(buf);
@@ -82,7 +55,7 @@ static void test_size_cap_boundary(void **state) {
   char *buf, err[256];
   size_t len;
 
-  write_file(t->path, "0123456789", 10);
+  tmp_write_file(t->path, "0123456789", 10);
   assert_int_equal(awf_textfile_read(t->path, 10, &buf, &len, err, sizeof err), 0);
   assert_int_equal(len, 10);
   free(buf);
@@ -101,7 +74,7 @@ static void test_large_file(void **state) {
   assert_non_null(data);
   for (i = 0; i < n; i++)
     data[i] = (char)(i * 7);
-  write_file(t->path, data, n);
+  tmp_write_file(t->path, data, n);
   assert_int_equal(awf_textfile_read(t->path, n, &buf, &len, err, sizeof err), 0);
   assert_int_equal(len, n);
   assert_memory_equal(buf, data, n);

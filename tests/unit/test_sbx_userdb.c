@@ -12,43 +12,14 @@
 #include <unistd.h>
 
 #include "userdb.h"
+#include "tmpdir_fixture.h"
 
 #define MEM(s) (s), (sizeof(s) - 1)
 
-struct tmp {
-  char dir[64];
-  char path[128];
-};
+static int setup(void **state) { return tmp_setup(state, "/tmp/awf-test-userdb-XXXXXX", "db"); }
 
-static int setup(void **state) {
-  struct tmp *t = calloc(1, sizeof *t);
+static int teardown(void **state) { return tmp_teardown(state); }
 
-  if (t == NULL)
-    return -1;
-  strcpy(t->dir, "/tmp/awf-test-userdb-XXXXXX");
-  if (mkdtemp(t->dir) == NULL)
-    return -1;
-  snprintf(t->path, sizeof t->path, "%s/db", t->dir);
-  *state = t;
-  return 0;
-}
-
-static int teardown(void **state) {
-  struct tmp *t = *state;
-
-  unlink(t->path);
-  rmdir(t->dir);
-  free(t);
-  return 0;
-}
-
-static void write_file(const char *path, const char *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-
-  assert_non_null(f);
-  assert_int_equal(fwrite(data, 1, len, f), len);
-  assert_int_equal(fclose(f), 0);
-}
 
 /* ---- passwd ---- */
 
@@ -263,7 +234,7 @@ static void test_lookup_from_file(void **state) {
   struct awf_userdb_user u;
   char err[256], expect[256];
 
-  write_file(t->path, MEM(passwd));
+  tmp_write_file(t->path, MEM(passwd));
   assert_int_equal(awf_userdb_user_by_uid(t->path, 1001, &u, err, sizeof err), 0);
   assert_string_equal(u.name, "runner");
   assert_int_equal(awf_userdb_user_by_uid(t->path, 1234, &u, err, sizeof err), -ENOENT);
@@ -415,7 +386,7 @@ static void test_groups_from_file(void **state) {
   size_t n;
   char err[256];
 
-  write_file(t->path, MEM(group));
+  tmp_write_file(t->path, MEM(group));
   assert_int_equal(awf_userdb_groups(t->path, "runner", 118, g, 16, &n, err, sizeof err), 0);
   assert_int_equal(n, 6);
   unlink(t->path);
