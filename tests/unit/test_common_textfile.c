@@ -22,7 +22,6 @@ static int setup(void **state) {
 
 static int teardown(void **state) { return tmp_teardown(state); }
 
-
 static void test_reads_bytes_with_nuls(void **state) {
   struct tmp *t = *state;
   const char data[] = "a\0b\nno newline";

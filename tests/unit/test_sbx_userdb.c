@@ -20,7 +20,6 @@ static int setup(void **state) { return tmp_setup(state, "/tmp/awf-test-userdb-X
 
 static int teardown(void **state) { return tmp_teardown(state); }
 
-
 /* ---- passwd ---- */
 
 static const char passwd[] = "# local users\n"
