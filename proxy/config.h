@@ -40,6 +40,7 @@ struct awf_options {
   struct awf_port_set http_ports;
   awf_acl *ssh_acl;         /* --allow-ssh; NULL: not given */
   awf_url_rules *url_rules; /* --allow-urls, --block-urls; NULL: not given */
+  bool ssl_bump;            /* --ssl-bump */
 };
 
 /* Defaults, with an empty ACL (deny all). Returns 0 or -ENOMEM. */

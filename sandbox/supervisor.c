@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "ca.h"
 #include "cgroup.h"
 #include "denials.h"
 #include "dns_server.h"
@@ -60,6 +61,7 @@ struct supervisor {
   awf_unixgate *unix_gate;
   int unix_diag;               /* NETLINK_SOCK_DIAG made in the sandbox's namespace */
   struct awf_host_access host; /* --enable-host-access: the host's services */
+  struct awf_ca *glue_ca;      /* glue: --ssl-bump's CA until the engine makes it */
 };
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
@@ -398,6 +400,26 @@ static int make_dns_memory(struct supervisor *s, char *err, size_t errlen) {
   return 0;
 }
 
+/* glue: --ssl-bump's CA, made here, in awf after the clone, until the
+ * engine's interception makes it (then: awf_intercept_ca_pem()). */
+static int glue_make_ca(struct supervisor *s, char *err, size_t errlen) {
+  if (!s->plan->cli->proxy.ssl_bump)
+    return 0;
+  struct awf_ca_opts o = {0};
+  char msg[256];
+  s->glue_ca = awf_ca_new(&o, msg, sizeof(msg));
+  if (!s->glue_ca) {
+    snprintf(err, errlen, "--ssl-bump: %s", msg);
+    return -EIO;
+  }
+  return 0;
+}
+
+/* The run CA's certificate as PEM (malloc()ed), NULL without --ssl-bump. */
+__attribute__((unused)) static char *run_ca_pem(const struct supervisor *s, size_t *len) {
+  return s->glue_ca ? awf_ca_cert_pem(s->glue_ca, len) : NULL;
+}
+
 static int start_services(struct supervisor *s, char *err, size_t errlen) {
   const struct awf_cli *cli = s->plan->cli;
   struct awf_resolver_options ro;
@@ -442,7 +464,7 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot start the proxy: %s", strerror(-rc));
     return rc;
   }
-  return 0;
+  return glue_make_ca(s, err, errlen);
 }
 
 /* After the sandbox's network is up: the gate answers the command's connects. */
@@ -747,6 +769,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     awf_logfile_close(s.log);
     awf_denials_free(s.denials);
     awf_dns_memory_free(s.dns_memory);
+    awf_ca_free(s.glue_ca);
     awf_stepsummary_free(s.summary);
     awf_ttystate_stderr_block(saved_stderr);
     return AWF_EXIT_FAILURE;
@@ -779,5 +802,6 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     fprintf(stderr, "awf: warning: GITHUB_STEP_SUMMARY: %s\n", err);
   awf_stepsummary_free(s.summary);
   awf_dns_memory_free(s.dns_memory);
+  awf_ca_free(s.glue_ca);
   return s.exit_status;
 }
