@@ -47,6 +47,7 @@ struct tunnel_state {
   bool client_shut, up_shut; /* a FIN passed on to that side */
   bool host_access;          /* admitted as one of the host's services */
   bool bump;                 /* redirected: intercept once dialled (intercept.h) */
+  bool not_tls;              /* CONNECT: the first bytes were not TLS */
   awf_splice *splice;        /* RELAY_SPLICE: the relay */
   enum awf_reason audit_reason;
   uint64_t req; /* CONNECT: the request's number, for the log */
@@ -219,7 +220,7 @@ static void deny_tunnel(struct conn *c, enum awf_reason reason) {
    * server: a fatal alert is the clearest thing left to say before closing
    * (reason.h: unrecognized_name when no usable name was sent, else
    * access_denied). */
-  enum awf_tls_alert a = ts(c)->kind == TK_RAW
+  enum awf_tls_alert a = ts(c)->kind == TK_RAW || ts(c)->not_tls
                              ? AWF_TLS_ALERT_NONE /* not TLS: nothing to say */
                              : awf_reason_tls_alert(reason);
   char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, (char)a};
@@ -388,6 +389,7 @@ static void inspect(struct conn *c, const char *data, size_t len) {
     size_t hl = strlen(t->host);
     if (awf_url_rules_covers_host(ur, AWF_URL_HTTP, t->host, hl) ||
         awf_url_rules_covers_host(ur, AWF_URL_HTTPS, t->host, hl)) {
+      t->not_tls = true;
       deny_tunnel(c, AWF_REASON_URL_NOT_ALLOWED);
       return;
     }
