@@ -38,11 +38,10 @@ static const char usage[] =
     "      --allow-domains-file FILE\n"
     "      --block-domains LIST      block rules (a block always wins)\n"
     "      --block-domains-file FILE\n"
-    "      --allow-urls LIST         URL rules: [METHODS ]http://HOST/PATH, '*' within a host\n"
-    "                                label and any run in the path (GET,HEAD http://x/a/*);\n"
-    "                                a host with URL rules admits only matching requests\n"
-    "                                (plain HTTP; https:// rules need --ssl-bump, not yet\n"
-    "                                available, and are refused)\n"
+    "      --allow-urls LIST         URL rules: [METHODS ]SCHEME://HOST/PATH, '*' within a\n"
+    "                                host label and any run in the path (GET,HEAD\n"
+    "                                https://x/a/*); a host with URL rules admits only\n"
+    "                                matching requests; https:// rules need --ssl-bump\n"
     "      --allow-urls-file FILE    URL rules, one per line, # comments\n"
     "      --block-urls LIST         URL block rules (a block always wins)\n"
     "      --ssl-bump                intercept TLS to the hosts https:// URL rules name (only\n"
@@ -331,6 +330,8 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
     if (flag && awf_options_set(&cli->proxy, flag, optarg, err, sizeof(err)) < 0)
       return fail("%s", err);
   }
+  if (awf_options_finish(&cli->proxy, err, sizeof(err)) < 0)
+    return fail("%s", err);
   cli->limits.debug = cli->proxy.log_level == AWF_LOG_DEBUG;
   if ((rc = host_ports(cli, host_general, host_service)) >= 0)
     return rc;

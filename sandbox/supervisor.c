@@ -14,7 +14,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "ca.h"
 #include "cgroup.h"
 #include "denials.h"
 #include "dns_server.h"
@@ -49,9 +48,10 @@ struct supervisor {
   awf_resolver *resolver;
   awf_logfile *log;
   awf_proxy *proxy;
-  awf_dns_server *dns[2]; /* IPv4 and IPv6 */
-  awf_refused *refused;   /* what the sandbox's firewall refused (may be NULL) */
-  awf_unixlog *unixlog;   /* the UNIX gate's decisions (may be NULL) */
+  awf_intercept *intercept; /* --ssl-bump: the run's CA and TLS contexts (may be NULL) */
+  awf_dns_server *dns[2];   /* IPv4 and IPv6 */
+  awf_refused *refused;     /* what the sandbox's firewall refused (may be NULL) */
+  awf_unixlog *unixlog;     /* the UNIX gate's decisions (may be NULL) */
   awf_denials *denials;
   awf_dns_memory *dns_memory; /* --allow-ssh: the names answered per address */
   awf_stepsummary *summary;   /* GITHUB_STEP_SUMMARY (may be NULL) */
@@ -62,7 +62,6 @@ struct supervisor {
   awf_unixgate *unix_gate;
   int unix_diag;               /* NETLINK_SOCK_DIAG made in the sandbox's namespace */
   struct awf_host_access host; /* --enable-host-access: the host's services */
-  struct awf_ca *glue_ca;      /* glue: --ssl-bump's CA until the engine makes it */
 };
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
@@ -421,24 +420,9 @@ static int make_dns_memory(struct supervisor *s, char *err, size_t errlen) {
   return 0;
 }
 
-/* glue: --ssl-bump's CA, made here, in awf after the clone, until the
- * engine's interception makes it (then: awf_intercept_ca_pem()). */
-static int glue_make_ca(struct supervisor *s, char *err, size_t errlen) {
-  if (!s->plan->cli->proxy.ssl_bump)
-    return 0;
-  struct awf_ca_opts o = {0};
-  char msg[256];
-  s->glue_ca = awf_ca_new(&o, msg, sizeof(msg));
-  if (!s->glue_ca) {
-    snprintf(err, errlen, "--ssl-bump: %s", msg);
-    return -EIO;
-  }
-  return 0;
-}
-
 /* The run CA's certificate as PEM (malloc()ed), NULL without --ssl-bump. */
 static char *run_ca_pem(const struct supervisor *s, size_t *len) {
-  return s->glue_ca ? awf_ca_cert_pem(s->glue_ca, len) : NULL;
+  return s->intercept ? awf_intercept_ca_pem(s->intercept, len) : NULL;
 }
 
 static int start_services(struct supervisor *s, char *err, size_t errlen) {
@@ -466,8 +450,17 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   rc = awf_logfile_write_run(s->log, AWF_VERSION, (const char *const *)s->plan->command.argv);
   if (rc < 0)
     fprintf(stderr, "awf: warning: access log write failed: %s\n", strerror(-rc));
+  if (cli->proxy.ssl_bump) {
+    char msg[512];
+    rc = awf_intercept_new(cli->proxy.url_rules, &s->intercept, msg, sizeof(msg));
+    if (rc < 0) {
+      snprintf(err, errlen, "--ssl-bump: %s", msg);
+      return rc;
+    }
+  }
   struct awf_proxy_config cfg;
   awf_options_to_config(&cli->proxy, &cfg);
+  cfg.intercept = s->intercept;
   /* The sandbox's only clients are its own loopback addresses: a limit per
    * client below the global cap would only cut the command's connections. */
   cfg.max_connections_per_client = 0;
@@ -485,7 +478,7 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot start the proxy: %s", strerror(-rc));
     return rc;
   }
-  return glue_make_ca(s, err, errlen);
+  return 0;
 }
 
 /* --ssl-bump: the run CA's certificate, with the host's bundle, to the
@@ -819,7 +812,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     awf_logfile_close(s.log);
     awf_denials_free(s.denials);
     awf_dns_memory_free(s.dns_memory);
-    awf_ca_free(s.glue_ca);
+    awf_intercept_free(s.intercept);
     awf_stepsummary_free(s.summary);
     awf_ttystate_stderr_block(saved_stderr);
     return AWF_EXIT_FAILURE;
@@ -852,6 +845,6 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     fprintf(stderr, "awf: warning: GITHUB_STEP_SUMMARY: %s\n", err);
   awf_stepsummary_free(s.summary);
   awf_dns_memory_free(s.dns_memory);
-  awf_ca_free(s.glue_ca);
+  awf_intercept_free(s.intercept);
   return s.exit_status;
 }
