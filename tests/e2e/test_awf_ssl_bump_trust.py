@@ -5,7 +5,9 @@ without --cacert: /etc/ssl/certs/ca-certificates.crt is that bundle then the
 run's CA, the hashed directory finds the CA by its subject hash, the
 variables name the files (an explicit -e wins; JAVA_TOOL_OPTIONS is
 extended), Java's PKCS#12 truststore lists both as trustedCertEntry and
-Java trusts it, everything is read-only inside, and no host file changes."""
+Java trusts it, everything is read-only inside, and no host file changes.
+With a URL rule the host is intercepted: curl, python3, node, git and Java
+accept the run CA's leaf with no option of their own."""
 
 import hashlib
 import os
@@ -199,3 +201,61 @@ def test_java_trusts_the_store_with_no_options(world):
     r = bump(world, "java", src, f"https://allowed.test/hello?t={t}", timeout=120)
     assert r.rc == 0 and r.out.encode() == b"200 " + HELLO_BODY, r
     assert len(world.https.state.find(t)) == 1
+
+
+URL_RULES = ["--allow-urls", "https://allowed.test/ok/*"]
+
+
+def test_intercepted_hosts_are_trusted_by_every_client(world):
+    """With a URL rule, allowed.test is intercepted: its leaf is the run
+    CA's, which curl, python3, node and git trust with no option of theirs
+    (a client that trusts only the world's CA refuses it); /ok/ passes to
+    the origin (which has no such page: 404), /no/ gets awf's 403."""
+    t = token()
+    node = ("const https = require('https');"
+            "https.get(process.argv[2], (r) => { console.log(r.statusCode); r.resume(); })"
+            ".on('error', (e) => { console.log('ERR ' + e.message); });")
+    clients = [
+        ("curl", "curl -q -s --max-time 10 -o /dev/null -w '%{http_code}\\n' {url}"),
+        ("python", "python3 -c \"import urllib.request as u, urllib.error as e\n"
+                   "try: print(u.urlopen('{url}', timeout=10).status)\n"
+                   "except e.HTTPError as x: print(x.code)\""),
+        ("git", "git ls-remote {url} 2>&1 | head -1"),
+    ]
+    if shutil.which("node"):
+        src = world.user_file("get.js", node)
+        clients.append(("node", f"node {src} {{url}}"))
+    lines = []
+    for name, tpl in clients:
+        for path in ("ok", "no"):
+            cmd = tpl.replace("{url}", f"https://allowed.test/{path}/x?t={t}")
+            lines.append(f"printf '{name} {path} '; ( {cmd} ) | tr -d '\\n'; echo")
+    # The world's CA alone (no default paths): the leaf is not the origin's.
+    lines.append("printf 'strict ok '; python3 -c \"import ssl, urllib.request as u\n"
+                 f"c = ssl.create_default_context(cafile='{world.ca}')\n"
+                 "try: u.urlopen('https://allowed.test/ok/x', context=c, timeout=10)\n"
+                 "except Exception as x: print('refused' if 'CERTIFICATE_VERIFY_FAILED' in "
+                 "str(x) else x)\"")
+    r = bump(world, "; ".join(lines) + "; true", args=URL_RULES)
+    assert r.rc == 0, r
+    got = {tuple(x.split()[:2]): " ".join(x.split()[2:]) for x in r.out.splitlines()}
+    for name, _ in clients:
+        assert (name, "ok") in got and (name, "no") in got, (name, r)
+        ok, no = got[(name, "ok")], got[(name, "no")]
+        assert "certificate" not in ok + no and "ERR" not in ok + no, (name, r)
+        assert ok.endswith("404") or "no such endpoint" in ok, (name, r)  # the origin's 404
+        assert "403" in no or "denied: url_not_allowed" in no, (name, r)  # awf's answer
+    assert got[("strict", "ok")] == "refused", r
+    assert r.records(event="https", decision="deny", reason="url_not_allowed"), r
+
+
+def test_java_trusts_an_intercepted_host(world):
+    need_java()
+    t = token()
+    src = world.user_file("Fetch.java", FETCH_JAVA)
+    r = bump(world, "java", src, f"https://allowed.test/no/x?t={t}", args=URL_RULES,
+             timeout=120)
+    # 403 from awf inside the TLS session: Java completed the handshake with
+    # the run CA's leaf (HttpURLConnection throws on reading a 403 body).
+    assert "403" in r.out + r.err and "PKIX" not in r.err, r
+    assert r.records(event="https", decision="deny", reason="url_not_allowed"), r
