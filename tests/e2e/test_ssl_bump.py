@@ -264,3 +264,17 @@ def test_host_without_url_rules_is_tunnelled_untouched(bump, tlsw, tmp_path):
     assert rec.get("intercepted") is True, rec
     assert not [x for x in bump.log.records() if x.get("event") == "https"
                 and "other.test" in x.get("url", "")]
+
+
+def test_request_for_another_host_inside_is_refused(bump, tlsw, tmp_path):
+    """The connection was admitted and verified for allowed.test: a request
+    in it naming other.test gets 421 and never reaches an origin."""
+    t = token()
+    r = _run(["curl", "-q", "-sS", "--max-time", "20", "--cacert", bump.ca_out,
+              "-x", f"http://127.0.0.1:{bump.port}", "-H", f"Host: other.test:{tlsw.good.port}",
+              "-o", "/dev/null", "-w", "%{http_code}", f"{_base(tlsw)}/ok/x?t={t}"],
+             _client_env(bump, tmp_path))
+    assert (r.returncode, r.stdout) == (0, "421"), r
+    rec = bump.log.wait_one(url_has(t))
+    assert rec["event"] == "https" and rec["reason"] == "host_mismatch", rec
+    assert tlsw.good.state.find(t) == []
