@@ -237,8 +237,8 @@ pw=$(printf '%s' "$JAVA_TOOL_OPTIONS" \
      | sed -n 's/.*-Djavax.net.ssl.trustStorePassword=\([^ ]*\).*/\1/p')
 if [ -n "$ts" ] && command -v keytool >/dev/null; then
     echo "truststore $ts"
-    JAVA_TOOL_OPTIONS= keytool -list -keystore "$ts" -storetype PKCS12 -storepass "${pw:-changeit}" \
-        </dev/null >ks.txt 2>&1
+    JAVA_TOOL_OPTIONS= keytool -list -keystore "$ts" -storetype PKCS12 \
+        -storepass "${pw:-changeit}" </dev/null >ks.txt 2>&1
     echo "java-entries $(grep -c trustedCertEntry ks.txt) $(grep -c PrivateKeyEntry ks.txt)"
 fi
 python3 -c '
@@ -259,7 +259,8 @@ def test_ca_key_is_not_readable_inside(world, bump):
     nor in any file or environment the command can read; the sandbox's
     PID 1 cannot be read (awf's engine is in no namespace the command sees)."""
     mark = world.user_file("mark-" + token(), "")
-    r = world.awf("sh", "-c", "cd \"$(mktemp -d)\" || exit 1" + KEY_HUNT, args=RULES, extra_env=dict(bump.env(), MARK=mark))
+    r = world.awf("sh", "-c", "cd \"$(mktemp -d)\" || exit 1" + KEY_HUNT, args=RULES,
+                  extra_env=dict(bump.env(), MARK=mark))
     assert r.rc == 0, r
     got = _tagged(r.out)
     assert "key" not in got, r

@@ -79,7 +79,10 @@ function get(url) {
     const c = http.request({host: phost, port: pport, method: 'CONNECT',
                             path: host + ':' + port});
     c.on('connect', (res, socket) => {
-      if (res.statusCode !== 200) { socket.destroy(); return done('ERR CONNECT ' + res.statusCode); }
+      if (res.statusCode !== 200) {
+        socket.destroy();
+        return done('ERR CONNECT ' + res.statusCode);
+      }
       go(() => tls.connect({socket, servername: host}));
     });
     c.on('error', (e) => done('ERR ' + (e.code || e.message)));
