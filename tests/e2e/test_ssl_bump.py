@@ -9,6 +9,7 @@ origin has a self-signed certificate, one a certificate for another name.
 connection stays usable), an upstream that fails verification gives 502,
 and an allowed host without URL rules is tunnelled untouched."""
 
+import json
 import os
 import shutil
 import ssl
@@ -16,7 +17,8 @@ import subprocess
 
 import pytest
 
-from harness.origin import TLSOrigin, make_ca, make_cert, make_git_repos, sha256
+from harness.origin import (TLSOrigin, make_ca, make_cert, make_git_repos, pattern,
+                            pattern_sha256, sha256)
 from harness.tlsclients import (NODE_GET, PY_GET, PY_PEER_CERT, compile_java, have_java,
                                 java_truststore)
 from harness.util import token, url_has
@@ -278,3 +280,31 @@ def test_request_for_another_host_inside_is_refused(bump, tlsw, tmp_path):
     rec = bump.log.wait_one(url_has(t))
     assert rec["event"] == "https" and rec["reason"] == "host_mismatch", rec
     assert tlsw.good.state.find(t) == []
+
+
+def test_large_bodies_both_ways(start_proxy, tlsw, tmp_path):
+    """20 MiB up and 20 MiB down inside one intercepted connection, intact
+    (chunked and sized): the relay inside TLS keeps every byte."""
+    ca_out = str(tmp_path / "run-ca.pem")
+    p = start_proxy(ports=str(tlsw.good.port), env=_proxy_env(tlsw.ca[0]),
+                    extra=["--ssl-bump", "--ssl-bump-ca-out", ca_out, "--allow-urls",
+                           "https://allowed.test/upload*, https://allowed.test/bytes*, "
+                           "https://allowed.test/chunked*"])
+    p.ca_out = ca_out
+    n = 20 << 20
+    up = tmp_path / "up.bin"
+    up.write_bytes(pattern(n))
+    base = _base(tlsw)
+    opts = ["--max-time", "60", "--cacert", ca_out, "-x", f"http://127.0.0.1:{p.port}",
+            "-w", "%{num_connects}\\n"]
+    r = _run(["curl", "-q", "-sS"] + opts + ["--data-binary", f"@{up}", "-o",
+              str(tmp_path / "up.json"), f"{base}/upload?t={token()}", "--next"]
+             + opts + ["-o", str(tmp_path / "down1"), f"{base}/bytes?n={n}", "--next"]
+             + opts + ["-o", str(tmp_path / "down2"), f"{base}/chunked?n={n}"],
+             _client_env(p, tmp_path), timeout=120)
+    assert r.returncode == 0, r
+    assert r.stdout.split() == ["1", "0", "0"], r  # one connection
+    got = json.loads((tmp_path / "up.json").read_text())
+    assert got == {"len": n, "sha256": pattern_sha256(n)}, got
+    for name in ("down1", "down2"):
+        assert sha256((tmp_path / name).read_bytes()) == pattern_sha256(n), name
