@@ -215,7 +215,8 @@ static int write_client(struct conn *c, const uv_buf_t *bufs, unsigned n) {
   for (unsigned i = 0; i < k; i++)
     n_bytes += all[i].len;
   h->bytes_down += (int64_t)n_bytes;
-  conn_rate_charge(c, h->target.host, n_bytes);
+  if (!h->host_access)
+    conn_rate_charge(c, h->target.host, n_bytes);
   int rc = awf_transport_write(c->client, all, k);
   awf_buf_reset(&h->resp_head); /* a write that did not finish kept a copy */
   if (rc < 0)
@@ -228,7 +229,8 @@ static int write_up(struct conn *c, const uv_buf_t *bufs, unsigned n) {
   for (unsigned i = 0; i < n; i++)
     n_bytes += bufs[i].len;
   hs(c)->bytes_up += (int64_t)n_bytes;
-  conn_rate_charge(c, hs(c)->target.host, n_bytes);
+  if (!hs(c)->host_access)
+    conn_rate_charge(c, hs(c)->target.host, n_bytes);
   return awf_transport_write(c->up, bufs, n);
 }
 
@@ -563,11 +565,13 @@ static int on_req_headers_complete(llhttp_t *p) {
   h->host_access = v.host_access;
   if (v.decision == AWF_DENY)
     return deny_request(c, v.reason);
-  /* A tunnel interception opens counts by its requests, not itself. */
+  /* A tunnel interception opens counts by its requests, not itself; the
+   * host's services are not limited. */
   bool opened = h->method == HTTP_CONNECT && !h->host_access && px->cfg.intercept &&
                 awf_intercept_wants(px->cfg.intercept, h->target.host, h->target.host_len);
-  h->retry_after =
-      conn_rate_check(c, h->target.host, !opened, &h->would_deny, &h->audit_reason);
+  if (!h->host_access)
+    h->retry_after =
+        conn_rate_check(c, h->target.host, !opened, &h->would_deny, &h->audit_reason);
   if (h->retry_after)
     return deny_request(c, AWF_REASON_RATE_LIMITED);
   log_request_open(c);

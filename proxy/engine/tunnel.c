@@ -159,7 +159,7 @@ static void update_reading(struct conn *c) {
  * --bytes-limit (a raw tunnel, SSH or the host's services, is not). */
 static void count(struct conn *c, int64_t *counter, size_t n) {
   *counter += (int64_t)n;
-  if (ts(c)->kind != TK_RAW)
+  if (ts(c)->kind != TK_RAW && !ts(c)->host_access)
     conn_rate_charge(c, ts(c)->host, n);
 }
 
@@ -441,8 +441,10 @@ static void inspect(struct conn *c, const char *data, size_t len) {
       return;
     }
     t->bump = !t->host_access && bump_wanted(c);
-    /* An opened connection counts by its requests, not itself. */
-    if (conn_rate_check(c, t->host, !t->bump, &t->would_deny, &t->audit_reason)) {
+    /* An opened connection counts by its requests, not itself; the host's
+     * services are not limited. */
+    if (!t->host_access &&
+        conn_rate_check(c, t->host, !t->bump, &t->would_deny, &t->audit_reason)) {
       deny_tunnel(c, AWF_REASON_RATE_LIMITED);
       return;
     }

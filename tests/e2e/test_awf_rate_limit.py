@@ -6,6 +6,7 @@ back during a run; bad values exit 125."""
 
 import pytest
 
+from harness.netns import PortHTTPOrigin
 from harness.util import token
 from harness.world import require_awf, world  # noqa: F401 (fixture)
 
@@ -89,6 +90,21 @@ def test_bytes_limit(world):
     assert [code for _, code, _ in got] == ["200", "429"], r
     recs = [x for x in r.records(event="http") if got[1][0] in x.get("url", "")]
     assert recs and recs[0]["reason"] == "rate_limited", r
+
+
+def test_host_services_not_limited(world):
+    """--enable-host-access: the host's services are not the internet's hosts
+    and are not limited, even by the global form."""
+    port = 18090
+    world._serve(lambda: PortHTTPOrigin("127.0.0.1", port))
+    script = " ; ".join(
+        f"curl -q -s --max-time 5 -o /dev/null -w '%{{http_code}}\\n' "
+        f"'http://host.docker.internal:{port}/hello?t={token()}'" for _ in range(3))
+    r = world.awf(script + "; true", args=["-d", "allowed.test", "--rate-limit", "1/h",
+                                           "--enable-host-access", "--allow-host-ports",
+                                           str(port)])
+    assert r.rc == 0, r
+    assert r.out.split() == ["200", "200", "200"], r
 
 
 @pytest.mark.parametrize("flag,value,why", [
