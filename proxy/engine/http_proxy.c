@@ -570,8 +570,8 @@ static int on_req_headers_complete(llhttp_t *p) {
   bool opened = h->method == HTTP_CONNECT && !h->host_access && px->cfg.intercept &&
                 awf_intercept_wants(px->cfg.intercept, h->target.host, h->target.host_len);
   if (!h->host_access)
-    h->retry_after =
-        conn_rate_check(c, h->target.host, !opened, &h->would_deny, &h->audit_reason);
+    h->retry_after = conn_rate_check(c, h->target.host, !opened, &h->would_deny,
+                                     &h->audit_reason);
   if (h->retry_after)
     return deny_request(c, AWF_REASON_RATE_LIMITED);
   log_request_open(c);

@@ -219,7 +219,7 @@ struct applying {
  * Retry-After when the global form's table has no room for it (1 when out
  * of memory: the limit fails closed). */
 static unsigned collect(awf_rate_limits *rl, const char *host, size_t len, uint64_t now,
-                    struct applying *a) {
+                        struct applying *a) {
   bool named[2] = {false, false};
   a->n = 0;
   for (size_t i = 0; i < rl->n_rules; i++) {

@@ -125,7 +125,8 @@ static void test_bytes_debt(void **state) {
   /* A transfer is never cut: it drives the bucket below zero, and new
    * requests wait until the average is back under the limit. */
   charge(rl, "dl.example", 1024 + 10 * 1024, T0);
-  assert_int_equal(admit(rl, "dl.example", T0), 11); /* 10 KiB of debt at 1 KiB/s, plus a byte */
+  assert_int_equal(admit(rl, "dl.example", T0),
+                   11); /* 10 KiB of debt at 1 KiB/s, plus a byte */
   assert_int_not_equal(admit(rl, "dl.example", T0 + 10000), 0);
   assert_int_equal(admit(rl, "dl.example", T0 + 10001), 0);
   /* An absurd charge saturates instead of wrapping round to credit. */
@@ -171,8 +172,9 @@ static void test_host_matching(void **state) {
   (void)state;
   awf_rate_limits *rl = with(AWF_RATE_REQUESTS, "example.com=1/m");
   char err[256];
-  assert_int_equal(
-      awf_rate_limits_add(rl, AWF_RATE_REQUESTS, "*.wild.test=1/m", err, sizeof(err)), 0);
+  assert_int_equal(awf_rate_limits_add(rl, AWF_RATE_REQUESTS, "*.wild.test=1/m", err,
+                                       sizeof(err)),
+                   0);
   /* As the ACL matches: a name covers its subdomains, and they share the
    * rule's one bucket. */
   assert_int_equal(admit(rl, "EXAMPLE.com.", T0), 0);
@@ -190,8 +192,9 @@ static void test_every_matching_rule_applies(void **state) {
   (void)state;
   awf_rate_limits *rl = with(AWF_RATE_REQUESTS, "example.com=100/s");
   char err[256];
-  assert_int_equal(
-      awf_rate_limits_add(rl, AWF_RATE_REQUESTS, "api.example.com=2/m", err, sizeof(err)), 0);
+  assert_int_equal(awf_rate_limits_add(rl, AWF_RATE_REQUESTS, "api.example.com=2/m", err,
+                                       sizeof(err)),
+                   0);
   assert_int_equal(admit(rl, "api.example.com", T0), 0);
   assert_int_equal(admit(rl, "api.example.com", T0), 0);
   assert_int_equal(admit(rl, "api.example.com", T0), 30);
@@ -229,8 +232,9 @@ static void test_host_rule_overrides_global(void **state) {
   (void)state;
   awf_rate_limits *rl = with(AWF_RATE_REQUESTS, "1/m");
   char err[256];
-  assert_int_equal(
-      awf_rate_limits_add(rl, AWF_RATE_REQUESTS, "api.example.com=3/m", err, sizeof(err)), 0);
+  assert_int_equal(awf_rate_limits_add(rl, AWF_RATE_REQUESTS, "api.example.com=3/m", err,
+                                       sizeof(err)),
+                   0);
   assert_int_equal(awf_rate_limits_add(rl, AWF_RATE_BYTES, "1K/m", err, sizeof(err)), 0);
   for (int i = 0; i < 3; i++) /* its own rule, not the global 1/m */
     assert_int_equal(admit(rl, "api.example.com", T0), 0);
