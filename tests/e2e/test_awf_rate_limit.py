@@ -47,7 +47,8 @@ def test_http_429_both_paths(world, transparent):
     recs = [x for x in r.records(event="http") if t in x.get("url", "")]
     assert len(recs) == 1 and recs[0]["reason"] == "rate_limited", r
     assert recs[0]["decision"] == "deny" and recs[0]["status"] == 429, r
-    assert recs[0].get("original_dst") is not None if transparent else True, r
+    if transparent:  # the redirect's record names where the command aimed
+        assert recs[0].get("original_dst"), r
     assert "rate_limited" in r.err, r  # the end-of-run summary lists it
 
 
@@ -55,7 +56,7 @@ def test_https_connect_429(world):
     got, _, r = _run(world, "https", False, ["--rate-limit", "allowed.test=2/m"])
     assert [(code, conn) for _, code, conn in got] == \
         [("200", "200"), ("200", "200"), ("000", "429")], r
-    recs = r.records(event="connect", host="allowed.test")
+    recs = sorted(r.records(event="connect", host="allowed.test"), key=lambda x: x["conn"])
     assert [x["reason"] for x in recs] == ["allowed", "allowed", "rate_limited"], r
     assert world.https.state.find(got[2][0]) == []
 
@@ -63,7 +64,7 @@ def test_https_connect_429(world):
 def test_https_transparent_refused_at_sni(world):
     got, _, r = _run(world, "https", True, ["--rate-limit", "allowed.test=2/m"])
     assert [code for _, code, _ in got] == ["200", "200", "000"], r
-    recs = r.records(event="tls", host="allowed.test")
+    recs = sorted(r.records(event="tls", host="allowed.test"), key=lambda x: x["conn"])
     assert [x["reason"] for x in recs] == ["allowed", "allowed", "rate_limited"], r
     assert recs[2]["decision"] == "deny", r
     assert world.https.state.find(got[2][0]) == []
