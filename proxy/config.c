@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client_limits.h"
@@ -51,6 +53,8 @@ void awf_options_free(struct awf_options *o) {
   awf_url_rules_free(o->url_rules);
   o->url_rules = NULL;
   awf_addr_policy_free(o->clients);
+  awf_rate_limits_free(o->rate_limits);
+  o->rate_limits = NULL;
   o->acl = NULL;
   o->policy = NULL;
   o->ssh_acl = NULL;
@@ -211,6 +215,19 @@ static int add_url_rules(struct awf_options *o, enum awf_url_list which, const c
   return rc;
 }
 
+/* --rate-limit, --bytes-limit: one [HOST=]RATE each (rate_limit.h). */
+static int add_rate_limit(struct awf_options *o, enum awf_rate_kind kind, const char *v,
+                          char *msg, size_t msglen) {
+  if (!o->rate_limits) {
+    uint64_t seed;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+      seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    if (!(o->rate_limits = awf_rate_limits_new(AWF_RATE_HOSTS_DEFAULT, seed)))
+      return -ENOMEM;
+  }
+  return awf_rate_limits_add(o->rate_limits, kind, v, msg, msglen);
+}
+
 int awf_options_finish(struct awf_options *o, char *err, size_t errlen) {
   if (!o->ssl_bump && awf_url_rules_has_scheme(o->url_rules, AWF_URL_HTTPS)) {
     snprintf(err, errlen,
@@ -264,6 +281,10 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
     rc = add_url_rules(o, AWF_URL_BLOCK, v, false, msg, sizeof(msg));
   } else if (!strcmp(flag, "ssl-bump-ca-out")) {
     o->ssl_bump_ca_out = v;
+  } else if (!strcmp(flag, "rate-limit")) {
+    rc = add_rate_limit(o, AWF_RATE_REQUESTS, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "bytes-limit")) {
+    rc = add_rate_limit(o, AWF_RATE_BYTES, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "allow-ssh")) {
     rc = add_ssh_rules(o, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "allow-ports")) {
@@ -366,6 +387,12 @@ void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f
             awf_url_rules_count(o->url_rules, AWF_URL_BLOCK));
   if (o->ssl_bump)
     fprintf(f, "%s: debug: ssl-bump: on (hosts of https:// URL rules are intercepted)\n", prog);
+  if (o->rate_limits) {
+    awf_rate_limits_format(o->rate_limits, AWF_RATE_REQUESTS, a, sizeof(a));
+    awf_rate_limits_format(o->rate_limits, AWF_RATE_BYTES, b, sizeof(b));
+    fprintf(f, "%s: debug: rate-limit: %s; bytes-limit: %s\n", prog, a[0] ? a : "none",
+            b[0] ? b : "none");
+  }
   awf_port_set_format(&o->ports, a, sizeof(a));
   fprintf(f, "%s: debug: allow-ports: %s%s\n", prog, a,
           o->audit ? " (--audit: nothing denied)" : "");
@@ -425,4 +452,5 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->url_rules = o->url_rules;
   cfg->intercept = o->intercept;
   cfg->allow_clients = o->clients;
+  cfg->rate_limits = o->rate_limits;
 }

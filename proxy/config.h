@@ -43,6 +43,8 @@ struct awf_options {
   bool ssl_bump;               /* --ssl-bump */
   const char *ssl_bump_ca_out; /* --ssl-bump-ca-out PATH (awf-proxy) */
   awf_intercept *intercept;    /* made by awf_options_start_intercept() */
+  /* --rate-limit, --bytes-limit; NULL: not given */
+  awf_rate_limits *rate_limits;
 };
 
 /* Defaults, with an empty ACL (deny all). Returns 0 or -ENOMEM. */

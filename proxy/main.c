@@ -50,6 +50,15 @@ static const char usage[] =
     "                                HTTP/1.1 only inside (ALPN)\n"
     "      --ssl-bump-ca-out PATH    write the per-run CA certificate (never its key) to\n"
     "                                PATH for clients to trust\n"
+    "      --rate-limit [HOST=]N/s|N/m|N/h\n"
+    "                                requests per host (a tunnel awf does not open is one);\n"
+    "                                over it: 429 with Retry-After (rate_limited); HOST as\n"
+    "                                in --allow-domains, one bucket per rule; without HOST\n"
+    "                                a bucket per host for hosts no HOST rule names;\n"
+    "                                repeatable\n"
+    "      --bytes-limit [HOST=]N[K|M|G]/s|m|h\n"
+    "                                bytes relayed per host, both ways; once spent, new\n"
+    "                                requests and tunnels get 429 until it refills\n"
     "      --allow-ports LIST        destination ports, e.g. 80,443,8000-8099 (default 80,443)\n"
     "      --allow-destination-cidrs LIST\n"
     "                                private/local CIDRs that may still be dialled\n"
@@ -144,6 +153,8 @@ static const struct option long_opts[] = {
     {"block-urls", required_argument, 0, 'O'},
     {"ssl-bump", no_argument, 0, 'B'},
     {"ssl-bump-ca-out", required_argument, 0, 'O'},
+    {"rate-limit", required_argument, 0, 'O'},
+    {"bytes-limit", required_argument, 0, 'O'},
     {"allow-ports", required_argument, 0, 'O'},
     {"allow-destination-cidrs", required_argument, 0, 'O'},
     {"dns-servers", required_argument, 0, 'O'},

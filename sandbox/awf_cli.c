@@ -47,6 +47,15 @@ static const char usage[] =
     "      --ssl-bump                intercept TLS to the hosts https:// URL rules name (only\n"
     "                                those: every other host is tunnelled untouched) with a\n"
     "                                per-run CA the sandbox trusts; HTTP/1.1 only inside\n"
+    "      --rate-limit [HOST=]N/s|N/m|N/h\n"
+    "                                requests per host (a tunnel awf does not open is one);\n"
+    "                                over it: 429 with Retry-After (rate_limited); HOST as\n"
+    "                                in --allow-domains, one bucket per rule; without HOST\n"
+    "                                a bucket per host for hosts no HOST rule names;\n"
+    "                                repeatable\n"
+    "      --bytes-limit [HOST=]N[K|M|G]/s|m|h\n"
+    "                                bytes relayed per host, both ways; once spent, new\n"
+    "                                requests and tunnels get 429 until it refills\n"
     "      --allow-ports LIST        TCP ports the command may reach (default 80,443)\n"
     "      --allow-ssh LIST          hosts ssh/git may reach on port 22, judged by the\n"
     "                                name the command resolved (github.com, *.x.com)\n"
@@ -115,6 +124,8 @@ static const struct option long_opts[] = {
     {"allow-urls", required_argument, 0, 'P'},
     {"allow-urls-file", required_argument, 0, 'P'},
     {"block-urls", required_argument, 0, 'P'},
+    {"rate-limit", required_argument, 0, 'P'},
+    {"bytes-limit", required_argument, 0, 'P'},
     {"allow-ports", required_argument, 0, 'P'},
     {"allow-ssh", required_argument, 0, 'P'},
     {"tls-ports", required_argument, 0, 'P'},

@@ -166,4 +166,14 @@ void conn_log_failed(const awf_proxy *p, int err);
  * host when a name was judged (may be NULL). */
 void conn_log_refusal(struct conn *c, const char *host, enum awf_reason reason);
 
+/* conn_rate.c: --rate-limit and --bytes-limit (rate_limit.h) on the loop's
+ * clock. conn_rate_check: may a request or tunnel to host go? 0: yes (with
+ * `take`, a request unit was taken); else the Retry-After of a refusal
+ * (rate_limited). Under --audit it goes, and *would_deny, *audit_reason say
+ * so unless they already hold another reason. conn_rate_charge: bytes relayed
+ * for host. */
+unsigned conn_rate_check(struct conn *c, const char *host, bool take, bool *would_deny,
+                         enum awf_reason *audit_reason);
+void conn_rate_charge(struct conn *c, const char *host, size_t n);
+
 #endif

@@ -102,6 +102,7 @@ struct http_state {
   int local_status;
   enum awf_reason local_reason;
   bool answered_locally;
+  unsigned retry_after; /* a 429 (rate_limited): its Retry-After, seconds */
 };
 
 static const llhttp_settings_t req_settings;
@@ -210,8 +211,12 @@ static int write_client(struct conn *c, const uv_buf_t *bufs, unsigned n) {
     all[k++] = uv_buf_init(h->resp_head.data, (unsigned)h->resp_head.len);
   for (unsigned i = 0; i < n; i++)
     all[k++] = bufs[i];
+  size_t n_bytes = 0;
   for (unsigned i = 0; i < k; i++)
-    h->bytes_down += (int64_t)all[i].len;
+    n_bytes += all[i].len;
+  h->bytes_down += (int64_t)n_bytes;
+  if (!h->host_access)
+    conn_rate_charge(c, h->target.host, n_bytes);
   int rc = awf_transport_write(c->client, all, k);
   awf_buf_reset(&h->resp_head); /* a write that did not finish kept a copy */
   if (rc < 0)
@@ -220,8 +225,12 @@ static int write_client(struct conn *c, const uv_buf_t *bufs, unsigned n) {
 }
 
 static int write_up(struct conn *c, const uv_buf_t *bufs, unsigned n) {
+  size_t n_bytes = 0;
   for (unsigned i = 0; i < n; i++)
-    hs(c)->bytes_up += (int64_t)bufs[i].len;
+    n_bytes += bufs[i].len;
+  hs(c)->bytes_up += (int64_t)n_bytes;
+  if (!hs(c)->host_access)
+    conn_rate_charge(c, hs(c)->target.host, n_bytes);
   return awf_transport_write(c->up, bufs, n);
 }
 
@@ -244,16 +253,19 @@ static int write_body(struct conn *c, bool to_client, bool chunked, const char *
 /* ---- error responses ----------------------------------------------------- */
 
 /* An error answer: the one-line body names the host and the reason, so an
- * agent reading it knows what to ask for. keep: the connection stays open
- * for the next request; else it closes. Returns the transport's result. */
+ * agent reading it knows what to ask for; a 429 says when to retry. keep:
+ * the connection stays open for the next request; else it closes. Returns
+ * the transport's result. */
 static int write_error(struct conn *c, int status, const char *host, int port,
                        enum awf_reason reason, bool keep) {
-  char body[640], head[256];
+  char body[640], head[256], retry[48] = "";
   int blen;
+  if (status == 429 && hs(c)->retry_after)
+    snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", hs(c)->retry_after);
   if (host && *host)
     blen = snprintf(body, sizeof(body), "awf: %s:%d %s: %s: %s\n", host, port,
-                    status == 403 ? "denied" : "failed", awf_reason_name(reason),
-                    awf_reason_explain(reason));
+                    status == 403 || status == 429 ? "denied" : "failed",
+                    awf_reason_name(reason), awf_reason_explain(reason));
   else
     blen = snprintf(body, sizeof(body), "awf: %s: %s\n", awf_reason_name(reason),
                     awf_reason_explain(reason));
@@ -261,8 +273,8 @@ static int write_error(struct conn *c, int status, const char *host, int port,
     blen = (int)strlen(body);
   int hlen = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                      "Content-Length: %d\r\n%s\r\n",
-                      status, awf_http_status_text(status), blen,
+                      "Content-Length: %d\r\n%s%s\r\n",
+                      status, awf_http_status_text(status), blen, retry,
                       keep ? "" : "Connection: close\r\n");
   hs(c)->status = status;
   uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hlen), uv_buf_init(body, (unsigned)blen)};
@@ -333,6 +345,7 @@ static void request_reset(struct conn *c) {
   h->local_status = 0;
   h->local_reason = AWF_REASON_NONE;
   h->answered_locally = false;
+  h->retry_after = 0;
   awf_buf_reset(&h->full_url);
 }
 
@@ -476,6 +489,9 @@ static int bumped_request(struct conn *c) {
   h->audit_reason = v.would_deny ? v.reason : AWF_REASON_NONE;
   if (v.decision == AWF_DENY)
     return answer_locally(c, awf_reason_http_status(v.reason), v.reason);
+  h->retry_after = conn_rate_check(c, h->bump.host, true, &h->would_deny, &h->audit_reason);
+  if (h->retry_after)
+    return answer_locally(c, 429, AWF_REASON_RATE_LIMITED);
   log_request_open(c);
   conn_set_timer(c, T_EXCHANGE);
   if (build_upstream_head(c) < 0)
@@ -492,6 +508,15 @@ static int bumped_request(struct conn *c) {
     h->up_reused = false;
   }
   start_dial(c);
+  return HPE_PAUSED;
+}
+
+/* Refuse the request just judged, with the reason's status, and close. */
+static int deny_request(struct conn *c, enum awf_reason reason) {
+  struct http_state *h = hs(c);
+  h->status = awf_reason_http_status(reason);
+  log_request(c, AWF_DENY, reason);
+  http_send_error(c, h->status, h->target.host, h->target.port, reason);
   return HPE_PAUSED;
 }
 
@@ -538,12 +563,17 @@ static int on_req_headers_complete(llhttp_t *p) {
   h->would_deny = v.would_deny;
   h->audit_reason = v.would_deny ? v.reason : AWF_REASON_NONE;
   h->host_access = v.host_access;
-  if (v.decision == AWF_DENY) {
-    h->status = awf_reason_http_status(v.reason);
-    log_request(c, AWF_DENY, v.reason);
-    http_send_error(c, h->status, h->target.host, h->target.port, v.reason);
-    return HPE_PAUSED;
-  }
+  if (v.decision == AWF_DENY)
+    return deny_request(c, v.reason);
+  /* A tunnel interception opens counts by its requests, not itself; the
+   * host's services are not limited. */
+  bool opened = h->method == HTTP_CONNECT && !h->host_access && px->cfg.intercept &&
+                awf_intercept_wants(px->cfg.intercept, h->target.host, h->target.host_len);
+  if (!h->host_access)
+    h->retry_after = conn_rate_check(c, h->target.host, !opened, &h->would_deny,
+                                     &h->audit_reason);
+  if (h->retry_after)
+    return deny_request(c, AWF_REASON_RATE_LIMITED);
   log_request_open(c);
   conn_set_timer(c, T_EXCHANGE);
   if (h->method == HTTP_CONNECT) {

@@ -16,6 +16,7 @@
 #include "intercept.h"
 #include "logfile.h"
 #include "port_set.h"
+#include "rate_limit.h"
 #include "url_rules.h"
 #include "resolver.h"
 
@@ -63,6 +64,11 @@ struct awf_proxy_config {
   awf_intercept *intercept;
   /* Clients admitted (NULL: any); others are reset at accept. */
   const awf_addr_policy *allow_clients;
+  /* --rate-limit, --bytes-limit (NULL: none): buckets per host the engine
+   * takes requests from and charges relayed bytes to (rate_limit.h). Over
+   * the limit an HTTP request or CONNECT gets 429 with Retry-After, a
+   * redirected TLS connection an access_denied alert (rate_limited). */
+  awf_rate_limits *rate_limits;
 };
 
 typedef struct awf_proxy awf_proxy;

@@ -155,13 +155,18 @@ static void update_reading(struct conn *c) {
     conn_want_read(c, c->up, true);
 }
 
+/* Bytes relayed one way: counted for the log and charged to the host's
+ * --bytes-limit (a raw tunnel, SSH or the host's services, is not). */
+static void count(struct conn *c, int64_t *counter, size_t n) {
+  *counter += (int64_t)n;
+  if (ts(c)->kind != TK_RAW && !ts(c)->host_access)
+    conn_rate_charge(c, ts(c)->host, n);
+}
+
 static void on_splice_bytes(void *arg, int dir, size_t n) {
   struct conn *c = arg;
   conn_touch(c);
-  if (dir == 0)
-    ts(c)->bytes_up += (int64_t)n;
-  else
-    ts(c)->bytes_down += (int64_t)n;
+  count(c, dir == 0 ? &ts(c)->bytes_up : &ts(c)->bytes_down, n);
 }
 
 static void on_splice_done(void *arg, int status) {
@@ -340,7 +345,7 @@ static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
     return;
   }
   enter_relay(c);
-  t->bytes_up += (int64_t)t->hello_len;
+  count(c, &t->bytes_up, t->hello_len);
   int rc = t->hello_len ? relay(c->up, (const char *)t->hello, t->hello_len) : 0;
   free(t->hello);
   t->hello = NULL;
@@ -395,7 +400,7 @@ static void inspect(struct conn *c, const char *data, size_t len) {
       return;
     }
     enter_relay(c);
-    t->bytes_up += (int64_t)len;
+    count(c, &t->bytes_up, len);
     if (relay(c->up, data, len) < 0)
       conn_close(c);
     return;
@@ -434,13 +439,20 @@ static void inspect(struct conn *c, const char *data, size_t len) {
     t->host_access = v.host_access;
     if (v.decision == AWF_DENY) {
       deny_tunnel(c, v.reason);
-    } else {
-      struct awf_log_record r; /* the decision, before the name is dialled */
-      tunnel_record(c, &r, AWF_ALLOW, AWF_REASON_ALLOWED);
-      conn_log_open(c, &r);
-      t->bump = !t->host_access && bump_wanted(c);
-      dial_transparent(c);
+      return;
     }
+    t->bump = !t->host_access && bump_wanted(c);
+    /* An opened connection counts by its requests, not itself; the host's
+     * services are not limited. */
+    if (!t->host_access &&
+        conn_rate_check(c, t->host, !t->bump, &t->would_deny, &t->audit_reason)) {
+      deny_tunnel(c, AWF_REASON_RATE_LIMITED);
+      return;
+    }
+    struct awf_log_record r; /* the decision, before the name is dialled */
+    tunnel_record(c, &r, AWF_ALLOW, AWF_REASON_ALLOWED);
+    conn_log_open(c, &r);
+    dial_transparent(c);
     return;
   }
   /* CONNECT: the host was admitted; the hello may claim no other name. */
@@ -463,12 +475,12 @@ static void inspect(struct conn *c, const char *data, size_t len) {
     return;
   }
   enter_relay(c);
-  t->bytes_up += (int64_t)t->hello_len;
+  count(c, &t->bytes_up, t->hello_len);
   int rc = relay(c->up, (const char *)t->hello, t->hello_len);
   free(t->hello);
   t->hello = NULL;
   if (rc == 0 && take < len) {
-    t->bytes_up += (int64_t)(len - take);
+    count(c, &t->bytes_up, len - take);
     rc = relay(c->up, data + take, len - take);
   }
   if (rc < 0)
@@ -494,9 +506,9 @@ static void forward_eof(struct conn *c, struct awf_transport *to) {
 
 /* Bytes read from one side, relayed to the other and counted; a read that
  * filled the whole buffer marks a bulk transfer, which moves to splice. */
-static void relay_read(struct conn *c, struct awf_transport *to, int64_t *count,
+static void relay_read(struct conn *c, struct awf_transport *to, int64_t *counter,
                        const uv_buf_t *buf, size_t n) {
-  *count += (int64_t)n;
+  count(c, counter, n);
   if (relay(to, buf->base, n) < 0) {
     conn_close(c);
     return;

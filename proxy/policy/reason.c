@@ -84,6 +84,13 @@ static const struct row {
                                   "the request's Host names another host than the one its "
                                   "intercepted TLS connection was admitted for",
                                   AWF_FIX_NONE, NULL},
+    [AWF_REASON_RATE_LIMITED] = {"rate_limited", 429, DENIED,
+                                 "the host is over its request or byte rate limit "
+                                 "(--rate-limit, --bytes-limit): retry after the seconds in "
+                                 "Retry-After",
+                                 AWF_FIX_NONE,
+                                 "over a --rate-limit or --bytes-limit: raise the limit, or "
+                                 "slow the client down"},
     [AWF_REASON_BAD_REQUEST] = {"bad_request", 400, DENIED, MALFORMED, AWF_FIX_NONE, NULL},
     [AWF_REASON_NOT_A_PROXY_REQUEST] =
         {"not_a_proxy_request", 400, DENIED,
@@ -156,6 +163,7 @@ const char *awf_http_status_text(int status) {
   case 403: return "Forbidden";
   case 408: return "Request Timeout";
   case 421: return "Misdirected Request";
+  case 429: return "Too Many Requests";
   case 431: return "Request Header Fields Too Large";
   case 502: return "Bad Gateway";
   case 503: return "Service Unavailable";

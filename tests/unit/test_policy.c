@@ -51,6 +51,7 @@ static const struct {
     {AWF_REASON_URL_NOT_ALLOWED, "url_not_allowed"},
     {AWF_REASON_URL_BLOCKED, "url_blocked"},
     {AWF_REASON_HOST_MISMATCH, "host_mismatch"},
+    {AWF_REASON_RATE_LIMITED, "rate_limited"},
     {AWF_REASON_BAD_REQUEST, "bad_request"},
     {AWF_REASON_NOT_A_PROXY_REQUEST, "not_a_proxy_request"},
     {AWF_REASON_HEADER_TOO_LARGE, "header_too_large"},
@@ -114,6 +115,8 @@ static void test_status_alert_explain_fix(void **state) {
   assert_int_equal(awf_reason_http_status(AWF_REASON_HEADER_TOO_LARGE), 431);
   assert_int_equal(awf_reason_http_status(AWF_REASON_ALLOWED), 0);
   assert_string_equal(awf_http_status_text(431), "Request Header Fields Too Large");
+  assert_int_equal(awf_reason_http_status(AWF_REASON_RATE_LIMITED), 429);
+  assert_string_equal(awf_http_status_text(429), "Too Many Requests");
   assert_string_equal(awf_http_status_text(999), "Error");
 
   assert_int_equal(awf_reason_tls_alert(AWF_REASON_NO_SNI), AWF_TLS_ALERT_UNRECOGNIZED_NAME);
