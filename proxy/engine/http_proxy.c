@@ -102,6 +102,10 @@ struct http_state {
   int local_status;
   enum awf_reason local_reason;
   bool answered_locally;
+  /* The client's write queue is full of such answers: its next request waits
+   * until the queue drains (a client that sends denied requests and reads
+   * nothing would otherwise grow it without bound). */
+  bool drain_wait;
 };
 
 static const llhttp_settings_t req_settings;
@@ -708,6 +712,12 @@ static bool finish_local(struct conn *c) {
   }
   awf_head_release(&h->rq);
   conn_set_timer(c, T_IDLE);
+  if (c->client->full) { /* resumed by http_on_drained */
+    h->paused = true;
+    h->drain_wait = true;
+    update_reading(c);
+    return false;
+  }
   return true;
 }
 
@@ -1103,6 +1113,15 @@ static void http_on_close(struct conn *c) {
   }
 }
 
+/* A queue passed its high-water mark and drained again. */
+static void http_on_drained(struct conn *c, struct awf_transport *t) {
+  struct http_state *h = hs(c);
+  if (t != c->client || !h->drain_wait || !still_http(c))
+    return;
+  h->drain_wait = false;
+  resume_client(c);
+}
+
 static void http_free(struct conn *c) {
   struct http_state *h = hs(c);
   awf_head_release(&h->rq);
@@ -1121,6 +1140,7 @@ static const struct conn_mode_ops http_ops = {
     .on_up_read = on_up_read,
     .on_timer = http_on_timer,
     .on_close = http_on_close,
+    .on_drained = http_on_drained,
     .free = http_free,
 };
 

@@ -1,0 +1,91 @@
+"""Hostile clients and origins against TLS interception (--ssl-bump): a
+client that floods denied requests without reading the answers, and the
+other ways to make the intercepting proxy hold memory, crash or lie in its
+log. The proxy trusts the suite's self-signed origin certificate through
+SSL_CERT_FILE; clients trust the run's CA from --ssl-bump-ca-out."""
+
+import os
+import socket
+import ssl
+import time
+
+import pytest
+
+ALLOW_URLS = "https://allowed.test/hello*"
+
+
+@pytest.fixture
+def bump(start_proxy, certfile, tmp_path):
+    """Start an intercepting proxy; returns (proxy, ca file)."""
+    def _start(extra=(), **kw):
+        ca = str(tmp_path / f"run-ca-{time.monotonic_ns()}.pem")
+        p = start_proxy(extra=["--ssl-bump", "--ssl-bump-ca-out", ca,
+                               "--allow-urls", ALLOW_URLS, *extra],
+                        env=dict(os.environ, SSL_CERT_FILE=certfile), **kw)
+        return p, ca
+    return _start
+
+
+def connect_tunnel(p, port, host="allowed.test"):
+    s = socket.create_connection((p.host, p.port), timeout=10)
+    s.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = s.recv(1)
+        assert d, head
+        head += d
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return s
+
+
+def bumped(p, ca, port, host="allowed.test", rcvbuf=None):
+    """A TLS connection through an intercepted CONNECT tunnel."""
+    s = connect_tunnel(p, port, host)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    ctx = ssl.create_default_context(cafile=ca)
+    return ctx.wrap_socket(s, server_hostname=host)
+
+
+def read_until(s, marker, timeout=10):
+    s.settimeout(timeout)
+    out = b""
+    while marker not in out:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+    return out
+
+
+def test_denied_flood_without_reading_is_held_back(bump, origins):
+    """Denied requests are answered inside TLS and the connection stays open:
+    a client that pipelines them and reads none of the 403s must be stopped
+    by its own full write queue, not buffered without bound (the old binary
+    took every byte and queued ~6x as much in answers)."""
+    p, ca = bump()
+    s = bumped(p, ca, origins.https.port, rcvbuf=4096)
+    # Padded: fewer requests (and log lines) for the bytes.
+    req = b"GET /no/x HTTP/1.1\r\nHost: allowed.test\r\nX-Pad: " + b"p" * 1000 + b"\r\n\r\n"
+    req *= 64
+    limit = 24 << 20
+    sent = 0
+    s.settimeout(3)
+    try:
+        while sent < limit:
+            s.sendall(req)
+            sent += len(req)
+    except (socket.timeout, ssl.SSLError, OSError):
+        pass
+    assert sent < limit // 2, f"the proxy took {sent} bytes of requests it answered nowhere"
+    # The answers are all there, in order, once the client reads them.
+    s.settimeout(10)
+    got = read_until(s, b"403 Forbidden", timeout=10)
+    assert got.startswith(b"HTTP/1.1 403 Forbidden"), got[:200]
+    s.close()
+    # And the proxy still serves an allowed request.
+    s = bumped(p, ca, origins.https.port)
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n")
+    got = read_until(s, b"hello from origin")
+    assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    s.close()
