@@ -1101,12 +1101,15 @@ static void http_on_close(struct conn *c) {
   if (h->rq_stage >= RQ_BODY && !h->logged)
     log_request(c, AWF_ALLOW, AWF_REASON_ALLOWED);
   if (h->bumped) { /* the tunnel's own record */
+    /* A handshake that never finished (an error, or a client that stalled
+     * until the deadline) let nothing through: not an allowed tunnel. */
     const struct awf_tls_transport *ct = awf_tls_transport_of(c->client);
-    bool failed = ct && !awf_tls_transport_handshaken(ct) &&
-                  awf_tls_transport_error(ct) != AWF_TLS_OK;
+    bool failed = ct && !awf_tls_transport_handshaken(ct);
     if (failed)
       awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "intercept %s: client: %s", h->bump.host,
-                     awf_tls_transport_error_detail(ct));
+                     awf_tls_transport_error(ct) != AWF_TLS_OK
+                         ? awf_tls_transport_error_detail(ct)
+                         : "the handshake did not complete");
     tunnel_log_handoff(c, &h->bump, failed ? AWF_DENY : AWF_ALLOW,
                        failed ? AWF_REASON_CLIENT_TLS_FAILED : AWF_REASON_ALLOWED, h->bump_up,
                        h->bump_down);

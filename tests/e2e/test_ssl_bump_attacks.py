@@ -89,3 +89,27 @@ def test_denied_flood_without_reading_is_held_back(bump, origins):
     got = read_until(s, b"hello from origin")
     assert got.startswith(b"HTTP/1.1 200"), got[:200]
     s.close()
+
+
+def client_hello(ca, host="allowed.test"):
+    """A real ClientHello's bytes (the handshake is never finished)."""
+    ctx = ssl.create_default_context(cafile=ca)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=host)
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return out.read()
+
+
+def test_stalled_client_handshake_is_not_an_allowed_tunnel(bump, origins):
+    """A client that sends its ClientHello and then nothing until the head
+    deadline passed no TLS session at all: the tunnel's record says
+    client_tls_failed, as for a client that rejected the leaf, not allowed."""
+    p, ca = bump(extra=["--header-timeout", "1"])
+    s = connect_tunnel(p, origins.https.port)
+    s.sendall(client_hello(ca))
+    got = read_until(s, b"never", timeout=5)  # the proxy's flight, then its close
+    assert got, "no server flight"
+    s.close()
+    rec = p.log.wait_one(lambda r: r["event"] == "connect" and r.get("intercepted"))
+    assert rec["decision"] == "deny" and rec["reason"] == "client_tls_failed", rec
