@@ -459,13 +459,23 @@ static int answer_locally(struct conn *c, int status, enum awf_reason reason) {
   return 0;
 }
 
+/* Two lower-case host names, a trailing dot (the root label) aside. */
+static bool same_host(const char *a, const char *b) {
+  size_t al = strlen(a), bl = strlen(b);
+  if (al > 1 && a[al - 1] == '.')
+    al--;
+  if (bl > 1 && b[bl - 1] == '.')
+    bl--;
+  return al == bl && memcmp(a, b, al) == 0;
+}
+
 /* The head of a request inside intercepted TLS: for the tunnel's host only
  * (it was admitted, and its upstream verified, for that name), judged by
  * the https URL rules, sent on over the pinned upstream. */
 static int bumped_request(struct conn *c) {
   struct http_state *h = hs(c);
   make_full_url(h);
-  if (strcmp(h->target.host, h->bump.host) != 0)
+  if (!same_host(h->target.host, h->bump.host))
     return answer_locally(c, 421, AWF_REASON_HOST_MISMATCH);
   h->target.port = h->bump.port;
   struct awf_ask_facts ask = {.kind = AWF_ASK_HTTPS,

@@ -38,13 +38,13 @@ def connect_tunnel(p, port, host="allowed.test"):
     return s
 
 
-def bumped(p, ca, port, host="allowed.test", rcvbuf=None):
+def bumped(p, ca, port, host="allowed.test", rcvbuf=None, sni=None):
     """A TLS connection through an intercepted CONNECT tunnel."""
     s = connect_tunnel(p, port, host)
     if rcvbuf:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     ctx = ssl.create_default_context(cafile=ca)
-    return ctx.wrap_socket(s, server_hostname=host)
+    return ctx.wrap_socket(s, server_hostname=sni or host)
 
 
 def read_until(s, marker, timeout=10):
@@ -113,3 +113,35 @@ def test_stalled_client_handshake_is_not_an_allowed_tunnel(bump, origins):
     s.close()
     rec = p.log.wait_one(lambda r: r["event"] == "connect" and r.get("intercepted"))
     assert rec["decision"] == "deny" and rec["reason"] == "client_tls_failed", rec
+
+
+@pytest.mark.parametrize("host", ["allowed.test.", "Allowed.TEST."])
+def test_connect_with_root_label_is_intercepted(bump, origins, host):
+    """CONNECT allowed.test.:port (the root label, admitted by the domain
+    rules as allowed.test) is the same host: intercepted and judged by its
+    URL rules. The old binary relayed it raw, and /no/ reached the origin."""
+    p, ca = bump()
+    port = origins.https.port
+    # Python's name check takes no root label: the SNI and the name checked
+    # are allowed.test, the leaf must come from the run's CA.
+    s = bumped(p, ca, port, host=host, sni="allowed.test")
+    s.sendall(b"GET /no/x HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+    got = read_until(s, b"url_not_allowed")
+    assert got.startswith(b"HTTP/1.1 403"), got[:200]
+    s.sendall(f"GET /hello HTTP/1.1\r\nHost: {host.lower()}\r\n\r\n".encode())
+    got = read_until(s, b"hello from origin")
+    assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    s.close()
+    rec = p.log.wait_one(lambda r: r["event"] == "connect" and r.get("intercepted"))
+    assert rec["decision"] == "allow", rec
+
+
+def test_plain_http_root_label_is_judged(start_proxy, origins):
+    """GET http://allowed.test./no/x is held to allowed.test's http:// URL
+    rules (the old binary found no rule for 'allowed.test.' and let it pass)."""
+    p = start_proxy(extra=["--allow-urls", "http://allowed.test/hello*"])
+    port = origins.http.port
+    r = p.fetch(f"http://allowed.test.:{port}/echo", host="allowed.test")
+    assert r.status == 403, r
+    r = p.fetch(f"http://allowed.test.:{port}/hello", host="allowed.test")
+    assert r.status == 200, r
