@@ -5,13 +5,16 @@ log. The proxy trusts the suite's self-signed origin certificate through
 SSL_CERT_FILE; clients trust the run's CA from --ssl-bump-ca-out."""
 
 import os
+import re
 import socket
 import ssl
 import time
 
 import pytest
 
-ALLOW_URLS = "https://allowed.test/hello*"
+from harness.util import token
+
+ALLOW_URLS = "https://allowed.test/hello*, https://allowed.test/echo*"
 
 
 @pytest.fixture
@@ -145,3 +148,91 @@ def test_plain_http_root_label_is_judged(start_proxy, origins):
     assert r.status == 403, r
     r = p.fetch(f"http://allowed.test.:{port}/hello", host="allowed.test")
     assert r.status == 200, r
+
+
+def responses(data):
+    """The status lines of the responses in data, in order."""
+    return [m.decode() for m in re.findall(rb"(?:^|\n)HTTP/1\.1 (\d{3}) ", data)]
+
+
+def drain(s, timeout=2):
+    s.settimeout(timeout)
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return out + b"<EOF>"
+            out += d
+    except (socket.timeout, ssl.SSLError):
+        return out
+
+
+def req(path, extra=b"", host=b"allowed.test"):
+    return b"GET " + path + b" HTTP/1.1\r\nHost: " + host + b"\r\n" + extra + b"\r\n"
+
+
+def post(path, body, chunked=False):
+    if chunked:
+        framing = b"Transfer-Encoding: chunked\r\n"
+        body = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    else:
+        framing = b"Content-Length: %d\r\n" % len(body)
+    return b"POST " + path + b" HTTP/1.1\r\nHost: allowed.test\r\n" + framing + b"\r\n" + body
+
+
+# Each: what the client writes inside the intercepted TLS (t: a token in
+# every path), the statuses it gets, and whether the connection is closed.
+SMUGGLES = {
+    # a denied request's body is read and dropped, never parsed as requests
+    "denied-body-is-dropped": (lambda t: post(b"/no/" + t, req(b"/no/smuggled-" + t))
+                               + req(b"/echo?" + t), ["403", "200"], False),
+    "denied-chunked-body-is-dropped": (
+        lambda t: post(b"/no/" + t, req(b"/no/smuggled-" + t), chunked=True)
+        + req(b"/echo?" + t), ["403", "200"], False),
+    "pipelined-allowed-denied-allowed": (
+        lambda t: req(b"/hello?" + t) + req(b"/no/" + t) + req(b"/echo?" + t),
+        ["200", "403", "200"], False),
+    "te-and-cl": (
+        lambda t: b"POST /echo?" + t + b" HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 4\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + req(b"/no/" + t), ["400"], True),
+    "connect-inside": (
+        lambda t: b"CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n"
+        + req(b"/no/" + t), ["400"], True),
+    "absolute-form-other-host": (
+        lambda t: b"GET https://other.test/no/" + t + b" HTTP/1.1\r\nHost: allowed.test\r\n\r\n",
+        ["400"], True),
+    "host-of-another-allowed-domain": (
+        lambda t: req(b"/echo?" + t, host=b"other.test") + req(b"/echo?" + t),
+        ["421", "200"], False),
+    "encoded-traversal": (
+        lambda t: req(b"/echo/%2e%2e/no/" + t) + req(b"/hello/..%2fno/" + t),
+        ["403", "403"], False),
+    "upgrade-is-not-followed": (
+        lambda t: req(b"/hello?" + t, b"Connection: Upgrade\r\nUpgrade: websocket\r\n")
+        + req(b"/no/" + t), ["200", "403"], False),
+    "h2-preface": (lambda t: b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", ["400"], True),
+}
+
+
+@pytest.mark.parametrize("name", list(SMUGGLES))
+def test_requests_inside_tls_are_each_judged(bump, origins, name):
+    """Whatever the framing, every request inside intercepted TLS is judged on
+    its own: no denied path reaches the origin, and each request has exactly
+    one final record."""
+    data, want, closed = SMUGGLES[name]
+    t = token()
+    p, ca = bump()
+    s = bumped(p, ca, origins.https.port)
+    s.sendall(data(t.encode()))
+    got = drain(s)
+    s.close()
+    assert responses(got) == want, got
+    assert got.endswith(b"<EOF>") == closed, got[-200:]
+    seen = [r["path"] for r in origins.https.state.requests if t in r["path"]]
+    assert not [x for x in seen if "/no" in x], seen
+    assert len(seen) == want.count("200"), seen
+    p.log.wait_one(lambda r: r["event"] == "connect" and r.get("intercepted"))
+    finals = [r for r in p.log.records() if r["event"] == "https"]
+    assert len(finals) == len(want), finals
+    assert len({r["req"] for r in finals}) == len(finals), finals
