@@ -103,6 +103,10 @@ struct http_state {
   enum awf_reason local_reason;
   bool answered_locally;
   unsigned retry_after; /* a 429 (rate_limited): its Retry-After, seconds */
+  /* The client's write queue is full of such answers: its next request waits
+   * until the queue drains (a client that sends denied requests and reads
+   * nothing would otherwise grow it without bound). */
+  bool drain_wait;
 };
 
 static const llhttp_settings_t req_settings;
@@ -468,13 +472,23 @@ static int answer_locally(struct conn *c, int status, enum awf_reason reason) {
   return 0;
 }
 
+/* Two lower-case host names, a trailing dot (the root label) aside. */
+static bool same_host(const char *a, const char *b) {
+  size_t al = strlen(a), bl = strlen(b);
+  if (al > 1 && a[al - 1] == '.')
+    al--;
+  if (bl > 1 && b[bl - 1] == '.')
+    bl--;
+  return al == bl && memcmp(a, b, al) == 0;
+}
+
 /* The head of a request inside intercepted TLS: for the tunnel's host only
  * (it was admitted, and its upstream verified, for that name), judged by
  * the https URL rules, sent on over the pinned upstream. */
 static int bumped_request(struct conn *c) {
   struct http_state *h = hs(c);
   make_full_url(h);
-  if (strcmp(h->target.host, h->bump.host) != 0)
+  if (!same_host(h->target.host, h->bump.host))
     return answer_locally(c, 421, AWF_REASON_HOST_MISMATCH);
   h->target.port = h->bump.port;
   struct awf_ask_facts ask = {.kind = AWF_ASK_HTTPS,
@@ -738,6 +752,12 @@ static bool finish_local(struct conn *c) {
   }
   awf_head_release(&h->rq);
   conn_set_timer(c, T_IDLE);
+  if (c->client->full) { /* resumed by http_on_drained */
+    h->paused = true;
+    h->drain_wait = true;
+    update_reading(c);
+    return false;
+  }
   return true;
 }
 
@@ -1121,16 +1141,28 @@ static void http_on_close(struct conn *c) {
   if (h->rq_stage >= RQ_BODY && !h->logged)
     log_request(c, AWF_ALLOW, AWF_REASON_ALLOWED);
   if (h->bumped) { /* the tunnel's own record */
+    /* A handshake that never finished (an error, or a client that stalled
+     * until the deadline) let nothing through: not an allowed tunnel. */
     const struct awf_tls_transport *ct = awf_tls_transport_of(c->client);
-    bool failed = ct && !awf_tls_transport_handshaken(ct) &&
-                  awf_tls_transport_error(ct) != AWF_TLS_OK;
+    bool failed = ct && !awf_tls_transport_handshaken(ct);
     if (failed)
       awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "intercept %s: client: %s", h->bump.host,
-                     awf_tls_transport_error_detail(ct));
+                     awf_tls_transport_error(ct) != AWF_TLS_OK
+                         ? awf_tls_transport_error_detail(ct)
+                         : "the handshake did not complete");
     tunnel_log_handoff(c, &h->bump, failed ? AWF_DENY : AWF_ALLOW,
                        failed ? AWF_REASON_CLIENT_TLS_FAILED : AWF_REASON_ALLOWED, h->bump_up,
                        h->bump_down);
   }
+}
+
+/* A queue passed its high-water mark and drained again. */
+static void http_on_drained(struct conn *c, struct awf_transport *t) {
+  struct http_state *h = hs(c);
+  if (t != c->client || !h->drain_wait || !still_http(c))
+    return;
+  h->drain_wait = false;
+  resume_client(c);
 }
 
 static void http_free(struct conn *c) {
@@ -1151,6 +1183,7 @@ static const struct conn_mode_ops http_ops = {
     .on_up_read = on_up_read,
     .on_timer = http_on_timer,
     .on_close = http_on_close,
+    .on_drained = http_on_drained,
     .free = http_free,
 };
 

@@ -532,8 +532,12 @@ static bool glob(const char *p, size_t pn, const char *s, size_t sn) {
   return pi == pn;
 }
 
-/* Label by label: '*' never crosses a dot. */
+/* Label by label: '*' never crosses a dot. The host's root label (a
+ * trailing dot, "allowed.test.") names the same host, as for the domain
+ * rules: without it, it would escape every URL rule. */
 static bool host_match(const char *p, const char *h, size_t hn) {
+  if (hn > 1 && h[hn - 1] == '.')
+    hn--;
   const char *pe = p + strlen(p), *he = h + hn;
   for (;;) {
     const char *pd = memchr(p, '.', (size_t)(pe - p));

@@ -258,6 +258,9 @@ static void test_case(void **state) {
   assert_int_equal(check(r, "allowed.test", "GET", "/Ok/x"), AWF_URL_ALLOWED);
   assert_int_equal(check(r, "allowed.test", "GET", "/ok/x"), AWF_URL_NOT_ALLOWED);
   assert_int_equal(check(r, "allowed.test", "GET", "/OK/x"), AWF_URL_NOT_ALLOWED);
+  /* A trailing dot (the root label) is the same host, held to the same rules. */
+  assert_int_equal(check(r, "allowed.test.", "GET", "/ok/x"), AWF_URL_NOT_ALLOWED);
+  assert_int_equal(check(r, "allowed.test.", "GET", "/Ok/x"), AWF_URL_ALLOWED);
   awf_url_rules_free(r);
 }
 
@@ -418,6 +421,11 @@ static void test_hosts(void **state) {
   assert_false(awf_url_rules_covers_host(r, AWF_URL_HTTPS, "p.test", 6));
   assert_true(awf_url_rules_covers_host(r, AWF_URL_HTTP, "p.test", 6));
   assert_false(awf_url_rules_covers_host(NULL, AWF_URL_HTTPS, "a.test", 6));
+  /* The root label names the same host: it escapes no rule. */
+  assert_true(awf_url_rules_covers_host(r, AWF_URL_HTTPS, "a.test.", 7));
+  assert_true(awf_url_rules_covers_host(r, AWF_URL_HTTPS, "api-1.b.test.", 13));
+  assert_true(awf_url_rules_covers_host(r, AWF_URL_HTTP, "p.test.", 7));
+  assert_false(awf_url_rules_covers_host(r, AWF_URL_HTTPS, "a.test..", 8));
   const char *h[2];
   assert_int_equal(awf_url_rules_hosts(r, AWF_URL_HTTPS, h, 2), 3);
   assert_string_equal(h[0], "a.test");
