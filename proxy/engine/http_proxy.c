@@ -465,6 +465,15 @@ static void make_full_url(struct http_state *h) {
  * (on_req_complete), and the connection goes on. */
 static int answer_locally(struct conn *c, int status, enum awf_reason reason) {
   struct http_state *h = hs(c);
+  if (h->req_body) {
+    /* A body would have to be read whole before the answer (and an
+     * Expect: 100-continue client waits for nothing): answer now, close. */
+    h->status = status;
+    log_request(c, AWF_DENY, reason);
+    http_send_error(c, status, h->target.host_len ? h->target.host : NULL, h->target.port,
+                    reason);
+    return HPE_PAUSED;
+  }
   h->status = status;
   h->local_status = status;
   h->local_reason = reason;

@@ -44,6 +44,10 @@ static size_t constraints(const awf_url_rules *rules, const char **names) {
   size_t n = awf_url_rules_hosts(rules, AWF_URL_HTTPS, hosts, MAX_CONSTRAINTS);
   if (n > MAX_CONSTRAINTS)
     return 0;
+  size_t m = awf_url_rules_hosts(rules, AWF_URL_HTTP, hosts + n, MAX_CONSTRAINTS - n);
+  if (m > MAX_CONSTRAINTS - n)
+    return 0;
+  n += m;
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
     const char *c = constraint_of(hosts[i]);
@@ -107,7 +111,8 @@ void awf_intercept_free(awf_intercept *ic) {
 }
 
 bool awf_intercept_wants(const awf_intercept *ic, const char *host, size_t len) {
-  return ic && awf_url_rules_covers_host(ic->rules, AWF_URL_HTTPS, host, len);
+  return ic && (awf_url_rules_covers_host(ic->rules, AWF_URL_HTTPS, host, len) ||
+                awf_url_rules_covers_host(ic->rules, AWF_URL_HTTP, host, len));
 }
 
 char *awf_intercept_ca_pem(const awf_intercept *ic, size_t *len) {

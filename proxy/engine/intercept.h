@@ -1,7 +1,8 @@
 /* intercept.h: TLS interception for one run (--ssl-bump): the per-run CA,
  * its leaf cache, the two TLS contexts (facing the client with a leaf,
  * facing the origin with verification) and the rule that says which hosts
- * are opened: only those some https:// URL rule names. Every other host is
+ * are opened: only those some URL rule names (https:// ones, and http://
+ * ones, whose hosts are URL-ruled on both schemes). Every other host is
  * tunnelled untouched, so pinned clients, mTLS and HTTP/2-only tools keep
  * working wherever no path rule asked for interception.
  *

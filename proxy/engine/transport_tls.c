@@ -427,6 +427,9 @@ static SSL_CTX *ctx_new(const SSL_METHOD *m, char *err, size_t errsz) {
     return NULL;
   }
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  /* Neither side may renegotiate: a peer asking again and again costs a
+   * handshake each time, and TLS 1.3 has none anyway. */
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
   return ctx;
 }
 

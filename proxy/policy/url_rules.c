@@ -599,13 +599,17 @@ enum awf_url_verdict awf_url_rules_check(const awf_url_rules *r, enum awf_url_sc
                                          const char *target, size_t target_len) {
   if (!r || r->n == 0)
     return AWF_URL_NO_RULE;
+  /* A host an allow rule of either scheme names is URL-ruled for both: a
+   * rule written for https:// must not leave its plain http:// paths open
+   * (nor the reverse); a request must match an allow rule of its own
+   * scheme. Block rules apply to their own scheme. */
   bool host_ruled = false, host_any = false;
   for (size_t i = 0; i < r->n; i++)
-    if (r->v[i].scheme == s && host_match(r->v[i].host, host, host_len)) {
-      host_any = true;
+    if (host_match(r->v[i].host, host, host_len)) {
+      host_any |= r->v[i].scheme == s;
       host_ruled |= r->v[i].list == AWF_URL_ALLOW;
     }
-  if (!host_any)
+  if (!host_any && !host_ruled)
     return AWF_URL_NO_RULE;
   const char *q = memchr(target, '?', target_len);
   size_t pl = q ? (size_t)(q - target) : target_len;

@@ -18,9 +18,11 @@
  *   the client sent it.
  *
  * Matching: the request's path is judged in each of its readings
- * (awf_url_reading). A block rule that matches any reading wins. A host that some allow rule's
- * scheme and host match is a URL-ruled host: every reading of its requests must
- * match an allow rule. Hosts without allow rules are not judged by the allow rules. */
+ * (awf_url_reading). A block rule of the request's scheme that matches any
+ * reading wins. A host that some allow rule's host matches, whatever its
+ * scheme, is a URL-ruled host: every reading of its requests must match an
+ * allow rule of the request's scheme. Hosts without allow rules are not
+ * judged by the allow rules. */
 #ifndef AWF_URL_RULES_H
 #define AWF_URL_RULES_H
 
@@ -68,7 +70,8 @@ bool awf_url_rules_has_scheme(const awf_url_rules *r, enum awf_url_scheme s);
 const char *awf_url_rules_first(const awf_url_rules *r, enum awf_url_scheme s);
 
 /* Does a rule of this scheme (either list) name this host (lower case)?
- * For https, these are the hosts TLS interception must open. */
+ * Of either scheme: the hosts TLS interception must open (a URL-ruled host
+ * is judged on both schemes, see awf_url_rules_check). */
 bool awf_url_rules_covers_host(const awf_url_rules *r, enum awf_url_scheme s, const char *host,
                                size_t host_len);
 

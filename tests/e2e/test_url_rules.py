@@ -155,3 +155,15 @@ def test_raw_tunnel_to_url_ruled_host_refused(url_proxy, origins):
     assert rec["decision"] == "deny" and rec["reason"] == "url_not_allowed", rec
     assert rec["bytes_up"] == 0, rec
     assert not origins.http.state.find(t)
+
+
+def test_https_rules_leave_no_plain_http_open(start_proxy, origins):
+    """A host ruled by https:// rules alone is URL-ruled for plain HTTP too:
+    no plain request matches an http:// allow rule, so every one is refused
+    (regression: the https rules did not judge plain HTTP, which reached any
+    path)."""
+    p = start_proxy(extra=["--ssl-bump", "--allow-urls", "https://allowed.test/ok/*"])
+    for path in ("/no/x", "/ok/x"):
+        t, r, rec = _fetch(p, origins, path)
+        assert r.status == 403 and rec["reason"] == "url_not_allowed", (path, rec)
+        assert not origins.http.state.find(t), path

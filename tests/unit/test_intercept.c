@@ -1,5 +1,5 @@
 /* test_intercept.c: a run's interception state (proxy/engine/intercept.c):
- * only the hosts https:// URL rules name are opened; the CA's name
+ * only the hosts URL rules name are opened; the CA's name
  * constraints are the domains of those rules' hosts (wildcard labels
  * dropped), or none when a pattern has no fixed suffix; the CA written out
  * holds no key and replaces the file atomically. */
@@ -61,7 +61,8 @@ static void test_wants_only_ruled_https_hosts(void **state) {
   assert_true(awf_intercept_wants(ic, "a.test", 6));
   assert_true(awf_intercept_wants(ic, "api-1.b.test", 12));
   assert_false(awf_intercept_wants(ic, "b.test", 6));
-  assert_false(awf_intercept_wants(ic, "p.test", 6)); /* an http:// rule opens nothing */
+  /* a host with http:// rules is URL-ruled on https too: opened to be judged */
+  assert_true(awf_intercept_wants(ic, "p.test", 6));
   assert_false(awf_intercept_wants(ic, "x.a.test", 8));
   assert_false(awf_intercept_wants(NULL, "a.test", 6));
   assert_non_null(awf_intercept_server_ctx(ic));

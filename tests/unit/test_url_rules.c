@@ -328,8 +328,11 @@ static void test_block_wins(void **state) {
   /* a block rule alone does not make a host URL-ruled */
   assert_int_equal(check(r, "b.test", "GET", "/x"), AWF_URL_NO_RULE);
   assert_int_equal(check(r, "b.test", "GET", "/secret"), AWF_URL_BLOCKED);
-  /* https rules do not judge http requests */
-  assert_int_equal(awf_url_rules_check(r, AWF_URL_HTTPS, "a.test", 6, "GET", "/admin/x", 8),
+  /* a host ruled for http is URL-ruled for https too: its https requests
+   * need an https allow rule; block rules judge their own scheme only */
+  assert_int_equal(awf_url_rules_check(r, AWF_URL_HTTPS, "a.test", 6, "GET", "/x", 2),
+                   AWF_URL_NOT_ALLOWED);
+  assert_int_equal(awf_url_rules_check(r, AWF_URL_HTTPS, "b.test", 6, "GET", "/secret", 7),
                    AWF_URL_NO_RULE);
   assert_true(awf_url_rules_has_scheme(r, AWF_URL_HTTP));
   assert_false(awf_url_rules_has_scheme(r, AWF_URL_HTTPS));
