@@ -51,6 +51,8 @@ void awf_options_free(struct awf_options *o) {
   awf_url_rules_free(o->url_rules);
   o->url_rules = NULL;
   awf_addr_policy_free(o->clients);
+  awf_dlp_free(o->dlp_table);
+  o->dlp_table = NULL;
   o->acl = NULL;
   o->policy = NULL;
   o->ssh_acl = NULL;
@@ -223,6 +225,10 @@ int awf_options_finish(struct awf_options *o, char *err, size_t errlen) {
     snprintf(err, errlen, "--ssl-bump-ca-out: needs --ssl-bump");
     return -EINVAL;
   }
+  if (o->dlp && !o->dlp_table && !(o->dlp_table = awf_dlp_new())) {
+    snprintf(err, errlen, "--dlp: out of memory");
+    return -ENOMEM;
+  }
   return 0;
 }
 
@@ -366,6 +372,8 @@ void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f
             awf_url_rules_count(o->url_rules, AWF_URL_BLOCK));
   if (o->ssl_bump)
     fprintf(f, "%s: debug: ssl-bump: on (hosts of https:// URL rules are intercepted)\n", prog);
+  if (o->dlp)
+    fprintf(f, "%s: debug: dlp: on (tokens and secrets in requests, names and bodies)\n", prog);
   awf_port_set_format(&o->ports, a, sizeof(a));
   fprintf(f, "%s: debug: allow-ports: %s%s\n", prog, a,
           o->audit ? " (--audit: nothing denied)" : "");
@@ -425,4 +433,5 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->url_rules = o->url_rules;
   cfg->intercept = o->intercept;
   cfg->allow_clients = o->clients;
+  cfg->dlp = o->dlp_table;
 }

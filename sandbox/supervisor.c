@@ -484,6 +484,7 @@ static void dns_config(const struct supervisor *s, struct awf_dns_server_config 
   dc->ssh_acl = cli->proxy.ssh_acl;
   dc->memory = s->dns_memory;
   dc->host_access = cli->host_access ? &s->host : NULL;
+  dc->dlp = cli->proxy.dlp_table;
 }
 
 /* Rootless: the sandbox's PID 1 made the listeners' sockets in its network

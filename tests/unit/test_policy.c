@@ -51,6 +51,7 @@ static const struct {
     {AWF_REASON_URL_NOT_ALLOWED, "url_not_allowed"},
     {AWF_REASON_URL_BLOCKED, "url_blocked"},
     {AWF_REASON_HOST_MISMATCH, "host_mismatch"},
+    {AWF_REASON_DLP_MATCH, "dlp_match"},
     {AWF_REASON_BAD_REQUEST, "bad_request"},
     {AWF_REASON_NOT_A_PROXY_REQUEST, "not_a_proxy_request"},
     {AWF_REASON_HEADER_TOO_LARGE, "header_too_large"},
