@@ -45,7 +45,9 @@ static void mask_record(const struct awf_event_sink *s, struct awf_log_record *r
     if (!c)
       continue;
     memcpy(c, orig, lens[i]);
-    if (!s->dlp || awf_dlp_redact(s->dlp, views[i], c, lens[i]) < 0)
+    /* A URL also as a name: its host, folded and without dots. */
+    if (!s->dlp || awf_dlp_redact(s->dlp, views[i], c, lens[i]) < 0 ||
+        (i == 1 && awf_dlp_redact(s->dlp, AWF_DLP_NAME, c, lens[i]) < 0))
       memset(c, '*', lens[i]);
   }
 }
