@@ -573,20 +573,22 @@ static const char *feed_decoded(awf_dlp_stream *st, const uint8_t *data, size_t 
   const char *kind = NULL;
   for (size_t i = 0; i < n && !kind; i++) {
     uint8_t c = data[i];
-    if (st->n_esc || c == '%') {
+    if (st->n_esc && hex_val(c) >= 0) {
       st->esc[st->n_esc++] = c;
-      bool ok = st->n_esc == 1 || hex_val(c) >= 0;
-      if (ok && st->n_esc < 3)
+      if (st->n_esc < 3)
         continue;
-      if (ok) {
-        out[o++] = (uint8_t)(hex_val(st->esc[1]) * 16 + hex_val(st->esc[2]));
-      } else { /* not an escape: the bytes as they were */
-        for (size_t k = 0; k < st->n_esc; k++)
-          out[o++] = st->esc[k];
-      }
+      out[o++] = (uint8_t)(hex_val(st->esc[1]) * 16 + hex_val(st->esc[2]));
       st->n_esc = 0;
     } else {
-      out[o++] = c == '+' ? ' ' : c;
+      /* Not (or no longer) an escape: what was held goes as it was, and
+       * this byte is read afresh (it may start an escape itself). */
+      for (size_t k = 0; k < st->n_esc; k++)
+        out[o++] = st->esc[k];
+      st->n_esc = 0;
+      if (c == '%')
+        st->esc[st->n_esc++] = c;
+      else
+        out[o++] = c == '+' ? ' ' : c;
     }
     if (o + 3 > sizeof(out)) {
       kind = sub_feed(st->d, &st->dec, out, o);

@@ -6,12 +6,14 @@ The log names the kind, never the text. Each case also runs without --dlp,
 where the same request reaches the origin: the test would fail if DLP were
 off."""
 
+import os
 import shutil
+import ssl
 import subprocess
 
 import pytest
 
-from harness.client import ConnectionClosed, request_bytes
+from harness.client import Conn, ConnectionClosed, TLSOverSocket, request_bytes
 from harness.util import by, token
 
 GH = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
@@ -228,3 +230,56 @@ def test_transparent_tls_server_name(world, on):
 def test_flag_in_help(proxy_bin):
     out = subprocess.run([proxy_bin, "--help"], capture_output=True, text=True).stdout
     assert "--dlp" in out
+
+
+# -- inside TLS that --ssl-bump opens ----------------------------------------------------
+
+def _bumped(start_proxy, certfile, tmp_path):
+    ca = str(tmp_path / "ca.pem")
+    env = dict(os.environ, SSL_CERT_FILE=certfile)
+    p = start_proxy(extra=["--dlp", "--ssl-bump", "--ssl-bump-ca-out", ca,
+                           "--allow-urls", "https://allowed.test/*"], env=env)
+    return p, ca
+
+
+def _bumped_conn(p, ca, origins):
+    c, r = p.tunnel(f"allowed.test:{origins.https.port}")
+    assert r.status == 200, r.head
+    tls = TLSOverSocket(c, "allowed.test", cafile=ca)
+    tls.handshake()
+    return c, Conn(tls)
+
+
+def test_intercepted_header_denied_inside_tls(start_proxy, origins, certfile, tmp_path):
+    p, ca = _bumped(start_proxy, certfile, tmp_path)
+    c, tc = _bumped_conn(p, ca, origins)
+    with c:
+        t = token()
+        tc.send(request_bytes("GET", f"/hello?t={t}", "allowed.test",
+                              [("Authorization", f"Bearer {GH}")]))
+        r = tc.read_response()
+        assert r.status == 403 and "dlp_match" in r.text, r.head
+        t2 = token()  # the connection stays usable
+        tc.send(request_bytes("GET", f"/hello?t={t2}", "allowed.test", [("Connection", "close")]))
+        assert tc.read_response().status == 200
+    assert origins.https.state.find(t) == [] and len(origins.https.state.find(t2)) == 1
+    rec = p.log.wait_one(lambda x: x.get("event") == "https" and t in x.get("url", ""))
+    assert rec["reason"] == "dlp_match" and rec["dlp"] == "github_token", rec
+    _no_secret_in_log(p, GH)
+
+
+def test_intercepted_body_cut(start_proxy, origins, certfile, tmp_path):
+    p, ca = _bumped(start_proxy, certfile, tmp_path)
+    c, tc = _bumped_conn(p, ca, origins)
+    t = token()
+    filler = b"y" * 100000
+    body = filler + b'{"key":"' + ANTHROPIC.encode() + b'"}'
+    with c:
+        tc.send(request_bytes("POST", f"/upload-stream?id={t}", "allowed.test",
+                              [("Content-Type", "application/json")], body))
+        with pytest.raises((ConnectionClosed, ConnectionError, ssl.SSLError)):
+            tc.read_response("POST")
+    rec = p.log.wait_one(lambda x: x.get("event") == "https" and t in x.get("url", ""))
+    assert rec["decision"] == "deny" and rec["reason"] == "dlp_match", rec
+    assert rec["dlp"] == "anthropic_key"
+    assert (origins.https.state.get_progress(t) or 0) <= len(filler) + 8
