@@ -61,10 +61,10 @@ struct http_state {
   struct awf_resp_plan plan;    /* the response under way (http_head.h) */
   bool would_deny;
   enum awf_reason audit_reason;
-  const char *dlp;           /* --dlp: the kind of a match in this request (never its text) */
-  awf_dlp_stream *dlp_body;  /* --dlp: the request body's scan, made at its first bytes */
-  bool host_access; /* admitted as one of the host's services */
-  uint64_t req_no;  /* this request's number on the connection (log `req`) */
+  const char *dlp;          /* --dlp: the kind of a match in this request (never its text) */
+  awf_dlp_stream *dlp_body; /* --dlp: the request body's scan, made at its first bytes */
+  bool host_access;         /* admitted as one of the host's services */
+  uint64_t req_no;          /* this request's number on the connection (log `req`) */
   unsigned host_headers;
   int error_status;
   enum awf_reason error_reason;

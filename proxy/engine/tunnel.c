@@ -51,7 +51,7 @@ struct tunnel_state {
   awf_splice *splice;        /* RELAY_SPLICE: the relay */
   enum awf_reason audit_reason;
   const char *dlp; /* --dlp: the kind of a match (denied, or admitted under --audit) */
-  uint64_t req; /* CONNECT: the request's number, for the log */
+  uint64_t req;    /* CONNECT: the request's number, for the log */
   uint16_t port;
   char host[256];
   char dial[AWF_ADDRSTRLEN]; /* raw: dial this address instead of the name */

@@ -47,7 +47,7 @@ struct tunnel_params {
   bool host_is_ip;
   bool would_deny; /* audit mode: the ACL would have denied */
   enum awf_reason audit_reason;
-  const char *dlp; /* --dlp --audit: the kind of a match admitted */
+  const char *dlp;      /* --dlp --audit: the kind of a match admitted */
   const char *upstream; /* "ip:port" dialled */
   uint64_t started_ms;
   uint64_t req;     /* the CONNECT's request number, for the log */

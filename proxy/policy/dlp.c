@@ -162,7 +162,8 @@ static size_t m_pem(const struct view *v, size_t i) {
   static const char *const ends[] = {"PRIVATE KEY", "PRIVATE KEY BLOCK"};
   for (size_t k = 0; k < 2; k++) {
     size_t el = strlen(ends[k]);
-    if (ll >= el && has(v, ls + ll - el, ends[k]) && (ll == el || v->s[ls + ll - el - 1] == ' '))
+    if (ll >= el && has(v, ls + ll - el, ends[k]) &&
+        (ll == el || v->s[ls + ll - el - 1] == ' '))
       return 11 + ll + 5;
   }
   return 0;
@@ -192,9 +193,9 @@ static const struct pattern {
   const char *kind;
   matcher match;
 } patterns[] = {
-    {"github_token", m_github},     {"github_pat", m_github_pat}, {"anthropic_key", m_anthropic},
-    {"openai_key", m_openai},       {"aws_access_key_id", m_aws}, {"google_api_key", m_google},
-    {"slack_token", m_slack},       {"private_key", m_pem},       {"jwt", m_jwt},
+    {"github_token", m_github}, {"github_pat", m_github_pat}, {"anthropic_key", m_anthropic},
+    {"openai_key", m_openai},   {"aws_access_key_id", m_aws}, {"google_api_key", m_google},
+    {"slack_token", m_slack},   {"private_key", m_pem},       {"jwt", m_jwt},
 };
 #define N_PATTERNS (sizeof(patterns) / sizeof(patterns[0]))
 
@@ -559,7 +560,9 @@ static const char *sub_feed(const awf_dlp *d, struct sub *sb, const uint8_t *dat
 
 static const char *sub_finish(const awf_dlp *d, struct sub *sb, bool at_end) {
   const char *kind = NULL;
-  struct view v = {.s = sb->win, .n = sb->tail, .at_start = sb->total == sb->tail,
+  struct view v = {.s = sb->win,
+                   .n = sb->tail,
+                   .at_start = sb->total == sb->tail,
                    .at_end = at_end};
   scan_view(d, &v, first_hit, &kind);
   return kind;

@@ -75,8 +75,8 @@ struct awf_ask_facts {
     const char *target; /* origin-form "/path?query" as sent ("" for "/") */
     size_t target_len;
     const struct awf_head *headers; /* the request's headers, for --dlp (may be NULL) */
-  } http;                       /* HTTP, HTTPS: judged by the URL rules (url_rules.h) */
-  struct awf_hello_facts hello; /* TLS_SNI, SNI_MATCH */
+  } http;                           /* HTTP, HTTPS: judged by the URL rules (url_rules.h) */
+  struct awf_hello_facts hello;     /* TLS_SNI, SNI_MATCH */
   /* TLS_SNI: AWF_HOSTNAME_MAX + 1 bytes for the normalised SNI, set when
    * the verdict is admitted or refused by the ACL (may be NULL). */
   char *name_out;

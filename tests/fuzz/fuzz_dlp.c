@@ -69,7 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(st != NULL);
   const char *streamed = NULL;
   for (size_t i = 0; i < size && !streamed; i += step)
-    streamed = awf_dlp_stream_feed(st, (const char *)text + i, size - i < step ? size - i : step);
+    streamed = awf_dlp_stream_feed(st, (const char *)text + i,
+                                   size - i < step ? size - i : step);
   if (!streamed)
     streamed = awf_dlp_stream_finish(st);
   awf_dlp_stream_free(st);

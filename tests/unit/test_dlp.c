@@ -60,12 +60,13 @@ static void test_github(void **state) {
   found("github_token", "ghs_" B62_36);
   found("github_token", "ghr_" B62_36);
   found("github_token", "ghp_" B62_36 "xyz"); /* longer: its first 36 */
-  not_found("ghp_" "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r");   /* 35 */
-  not_found("ghx_" B62_36);                                 /* no such prefix */
+  not_found("ghp_"
+            "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r"); /* 35 */
+  not_found("ghx_" B62_36);                         /* no such prefix */
   not_found("ghp-" B62_36);
-  not_found("xghp_" B62_36);                                /* inside a word */
-  not_found("ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7-8");     /* a '-' in the tail */
-  not_found("GHP_" B62_36);                                 /* raw: case matters */
+  not_found("xghp_" B62_36);                             /* inside a word */
+  not_found("ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7-8"); /* a '-' in the tail */
+  not_found("GHP_" B62_36);                              /* raw: case matters */
   found("github_pat", "github_pat_11ABCDEFG0123456789abc_"
                       "0123456789abcdefghijABCDEFGHIJ0123456789abcdefghijABCDEFGHI");
   not_found("github_pat_11ABCDEFG0123456789abc_0123456789"); /* short */
@@ -78,8 +79,8 @@ static void test_openai(void **state) {
   found("openai_key", "sk-admin-abcDEF123_-abcDEF123_-abcDEF123_-abcDEF123_");
   found("openai_key", "sk-abcdefghijklmnopqrstT3BlbkFJabcdefghijklmnopqrst");
   not_found("sk-proj-abc");
-  not_found("sk-abcdefghijklmnopqrstT3BlbkFJabcdefghijklmnopqrs");   /* 47 */
-  not_found("sk-abcdefghijklmnopqrstT3BlbkFJabcdefghijklmnopqrstu"); /* 49 */
+  not_found("sk-abcdefghijklmnopqrstT3BlbkFJabcdefghijklmnopqrs");    /* 47 */
+  not_found("sk-abcdefghijklmnopqrstT3BlbkFJabcdefghijklmnopqrstu");  /* 49 */
   not_found("task-abcdefghijklmnopqrstT3BlbkFJabcdefghijklmnopqrst"); /* inside a word */
   not_found("sk_live_abcdefghijklmnopqrstT3BlbkFJabcdefghijklmnopqrst");
 }
@@ -149,8 +150,8 @@ static void test_jwt(void **state) {
   (void)state;
   found("jwt", JWT_H "." JWT_P "." JWT_S);
   found("jwt", "eyJhbGciOiJub25lIn0." JWT_P "."); /* alg none: no signature */
-  not_found(JWT_H "." JWT_P);                    /* two segments */
-  not_found("eyJhbGc." JWT_P "." JWT_S);         /* header too short */
+  not_found(JWT_H "." JWT_P);                     /* two segments */
+  not_found("eyJhbGc." JWT_P "." JWT_S);          /* header too short */
   not_found("AAAAeyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." JWT_P "." JWT_S); /* inside a blob */
   not_found("ZXlKaGJHY2lPaUpJVXpJMU5pSjk=eyJhbGciOiJIUzI1NiJ9+/eyJ==");   /* base64 blob */
   not_found("eyJ is a common prefix of base64 JSON: eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9");
@@ -190,7 +191,8 @@ static void test_names(void **state) {
   assert_string_equal(scan(AWF_DLP_NAME, "akiaiosfodnn7example.evil.example"),
                       "aws_access_key_id");
   /* Split across labels. */
-  assert_string_equal(scan(AWF_DLP_NAME, "ghp_a1b2c3d4e5f6g7h8.i9j0k1l2m3n4o5p6q7r8.evil.example"),
+  assert_string_equal(scan(AWF_DLP_NAME,
+                           "ghp_a1b2c3d4e5f6g7h8.i9j0k1l2m3n4o5p6q7r8.evil.example"),
                       "github_token");
   assert_string_equal(scan(AWF_DLP_NAME, "x.akiaiosfo.dnn7example.evil.example"),
                       "aws_access_key_id");
@@ -292,10 +294,8 @@ static void test_stream_boundaries(void **state) {
   static const struct {
     const char *tok, *kind;
   } toks[] = {
-      {"ghp_" B62_36, "github_token"},
-      {"AKIAIOSFODNN7EXAMPLE", "aws_access_key_id"},
-      {JWT_H "." JWT_P "." JWT_S, "jwt"},
-      {"-----BEGIN RSA PRIVATE KEY-----", "private_key"},
+      {"ghp_" B62_36, "github_token"},    {"AKIAIOSFODNN7EXAMPLE", "aws_access_key_id"},
+      {JWT_H "." JWT_P "." JWT_S, "jwt"}, {"-----BEGIN RSA PRIVATE KEY-----", "private_key"},
       {"%67hp_" B62_36, "github_token"},
   };
   size_t big = 3 * 8192;

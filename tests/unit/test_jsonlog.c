@@ -463,12 +463,12 @@ static void record_all_fields_parse_back(void **state) {
   struct jobj o;
   if (parse_line(line, len, &o) < 0)
     fail_msg("not one valid JSON line: %s", line);
-  static const char *order[] = {"ts",         "event",        "client",   "method",
-                                "host",       "port",         "url",      "sni",
-                                "ech",        "original_dst", "decision", "would_deny",
-                                "reason",     "dlp",          "status",   "upstream",
-                                "bytes_up",   "bytes_down",   "duration_ms", "qname",
-                                "qtype",      "answers"};
+  static const char *order[] = {"ts",       "event",        "client",      "method",
+                                "host",     "port",         "url",         "sni",
+                                "ech",      "original_dst", "decision",    "would_deny",
+                                "reason",   "dlp",          "status",      "upstream",
+                                "bytes_up", "bytes_down",   "duration_ms", "qname",
+                                "qtype",    "answers"};
   assert_int_equal(o.n, (int)(sizeof(order) / sizeof(order[0])));
   for (int i = 0; i < o.n; i++)
     assert_string_equal(o.f[i].key, order[i]);

@@ -542,7 +542,8 @@ static void test_dlp(void **state) {
   struct awf_head h;
   awf_head_init(&h, 4096);
   assert_int_equal(awf_head_field(&h, "X-Api-Key", 9), 0);
-  assert_int_equal(awf_head_value(&h, "sk-ant-api03-abcdefghijABCDEFGHIJ0123456789_-xyz", 48), 0);
+  assert_int_equal(awf_head_value(&h, "sk-ant-api03-abcdefghijABCDEFGHIJ0123456789_-xyz", 48),
+                   0);
   awf_head_value_complete(&h);
   struct awf_ask_facts hf = {.kind = AWF_ASK_HTTP,
                              .host = "ok.test",
@@ -569,12 +570,10 @@ static void test_dlp(void **state) {
   q.host_len = strlen(q.host);
   expect(awf_policy_judge(&f->p, &q), AWF_ALLOW, AWF_REASON_ALLOWED, false);
   static const char sni[] = "akiaiosfodnn7example.tls.test";
-  struct awf_ask_facts t = {.kind = AWF_ASK_TLS_SNI,
-                            .port = 443,
-                            .hello = {.complete = true,
-                                      .has_sni = true,
-                                      .sni = sni,
-                                      .sni_len = sizeof(sni) - 1}};
+  struct awf_ask_facts t = {
+      .kind = AWF_ASK_TLS_SNI,
+      .port = 443,
+      .hello = {.complete = true, .has_sni = true, .sni = sni, .sni_len = sizeof(sni) - 1}};
   expect(awf_policy_judge(&f->p, &t), AWF_DENY, AWF_REASON_DLP_MATCH, false);
   t.kind = AWF_ASK_SNI_MATCH;
   t.host = sni;
