@@ -63,6 +63,7 @@ struct http_state {
   enum awf_reason audit_reason;
   const char *dlp;          /* --dlp: the kind of a match in this request (never its text) */
   awf_dlp_stream *dlp_body; /* --dlp: the request body's scan, made at its first bytes */
+  uint64_t body_seen;       /* request body bytes read so far */
   bool host_access;         /* admitted as one of the host's services */
   uint64_t req_no;          /* this request's number on the connection (log `req`) */
   unsigned host_headers;
@@ -326,6 +327,7 @@ static void request_reset(struct conn *c) {
   h->dlp = NULL;
   awf_dlp_stream_free(h->dlp_body);
   h->dlp_body = NULL;
+  h->body_seen = 0;
   h->host_headers = 0;
   h->req_no++;
   h->method = -1;
@@ -616,7 +618,12 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len) {
     return 0; /* answered by awf: the body goes nowhere */
   if (!c->up)
     return -1;
-  if (scan_body(c, at, len, false) < 0)
+  /* The last bytes of a Content-Length body end it: a match only the end
+   * decides (an AWS key id closing the body) is found before they go. */
+  struct http_state *h = hs(c);
+  h->body_seen += len;
+  bool last = h->req_framing == AWF_FRAME_LENGTH && h->body_seen >= h->req_length;
+  if (scan_body(c, at, len, false) < 0 || (last && scan_body(c, NULL, 0, true) < 0))
     return -1;
   /* The origin went away under the upload (a reset after refusing it): its
    * failure, not a bad request of the client's. */

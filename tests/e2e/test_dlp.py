@@ -80,13 +80,15 @@ def both_event_http(t):
     return lambda r: r.get("event") == "http" and t in r.get("url", "")
 
 
-def test_body_on_plain_http_cut(start_proxy, origins):
+@pytest.mark.parametrize("at_end", [False, True])
+def test_body_on_plain_http_cut(start_proxy, origins, at_end):
     """A token in a body: the head went upstream, so no 403 can follow; both
-    connections are cut and the bytes that carried the token never leave."""
+    connections are cut and the bytes that carried the token never leave.
+    At the body's very end too, where only the end decides an AWS id."""
     p = _dlp(start_proxy, True)
     t = token()
     filler = b"x" * 200000
-    body = filler + b"&token=" + AWS.encode() + b"&" + filler
+    body = filler + b"&token=" + AWS.encode() + (b"" if at_end else b"&" + filler)
     with p.connect() as c:
         c.send(request_bytes("POST", f"http://allowed.test:{origins.http.port}/upload-stream"
                              f"?id={t}", f"allowed.test:{origins.http.port}",
