@@ -358,7 +358,7 @@ static void test_linear(void **state) {
     s[i] = "eyJ.ghp_AKIA-sk-xoxb--"[i % 22];
   assert_null(awf_dlp_scan(D, AWF_DLP_TEXT, s, n));
   memset(s, 'e', n);
-  for (size_t i = 0; i < n; i += 5)
+  for (size_t i = 0; i + 5 <= n; i += 5)
     memcpy(s + i, i % 2 ? "eyJa." : ".eyJb", 5);
   (void)awf_dlp_scan(D, AWF_DLP_NAME, s, n);
   free(s);
