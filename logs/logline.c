@@ -12,7 +12,7 @@ static const char *const string_keys[] = {"ts",       "run",          "event",  
                                           "client",   "method",       "host",     "url",
                                           "sni",      "original_dst", "decision", "reason",
                                           "upstream", "resolved",     "path",     "qname",
-                                          "qtype",    "version"};
+                                          "qtype",    "version",      "dlp"};
 /* Fields that must be non-negative integers when present. */
 static const char *const int_keys[] = {"conn",        "req",      "port",
                                        "status",      "bytes_up", "bytes_down",

@@ -55,6 +55,8 @@ void awf_options_free(struct awf_options *o) {
   awf_addr_policy_free(o->clients);
   awf_rate_limits_free(o->rate_limits);
   o->rate_limits = NULL;
+  awf_dlp_free(o->dlp_table);
+  o->dlp_table = NULL;
   o->acl = NULL;
   o->policy = NULL;
   o->ssh_acl = NULL;
@@ -240,6 +242,10 @@ int awf_options_finish(struct awf_options *o, char *err, size_t errlen) {
     snprintf(err, errlen, "--ssl-bump-ca-out: needs --ssl-bump");
     return -EINVAL;
   }
+  if (o->dlp && !o->dlp_table && !(o->dlp_table = awf_dlp_new())) {
+    snprintf(err, errlen, "--dlp: out of memory");
+    return -ENOMEM;
+  }
   return 0;
 }
 
@@ -393,6 +399,8 @@ void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f
     fprintf(f, "%s: debug: rate-limit: %s; bytes-limit: %s\n", prog, a[0] ? a : "none",
             b[0] ? b : "none");
   }
+  if (o->dlp)
+    fprintf(f, "%s: debug: dlp: on (tokens and secrets in requests, names and bodies)\n", prog);
   awf_port_set_format(&o->ports, a, sizeof(a));
   fprintf(f, "%s: debug: allow-ports: %s%s\n", prog, a,
           o->audit ? " (--audit: nothing denied)" : "");
@@ -453,4 +461,5 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->intercept = o->intercept;
   cfg->allow_clients = o->clients;
   cfg->rate_limits = o->rate_limits;
+  cfg->dlp = o->dlp_table;
 }

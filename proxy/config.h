@@ -45,6 +45,11 @@ struct awf_options {
   awf_intercept *intercept;    /* made by awf_options_start_intercept() */
   /* --rate-limit, --bytes-limit; NULL: not given */
   awf_rate_limits *rate_limits;
+  bool dlp; /* --dlp */
+  /* --dlp: the scanner's table, made by awf_options_finish(). Literal
+   * values (a secret's real value) are added to it with
+   * awf_dlp_add_literal() before the engine starts. */
+  awf_dlp *dlp_table;
 };
 
 /* Defaults, with an empty ACL (deny all). Returns 0 or -ENOMEM. */
@@ -57,8 +62,8 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *value, 
                     size_t errlen);
 
 /* After the last flag: what only the whole set can tell (https:// URL
- * rules without --ssl-bump, --ssl-bump-ca-out without it). Returns 0, or
- * -EINVAL with the message in err. */
+ * rules without --ssl-bump, --ssl-bump-ca-out without it), and --dlp's
+ * table. Returns 0, or -EINVAL or -ENOMEM with the message in err. */
 int awf_options_finish(struct awf_options *o, char *err, size_t errlen);
 
 /* --ssl-bump: make the run's CA and contexts (o->intercept), and write the

@@ -59,6 +59,10 @@ static const char usage[] =
     "      --bytes-limit [HOST=]N[K|M|G]/s|m|h\n"
     "                                bytes relayed per host, both ways; once spent, new\n"
     "                                requests and tunnels get 429 until it refills\n"
+    "      --dlp                     deny what carries a credential: GitHub, OpenAI,\n"
+    "                                Anthropic, AWS, Google and Slack tokens, private keys,\n"
+    "                                JWTs in a request's URL, headers or body (its first\n"
+    "                                MiB), a CONNECT host, a TLS name or a DNS question\n"
     "      --allow-ports LIST        destination ports, e.g. 80,443,8000-8099 (default 80,443)\n"
     "      --allow-destination-cidrs LIST\n"
     "                                private/local CIDRs that may still be dialled\n"
@@ -169,6 +173,7 @@ static const struct option long_opts[] = {
     {"read-timeout", required_argument, 0, 'O'},
     {"shutdown-grace", required_argument, 0, 'O'},
     {"audit", no_argument, 0, 'A'},
+    {"dlp", no_argument, 0, 'P'},
     {"version", no_argument, 0, 'V'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -187,6 +192,7 @@ static int parse_args(int argc, char **argv, struct awf_options *o) {
     case 'O': flag = long_opts[idx].name; break;
     case 'A': o->audit = true; continue;
     case 'B': o->ssl_bump = true; continue;
+    case 'P': o->dlp = true; continue;
     case 'V': awf_build_print(stdout, "awf-proxy"); return 0;
     case 'h': fputs(usage, stdout); return 0;
     case ':':
@@ -340,6 +346,7 @@ static int run(struct awf_options *o) {
       .resolver = a.resolver,
       .log = a.log,
       .audit = o->audit,
+      .dlp = o->dlp_table,
       .log_failed = on_dns_log_failed,
       .log_failed_arg = &a,
   };

@@ -20,7 +20,8 @@ enum {
   OPT_HOST_PORTS,
   OPT_HOST_SERVICE_PORTS,
   OPT_ROOTLESS,
-  OPT_SSL_BUMP
+  OPT_SSL_BUMP,
+  OPT_DLP
 };
 
 static const char usage[] =
@@ -56,6 +57,10 @@ static const char usage[] =
     "      --bytes-limit [HOST=]N[K|M|G]/s|m|h\n"
     "                                bytes relayed per host, both ways; once spent, new\n"
     "                                requests and tunnels get 429 until it refills\n"
+    "      --dlp                     deny what carries a credential: GitHub, OpenAI,\n"
+    "                                Anthropic, AWS, Google and Slack tokens, private keys,\n"
+    "                                JWTs in a request's URL, headers or body (its first\n"
+    "                                MiB), a TLS name or a DNS question (alias --enable-dlp)\n"
     "      --allow-ports LIST        TCP ports the command may reach (default 80,443)\n"
     "      --allow-ssh LIST          hosts ssh/git may reach on port 22, judged by the\n"
     "                                name the command resolved (github.com, *.x.com)\n"
@@ -153,6 +158,8 @@ static const struct option long_opts[] = {
     {"no-step-summary", no_argument, 0, 'S'},
     {"rootless", no_argument, 0, OPT_ROOTLESS},
     {"ssl-bump", no_argument, 0, OPT_SSL_BUMP},
+    {"dlp", no_argument, 0, OPT_DLP},
+    {"enable-dlp", no_argument, 0, OPT_DLP},
     {"version", no_argument, 0, 'V'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -305,6 +312,7 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
     case 'S': cli->no_step_summary = true; break;
     case OPT_ROOTLESS: cli->rootless = true; break;
     case OPT_SSL_BUMP: cli->proxy.ssl_bump = true; break;
+    case OPT_DLP: cli->proxy.dlp = true; break;
     case 'U':
       if (optarg[0] == '\0')
         return fail("--allow-unix-socket needs a path");

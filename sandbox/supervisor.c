@@ -405,6 +405,33 @@ static bool admitted_for_ssh(const char *name, void *arg) {
 
 /* --allow-ssh judges port 22 by the name the command resolved: through awf's
  * DNS (noted by the DNS servers) or the sandbox's /etc/hosts (pinned here). */
+/* The log's run record. Under --dlp the command is written with every
+ * token or secret in its arguments masked, as the access records are. */
+static int write_run_record(struct supervisor *s) {
+  char *const *argv = s->plan->command.argv;
+  const awf_dlp *d = s->plan->cli->proxy.dlp_table;
+  if (!d || !argv)
+    return awf_logfile_write_run(s->log, AWF_VERSION, (const char *const *)argv);
+  size_t n = 0;
+  while (argv[n])
+    n++;
+  char **masked = calloc(n + 1, sizeof(char *));
+  int rc = masked ? 0 : -ENOMEM;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (!(masked[i] = strdup(argv[i])))
+      rc = -ENOMEM;
+    else if (awf_dlp_redact(d, AWF_DLP_TEXT, masked[i], strlen(masked[i])) < 0 ||
+             awf_dlp_redact(d, AWF_DLP_NAME, masked[i], strlen(masked[i])) < 0)
+      rc = -ENOMEM; /* as text, and as names (folded, dots removed) */
+  }
+  if (rc == 0)
+    rc = awf_logfile_write_run(s->log, AWF_VERSION, (const char *const *)masked);
+  for (size_t i = 0; masked && i < n; i++)
+    free(masked[i]);
+  free(masked);
+  return rc;
+}
+
 static int make_dns_memory(struct supervisor *s, char *err, size_t errlen) {
   const struct awf_sandbox_plan *plan = s->plan;
   if (!plan->cli->proxy.ssh_acl)
@@ -447,7 +474,7 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
     return rc;
   }
   awf_stepsummary_attach(s->summary, s->log); /* every record, log file or not */
-  rc = awf_logfile_write_run(s->log, AWF_VERSION, (const char *const *)s->plan->command.argv);
+  rc = write_run_record(s);
   if (rc < 0)
     fprintf(stderr, "awf: warning: access log write failed: %s\n", strerror(-rc));
   if (cli->proxy.ssl_bump) {
@@ -535,6 +562,7 @@ static void dns_config(const struct supervisor *s, struct awf_dns_server_config 
   dc->ssh_acl = cli->proxy.ssh_acl;
   dc->memory = s->dns_memory;
   dc->host_access = cli->host_access ? &s->host : NULL;
+  dc->dlp = cli->proxy.dlp_table;
 }
 
 /* Rootless: the sandbox's PID 1 made the listeners' sockets in its network

@@ -180,6 +180,7 @@ void awf_dns_decide(const struct awf_policy *policy, const struct awf_dns_query 
   v->decision = pv.decision;
   v->reason = pv.reason;
   v->would_deny = pv.would_deny;
+  v->dlp = pv.dlp;
   if (pv.decision == AWF_DENY) /* a non-name or another class: no answer to give */
     v->action = pv.reason == AWF_REASON_INVALID_NAME ||
                         pv.reason == AWF_REASON_UNSUPPORTED_CLASS
@@ -250,6 +251,7 @@ static void log_job(const struct dns_job *j, enum awf_decision decision, enum aw
   r.decision = decision;
   r.reason = reason;
   r.would_deny = j->v.would_deny;
+  r.dlp = j->v.dlp;
   uint64_t now = uv_now(s->loop);
   r.duration_ms = now > j->start_ms ? (int64_t)(now - j->start_ms) : 0;
   if (j->q.has_question) {
@@ -788,11 +790,13 @@ int awf_dns_server_new_fds(uv_loop_t *loop, const struct awf_dns_server_config *
   s->judge = (struct awf_policy){.acl = cfg->acl,
                                  .ssh_acl = cfg->ssh_acl,
                                  .host_access = cfg->host_access,
+                                 .dlp = cfg->dlp,
                                  .audit = cfg->audit};
   s->events = (struct awf_event_sink){.log = cfg->log,
                                       .denials = cfg->denials,
                                       .write_failed = cfg->log_failed,
-                                      .write_failed_arg = cfg->log_failed_arg};
+                                      .write_failed_arg = cfg->log_failed_arg,
+                                      .dlp = cfg->dlp};
   awf_list_init(&s->conns);
   awf_list_init(&s->jobs);
   config_defaults(&s->cfg);

@@ -76,6 +76,9 @@ struct awf_dns_server_config {
   /* Optional: every address answered is noted with its name, for judging SSH
    * connections by the name the command resolved. */
   awf_dns_memory *memory;
+  /* --dlp (optional): a question whose name carries a token or a secret's
+   * value (in a label, or split across labels) is refused (dlp_match). */
+  const awf_dlp *dlp;
 };
 
 /* Serve DNS on `listen` over UDP and TCP (same port; port 0 picks one free
@@ -118,8 +121,10 @@ struct awf_dns_verdict {
   enum awf_dns_action action;
   enum awf_decision decision;
   enum awf_reason reason; /* allowed, host_access, loopback, not_allowed, blocked,
-                           * ip_literal, invalid_name, unsupported_class */
+                           * ip_literal, invalid_name, unsupported_class,
+                           * dlp_match */
   bool would_deny;        /* audit admitted it; reason says why it would not be */
+  const char *dlp;        /* --dlp: the kind of a match in the name (dlp_match) */
 };
 
 /* Decide on a parsed, well-formed query (status AWF_DNS_PARSE_OK): the

@@ -61,8 +61,11 @@ struct http_state {
   struct awf_resp_plan plan;    /* the response under way (http_head.h) */
   bool would_deny;
   enum awf_reason audit_reason;
-  bool host_access; /* admitted as one of the host's services */
-  uint64_t req_no;  /* this request's number on the connection (log `req`) */
+  const char *dlp;          /* --dlp: the kind of a match in this request (never its text) */
+  awf_dlp_stream *dlp_body; /* --dlp: the request body's scan, made at its first bytes */
+  uint64_t body_seen;       /* request body bytes read so far */
+  bool host_access;         /* admitted as one of the host's services */
+  uint64_t req_no;          /* this request's number on the connection (log `req`) */
   unsigned host_headers;
   int error_status;
   enum awf_reason error_reason;
@@ -158,6 +161,7 @@ static void request_record(struct conn *c, struct awf_log_record *r, enum awf_de
     r->reason = h->audit_reason;
   if (h->host_access && decision == AWF_ALLOW)
     r->reason = AWF_REASON_HOST_ACCESS;
+  r->dlp = h->dlp;
 }
 
 /* The decision to let the request through, logged when it is made: before
@@ -336,6 +340,10 @@ static void request_reset(struct conn *c) {
   h->req_length = 0;
   memset(&h->plan, 0, sizeof(h->plan));
   h->audit_reason = AWF_REASON_NONE;
+  h->dlp = NULL;
+  awf_dlp_stream_free(h->dlp_body);
+  h->dlp_body = NULL;
+  h->body_seen = 0;
   h->host_headers = 0;
   h->req_no++;
   h->method = -1;
@@ -506,10 +514,12 @@ static int bumped_request(struct conn *c) {
                               .port = h->bump.port,
                               .http = {.method = llhttp_method_name((llhttp_method_t)h->method),
                                        .target = h->target.path,
-                                       .target_len = h->target.path_len}};
+                                       .target_len = h->target.path_len,
+                                       .headers = &h->rq}};
   struct awf_verdict v = awf_policy_judge(&c->proxy->policy, &ask);
   h->would_deny = v.would_deny;
   h->audit_reason = v.would_deny ? v.reason : AWF_REASON_NONE;
+  h->dlp = v.dlp;
   if (v.decision == AWF_DENY)
     return answer_locally(c, awf_reason_http_status(v.reason), v.reason);
   h->retry_after = conn_rate_check(c, h->bump.host, true, &h->would_deny, &h->audit_reason);
@@ -581,10 +591,12 @@ static int on_req_headers_complete(llhttp_t *p) {
                               .port = h->target.port,
                               .http = {.method = llhttp_method_name((llhttp_method_t)h->method),
                                        .target = h->target.path,
-                                       .target_len = h->target.path_len}};
+                                       .target_len = h->target.path_len,
+                                       .headers = &h->rq}};
   struct awf_verdict v = awf_policy_judge(&px->policy, &ask);
   h->would_deny = v.would_deny;
   h->audit_reason = v.would_deny ? v.reason : AWF_REASON_NONE;
+  h->dlp = v.dlp;
   h->host_access = v.host_access;
   if (v.decision == AWF_DENY)
     return deny_request(c, v.reason);
@@ -623,11 +635,48 @@ static int on_req_headers_complete(llhttp_t *p) {
   return HPE_PAUSED;
 }
 
+/* --dlp: a match in a request body. Its head went upstream already, so no
+ * 403 can follow: the bytes that complete the match are not sent, both
+ * connections are cut and the request is logged as denied
+ * (after_request_error). Under --audit the body goes on and the record says
+ * what it carried. */
+static int body_dlp(struct conn *c, const char *kind) {
+  struct http_state *h = hs(c);
+  h->dlp = kind;
+  if (c->proxy->cfg.audit) {
+    h->would_deny = true;
+    h->audit_reason = AWF_REASON_DLP_MATCH;
+    return 0;
+  }
+  return req_error(c, 403, AWF_REASON_DLP_MATCH);
+}
+
+/* --dlp: scan the next body bytes (the first AWF_DLP_BODY_MAX of them);
+ * a stream that cannot be made refuses the body rather than pass it. */
+static int scan_body(struct conn *c, const char *at, size_t len, bool end) {
+  struct http_state *h = hs(c);
+  const awf_dlp *d = c->proxy->cfg.dlp;
+  if (!d || (h->would_deny && h->audit_reason == AWF_REASON_DLP_MATCH))
+    return 0;
+  if (!h->dlp_body && !(h->dlp_body = awf_dlp_stream_new(d, AWF_DLP_BODY_MAX)))
+    return body_dlp(c, AWF_DLP_KIND_UNSCANNED);
+  const char *kind = end ? awf_dlp_stream_finish(h->dlp_body)
+                         : awf_dlp_stream_feed(h->dlp_body, at, len);
+  return kind ? body_dlp(c, kind) : 0;
+}
+
 static int on_req_body(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
   if (hs(c)->local_status)
     return 0; /* answered by awf: the body goes nowhere */
   if (!c->up)
+    return -1;
+  /* The last bytes of a Content-Length body end it: a match only the end
+   * decides (an AWS key id closing the body) is found before they go. */
+  struct http_state *h = hs(c);
+  h->body_seen += len;
+  bool last = h->req_framing == AWF_FRAME_LENGTH && h->body_seen >= h->req_length;
+  if (scan_body(c, at, len, false) < 0 || (last && scan_body(c, NULL, 0, true) < 0))
     return -1;
   /* The origin went away under the upload (a reset after refusing it): its
    * failure, not a bad request of the client's. */
@@ -651,6 +700,10 @@ static int on_req_complete(llhttp_t *p) {
       return -1;
     return HPE_PAUSED;
   }
+  if (h->dlp_body && scan_body(c, NULL, 0, true) < 0)
+    return -1; /* a match only the body's end decides: the request is not ended */
+  awf_dlp_stream_free(h->dlp_body);
+  h->dlp_body = NULL;
   if (h->req_framing == AWF_FRAME_CHUNKED && c->up) {
     uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
     if (write_up(c, &end, 1) < 0)
@@ -685,6 +738,11 @@ static void after_request_error(struct conn *c) {
   enum awf_reason reason = h->error_reason ? h->error_reason : AWF_REASON_BAD_REQUEST;
   if (h->rq_stage == RQ_IDLE) /* refused before llhttp began a message (first or next) */
     request_reset(c);
+  if (reason == AWF_REASON_DLP_MATCH) { /* in a body under way: cut both sides (body_dlp) */
+    log_request(c, AWF_DENY, reason);
+    conn_close(c);
+    return;
+  }
   if (status == 502) {
     fail_request(c, 502, reason);
     return;
@@ -860,6 +918,7 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
         .port = h->target.port,
         .would_deny = h->would_deny,
         .audit_reason = h->audit_reason,
+        .dlp = h->dlp,
         .upstream = h->upstream_addr,
         .started_ms = h->started_ms,
         .req = h->req_no,
@@ -1182,6 +1241,7 @@ static void http_free(struct conn *c) {
   awf_buf_free(&h->out);
   awf_buf_free(&h->resp_head);
   awf_buf_free(&h->full_url);
+  awf_dlp_stream_free(h->dlp_body);
   free(h);
   c->mode = NULL;
 }

@@ -250,11 +250,13 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
                                   .http_ports = &p->cfg.http_ports,
                                   .host_access = p->cfg.host_access,
                                   .url_rules = p->cfg.url_rules,
+                                  .dlp = p->cfg.dlp,
                                   .audit = p->cfg.audit};
   p->events = (struct awf_event_sink){.log = p->cfg.log,
                                       .denials = p->cfg.denials,
                                       .write_failed = on_log_write_failed,
-                                      .write_failed_arg = p};
+                                      .write_failed_arg = p,
+                                      .dlp = p->cfg.dlp};
   awf_list_init(&p->listeners);
   awf_list_init(&p->conns);
   if (!p->cfg.max_connections)

@@ -12,6 +12,7 @@
 #include "acl.h"
 #include "addr_policy.h"
 #include "denials.h"
+#include "dlp.h"
 #include "dns_memory.h"
 #include "intercept.h"
 #include "logfile.h"
@@ -62,6 +63,11 @@ struct awf_proxy_config {
    * opened (intercept.h), its requests judged by the URL rules and sent on
    * over a verified TLS connection of the proxy's own. */
   awf_intercept *intercept;
+  /* --dlp (NULL: off): requests, CONNECT targets and TLS server names that
+   * carry a token or a secret's value are denied (dlp_match), request
+   * bodies are scanned as they stream (their first AWF_DLP_BODY_MAX bytes),
+   * and the log masks what matched. */
+  const awf_dlp *dlp;
   /* Clients admitted (NULL: any); others are reset at accept. */
   const awf_addr_policy *allow_clients;
   /* --rate-limit, --bytes-limit (NULL: none): buckets per host the engine

@@ -50,7 +50,8 @@ struct tunnel_state {
   bool not_tls;              /* CONNECT: the first bytes were not TLS */
   awf_splice *splice;        /* RELAY_SPLICE: the relay */
   enum awf_reason audit_reason;
-  uint64_t req; /* CONNECT: the request's number, for the log */
+  const char *dlp; /* --dlp: the kind of a match (denied, or admitted under --audit) */
+  uint64_t req;    /* CONNECT: the request's number, for the log */
   uint16_t port;
   char host[256];
   char dial[AWF_ADDRSTRLEN]; /* raw: dial this address instead of the name */
@@ -89,6 +90,7 @@ static void tunnel_record(struct conn *c, struct awf_log_record *r, enum awf_dec
   r->would_deny = t->would_deny;
   if (t->would_deny && t->audit_reason)
     r->reason = t->audit_reason;
+  r->dlp = t->dlp;
   if (t->host_access && decision == AWF_ALLOW)
     r->reason = AWF_REASON_HOST_ACCESS;
 }
@@ -115,6 +117,7 @@ void tunnel_log_handoff(struct conn *c, const struct tunnel_handoff *h,
   r.reason = h->would_deny && h->audit_reason && decision == AWF_ALLOW ? h->audit_reason
                                                                        : reason;
   r.would_deny = h->would_deny;
+  r.dlp = h->dlp;
   r.status = h->connect ? 200 : -1;
   r.upstream = h->upstream[0] ? h->upstream : NULL;
   r.bytes_up = bytes_up;
@@ -316,7 +319,8 @@ static void bump(struct conn *c, const char *extra, size_t extra_len) {
                              .sni_seen = t->sni_seen,
                              .ech = t->ech,
                              .would_deny = t->would_deny,
-                             .audit_reason = t->audit_reason};
+                             .audit_reason = t->audit_reason,
+                             .dlp = t->dlp};
   memcpy(h.host, t->host, sizeof(h.host));
   memcpy(h.sni, t->sni, sizeof(h.sni));
   memcpy(h.upstream, t->upstream, sizeof(h.upstream));
@@ -437,6 +441,7 @@ static void inspect(struct conn *c, const char *data, size_t len) {
     t->would_deny = v.would_deny;
     t->audit_reason = v.would_deny ? v.reason : AWF_REASON_NONE;
     t->host_access = v.host_access;
+    t->dlp = v.dlp;
     if (v.decision == AWF_DENY) {
       deny_tunnel(c, v.reason);
       return;
@@ -466,6 +471,8 @@ static void inspect(struct conn *c, const char *data, size_t len) {
     t->would_deny = true;
     t->audit_reason = v.reason;
   }
+  if (v.dlp)
+    t->dlp = v.dlp;
   if (v.decision == AWF_DENY) {
     deny_tunnel(c, v.reason);
     return;
@@ -598,6 +605,7 @@ int tunnel_start(struct conn *c, const struct tunnel_params *tp, const char *ear
   t->port = tp->port;
   t->would_deny = tp->would_deny;
   t->audit_reason = tp->audit_reason;
+  t->dlp = tp->dlp;
   t->started_ms = tp->started_ms;
   t->req = tp->req;
   t->host_access = tp->host_access;

@@ -28,6 +28,7 @@ struct tunnel_handoff {
   char upstream[AWF_ADDRSTRLEN];
   bool would_deny;
   enum awf_reason audit_reason;
+  const char *dlp; /* --dlp --audit: the kind of a match admitted */
 };
 
 /* The tunnel's final record, written by the mode it was handed to: bytes
@@ -46,6 +47,7 @@ struct tunnel_params {
   bool host_is_ip;
   bool would_deny; /* audit mode: the ACL would have denied */
   enum awf_reason audit_reason;
+  const char *dlp;      /* --dlp --audit: the kind of a match admitted */
   const char *upstream; /* "ip:port" dialled */
   uint64_t started_ms;
   uint64_t req;     /* the CONNECT's request number, for the log */
@@ -68,6 +70,7 @@ struct tunnel_raw {
   uint16_t port;
   bool would_deny;
   enum awf_reason audit_reason;
+  const char *dlp; /* --dlp --audit: the kind of a match admitted */
 };
 int tunnel_start_raw(struct conn *c, const struct tunnel_raw *r);
 

@@ -1,6 +1,7 @@
 /* events.c: the access-log event sink (events.h). */
 #include "events.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -18,6 +19,42 @@ static void write_record(const struct awf_event_sink *s, const struct awf_log_re
   int rc = awf_logfile_write(s->log, r);
   if (rc < 0 && s->write_failed)
     s->write_failed(s->write_failed_arg, rc);
+}
+
+/* --dlp: the text fields of a record that names a match, as copies with the
+ * match masked (a field that cannot be copied is left out). */
+struct masked {
+  char *f[4];
+};
+
+static void mask_record(const struct awf_event_sink *s, struct awf_log_record *r,
+                        struct masked *m) {
+  memset(m, 0, sizeof(*m));
+  if (!r->dlp)
+    return;
+  const char **fields[4] = {&r->host, &r->url, &r->sni, &r->qname};
+  size_t lens[4] = {r->host_len, r->url_len, r->sni_len, r->qname_len};
+  enum awf_dlp_view views[4] = {AWF_DLP_NAME, AWF_DLP_TEXT, AWF_DLP_NAME, AWF_DLP_NAME};
+  for (int i = 0; i < 4; i++) {
+    const char *orig = *fields[i];
+    if (!orig || lens[i] == 0)
+      continue;
+    char *c = malloc(lens[i]);
+    m->f[i] = c;
+    *fields[i] = c;
+    if (!c)
+      continue;
+    memcpy(c, orig, lens[i]);
+    /* A URL also as a name: its host, folded and without dots. */
+    if (!s->dlp || awf_dlp_redact(s->dlp, views[i], c, lens[i]) < 0 ||
+        (i == 1 && awf_dlp_redact(s->dlp, AWF_DLP_NAME, c, lens[i]) < 0))
+      memset(c, '*', lens[i]);
+  }
+}
+
+static void masked_free(struct masked *m) {
+  for (int i = 0; i < 4; i++)
+    free(m->f[i]);
 }
 
 void awf_event_open(const struct awf_event_sink *s, const struct awf_log_record *r) {
@@ -42,7 +79,11 @@ void awf_event_open(const struct awf_event_sink *s, const struct awf_log_record 
   o.decision = r->decision;
   o.would_deny = r->would_deny;
   o.reason = r->reason;
+  o.dlp = r->dlp;
+  struct masked m;
+  mask_record(s, &o, &m);
   write_record(s, &o);
+  masked_free(&m);
 }
 
 /* The summary lists denials, and under --audit what would have been one. */
@@ -76,6 +117,10 @@ void awf_event_log(const struct awf_event_sink *s, struct awf_log_record *r,
     r->ts_ms = now_ms();
   if (u->write_open)
     awf_event_open(s, r);
-  note_denial(s, r, u);
-  write_record(s, r);
+  struct awf_log_record c = *r;
+  struct masked m;
+  mask_record(s, &c, &m);
+  note_denial(s, &c, u);
+  write_record(s, &c);
+  masked_free(&m);
 }

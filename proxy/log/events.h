@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "denials.h"
+#include "dlp.h"
 #include "jsonlog.h"
 #include "logfile.h"
 
@@ -21,6 +22,10 @@ struct awf_event_sink {
    * line itself). */
   void (*write_failed)(void *arg, int err);
   void *write_failed_arg;
+  /* --dlp (NULL: off, or a table the sink does not know): a record with a
+   * `dlp` kind has the bytes of every match in host, url, sni and qname
+   * written as '*' (without the table, those fields whole). */
+  const awf_dlp *dlp;
 };
 
 /* What the sink needs to know about the unit a final record ends. */

@@ -298,6 +298,7 @@ int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   field_str(&w, "decision", awf_decision_name(r->decision));
   field_true(&w, "would_deny", r->would_deny);
   field_str(&w, "reason", awf_reason_name(r->reason));
+  field_str(&w, "dlp", r->dlp);
   field_int(&w, "status", r->status);
   field_str(&w, "upstream", r->upstream);
   field_str(&w, "resolved", r->resolved);

@@ -37,6 +37,7 @@ struct awf_log_record {
   const char *original_dst;
   enum awf_decision decision; /* written "allow" / "deny"; NONE: omitted */
   enum awf_reason reason;     /* written by its name; NONE: omitted */
+  const char *dlp;            /* --dlp: the kind of what matched (never the text) */
   bool would_deny;            /* --audit: allowed, but the ACL would have denied */
   bool ech;                   /* a ClientHello carried ECH */
   bool intercepted;           /* a tunnel TLS interception opened (--ssl-bump) */
@@ -75,8 +76,8 @@ void awf_log_record_init(struct awf_log_record *r);
 /* Append the record as one JSON object and a '\n'. On error (-E2BIG, -ENOMEM,
  * -EINVAL for a ts past year 9999) the buffer is left as it was, so no half
  * line is ever produced. Key order: ts, run, event, conn, req, kind, client,
- * method, host, port, url, url_truncated, sni, ech, intercepted, original_dst, decision,
- * path, would_deny, reason, status, upstream, resolved, bytes_up, bytes_down, duration_ms,
+ * method, host, port, url, url_truncated, sni, ech, intercepted, original_dst, path, decision,
+ * would_deny, reason, dlp, status, upstream, resolved, bytes_up, bytes_down, duration_ms,
  * qname, qtype, answers, version, argv, lost. */
 int awf_log_format(struct awf_buf *b, const struct awf_log_record *r);
 

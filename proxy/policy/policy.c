@@ -7,6 +7,7 @@
 #include "dns_msg.h"
 #include "host_access.h"
 #include "hostname.h"
+#include "http_head.h"
 
 enum awf_reason awf_reason_of_acl(enum awf_acl_verdict v) {
   switch (v) {
@@ -251,7 +252,33 @@ static struct awf_verdict judge_ssh(const struct awf_policy *p, const struct awf
   return v;
 }
 
-struct awf_verdict awf_policy_judge(const struct awf_policy *p, const struct awf_ask_facts *f) {
+/* --dlp: what the ask carries that could leave. The host or name (a token
+ * in a label, or split across labels), the request's target and headers
+ * (also percent-decoded). Bodies are the HTTP mode's (a stream). */
+static const char *dlp_scan(const struct awf_policy *p, const struct awf_ask_facts *f) {
+  const awf_dlp *d = p->dlp;
+  const char *kind = NULL;
+  bool http = f->kind == AWF_ASK_HTTP || f->kind == AWF_ASK_HTTPS;
+  if (http && f->http.target)
+    kind = awf_dlp_scan(d, AWF_DLP_TEXT, f->http.target, f->http.target_len);
+  const struct awf_head *h = http ? f->http.headers : NULL;
+  for (unsigned i = 0; !kind && h && i < h->n; i++) {
+    const struct awf_hdr *x = &h->hdrs[i];
+    kind = awf_dlp_scan(d, AWF_DLP_TEXT, awf_hdr_name(h, x), x->name_len);
+    if (!kind)
+      kind = awf_dlp_scan(d, AWF_DLP_TEXT, awf_hdr_val(h, x), x->val_len);
+  }
+  if (!kind && f->host && (http || f->kind == AWF_ASK_CONNECT || f->kind == AWF_ASK_DNS))
+    kind = awf_dlp_scan(d, AWF_DLP_NAME, f->host, f->host_len);
+  /* Redirected TLS and a CONNECT's ClientHello: the server name. */
+  if (!kind && (f->kind == AWF_ASK_TLS_SNI || f->kind == AWF_ASK_SNI_MATCH) &&
+      f->hello.has_sni && f->hello.sni)
+    kind = awf_dlp_scan(d, AWF_DLP_NAME, f->hello.sni, f->hello.sni_len);
+  return kind;
+}
+
+static struct awf_verdict judge_rules(const struct awf_policy *p,
+                                      const struct awf_ask_facts *f) {
   switch (f->kind) {
   case AWF_ASK_HTTP: return judge_http(p, f, AWF_URL_HTTP);
   case AWF_ASK_HTTPS: return judge_http(p, f, AWF_URL_HTTPS);
@@ -264,4 +291,20 @@ struct awf_verdict awf_policy_judge(const struct awf_policy *p, const struct awf
   case AWF_ASK_SSH: return judge_ssh(p, f);
   }
   return deny(AWF_REASON_BAD_REQUEST);
+}
+
+struct awf_verdict awf_policy_judge(const struct awf_policy *p, const struct awf_ask_facts *f) {
+  struct awf_verdict v = judge_rules(p, f);
+  const char *kind = p->dlp ? dlp_scan(p, f) : NULL;
+  if (!kind)
+    return v;
+  if (!p->audit) {
+    v = deny(AWF_REASON_DLP_MATCH);
+  } else if (v.decision == AWF_ALLOW && !v.would_deny) {
+    /* --audit: the rules' verdict stands, said to carry a match. */
+    v.would_deny = true;
+    v.reason = AWF_REASON_DLP_MATCH;
+  }
+  v.dlp = kind;
+  return v;
 }

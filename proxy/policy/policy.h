@@ -2,7 +2,9 @@
  * port, the domain ACL, --audit, the host's services, the TLS server name
  * against the CONNECT target, a DNS question, SSH by the names DNS answered)
  * is made here, from the facts the caller read off the wire, and comes back
- * as a typed verdict (reason.h). Pure: no I/O, no libuv, no c-ares. */
+ * as a typed verdict (reason.h). With --dlp, a request, name or question
+ * that carries a token or a secret's value (dlp.h) is denied first,
+ * whatever the rules would say (dlp_match; admitted and said under --audit). Pure: no I/O, no libuv, no c-ares. */
 #ifndef AWF_POLICY_H
 #define AWF_POLICY_H
 
@@ -12,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "acl.h"
+#include "dlp.h"
 #include "port_set.h"
 #include "reason.h"
 #include "url_rules.h"
@@ -19,6 +22,7 @@
 #define AWF_SSH_PORT 22
 
 struct awf_host_access;
+struct awf_head;
 struct awf_dns_memory_name;
 
 /* The configured facts, all caller-owned and outliving the policy. */
@@ -30,6 +34,7 @@ struct awf_policy {
   const struct awf_port_set *http_ports;     /* transparent: ports judged by Host */
   const struct awf_host_access *host_access; /* the host's services; NULL: none */
   const awf_url_rules *url_rules;            /* --allow-urls, --block-urls; NULL: none */
+  const awf_dlp *dlp;                        /* --dlp; NULL: off */
   bool audit;                                /* admit what the ACL would deny, and say so */
 };
 
@@ -69,8 +74,9 @@ struct awf_ask_facts {
     const char *method; /* "GET" */
     const char *target; /* origin-form "/path?query" as sent ("" for "/") */
     size_t target_len;
-  } http;                       /* HTTP, HTTPS: judged by the URL rules (url_rules.h) */
-  struct awf_hello_facts hello; /* TLS_SNI, SNI_MATCH */
+    const struct awf_head *headers; /* the request's headers, for --dlp (may be NULL) */
+  } http;                           /* HTTP, HTTPS: judged by the URL rules (url_rules.h) */
+  struct awf_hello_facts hello;     /* TLS_SNI, SNI_MATCH */
   /* TLS_SNI: AWF_HOSTNAME_MAX + 1 bytes for the normalised SNI, set when
    * the verdict is admitted or refused by the ACL (may be NULL). */
   char *name_out;
@@ -106,6 +112,7 @@ struct awf_verdict {
   const char *name;   /* SSH: the name judged (logged, and dialled unless
                             * dial_address); NULL: the address itself */
   bool dial_address;  /* SSH: dial the original address */
+  const char *dlp;    /* reason dlp_match: the kind of what matched (never its text) */
 };
 
 /* Judge one request or connection. Never fails: every input has a verdict. */

@@ -91,6 +91,13 @@ static const struct row {
                                  AWF_FIX_NONE,
                                  "over a --rate-limit or --bytes-limit: raise the limit, or "
                                  "slow the client down"},
+    [AWF_REASON_DLP_MATCH] =
+        {"dlp_match", 403, DENIED,
+         "the request carries a credential: a token-shaped string or a "
+         "secret's value in its URL, a header, its body or the name (--dlp)",
+         AWF_FIX_NONE,
+         "a token or a secret's value was on its way out (--dlp); the log's "
+         "`dlp` field names its kind"},
     [AWF_REASON_BAD_REQUEST] = {"bad_request", 400, DENIED, MALFORMED, AWF_FIX_NONE, NULL},
     [AWF_REASON_NOT_A_PROXY_REQUEST] =
         {"not_a_proxy_request", 400, DENIED,

@@ -47,6 +47,7 @@ enum awf_reason {
   AWF_REASON_URL_BLOCKED,     /* a --block-urls rule matches the request */
   AWF_REASON_HOST_MISMATCH,   /* intercepted TLS: Host names another host than the tunnel's */
   AWF_REASON_RATE_LIMITED,    /* the host is over a --rate-limit or --bytes-limit (429) */
+  AWF_REASON_DLP_MATCH,       /* --dlp: a token-shaped string or a secret's value (dlp.h) */
   /* malformed or unsupported input */
   AWF_REASON_BAD_REQUEST,
   AWF_REASON_NOT_A_PROXY_REQUEST,

@@ -169,12 +169,31 @@ def url_rules_seeds():
     }
 
 
+def dlp_seeds():
+    """A flags byte (bit 0: a length byte and a literal follow), two bytes of
+    chunk size, then text."""
+    jwt = (b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+           b"SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+    return {
+        "github_query": b"\x00\x00\x07GET /x?t=ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8&y=1",
+        "escaped": b"\x00\x00\x03/x?t=%67hp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8",
+        "aws_name": b"\x00\x00\x05akiaiosfo.dnn7example.evil.example",
+        "aws_tail": b"\x00\x00\x02k=AKIAIOSFODNN7EXAMPLEX",
+        "pem_form": b"\x00\x00\x04key=-----BEGIN+RSA+PRIVATE+KEY-----%0AMII",
+        "jwt": b"\x00\x00\x11Authorization: Bearer " + jwt,
+        "slack_openai": b"\x00\x01\x00xoxb-123456789012-abc sk-ant-api03-abcdefghijABCDEFGHIJ0123"
+                        b"456789_-xyz sk-proj-abcDEF123_-abcDEF123_-abcDEF123_-abcDEF123_",
+        "literal": b"\x01\x04s3cr3t-v4lue-0\x00\x02body s3cr3t%2Dv4lue-0 and more",
+    }
+
+
 def main():
     for target, seeds in [("fuzz_sni", sni_seeds()), ("fuzz_dns_msg", dns_seeds()),
                           ("fuzz_http_target", http_target_seeds()),
                           ("fuzz_acl", acl_seeds()),
                           ("fuzz_http_forward", http_forward_seeds()),
-                          ("fuzz_url_rules", url_rules_seeds())]:
+                          ("fuzz_url_rules", url_rules_seeds()),
+                          ("fuzz_dlp", dlp_seeds())]:
         d = os.path.join(HERE, "corpus", target)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():

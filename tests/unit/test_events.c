@@ -146,11 +146,52 @@ static void test_no_log_no_denials(void **state) {
   assert_true(r.ts_ms > 0); /* stamped now */
 }
 
+/* --dlp: a record that names a match has the match masked in host, url,
+ * sni and qname, in the open and final records and in the summary; the
+ * caller's fields are left alone. Without the table the fields go whole. */
+static void test_dlp_match_masked(void **state) {
+  struct sink *k = *state;
+  awf_dlp *d = awf_dlp_new();
+  assert_non_null(d);
+  assert_int_equal(awf_dlp_add_literal(d, "secret:K", "s3cr3t-value-1", 14), 0);
+  k->s.dlp = d;
+  static const char host[] = "akiaiosfodnn7example.ok.test";
+  static const char url[] =
+      "http://akiaiosfodnn7example.ok.test/x?a=ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8&b="
+      "s3cr3t%2Dvalue-1";
+  struct awf_log_record r = record("http", host, 80, AWF_DENY, AWF_REASON_DLP_MATCH);
+  r.url = url;
+  r.url_len = strlen(url);
+  r.dlp = "github_token";
+  awf_event_log(&k->s, &r, &(struct awf_event_unit){.write_open = true});
+  assert_string_equal(r.host, host); /* the caller's */
+  char *text = written(k);
+  assert_int_equal(count(text, "\"dlp\":\"github_token\""), 2); /* open and final */
+  assert_null(strstr(text, "akiaiosfodnn7example"));
+  assert_null(strstr(text, "ghp_"));
+  assert_null(strstr(text, "s3cr3t"));
+  assert_int_equal(count(text, "\"host\":\"********************.ok.test\""), 2);
+  free(text);
+  char *sum = summary(k);
+  assert_null(strstr(sum, "akiaiosfodnn7example"));
+  free(sum);
+  /* A record without a kind is written as it is. */
+  struct awf_log_record plain = record("http", "ghp.ok.test", 80, AWF_ALLOW,
+                                       AWF_REASON_ALLOWED);
+  awf_event_log(&k->s, &plain, &(struct awf_event_unit){0});
+  text = written(k);
+  assert_non_null(strstr(text, "ghp.ok.test"));
+  free(text);
+  k->s.dlp = NULL;
+  awf_dlp_free(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_open_then_final, setup, teardown),
       cmocka_unit_test_setup_teardown(test_denials_counted_here, setup, teardown),
       cmocka_unit_test(test_no_log_no_denials),
+      cmocka_unit_test_setup_teardown(test_dlp_match_masked, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -442,6 +442,7 @@ static void full_record(struct awf_log_record *r) {
   r->decision = AWF_ALLOW;
   r->would_deny = true;
   r->reason = AWF_REASON_NOT_ALLOWED;
+  r->dlp = "github_token";
   r->status = 200;
   r->upstream = "192.0.2.7:443";
   r->bytes_up = 1234;
@@ -462,12 +463,12 @@ static void record_all_fields_parse_back(void **state) {
   struct jobj o;
   if (parse_line(line, len, &o) < 0)
     fail_msg("not one valid JSON line: %s", line);
-  static const char *order[] = {"ts",         "event",        "client",   "method",
-                                "host",       "port",         "url",      "sni",
-                                "ech",        "original_dst", "decision", "would_deny",
-                                "reason",     "status",       "upstream", "bytes_up",
-                                "bytes_down", "duration_ms",  "qname",    "qtype",
-                                "answers"};
+  static const char *order[] = {"ts",       "event",        "client",      "method",
+                                "host",     "port",         "url",         "sni",
+                                "ech",      "original_dst", "decision",    "would_deny",
+                                "reason",   "dlp",          "status",      "upstream",
+                                "bytes_up", "bytes_down",   "duration_ms", "qname",
+                                "qtype",    "answers"};
   assert_int_equal(o.n, (int)(sizeof(order) / sizeof(order[0])));
   for (int i = 0; i < o.n; i++)
     assert_string_equal(o.f[i].key, order[i]);
@@ -484,6 +485,7 @@ static void record_all_fields_parse_back(void **state) {
   assert_str_field(&o, "decision", "allow", 5);
   assert_int_equal(get(&o, "would_deny")->type, J_TRUE);
   assert_str_field(&o, "reason", "not_allowed", 11);
+  assert_str_field(&o, "dlp", "github_token", 12);
   assert_num_field(&o, "status", "200");
   assert_str_field(&o, "upstream", "192.0.2.7:443", 13);
   assert_num_field(&o, "bytes_up", "1234");

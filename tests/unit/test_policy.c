@@ -16,6 +16,7 @@
 #include "dns_memory.h"
 #include "host_access.h"
 #include "hostname.h"
+#include "http_head.h"
 #include "policy.h"
 #include "textfile.h"
 
@@ -52,6 +53,7 @@ static const struct {
     {AWF_REASON_URL_BLOCKED, "url_blocked"},
     {AWF_REASON_HOST_MISMATCH, "host_mismatch"},
     {AWF_REASON_RATE_LIMITED, "rate_limited"},
+    {AWF_REASON_DLP_MATCH, "dlp_match"},
     {AWF_REASON_BAD_REQUEST, "bad_request"},
     {AWF_REASON_NOT_A_PROXY_REQUEST, "not_a_proxy_request"},
     {AWF_REASON_HEADER_TOO_LARGE, "header_too_large"},
@@ -514,6 +516,92 @@ static void test_ssh(void **state) {
   expect(ssh(&f->p, NULL, 0, "192.0.2.1"), AWF_DENY, AWF_REASON_UNKNOWN_DESTINATION, false);
 }
 
+/* --dlp: whatever an ask carries that could leave is scanned first; a match
+ * is dlp_match with its kind, whatever the rules say; --audit admits it and
+ * says so; without the table nothing is scanned. */
+static void test_dlp(void **state) {
+  struct fixture *f = *state;
+  awf_dlp *d = awf_dlp_new();
+  assert_non_null(d);
+  static const char gh[] = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8";
+  char target[128];
+  snprintf(target, sizeof(target), "/x?k=%s", gh);
+  /* Off: the rules alone. */
+  expect(ask_url(&f->p, "ok.test", "GET", target), AWF_ALLOW, AWF_REASON_ALLOWED, false);
+  f->p.dlp = d;
+  struct awf_verdict v = ask_url(&f->p, "ok.test", "GET", target);
+  expect(v, AWF_DENY, AWF_REASON_DLP_MATCH, false);
+  assert_string_equal(v.dlp, "github_token");
+  /* Percent-encoded, and on a host the rules deny anyway. */
+  v = ask_url(&f->p, "other.test", "GET", "/x?k=%67hp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8");
+  expect(v, AWF_DENY, AWF_REASON_DLP_MATCH, false);
+  v = ask_https(&f->p, "tls.test", "GET", target);
+  expect(v, AWF_DENY, AWF_REASON_DLP_MATCH, false);
+  expect(ask_url(&f->p, "ok.test", "GET", "/x?k=ghp_short"), AWF_ALLOW, AWF_REASON_ALLOWED,
+         false);
+  assert_null(ask_url(&f->p, "ok.test", "GET", "/x").dlp);
+
+  /* A header. */
+  struct awf_head h;
+  awf_head_init(&h, 4096);
+  assert_int_equal(awf_head_field(&h, "X-Api-Key", 9), 0);
+  assert_int_equal(awf_head_value(&h, "sk-ant-api03-abcdefghijABCDEFGHIJ0123456789_-xyz", 48),
+                   0);
+  awf_head_value_complete(&h);
+  struct awf_ask_facts hf = {.kind = AWF_ASK_HTTP,
+                             .host = "ok.test",
+                             .host_len = 7,
+                             .port = 80,
+                             .http = {"GET", "/", 1, &h}};
+  v = awf_policy_judge(&f->p, &hf);
+  expect(v, AWF_DENY, AWF_REASON_DLP_MATCH, false);
+  assert_string_equal(v.dlp, "anthropic_key");
+  awf_head_release(&h);
+
+  /* Names: CONNECT, DNS (lower-cased, split across labels), SNI. */
+  v = ask(&f->p, AWF_ASK_CONNECT, "akiaiosfodnn7example.ok.test", 443);
+  expect(v, AWF_DENY, AWF_REASON_DLP_MATCH, false);
+  assert_string_equal(v.dlp, "aws_access_key_id");
+  struct awf_ask_facts q = {.kind = AWF_ASK_DNS,
+                            .host = "ghp_a1b2c3d4e5f6g7h8.i9j0k1l2m3n4o5p6q7r8.ok.test",
+                            .dns = {.name_ok = true, .class_in = true}};
+  q.host_len = strlen(q.host);
+  v = awf_policy_judge(&f->p, &q);
+  expect(v, AWF_DENY, AWF_REASON_DLP_MATCH, false);
+  assert_string_equal(v.dlp, "github_token");
+  q.host = "api.ok.test";
+  q.host_len = strlen(q.host);
+  expect(awf_policy_judge(&f->p, &q), AWF_ALLOW, AWF_REASON_ALLOWED, false);
+  static const char sni[] = "akiaiosfodnn7example.tls.test";
+  struct awf_ask_facts t = {
+      .kind = AWF_ASK_TLS_SNI,
+      .port = 443,
+      .hello = {.complete = true, .has_sni = true, .sni = sni, .sni_len = sizeof(sni) - 1}};
+  expect(awf_policy_judge(&f->p, &t), AWF_DENY, AWF_REASON_DLP_MATCH, false);
+  t.kind = AWF_ASK_SNI_MATCH;
+  t.host = sni;
+  t.host_len = sizeof(sni) - 1;
+  expect(awf_policy_judge(&f->p, &t), AWF_DENY, AWF_REASON_DLP_MATCH, false);
+
+  /* A literal (a secret's value). */
+  assert_int_equal(awf_dlp_add_literal(d, "secret:TOKEN", "the-real-value-42", 17), 0);
+  v = ask_url(&f->p, "ok.test", "GET", "/x?the-real-value-42");
+  expect(v, AWF_DENY, AWF_REASON_DLP_MATCH, false);
+  assert_string_equal(v.dlp, "secret:TOKEN");
+
+  /* --audit: admitted, said; a name the rules deny stays what the rules say. */
+  f->p.audit = true;
+  v = ask_url(&f->p, "ok.test", "GET", target);
+  expect(v, AWF_ALLOW, AWF_REASON_DLP_MATCH, true);
+  assert_string_equal(v.dlp, "github_token");
+  v = ask(&f->p, AWF_ASK_CONNECT, "akiaiosfodnn7example.other.test", 443);
+  expect(v, AWF_ALLOW, AWF_REASON_NOT_ALLOWED, true);
+  assert_string_equal(v.dlp, "aws_access_key_id");
+  f->p.audit = false;
+  f->p.dlp = NULL;
+  awf_dlp_free(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_reason_has_a_unique_row),
@@ -531,6 +619,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_port_classification, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dns_question, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ssh, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_dlp, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
