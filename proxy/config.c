@@ -46,6 +46,8 @@ void awf_options_free(struct awf_options *o) {
     awf_addr_policy_free(o->policy);
   if (o->ssh_acl)
     awf_acl_free(o->ssh_acl);
+  awf_intercept_free(o->intercept); /* before the rules it borrows */
+  o->intercept = NULL;
   awf_url_rules_free(o->url_rules);
   o->url_rules = NULL;
   awf_addr_policy_free(o->clients);
@@ -189,12 +191,11 @@ static int add_ssh_rules(struct awf_options *o, const char *v, char *msg, size_t
 }
 
 /* --allow-urls, --allow-urls-file, --block-urls (url_rules.h). https://
- * rules need TLS interception, which this version does not have. */
+ * rules need --ssl-bump (checked once every flag is read). */
 static int add_url_rules(struct awf_options *o, enum awf_url_list which, const char *v,
                          bool file, char *msg, size_t msglen) {
   if (!o->url_rules && !(o->url_rules = awf_url_rules_new()))
     return -ENOMEM;
-  bool had_https = awf_url_rules_has_scheme(o->url_rules, AWF_URL_HTTPS);
   int rc;
   if (file) {
     char *text;
@@ -207,14 +208,39 @@ static int add_url_rules(struct awf_options *o, enum awf_url_list which, const c
   } else {
     rc = awf_url_rules_add_list(o->url_rules, which, v, msg, msglen);
   }
-  if (rc == 0 && !had_https && awf_url_rules_has_scheme(o->url_rules, AWF_URL_HTTPS)) {
-    snprintf(msg, msglen,
-             "'%s': https:// URL rules need TLS interception (--ssl-bump), which is not "
-             "available in this version yet; http:// rules work without it",
-             awf_url_rules_first(o->url_rules, AWF_URL_HTTPS));
-    rc = -EINVAL;
-  }
   return rc;
+}
+
+int awf_options_finish(struct awf_options *o, char *err, size_t errlen) {
+  if (!o->ssl_bump && awf_url_rules_has_scheme(o->url_rules, AWF_URL_HTTPS)) {
+    snprintf(err, errlen,
+             "'%s': https:// URL rules (--allow-urls, --block-urls) need TLS interception: "
+             "add --ssl-bump (http:// rules work without it)",
+             awf_url_rules_first(o->url_rules, AWF_URL_HTTPS));
+    return -EINVAL;
+  }
+  if (o->ssl_bump_ca_out && !o->ssl_bump) {
+    snprintf(err, errlen, "--ssl-bump-ca-out: needs --ssl-bump");
+    return -EINVAL;
+  }
+  return 0;
+}
+
+int awf_options_start_intercept(struct awf_options *o, char *err, size_t errlen) {
+  if (!o->ssl_bump || o->intercept)
+    return 0;
+  char msg[512];
+  int rc = awf_intercept_new(o->url_rules, &o->intercept, msg, sizeof(msg));
+  if (rc < 0) {
+    snprintf(err, errlen, "--ssl-bump: %s", msg);
+    return rc;
+  }
+  if (o->ssl_bump_ca_out &&
+      (rc = awf_intercept_write_ca(o->intercept, o->ssl_bump_ca_out, msg, sizeof(msg))) < 0) {
+    snprintf(err, errlen, "--ssl-bump-ca-out: %s", msg);
+    return rc;
+  }
+  return 0;
 }
 
 int awf_options_set(struct awf_options *o, const char *flag, const char *v, char *err,
@@ -236,6 +262,8 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
     rc = add_url_rules(o, AWF_URL_ALLOW, v, true, msg, sizeof(msg));
   } else if (!strcmp(flag, "block-urls")) {
     rc = add_url_rules(o, AWF_URL_BLOCK, v, false, msg, sizeof(msg));
+  } else if (!strcmp(flag, "ssl-bump-ca-out")) {
+    o->ssl_bump_ca_out = v;
   } else if (!strcmp(flag, "allow-ssh")) {
     rc = add_ssh_rules(o, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "allow-ports")) {
@@ -336,6 +364,8 @@ void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f
     fprintf(f, "%s: debug: url rules: %zu allow, %zu block\n", prog,
             awf_url_rules_count(o->url_rules, AWF_URL_ALLOW),
             awf_url_rules_count(o->url_rules, AWF_URL_BLOCK));
+  if (o->ssl_bump)
+    fprintf(f, "%s: debug: ssl-bump: on (hosts of https:// URL rules are intercepted)\n", prog);
   awf_port_set_format(&o->ports, a, sizeof(a));
   fprintf(f, "%s: debug: allow-ports: %s%s\n", prog, a,
           o->audit ? " (--audit: nothing denied)" : "");
@@ -393,5 +423,6 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->http_ports = o->http_ports;
   cfg->ssh_acl = o->ssh_acl;
   cfg->url_rules = o->url_rules;
+  cfg->intercept = o->intercept;
   cfg->allow_clients = o->clients;
 }

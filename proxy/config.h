@@ -38,8 +38,11 @@ struct awf_options {
   size_t n_dns_listen;
   struct awf_port_set tls_ports;
   struct awf_port_set http_ports;
-  awf_acl *ssh_acl;         /* --allow-ssh; NULL: not given */
-  awf_url_rules *url_rules; /* --allow-urls, --block-urls; NULL: not given */
+  awf_acl *ssh_acl;            /* --allow-ssh; NULL: not given */
+  awf_url_rules *url_rules;    /* --allow-urls, --block-urls; NULL: not given */
+  bool ssl_bump;               /* --ssl-bump */
+  const char *ssl_bump_ca_out; /* --ssl-bump-ca-out PATH (awf-proxy) */
+  awf_intercept *intercept;    /* made by awf_options_start_intercept() */
 };
 
 /* Defaults, with an empty ACL (deny all). Returns 0 or -ENOMEM. */
@@ -50,6 +53,16 @@ void awf_options_free(struct awf_options *o);
  * value. Returns 0, or -EINVAL with a message in err naming the flag. */
 int awf_options_set(struct awf_options *o, const char *flag, const char *value, char *err,
                     size_t errlen);
+
+/* After the last flag: what only the whole set can tell (https:// URL
+ * rules without --ssl-bump, --ssl-bump-ca-out without it). Returns 0, or
+ * -EINVAL with the message in err. */
+int awf_options_finish(struct awf_options *o, char *err, size_t errlen);
+
+/* --ssl-bump: make the run's CA and contexts (o->intercept), and write the
+ * CA certificate to --ssl-bump-ca-out if given. A no-op without
+ * --ssl-bump. Returns 0 or a negative errno with the reason in err. */
+int awf_options_start_intercept(struct awf_options *o, char *err, size_t errlen);
 
 /* Ports: "80,443,8000-8099". Returns 0 or -EINVAL (err names the entry). */
 int awf_parse_port_list(const char *s, struct awf_port_set *out, char *err, size_t errlen);

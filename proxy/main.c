@@ -37,13 +37,19 @@ static const char usage[] =
     "      --allow-domains-file FILE allow rules, one per line or comma-separated, # comments\n"
     "      --block-domains LIST      block rules (same syntax; a block always wins)\n"
     "      --block-domains-file FILE\n"
-    "      --allow-urls LIST         URL rules: [METHODS ]http://HOST/PATH, '*' within a host\n"
-    "                                label and any run in the path (GET,HEAD http://x/a/*);\n"
-    "                                a host with URL rules admits only matching requests\n"
-    "                                (plain HTTP; https:// rules need --ssl-bump, not yet\n"
-    "                                available, and are refused)\n"
+    "      --allow-urls LIST         URL rules: [METHODS ]SCHEME://HOST/PATH, '*' within a\n"
+    "                                host label and any run in the path (GET,HEAD\n"
+    "                                https://x/a/*); a host with URL rules admits only\n"
+    "                                matching requests; https:// rules need --ssl-bump\n"
     "      --allow-urls-file FILE    URL rules, one per line, # comments\n"
     "      --block-urls LIST         URL block rules (a block always wins)\n"
+    "      --ssl-bump                intercept TLS to the hosts https:// URL rules name (only\n"
+    "                                those: every other host is tunnelled untouched), with\n"
+    "                                a per-run CA; origins are verified against this\n"
+    "                                process's trust store (SSL_CERT_FILE, SSL_CERT_DIR);\n"
+    "                                HTTP/1.1 only inside (ALPN)\n"
+    "      --ssl-bump-ca-out PATH    write the per-run CA certificate (never its key) to\n"
+    "                                PATH for clients to trust\n"
     "      --allow-ports LIST        destination ports, e.g. 80,443,8000-8099 (default 80,443)\n"
     "      --allow-destination-cidrs LIST\n"
     "                                private/local CIDRs that may still be dialled\n"
@@ -136,6 +142,8 @@ static const struct option long_opts[] = {
     {"allow-urls", required_argument, 0, 'O'},
     {"allow-urls-file", required_argument, 0, 'O'},
     {"block-urls", required_argument, 0, 'O'},
+    {"ssl-bump", no_argument, 0, 'B'},
+    {"ssl-bump-ca-out", required_argument, 0, 'O'},
     {"allow-ports", required_argument, 0, 'O'},
     {"allow-destination-cidrs", required_argument, 0, 'O'},
     {"dns-servers", required_argument, 0, 'O'},
@@ -167,6 +175,7 @@ static int parse_args(int argc, char **argv, struct awf_options *o) {
     case 'L': flag = "listen"; break;
     case 'O': flag = long_opts[idx].name; break;
     case 'A': o->audit = true; continue;
+    case 'B': o->ssl_bump = true; continue;
     case 'V': awf_build_print(stdout, "awf-proxy"); return 0;
     case 'h': fputs(usage, stdout); return 0;
     case ':':
@@ -183,6 +192,10 @@ static int parse_args(int argc, char **argv, struct awf_options *o) {
   }
   if (optind < argc) {
     fprintf(stderr, "awf-proxy: unexpected argument '%s' (see --help)\n", argv[optind]);
+    return AWF_EXIT_USAGE;
+  }
+  if (awf_options_finish(o, err, sizeof(err)) < 0) {
+    fprintf(stderr, "awf-proxy: %s\n", err);
     return AWF_EXIT_USAGE;
   }
   if (o->n_listen == 0 && o->n_tlisten == 0 && o->n_dns_listen == 0) {
@@ -255,6 +268,14 @@ static int run(struct awf_options *o) {
   }
   if (awf_logfile_write_run(a.log, AWF_VERSION, NULL) < 0)
     fprintf(stderr, "awf-proxy: warning: access log write failed\n");
+  if ((rc = awf_options_start_intercept(o, err, sizeof(err))) < 0) {
+    fprintf(stderr, "awf-proxy: %s\n", err);
+    awf_logfile_close(a.log);
+    awf_resolver_close(a.resolver);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&a.loop);
+    return AWF_EXIT_ERROR;
+  }
   struct awf_proxy_config cfg;
   awf_options_to_config(o, &cfg);
   cfg.resolver = a.resolver;

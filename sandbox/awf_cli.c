@@ -15,7 +15,13 @@
 #include "exitcodes.h"
 
 /* Long options without a letter of their own. */
-enum { OPT_HOST_ACCESS = 0x100, OPT_HOST_PORTS, OPT_HOST_SERVICE_PORTS, OPT_ROOTLESS };
+enum {
+  OPT_HOST_ACCESS = 0x100,
+  OPT_HOST_PORTS,
+  OPT_HOST_SERVICE_PORTS,
+  OPT_ROOTLESS,
+  OPT_SSL_BUMP
+};
 
 static const char usage[] =
     "Usage: awf [OPTIONS] -- COMMAND [ARGS...]\n"
@@ -32,13 +38,15 @@ static const char usage[] =
     "      --allow-domains-file FILE\n"
     "      --block-domains LIST      block rules (a block always wins)\n"
     "      --block-domains-file FILE\n"
-    "      --allow-urls LIST         URL rules: [METHODS ]http://HOST/PATH, '*' within a host\n"
-    "                                label and any run in the path (GET,HEAD http://x/a/*);\n"
-    "                                a host with URL rules admits only matching requests\n"
-    "                                (plain HTTP; https:// rules need --ssl-bump, not yet\n"
-    "                                available, and are refused)\n"
+    "      --allow-urls LIST         URL rules: [METHODS ]SCHEME://HOST/PATH, '*' within a\n"
+    "                                host label and any run in the path (GET,HEAD\n"
+    "                                https://x/a/*); a host with URL rules admits only\n"
+    "                                matching requests; https:// rules need --ssl-bump\n"
     "      --allow-urls-file FILE    URL rules, one per line, # comments\n"
     "      --block-urls LIST         URL block rules (a block always wins)\n"
+    "      --ssl-bump                intercept TLS to the hosts https:// URL rules name (only\n"
+    "                                those: every other host is tunnelled untouched) with a\n"
+    "                                per-run CA the sandbox trusts; HTTP/1.1 only inside\n"
     "      --allow-ports LIST        TCP ports the command may reach (default 80,443)\n"
     "      --allow-ssh LIST          hosts ssh/git may reach on port 22, judged by the\n"
     "                                name the command resolved (github.com, *.x.com)\n"
@@ -133,6 +141,7 @@ static const struct option long_opts[] = {
     {"cpus", required_argument, 0, 'C'},
     {"no-step-summary", no_argument, 0, 'S'},
     {"rootless", no_argument, 0, OPT_ROOTLESS},
+    {"ssl-bump", no_argument, 0, OPT_SSL_BUMP},
     {"version", no_argument, 0, 'V'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -284,6 +293,7 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
     case 'p': cli->private_tmp = true; break;
     case 'S': cli->no_step_summary = true; break;
     case OPT_ROOTLESS: cli->rootless = true; break;
+    case OPT_SSL_BUMP: cli->proxy.ssl_bump = true; break;
     case 'U':
       if (optarg[0] == '\0')
         return fail("--allow-unix-socket needs a path");
@@ -320,6 +330,8 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
     if (flag && awf_options_set(&cli->proxy, flag, optarg, err, sizeof(err)) < 0)
       return fail("%s", err);
   }
+  if (awf_options_finish(&cli->proxy, err, sizeof(err)) < 0)
+    return fail("%s", err);
   cli->limits.debug = cli->proxy.log_level == AWF_LOG_DEBUG;
   if ((rc = host_ports(cli, host_general, host_service)) >= 0)
     return rc;

@@ -47,9 +47,10 @@ struct supervisor {
   awf_resolver *resolver;
   awf_logfile *log;
   awf_proxy *proxy;
-  awf_dns_server *dns[2]; /* IPv4 and IPv6 */
-  awf_refused *refused;   /* what the sandbox's firewall refused (may be NULL) */
-  awf_unixlog *unixlog;   /* the UNIX gate's decisions (may be NULL) */
+  awf_intercept *intercept; /* --ssl-bump: the run's CA and TLS contexts (may be NULL) */
+  awf_dns_server *dns[2];   /* IPv4 and IPv6 */
+  awf_refused *refused;     /* what the sandbox's firewall refused (may be NULL) */
+  awf_unixlog *unixlog;     /* the UNIX gate's decisions (may be NULL) */
   awf_denials *denials;
   awf_dns_memory *dns_memory; /* --allow-ssh: the names answered per address */
   awf_stepsummary *summary;   /* GITHUB_STEP_SUMMARY (may be NULL) */
@@ -423,8 +424,17 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   rc = awf_logfile_write_run(s->log, AWF_VERSION, (const char *const *)s->plan->command.argv);
   if (rc < 0)
     fprintf(stderr, "awf: warning: access log write failed: %s\n", strerror(-rc));
+  if (cli->proxy.ssl_bump) {
+    char msg[512];
+    rc = awf_intercept_new(cli->proxy.url_rules, &s->intercept, msg, sizeof(msg));
+    if (rc < 0) {
+      snprintf(err, errlen, "--ssl-bump: %s", msg);
+      return rc;
+    }
+  }
   struct awf_proxy_config cfg;
   awf_options_to_config(&cli->proxy, &cfg);
+  cfg.intercept = s->intercept;
   /* The sandbox's only clients are its own loopback addresses: a limit per
    * client below the global cap would only cut the command's connections. */
   cfg.max_connections_per_client = 0;
@@ -747,6 +757,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     awf_logfile_close(s.log);
     awf_denials_free(s.denials);
     awf_dns_memory_free(s.dns_memory);
+    awf_intercept_free(s.intercept);
     awf_stepsummary_free(s.summary);
     awf_ttystate_stderr_block(saved_stderr);
     return AWF_EXIT_FAILURE;
@@ -779,5 +790,6 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     fprintf(stderr, "awf: warning: GITHUB_STEP_SUMMARY: %s\n", err);
   awf_stepsummary_free(s.summary);
   awf_dns_memory_free(s.dns_memory);
+  awf_intercept_free(s.intercept);
   return s.exit_status;
 }

@@ -125,7 +125,7 @@ static void on_tr_shutdown(void *owner, struct awf_transport *t, int status) {
 }
 
 static void on_tr_closed(void *owner, struct awf_transport *t) {
-  (void)t;
+  free(awf_tls_transport_of(t)); /* layered by conn_wrap_tls: allocated */
   handle_gone(owner);
 }
 
@@ -245,6 +245,24 @@ void conn_drop_upstream(struct conn *c) {
   c->up = NULL;
   release_client(c);
   awf_transport_close(t); /* on_tr_closed counts it gone */
+}
+
+int conn_wrap_tls(struct conn *c, struct awf_transport **side, SSL_CTX *ctx,
+                  const struct awf_tls_params *prm) {
+  struct awf_tls_transport *tt = malloc(sizeof(*tt));
+  if (!tt)
+    return UV_ENOMEM;
+  int rc = awf_tls_transport_wrap(tt, c->proxy->loop, *side, ctx, prm, &conn_transport_cbs, c,
+                                  c->proxy->readbuf, sizeof(c->proxy->readbuf));
+  if (rc < 0) {
+    free(tt);
+    return rc;
+  }
+  /* Backpressure in force moves to the layer: the conn holds that now. */
+  tt->base.held = (*side)->held;
+  awf_transport_hold(*side, false);
+  *side = &tt->base;
+  return 0;
 }
 
 /* ---- closing ---------------------------------------------------------------- */

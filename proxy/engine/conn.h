@@ -32,6 +32,7 @@
 #include "proxy.h"
 #include "transport.h"
 #include "transport_tcp.h"
+#include "transport_tls.h"
 
 /* A connection's state, one at a time. The mode (c->ops) tells HTTP from
  * tunnel; the state says how far the connection is. */
@@ -135,6 +136,13 @@ void conn_attach_up(struct conn *c, struct awf_transport *t);
 void conn_attach_up_tcp(struct conn *c, uv_tcp_t *tcp);
 uv_tcp_t *conn_detach_up_tcp(struct conn *c);
 void conn_drop_upstream(struct conn *c);
+
+/* Layer TLS over the client transport (server role: a leaf for the client)
+ * or over the upstream (client role: the origin verified), as *side says
+ * (&c->client or &c->up); the TLS transport is allocated here and freed
+ * once closed. Returns 0 or a uv error (*side untouched). */
+int conn_wrap_tls(struct conn *c, struct awf_transport **side, SSL_CTX *ctx,
+                  const struct awf_tls_params *prm);
 
 /* Close now: the mode's on_close, then every handle. Idempotent, safe from
  * any callback. */

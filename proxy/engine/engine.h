@@ -16,6 +16,9 @@
 #include "proxy.h"
 #include "upstream_pool.h"
 
+struct conn;
+struct tunnel_handoff;
+
 #define AWF_READ_BUF_SIZE (64 * 1024)
 
 struct awf_proxy {
@@ -36,6 +39,10 @@ struct awf_proxy {
   /* A connection was freed (conn.c): the listener resumes accepting and
    * finishes a shutdown from here. May be NULL. */
   void (*conn_released)(awf_proxy *p);
+  /* A tunnel interception opened (tunnel.h) goes on in the HTTP mode: set
+   * by the listener, so the tunnel mode reaches it without depending on
+   * the mode above it. Returns 0 or a negative errno (the caller closes). */
+  int (*start_intercepted)(struct conn *c, const struct tunnel_handoff *h);
   void (*done)(void *);
   void *done_arg;
   char readbuf[AWF_READ_BUF_SIZE]; /* shared by every read: data is consumed

@@ -20,6 +20,7 @@
 #include "host_access.h"
 #include "http_head.h"
 #include "http_target.h"
+#include "intercept.h"
 #include "tunnel.h"
 
 #define MAX_HEAD_BYTES (64 * 1024)      /* request head: beyond it, 431 */
@@ -86,6 +87,21 @@ struct http_state {
   char up_addr[AWF_ADDRSTRLEN];       /* "ip:port" of the upstream connection */
   char upstream_addr[AWF_ADDRSTRLEN]; /* for the log: where this request went */
   char resolved[AWF_ADDRSTRLEN];      /* private_destination: the address refused */
+
+  /* Inside a TLS tunnel interception opened (tunnel.h): requests are
+   * origin-form, for the tunnel's host only, judged as https; the upstream
+   * is a verified TLS connection to that host, never pooled. */
+  bool bumped;
+  struct tunnel_handoff bump;
+  int64_t bump_up, bump_down; /* the requests' bytes, for the tunnel's record */
+  bool up_fresh;              /* the upstream has carried no request yet */
+  struct awf_buf full_url;    /* the request's https URL, for the log */
+  /* A request answered by awf itself (a denial inside intercepted TLS):
+   * its body is read and dropped, then the answer goes and the connection
+   * stays usable. */
+  int local_status;
+  enum awf_reason local_reason;
+  bool answered_locally;
 };
 
 static const llhttp_settings_t req_settings;
@@ -114,7 +130,7 @@ static void request_record(struct conn *c, struct awf_log_record *r, enum awf_de
                            enum awf_reason reason) {
   struct http_state *h = hs(c);
   awf_log_record_init(r);
-  r->event = h->method == HTTP_CONNECT ? "connect" : "http";
+  r->event = h->bumped ? "https" : h->method == HTTP_CONNECT ? "connect" : "http";
   r->req = h->req_no;
   r->method = h->method >= 0 ? llhttp_method_name((llhttp_method_t)h->method) : NULL;
   if (h->target.host_len) {
@@ -122,7 +138,10 @@ static void request_record(struct conn *c, struct awf_log_record *r, enum awf_de
     r->host_len = h->target.host_len;
     r->port = h->target.port;
   }
-  if (h->method != HTTP_CONNECT && h->url_len) {
+  if (h->bumped && h->full_url.len) {
+    r->url = h->full_url.data;
+    r->url_len = h->full_url.len;
+  } else if (h->method != HTTP_CONNECT && h->url_len && !h->bumped) {
     r->url = h->rq.buf.data + h->url_off;
     r->url_len = h->url_len;
   }
@@ -157,6 +176,8 @@ static void log_request(struct conn *c, enum awf_decision decision, enum awf_rea
   r.resolved = h->resolved[0] ? h->resolved : NULL;
   r.bytes_up = h->bytes_up;
   r.bytes_down = h->bytes_down;
+  h->bump_up += h->bytes_up;
+  h->bump_down += h->bytes_down;
   uint64_t now = conn_now_ms(c);
   r.ts_ms = now;
   r.duration_ms = h->started_ms ? (int64_t)(now - h->started_ms) : 0;
@@ -222,10 +243,11 @@ static int write_body(struct conn *c, bool to_client, bool chunked, const char *
 
 /* ---- error responses ----------------------------------------------------- */
 
-/* Answer with an error and close. The one-line body names the host and the
- * reason, so an agent reading it knows what to ask for. */
-static void http_send_error(struct conn *c, int status, const char *host, int port,
-                            enum awf_reason reason) {
+/* An error answer: the one-line body names the host and the reason, so an
+ * agent reading it knows what to ask for. keep: the connection stays open
+ * for the next request; else it closes. Returns the transport's result. */
+static int write_error(struct conn *c, int status, const char *host, int port,
+                       enum awf_reason reason, bool keep) {
   char body[640], head[256];
   int blen;
   if (host && *host)
@@ -239,16 +261,23 @@ static void http_send_error(struct conn *c, int status, const char *host, int po
     blen = (int)strlen(body);
   int hlen = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                      "Content-Length: %d\r\nConnection: close\r\n\r\n",
-                      status, awf_http_status_text(status), blen);
+                      "Content-Length: %d\r\n%s\r\n",
+                      status, awf_http_status_text(status), blen,
+                      keep ? "" : "Connection: close\r\n");
   hs(c)->status = status;
+  uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hlen), uv_buf_init(body, (unsigned)blen)};
+  return awf_transport_write(c->client, bufs, 2);
+}
+
+/* Answer with an error and close. */
+static void http_send_error(struct conn *c, int status, const char *host, int port,
+                            enum awf_reason reason) {
   hs(c)->paused = true; /* nothing more is read from this client */
   if (c->dial) {        /* a 504 or 408 while dialling: no answer may follow this one */
     awf_dial_cancel(c->dial);
     c->dial = NULL;
   }
-  uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hlen), uv_buf_init(body, (unsigned)blen)};
-  if (awf_transport_write(c->client, bufs, 2) < 0) {
+  if (write_error(c, status, host, port, reason, false) < 0) {
     conn_close(c);
     return;
   }
@@ -301,6 +330,10 @@ static void request_reset(struct conn *c) {
   h->started_ms = conn_now_ms(c);
   h->error_status = 0;
   h->error_reason = AWF_REASON_NONE;
+  h->local_status = 0;
+  h->local_reason = AWF_REASON_NONE;
+  h->answered_locally = false;
+  awf_buf_reset(&h->full_url);
 }
 
 static int on_req_begin(llhttp_t *p) {
@@ -358,8 +391,8 @@ static void park_upstream(struct conn *c) {
   struct http_state *h = hs(c);
   if (!c->up)
     return;
-  if (!h->up_reusable || c->up->eof || c->proxy->shutting_down || !c->proxy->upool ||
-      awf_transport_queued(c->up) > 0) {
+  if (h->bumped || !h->up_reusable || c->up->eof || c->proxy->shutting_down ||
+      !c->proxy->upool || awf_transport_queued(c->up) > 0) {
     close_upstream(c);
     return;
   }
@@ -397,6 +430,71 @@ static int build_upstream_head(struct conn *c) {
   return awf_build_request_head(&h->out, &f, &h->rq);
 }
 
+/* The request's URL as the log shows it: https://host[:port]/target. */
+static void make_full_url(struct http_state *h) {
+  char pre[300];
+  int n = h->bump.port == 443 ? snprintf(pre, sizeof(pre), "https://%s", h->bump.host)
+                              : snprintf(pre, sizeof(pre), "https://%s:%u", h->bump.host,
+                                         (unsigned)h->bump.port);
+  awf_buf_reset(&h->full_url);
+  if (n < 0 || awf_buf_append(&h->full_url, pre, (size_t)n) < 0 ||
+      awf_buf_append(&h->full_url, h->target.path_len ? h->target.path : "/",
+                     h->target.path_len ? h->target.path_len : 1) < 0)
+    awf_buf_reset(&h->full_url); /* no URL in the record rather than half of one */
+}
+
+/* A request awf answers itself inside intercepted TLS: logged now, its body
+ * read and dropped, the answer written once the request is whole
+ * (on_req_complete), and the connection goes on. */
+static int answer_locally(struct conn *c, int status, enum awf_reason reason) {
+  struct http_state *h = hs(c);
+  h->status = status;
+  h->local_status = status;
+  h->local_reason = reason;
+  log_request(c, AWF_DENY, reason);
+  return 0;
+}
+
+/* The head of a request inside intercepted TLS: for the tunnel's host only
+ * (it was admitted, and its upstream verified, for that name), judged by
+ * the https URL rules, sent on over the pinned upstream. */
+static int bumped_request(struct conn *c) {
+  struct http_state *h = hs(c);
+  make_full_url(h);
+  if (strcmp(h->target.host, h->bump.host) != 0)
+    return answer_locally(c, 421, AWF_REASON_HOST_MISMATCH);
+  h->target.port = h->bump.port;
+  struct awf_ask_facts ask = {.kind = AWF_ASK_HTTPS,
+                              .host = h->bump.host,
+                              .host_len = strlen(h->bump.host),
+                              .port = h->bump.port,
+                              .http = {.method = llhttp_method_name((llhttp_method_t)h->method),
+                                       .target = h->target.path,
+                                       .target_len = h->target.path_len}};
+  struct awf_verdict v = awf_policy_judge(&c->proxy->policy, &ask);
+  h->would_deny = v.would_deny;
+  h->audit_reason = v.would_deny ? v.reason : AWF_REASON_NONE;
+  if (v.decision == AWF_DENY)
+    return answer_locally(c, awf_reason_http_status(v.reason), v.reason);
+  log_request_open(c);
+  conn_set_timer(c, T_EXCHANGE);
+  if (build_upstream_head(c) < 0)
+    return req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE);
+  if (c->up && !h->up_reusable)
+    close_upstream(c);
+  h->up_reused = c->up != NULL && !h->up_fresh;
+  if (c->up) {
+    snprintf(h->upstream_addr, sizeof(h->upstream_addr), "%s", h->up_addr);
+    h->up_fresh = false;
+    if (start_upstream_request(c) == 0)
+      return 0;
+    close_upstream(c); /* it died while idle: dial afresh */
+    h->up_reused = false;
+  }
+  start_dial(c);
+  return HPE_PAUSED;
+}
+
 static int on_req_headers_complete(llhttp_t *p) {
   struct conn *c = conn_of(p);
   struct http_state *h = hs(c);
@@ -408,9 +506,11 @@ static int on_req_headers_complete(llhttp_t *p) {
    * request. */
   int status = awf_req_head_complete(p, &h->rq, h->host_headers,
                                      awf_buf_at(&h->rq.buf, h->url_off), h->url_len,
-                                     c->transparent,
-                                     awf_sockaddr_port((struct sockaddr *)&c->orig_dst), &f,
-                                     &origin_form);
+                                     c->transparent || h->bumped,
+                                     h->bumped
+                                         ? h->bump.port
+                                         : awf_sockaddr_port((struct sockaddr *)&c->orig_dst),
+                                     &f, &origin_form);
   h->method = f.method;
   h->target = f.target;
   if (status)
@@ -423,6 +523,8 @@ static int on_req_headers_complete(llhttp_t *p) {
   h->head_request = h->method == HTTP_HEAD;
   if (f.close)
     h->resp_close = true; /* HTTP/1.0 or Connection: close: one request, then close */
+  if (h->bumped)
+    return bumped_request(c);
 
   struct awf_ask_facts ask = {.kind = h->method == HTTP_CONNECT ? AWF_ASK_CONNECT
                                                                 : AWF_ASK_HTTP,
@@ -470,6 +572,8 @@ static int on_req_headers_complete(llhttp_t *p) {
 
 static int on_req_body(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
+  if (hs(c)->local_status)
+    return 0; /* answered by awf: the body goes nowhere */
   if (!c->up)
     return -1;
   /* The origin went away under the upload (a reset after refusing it): its
@@ -484,6 +588,16 @@ static void exchange_done(struct conn *c);
 static int on_req_complete(llhttp_t *p) {
   struct conn *c = conn_of(p);
   struct http_state *h = hs(c);
+  if (h->local_status) {
+    h->rq_stage = RQ_DONE;
+    h->answered_locally = true; /* finished once the parser returns (finish_local) */
+    awf_scan_restart(&h->scan);
+    bool keep = !h->resp_close && !c->client->eof;
+    if (write_error(c, h->local_status, h->target.host_len ? h->target.host : NULL,
+                    h->target.port, h->local_reason, keep) < 0)
+      return -1;
+    return HPE_PAUSED;
+  }
   if (h->req_framing == AWF_FRAME_CHUNKED && c->up) {
     uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
     if (write_up(c, &end, 1) < 0)
@@ -580,17 +694,38 @@ static void feed_client(struct conn *c, const char *data, size_t len) {
   after_request_error(c);
 }
 
+/* A request awf answered itself is over (its answer is queued): the next
+ * one may start. Returns whether the parser should run again. */
+static bool finish_local(struct conn *c) {
+  struct http_state *h = hs(c);
+  if (!still_http(c) || !h->answered_locally)
+    return false;
+  h->answered_locally = false;
+  h->rq_stage = RQ_IDLE;
+  if (h->resp_close || c->client->eof || c->proxy->shutting_down) {
+    conn_close_after_writes(c);
+    return false;
+  }
+  awf_head_release(&h->rq);
+  conn_set_timer(c, T_IDLE);
+  return true;
+}
+
 static void resume_client(struct conn *c) {
   struct http_state *h = hs(c);
-  h->paused = false;
-  llhttp_resume(&h->req);
-  /* Run the parser even with no bytes: a message without a body completes
-   * (on_message_complete) only when the parser runs again after a pause in
-   * on_headers_complete. */
-  struct awf_buf held = h->pending;
-  awf_buf_init(&h->pending, held.max);
-  feed_client(c, held.len ? held.data : "", held.len);
-  awf_buf_free(&held);
+  /* A loop, not a recursion: each request awf answers itself lets the
+   * parser run again over what is pending. */
+  do {
+    h->paused = false;
+    llhttp_resume(&h->req);
+    /* Run the parser even with no bytes: a message without a body completes
+     * (on_message_complete) only when the parser runs again after a pause in
+     * on_headers_complete. */
+    struct awf_buf held = h->pending;
+    awf_buf_init(&h->pending, held.max);
+    feed_client(c, held.len ? held.data : "", held.len);
+    awf_buf_free(&held);
+  } while (finish_local(c));
   if (still_http(c))
     update_reading(c);
 }
@@ -608,6 +743,8 @@ static void on_client_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
       return;
     }
     feed_client(c, buf->base, (size_t)nread);
+    if (finish_local(c))
+      resume_client(c);
     return;
   }
   /* EOF or error from the client. */
@@ -648,6 +785,14 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
     return;
   }
   conn_attach_up_tcp(c, r->tcp);
+  if (h->bumped) {
+    struct awf_tls_params cp = {.role = AWF_TLS_CLIENT, .name = h->bump.host};
+    int rc = conn_wrap_tls(c, &c->up, awf_intercept_client_ctx(c->proxy->cfg.intercept), &cp);
+    if (rc < 0) {
+      fail_request(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
+      return;
+    }
+  }
 
   if (h->method == HTTP_CONNECT) {
     struct tunnel_params tp = {
@@ -678,6 +823,7 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
   snprintf(h->up_addr, sizeof(h->up_addr), "%s", h->upstream_addr);
   h->up_port = h->target.port;
   h->up_reusable = true;
+  h->up_fresh = false;
   llhttp_init(&h->resp, HTTP_RESPONSE, &resp_settings);
   h->resp.data = c;
   if (start_upstream_request(c) < 0) {
@@ -892,12 +1038,19 @@ static void on_up_read(struct conn *c, ssize_t nread, const uv_buf_t *buf) {
   if (err != HPE_OK && err != HPE_PAUSED && retry_fresh(c))
     return;
   if (err != HPE_OK && err != HPE_PAUSED) {
-    awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "upstream %s: %s", h->upstream_addr,
-                   h->resp_refused
+    const struct awf_tls_transport *tt = awf_tls_transport_of(c->up);
+    bool unverified = tt && awf_tls_transport_error(tt) == AWF_TLS_ERR_VERIFY;
+    awf_proxy_diag(c->proxy, unverified ? AWF_LOG_WARN : AWF_LOG_DEBUG, "upstream %s: %s",
+                   h->upstream_addr,
+                   tt && awf_tls_transport_error(tt) != AWF_TLS_OK
+                       ? awf_tls_transport_error_detail(tt)
+                   : h->resp_refused
                        ? "response refused (101, or Connection names a framing header)"
                    : nread < 0 ? "closed early"
                                : llhttp_get_error_reason(&h->resp));
-    fail_request(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
+    fail_request(c, 502,
+                 unverified ? AWF_REASON_UPSTREAM_TLS_VERIFY_FAILED
+                            : AWF_REASON_UPSTREAM_UNREACHABLE);
     return;
   }
   if (h->rs_stage != RS_DONE)
@@ -937,6 +1090,17 @@ static void http_on_close(struct conn *c) {
   struct http_state *h = hs(c);
   if (h->rq_stage >= RQ_BODY && !h->logged)
     log_request(c, AWF_ALLOW, AWF_REASON_ALLOWED);
+  if (h->bumped) { /* the tunnel's own record */
+    const struct awf_tls_transport *ct = awf_tls_transport_of(c->client);
+    bool failed = ct && !awf_tls_transport_handshaken(ct) &&
+                  awf_tls_transport_error(ct) != AWF_TLS_OK;
+    if (failed)
+      awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "intercept %s: client: %s", h->bump.host,
+                     awf_tls_transport_error_detail(ct));
+    tunnel_log_handoff(c, &h->bump, failed ? AWF_DENY : AWF_ALLOW,
+                       failed ? AWF_REASON_CLIENT_TLS_FAILED : AWF_REASON_ALLOWED, h->bump_up,
+                       h->bump_down);
+  }
 }
 
 static void http_free(struct conn *c) {
@@ -946,6 +1110,7 @@ static void http_free(struct conn *c) {
   awf_buf_free(&h->pending);
   awf_buf_free(&h->out);
   awf_buf_free(&h->resp_head);
+  awf_buf_free(&h->full_url);
   free(h);
   c->mode = NULL;
 }
@@ -959,11 +1124,12 @@ static const struct conn_mode_ops http_ops = {
     .free = http_free,
 };
 
-int http_conn_start(struct conn *c) {
+static struct http_state *http_state_new(struct conn *c) {
   struct http_state *h = calloc(1, sizeof(*h));
   if (!h)
-    return -ENOMEM;
+    return NULL;
   conn_set_mode(c, &http_ops, h, CONN_HTTP);
+  awf_buf_init(&h->full_url, MAX_HEAD_BYTES + 300);
   awf_buf_init(&h->rq.buf, MAX_HEAD_BYTES);
   awf_buf_init(&h->rs.buf, MAX_RESP_HEAD_BYTES);
   awf_buf_init(&h->pending, 2 * AWF_READ_BUF_SIZE);
@@ -973,7 +1139,34 @@ int http_conn_start(struct conn *c) {
   h->req.data = c;
   h->method = -1;
   awf_scan_restart(&h->scan);
+  return h;
+}
+
+int http_conn_start(struct conn *c) {
+  if (!http_state_new(c))
+    return -ENOMEM;
   conn_set_timer(c, T_IDLE);
+  update_reading(c);
+  return 0;
+}
+
+int http_conn_start_intercepted(struct conn *c, const struct tunnel_handoff *ho) {
+  struct tunnel_handoff copy = *ho; /* ho may live in the tunnel's state, freed next */
+  struct http_state *h = http_state_new(c);
+  if (!h)
+    return -ENOMEM;
+  h->bumped = true;
+  h->bump = copy;
+  h->req_no = copy.req; /* the requests inside number on from the CONNECT */
+  /* The upstream dialled for the tunnel, TLS layered on it already. */
+  snprintf(h->up_host, sizeof(h->up_host), "%s", copy.host);
+  snprintf(h->up_addr, sizeof(h->up_addr), "%s", copy.upstream);
+  h->up_port = copy.port;
+  h->up_reusable = c->up != NULL;
+  h->up_fresh = true;
+  llhttp_init(&h->resp, HTTP_RESPONSE, &resp_settings);
+  h->resp.data = c;
+  conn_set_timer(c, T_HEADER); /* the handshake and the first request head */
   update_reading(c);
   return 0;
 }

@@ -10,4 +10,9 @@ struct conn;
  * or a negative errno (the caller closes c). */
 int http_conn_start(struct conn *c);
 
+/* Take a connection a TLS tunnel interception opened (tunnel.h): TLS is on
+ * both transports; read requests inside. Returns 0 or a negative errno. */
+struct tunnel_handoff;
+int http_conn_start_intercepted(struct conn *c, const struct tunnel_handoff *h);
+
 #endif

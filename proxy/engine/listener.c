@@ -242,6 +242,7 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
   p->loop = loop;
   p->cfg = *cfg;
   p->conn_released = on_conn_released;
+  p->start_intercepted = http_conn_start_intercepted;
   p->policy = (struct awf_policy){.acl = p->cfg.acl,
                                   .ssh_acl = p->cfg.ssh_acl,
                                   .allow_ports = &p->cfg.allow_ports,

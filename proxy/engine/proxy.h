@@ -13,6 +13,7 @@
 #include "addr_policy.h"
 #include "denials.h"
 #include "dns_memory.h"
+#include "intercept.h"
 #include "logfile.h"
 #include "port_set.h"
 #include "url_rules.h"
@@ -56,6 +57,10 @@ struct awf_proxy_config {
   /* --allow-urls, --block-urls (NULL: none): plain HTTP requests, explicit
    * and redirected, are judged by method and normalised path too. */
   const awf_url_rules *url_rules;
+  /* --ssl-bump (NULL: off): TLS to a host some https:// URL rule names is
+   * opened (intercept.h), its requests judged by the URL rules and sent on
+   * over a verified TLS connection of the proxy's own. */
+  awf_intercept *intercept;
   /* Clients admitted (NULL: any); others are reset at accept. */
   const awf_addr_policy *allow_clients;
 };

@@ -517,6 +517,10 @@ int awf_tls_transport_wrap(struct awf_tls_transport *tt, uv_loop_t *loop,
   return 0;
 }
 
+struct awf_tls_transport *awf_tls_transport_of(struct awf_transport *t) {
+  return t && t->ops == &tls_ops ? tls_of(t) : NULL;
+}
+
 bool awf_tls_transport_handshaken(const struct awf_tls_transport *tt) { return tt->handshaken; }
 enum awf_tls_error awf_tls_transport_error(const struct awf_tls_transport *tt) {
   return tt->error;

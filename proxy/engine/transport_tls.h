@@ -99,6 +99,9 @@ int awf_tls_transport_wrap(struct awf_tls_transport *tt, uv_loop_t *loop,
                            const struct awf_transport_cbs *cbs, void *owner, char *rbuf,
                            size_t rbuf_len);
 
+/* t as a TLS transport, or NULL when it is another kind. */
+struct awf_tls_transport *awf_tls_transport_of(struct awf_transport *t);
+
 bool awf_tls_transport_handshaken(const struct awf_tls_transport *tt);
 enum awf_tls_error awf_tls_transport_error(const struct awf_tls_transport *tt);
 /* The failure in words (OpenSSL's or the verifier's), "" when none. */

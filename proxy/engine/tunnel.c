@@ -46,6 +46,8 @@ struct tunnel_state {
   bool dialling;             /* transparent: holding the hello while we dial */
   bool client_shut, up_shut; /* a FIN passed on to that side */
   bool host_access;          /* admitted as one of the host's services */
+  bool bump;                 /* redirected: intercept once dialled (intercept.h) */
+  bool not_tls;              /* CONNECT: the first bytes were not TLS */
   awf_splice *splice;        /* RELAY_SPLICE: the relay */
   enum awf_reason audit_reason;
   uint64_t req; /* CONNECT: the request's number, for the log */
@@ -89,6 +91,41 @@ static void tunnel_record(struct conn *c, struct awf_log_record *r, enum awf_dec
     r->reason = t->audit_reason;
   if (t->host_access && decision == AWF_ALLOW)
     r->reason = AWF_REASON_HOST_ACCESS;
+}
+
+void tunnel_log_handoff(struct conn *c, const struct tunnel_handoff *h,
+                        enum awf_decision decision, enum awf_reason reason, int64_t bytes_up,
+                        int64_t bytes_down) {
+  struct awf_log_record r;
+  awf_log_record_init(&r);
+  r.event = h->connect ? "connect" : "tls";
+  r.req = h->req;
+  r.method = h->connect ? "CONNECT" : NULL;
+  r.host = h->host;
+  r.host_len = strlen(h->host);
+  r.port = h->port;
+  r.original_dst = c->transparent ? c->orig_dst_addr : NULL;
+  if (h->sni_seen) {
+    r.sni = h->sni;
+    r.sni_len = strlen(h->sni);
+  }
+  r.ech = h->ech;
+  r.intercepted = true;
+  r.decision = decision;
+  r.reason = h->would_deny && h->audit_reason && decision == AWF_ALLOW ? h->audit_reason
+                                                                       : reason;
+  r.would_deny = h->would_deny;
+  r.status = h->connect ? 200 : -1;
+  r.upstream = h->upstream[0] ? h->upstream : NULL;
+  r.bytes_up = bytes_up;
+  r.bytes_down = bytes_down;
+  r.ts_ms = conn_now_ms(c);
+  r.duration_ms = (int64_t)(r.ts_ms - h->started_ms);
+  /* Its open record was written when it was admitted, before the records of
+   * the requests inside. */
+  c->open_logged = true;
+  c->open_req = h->req;
+  conn_log(c, &r);
 }
 
 static void log_tunnel(struct conn *c, enum awf_decision decision, enum awf_reason reason) {
@@ -183,7 +220,7 @@ static void deny_tunnel(struct conn *c, enum awf_reason reason) {
    * server: a fatal alert is the clearest thing left to say before closing
    * (reason.h: unrecognized_name when no usable name was sent, else
    * access_denied). */
-  enum awf_tls_alert a = ts(c)->kind == TK_RAW
+  enum awf_tls_alert a = ts(c)->kind == TK_RAW || ts(c)->not_tls
                              ? AWF_TLS_ALERT_NONE /* not TLS: nothing to say */
                              : awf_reason_tls_alert(reason);
   char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, (char)a};
@@ -229,6 +266,59 @@ static void enter_relay(struct conn *c) {
   conn_set_timer(c, T_TUNNEL);
 }
 
+/* Does interception open this tunnel's host? */
+static bool bump_wanted(const struct conn *c) {
+  const struct tunnel_state *t = ts(c);
+  return c->proxy->cfg.intercept && c->proxy->start_intercepted &&
+         awf_intercept_wants(c->proxy->cfg.intercept, t->host, strlen(t->host));
+}
+
+/* Open the tunnel (c->up dialled, the ClientHello held, then `extra` client
+ * bytes): TLS on both sides, then the HTTP mode judges every request. */
+static void bump(struct conn *c, const char *extra, size_t extra_len) {
+  struct tunnel_state *t = ts(c);
+  const awf_intercept *ic = c->proxy->cfg.intercept;
+  size_t n = t->hello_len + extra_len;
+  char *pre = malloc(n ? n : 1);
+  if (!pre) {
+    conn_close(c);
+    return;
+  }
+  memcpy(pre, t->hello, t->hello_len);
+  memcpy(pre + t->hello_len, extra, extra_len);
+  free(t->hello);
+  t->hello = NULL;
+  t->hello_len = 0;
+  struct awf_tls_params sp = {.role = AWF_TLS_SERVER,
+                              .name = t->host,
+                              .pre = pre,
+                              .pre_len = n};
+  struct awf_tls_params cp = {.role = AWF_TLS_CLIENT, .name = t->host};
+  int rc = conn_wrap_tls(c, &c->client, awf_intercept_server_ctx(ic), &sp);
+  free(pre); /* copied */
+  if (rc == 0)
+    rc = conn_wrap_tls(c, &c->up, awf_intercept_client_ctx(ic), &cp);
+  if (rc < 0) {
+    awf_proxy_diag(c->proxy, AWF_LOG_WARN, "intercept %s: %s", t->host, uv_strerror(rc));
+    conn_close(c);
+    return;
+  }
+  struct tunnel_handoff h = {.connect = t->kind == TK_CONNECT,
+                             .port = t->port,
+                             .req = t->req,
+                             .started_ms = t->started_ms,
+                             .sni_seen = t->sni_seen,
+                             .ech = t->ech,
+                             .would_deny = t->would_deny,
+                             .audit_reason = t->audit_reason};
+  memcpy(h.host, t->host, sizeof(h.host));
+  memcpy(h.sni, t->sni, sizeof(h.sni));
+  memcpy(h.upstream, t->upstream, sizeof(h.upstream));
+  t->logged = true; /* the HTTP mode writes its record (tunnel_log_handoff) */
+  if (c->proxy->start_intercepted(c, &h) < 0) /* frees the tunnel's state */
+    conn_close(c);
+}
+
 static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
   struct conn *c = arg;
   struct tunnel_state *t = ts(c);
@@ -244,6 +334,10 @@ static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
     return;
   }
   conn_attach_up_tcp(c, r->tcp);
+  if (t->bump) {
+    bump(c, NULL, 0);
+    return;
+  }
   enter_relay(c);
   t->bytes_up += (int64_t)t->hello_len;
   int rc = t->hello_len ? relay(c->up, (const char *)t->hello, t->hello_len) : 0;
@@ -289,6 +383,16 @@ static void inspect(struct conn *c, const char *data, size_t len) {
     return;
   }
   if (!t->hello && (uint8_t)data[0] != 0x16) { /* not TLS: a raw TCP tunnel */
+    /* A host with URL rules admits requests one by one: a raw tunnel to it
+     * would carry requests no rule judged. */
+    const awf_url_rules *ur = c->proxy->cfg.url_rules;
+    size_t hl = strlen(t->host);
+    if (awf_url_rules_covers_host(ur, AWF_URL_HTTP, t->host, hl) ||
+        awf_url_rules_covers_host(ur, AWF_URL_HTTPS, t->host, hl)) {
+      t->not_tls = true;
+      deny_tunnel(c, AWF_REASON_URL_NOT_ALLOWED);
+      return;
+    }
     enter_relay(c);
     t->bytes_up += (int64_t)len;
     if (relay(c->up, data, len) < 0)
@@ -333,6 +437,7 @@ static void inspect(struct conn *c, const char *data, size_t len) {
       struct awf_log_record r; /* the decision, before the name is dialled */
       tunnel_record(c, &r, AWF_ALLOW, AWF_REASON_ALLOWED);
       conn_log_open(c, &r);
+      t->bump = !t->host_access && bump_wanted(c);
       dial_transparent(c);
     }
     return;
@@ -350,6 +455,10 @@ static void inspect(struct conn *c, const char *data, size_t len) {
   }
   if (v.decision == AWF_DENY) {
     deny_tunnel(c, v.reason);
+    return;
+  }
+  if (!t->host_access && bump_wanted(c)) {
+    bump(c, data + take, len - take);
     return;
   }
   enter_relay(c);

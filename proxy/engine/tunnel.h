@@ -8,9 +8,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "netaddr.h"
 #include "reason.h"
 
 struct conn;
+
+/* An admitted TLS tunnel to a host interception opens (--ssl-bump,
+ * intercept.h): TLS is layered over both sides (a leaf for the client, the
+ * origin verified) and the connection is handed, with what its own log
+ * record needs, to the HTTP mode (awf_proxy.start_intercepted). */
+struct tunnel_handoff {
+  bool connect; /* an explicit CONNECT (event connect), else redirected (tls) */
+  char host[256];
+  uint16_t port;
+  uint64_t req; /* the CONNECT's request number (0: redirected) */
+  uint64_t started_ms;
+  bool sni_seen, ech;
+  char sni[256];
+  char upstream[AWF_ADDRSTRLEN];
+  bool would_deny;
+  enum awf_reason audit_reason;
+};
+
+/* The tunnel's final record, written by the mode it was handed to: bytes
+ * are those of the requests carried inside. */
+void tunnel_log_handoff(struct conn *c, const struct tunnel_handoff *h,
+                        enum awf_decision decision, enum awf_reason reason, int64_t bytes_up,
+                        int64_t bytes_down);
 
 /* Take over a connection whose CONNECT was admitted and dialled (c->up).
  * `early` holds client bytes that followed the CONNECT head (may be empty).

@@ -292,6 +292,7 @@ int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   }
   field_bytes(&w, "sni", r->sni, r->sni_len);
   field_true(&w, "ech", r->ech);
+  field_true(&w, "intercepted", r->intercepted);
   field_str(&w, "original_dst", r->original_dst);
   field_bytes(&w, "path", r->path, r->path_len);
   field_str(&w, "decision", awf_decision_name(r->decision));

@@ -39,6 +39,7 @@ struct awf_log_record {
   enum awf_reason reason;     /* written by its name; NONE: omitted */
   bool would_deny;            /* --audit: allowed, but the ACL would have denied */
   bool ech;                   /* a ClientHello carried ECH */
+  bool intercepted;           /* a tunnel TLS interception opened (--ssl-bump) */
   int status;                 /* HTTP status sent; -1 to omit */
   const char *upstream;       /* "ip:port" dialled */
   const char *resolved;       /* private_destination: an address the name resolved to */
@@ -74,7 +75,7 @@ void awf_log_record_init(struct awf_log_record *r);
 /* Append the record as one JSON object and a '\n'. On error (-E2BIG, -ENOMEM,
  * -EINVAL for a ts past year 9999) the buffer is left as it was, so no half
  * line is ever produced. Key order: ts, run, event, conn, req, kind, client,
- * method, host, port, url, url_truncated, sni, ech, original_dst, decision,
+ * method, host, port, url, url_truncated, sni, ech, intercepted, original_dst, decision,
  * path, would_deny, reason, status, upstream, resolved, bytes_up, bytes_down, duration_ms,
  * qname, qtype, answers, version, argv, lost. */
 int awf_log_format(struct awf_buf *b, const struct awf_log_record *r);

@@ -80,16 +80,18 @@ static struct awf_verdict judge_host(const struct awf_policy *p, const char *hos
   return audited(p, awf_reason_of_acl(v));
 }
 
-/* A plain HTTP request: the host as any, then the URL rules (url_rules.h)
- * for a host the domain rules admit. A block rule wins; a host with allow
- * URL rules admits only what one of them matches. The host's services are
- * not judged by URL rules. */
-static struct awf_verdict judge_http(const struct awf_policy *p,
-                                     const struct awf_ask_facts *f) {
-  struct awf_verdict v = judge_host(p, f->host, f->host_len, f->port, AWF_PROTO_HTTP);
+/* An HTTP request, plain (the host judged for HTTP) or inside intercepted
+ * TLS (for TLS: its tunnel was admitted as TLS), then the URL rules
+ * (url_rules.h) of that scheme for a host the domain rules admit. A block
+ * rule wins; a host with allow URL rules admits only what one of them
+ * matches. The host's services are not judged by URL rules. */
+static struct awf_verdict judge_http(const struct awf_policy *p, const struct awf_ask_facts *f,
+                                     enum awf_url_scheme scheme) {
+  struct awf_verdict v = judge_host(p, f->host, f->host_len, f->port,
+                                    scheme == AWF_URL_HTTPS ? AWF_PROTO_TLS : AWF_PROTO_HTTP);
   if (v.decision == AWF_DENY || v.host_access || v.would_deny || !p->url_rules)
     return v;
-  switch (awf_url_rules_check(p->url_rules, AWF_URL_HTTP, f->host, f->host_len,
+  switch (awf_url_rules_check(p->url_rules, scheme, f->host, f->host_len,
                               f->http.method ? f->http.method : "",
                               f->http.target ? f->http.target : "", f->http.target_len)) {
   case AWF_URL_NO_RULE:
@@ -251,7 +253,8 @@ static struct awf_verdict judge_ssh(const struct awf_policy *p, const struct awf
 
 struct awf_verdict awf_policy_judge(const struct awf_policy *p, const struct awf_ask_facts *f) {
   switch (f->kind) {
-  case AWF_ASK_HTTP: return judge_http(p, f);
+  case AWF_ASK_HTTP: return judge_http(p, f, AWF_URL_HTTP);
+  case AWF_ASK_HTTPS: return judge_http(p, f, AWF_URL_HTTPS);
   case AWF_ASK_CONNECT: return judge_host(p, f->host, f->host_len, f->port, AWF_PROTO_TLS);
   case AWF_ASK_TLS_SNI: return judge_tls_sni(p, f);
   case AWF_ASK_SNI_MATCH: return judge_sni_match(p, f);

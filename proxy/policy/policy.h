@@ -37,6 +37,8 @@ struct awf_policy {
 enum awf_ask {
   AWF_ASK_HTTP,      /* an HTTP request (absolute-form, or Host on a redirected
                       * HTTP port): host, port, http */
+  AWF_ASK_HTTPS,     /* an HTTP request inside intercepted TLS: host (the
+                      * tunnel's, admitted for TLS), port, http */
   AWF_ASK_CONNECT,   /* CONNECT host:port */
   AWF_ASK_TLS_SNI,   /* a redirected TLS port: the ClientHello's SNI is the
                       * name; hello, port, name_out */
@@ -67,7 +69,7 @@ struct awf_ask_facts {
     const char *method; /* "GET" */
     const char *target; /* origin-form "/path?query" as sent ("" for "/") */
     size_t target_len;
-  } http;                       /* HTTP: judged by the URL rules (url_rules.h) */
+  } http;                       /* HTTP, HTTPS: judged by the URL rules (url_rules.h) */
   struct awf_hello_facts hello; /* TLS_SNI, SNI_MATCH */
   /* TLS_SNI: AWF_HOSTNAME_MAX + 1 bytes for the normalised SNI, set when
    * the verdict is admitted or refused by the ACL (may be NULL). */

@@ -80,6 +80,10 @@ static const struct row {
     [AWF_REASON_URL_BLOCKED] = {"url_blocked", 403, DENIED,
                                 "the URL matches a block rule (--block-urls)", AWF_FIX_NONE,
                                 "a --block-urls rule matches it"},
+    [AWF_REASON_HOST_MISMATCH] = {"host_mismatch", 421, DENIED,
+                                  "the request's Host names another host than the one its "
+                                  "intercepted TLS connection was admitted for",
+                                  AWF_FIX_NONE, NULL},
     [AWF_REASON_BAD_REQUEST] = {"bad_request", 400, DENIED, MALFORMED, AWF_FIX_NONE, NULL},
     [AWF_REASON_NOT_A_PROXY_REQUEST] =
         {"not_a_proxy_request", 400, DENIED,
@@ -105,6 +109,15 @@ static const struct row {
     [AWF_REASON_UPSTREAM_UNREACHABLE] = {"upstream_unreachable", 502, DENIED,
                                          "the upstream server could not be reached",
                                          AWF_FIX_FAILURE, NULL},
+    [AWF_REASON_UPSTREAM_TLS_VERIFY_FAILED] =
+        {"upstream_tls_verify_failed", 502, DENIED,
+         "the upstream server's certificate did not verify against the trust store or "
+         "the host name",
+         AWF_FIX_FAILURE, NULL},
+    [AWF_REASON_CLIENT_TLS_FAILED] = {"client_tls_failed", 502, DENIED,
+                                      "the client's TLS handshake with awf failed (does it "
+                                      "trust the run's CA?)",
+                                      AWF_FIX_FAILURE, NULL},
     [AWF_REASON_TIMEOUT] = {"timeout", 504, DENIED, "timed out", AWF_FIX_FAILURE, NULL},
     [AWF_REASON_OVERLOADED] = {"overloaded", 503, DENIED, MALFORMED, AWF_FIX_FAILURE, NULL},
     [AWF_REASON_SHUTTING_DOWN] = {"shutting_down", 503, DENIED, MALFORMED, AWF_FIX_FAILURE,
@@ -142,6 +155,7 @@ const char *awf_http_status_text(int status) {
   case 400: return "Bad Request";
   case 403: return "Forbidden";
   case 408: return "Request Timeout";
+  case 421: return "Misdirected Request";
   case 431: return "Request Header Fields Too Large";
   case 502: return "Bad Gateway";
   case 503: return "Service Unavailable";

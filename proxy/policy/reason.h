@@ -45,6 +45,7 @@ enum awf_reason {
   AWF_REASON_UNIX_SOCKET_NOT_ALLOWED,
   AWF_REASON_URL_NOT_ALLOWED, /* a URL-ruled host: no --allow-urls rule matches the request */
   AWF_REASON_URL_BLOCKED,     /* a --block-urls rule matches the request */
+  AWF_REASON_HOST_MISMATCH,   /* intercepted TLS: Host names another host than the tunnel's */
   /* malformed or unsupported input */
   AWF_REASON_BAD_REQUEST,
   AWF_REASON_NOT_A_PROXY_REQUEST,
@@ -55,6 +56,8 @@ enum awf_reason {
   /* failures: the destination could not be reached */
   AWF_REASON_DNS_FAILURE,
   AWF_REASON_UPSTREAM_UNREACHABLE,
+  AWF_REASON_UPSTREAM_TLS_VERIFY_FAILED, /* intercepted TLS: the origin's certificate */
+  AWF_REASON_CLIENT_TLS_FAILED,          /* intercepted TLS: the client's handshake with awf */
   AWF_REASON_TIMEOUT,
   AWF_REASON_OVERLOADED,
   AWF_REASON_SHUTTING_DOWN,

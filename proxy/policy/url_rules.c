@@ -570,6 +570,26 @@ static bool rule_match(const struct url_rule *u, enum awf_url_scheme s, const ch
          glob(u->path, strlen(u->path), path, n + (u->query ? ql : 0));
 }
 
+bool awf_url_rules_covers_host(const awf_url_rules *r, enum awf_url_scheme s, const char *host,
+                               size_t host_len) {
+  for (size_t i = 0; r && i < r->n; i++)
+    if (r->v[i].scheme == s && host_match(r->v[i].host, host, host_len))
+      return true;
+  return false;
+}
+
+size_t awf_url_rules_hosts(const awf_url_rules *r, enum awf_url_scheme s, const char **out,
+                           size_t max) {
+  size_t n = 0;
+  for (size_t i = 0; r && i < r->n; i++)
+    if (r->v[i].scheme == s) {
+      if (n < max)
+        out[n] = r->v[i].host;
+      n++;
+    }
+  return n;
+}
+
 enum awf_url_verdict awf_url_rules_check(const awf_url_rules *r, enum awf_url_scheme s,
                                          const char *host, size_t host_len, const char *method,
                                          const char *target, size_t target_len) {

@@ -67,6 +67,17 @@ bool awf_url_rules_has_scheme(const awf_url_rules *r, enum awf_url_scheme s);
 /* The first rule with this scheme, as given (for a message); NULL if none. */
 const char *awf_url_rules_first(const awf_url_rules *r, enum awf_url_scheme s);
 
+/* Does a rule of this scheme (either list) name this host (lower case)?
+ * For https, these are the hosts TLS interception must open. */
+bool awf_url_rules_covers_host(const awf_url_rules *r, enum awf_url_scheme s, const char *host,
+                               size_t host_len);
+
+/* The host patterns of the rules with this scheme, in order, duplicates
+ * included: up to max into out (borrowed: they live as long as r). Returns
+ * how many there are. */
+size_t awf_url_rules_hosts(const awf_url_rules *r, enum awf_url_scheme s, const char **out,
+                           size_t max);
+
 /* Judge a request: host lower-case and valid, method its name ("GET"),
  * target the origin-form request target ("/path?query", or "" for "/").
  * The path is judged in every reading (awf_url_reading), each with the

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from harness.util import token, url_has
+from harness.client import request_bytes
+from harness.util import by, token, url_has
 
 ALLOW_URLS = "http://allowed.test/ok/*, GET,HEAD http://allowed.test/get/*"
 BLOCK_URLS = "http://allowed.test/ok/secret/*"
@@ -136,4 +137,21 @@ def test_https_pattern_needs_ssl_bump(proxy_bin, flag):
     rc, err = _run(proxy_bin, ["-d", "allowed.test", flag, "https://allowed.test/ok/*"])
     assert rc == 2, err
     assert "'https://allowed.test/ok/*'" in err and "--ssl-bump" in err, err
-    assert "not available" in err, err
+    assert "add --ssl-bump" in err, err
+
+
+def test_raw_tunnel_to_url_ruled_host_refused(url_proxy, origins):
+    """A CONNECT tunnel carrying plain HTTP to a host with URL rules would
+    pass requests no rule judged: refused at its first bytes (regression:
+    the tunnel used to relay them raw, and /no/x reached the origin)."""
+    P = origins.http.port
+    t = token()
+    inner = request_bytes("GET", f"/no/x?t={t}", f"allowed.test:{P}")
+    c, r = url_proxy.tunnel(f"allowed.test:{P}", extra=inner)
+    with c:
+        assert r.status == 200
+        assert c.read_to_eof() == b""  # closed, nothing relayed
+    rec = url_proxy.log.wait_one(by(event="connect", host="allowed.test", port=P))
+    assert rec["decision"] == "deny" and rec["reason"] == "url_not_allowed", rec
+    assert rec["bytes_up"] == 0, rec
+    assert not origins.http.state.find(t)

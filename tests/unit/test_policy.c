@@ -50,6 +50,7 @@ static const struct {
     {AWF_REASON_UNIX_SOCKET_NOT_ALLOWED, "unix_socket_not_allowed"},
     {AWF_REASON_URL_NOT_ALLOWED, "url_not_allowed"},
     {AWF_REASON_URL_BLOCKED, "url_blocked"},
+    {AWF_REASON_HOST_MISMATCH, "host_mismatch"},
     {AWF_REASON_BAD_REQUEST, "bad_request"},
     {AWF_REASON_NOT_A_PROXY_REQUEST, "not_a_proxy_request"},
     {AWF_REASON_HEADER_TOO_LARGE, "header_too_large"},
@@ -58,6 +59,8 @@ static const struct {
     {AWF_REASON_NOT_IMPLEMENTED, "not_implemented"},
     {AWF_REASON_DNS_FAILURE, "dns_failure"},
     {AWF_REASON_UPSTREAM_UNREACHABLE, "upstream_unreachable"},
+    {AWF_REASON_UPSTREAM_TLS_VERIFY_FAILED, "upstream_tls_verify_failed"},
+    {AWF_REASON_CLIENT_TLS_FAILED, "client_tls_failed"},
     {AWF_REASON_TIMEOUT, "timeout"},
     {AWF_REASON_OVERLOADED, "overloaded"},
     {AWF_REASON_SHUTTING_DOWN, "shutting_down"},
@@ -277,6 +280,59 @@ static void test_url_rules(void **state) {
   awf_url_rules_free(u);
 }
 
+static struct awf_verdict ask_https(const struct awf_policy *p, const char *host,
+                                    const char *method, const char *target) {
+  struct awf_ask_facts f = {.kind = AWF_ASK_HTTPS,
+                            .host = host,
+                            .host_len = strlen(host),
+                            .port = 443,
+                            .http = {method, target, strlen(target)}};
+  return awf_policy_judge(p, &f);
+}
+
+/* A request inside intercepted TLS: the host is judged as TLS (an https://
+ * domain rule admits it, an http:// one does not), then the https URL
+ * rules, never the http ones. */
+static void test_https_requests(void **state) {
+  struct fixture *f = *state;
+  awf_url_rules *u = awf_url_rules_new();
+  char err[256];
+  assert_int_equal(awf_url_rules_add_list(u, AWF_URL_ALLOW,
+                                          "https://tls.test/ok/*, http://api.ok.test/plain/*, "
+                                          "GET https://api.ok.test/get/*",
+                                          err, sizeof(err)),
+                   0);
+  assert_int_equal(awf_url_rules_add_list(u, AWF_URL_BLOCK, "https://tls.test/ok/secret/*", err,
+                                          sizeof(err)),
+                   0);
+  f->p.url_rules = u;
+  expect(ask_https(&f->p, "tls.test", "GET", "/ok/x"), AWF_ALLOW, AWF_REASON_ALLOWED, false);
+  expect(ask_https(&f->p, "tls.test", "GET", "/no/x"), AWF_DENY, AWF_REASON_URL_NOT_ALLOWED,
+         false);
+  expect(ask_https(&f->p, "tls.test", "GET", "/ok/../no/x"), AWF_DENY,
+         AWF_REASON_URL_NOT_ALLOWED, false);
+  expect(ask_https(&f->p, "tls.test", "GET", "/ok/secret/x"), AWF_DENY, AWF_REASON_URL_BLOCKED,
+         false);
+  /* the http rule of api.ok.test says nothing of its https requests */
+  expect(ask_https(&f->p, "api.ok.test", "GET", "/plain/x"), AWF_DENY,
+         AWF_REASON_URL_NOT_ALLOWED, false);
+  expect(ask_https(&f->p, "api.ok.test", "GET", "/get/x"), AWF_ALLOW, AWF_REASON_ALLOWED,
+         false);
+  expect(ask_https(&f->p, "api.ok.test", "POST", "/get/x"), AWF_DENY,
+         AWF_REASON_URL_NOT_ALLOWED, false);
+  /* ...and the https rules nothing of its plain ones */
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/get/x"), AWF_DENY, AWF_REASON_URL_NOT_ALLOWED,
+         false);
+  /* the domain rules first, for TLS */
+  expect(ask_https(&f->p, "plain.test", "GET", "/x"), AWF_DENY, AWF_REASON_SCHEME_NOT_ALLOWED,
+         false);
+  expect(ask_https(&f->p, "other.test", "GET", "/x"), AWF_DENY, AWF_REASON_NOT_ALLOWED, false);
+  assert_true(awf_url_rules_covers_host(u, AWF_URL_HTTPS, "tls.test", 8));
+  assert_false(awf_url_rules_covers_host(u, AWF_URL_HTTPS, "ok.test", 7));
+  assert_false(awf_url_rules_covers_host(u, AWF_URL_HTTP, "tls.test", 8));
+  awf_url_rules_free(u);
+}
+
 /* --audit admits a policy denial and says why, never a name that is not one. */
 static void test_audit(void **state) {
   struct fixture *f = *state;
@@ -463,6 +519,7 @@ int main(void) {
       cmocka_unit_test(test_status_alert_explain_fix),
       cmocka_unit_test_setup_teardown(test_host_and_port, setup, teardown),
       cmocka_unit_test_setup_teardown(test_url_rules, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_https_requests, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scheme_not_allowed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_host_access, setup, teardown),

@@ -397,6 +397,34 @@ static void test_validation(void **state) {
   awf_url_rules_free(r);
 }
 
+/* The hosts interception opens: those some https rule (either list) names. */
+static void test_hosts(void **state) {
+  (void)state;
+  awf_url_rules *r = awf_url_rules_new();
+  char err[256];
+  assert_int_equal(awf_url_rules_add_list(r, AWF_URL_ALLOW,
+                                          "https://a.test/x/*, http://p.test/*, "
+                                          "https://api-*.b.test/*",
+                                          err, sizeof(err)),
+                   0);
+  assert_int_equal(awf_url_rules_add_list(r, AWF_URL_BLOCK, "https://c.test/secret", err,
+                                          sizeof(err)),
+                   0);
+  assert_true(awf_url_rules_covers_host(r, AWF_URL_HTTPS, "a.test", 6));
+  assert_true(awf_url_rules_covers_host(r, AWF_URL_HTTPS, "c.test", 6));
+  assert_true(awf_url_rules_covers_host(r, AWF_URL_HTTPS, "api-1.b.test", 12));
+  assert_false(awf_url_rules_covers_host(r, AWF_URL_HTTPS, "b.test", 6));
+  assert_false(awf_url_rules_covers_host(r, AWF_URL_HTTPS, "x.a.test", 8));
+  assert_false(awf_url_rules_covers_host(r, AWF_URL_HTTPS, "p.test", 6));
+  assert_true(awf_url_rules_covers_host(r, AWF_URL_HTTP, "p.test", 6));
+  assert_false(awf_url_rules_covers_host(NULL, AWF_URL_HTTPS, "a.test", 6));
+  const char *h[2];
+  assert_int_equal(awf_url_rules_hosts(r, AWF_URL_HTTPS, h, 2), 3);
+  assert_string_equal(h[0], "a.test");
+  assert_string_equal(h[1], "api-*.b.test");
+  awf_url_rules_free(r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_normalise),       cmocka_unit_test(test_traversal),
@@ -404,7 +432,7 @@ int main(void) {
       cmocka_unit_test(test_methods),         cmocka_unit_test(test_wildcards),
       cmocka_unit_test(test_query),           cmocka_unit_test(test_block_wins),
       cmocka_unit_test(test_validation),      cmocka_unit_test(test_readings),
-      cmocka_unit_test(test_readings_judged),
+      cmocka_unit_test(test_readings_judged), cmocka_unit_test(test_hosts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

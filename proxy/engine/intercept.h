@@ -1,0 +1,52 @@
+/* intercept.h: TLS interception for one run (--ssl-bump): the per-run CA,
+ * its leaf cache, the two TLS contexts (facing the client with a leaf,
+ * facing the origin with verification) and the rule that says which hosts
+ * are opened: only those some https:// URL rule names. Every other host is
+ * tunnelled untouched, so pinned clients, mTLS and HTTP/2-only tools keep
+ * working wherever no path rule asked for interception.
+ *
+ * The CA's key lives only in this process's memory; awf_intercept_ca_pem()
+ * gives the certificate, never the key. */
+#ifndef AWF_INTERCEPT_H
+#define AWF_INTERCEPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "url_rules.h"
+
+#define AWF_INTERCEPT_LEAF_CACHE 1024 /* leaves kept (a new name costs a key and a signature) */
+
+typedef struct awf_intercept awf_intercept;
+
+/* The CA (name constraints: the domains of the https:// rules' hosts), the
+ * contexts, and the trust store for origins: OpenSSL's default store of
+ * this process (SSL_CERT_FILE, SSL_CERT_DIR, else the system's). rules is
+ * borrowed and outlives the result. Returns 0, or a negative errno with
+ * the reason in err. */
+int awf_intercept_new(const awf_url_rules *rules, awf_intercept **out, char *err,
+                      size_t errlen);
+void awf_intercept_free(awf_intercept *ic);
+
+/* Is this host (lower case) opened? */
+bool awf_intercept_wants(const awf_intercept *ic, const char *host, size_t len);
+
+/* The CA certificate as PEM, malloc()ed, NUL-terminated; NULL: no memory. */
+char *awf_intercept_ca_pem(const awf_intercept *ic, size_t *len);
+
+/* Write the CA certificate (never the key) to path, mode 0644, replacing
+ * it atomically. Returns 0 or a negative errno with the reason in err. */
+int awf_intercept_write_ca(const awf_intercept *ic, const char *path, char *err, size_t errlen);
+
+/* For the engine (tunnel.c, http_proxy.c): the contexts, shared by every
+ * intercepted connection. */
+SSL_CTX *awf_intercept_server_ctx(const awf_intercept *ic);
+SSL_CTX *awf_intercept_client_ctx(const awf_intercept *ic);
+
+/* Leaf cache counters, for diagnostics and the bench. */
+void awf_intercept_stats(const awf_intercept *ic, uint64_t *hits, uint64_t *misses);
+
+#endif
