@@ -20,6 +20,8 @@
 #include "pathenv.h"
 #include "supervisor.h"
 #include "textfile.h"
+#include "trust.h"
+#include "truststore.h"
 #include "ttystate.h"
 #include "userdb.h"
 #include "userns.h"
@@ -178,8 +180,24 @@ static int find_user(struct awf_userdb_user *user, gid_t *gid, gid_t *groups, si
   return 0;
 }
 
+/* --ssl-bump: the variables that name the sandbox's CA files (rootfs.h),
+ * over --env-all's (the host's bundle lacks the run's CA), under --env-file
+ * and -e; Java's truststore goes after whatever JAVA_TOOL_OPTIONS holds. */
+static const char *const trust_env[] = {"SSL_CERT_FILE=" AWF_TRUST_BUNDLE,
+                                        "SSL_CERT_DIR=/etc/ssl/certs",
+                                        "CURL_CA_BUNDLE=" AWF_TRUST_BUNDLE,
+                                        "REQUESTS_CA_BUNDLE=" AWF_TRUST_BUNDLE,
+                                        "GIT_SSL_CAINFO=" AWF_TRUST_BUNDLE,
+                                        "NODE_EXTRA_CA_CERTS=" AWF_TRUST_CA,
+                                        NULL};
+static const char *const trust_append[] = {
+    "JAVA_TOOL_OPTIONS=-Djavax.net.ssl.trustStore=" AWF_TRUST_P12
+    " -Djavax.net.ssl.trustStoreType=PKCS12"
+    " -Djavax.net.ssl.trustStorePassword=" AWF_TRUSTSTORE_PASSWORD,
+    NULL};
+
 /* The command's environment: awf's own variables, then --env-all, --env-file
- * and -e, each overriding the one before. */
+ * and -e, each overriding the one before (envpolicy.h). */
 static int build_environment(const struct awf_cli *cli, const struct awf_userdb_user *user,
                              const struct awf_rootfs_spec *rootfs, awf_env **env) {
   static char path[16384];
@@ -217,6 +235,8 @@ static int build_environment(const struct awf_cli *cli, const struct awf_userdb_
         .nfiles = nfiles,
         .cli = cli->env_cli,
         .exclude = cli->exclude_env,
+        .trust = cli->proxy.ssl_bump ? trust_env : NULL,
+        .append = cli->proxy.ssl_bump ? trust_append : NULL,
     };
     rc = awf_env_build(&es, env, err, sizeof(err));
     if (rc < 0)
@@ -278,6 +298,15 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
                                           .ngroups = plan->ngroups};
   if (build_environment(cli, user, &plan->rootfs, env) < 0)
     return AWF_EXIT_FAILURE;
+  /* --ssl-bump: the host's bundle, read now with the caller's rights: the
+   * sandbox's copy is the command's to read. The run's CA joins it later. */
+  char err[1024];
+  if (cli->proxy.ssl_bump &&
+      awf_trust_read_host_bundle(getenv("SSL_CERT_FILE"), (char **)&plan->trust_host_bundle,
+                                 &plan->trust_host_bundle_len, err, sizeof(err)) < 0) {
+    fprintf(stderr, "awf: --ssl-bump: %s\n", err);
+    return AWF_EXIT_FAILURE;
+  }
   if (awf_cmdline_argv(cli->command_argc, cli->command, cmd_argv, cmd_max) < 0) {
     fprintf(stderr, "awf: the command is empty or has too many arguments (at most %d)\n",
             AWF_MAX_COMMAND_ARGS);
@@ -285,7 +314,6 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
   }
   /* Opened here, before the sandbox exists, so that the sandbox can keep it
    * from the command (logprotect.h). */
-  char err[1024];
   int rc = awf_logprotect_open(cli->proxy.log_file, &plan->log, err, sizeof(err));
   if (rc < 0) {
     /* Under sudo, "Permission denied" alone reads as root's: say whose. */
@@ -366,6 +394,7 @@ int main(int argc, char **argv) {
   }
   awf_env_free(env);
   free((char *)plan.rootfs.hosts); /* sandbox_hosts()'s, NULL if never made */
+  free((char *)plan.trust_host_bundle);
   awf_options_free(&cli.proxy);
   return status;
 }

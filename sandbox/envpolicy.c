@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum layer { L_OWN, L_TOOLCHAIN, L_ALL, L_FILE, L_CLI };
+enum layer { L_OWN, L_TOOLCHAIN, L_ALL, L_TRUST, L_FILE, L_CLI, L_APPEND };
 
 struct entry {
   char *kv;      /* "NAME=VALUE" */
@@ -149,18 +149,19 @@ static const char *host_get(const struct awf_env_spec *spec, const char *name, s
   return NULL;
 }
 
-static int add_own(awf_env *e, const struct awf_env_spec *spec, char *err, size_t errsz) {
+/* awf's own entries (own, trust), at layer l. */
+static int add_awf(awf_env *e, const char *const *list, enum layer l, char *err, size_t errsz) {
   size_t i;
 
-  for (i = 0; spec->own != NULL && spec->own[i] != NULL; i++) {
-    const char *kv = spec->own[i], *eq = strchr(kv, '=');
+  for (i = 0; list != NULL && list[i] != NULL; i++) {
+    const char *kv = list[i], *eq = strchr(kv, '=');
     char q[80];
     int rc;
 
     if (eq == NULL)
       return awf_errbuf_fail(err, errsz, -EINVAL, "awf variable \"%s\": no '='",
                              Q(q, kv, strlen(kv)));
-    rc = add_explicit(e, kv, (size_t)(eq - kv), eq + 1, strlen(eq + 1), rank_of(L_OWN, i),
+    rc = add_explicit(e, kv, (size_t)(eq - kv), eq + 1, strlen(eq + 1), rank_of(l, i),
                       "awf variable", err, errsz);
     if (rc < 0)
       return rc;
@@ -290,6 +291,37 @@ static int add_cli(awf_env *e, const struct awf_env_spec *spec, char *err, size_
   return 0;
 }
 
+/* Each "NAME=VALUE" of spec->append: VALUE after the value NAME has so far
+ * (the highest rank of it), a space between them. */
+static int add_appended(awf_env *e, const struct awf_env_spec *spec, char *err, size_t errsz) {
+  for (size_t i = 0; spec->append != NULL && spec->append[i] != NULL; i++) {
+    const char *kv = spec->append[i], *eq = strchr(kv, '=');
+    const struct entry *best = NULL;
+    char q[80];
+
+    if (eq == NULL)
+      return awf_errbuf_fail(err, errsz, -EINVAL, "awf variable \"%s\": no '='",
+                             Q(q, kv, strlen(kv)));
+    size_t nlen = (size_t)(eq - kv), alen = strlen(eq + 1);
+    for (size_t j = 0; j < e->n; j++)
+      if (e->ents[j].nlen == nlen && memcmp(e->ents[j].kv, kv, nlen) == 0 &&
+          (best == NULL || e->ents[j].rank > best->rank))
+        best = &e->ents[j];
+    const char *old = best ? best->kv + nlen + 1 : "";
+    size_t olen = strlen(old), vlen = olen + (olen > 0) + alen;
+    char *v = malloc(vlen + 1);
+    if (v == NULL)
+      return awf_errbuf_fail(err, errsz, -ENOMEM, "out of memory");
+    snprintf(v, vlen + 1, "%s%s%s", old, olen > 0 ? " " : "", eq + 1);
+    int rc = add_explicit(e, kv, nlen, v, vlen, rank_of(L_APPEND, i), "awf variable", err,
+                          errsz);
+    free(v);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
 static int check_excludes(const struct awf_env_spec *spec, char *err, size_t errsz) {
   const char *const *x;
 
@@ -356,13 +388,17 @@ int awf_env_build(const struct awf_env_spec *spec, awf_env **out, char *err, siz
     return awf_errbuf_fail(err, errsz, -ENOMEM, "out of memory");
   rc = check_excludes(spec, err, errsz);
   if (rc == 0)
-    rc = add_own(e, spec, err, errsz);
+    rc = add_awf(e, spec->own, L_OWN, err, errsz);
   if (rc == 0)
     rc = add_host_layers(e, spec, err, errsz);
+  if (rc == 0)
+    rc = add_awf(e, spec->trust, L_TRUST, err, errsz);
   if (rc == 0)
     rc = add_files(e, spec, err, errsz);
   if (rc == 0)
     rc = add_cli(e, spec, err, errsz);
+  if (rc == 0)
+    rc = add_appended(e, spec, err, errsz);
   if (rc == 0)
     rc = finish(e, err, errsz);
   if (rc < 0) {

@@ -7,8 +7,14 @@
  *      BUN_INSTALL from the host environment when set, even without
  *      --env-all (hosted runners need them to find their tools),
  *   3. --env-all: the host environment, minus the reserved names below,
- *   4. --env-file files, in the order given,
- *   5. -e entries, in the order given.
+ *   4. awf's trust variables (--ssl-bump: SSL_CERT_FILE, CURL_CA_BUNDLE...),
+ *      over what --env-all copied from the host (the host's bundle lacks
+ *      the run's CA) but under what the user names explicitly:
+ *   5. --env-file files, in the order given,
+ *   6. -e entries, in the order given,
+ *   7. appended values (--ssl-bump: JAVA_TOOL_OPTIONS' truststore): each
+ *      added after the value its name has from the layers above, a space
+ *      between them, or set alone.
  *
  * Reserved names, never taken from the host by layers 2 and 3: PATH (awf
  * rebuilds it), HOME, USER, LOGNAME (from the user's passwd entry), PWD,
@@ -73,6 +79,8 @@ struct awf_env_spec {
   size_t nfiles;
   const char *const *cli;     /* -e arguments */
   const char *const *exclude; /* --exclude-env names */
+  const char *const *trust;   /* layer 4, awf's "NAME=VALUE" entries */
+  const char *const *append;  /* layer 7, awf's "NAME=VALUE" entries */
 };
 
 /* Build the environment. Returns 0 and *out, or -errno with a message:

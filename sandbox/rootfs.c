@@ -198,9 +198,11 @@ static int make_file(struct build *b, const char *path) {
   return 0;
 }
 
-/* A file of awf's in the new root. */
-static int write_file(struct build *b, const char *path, const char *text, mode_t mode) {
-  size_t len = strlen(text), done = 0;
+/* A file of awf's in the new root: len bytes of data. */
+static int write_bytes(struct build *b, const char *path, const void *data, size_t len,
+                       mode_t mode) {
+  const char *text = data;
+  size_t done = 0;
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, mode);
 
   if (fd < 0)
@@ -246,6 +248,10 @@ static int copy_symlink(struct build *b, const char *src, const char *host,
   if (symlink(link, target) < 0)
     return fail(b, errno, "creating the symlink %s -> %s", target, link);
   return 0;
+}
+
+static int write_file(struct build *b, const char *path, const char *text, mode_t mode) {
+  return write_bytes(b, path, text, strlen(text), mode);
 }
 
 static int mkdir_mode(struct build *b, const char *path, mode_t mode) {
@@ -625,6 +631,141 @@ static int write_etc_files(struct build *b) {
   return rc;
 }
 
+/* ---- trust in the run's CA (--ssl-bump) ------------------------------------- */
+
+/* Where the host's /etc/ssl/certs stays visible, and the hashed directory
+ * that replaces it. */
+#define TRUST_HOST_CERTS AWF_TRUST_DIR "/host-certs"
+#define TRUST_CERTS AWF_TRUST_DIR "/certs"
+
+/* The other bundle paths distributions use, covered by the bundle where the
+ * host has a file there (a link into /etc/ssl/certs already leads to it). */
+static const char *const bundle_paths[] = {"/etc/pki/tls/certs/ca-bundle.crt",
+                                           "/etc/ssl/cert.pem", "/etc/pki/tls/cert.pem"};
+
+/* A read-only bind of src on target (a plain bind: one mount). */
+static int bind_read_only(struct build *b, const char *src, const char *target) {
+  if (mount(src, target, NULL, MS_BIND, NULL) < 0)
+    return fail(b, errno, "binding %s on %s", src, target);
+  return set_attrs(b, target, ATTR_SYSTEM | ATTR_NOEXEC, 0);
+}
+
+/* In TRUST_CERTS, a link to TRUST_HOST_CERTS/<name> for every entry of the
+ * host's directory but the bundle, whose place takes a link to awf's. */
+static int link_host_certs(struct build *b) {
+  char buf[8192], link[PATH_MAX], name[PATH_MAX];
+  int fd = open(TRUST_HOST_CERTS, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+  if (fd < 0)
+    return fail(b, errno, "opening %s", TRUST_HOST_CERTS);
+  for (;;) {
+    ssize_t n = getdents64(fd, buf, sizeof buf);
+
+    if (n <= 0) {
+      if (n < 0)
+        rc = fail(b, errno, "reading /etc/ssl/certs");
+      break;
+    }
+    for (ssize_t off = 0; off < n && rc == 0;) {
+      const struct dirent64 *d = (const struct dirent64 *)(buf + off);
+
+      off += d->d_reclen;
+      if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0 ||
+          strcmp(d->d_name, "ca-certificates.crt") == 0)
+        continue;
+      if (snprintf(link, sizeof link, "%s/%s", TRUST_HOST_CERTS, d->d_name) >=
+              (int)sizeof link ||
+          snprintf(name, sizeof name, "%s/%s", TRUST_CERTS, d->d_name) >= (int)sizeof name)
+        rc = fail(b, ENAMETOOLONG, "/etc/ssl/certs/%s", d->d_name);
+      else if (symlink(link, name) < 0)
+        rc = fail(b, errno, "creating the symlink %s -> %s", name, link);
+    }
+    if (rc < 0)
+      break;
+  }
+  close(fd);
+  return rc;
+}
+
+/* The run CA under the first free <hash>.<n> of TRUST_CERTS (the host may
+ * hold a certificate whose subject hashes the same). */
+static int link_ca_by_hash(struct build *b) {
+  char name[PATH_MAX];
+
+  for (unsigned i = 0; i < 100; i++) {
+    snprintf(name, sizeof name, "%s/%08lx.%u", TRUST_CERTS, b->spec->trust->ca_hash, i);
+    if (symlink(AWF_TRUST_CA, name) == 0)
+      return 0;
+    if (errno != EEXIST)
+      return fail(b, errno, "creating the symlink %s -> %s", name, AWF_TRUST_CA);
+  }
+  return fail(b, EEXIST, "no free name for the run CA in /etc/ssl/certs");
+}
+
+/* /etc/ssl/certs replaced by a directory of links: the host's entries, the
+ * bundle, and the run CA by its subject hash (openssl -CApath). */
+static int replace_cert_dir(struct build *b) {
+  struct stat st;
+  int rc;
+
+  if (stat("/etc/ssl/certs", &st) < 0 || !S_ISDIR(st.st_mode))
+    return 0; /* no hashed directory on the host: the variables still work */
+  rc = make_dirs(b, TRUST_HOST_CERTS, 0755);
+  if (rc == 0)
+    rc = bind_read_only(b, "/etc/ssl/certs", TRUST_HOST_CERTS);
+  if (rc == 0)
+    rc = make_dirs(b, TRUST_CERTS, 0755);
+  if (rc == 0)
+    rc = link_host_certs(b);
+  if (rc == 0 && symlink(AWF_TRUST_BUNDLE, TRUST_CERTS "/ca-certificates.crt") < 0)
+    rc = fail(b, errno, "creating the symlink %s/ca-certificates.crt", TRUST_CERTS);
+  if (rc == 0)
+    rc = link_ca_by_hash(b);
+  if (rc == 0)
+    rc = bind_read_only(b, TRUST_CERTS, "/etc/ssl/certs");
+  return rc;
+}
+
+/* The bundle on the other standard paths the host has a file at. */
+static int cover_bundle_paths(struct build *b) {
+  struct stat ours, st;
+
+  if (stat(AWF_TRUST_BUNDLE, &ours) < 0)
+    return fail(b, errno, "%s", AWF_TRUST_BUNDLE);
+  for (size_t i = 0; i < COUNT(bundle_paths); i++) {
+    if (stat(bundle_paths[i], &st) < 0 || !S_ISREG(st.st_mode) ||
+        (st.st_dev == ours.st_dev && st.st_ino == ours.st_ino))
+      continue;
+    int rc = bind_read_only(b, AWF_TRUST_BUNDLE, bundle_paths[i]);
+
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+/* awf's trust files in the root tmpfs (read-only with it), then put where
+ * programs look for their CAs. */
+static int place_trust(struct build *b) {
+  const struct awf_rootfs_trust *t = b->spec->trust;
+  int rc;
+
+  if (t == NULL)
+    return 0;
+  rc = mkdir_mode(b, AWF_TRUST_DIR, 0755);
+  if (rc == 0)
+    rc = write_bytes(b, AWF_TRUST_BUNDLE, t->bundle, t->bundle_len, 0644);
+  if (rc == 0)
+    rc = write_bytes(b, AWF_TRUST_CA, t->ca_pem, t->ca_pem_len, 0644);
+  if (rc == 0 && t->p12 != NULL)
+    rc = write_bytes(b, AWF_TRUST_P12, t->p12, t->p12_len, 0644);
+  if (rc == 0)
+    rc = replace_cert_dir(b);
+  if (rc == 0)
+    rc = cover_bundle_paths(b);
+  return rc;
+}
+
 static int setup_tmp(struct build *b) {
   int rc = mkdir_mode(b, "/tmp", 01777);
 
@@ -828,10 +969,10 @@ static int make_root_read_only(struct build *b) {
  * the old root goes and placed after (see copy_user_sources), after /tmp,
  * /var and /dev too so they can sit inside them. */
 static int (*const steps[])(struct build *) = {
-    make_mounts_slave, enter_new_root,    bind_system_trees,  bind_etc,
-    write_etc_files,   setup_tmp,         setup_run_and_var,  setup_sys,
-    setup_dev,         copy_user_sources, mount_proc,         leave_old_root,
-    place_home,        place_user_mounts, make_root_read_only};
+    make_mounts_slave, enter_new_root, bind_system_trees, bind_etc,
+    write_etc_files,   place_trust,    setup_tmp,         setup_run_and_var,
+    setup_sys,         setup_dev,      copy_user_sources, mount_proc,
+    leave_old_root,    place_home,     place_user_mounts, make_root_read_only};
 
 int awf_rootfs_build(const struct awf_rootfs_spec *spec, char *err, size_t errlen) {
   struct build b = {.spec = spec, .err = err, .errlen = errlen, .proc = OLDROOT "/proc"};

@@ -16,6 +16,16 @@
  *     covered by an empty read-only tmpfs.
  *   awf's own files (in the root tmpfs, read-only once built):
  *     /etc/resolv.conf (spec->resolv_conf, 0644), /etc/hostname ("awf").
+ *   trust in the run's CA (spec->trust, --ssl-bump), in the root tmpfs:
+ *     AWF_TRUST_BUNDLE (the host's bundle then the CA), AWF_TRUST_CA (the CA
+ *     alone), AWF_TRUST_P12 (Java's truststore); a directory of links bound
+ *     read-only over /etc/ssl/certs when the host has one (every host entry,
+ *     through the host's directory bound read-only at /etc/awf/host-certs,
+ *     ca-certificates.crt leading to AWF_TRUST_BUNDLE, and the CA under its
+ *     subject hash <hash>.<n>, the first n free); AWF_TRUST_BUNDLE bound
+ *     read-only over /etc/pki/tls/certs/ca-bundle.crt, /etc/ssl/cert.pem and
+ *     /etc/pki/tls/cert.pem where the host has a file there that is not
+ *     already the bundle through a link.
  *   read-write, recursive, nosuid, nodev:
  *     the home (if it exists, at its passwd path, even inside a read-only
  *     tree; an empty tmpfs of the user's with fresh_home), /tmp (or a fresh
@@ -67,6 +77,23 @@ struct awf_rootfs_mount {
   bool read_only;
 };
 
+/* --ssl-bump: what the sandbox needs to trust the run's CA (truststore.h
+ * makes it). The paths are the sandbox's; the files die with its root. */
+#define AWF_TRUST_DIR "/etc/awf"
+#define AWF_TRUST_BUNDLE AWF_TRUST_DIR "/ca-certificates.crt"
+#define AWF_TRUST_CA AWF_TRUST_DIR "/run-ca.crt"
+#define AWF_TRUST_P12 AWF_TRUST_DIR "/truststore.p12"
+
+struct awf_rootfs_trust {
+  const char *bundle; /* the host's bundle then the run's CA (PEM) */
+  size_t bundle_len;
+  const char *ca_pem; /* the run's CA alone (PEM; never its key) */
+  size_t ca_pem_len;
+  const unsigned char *p12; /* Java's PKCS#12 truststore; NULL: none */
+  size_t p12_len;
+  unsigned long ca_hash; /* X509_subject_name_hash of the CA */
+};
+
 struct awf_rootfs_spec {
   const char *home; /* the user's home (from passwd): bound read-write if it exists */
   bool fresh_home;  /* true: an empty tmpfs (0700, uid's) at home instead of the host's */
@@ -75,6 +102,7 @@ struct awf_rootfs_spec {
   size_t n_mounts;
   const char *resolv_conf; /* contents of the sandbox's /etc/resolv.conf; NULL: no file */
   const char *hosts;       /* contents of the sandbox's /etc/hosts; NULL: the host's is bound */
+  const struct awf_rootfs_trust *trust; /* --ssl-bump's CA files; NULL: none */
   uid_t uid; /* the command's: owns a fresh home; its links in -v paths are refused */
   gid_t gid; /* with groups: -v host paths are resolved with these rights */
   const gid_t *groups;

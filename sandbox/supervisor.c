@@ -32,6 +32,7 @@
 #include "sandbox_steps.h"
 #include "seccomp_filter.h"
 #include "stepsummary.h"
+#include "trust.h"
 #include "ttystate.h"
 #include "unixgate.h"
 #include "userns.h"
@@ -226,6 +227,22 @@ static int rootless_network(const struct awf_sandbox_plan *plan, int chan) {
   return n ? report : -1;
 }
 
+/* --ssl-bump: the run's CA, made by awf after the clone (trust.h), for the
+ * root about to be built. */
+static void receive_trust(const struct awf_sandbox_plan *plan, int chan,
+                          struct awf_rootfs_spec *rootfs, struct awf_rootfs_trust *trust) {
+  char err[512];
+  if (!plan->cli->proxy.ssl_bump)
+    return;
+  int rc = awf_trust_receive(chan, trust, err, sizeof(err));
+  if (rc < 0) {
+    if (rc != -EPIPE) /* else awf gave up first: its error is already printed */
+      fprintf(stderr, "awf: %s\n", err);
+    _exit(AWF_EXIT_FAILURE);
+  }
+  rootfs->trust = trust;
+}
+
 __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan *plan,
                                                    int go_fd) {
   char err[1024];
@@ -240,8 +257,11 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
                                    .allowed_ids = ids,
                                    .keep_groups = true};
   int diag = -1;
+  struct awf_rootfs_spec rootfs = plan->rootfs;
+  struct awf_rootfs_trust trust;
   if (plan->rootless) {
     gc.report_fd = rootless_network(plan, go_fd);
+    receive_trust(plan, go_fd, &rootfs, &trust);
     gc.allowed = plan->cli->allow_unix_sockets;
     int rc = (diag = awf_unixgate_diag_socket()) < 0 ? diag : 0;
     if (rc < 0)
@@ -252,6 +272,7 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
       rootless_fail(rc, err);
     gc.allowed = NULL; /* resolved: the host's paths are gone once the root is built */
   } else {
+    receive_trust(plan, go_fd, &rootfs, &trust);
     char go;
     ssize_t n;
     do
@@ -262,7 +283,7 @@ __attribute__((noreturn)) static void sandbox_main(const struct awf_sandbox_plan
   }
   close(go_fd);
   if (sethostname(AWF_SANDBOX_HOSTNAME, strlen(AWF_SANDBOX_HOSTNAME)) < 0 ||
-      awf_rootfs_build(&plan->rootfs, err, sizeof(err)) < 0) {
+      awf_rootfs_build(&rootfs, err, sizeof(err)) < 0) {
     int e = errno;
     if (!err[0])
       snprintf(err, sizeof(err), "%s", strerror(e));
@@ -399,6 +420,11 @@ static int make_dns_memory(struct supervisor *s, char *err, size_t errlen) {
   return 0;
 }
 
+/* The run CA's certificate as PEM (malloc()ed), NULL without --ssl-bump. */
+static char *run_ca_pem(const struct supervisor *s, size_t *len) {
+  return s->intercept ? awf_intercept_ca_pem(s->intercept, len) : NULL;
+}
+
 static int start_services(struct supervisor *s, char *err, size_t errlen) {
   const struct awf_cli *cli = s->plan->cli;
   struct awf_resolver_options ro;
@@ -453,6 +479,31 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
     return rc;
   }
   return 0;
+}
+
+/* --ssl-bump: the run CA's certificate, with the host's bundle, to the
+ * sandbox's PID 1, which waits for it before building its root. */
+static int send_trust(const struct supervisor *s, int chan, char *err, size_t errlen) {
+  size_t len = 0;
+  char *pem = run_ca_pem(s, &len);
+  char why[512];
+  struct awf_trust_material m;
+  if (!pem) {
+    snprintf(err, errlen, "--ssl-bump: no CA certificate (out of memory)");
+    return -ENOMEM;
+  }
+  int rc = awf_trust_make(pem, len, s->plan->trust_host_bundle, s->plan->trust_host_bundle_len,
+                          &m, why, sizeof(why));
+  free(pem);
+  if (rc < 0) {
+    snprintf(err, errlen, "--ssl-bump: %s", why);
+    return -EINVAL;
+  }
+  rc = awf_trust_send(chan, &m);
+  awf_trust_free(&m);
+  if (rc < 0)
+    snprintf(err, errlen, "--ssl-bump: cannot hand the CA to the sandbox: %s", strerror(-rc));
+  return rc;
 }
 
 /* After the sandbox's network is up: the gate answers the command's connects. */
@@ -737,6 +788,10 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   }
   if (rc == 0 && !plan->rootless)
     rc = start_unix_gate(&s, err, sizeof(err));
+  /* The sandbox takes it before 'g' (root) or after (rootless: 'g' came
+   * with the report pipe in rootless_setup). */
+  if (rc == 0 && plan->cli->proxy.ssl_bump)
+    rc = send_trust(&s, go[1], err, sizeof(err));
   if (rc < 0) {
     if (err[0])
       fprintf(stderr, "awf: %s\n", err);

@@ -30,6 +30,10 @@ struct awf_sandbox_plan {
   /* Build the sandbox in a user namespace of its own (userns.h): uid and gid
    * are then awf's own effective ids, mapped onto themselves. */
   bool rootless;
+  /* --ssl-bump: the host's CA bundle, read with the caller's rights
+   * (trust.h); NULL: none. The run's CA joins it after the clone. */
+  const char *trust_host_bundle;
+  size_t trust_host_bundle_len;
 };
 
 /* Runs the whole thing; returns awf's exit status. */

@@ -285,7 +285,8 @@ static void bump(struct conn *c, const char *extra, size_t extra_len) {
     return;
   }
   memcpy(pre, t->hello, t->hello_len);
-  memcpy(pre + t->hello_len, extra, extra_len);
+  if (extra_len) /* extra may be NULL (the transparent path has no more bytes) */
+    memcpy(pre + t->hello_len, extra, extra_len);
   free(t->hello);
   t->hello = NULL;
   t->hello_len = 0;

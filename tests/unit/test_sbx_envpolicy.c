@@ -110,7 +110,7 @@ static void test_precedence(void **state) {
   const char text[] = "V=file\nF=file\n";
   struct awf_env_file f = {"f.env", text, sizeof text - 1};
   const char *cli[] = {"V=cli", "C=cli", NULL};
-  struct awf_env_spec spec = {own, host, 1, &f, 1, cli, NULL};
+  struct awf_env_spec spec = {own, host, 1, &f, 1, cli, NULL, NULL, NULL};
   awf_env *e = build_ok(&spec);
 
   (void)state;
@@ -145,6 +145,60 @@ static void test_later_wins_within_layers(void **state) {
   assert_string_equal(awf_env_get(e, "W"), "2");
   assert_int_equal(awf_env_count(e), 4);
   awf_env_free(e);
+}
+
+/* The trust layer (--ssl-bump) overrides what --env-all copied from the host
+ * and awf's own, but not an env file or -e; appended values go after the
+ * final value of their name, or stand alone. */
+static void test_trust_and_append_layers(void **state) {
+  const char *own[] = {"O=own", NULL};
+  const char *host[] = {"SSL_CERT_FILE=/host.pem", "F=host", "C=host",
+                        "JAVA_TOOL_OPTIONS=-Xmx1g", NULL};
+  const char text[] = "F=file\n";
+  struct awf_env_file f = {"f.env", text, sizeof text - 1};
+  const char *cli[] = {"C=cli", NULL};
+  const char *trust[] = {"SSL_CERT_FILE=/awf.pem", "O=trust", "F=trust", "C=trust", NULL};
+  const char *append[] = {"JAVA_TOOL_OPTIONS=-Dts=x", "NEW=alone", NULL};
+  struct awf_env_spec spec = {.own = own,
+                              .host = host,
+                              .env_all = 1,
+                              .files = &f,
+                              .nfiles = 1,
+                              .cli = cli,
+                              .trust = trust,
+                              .append = append};
+  awf_env *e = build_ok(&spec);
+
+  (void)state;
+  assert_string_equal(awf_env_get(e, "SSL_CERT_FILE"), "/awf.pem");
+  assert_string_equal(awf_env_get(e, "O"), "trust");
+  assert_string_equal(awf_env_get(e, "F"), "file");
+  assert_string_equal(awf_env_get(e, "C"), "cli");
+  assert_string_equal(awf_env_get(e, "JAVA_TOOL_OPTIONS"), "-Xmx1g -Dts=x");
+  assert_string_equal(awf_env_get(e, "NEW"), "alone");
+  assert_int_equal(awf_env_count(e), 6);
+  awf_env_free(e);
+
+  /* -e wins over the host's, and the appended value follows it. */
+  const char *cli2[] = {"JAVA_TOOL_OPTIONS=-Dmine=1", NULL};
+  spec.cli = cli2;
+  e = build_ok(&spec);
+  assert_string_equal(awf_env_get(e, "JAVA_TOOL_OPTIONS"), "-Dmine=1 -Dts=x");
+  awf_env_free(e);
+
+  /* Without --env-all nothing of the host's: the appended value alone. */
+  spec.env_all = 0;
+  e = build_ok(&spec);
+  assert_string_equal(awf_env_get(e, "JAVA_TOOL_OPTIONS"), "-Dmine=1 -Dts=x");
+  spec.cli = NULL;
+  awf_env_free(e);
+  e = build_ok(&spec);
+  assert_string_equal(awf_env_get(e, "JAVA_TOOL_OPTIONS"), "-Dts=x");
+  awf_env_free(e);
+
+  const char *bad[] = {"NOEQUALS", NULL};
+  spec.append = bad;
+  assert_int_equal(build_rc(&spec), -EINVAL);
 }
 
 /* Duplicate names in the host environment: the first wins, as with getenv. */
@@ -339,7 +393,7 @@ static void test_exclude(void **state) {
   struct awf_env_file f = {"f", text, sizeof text - 1};
   const char *cli[] = {"CLI=c", NULL};
   const char *exclude[] = {"SECRET", "GOROOT", "FROMFILE", "CLI", "NOTSET", NULL};
-  struct awf_env_spec spec = {NULL, host, 1, &f, 1, cli, exclude};
+  struct awf_env_spec spec = {NULL, host, 1, &f, 1, cli, exclude, NULL, NULL};
   awf_env *e = build_ok(&spec);
 
   (void)state;
@@ -654,6 +708,7 @@ int main(void) {
       cmocka_unit_test(test_own_invalid),
       cmocka_unit_test(test_precedence),
       cmocka_unit_test(test_later_wins_within_layers),
+      cmocka_unit_test(test_trust_and_append_layers),
       cmocka_unit_test(test_host_duplicates_first_wins),
       cmocka_unit_test(test_env_all_reserved),
       cmocka_unit_test(test_reserved_predicate),

@@ -1,8 +1,10 @@
 """Origin servers the proxy talks to, all on loopback ephemeral ports.
 
-HTTPOrigin serves HTTP/1.1 (keep-alive) with test endpoints; TLSOrigin is the
-same over TLS with a throwaway self-signed certificate; TCPOrigin is a raw
-TCP server (echo, digest-after-EOF, server-speaks-first banner)."""
+HTTPOrigin serves HTTP/1.1 (keep-alive) with test endpoints (and git's smart
+HTTP when given a git_root); TLSOrigin is the same over TLS with a throwaway
+certificate (self-signed, or issued by a throwaway CA: make_ca, make_cert);
+TCPOrigin is a raw TCP server (echo, digest-after-EOF, server-speaks-first
+banner)."""
 
 import hashlib
 import json
@@ -153,6 +155,8 @@ class OriginHandler(BaseHTTPRequestHandler):
             "/eof": self._eof, "/close": self._close, "/status": self._status,
             "/slow": self._slow,
         }.get(url.path)
+        if route is None and self.server.git_root and ".git/" in url.path:
+            route = lambda: self._git(url)  # noqa: E731
         if route is None:
             self._drain_body()
             self._send(404, b"no such endpoint\n")
@@ -348,6 +352,41 @@ class OriginHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _git(self, url):
+        """Git's smart HTTP: `git http-backend` as a CGI over the repositories
+        under server.git_root (e.g. <root>/ok/repo.git for /ok/repo.git/...)."""
+        body = b"".join(self._body_chunks())
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1",
+               "HOME": self.server.git_root, "GIT_PROJECT_ROOT": self.server.git_root,
+               "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": urllib.parse.unquote(url.path),
+               "QUERY_STRING": url.query, "REQUEST_METHOD": self.command,
+               "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+               "CONTENT_LENGTH": str(len(body)), "REMOTE_ADDR": "127.0.0.1",
+               "GIT_PROTOCOL": self.headers.get("Git-Protocol", "")}
+        if self.headers.get("Content-Encoding"):
+            env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
+        p = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True,
+                           timeout=30)
+        head, _, out = p.stdout.partition(b"\r\n\r\n")
+        if not _:
+            head, _, out = p.stdout.partition(b"\n\n")
+        code, headers = 200, []
+        for line in head.decode("latin-1").splitlines():
+            k, _, v = line.partition(":")
+            if k.lower() == "status":
+                code = int(v.split()[0])
+            elif k:
+                headers.append((k, v.strip()))
+        if p.returncode != 0 and not head:
+            code, out = 500, p.stderr
+        self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(out)
+
     def _slow(self):
         self._drain_body()
         time.sleep(int(self.query.get("ms", "200")) / 1000.0)
@@ -363,6 +402,7 @@ class HTTPOrigin(ThreadingHTTPServer):
         if ":" in host:
             self.address_family = socket.AF_INET6
         self.state = OriginState()
+        self.git_root = None  # a directory of repositories: git smart HTTP under it
         super().__init__((host, 0), OriginHandler)
         self.host = host
         self.port = self.server_address[1]
@@ -525,15 +565,73 @@ class BlackholePort:
         self.sock.close()
 
 
-def make_cert(directory, names):
-    """A throwaway self-signed certificate (P-256) for `names` via the openssl
-    CLI. Returns (certfile, keyfile)."""
-    cert = os.path.join(directory, "origin-cert.pem")
-    key = os.path.join(directory, "origin-key.pem")
-    san = ",".join([f"DNS:{n}" for n in names] + ["IP:127.0.0.1", "IP:::1"])
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN={names[0]}",
-         "-addext", f"subjectAltName={san}"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+def _openssl(argv, input=None):
+    subprocess.run(["openssl"] + argv, input=input, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, timeout=30)
+
+
+def make_git_repos(root, paths):
+    """Bare repositories at root/<path> (e.g. "ok/repo.git"), each with one
+    commit holding README (its text: the path). Returns root."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1",
+           "HOME": root, "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@allowed.test",
+           "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@allowed.test"}
+    for path in paths:
+        repo = os.path.join(root, path)
+        work = repo + ".work"
+        for argv in (["git", "init", "-q", "-b", "main", work],
+                     ["git", "-C", work, "commit", "-q", "--allow-empty", "-m", "init"]):
+            subprocess.run(argv, env=env, check=True, capture_output=True, timeout=30)
+        with open(os.path.join(work, "README"), "w") as f:
+            f.write(path + "\n")
+        for argv in (["git", "-C", work, "add", "README"],
+                     ["git", "-C", work, "commit", "-q", "-m", "readme"],
+                     ["git", "clone", "-q", "--bare", work, repo]):
+            subprocess.run(argv, env=env, check=True, capture_output=True, timeout=30)
+        subprocess.run(["rm", "-rf", work], check=True, timeout=30)
+    return root
+
+
+def make_ca(directory, name="awf e2e test CA", prefix="ca"):
+    """A throwaway certificate authority (P-256): a self-signed CA certificate
+    (basicConstraints CA:TRUE, keyCertSign) to issue origin certificates with.
+    Returns (certfile, keyfile)."""
+    cert = os.path.join(directory, f"{prefix}-cert.pem")
+    key = os.path.join(directory, f"{prefix}-key.pem")
+    _openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+              "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN={name}",
+              "-addext", "basicConstraints=critical,CA:TRUE",
+              "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+              "-addext", "subjectKeyIdentifier=hash"])
+    return cert, key
+
+
+def make_cert(directory, names, ca=None, prefix="origin", ips=True):
+    """A throwaway certificate (P-256) for `names` via the openssl CLI: issued
+    by `ca` ((certfile, keyfile) from make_ca) as a server leaf, or without
+    `ca` self-signed. ips: 127.0.0.1 and ::1 in the names too.
+    Returns (certfile, keyfile)."""
+    cert = os.path.join(directory, f"{prefix}-cert.pem")
+    key = os.path.join(directory, f"{prefix}-key.pem")
+    san = ",".join([f"DNS:{n}" for n in names] + (["IP:127.0.0.1", "IP:::1"] if ips else []))
+    if ca is None:
+        _openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                  "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj",
+                  f"/CN={names[0]}", "-addext", f"subjectAltName={san}"])
+        return cert, key
+    csr = os.path.join(directory, f"{prefix}.csr")
+    ext = os.path.join(directory, f"{prefix}.ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=serverAuth\n"
+                "authorityKeyIdentifier=keyid\n"
+                f"subjectAltName={san}\n")
+    _openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+              "-nodes", "-keyout", key, "-out", csr, "-subj", f"/CN={names[0]}"])
+    _openssl(["x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-out", cert,
+              "-days", "2", "-set_serial", str(int.from_bytes(os.urandom(8), "big")),
+              "-extfile", ext])
+    os.unlink(csr)
+    os.unlink(ext)
     return cert, key

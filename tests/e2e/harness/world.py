@@ -29,7 +29,7 @@ import pytest
 
 from .dns import DNSServer, _TCPHandler, _TCPServer
 from .netns import NetNS, PortHTTPOrigin, PortTLSOrigin
-from .origin import make_cert
+from .origin import make_ca, make_cert
 from .util import SocketLoop
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -261,10 +261,13 @@ class World:
         os.chown(self.home, UID, GID)
         os.mkdir(self.logs, 0o700)
         os.chown(self.logs, UID, GID)  # awf opens --log-file with the caller's rights
-        keys = os.path.join(self.root, "keys")
-        os.mkdir(keys, 0o700)
-        self.certfile, keyfile = make_cert(keys, CERT_NAMES)
-        self.ca = self.user_file("ca.pem", open(self.certfile, "rb").read())
+        self.keys = os.path.join(self.root, "keys")
+        os.mkdir(self.keys, 0o700)
+        # The origins' certificate is a leaf the world's own CA issued; the
+        # CA certificate is what clients trust (world.ca, in the user's home).
+        self.test_ca = make_ca(self.keys)
+        self.certfile, keyfile = make_cert(self.keys, CERT_NAMES, ca=self.test_ca)
+        self.ca = self.user_file("ca.pem", open(self.test_ca[0], "rb").read())
         self._write_etc()
         self.ns = NamedNetNS(self.name)
         self.ns.run(["ip", "link", "set", "lo", "up"])
@@ -353,11 +356,11 @@ class World:
         return path
 
     def truststore(self):
-        """A PKCS12 truststore with the origins' certificate, for Java (keytool)."""
+        """A PKCS12 truststore with the world's CA, for Java (keytool)."""
         path = os.path.join(self.home, "trust.p12")
         if not os.path.exists(path):
             _run(["keytool", "-importcert", "-noprompt", "-alias", "awf-world",
-                  "-file", self.certfile, "-keystore", path, "-storetype", "PKCS12",
+                  "-file", self.ca, "-keystore", path, "-storetype", "PKCS12",
                   "-storepass", "changeit"], timeout=60)
             os.chown(path, UID, GID)
             os.chmod(path, 0o644)
