@@ -103,8 +103,7 @@ int main(int argc, char **argv) {
     char e2[256];
     if (awf_leaf_cache_get(&c, "host0.leaf-cost.test", 0, e2, sizeof e2) &&
         run(&c, 0, seconds, &next, &hit) == 0) {
-      if (misses != miss.calls || hits != 0 || c.hits != hit.calls ||
-          c.misses != misses + 1) {
+      if (misses != miss.calls || hits != 0 || c.hits != hit.calls || c.misses != misses + 1) {
         fprintf(stderr,
                 "leaf_cost: the cache counted %" PRIu64 " misses and %" PRIu64
                 " hits, not %" PRIu64 " and %" PRIu64 "\n",

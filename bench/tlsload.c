@@ -77,7 +77,7 @@ struct client {
   char issuer[256]; /* of the first leaf this client saw */
   char protocol[16];
   char leaf_key[32]; /* its key's type and size, "EC 256", "RSA 2048" */
-  char detail[256]; /* the first TLS error's text */
+  char detail[256];  /* the first TLS error's text */
 };
 
 struct shared {
@@ -96,7 +96,9 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int counting(const struct shared *sh, uint64_t t) { return t >= sh->t_count && t < sh->t_end; }
+static int counting(const struct shared *sh, uint64_t t) {
+  return t >= sh->t_count && t < sh->t_end;
+}
 
 static int parse_ipport(const char *s, struct sockaddr_in *out) {
   char ip[64];
@@ -154,7 +156,8 @@ static void conn_close(struct conn *k) {
 }
 
 static int set_timeouts(int fd, double secs) {
-  struct timeval tv = {.tv_sec = (time_t)secs, .tv_usec = (suseconds_t)((secs - (double)(time_t)secs) * 1e6)};
+  struct timeval tv = {.tv_sec = (time_t)secs,
+                       .tv_usec = (suseconds_t)((secs - (double)(time_t)secs) * 1e6)};
   int one = 1;
   return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) |
          setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) |
@@ -267,7 +270,7 @@ static int conn_open(struct client *c, struct conn *k) {
       snprintf(c->leaf_key, sizeof c->leaf_key, "%s %d",
                EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC    ? "EC"
                : EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA ? "RSA"
-                                                           : "other",
+                                                          : "other",
                EVP_PKEY_get_bits(pk));
   }
   return 0;
@@ -447,10 +450,10 @@ static void report(const struct opts *o, const struct shared *sh, struct client 
   uint64_t total = e->connect + e->proxy + e->tls + e->verify + e->eof + e->status +
                    e->short_body + e->proto + e->timeout;
   printf("{\"mode\":\"%s\",\"seconds\":%.3f,\"ok\":%" PRIu64 ",\"requests_all\":%" PRIu64
-         ",\"rate\":%.1f,\"bytes\":%" PRIu64
-         ",\"handshakes\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"concurrency\":%d,",
-         o->mode == M_CLOSE ? "close" : "keepalive", secs, sum.ok, sum.all, (double)sum.ok / secs,
-         sum.bytes, sum.handshakes, sum.reconnects, n);
+         ",\"rate\":%.1f,\"bytes\":%" PRIu64 ",\"handshakes\":%" PRIu64
+         ",\"reconnects\":%" PRIu64 ",\"concurrency\":%d,",
+         o->mode == M_CLOSE ? "close" : "keepalive", secs, sum.ok, sum.all,
+         (double)sum.ok / secs, sum.bytes, sum.handshakes, sum.reconnects, n);
   printf("\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,"
          "\"handshake_p50_us\":%.1f,\"handshake_p99_us\":%.1f,",
          hist_pct_us(&sum.lat, 50), hist_pct_us(&sum.lat, 90), hist_pct_us(&sum.lat, 99),
@@ -516,10 +519,11 @@ static int run(const struct opts *o) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: tlsload keepalive|close --target NAME:PORT (--connect IP:PORT | --proxy "
-                  "IP:PORT)\n"
-                  "       --cafile PEM --path P [--expect-bytes N] [--concurrency N]\n"
-                  "       [--duration S] [--warmup S] [--timeout S]\n");
+  fprintf(stderr,
+          "usage: tlsload keepalive|close --target NAME:PORT (--connect IP:PORT | --proxy "
+          "IP:PORT)\n"
+          "       --cafile PEM --path P [--expect-bytes N] [--concurrency N]\n"
+          "       [--duration S] [--warmup S] [--timeout S]\n");
 }
 
 static int parse_num(const char *s, double lo, double hi, double *out) {
