@@ -47,6 +47,14 @@ int awf_intercept_write_ca(const awf_intercept *ic, const char *path, char *err,
 SSL_CTX *awf_intercept_server_ctx(const awf_intercept *ic);
 SSL_CTX *awf_intercept_client_ctx(const awf_intercept *ic);
 
+/* A session of an earlier verified connection to host, to resume the next
+ * one with (a handshake without a certificate chain to verify again), or
+ * NULL. The reference is the caller's: SSL_SESSION_free() it. Sessions come
+ * from the client context's new-session callback, at most
+ * AWF_INTERCEPT_SESSIONS hosts, least recently stored first out. */
+#define AWF_INTERCEPT_SESSIONS 256
+SSL_SESSION *awf_intercept_session(awf_intercept *ic, const char *host);
+
 /* Leaf cache counters, for diagnostics and the bench. */
 void awf_intercept_stats(const awf_intercept *ic, uint64_t *hits, uint64_t *misses);
 
