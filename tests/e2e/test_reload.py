@@ -237,3 +237,25 @@ def test_check_config_exit_codes_follow_the_file(proxy_bin, tmp_path):
                          capture_output=True, text=True, timeout=20)
     assert bad.returncode == 2
     assert f"{rs}:3:1: unknown key 'rulez'" in bad.stderr
+
+
+def test_awf_logs_reads_config_events(start_proxy, rules_file):
+    """`awf logs` takes config events as records, not decisions and not
+    malformed lines; `show` prints them."""
+    import os
+    awf = os.environ.get("AWF_BIN") or os.path.join(
+        os.path.dirname(__file__), "..", "..", "build", "sandbox", "awf")
+    if not os.access(awf, os.X_OK):
+        pytest.skip("no awf binary")
+    p = start_proxy(allow=None, extra=["--allow-domains-file", str(rules_file)])
+    ok = hup_and_wait(p, 1)
+    rules_file.write_text("a..b\n")
+    hup_and_wait(p, 2)
+    stats = subprocess.run([awf, "logs", "stats", p.log.path], capture_output=True, text=True,
+                           timeout=30)
+    assert stats.returncode == 0 and "0 malformed lines" in stats.stdout, stats
+    show = subprocess.run([awf, "logs", "show", p.log.path], capture_output=True, text=True,
+                          timeout=30)
+    assert show.returncode == 0, show
+    assert f"config  ok    {ok['digest']}" in show.stdout
+    assert "config  REFUSED --allow-domains-file: " in show.stdout
