@@ -15,10 +15,22 @@ static const char *const string_keys[] = {"ts",       "run",          "event",  
                                           "qtype",    "version",      "dlp",      "ports",
                                           "digest",   "error",        "file",     "warning"};
 /* Fields that must be non-negative integers when present. */
-static const char *const int_keys[] = {
-    "conn",    "req",         "port",        "status",          "bytes_up",        "bytes_down",
-    "duration_ms", "answers", "lost", "allow_rules", "block_rules", "url_allow_rules",
-    "url_block_rules", "sources", "files", "line"};
+static const char *const int_keys[] = {"conn",
+                                       "req",
+                                       "port",
+                                       "status",
+                                       "bytes_up",
+                                       "bytes_down",
+                                       "duration_ms",
+                                       "answers",
+                                       "lost",
+                                       "allow_rules",
+                                       "block_rules",
+                                       "url_allow_rules",
+                                       "url_block_rules",
+                                       "sources",
+                                       "files",
+                                       "line"};
 
 #define BAD(...) (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
 

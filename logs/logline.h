@@ -16,7 +16,7 @@ struct awf_logline {
   const char *digest, *error; /* config */
   int status, answers;        /* -1: absent */
   int ok;                     /* config: 1 or 0; -1: absent */
-  void *root;          /* the parsed JSON (owned): the strings point into it */
+  void *root;                 /* the parsed JSON (owned): the strings point into it */
 };
 
 /* Parse line[0..len) (no '\n'). 0, or -EINVAL with err naming the problem

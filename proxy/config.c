@@ -252,7 +252,9 @@ static unsigned line_of(const char *msg, const char *origin) {
   return (unsigned)strtoul(msg + n + 1, NULL, 10);
 }
 
-static void digest_str(EVP_MD_CTX *md, const char *s) { EVP_DigestUpdate(md, s, strlen(s) + 1); }
+static void digest_str(EVP_MD_CTX *md, const char *s) {
+  EVP_DigestUpdate(md, s, strlen(s) + 1);
+}
 
 /* A file source: its bytes into the digest, then into the set. */
 static int build_file(struct awf_rules *r, const struct awf_rule_source *src, EVP_MD_CTX *md,
@@ -268,15 +270,18 @@ static int build_file(struct awf_rules *r, const struct awf_rule_source *src, EV
   EVP_DigestUpdate(md, text, len);
   r->n_files++;
   if (!strcmp(f, "ruleset-file")) {
-    struct awf_ruleset_into into = {.acl = r->acl, .url_rules = &r->url_rules, .ports = &r->ports};
+    struct awf_ruleset_into into = {.acl = r->acl,
+                                    .url_rules = &r->url_rules,
+                                    .ports = &r->ports};
     rc = awf_ruleset_parse(text, len, v, &into, line, msg, msglen);
   } else if (!strcmp(f, "allow-urls-file")) {
     rc = r->url_rules || (r->url_rules = awf_url_rules_new())
              ? awf_url_rules_add_text(r->url_rules, AWF_URL_ALLOW, text, len, v, msg, msglen)
              : -ENOMEM;
   } else {
-    rc = awf_acl_add_text(r->acl, strcmp(f, "allow-domains-file") ? AWF_ACL_BLOCK : AWF_ACL_ALLOW,
-                          text, len, v, msg, msglen);
+    rc = awf_acl_add_text(r->acl,
+                          strcmp(f, "allow-domains-file") ? AWF_ACL_BLOCK : AWF_ACL_ALLOW, text,
+                          len, v, msg, msglen);
   }
   if (rc < 0 && !*line)
     *line = line_of(msg, v);

@@ -22,7 +22,7 @@ int awf_json_append_string(struct awf_buf *b, const char *s, size_t n);
 struct awf_log_config {
   bool ok;
   int64_t allow_rules, block_rules, url_allow_rules, url_block_rules; /* -1 to omit */
-  const char *ports;  /* "80,443,8000-8099" */
+  const char *ports;                                                  /* "80,443,8000-8099" */
   int64_t sources;    /* rule sources read; -1 to omit */
   int64_t files;      /* of them files; -1 to omit */
   const char *digest; /* "sha256:HEX" of the sources */

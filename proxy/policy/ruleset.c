@@ -47,7 +47,8 @@ static int fail_at(struct rs *r, size_t line0, size_t col0, const char *fmt, ...
 }
 
 /* An error at the current event. */
-#define FAIL(r, ...) fail_at((r), (r)->ev.start_mark.line, (r)->ev.start_mark.column, __VA_ARGS__)
+#define FAIL(r, ...) \
+  fail_at((r), (r)->ev.start_mark.line, (r)->ev.start_mark.column, __VA_ARGS__)
 
 /* The line and column of a byte offset (libyaml's reader errors give only
  * the offset). */
@@ -109,7 +110,9 @@ static const char *what(const yaml_event_t *ev) {
 
 static const char *sval(const struct rs *r) { return (const char *)r->ev.data.scalar.value; }
 static size_t slen(const struct rs *r) { return r->ev.data.scalar.length; }
-static bool plain(const struct rs *r) { return r->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE; }
+static bool plain(const struct rs *r) {
+  return r->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
 
 static bool seq(const struct rs *r, const char *lit) {
   return slen(r) == strlen(lit) && memcmp(sval(r), lit, slen(r)) == 0;
@@ -225,7 +228,8 @@ static int read_methods(struct rs *r, char *buf, size_t bufsz, size_t *used) {
   if (rc < 0)
     return rc;
   if (*used == 0)
-    return fail_at(r, start.line, start.column, "methods: the list is empty (leave methods out for every method)");
+    return fail_at(r, start.line, start.column,
+                   "methods: the list is empty (leave methods out for every method)");
   buf[*used - 1] = ' ';
   return 0;
 }
@@ -304,7 +308,8 @@ static int rule_mapping(struct rs *r, const char *list, enum awf_acl_list which)
     rc = fail_at(r, url.at.line, url.at.column,
                  "subdomains applies to a domain; a URL rule's host says it (*.example.com)");
   else if (rc == 0 && domain.s && mlen)
-    rc = fail_at(r, methods_at.line, methods_at.column, "methods applies to a url, not a domain");
+    rc = fail_at(r, methods_at.line, methods_at.column,
+                 "methods applies to a url, not a domain");
   if (rc == 0 && domain.s)
     rc = add_domain(r, which, !subdomains, domain.at, domain.s, domain.n);
   if (rc == 0 && url.s) {
@@ -356,7 +361,7 @@ static int add_ports(struct rs *r) {
 }
 
 enum section { S_VERSION, S_RULES, S_BLOCK, S_URLS, S_BLOCK_URLS, S_PORTS, S_COUNT };
-static const char *const section_names[S_COUNT] = {"version", "rules", "block",
+static const char *const section_names[S_COUNT] = {"version", "rules",      "block",
                                                    "urls",    "block_urls", "ports"};
 
 /* The list under a section key (the current event is its value). */
@@ -422,7 +427,8 @@ static int document(struct rs *r) {
     if (k < 0) {
       char q[ECHO_MAX + 8];
       echo(r, q, sizeof(q));
-      return FAIL(r, "unknown key '%s' (expected version, rules, block, urls, block_urls, ports)",
+      return FAIL(r,
+                  "unknown key '%s' (expected version, rules, block, urls, block_urls, ports)",
                   q);
     }
     if (seen & (1u << k))

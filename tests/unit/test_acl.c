@@ -721,8 +721,8 @@ static void test_exact_entry(void **state) {
   expect(a, "API.example.com.", OK);
   expect(a, "x.api.example.com", NO);
   expect(a, "example.com", NO);
-  assert_int_equal(awf_acl_add_entry(a, AWF_ACL_ALLOW, "https://tls.example.com", 23, true,
-                                     why, sizeof why),
+  assert_int_equal(awf_acl_add_entry(a, AWF_ACL_ALLOW, "https://tls.example.com", 23, true, why,
+                                     sizeof why),
                    0);
   expect_p(a, "tls.example.com", T, OK);
   expect_p(a, "tls.example.com", H, NO);

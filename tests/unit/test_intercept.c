@@ -101,7 +101,8 @@ static void test_reload_rules(void **state) {
                                           "http://elsewhere.test/",
                                           err, sizeof(err)),
                    0);
-  assert_null(awf_intercept_outside(ic, n)); /* under a.test and b.test; http:// is not opened */
+  assert_null(
+      awf_intercept_outside(ic, n)); /* under a.test and b.test; http:// is not opened */
   assert_int_equal(awf_url_rules_add_list(n, AWF_URL_BLOCK, "https://c.test/secret", err,
                                           sizeof(err)),
                    0);

@@ -621,9 +621,10 @@ static void record_config(void **state) {
   r.config = &c;
   size_t len;
   char *line = format(&r, &len);
-  assert_string_equal(line, "{\"ts\":\"1970-01-01T00:00:01.000Z\",\"event\":\"config\","
-                            "\"ok\":true,\"allow_rules\":3,\"block_rules\":0,\"ports\":"
-                            "\"80,443\",\"sources\":2,\"files\":1,\"digest\":\"sha256:00ff\"}\n");
+  assert_string_equal(line,
+                      "{\"ts\":\"1970-01-01T00:00:01.000Z\",\"event\":\"config\","
+                      "\"ok\":true,\"allow_rules\":3,\"block_rules\":0,\"ports\":"
+                      "\"80,443\",\"sources\":2,\"files\":1,\"digest\":\"sha256:00ff\"}\n");
   free(line);
   c = (struct awf_log_config){.ok = false,
                               .allow_rules = -1,
@@ -637,9 +638,10 @@ static void record_config(void **state) {
                               .line = 2,
                               .warning = "w"};
   line = format(&r, &len);
-  assert_string_equal(line, "{\"ts\":\"1970-01-01T00:00:01.000Z\",\"event\":\"config\","
-                            "\"ok\":false,\"error\":\"--ruleset-file: r.yml:2:3: bad \\\"x\\\"\","
-                            "\"file\":\"r.yml\",\"line\":2,\"warning\":\"w\"}\n");
+  assert_string_equal(line,
+                      "{\"ts\":\"1970-01-01T00:00:01.000Z\",\"event\":\"config\","
+                      "\"ok\":false,\"error\":\"--ruleset-file: r.yml:2:3: bad \\\"x\\\"\","
+                      "\"file\":\"r.yml\",\"line\":2,\"warning\":\"w\"}\n");
   free(line);
 }
 

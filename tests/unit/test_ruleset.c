@@ -187,9 +187,9 @@ static const struct bad bad_files[] = {
     {"version: 1\nrules:\n  - subdomains: true\n",
      "rs.yml:3:5: a rule needs a domain (or a url)"},
     {"version: 1\nrules:\n  - domain:\n", "rs.yml:3:12: domain: expected a string, got nothing "
-                                           "(null)"},
+                                          "(null)"},
     {"version: 1\nrules:\n  - domain: [a]\n", "rs.yml:3:13: domain: expected a string, got a "
-                                             "list"},
+                                              "list"},
     {"version: 1\nrules:\n  - domain: a..example\n",
      "rs.yml:3:13: domain 'a..example': empty label ('..', or a leading or trailing dot)"},
     {"version: 1\nblock:\n  - \"*\"\n",
@@ -228,7 +228,8 @@ static const struct bad bad_files[] = {
      "rs.yml:2:9: ports: '90-80' is not a port (1-65535) or a range LOW-HIGH"},
     {"version: 1\nports: [\"80-\"]\n",
      "rs.yml:2:9: ports: '80-' is not a port (1-65535) or a range LOW-HIGH"},
-    {"version: 1\nports: [[80]]\n", "rs.yml:2:9: ports: expected a port or a range, got a list"},
+    {"version: 1\nports: [[80]]\n",
+     "rs.yml:2:9: ports: expected a port or a range, got a list"},
     {"version: 1\nrules:\n  - &a a.example\n  - *a\n",
      "rs.yml:4:5: aliases (*a) are not supported: write the value out"},
     {"version: 1\n---\nversion: 1\n",
@@ -244,8 +245,8 @@ static void test_errors(void **state) {
     struct set *s = set_new();
     int rc = parse(s, bad_files[i].text);
     if (rc != -EINVAL || strncmp(s->err, bad_files[i].err, strlen(bad_files[i].err)) != 0)
-      fail_msg("file %zu (%s): rc %d, error\n  %s\nwant\n  %s", i, bad_files[i].text, rc, s->err,
-               bad_files[i].err);
+      fail_msg("file %zu (%s): rc %d, error\n  %s\nwant\n  %s", i, bad_files[i].text, rc,
+               s->err, bad_files[i].err);
     unsigned want_line = (unsigned)strtoul(bad_files[i].err + strlen("rs.yml:"), NULL, 10);
     assert_int_equal(s->line, want_line);
     set_free(s);
@@ -283,7 +284,8 @@ static void test_bad_arguments(void **state) {
   (void)state;
   struct set *s = set_new();
   struct awf_ruleset_into into = {.acl = s->acl, .url_rules = NULL, .ports = &s->ports};
-  assert_int_equal(awf_ruleset_parse("version: 1\n", 11, "rs.yml", &into, NULL, NULL, 0), -EINVAL);
+  assert_int_equal(awf_ruleset_parse("version: 1\n", 11, "rs.yml", &into, NULL, NULL, 0),
+                   -EINVAL);
   set_free(s);
 }
 
