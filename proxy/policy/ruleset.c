@@ -51,15 +51,18 @@ static int fail_at(struct rs *r, size_t line0, size_t col0, const char *fmt, ...
   fail_at((r), (r)->ev.start_mark.line, (r)->ev.start_mark.column, __VA_ARGS__)
 
 /* The line and column of a byte offset (libyaml's reader errors give only
- * the offset). */
+ * the offset), counted as libyaml counts its marks: LF, CR LF and a lone CR
+ * end a line (the reader stops at the first byte that is not UTF-8, so the
+ * Unicode breaks before it are rare enough to count as columns). */
 static void position_of(const struct rs *r, size_t off, size_t *line0, size_t *col0) {
   *line0 = 0;
   *col0 = 0;
   for (size_t i = 0; i < off && i < r->len; i++) {
-    if (r->text[i] == '\n') {
+    bool crlf = r->text[i] == '\r' && i + 1 < r->len && r->text[i + 1] == '\n';
+    if ((r->text[i] == '\n' || r->text[i] == '\r') && !crlf) {
       (*line0)++;
       *col0 = 0;
-    } else {
+    } else if (!crlf) {
       (*col0)++;
     }
   }

@@ -5,8 +5,8 @@
  * - the parser returns 0 or -EINVAL (never anything else: no allocation
  *   fails here);
  * - on an error the message is bounded, starts with "ORIGIN:LINE:COL: " and
- *   its line is the one reported, at least 1 and at most the file's lines
- *   plus one;
+ *   its line is the one reported, at least 1 and at most the file's line
+ *   breaks plus one (YAML's breaks: LF, CR, NEL, LS, PS);
  * - on success, parsing the same bytes again into a second set gives the same
  *   rule counts (the parser keeps no state), and every port added is in
  *   1-65535 (port 0 never).
@@ -46,9 +46,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int rc = parse(&a, copy, size, &line, err);
   FUZZ_CHECK(rc == 0 || rc == -EINVAL);
   if (rc < 0) {
-    size_t lines = 1;
+    size_t lines = 1; /* an upper bound: CR LF counts twice */
     for (size_t i = 0; i < size; i++)
-      lines += copy[i] == '\n';
+      lines += copy[i] == '\n' || copy[i] == '\r' ||
+               (i + 1 < size && copy[i] == 0xc2 && copy[i + 1] == 0x85) ||
+               (i + 2 < size && copy[i] == 0xe2 && copy[i + 1] == 0x80 &&
+                (copy[i + 2] == 0xa8 || copy[i + 2] == 0xa9));
     FUZZ_CHECK(strlen(err) < ERR_LEN);
     FUZZ_CHECK(line >= 1 && line <= lines + 1);
     char want[32];

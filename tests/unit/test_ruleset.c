@@ -237,6 +237,9 @@ static const struct bad bad_files[] = {
     {"version: 1\nrules: [a.example\n", "rs.yml:3:1: not YAML: "},
     {"version: 1\n\trules: []\n", "rs.yml:2:1: not YAML: "},
     {"version: 1\nrules: [\"a\\0b\"]\n", "rs.yml:2:9: rules: a NUL byte is not allowed"},
+    /* CR LF and a lone CR end lines too */
+    {"version: 1\r\nrules:\r\n  - domain: a..b\r\n", "rs.yml:3:13: domain 'a..b': empty label"},
+    {"version: 1\rrules:\r  - domain: a..b\r", "rs.yml:3:13: domain 'a..b': empty label"},
 };
 
 static void test_errors(void **state) {
@@ -267,6 +270,19 @@ static void test_not_utf8(void **state) {
   set_free(s);
 }
 
+/* A reader error after a lone CR: the line counted as libyaml counts it. */
+static void test_reader_error_after_cr(void **state) {
+  (void)state;
+  struct set *s = set_new();
+  const char text[] = "version: 1\r\nrules:\r  - \"a\xff\"\n";
+  struct awf_ruleset_into into = {.acl = s->acl, .url_rules = &s->urls, .ports = &s->ports};
+  assert_int_equal(awf_ruleset_parse(text, sizeof(text) - 1, "rs.yml", &into, &s->line, s->err,
+                                     sizeof(s->err)),
+                   -EINVAL);
+  assert_non_null(strstr(s->err, "rs.yml:3:7: not YAML: "));
+  set_free(s);
+}
+
 /* A NUL byte in the middle of the file (the text has a length). */
 static void test_nul_in_text(void **state) {
   (void)state;
@@ -291,10 +307,15 @@ static void test_bad_arguments(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_reference_file), cmocka_unit_test(test_yaml_spellings),
-      cmocka_unit_test(test_extensions),     cmocka_unit_test(test_files_combine),
-      cmocka_unit_test(test_errors),         cmocka_unit_test(test_not_utf8),
-      cmocka_unit_test(test_nul_in_text),    cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_reference_file),
+      cmocka_unit_test(test_yaml_spellings),
+      cmocka_unit_test(test_extensions),
+      cmocka_unit_test(test_files_combine),
+      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_not_utf8),
+      cmocka_unit_test(test_nul_in_text),
+      cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_reader_error_after_cr),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
