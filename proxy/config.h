@@ -64,15 +64,15 @@ struct awf_options {
   size_t n_dns_listen;
   struct awf_port_set tls_ports;
   struct awf_port_set http_ports;
-  awf_acl *ssh_acl;            /* --allow-ssh; NULL: not given */
-  awf_url_rules *url_rules;    /* rules->url_rules (borrowed); NULL: none */
-  struct awf_rules *rules;     /* built by awf_options_finish() */
+  awf_acl *ssh_acl;         /* --allow-ssh; NULL: not given */
+  awf_url_rules *url_rules; /* rules->url_rules (borrowed); NULL: none */
+  struct awf_rules *rules;  /* built by awf_options_finish() */
   struct awf_rule_source *sources;
   size_t n_sources;
   struct awf_port_set flag_ports; /* --allow-ports, or 80,443 */
-  bool ssl_bump;               /* --ssl-bump */
-  const char *ssl_bump_ca_out; /* --ssl-bump-ca-out PATH (awf-proxy) */
-  awf_intercept *intercept;    /* made by awf_options_start_intercept() */
+  bool ssl_bump;                  /* --ssl-bump */
+  const char *ssl_bump_ca_out;    /* --ssl-bump-ca-out PATH (awf-proxy) */
+  awf_intercept *intercept;       /* made by awf_options_start_intercept() */
   /* --rate-limit, --bytes-limit; NULL: not given */
   awf_rate_limits *rate_limits;
   bool dlp; /* --dlp */

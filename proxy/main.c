@@ -186,7 +186,7 @@ static void reload_rules(struct app *a) {
   const char *outside = awf_intercept_outside(a->o->intercept, r->url_rules);
   if (outside) {
     snprintf(warning, sizeof(warning),
-             "https://%s: outside the name constraints of the --ssl-bump CA (fixed at start): "
+             "%s: outside the name constraints of the --ssl-bump CA (fixed at start): "
              "clients that honour them refuse its certificates; restart awf-proxy to include "
              "it",
              outside);

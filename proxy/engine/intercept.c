@@ -142,12 +142,15 @@ static bool permitted(const awf_intercept *ic, const char *c) {
 const char *awf_intercept_outside(const awf_intercept *ic, const awf_url_rules *rules) {
   if (!ic || ic->n_names == 0)
     return NULL; /* the CA names no constraint: every name is in */
-  size_t n = awf_url_rules_hosts(rules, AWF_URL_HTTPS, NULL, 0);
+  /* The hosts opened: those of URL rules of either scheme (awf_intercept_wants). */
+  size_t ns = awf_url_rules_hosts(rules, AWF_URL_HTTPS, NULL, 0);
+  size_t n = ns + awf_url_rules_hosts(rules, AWF_URL_HTTP, NULL, 0);
   const char **hosts = n ? malloc(n * sizeof(*hosts)) : NULL;
   const char *out = NULL;
   if (n && !hosts)
     return "(out of memory: not checked)";
-  awf_url_rules_hosts(rules, AWF_URL_HTTPS, hosts, n);
+  awf_url_rules_hosts(rules, AWF_URL_HTTPS, hosts, ns);
+  awf_url_rules_hosts(rules, AWF_URL_HTTP, hosts + ns, n - ns);
   for (size_t i = 0; i < n && !out; i++) {
     const char *c = constraint_of(hosts[i]);
     if (!c || !permitted(ic, c))

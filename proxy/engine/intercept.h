@@ -37,10 +37,10 @@ void awf_intercept_free(awf_intercept *ic);
  * The CA and its name constraints stay those made at start. */
 void awf_intercept_set_rules(awf_intercept *ic, const awf_url_rules *rules);
 
-/* The first https:// rule host in rules whose leaves the CA's name
- * constraints (fixed at start) do not permit: clients that honour the
- * constraints would refuse its leaf. NULL: every host is within them, or
- * the CA has none. */
+/* The first host rules would open (a URL rule's, either scheme) whose
+ * leaves the CA's name constraints (fixed at start) do not permit: clients
+ * that honour the constraints would refuse its leaf. NULL: every host is
+ * within them, or the CA has none. */
 const char *awf_intercept_outside(const awf_intercept *ic, const awf_url_rules *rules);
 
 /* Is this host (lower case) opened? */
