@@ -15,6 +15,7 @@
 
 #include "ca.h"
 #include "leaf.h"
+#include "policy.h"
 #include "transport_tls.h"
 
 #define MAX_CONSTRAINTS 256
@@ -28,6 +29,8 @@ struct origin_session {
 
 struct awf_intercept {
   const awf_url_rules *rules;
+  char **names; /* the CA's permitted names (copies); n_names 0: unconstrained */
+  size_t n_names;
   struct awf_ca *ca;
   struct awf_leaf_cache cache;
   bool cache_ready;
@@ -130,6 +133,16 @@ int awf_intercept_new(const awf_url_rules *rules, awf_intercept **out, char *err
   struct awf_ca_opts o = {.names = names, .n_names = constraints(rules, names)};
   X509_STORE *trust = NULL;
   int rc = -EINVAL;
+  ic->names = o.n_names ? calloc(o.n_names, sizeof(*ic->names)) : NULL;
+  for (size_t i = 0; i < o.n_names && ic->names; i++, ic->n_names++)
+    if (!(ic->names[i] = strdup(names[i]))) {
+      rc = -ENOMEM;
+      goto fail;
+    }
+  if (o.n_names && !ic->names) {
+    rc = -ENOMEM;
+    goto fail;
+  }
   ic->ca = awf_ca_new(&o, err, errlen);
   if (!ic->ca)
     goto fail;
@@ -178,7 +191,44 @@ void awf_intercept_free(awf_intercept *ic) {
   if (ic->cache_ready)
     awf_leaf_cache_free(&ic->cache);
   awf_ca_free(ic->ca);
+  for (size_t i = 0; i < ic->n_names; i++)
+    free(ic->names[i]);
+  free(ic->names);
   free(ic);
+}
+
+void awf_intercept_set_rules(awf_intercept *ic, const awf_url_rules *rules) {
+  if (ic)
+    ic->rules = rules;
+}
+
+/* Does a permitted name cover this constraint (the name or under it)? */
+static bool permitted(const awf_intercept *ic, const char *c) {
+  for (size_t i = 0; i < ic->n_names; i++)
+    if (awf_name_under(c, strlen(c), ic->names[i]))
+      return true;
+  return false;
+}
+
+const char *awf_intercept_outside(const awf_intercept *ic, const awf_url_rules *rules) {
+  if (!ic || ic->n_names == 0)
+    return NULL; /* the CA names no constraint: every name is in */
+  /* The hosts opened: those of URL rules of either scheme (awf_intercept_wants). */
+  size_t ns = awf_url_rules_hosts(rules, AWF_URL_HTTPS, NULL, 0);
+  size_t n = ns + awf_url_rules_hosts(rules, AWF_URL_HTTP, NULL, 0);
+  const char **hosts = n ? malloc(n * sizeof(*hosts)) : NULL;
+  const char *out = NULL;
+  if (n && !hosts)
+    return "(out of memory: not checked)";
+  awf_url_rules_hosts(rules, AWF_URL_HTTPS, hosts, ns);
+  awf_url_rules_hosts(rules, AWF_URL_HTTP, hosts + ns, n - ns);
+  for (size_t i = 0; i < n && !out; i++) {
+    const char *c = constraint_of(hosts[i]);
+    if (!c || !permitted(ic, c))
+      out = hosts[i];
+  }
+  free(hosts);
+  return out;
 }
 
 bool awf_intercept_wants(const awf_intercept *ic, const char *host, size_t len) {

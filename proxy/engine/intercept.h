@@ -32,6 +32,17 @@ int awf_intercept_new(const awf_url_rules *rules, awf_intercept **out, char *err
                       size_t errlen);
 void awf_intercept_free(awf_intercept *ic);
 
+/* A reload's rules: the hosts of their https:// rules are opened from now
+ * on (connections already opened stay so). rules is borrowed, as above.
+ * The CA and its name constraints stay those made at start. */
+void awf_intercept_set_rules(awf_intercept *ic, const awf_url_rules *rules);
+
+/* The first host rules would open (a URL rule's, either scheme) whose
+ * leaves the CA's name constraints (fixed at start) do not permit: clients
+ * that honour the constraints would refuse its leaf. NULL: every host is
+ * within them, or the CA has none. */
+const char *awf_intercept_outside(const awf_intercept *ic, const awf_url_rules *rules);
+
 /* Is this host (lower case) opened? */
 bool awf_intercept_wants(const awf_intercept *ic, const char *host, size_t len);
 
