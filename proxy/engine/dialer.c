@@ -140,8 +140,6 @@ static void on_handshake_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) 
   awf_dial *d = h->data;
   (void)suggested;
   size_t want = awf_connect_response_want(d->resp, d->resp_len);
-  if (want > sizeof(d->resp) - d->resp_len)
-    want = sizeof(d->resp) - d->resp_len;
   *buf = uv_buf_init(d->resp + d->resp_len, (unsigned)want);
 }
 

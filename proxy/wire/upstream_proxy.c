@@ -276,9 +276,10 @@ enum awf_connect_status awf_connect_response_parse(const char *buf, size_t len, 
 
 size_t awf_connect_response_want(const char *buf, size_t len) {
   static const char end[] = "\r\n\r\n";
+  size_t want = 4, room = len < AWF_CONNECT_RESPONSE_MAX ? AWF_CONNECT_RESPONSE_MAX - len : 1;
   /* The longest tail of buf that begins the terminator. */
-  for (size_t m = 3; m > 0; m--)
+  for (size_t m = 3; m > 0 && want == 4; m--)
     if (len >= m && memcmp(buf + len - m, end, m) == 0)
-      return 4 - m;
-  return 4;
+      want = 4 - m;
+  return want < room ? want : room;
 }

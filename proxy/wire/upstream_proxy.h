@@ -64,7 +64,8 @@ enum awf_connect_status {
 enum awf_connect_status awf_connect_response_parse(const char *buf, size_t len, int *status);
 
 /* How many bytes may be read next without passing the end of the head,
- * given the bytes read so far (1 to 4). */
+ * given the bytes read so far: 1 to 4, and never past
+ * AWF_CONNECT_RESPONSE_MAX in all (where the parser says BAD). */
 size_t awf_connect_response_want(const char *buf, size_t len);
 
 #endif

@@ -14,6 +14,8 @@ demands Basic credentials (407 otherwise), and has failure modes:
 
 Names are resolved through `resolve` (a dict name -> address, since the
 tests' names exist only in the tests' DNS); an IP literal is used as is.
+`connect((addr, port))` makes the connection to the origin (default
+socket.create_connection; a world's parent connects from inside the world).
 
 After a CONNECT's 200 the first bytes the origin sends (within 50 ms) go out
 in the same write as the 200: a client that reads past the 200's head would
@@ -28,7 +30,8 @@ from .util import SocketLoop
 
 
 class ParentProxy(SocketLoop):
-    def __init__(self, host="127.0.0.1", port=0, resolve=None, auth=None, mode="ok"):
+    def __init__(self, host="127.0.0.1", port=0, resolve=None, auth=None, mode="ok",
+                 connect=None):
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(fam, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -40,6 +43,7 @@ class ParentProxy(SocketLoop):
         self.resolve = dict(resolve or {})
         self.auth = auth  # (user, password) or None
         self.mode = mode
+        self.connect = connect or (lambda addr: socket.create_connection(addr, timeout=10))
         self.requests = []  # dicts: method, target, headers (lower-case names), peer
         self.connections = 0
         self._lock = threading.Lock()
@@ -140,7 +144,7 @@ class ParentProxy(SocketLoop):
         if host.startswith("["):
             host = host[1:-1]
         addr = self.resolve.get(host, host)
-        return socket.create_connection((addr, int(port)), timeout=10)
+        return self.connect((addr, int(port)))
 
     def _connect(self, conn, target, rest):
         host, _, port = target.rpartition(":")
