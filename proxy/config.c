@@ -474,8 +474,8 @@ void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f
   if (up)
     fprintf(f, "%s: debug: upstream-proxy: %s%s%s:%u (from %s)%s; no-proxy: %s\n", prog,
             strchr(up->host, ':') ? "[" : "", up->host, strchr(up->host, ':') ? "]" : "",
-            (unsigned)up->port, o->upstream_proxy_from,
-            up->auth[0] ? ", with credentials" : "", up->no_proxy[0] ? up->no_proxy : "none");
+            (unsigned)up->port, o->upstream_proxy_from, up->auth[0] ? ", with credentials" : "",
+            up->no_proxy[0] ? up->no_proxy : "none");
   else
     fprintf(f, "%s: debug: upstream-proxy: none (direct)\n", prog);
 }

@@ -172,8 +172,8 @@ static void on_handshake_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf
     return;
   }
   if (d->debug)
-    awf_proxy_diag(d->debug, AWF_LOG_DEBUG, "dial %s: upstream proxy: tunnel open (%d)", d->host,
-                   code);
+    awf_proxy_diag(d->debug, AWF_LOG_DEBUG, "dial %s: upstream proxy: tunnel open (%d)",
+                   d->host, code);
   d->head_done = true;
   if (d->write_done)
     hand_over(d);
@@ -246,7 +246,6 @@ static void on_timer(uv_timer_t *t) {
   try_next(d);
 }
 
-
 static void try_next(awf_dial *d) {
   while (d->next < d->addrs.n) {
     struct sockaddr_storage *ss = &d->addrs.addr[d->next++];
@@ -279,7 +278,7 @@ static void try_next(awf_dial *d) {
     abandon_attempt(d);
   }
   fail(d, d->result.status ? d->result.status : UV_ECONNREFUSED,
-       d->via                               ? AWF_REASON_UPSTREAM_PROXY_FAILED
+       d->via                             ? AWF_REASON_UPSTREAM_PROXY_FAILED
        : d->result.status == UV_ETIMEDOUT ? AWF_REASON_TIMEOUT
                                           : AWF_REASON_UPSTREAM_UNREACHABLE);
 }

@@ -35,7 +35,7 @@ struct awf_dial_result {
   bool have_peer;
   bool via_proxy;     /* peer is the parent proxy's address (params.via) */
   bool proxy_reached; /* connected to the parent (failed: it answered badly) */
-  int proxy_status; /* the parent's answer to CONNECT, 0 if none was read */
+  int proxy_status;   /* the parent's answer to CONNECT, 0 if none was read */
 };
 
 typedef void (*awf_dial_cb)(const struct awf_dial_result *r, void *arg);

@@ -84,7 +84,8 @@ static int set_auth(struct awf_upstream_proxy *p, const char *ui, size_t len, ch
   }
   int k = snprintf(both, sizeof(both), "%s:%s", user, pass);
   memcpy(p->auth, "Basic ", 6);
-  if (k < 0 || !base64((const unsigned char *)both, (size_t)k, p->auth + 6, sizeof(p->auth) - 6)) {
+  if (k < 0 ||
+      !base64((const unsigned char *)both, (size_t)k, p->auth + 6, sizeof(p->auth) - 6)) {
     set_err(err, errlen, "credentials too long");
     return -1;
   }
@@ -176,8 +177,9 @@ bool awf_upstream_proxy_bypass(const struct awf_upstream_proxy *p, const char *h
 int awf_connect_request(char *out, size_t cap, const struct awf_upstream_proxy *p,
                         const char *host, uint16_t port) {
   size_t hl = strlen(host);
-  if (hl == 0 || hl > 255 || strspn(host, "abcdefghijklmnopqrstuvwxyz"
-                                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:") != hl)
+  if (hl == 0 || hl > 255 ||
+      strspn(host, "abcdefghijklmnopqrstuvwxyz"
+                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:") != hl)
     return -1;
   bool v6 = strchr(host, ':') != NULL;
   char hostport[300];

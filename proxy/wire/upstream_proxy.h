@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AWF_UPSTREAM_AUTH_MAX 1024      /* "Basic " + base64 of user:pass */
-#define AWF_UPSTREAM_NO_PROXY_MAX 2048  /* the NO_PROXY list as given */
-#define AWF_CONNECT_RESPONSE_MAX 8192   /* the parent's answer head, at most */
+#define AWF_UPSTREAM_AUTH_MAX 1024     /* "Basic " + base64 of user:pass */
+#define AWF_UPSTREAM_NO_PROXY_MAX 2048 /* the NO_PROXY list as given */
+#define AWF_CONNECT_RESPONSE_MAX 8192  /* the parent's answer head, at most */
 #define AWF_CONNECT_REQUEST_MAX (600 + AWF_UPSTREAM_AUTH_MAX)
 
 struct awf_upstream_proxy {

@@ -117,7 +117,8 @@ static void test_connect_request(void **state) {
   assert_string_equal(out, "CONNECT github.com:443 HTTP/1.1\r\nHost: github.com:443\r\n\r\n");
   n = awf_connect_request(out, sizeof(out), &p, "2001:db8::1", 22);
   assert_true(n > 0);
-  assert_string_equal(out, "CONNECT [2001:db8::1]:22 HTTP/1.1\r\nHost: [2001:db8::1]:22\r\n\r\n");
+  assert_string_equal(out,
+                      "CONNECT [2001:db8::1]:22 HTTP/1.1\r\nHost: [2001:db8::1]:22\r\n\r\n");
   p = parse_ok("http://user:pass@proxy:3128");
   n = awf_connect_request(out, sizeof(out), &p, "example.com", 80);
   assert_true(n > 0);
@@ -162,15 +163,17 @@ static void test_response_ok(void **state) {
   assert_int_equal(feed(s, &taken, &code), AWF_CONNECT_DONE);
   assert_int_equal(taken, strlen(head)); /* not one byte more */
   assert_int_equal(code, 200);
-  assert_int_equal(feed("HTTP/1.0 200 OK\r\nVia: 1.1 squid\r\nX-A:b\r\n\r\n\r\n", &taken, &code),
+  assert_int_equal(feed("HTTP/1.0 200 OK\r\nVia: 1.1 squid\r\nX-A:b\r\n\r\n\r\n", &taken,
+                        &code),
                    AWF_CONNECT_DONE);
   assert_int_equal(code, 200);
   assert_int_equal(feed("HTTP/1.1 204\r\n\r\n", &taken, &code), AWF_CONNECT_DONE);
   assert_int_equal(code, 204);
-  assert_int_equal(feed("HTTP/1.1 407 Proxy Authentication Required\r\n"
-                        "Proxy-Authenticate: Basic realm=\"x\"\r\nContent-Length: 5\r\n\r\nhello",
-                        &taken, &code),
-                   AWF_CONNECT_DONE);
+  assert_int_equal(
+      feed("HTTP/1.1 407 Proxy Authentication Required\r\n"
+           "Proxy-Authenticate: Basic realm=\"x\"\r\nContent-Length: 5\r\n\r\nhello",
+           &taken, &code),
+      AWF_CONNECT_DONE);
   assert_int_equal(code, 407);
   assert_int_equal(feed("HTTP/1.1 200 OK\r\n", &taken, &code), AWF_CONNECT_NEED_MORE);
   assert_int_equal(code, 200);
@@ -186,8 +189,8 @@ static void test_response_bad(void **state) {
       "HTTP/1.1  200 OK\r\n\r\n",
       "HTTP/1.1 099 X\r\n\r\n",
       "HTTP/1.1 2000 OK\r\n\r\n",
-      "HTTP/1.1 200 OK\n\n",             /* bare LF */
-      "HTTP/1.1 200 OK\r\r\n\r\n",       /* bare CR */
+      "HTTP/1.1 200 OK\n\n",                /* bare LF */
+      "HTTP/1.1 200 OK\r\r\n\r\n",          /* bare CR */
       "HTTP/1.1 200 OK\r\n folded\r\n\r\n", /* obs-fold */
       "HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
       "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
@@ -239,10 +242,14 @@ static void test_want(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_url_forms),       cmocka_unit_test(test_url_credentials),
-      cmocka_unit_test(test_url_refused),     cmocka_unit_test(test_no_proxy),
-      cmocka_unit_test(test_connect_request), cmocka_unit_test(test_response_ok),
-      cmocka_unit_test(test_response_bad),    cmocka_unit_test(test_response_too_long),
+      cmocka_unit_test(test_url_forms),
+      cmocka_unit_test(test_url_credentials),
+      cmocka_unit_test(test_url_refused),
+      cmocka_unit_test(test_no_proxy),
+      cmocka_unit_test(test_connect_request),
+      cmocka_unit_test(test_response_ok),
+      cmocka_unit_test(test_response_bad),
+      cmocka_unit_test(test_response_too_long),
       cmocka_unit_test(test_want),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
