@@ -93,8 +93,6 @@ def test_denied_never_reaches_the_parent(world, fresh):
                       {"HTTPS_PROXY": PARENT_URL})
         assert "denied" in r.err, r
     assert fresh.targets() == []
-    assert fresh.connections == 0 or all(
-        q["target"].startswith("allowed.test") for q in fresh.requests)
 
 
 def test_parent_failure_is_upstream_proxy_failed(world, fresh):

@@ -274,3 +274,55 @@ def test_bad_urls_are_refused_at_start(proxy_bin, url, msg):
     assert res.returncode == 2, res
     assert "--upstream-proxy: " in res.stderr and msg in res.stderr, res.stderr
     assert "p@proxy" not in res.stderr
+
+
+def test_ssl_bump_layers_its_tls_over_the_parents_tunnel(start_proxy, parent, origins, certfile,
+                                                         tmp_path):
+    """An intercepted host: awf's verified TLS to the origin runs inside the
+    parent's CONNECT tunnel, and every request inside is judged."""
+    PS = origins.https.port
+    ca_out = str(tmp_path / "run-ca.pem")
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["SSL_CERT_FILE"] = certfile  # the origins' certificate is awf's trust anchor
+    px = _via(start_proxy, parent.url, env=env,
+              extra=["--ssl-bump", "--ssl-bump-ca-out", ca_out,
+                     "--allow-urls", "https://allowed.test/hello*"])
+    c, r = px.tunnel(f"allowed.test:{PS}")
+    with c:
+        assert r.status == 200, r
+        tls = TLSOverSocket(c, "allowed.test", cafile=ca_out)
+        tls.handshake()
+        tc = Conn(tls)
+        tc.send(request_bytes("GET", "/hello", f"allowed.test:{PS}"))
+        resp = tc.read_response()
+        assert resp.status == 200 and resp.body == HELLO_BODY
+        tc.send(request_bytes("GET", "/bytes?n=10", f"allowed.test:{PS}"))
+        assert tc.read_response().status == 403
+    assert parent.targets() == [f"allowed.test:{PS}"]
+    rec = px.log.wait_one(by(event="https", status=200))
+    assert rec["upstream"] == f"127.0.0.1:{parent.port}", rec
+
+
+def test_client_gone_while_the_parent_is_silent(start_proxy, origins):
+    """A dial waiting on the parent's answer is cancelled cleanly when the
+    client leaves, and when awf-proxy stops (ASan builds check the memory)."""
+    p = ParentProxy(resolve=RESOLVE, mode="silent").start()
+    try:
+        PS, P = origins.https.port, origins.http.port
+        px = _via(start_proxy, p.url)
+        with px.connect() as c:
+            c.send(f"CONNECT allowed.test:{PS} HTTP/1.1\r\nHost: allowed.test:{PS}\r\n\r\n"
+                   .encode())
+            deadline = time.monotonic() + 5
+            while len(p.requests) < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        c2 = px.connect()
+        c2.send(request_bytes("GET", f"http://allowed.test:{P}/hello", f"allowed.test:{P}"))
+        deadline = time.monotonic() + 5
+        while len(p.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(p.requests) == 2
+        assert px.stop() == 0  # the second dial is still waiting
+        c2.close()
+    finally:
+        p.stop()
