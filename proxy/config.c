@@ -12,22 +12,56 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "client_limits.h"
 #include "netaddr.h"
+#include "ruleset.h"
 #include "textfile.h"
 
 #define MAX_RULES_FILE (16 * 1024 * 1024)
 
+/* An empty set (deny all) with o's ports. */
+static struct awf_rules *rules_new(const struct awf_options *o) {
+  struct awf_rules *r = calloc(1, sizeof(*r));
+  if (r && !(r->acl = awf_acl_new())) {
+    free(r);
+    return NULL;
+  }
+  if (r)
+    r->ports = o->flag_ports;
+  return r;
+}
+
+void awf_rules_free(struct awf_rules *r) {
+  if (!r)
+    return;
+  awf_acl_free(r->acl);
+  awf_url_rules_free(r->url_rules);
+  free(r);
+}
+
+struct awf_rules *awf_options_swap_rules(struct awf_options *o, struct awf_rules *r) {
+  struct awf_rules *old = o->rules;
+  o->rules = r;
+  o->acl = r->acl;
+  o->url_rules = r->url_rules;
+  o->ports = r->ports;
+  return old;
+}
+
 int awf_options_init(struct awf_options *o) {
   memset(o, 0, sizeof(*o));
-  o->acl = awf_acl_new();
+  awf_port_set_add(&o->flag_ports, 80);
+  awf_port_set_add(&o->flag_ports, 443);
+  struct awf_rules *r = rules_new(o);
   o->policy = awf_addr_policy_new();
-  if (!o->acl || !o->policy) {
+  if (!r || !o->policy) {
+    awf_rules_free(r);
     awf_options_free(o);
     return -ENOMEM;
   }
-  awf_port_set_add(&o->ports, 80);
-  awf_port_set_add(&o->ports, 443);
+  awf_options_swap_rules(o, r);
   awf_port_set_add(&o->tls_ports, 443);
   awf_port_set_add(&o->http_ports, 80);
   o->log_level = AWF_LOG_INFO;
@@ -42,16 +76,18 @@ int awf_options_init(struct awf_options *o) {
 }
 
 void awf_options_free(struct awf_options *o) {
-  if (o->acl)
-    awf_acl_free(o->acl);
   if (o->policy)
     awf_addr_policy_free(o->policy);
   if (o->ssh_acl)
     awf_acl_free(o->ssh_acl);
   awf_intercept_free(o->intercept); /* before the rules it borrows */
   o->intercept = NULL;
-  awf_url_rules_free(o->url_rules);
+  awf_rules_free(o->rules);
+  o->rules = NULL;
   o->url_rules = NULL;
+  free(o->sources);
+  o->sources = NULL;
+  o->n_sources = 0;
   awf_addr_policy_free(o->clients);
   awf_rate_limits_free(o->rate_limits);
   o->rate_limits = NULL;
@@ -134,18 +170,6 @@ int awf_parse_seconds(const char *s, unsigned *ms) {
   return 0;
 }
 
-static int add_rules_file(struct awf_options *o, enum awf_acl_list which, const char *path,
-                          char *err, size_t errlen) {
-  char *text;
-  size_t len;
-  int rc = awf_textfile_read(path, MAX_RULES_FILE, &text, &len, err, errlen);
-  if (rc == 0) {
-    rc = awf_acl_add_text(o->acl, which, text, len, path, err, errlen);
-    free(text);
-  }
-  return rc;
-}
-
 static int set_seconds(const char *flag, const char *v, unsigned *ms, char *err,
                        size_t errlen) {
   if (awf_parse_seconds(v, ms) < 0) {
@@ -200,24 +224,72 @@ static int add_ssh_rules(struct awf_options *o, const char *v, char *msg, size_t
   return rc;
 }
 
-/* --allow-urls, --allow-urls-file, --block-urls (url_rules.h). https://
- * rules need --ssl-bump (checked once every flag is read). */
-static int add_url_rules(struct awf_options *o, enum awf_url_list which, const char *v,
-                         bool file, char *msg, size_t msglen) {
-  if (!o->url_rules && !(o->url_rules = awf_url_rules_new()))
+/* ---- rule sources and the rules built from them ---- */
+
+static const char *const rule_flags[] = {
+    "allow-domains", "block-domains",   "allow-domains-file", "block-domains-file",
+    "allow-urls",    "allow-urls-file", "block-urls",         "ruleset-file",
+};
+
+/* The flag's static name if it is a rule source, else NULL. */
+static const char *rule_flag(const char *flag) {
+  for (size_t i = 0; i < sizeof(rule_flags) / sizeof(rule_flags[0]); i++)
+    if (!strcmp(flag, rule_flags[i]))
+      return rule_flags[i];
+  return NULL;
+}
+
+static int add_source(struct awf_options *o, const char *flag, const char *value) {
+  struct awf_rule_source *n = realloc(o->sources, (o->n_sources + 1) * sizeof(*n));
+  if (!n)
     return -ENOMEM;
-  int rc;
-  if (file) {
-    char *text;
-    size_t len;
-    rc = awf_textfile_read(v, MAX_RULES_FILE, &text, &len, msg, msglen);
-    if (rc < 0)
-      return rc;
-    rc = awf_url_rules_add_text(o->url_rules, which, text, len, v, msg, msglen);
-    free(text);
+  o->sources = n;
+  o->sources[o->n_sources++] = (struct awf_rule_source){.flag = flag, .value = value};
+  return 0;
+}
+
+/* The line an "ORIGIN:LINE:..." message names (0: none). */
+static unsigned line_of(const char *msg, const char *origin) {
+  size_t n = strlen(origin);
+  if (strncmp(msg, origin, n) != 0 || msg[n] != ':')
+    return 0;
+  return (unsigned)strtoul(msg + n + 1, NULL, 10);
+}
+
+static void digest_str(EVP_MD_CTX *md, const char *s) {
+  EVP_DigestUpdate(md, s, strlen(s) + 1);
+}
+
+/* A file source: its bytes into the digest, then into the set. */
+static int build_file(struct awf_rules *r, const struct awf_rule_source *src, EVP_MD_CTX *md,
+                      char *msg, size_t msglen, unsigned *line) {
+  const char *f = src->flag, *v = src->value;
+  char *text;
+  size_t len;
+  int rc = awf_textfile_read(v, MAX_RULES_FILE, &text, &len, msg, msglen);
+  if (rc < 0)
+    return rc;
+  uint64_t n = len;
+  EVP_DigestUpdate(md, &n, sizeof(n));
+  EVP_DigestUpdate(md, text, len);
+  r->n_files++;
+  if (!strcmp(f, "ruleset-file")) {
+    struct awf_ruleset_into into = {.acl = r->acl,
+                                    .url_rules = &r->url_rules,
+                                    .ports = &r->ports};
+    rc = awf_ruleset_parse(text, len, v, &into, line, msg, msglen);
+  } else if (!strcmp(f, "allow-urls-file")) {
+    rc = r->url_rules || (r->url_rules = awf_url_rules_new())
+             ? awf_url_rules_add_text(r->url_rules, AWF_URL_ALLOW, text, len, v, msg, msglen)
+             : -ENOMEM;
   } else {
-    rc = awf_url_rules_add_list(o->url_rules, which, v, msg, msglen);
+    rc = awf_acl_add_text(r->acl,
+                          strcmp(f, "allow-domains-file") ? AWF_ACL_BLOCK : AWF_ACL_ALLOW, text,
+                          len, v, msg, msglen);
   }
+  if (rc < 0 && !*line)
+    *line = line_of(msg, v);
+  free(text);
   return rc;
 }
 
@@ -284,14 +356,97 @@ static int set_upstream_proxy(struct awf_options *o, const char *v, char *msg, s
   return awf_upstream_proxy_parse(v, o->upstream_proxy, msg, msglen) < 0 ? -EINVAL : 0;
 }
 
-int awf_options_finish(struct awf_options *o, char *err, size_t errlen) {
-  if (!o->ssl_bump && awf_url_rules_has_scheme(o->url_rules, AWF_URL_HTTPS)) {
+static int build_source(struct awf_rules *r, const struct awf_rule_source *src, EVP_MD_CTX *md,
+                        struct awf_rules_error *e) {
+  const char *f = src->flag, *v = src->value;
+  char msg[640];
+  unsigned line = 0;
+  int rc;
+  msg[0] = '\0';
+  digest_str(md, f);
+  digest_str(md, v);
+  r->n_sources++;
+  if (strstr(f, "-file")) {
+    rc = build_file(r, src, md, msg, sizeof(msg), &line);
+    if (rc < 0) {
+      e->file = v;
+      e->line = line;
+    }
+  } else if (!strcmp(f, "allow-domains") || !strcmp(f, "block-domains")) {
+    rc = awf_acl_add_list(r->acl, f[0] == 'a' ? AWF_ACL_ALLOW : AWF_ACL_BLOCK, v, msg,
+                          sizeof(msg));
+  } else {
+    rc = r->url_rules || (r->url_rules = awf_url_rules_new())
+             ? awf_url_rules_add_list(r->url_rules, f[0] == 'a' ? AWF_URL_ALLOW : AWF_URL_BLOCK,
+                                      v, msg, sizeof(msg))
+             : -ENOMEM;
+  }
+  if (rc < 0)
+    snprintf(e->msg, sizeof(e->msg), "--%s: %s", f, msg[0] ? msg : strerror(-rc));
+  return rc;
+}
+
+/* What only the whole set can tell. */
+static int check_rules(const struct awf_options *o, const struct awf_rules *r, char *err,
+                       size_t errlen) {
+  if (!o->ssl_bump && awf_url_rules_has_scheme(r->url_rules, AWF_URL_HTTPS)) {
     snprintf(err, errlen,
-             "'%s': https:// URL rules (--allow-urls, --block-urls) need TLS interception: "
-             "add --ssl-bump (http:// rules work without it)",
-             awf_url_rules_first(o->url_rules, AWF_URL_HTTPS));
+             "'%s': https:// URL rules (--allow-urls, --block-urls, rulesets) need TLS "
+             "interception: add --ssl-bump (http:// rules work without it)",
+             awf_url_rules_first(r->url_rules, AWF_URL_HTTPS));
     return -EINVAL;
   }
+  return 0;
+}
+
+int awf_rules_build(const struct awf_options *o, struct awf_rules **out,
+                    struct awf_rules_error *e) {
+  memset(e, 0, sizeof(*e));
+  struct awf_rules *r = rules_new(o);
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  int rc = r && md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -ENOMEM;
+  if (rc < 0)
+    snprintf(e->msg, sizeof(e->msg), "out of memory");
+  for (size_t i = 0; i < o->n_sources && rc == 0; i++)
+    rc = build_source(r, &o->sources[i], md, e);
+  if (rc == 0 && (rc = check_rules(o, r, e->msg, sizeof(e->msg))) == 0)
+    EVP_DigestFinal_ex(md, r->digest, NULL);
+  EVP_MD_CTX_free(md);
+  if (rc < 0) {
+    awf_rules_free(r);
+    return rc;
+  }
+  *out = r;
+  return 0;
+}
+
+void awf_rules_digest_hex(const struct awf_rules *r, char out[65]) {
+  for (size_t i = 0; i < sizeof(r->digest); i++)
+    snprintf(out + 2 * i, 3, "%02x", r->digest[i]);
+}
+
+void awf_rules_summary(const struct awf_rules *r, char *buf, size_t len) {
+  char ports[256], hex[65];
+  awf_port_set_format(&r->ports, ports, sizeof(ports));
+  awf_rules_digest_hex(r, hex);
+  snprintf(buf, len,
+           "%zu allow, %zu block, %zu URL allow, %zu URL block rules; ports %s (%zu source%s, "
+           "%zu file%s, sha256 %s)",
+           awf_acl_count(r->acl, AWF_ACL_ALLOW), awf_acl_count(r->acl, AWF_ACL_BLOCK),
+           awf_url_rules_count(r->url_rules, AWF_URL_ALLOW),
+           awf_url_rules_count(r->url_rules, AWF_URL_BLOCK), ports, r->n_sources,
+           r->n_sources == 1 ? "" : "s", r->n_files, r->n_files == 1 ? "" : "s", hex);
+}
+
+int awf_options_finish(struct awf_options *o, char *err, size_t errlen) {
+  struct awf_rules *r;
+  struct awf_rules_error e;
+  int rc = awf_rules_build(o, &r, &e);
+  if (rc < 0) {
+    snprintf(err, errlen, "%s", e.msg);
+    return rc;
+  }
+  awf_rules_free(awf_options_swap_rules(o, r));
   if (o->ssl_bump_ca_out && !o->ssl_bump) {
     snprintf(err, errlen, "--ssl-bump-ca-out: needs --ssl-bump");
     return -EINVAL;
@@ -325,20 +480,8 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
   char msg[512];
   int rc = 0;
   msg[0] = '\0';
-  if (!strcmp(flag, "allow-domains")) {
-    rc = awf_acl_add_list(o->acl, AWF_ACL_ALLOW, v, msg, sizeof(msg));
-  } else if (!strcmp(flag, "block-domains")) {
-    rc = awf_acl_add_list(o->acl, AWF_ACL_BLOCK, v, msg, sizeof(msg));
-  } else if (!strcmp(flag, "allow-domains-file")) {
-    rc = add_rules_file(o, AWF_ACL_ALLOW, v, msg, sizeof(msg));
-  } else if (!strcmp(flag, "block-domains-file")) {
-    rc = add_rules_file(o, AWF_ACL_BLOCK, v, msg, sizeof(msg));
-  } else if (!strcmp(flag, "allow-urls")) {
-    rc = add_url_rules(o, AWF_URL_ALLOW, v, false, msg, sizeof(msg));
-  } else if (!strcmp(flag, "allow-urls-file")) {
-    rc = add_url_rules(o, AWF_URL_ALLOW, v, true, msg, sizeof(msg));
-  } else if (!strcmp(flag, "block-urls")) {
-    rc = add_url_rules(o, AWF_URL_BLOCK, v, false, msg, sizeof(msg));
+  if (rule_flag(flag)) {
+    rc = add_source(o, rule_flag(flag), v); /* read and checked by awf_options_finish() */
   } else if (!strcmp(flag, "ssl-bump-ca-out")) {
     o->ssl_bump_ca_out = v;
   } else if (!strcmp(flag, "rate-limit")) {
@@ -348,7 +491,8 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
   } else if (!strcmp(flag, "allow-ssh")) {
     rc = add_ssh_rules(o, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "allow-ports")) {
-    rc = awf_parse_port_list(v, &o->ports, msg, sizeof(msg));
+    rc = awf_parse_port_list(v, &o->flag_ports, msg, sizeof(msg));
+    o->ports = o->flag_ports; /* rulesets' ports are added by awf_options_finish() */
   } else if (!strcmp(flag, "tls-ports")) {
     rc = awf_parse_port_list(v, &o->tls_ports, msg, sizeof(msg));
   } else if (!strcmp(flag, "http-ports")) {

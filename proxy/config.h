@@ -13,8 +13,34 @@
 
 #define AWF_MAX_LISTEN 16
 
-struct awf_options {
+/* A rule flag as given (--allow-domains, --block-domains, their -file forms,
+ * --allow-urls, --allow-urls-file, --block-urls, --ruleset-file): replayed in
+ * order into a fresh set at the end of the flags and on every reload. */
+struct awf_rule_source {
+  const char *flag;  /* its long name, static */
+  const char *value; /* the caller's (argv), outlives the options */
+};
+
+/* The rules built from every source: what the engine and the DNS servers
+ * judge by, replaced whole on a reload (awf-proxy's SIGHUP). */
+struct awf_rules {
   awf_acl *acl;
+  awf_url_rules *url_rules;  /* NULL: no URL rule */
+  struct awf_port_set ports; /* --allow-ports (or its default) plus rulesets' ports: */
+  unsigned char digest[32];  /* SHA-256 over every source, files' bytes included */
+  size_t n_sources, n_files;
+};
+
+/* Why a build failed: the message ("--FLAG: FILE:LINE[:COL]: ..."), and the
+ * file and line when a file is at fault (file NULL, line 0 otherwise). */
+struct awf_rules_error {
+  char msg[768];
+  const char *file;
+  unsigned line;
+};
+
+struct awf_options {
+  awf_acl *acl; /* rules->acl (borrowed), for the readers below */
   awf_addr_policy *policy;
   struct awf_port_set ports;
   const char *dns_servers;  /* NULL: the host's resolver configuration */
@@ -38,11 +64,15 @@ struct awf_options {
   size_t n_dns_listen;
   struct awf_port_set tls_ports;
   struct awf_port_set http_ports;
-  awf_acl *ssh_acl;            /* --allow-ssh; NULL: not given */
-  awf_url_rules *url_rules;    /* --allow-urls, --block-urls; NULL: not given */
-  bool ssl_bump;               /* --ssl-bump */
-  const char *ssl_bump_ca_out; /* --ssl-bump-ca-out PATH (awf-proxy) */
-  awf_intercept *intercept;    /* made by awf_options_start_intercept() */
+  awf_acl *ssh_acl;         /* --allow-ssh; NULL: not given */
+  awf_url_rules *url_rules; /* rules->url_rules (borrowed); NULL: none */
+  struct awf_rules *rules;  /* built by awf_options_finish() */
+  struct awf_rule_source *sources;
+  size_t n_sources;
+  struct awf_port_set flag_ports; /* --allow-ports, or 80,443 */
+  bool ssl_bump;                  /* --ssl-bump */
+  const char *ssl_bump_ca_out;    /* --ssl-bump-ca-out PATH (awf-proxy) */
+  awf_intercept *intercept;       /* made by awf_options_start_intercept() */
   /* --rate-limit, --bytes-limit; NULL: not given */
   awf_rate_limits *rate_limits;
   bool dlp; /* --dlp */
@@ -67,10 +97,29 @@ void awf_options_free(struct awf_options *o);
 int awf_options_set(struct awf_options *o, const char *flag, const char *value, char *err,
                     size_t errlen);
 
-/* After the last flag: what only the whole set can tell (https:// URL
- * rules without --ssl-bump, --ssl-bump-ca-out without it), and --dlp's
- * table. Returns 0, or -EINVAL or -ENOMEM with the message in err. */
+/* After the last flag: build the rules from every source (reading the
+ * files), then what only the whole set can tell (https:// URL rules without
+ * --ssl-bump, --ssl-bump-ca-out without it), and --dlp's table. Returns 0,
+ * or -EINVAL or -ENOMEM with the message in err. */
 int awf_options_finish(struct awf_options *o, char *err, size_t errlen);
+
+/* A fresh set from o's sources, re-reading every file: 0, or a negative
+ * errno with *e filled (nothing built). Checks what awf_options_finish
+ * checks of the rules (https:// URL rules need --ssl-bump). */
+int awf_rules_build(const struct awf_options *o, struct awf_rules **out,
+                    struct awf_rules_error *e);
+void awf_rules_free(struct awf_rules *r);
+
+/* Make r o's rules (o->acl, o->url_rules and o->ports follow); the old set
+ * is returned for the caller to free once nothing reads it. */
+struct awf_rules *awf_options_swap_rules(struct awf_options *o, struct awf_rules *r);
+
+/* "12 allow, 1 block, 3 URL allow, 0 URL block rules; ports 80,443 (2
+ * files, sha256 0a1b...)", for --check-config and diagnostics. */
+void awf_rules_summary(const struct awf_rules *r, char *buf, size_t len);
+
+/* The digest as 64 lower-case hex digits and a NUL. */
+void awf_rules_digest_hex(const struct awf_rules *r, char out[65]);
 
 /* --ssl-bump: make the run's CA and contexts (o->intercept), and write the
  * CA certificate to --ssl-bump-ca-out if given. A no-op without

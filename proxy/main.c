@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "build_info.h"
 #include "config.h"
@@ -43,6 +44,9 @@ static const char usage[] =
     "                                matching requests; https:// rules need --ssl-bump\n"
     "      --allow-urls-file FILE    URL rules, one per line, # comments\n"
     "      --block-urls LIST         URL block rules (a block always wins)\n"
+    "      --ruleset-file FILE       a YAML ruleset (version: 1, rules: [{domain, subdomains}],\n"
+    "                                block:, urls:, block_urls:, ports:); repeatable; combines\n"
+    "                                with the flags\n"
     "      --ssl-bump                intercept TLS to the hosts https:// URL rules name (only\n"
     "                                those: every other host is tunnelled untouched), with\n"
     "                                a per-run CA; origins are verified against this\n"
@@ -89,14 +93,26 @@ static const char usage[] =
     "      --read-timeout SEC        upstream silence during a request, then 504 (default 900)\n"
     "      --tunnel-idle-timeout SEC idle CONNECT tunnel (default 3600)\n"
     "      --shutdown-grace SEC      on SIGTERM, time for open work (default 5)\n"
+    "      --check-config            check every flag, rule and file (nothing listens, nothing\n"
+    "                                is resolved), print a summary of the rules, exit 0 or 2\n"
     "      --version                 print the version, commit and build flavour and exit\n"
     "  -h, --help                    print this help and exit\n"
     "\n"
+    "SIGHUP reopens the log and re-reads every rule file (and ruleset); if they all parse,\n"
+    "new requests are judged by them, else the rules in force stay (a config log event).\n"
     "Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure, 2 on a bad flag or rule.\n"
     "Docs: docs/awf-proxy.md and docs/access-log.md\n";
 
+/* Reloads (SIGHUP) start at most this often; the signals between coalesce
+ * into one reload, which starts after the last of them. */
+#define RELOAD_MIN_INTERVAL_MS 200
+
 struct app {
   uv_loop_t loop;
+  struct awf_options *o;
+  uv_timer_t reload_timer;
+  bool reload_pending;
+  uint64_t next_reload_ms; /* loop time before which no reload starts */
   awf_proxy *proxy;
   awf_resolver *resolver;
   awf_logfile *log;
@@ -113,6 +129,7 @@ static void on_proxy_done(void *arg) {
   uv_close((uv_handle_t *)&a->sig_term, NULL);
   uv_close((uv_handle_t *)&a->sig_int, NULL);
   uv_close((uv_handle_t *)&a->sig_hup, NULL);
+  uv_close((uv_handle_t *)&a->reload_timer, NULL);
 }
 
 static void on_dns_log_failed(void *arg, int err) {
@@ -139,12 +156,98 @@ static void on_stop_signal(uv_signal_t *s, int signum) {
   awf_proxy_shutdown(a->proxy, on_proxy_done, a);
 }
 
-static void on_hup(uv_signal_t *s, int signum) {
-  (void)signum;
-  struct app *a = s->data;
+static void log_config(struct app *a, const struct awf_log_config *c) {
+  struct awf_log_record r;
+  struct timespec ts;
+  awf_log_record_init(&r);
+  clock_gettime(CLOCK_REALTIME, &ts);
+  r.ts_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+  r.event = "config";
+  r.config = c;
+  int rc = awf_logfile_write(a->log, &r);
+  if (rc < 0 && a->log)
+    fprintf(stderr, "awf-proxy: warning: access log write failed: %s\n", strerror(-rc));
+}
+
+/* Re-read every rule source into a fresh set; swap it in if it all parses. */
+static void reload_rules(struct app *a) {
+  struct awf_log_config c = {.allow_rules = -1,
+                             .block_rules = -1,
+                             .url_allow_rules = -1,
+                             .url_block_rules = -1,
+                             .sources = -1,
+                             .files = -1,
+                             .line = -1};
+  struct awf_rules *r;
+  struct awf_rules_error e;
+  if (awf_rules_build(a->o, &r, &e) < 0) {
+    fprintf(stderr, "awf-proxy: reload: the rules in force stay: %s\n", e.msg);
+    c.error = e.msg;
+    c.file = e.file;
+    c.line = e.line ? (int64_t)e.line : -1;
+    log_config(a, &c);
+    return;
+  }
+  char warning[512], ports[256], digest[80], summary[600];
+  const char *outside = awf_intercept_outside(a->o->intercept, r->url_rules);
+  if (outside) {
+    snprintf(warning, sizeof(warning),
+             "%s: outside the name constraints of the --ssl-bump CA (fixed at start): "
+             "clients that honour them refuse its certificates; restart awf-proxy to include "
+             "it",
+             outside);
+    fprintf(stderr, "awf-proxy: warning: reload: %s\n", warning);
+    c.warning = warning;
+  }
+  /* Every reader judges inside one callback and keeps no pointer into the
+   * rules across loop turns (engine/proxy.h, dns_server.h, intercept.h): once
+   * all of them point at the new set, nothing can reach the old one. */
+  awf_proxy_set_rules(a->proxy, r->acl, r->url_rules, &r->ports);
+  for (size_t i = 0; i < a->n_dns; i++)
+    awf_dns_server_set_acl(a->dns[i], r->acl);
+  awf_intercept_set_rules(a->o->intercept, r->url_rules);
+  awf_rules_free(awf_options_swap_rules(a->o, r));
+  awf_port_set_format(&r->ports, ports, sizeof(ports));
+  snprintf(digest, sizeof(digest), "sha256:");
+  awf_rules_digest_hex(r, digest + 7);
+  c.ok = true;
+  c.allow_rules = (int64_t)awf_acl_count(r->acl, AWF_ACL_ALLOW);
+  c.block_rules = (int64_t)awf_acl_count(r->acl, AWF_ACL_BLOCK);
+  c.url_allow_rules = (int64_t)awf_url_rules_count(r->url_rules, AWF_URL_ALLOW);
+  c.url_block_rules = (int64_t)awf_url_rules_count(r->url_rules, AWF_URL_BLOCK);
+  c.ports = ports;
+  c.sources = (int64_t)r->n_sources;
+  c.files = (int64_t)r->n_files;
+  c.digest = digest;
+  log_config(a, &c);
+  awf_rules_summary(r, summary, sizeof(summary));
+  fprintf(stderr, "awf-proxy: reload: rules in force: %s\n", summary);
+}
+
+static void on_reload(uv_timer_t *t) {
+  struct app *a = t->data;
+  a->reload_pending = false;
+  a->next_reload_ms = uv_now(&a->loop) + RELOAD_MIN_INTERVAL_MS;
   int rc = awf_logfile_reopen(a->log);
   if (rc < 0)
     fprintf(stderr, "awf-proxy: cannot reopen the access log: %s\n", strerror(-rc));
+  if (!a->stopping && a->proxy)
+    reload_rules(a);
+}
+
+/* SIGHUP: a reload, coalesced: one is pending at most, and it starts no
+ * sooner than RELOAD_MIN_INTERVAL_MS after the last one, so a storm of
+ * signals costs a few reloads a second and the last signal is always
+ * followed by a reload that reads the files after it. */
+static void on_hup(uv_signal_t *s, int signum) {
+  (void)signum;
+  struct app *a = s->data;
+  if (a->reload_pending)
+    return;
+  a->reload_pending = true;
+  uint64_t now = uv_now(&a->loop);
+  uv_timer_start(&a->reload_timer, on_reload,
+                 a->next_reload_ms > now ? a->next_reload_ms - now : 0, 0);
 }
 
 static const struct option long_opts[] = {
@@ -161,6 +264,8 @@ static const struct option long_opts[] = {
     {"allow-urls", required_argument, 0, 'O'},
     {"allow-urls-file", required_argument, 0, 'O'},
     {"block-urls", required_argument, 0, 'O'},
+    {"ruleset-file", required_argument, 0, 'O'},
+    {"check-config", no_argument, 0, 'C'},
     {"ssl-bump", no_argument, 0, 'B'},
     {"ssl-bump-ca-out", required_argument, 0, 'O'},
     {"rate-limit", required_argument, 0, 'O'},
@@ -187,7 +292,7 @@ static const struct option long_opts[] = {
 };
 
 /* Returns -1 to continue, or an exit status. */
-static int parse_args(int argc, char **argv, struct awf_options *o) {
+static int parse_args(int argc, char **argv, struct awf_options *o, bool *check) {
   char err[768];
   int c, idx;
   opterr = 0;
@@ -200,6 +305,7 @@ static int parse_args(int argc, char **argv, struct awf_options *o) {
     case 'A': o->audit = true; continue;
     case 'B': o->ssl_bump = true; continue;
     case 'P': o->dlp = true; continue;
+    case 'C': *check = true; continue;
     case 'V': awf_build_print(stdout, "awf-proxy"); return 0;
     case 'h': fputs(usage, stdout); return 0;
     case ':':
@@ -259,9 +365,44 @@ static void warn_open_proxy(const struct awf_options *o) {
   }
 }
 
+/* --check-config: what run() would refuse, without listening, opening the
+ * log or resolving: the resolver's servers are parsed (c-ares is set up and
+ * closed, no query sent) and, with --ssl-bump, the CA and trust store made
+ * (not written). */
+static int check_config(struct awf_options *o) {
+  char err[512], summary[600];
+  uv_loop_t loop;
+  awf_resolver *resolver;
+  struct awf_resolver_options ro;
+  awf_resolver_options_default(&ro);
+  ro.servers = o->dns_servers;
+  uv_loop_init(&loop);
+  int rc = awf_resolver_new(&loop, &ro, &resolver, err, sizeof(err));
+  if (rc == 0)
+    awf_resolver_close(resolver);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  if (rc < 0) {
+    fprintf(stderr, "awf-proxy: %s\n", rc == -EINVAL ? err : strerror(-rc));
+    return AWF_EXIT_USAGE;
+  }
+  if (o->ssl_bump) {
+    awf_intercept *ic;
+    if ((rc = awf_intercept_new(o->url_rules, &ic, err, sizeof(err))) < 0) {
+      fprintf(stderr, "awf-proxy: --ssl-bump: %s\n", err);
+      return AWF_EXIT_USAGE;
+    }
+    awf_intercept_free(ic);
+  }
+  awf_rules_summary(o->rules, summary, sizeof(summary));
+  printf("awf-proxy: configuration OK: %s\n", summary);
+  return 0;
+}
+
 static int run(struct awf_options *o) {
   struct app a;
   memset(&a, 0, sizeof(a));
+  a.o = o;
   char err[512];
   int rc;
 
@@ -312,7 +453,8 @@ static int run(struct awf_options *o) {
   uv_signal_init(&a.loop, &a.sig_term);
   uv_signal_init(&a.loop, &a.sig_int);
   uv_signal_init(&a.loop, &a.sig_hup);
-  a.sig_term.data = a.sig_int.data = a.sig_hup.data = &a;
+  uv_timer_init(&a.loop, &a.reload_timer);
+  a.sig_term.data = a.sig_int.data = a.sig_hup.data = a.reload_timer.data = &a;
   /* Before the first "listening" line: a supervisor may send SIGTERM as
    * soon as it reads it, and the default action would skip the drain. */
   uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
@@ -403,9 +545,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "awf-proxy: out of memory\n");
     return AWF_EXIT_ERROR;
   }
-  int status = parse_args(argc, argv, &o);
+  bool check = false;
+  int status = parse_args(argc, argv, &o, &check);
   if (status < 0)
-    status = run(&o);
+    status = check ? check_config(&o) : run(&o);
   awf_options_free(&o);
   fflush(stdout);
   return status;

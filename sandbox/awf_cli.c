@@ -21,7 +21,8 @@ enum {
   OPT_HOST_SERVICE_PORTS,
   OPT_ROOTLESS,
   OPT_SSL_BUMP,
-  OPT_DLP
+  OPT_DLP,
+  OPT_CHECK_CONFIG
 };
 
 static const char usage[] =
@@ -45,6 +46,11 @@ static const char usage[] =
     "                                matching requests; https:// rules need --ssl-bump\n"
     "      --allow-urls-file FILE    URL rules, one per line, # comments\n"
     "      --block-urls LIST         URL block rules (a block always wins)\n"
+    "      --ruleset-file FILE       a YAML ruleset (version: 1, rules: [{domain, subdomains}],\n"
+    "                                block:, urls:, block_urls:, ports:); repeatable; combines\n"
+    "                                with the flags\n"
+    "      --check-config            check every flag, rule and file, print a summary of the\n"
+    "                                rules and exit 0 (or 125 with the error); no COMMAND\n"
     "      --ssl-bump                intercept TLS to the hosts https:// URL rules name (only\n"
     "                                those: every other host is tunnelled untouched) with a\n"
     "                                per-run CA the sandbox trusts; HTTP/1.1 only inside\n"
@@ -137,6 +143,8 @@ static const struct option long_opts[] = {
     {"block-urls", required_argument, 0, 'P'},
     {"rate-limit", required_argument, 0, 'P'},
     {"bytes-limit", required_argument, 0, 'P'},
+    {"ruleset-file", required_argument, 0, 'P'},
+    {"check-config", no_argument, 0, OPT_CHECK_CONFIG},
     {"allow-ports", required_argument, 0, 'P'},
     {"allow-ssh", required_argument, 0, 'P'},
     {"tls-ports", required_argument, 0, 'P'},
@@ -320,6 +328,7 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
     case OPT_ROOTLESS: cli->rootless = true; break;
     case OPT_SSL_BUMP: cli->proxy.ssl_bump = true; break;
     case OPT_DLP: cli->proxy.dlp = true; break;
+    case OPT_CHECK_CONFIG: cli->check_config = true; break;
     case 'U':
       if (optarg[0] == '\0')
         return fail("--allow-unix-socket needs a path");
@@ -365,6 +374,12 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
   cli->limits.debug = cli->proxy.log_level == AWF_LOG_DEBUG;
   if ((rc = host_ports(cli, host_general, host_service)) >= 0)
     return rc;
+  if (cli->check_config) {
+    char summary[512];
+    awf_rules_summary(cli->proxy.rules, summary, sizeof(summary));
+    printf("awf: configuration OK: %s\n", summary);
+    return 0;
+  }
   if (optind >= argc)
     return fail("no command given: awf [OPTIONS] -- COMMAND [ARGS...]");
   cli->command = argv + optind;

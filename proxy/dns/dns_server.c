@@ -843,6 +843,11 @@ int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
   return rc < 0 ? rc : awf_dns_server_new_fds(loop, cfg, ufd, tfd, out);
 }
 
+void awf_dns_server_set_acl(awf_dns_server *s, const awf_acl *acl) {
+  s->cfg.acl = acl;
+  s->judge.acl = acl;
+}
+
 void awf_dns_server_close(awf_dns_server *s, void (*done)(void *arg), void *arg) {
   if (!s || s->closing)
     return;

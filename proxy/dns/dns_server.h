@@ -106,6 +106,11 @@ int awf_dns_server_new_fds(uv_loop_t *loop, const struct awf_dns_server_config *
  * is freed right after it returns. */
 void awf_dns_server_close(awf_dns_server *s, void (*done)(void *arg), void *arg);
 
+/* New rules (a reload): questions judged from now on use acl; lookups in
+ * flight keep the verdict they got. The server keeps no pointer into the
+ * old ACL past this call. */
+void awf_dns_server_set_acl(awf_dns_server *s, const awf_acl *acl);
+
 /* ---- the decision, pure, exposed for tests ---- */
 
 enum awf_dns_action {

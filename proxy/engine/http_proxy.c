@@ -903,8 +903,12 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
   }
   conn_attach_up_tcp(c, r->tcp);
   if (h->bumped) {
-    struct awf_tls_params cp = {.role = AWF_TLS_CLIENT, .name = h->bump.host};
-    int rc = conn_wrap_tls(c, &c->up, awf_intercept_client_ctx(c->proxy->cfg.intercept), &cp);
+    awf_intercept *ic = c->proxy->cfg.intercept;
+    struct awf_tls_params cp = {.role = AWF_TLS_CLIENT,
+                                .name = h->bump.host,
+                                .session = awf_intercept_session(ic, h->bump.host)};
+    int rc = conn_wrap_tls(c, &c->up, awf_intercept_client_ctx(ic), &cp);
+    SSL_SESSION_free(cp.session); /* the transport took its own reference */
     if (rc < 0) {
       fail_request(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
       return;

@@ -32,6 +32,17 @@ int awf_intercept_new(const awf_url_rules *rules, awf_intercept **out, char *err
                       size_t errlen);
 void awf_intercept_free(awf_intercept *ic);
 
+/* A reload's rules: the hosts of their https:// rules are opened from now
+ * on (connections already opened stay so). rules is borrowed, as above.
+ * The CA and its name constraints stay those made at start. */
+void awf_intercept_set_rules(awf_intercept *ic, const awf_url_rules *rules);
+
+/* The first host rules would open (a URL rule's, either scheme) whose
+ * leaves the CA's name constraints (fixed at start) do not permit: clients
+ * that honour the constraints would refuse its leaf. NULL: every host is
+ * within them, or the CA has none. */
+const char *awf_intercept_outside(const awf_intercept *ic, const awf_url_rules *rules);
+
 /* Is this host (lower case) opened? */
 bool awf_intercept_wants(const awf_intercept *ic, const char *host, size_t len);
 
@@ -46,6 +57,14 @@ int awf_intercept_write_ca(const awf_intercept *ic, const char *path, char *err,
  * intercepted connection. */
 SSL_CTX *awf_intercept_server_ctx(const awf_intercept *ic);
 SSL_CTX *awf_intercept_client_ctx(const awf_intercept *ic);
+
+/* A session of an earlier verified connection to host, to resume the next
+ * one with (a handshake without a certificate chain to verify again), or
+ * NULL. The reference is the caller's: SSL_SESSION_free() it. Sessions come
+ * from the client context's new-session callback, at most
+ * AWF_INTERCEPT_SESSIONS hosts, least recently stored first out. */
+#define AWF_INTERCEPT_SESSIONS 256
+SSL_SESSION *awf_intercept_session(awf_intercept *ic, const char *host);
 
 /* Leaf cache counters, for diagnostics and the bench. */
 void awf_intercept_stats(const awf_intercept *ic, uint64_t *hits, uint64_t *misses);

@@ -293,6 +293,15 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
   return 0;
 }
 
+void awf_proxy_set_rules(awf_proxy *p, const awf_acl *acl, const awf_url_rules *url_rules,
+                         const struct awf_port_set *allow_ports) {
+  p->cfg.acl = acl;
+  p->cfg.url_rules = url_rules;
+  p->cfg.allow_ports = *allow_ports; /* p->policy.allow_ports points here */
+  p->policy.acl = acl;
+  p->policy.url_rules = url_rules;
+}
+
 /* A listener whose socket is set up by `open` (bind here, or adopt an fd),
  * then listening and on the engine's list. */
 static int add_listener(awf_proxy *p, bool transparent,

@@ -111,6 +111,15 @@ int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent);
  * freed right after it returns. */
 void awf_proxy_shutdown(awf_proxy *p, void (*done)(void *arg), void *arg);
 
+/* New rules (a reload): requests and connections judged from now on use
+ * them; what was judged keeps its decision. acl and url_rules replace the
+ * config's, *allow_ports is copied. Every reader consults the rules inside
+ * one callback and keeps no pointer into them across loop turns, so the
+ * caller may free the old ones as soon as this returns (and, with
+ * --ssl-bump, awf_intercept_set_rules has been called). */
+void awf_proxy_set_rules(awf_proxy *p, const awf_acl *acl, const awf_url_rules *url_rules,
+                         const struct awf_port_set *allow_ports);
+
 /* Diagnostics on stderr, filtered by the configured level. */
 void awf_proxy_diag(const awf_proxy *p, enum awf_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -302,11 +302,15 @@ static void bump(struct conn *c, const char *extra, size_t extra_len) {
                               .name = t->host,
                               .pre = pre,
                               .pre_len = n};
-  struct awf_tls_params cp = {.role = AWF_TLS_CLIENT, .name = t->host};
+  struct awf_tls_params cp = {.role = AWF_TLS_CLIENT,
+                              .name = t->host,
+                              .session = awf_intercept_session(c->proxy->cfg.intercept,
+                                                               t->host)};
   int rc = conn_wrap_tls(c, &c->client, awf_intercept_server_ctx(ic), &sp);
   free(pre); /* copied */
   if (rc == 0)
     rc = conn_wrap_tls(c, &c->up, awf_intercept_client_ctx(ic), &cp);
+  SSL_SESSION_free(cp.session); /* the transport took its own reference */
   if (rc < 0) {
     awf_proxy_diag(c->proxy, AWF_LOG_WARN, "intercept %s: %s", t->host, uv_strerror(rc));
     conn_close(c);

@@ -270,6 +270,24 @@ static size_t url_cut(const char *url) {
   return cut;
 }
 
+static void fields_config(struct rec_writer *w, const struct awf_log_config *c) {
+  key(w, "ok");
+  if (w->rc == 0)
+    w->rc = c->ok ? awf_buf_append(w->b, "true", 4) : awf_buf_append(w->b, "false", 5);
+  field_int(w, "allow_rules", c->allow_rules);
+  field_int(w, "block_rules", c->block_rules);
+  field_int(w, "url_allow_rules", c->url_allow_rules);
+  field_int(w, "url_block_rules", c->url_block_rules);
+  field_str(w, "ports", c->ports);
+  field_int(w, "sources", c->sources);
+  field_int(w, "files", c->files);
+  field_str(w, "digest", c->digest);
+  field_str(w, "error", c->error);
+  field_str(w, "file", c->file);
+  field_int(w, "line", c->line);
+  field_str(w, "warning", c->warning);
+}
+
 int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   size_t saved = b->len;
   struct rec_writer w = {.b = b, .rc = 0, .first = true};
@@ -311,6 +329,8 @@ int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   field_str(&w, "version", r->version);
   field_strv(&w, "argv", r->argv, r->argc);
   field_int(&w, "lost", r->lost);
+  if (r->config)
+    fields_config(&w, r->config);
   if (w.rc == 0)
     w.rc = awf_buf_append(b, "}\n", 2);
   if (w.rc < 0) {

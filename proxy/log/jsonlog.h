@@ -17,6 +17,21 @@
  * s may contain NUL. */
 int awf_json_append_string(struct awf_buf *b, const char *s, size_t n);
 
+/* A config event's fields (awf-proxy's rule reloads, docs/access-log.md):
+ * written after the others, "ok" always, the rest when set. */
+struct awf_log_config {
+  bool ok;
+  int64_t allow_rules, block_rules, url_allow_rules, url_block_rules; /* -1 to omit */
+  const char *ports;                                                  /* "80,443,8000-8099" */
+  int64_t sources;    /* rule sources read; -1 to omit */
+  int64_t files;      /* of them files; -1 to omit */
+  const char *digest; /* "sha256:HEX" of the sources */
+  const char *error;  /* !ok: why the new rules were refused */
+  const char *file;   /* !ok: the file at fault */
+  int64_t line;       /* !ok: its line; -1 to omit */
+  const char *warning;
+};
+
 /* Fields of one record. NULL strings and negative numbers are omitted. */
 struct awf_log_record {
   uint64_t ts_ms;     /* Unix time in ms; formatted as RFC 3339 UTC with ms */
@@ -60,6 +75,8 @@ struct awf_log_record {
   int argc;
   /* log_lost events */
   int64_t lost; /* records that never reached the log; -1 to omit */
+  /* config events */
+  const struct awf_log_config *config; /* NULL to omit */
 };
 
 /* A fresh id for a connection or a DNS message: unique within the process
@@ -78,7 +95,9 @@ void awf_log_record_init(struct awf_log_record *r);
  * line is ever produced. Key order: ts, run, event, conn, req, kind, client,
  * method, host, port, url, url_truncated, sni, ech, intercepted, original_dst, path, decision,
  * would_deny, reason, dlp, status, upstream, resolved, bytes_up, bytes_down, duration_ms,
- * qname, qtype, answers, version, argv, lost. */
+ * qname, qtype, answers, version, argv, lost, then a config event's ok,
+ * allow_rules, block_rules, url_allow_rules, url_block_rules, ports, sources,
+ * files, digest, error, file, line, warning. */
 int awf_log_format(struct awf_buf *b, const struct awf_log_record *r);
 
 #endif

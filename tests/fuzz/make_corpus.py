@@ -187,6 +187,22 @@ def dlp_seeds():
     }
 
 
+def ruleset_seeds():
+    return {
+        "reference": b"version: 1\nrules:\n  - domain: github.com\n    subdomains: true\n"
+                     b"  - domain: registry.npmjs.org\n    subdomains: false\n",
+        "extensions": b"version: 1\nrules:\n  - \"*.githubusercontent.com\"\n"
+                      b"  - url: https://github.com/o/*\n    methods: [GET, HEAD]\n"
+                      b"block:\n  - domain: gist.github.com\n"
+                      b"urls:\n  - POST https://api.github.com/graphql\n"
+                      b"block_urls:\n  - https://github.com/o/secret/*\n"
+                      b"ports: [8443, 9000-9002]\n",
+        "flow": b"{version: 1, rules: [{domain: a.example, subdomains: false}, b.example], "
+                b"ports: [\"81\"]}\n",
+        "errors": b"version: 1\nrules:\n  - &a a.example\n  - *a\n---\nversion: 2\n",
+    }
+
+
 def upstream_proxy_seeds():
     """Selector byte: even, a parent proxy's answer to CONNECT; odd, a URL."""
     return {
@@ -208,6 +224,7 @@ def main():
                           ("fuzz_http_forward", http_forward_seeds()),
                           ("fuzz_url_rules", url_rules_seeds()),
                           ("fuzz_dlp", dlp_seeds()),
+                          ("fuzz_ruleset", ruleset_seeds()),
                           ("fuzz_upstream_proxy", upstream_proxy_seeds())]:
         d = os.path.join(HERE, "corpus", target)
         os.makedirs(d, exist_ok=True)

@@ -88,6 +88,48 @@ static void test_name_constraints(void **state) {
   awf_url_rules_free(r);
 }
 
+/* A reload's rules against the CA made at start: hosts outside its name
+ * constraints are named; new rules switch the hosts opened. */
+static void test_reload_rules(void **state) {
+  (void)state;
+  char err[256];
+  awf_url_rules *r, *n = awf_url_rules_new();
+  awf_intercept *ic = make("https://a.test/x/*, https://api-*.b.test/*", &r);
+  assert_null(awf_intercept_outside(ic, r));
+  assert_int_equal(awf_url_rules_add_list(n, AWF_URL_ALLOW,
+                                          "https://deep.a.test/*, https://b.test/, "
+                                          "http://plain.a.test/",
+                                          err, sizeof(err)),
+                   0);
+  assert_null(awf_intercept_outside(ic, n)); /* under a.test and b.test */
+  assert_int_equal(awf_url_rules_add_list(n, AWF_URL_BLOCK, "https://c.test/secret", err,
+                                          sizeof(err)),
+                   0);
+  assert_string_equal(awf_intercept_outside(ic, n), "c.test");
+  awf_url_rules *h = awf_url_rules_new();
+  assert_int_equal(awf_url_rules_add_list(h, AWF_URL_ALLOW, "https://a.test/, http://d.test/",
+                                          err, sizeof(err)),
+                   0);
+  assert_string_equal(awf_intercept_outside(ic, h),
+                      "d.test"); /* http:// hosts are opened too */
+  awf_url_rules_free(h);
+  awf_intercept_set_rules(ic, n);
+  assert_true(awf_intercept_wants(ic, "c.test", 6));
+  assert_true(awf_intercept_wants(ic, "deep.a.test", 11));
+  assert_false(awf_intercept_wants(ic, "a.test", 6)); /* the old rules are gone */
+  awf_intercept_free(ic);
+  awf_url_rules_free(r);
+  /* A CA without constraints (no URL rule at start) permits every name. */
+  r = awf_url_rules_new();
+  assert_non_null(r);
+  assert_int_equal(awf_intercept_new(r, &ic, err, sizeof(err)), 0);
+  assert_null(awf_intercept_outside(ic, n));
+  assert_null(awf_intercept_outside(NULL, n));
+  awf_intercept_free(ic);
+  awf_url_rules_free(r);
+  awf_url_rules_free(n);
+}
+
 static int setup(void **state) {
   return tmp_setup(state, "/tmp/awf-test-intercept-XXXXXX", "ca.pem");
 }
@@ -123,6 +165,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wants_only_ruled_https_hosts),
       cmocka_unit_test(test_name_constraints),
+      cmocka_unit_test(test_reload_rules),
       cmocka_unit_test_setup_teardown(test_write_ca, setup, tmp_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

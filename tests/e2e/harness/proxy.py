@@ -87,8 +87,8 @@ class AccessLog:
 
     def records(self):
         """The final record of every decision (what a test usually wants):
-        `open` and `run` records are left out; all_records() has them."""
-        return [r for r in self.all_records() if r.get("event") not in ("open", "run")]
+        `open`, `run` and `config` records are left out; all_records() has them."""
+        return [r for r in self.all_records() if r.get("event") not in ("open", "run", "config")]
 
     def all_records(self):
         """Every complete line, parsed. A line that is not JSON raises."""
