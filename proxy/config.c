@@ -93,6 +93,10 @@ void awf_options_free(struct awf_options *o) {
   o->rate_limits = NULL;
   awf_dlp_free(o->dlp_table);
   o->dlp_table = NULL;
+  if (o->upstream_proxy)
+    explicit_bzero(o->upstream_proxy, sizeof(*o->upstream_proxy)); /* credentials */
+  free(o->upstream_proxy);
+  o->upstream_proxy = NULL;
   o->acl = NULL;
   o->policy = NULL;
   o->ssh_acl = NULL;
@@ -302,6 +306,56 @@ static int add_rate_limit(struct awf_options *o, enum awf_rate_kind kind, const 
   return awf_rate_limits_add(o->rate_limits, kind, v, msg, msglen);
 }
 
+/* The caller's environment, as curl reads it: https_proxy, HTTPS_PROXY,
+ * http_proxy, HTTP_PROXY (the first set and non-empty is the one parent for
+ * all traffic), and no_proxy or NO_PROXY. None set: direct. */
+static int upstream_proxy_from_env(struct awf_options *o, char *msg, size_t msglen) {
+  static const char *const vars[] = {"https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"};
+  const char *v = NULL;
+  for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]) && !v; i++) {
+    v = getenv(vars[i]);
+    if (v && !*v)
+      v = NULL;
+    else if (v)
+      o->upstream_proxy_from = vars[i];
+  }
+  if (!v)
+    return 0;
+  o->upstream_proxy = calloc(1, sizeof(*o->upstream_proxy));
+  if (!o->upstream_proxy)
+    return -ENOMEM;
+  char why[256];
+  if (awf_upstream_proxy_parse(v, o->upstream_proxy, why, sizeof(why)) < 0) {
+    snprintf(msg, msglen, "auto: %s: %s (or --upstream-proxy none)", o->upstream_proxy_from,
+             why);
+    return -EINVAL;
+  }
+  const char *np = getenv("no_proxy");
+  if (!np || !*np)
+    np = getenv("NO_PROXY");
+  if (np && awf_upstream_proxy_set_no_proxy(o->upstream_proxy, np) < 0) {
+    snprintf(msg, msglen, "auto: NO_PROXY is too long");
+    return -EINVAL;
+  }
+  return 0;
+}
+
+static int set_upstream_proxy(struct awf_options *o, const char *v, char *msg, size_t msglen) {
+  free(o->upstream_proxy);
+  o->upstream_proxy = NULL;
+  o->upstream_proxy_from = NULL;
+  o->upstream_proxy_set = true;
+  if (!strcmp(v, "none"))
+    return 0;
+  if (!strcmp(v, "auto"))
+    return upstream_proxy_from_env(o, msg, msglen);
+  o->upstream_proxy = calloc(1, sizeof(*o->upstream_proxy));
+  if (!o->upstream_proxy)
+    return -ENOMEM;
+  o->upstream_proxy_from = "--upstream-proxy";
+  return awf_upstream_proxy_parse(v, o->upstream_proxy, msg, msglen) < 0 ? -EINVAL : 0;
+}
+
 static int build_source(struct awf_rules *r, const struct awf_rule_source *src, EVP_MD_CTX *md,
                         struct awf_rules_error *e) {
   const char *f = src->flag, *v = src->value;
@@ -453,6 +507,8 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
       rc = -ENOMEM;
     else
       rc = awf_addr_policy_allow_cidrs(o->clients, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "upstream-proxy")) {
+    rc = set_upstream_proxy(o, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "dns-servers")) {
     o->dns_servers = v; /* validated when the resolver is built */
   } else if (!strcmp(flag, "log-file")) {
@@ -558,6 +614,14 @@ void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f
     awf_addr_policy_format(o->clients, a, sizeof(a));
     fprintf(f, "%s: debug: allow-clients: %s\n", prog, a);
   }
+  const struct awf_upstream_proxy *up = o->upstream_proxy;
+  if (up)
+    fprintf(f, "%s: debug: upstream-proxy: %s%s%s:%u (from %s)%s; no-proxy: %s\n", prog,
+            strchr(up->host, ':') ? "[" : "", up->host, strchr(up->host, ':') ? "]" : "",
+            (unsigned)up->port, o->upstream_proxy_from, up->auth[0] ? ", with credentials" : "",
+            up->no_proxy[0] ? up->no_proxy : "none");
+  else
+    fprintf(f, "%s: debug: upstream-proxy: none (direct)\n", prog);
 }
 
 void awf_trace_stderr(void *prog, const char *line) {
@@ -606,4 +670,5 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->allow_clients = o->clients;
   cfg->rate_limits = o->rate_limits;
   cfg->dlp = o->dlp_table;
+  cfg->upstream_proxy = o->upstream_proxy;
 }

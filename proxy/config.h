@@ -80,6 +80,12 @@ struct awf_options {
    * values (a secret's real value) are added to it with
    * awf_dlp_add_literal() before the engine starts. */
   awf_dlp *dlp_table;
+  /* --upstream-proxy: the parent proxy (NULL: direct), where it came from
+   * ("--upstream-proxy" or the environment variable auto read), and
+   * whether the flag was given at all (awf reads the environment if not). */
+  struct awf_upstream_proxy *upstream_proxy;
+  const char *upstream_proxy_from;
+  bool upstream_proxy_set;
 };
 
 /* Defaults, with an empty ACL (deny all). Returns 0 or -ENOMEM. */

@@ -72,6 +72,12 @@ static const char usage[] =
     "                                private/local CIDRs that may still be dialled\n"
     "      --dns-servers LIST        upstream DNS servers, ip[:port] or [v6]:port\n"
     "                                (default: /etc/resolv.conf and /etc/hosts)\n"
+    "      --upstream-proxy URL|auto|none\n"
+    "                                reach allowed origins through a parent HTTP proxy,\n"
+    "                                http://[user:password@]host[:port] (CONNECT for all\n"
+    "                                traffic, Basic credentials); auto: from https_proxy,\n"
+    "                                HTTPS_PROXY, http_proxy, HTTP_PROXY and NO_PROXY\n"
+    "                                (default none)\n"
     "      --log-file PATH|-         JSONL access log (appended; - is stdout; SIGHUP reopens)\n"
     "      --audit                   admit what the domain, scheme and port rules deny, and\n"
     "                                log it as would_deny; private addresses stay denied\n"
@@ -267,6 +273,7 @@ static const struct option long_opts[] = {
     {"allow-ports", required_argument, 0, 'O'},
     {"allow-destination-cidrs", required_argument, 0, 'O'},
     {"dns-servers", required_argument, 0, 'O'},
+    {"upstream-proxy", required_argument, 0, 'O'},
     {"log-file", required_argument, 0, 'O'},
     {"log-level", required_argument, 0, 'O'},
     {"max-connections", required_argument, 0, 'O'},

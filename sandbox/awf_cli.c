@@ -76,6 +76,12 @@ static const char usage[] =
     "                                private/local CIDRs that may still be reached\n"
     "      --dns-servers LIST        upstream resolvers for awf's own lookups\n"
     "                                (default: the host's /etc/resolv.conf)\n"
+    "      --upstream-proxy URL|auto|none\n"
+    "                                reach allowed origins through a parent HTTP proxy,\n"
+    "                                http://[user:password@]host[:port] (CONNECT for all\n"
+    "                                traffic); default auto: from awf's https_proxy,\n"
+    "                                HTTPS_PROXY, http_proxy, HTTP_PROXY and NO_PROXY;\n"
+    "                                the command's proxy variables still name awf\n"
     "      --enable-host-access      let the command reach services on the host's loopback\n"
     "                                as host.docker.internal (or host.awf.internal),\n"
     "                                through awf, on the --allow-host-ports only\n"
@@ -145,6 +151,7 @@ static const struct option long_opts[] = {
     {"http-ports", required_argument, 0, 'P'},
     {"allow-destination-cidrs", required_argument, 0, 'P'},
     {"dns-servers", required_argument, 0, 'P'},
+    {"upstream-proxy", required_argument, 0, 'P'},
     {"log-file", required_argument, 0, 'P'},
     {"log-level", required_argument, 0, 'P'},
     {"audit", no_argument, 0, 'A'},
@@ -358,6 +365,10 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
     if (flag && awf_options_set(&cli->proxy, flag, optarg, err, sizeof(err)) < 0)
       return fail("%s", err);
   }
+  /* No --upstream-proxy: the caller's proxy variables name the parent. */
+  if (!cli->proxy.upstream_proxy_set &&
+      awf_options_set(&cli->proxy, "upstream-proxy", "auto", err, sizeof(err)) < 0)
+    return fail("%s", err);
   if (awf_options_finish(&cli->proxy, err, sizeof(err)) < 0)
     return fail("%s", err);
   cli->limits.debug = cli->proxy.log_level == AWF_LOG_DEBUG;

@@ -890,7 +890,7 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
   struct conn *c = arg;
   struct http_state *h = hs(c);
   c->dial = NULL;
-  if (r->status == 0) /* only a connection made is an upstream */
+  if (r->status == 0 || r->proxy_reached) /* a connection made (to the parent, maybe) */
     awf_sockaddr_format((const struct sockaddr *)&r->peer, h->upstream_addr,
                         sizeof(h->upstream_addr));
   if (r->status < 0) {
@@ -972,6 +972,8 @@ static void start_dial(struct conn *c) {
       .host = h->target.host,
       .port = h->target.port,
       .host_access = px->cfg.host_access,
+      .via = px->cfg.upstream_proxy,
+      .proxy = px,
       .debug = px->cfg.log_level == AWF_LOG_DEBUG ? px : NULL,
   };
   if (awf_dial_start(&prm, on_dialled, c, &c->dial) < 0) {

@@ -20,6 +20,7 @@
 #include "rate_limit.h"
 #include "url_rules.h"
 #include "resolver.h"
+#include "upstream_proxy.h"
 
 enum awf_log_level { AWF_LOG_DEBUG = 0, AWF_LOG_INFO, AWF_LOG_WARN, AWF_LOG_ERROR };
 
@@ -75,6 +76,11 @@ struct awf_proxy_config {
    * the limit an HTTP request or CONNECT gets 429 with Retry-After, a
    * redirected TLS connection an access_denied alert (rate_limited). */
   awf_rate_limits *rate_limits;
+  /* --upstream-proxy (NULL: direct): admitted connections, except the
+   * host's services and names on its NO_PROXY list, reach their origin
+   * through this parent proxy's CONNECT (dialer.h); its failures are
+   * upstream_proxy_failed. */
+  const struct awf_upstream_proxy *upstream_proxy;
 };
 
 typedef struct awf_proxy awf_proxy;

@@ -338,7 +338,7 @@ static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
   struct tunnel_state *t = ts(c);
   c->dial = NULL;
   t->dialling = false;
-  if (r->status == 0) /* only a connection made is an upstream */
+  if (r->status == 0 || r->proxy_reached) /* a connection made (to the parent, maybe) */
     awf_sockaddr_format((const struct sockaddr *)&r->peer, t->upstream, sizeof(t->upstream));
   if (r->status < 0) {
     if (r->reason == AWF_REASON_PRIVATE_DESTINATION && r->have_peer)
@@ -378,6 +378,8 @@ static void dial_transparent(struct conn *c) {
       .host = t->dial[0] ? t->dial : t->host,
       .port = t->port,
       .host_access = px->cfg.host_access,
+      .via = px->cfg.upstream_proxy,
+      .proxy = px,
       .debug = px->cfg.log_level == AWF_LOG_DEBUG ? px : NULL,
   };
   t->dialling = true;

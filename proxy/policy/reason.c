@@ -123,6 +123,10 @@ static const struct row {
     [AWF_REASON_UPSTREAM_UNREACHABLE] = {"upstream_unreachable", 502, DENIED,
                                          "the upstream server could not be reached",
                                          AWF_FIX_FAILURE, NULL},
+    [AWF_REASON_UPSTREAM_PROXY_FAILED] = {"upstream_proxy_failed", 502, DENIED,
+                                          "the upstream proxy (--upstream-proxy) could not be "
+                                          "reached or refused the tunnel",
+                                          AWF_FIX_FAILURE, NULL},
     [AWF_REASON_UPSTREAM_TLS_VERIFY_FAILED] =
         {"upstream_tls_verify_failed", 502, DENIED,
          "the upstream server's certificate did not verify against the trust store or "

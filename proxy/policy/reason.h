@@ -59,6 +59,7 @@ enum awf_reason {
   AWF_REASON_DNS_FAILURE,
   AWF_REASON_UPSTREAM_UNREACHABLE,
   AWF_REASON_UPSTREAM_TLS_VERIFY_FAILED, /* intercepted TLS: the origin's certificate */
+  AWF_REASON_UPSTREAM_PROXY_FAILED,      /* --upstream-proxy: the parent refused or failed */
   AWF_REASON_CLIENT_TLS_FAILED,          /* intercepted TLS: the client's handshake with awf */
   AWF_REASON_TIMEOUT,
   AWF_REASON_OVERLOADED,

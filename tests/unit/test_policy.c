@@ -63,6 +63,7 @@ static const struct {
     {AWF_REASON_DNS_FAILURE, "dns_failure"},
     {AWF_REASON_UPSTREAM_UNREACHABLE, "upstream_unreachable"},
     {AWF_REASON_UPSTREAM_TLS_VERIFY_FAILED, "upstream_tls_verify_failed"},
+    {AWF_REASON_UPSTREAM_PROXY_FAILED, "upstream_proxy_failed"},
     {AWF_REASON_CLIENT_TLS_FAILED, "client_tls_failed"},
     {AWF_REASON_TIMEOUT, "timeout"},
     {AWF_REASON_OVERLOADED, "overloaded"},
@@ -114,6 +115,7 @@ static void test_status_alert_explain_fix(void **state) {
   assert_int_equal(awf_reason_http_status(AWF_REASON_TIMEOUT), 504);
   assert_int_equal(awf_reason_http_status(AWF_REASON_DNS_FAILURE), 502);
   assert_int_equal(awf_reason_http_status(AWF_REASON_UPSTREAM_UNREACHABLE), 502);
+  assert_int_equal(awf_reason_http_status(AWF_REASON_UPSTREAM_PROXY_FAILED), 502);
   assert_int_equal(awf_reason_http_status(AWF_REASON_HEADER_TOO_LARGE), 431);
   assert_int_equal(awf_reason_http_status(AWF_REASON_ALLOWED), 0);
   assert_string_equal(awf_http_status_text(431), "Request Header Fields Too Large");
