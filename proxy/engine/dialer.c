@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hostname.h"
+#include "metrics.h"
 #include "netaddr.h"
 #include "proxy.h"
 
@@ -16,6 +17,7 @@ struct attempt {
   uv_tcp_t tcp;
   uv_connect_t req;
   awf_dial *dial;
+  uint64_t start_ns; /* uv_hrtime() at the connect */
 };
 
 struct awf_dial {
@@ -25,6 +27,7 @@ struct awf_dial {
   unsigned timeout_ms;
   uint16_t port;
   const awf_proxy *debug;
+  struct awf_metrics *metrics;
   char host[256]; /* for debug lines only */
   awf_dial_cb cb;
   void *arg;
@@ -83,11 +86,18 @@ static void fail(awf_dial *d, int status, enum awf_reason reason) {
 
 static void try_next(awf_dial *d);
 
+/* The connect of the current attempt finished or timed out. */
+static void observe_connect(awf_dial *d) {
+  if (d->metrics && d->cur)
+    awf_metrics_observe(&d->metrics->connect, (uv_hrtime() - d->cur->start_ns) / 1000);
+}
+
 static void on_connect(uv_connect_t *req, int status) {
   struct attempt *a = req->data;
   awf_dial *d = a->dial;
   if (status == UV_ECANCELED || d->cur != a)
     return; /* this attempt was abandoned (timeout or cancel) */
+  observe_connect(d);
   if (status == 0) {
     d->cur = NULL;
     d->open_handles--; /* ownership of the handle passes to the caller */
@@ -109,6 +119,7 @@ static void on_connect(uv_connect_t *req, int status) {
 static void on_timer(uv_timer_t *t) {
   awf_dial *d = t->data;
   if (d->cur) { /* connect timeout for the current address */
+    observe_connect(d);
     d->result.status = UV_ETIMEDOUT;
     if (d->debug)
       awf_proxy_diag(d->debug, AWF_LOG_DEBUG, "dial %s:%u: timed out after %u ms", d->host,
@@ -141,6 +152,7 @@ static void try_next(awf_dial *d) {
     d->open_handles++;
     d->cur = a;
     uv_tcp_nodelay(&a->tcp, 1);
+    a->start_ns = uv_hrtime();
     int rc = uv_tcp_connect(&a->req, &a->tcp, (struct sockaddr *)ss, on_connect);
     if (rc == 0) {
       uv_timer_start(&d->timer, on_timer, d->timeout_ms, 0);
@@ -215,6 +227,7 @@ int awf_dial_start(const struct awf_dial_params *prm, awf_dial_cb cb, void *arg,
   d->timeout_ms = prm->connect_timeout_ms ? prm->connect_timeout_ms : 10000;
   d->port = prm->port;
   d->debug = prm->debug;
+  d->metrics = prm->metrics;
   if (d->debug)
     snprintf(d->host, sizeof(d->host), "%s", prm->host);
   d->cb = cb;

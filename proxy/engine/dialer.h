@@ -14,6 +14,8 @@
 #include "reason.h"
 #include "resolver.h"
 
+struct awf_metrics;
+
 typedef struct awf_dial awf_dial;
 
 struct awf_dial_result {
@@ -38,6 +40,7 @@ struct awf_dial_params {
   /* Optional: the host's names are not resolved but dial its targets, which
    * the address policy does not judge (host_access.h). */
   const struct awf_host_access *host_access;
+  struct awf_metrics *metrics;   /* optional: each connect's time is observed */
   const struct awf_proxy *debug; /* non-NULL: each address refused or tried, as
                                     debug diagnostics of this engine */
 };
