@@ -5,6 +5,7 @@ and malformed requests refused; the number of scrape connections bounded."""
 
 import http.client
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -203,6 +204,19 @@ def test_healthz_503_while_shutting_down(mproxy, origins):
         assert (status, body) == (503, b"shutting down\n")
         assert _get(port, "/metrics")[0] == 200  # still scraped while draining
     assert mproxy.wait(15) == 0
+
+
+def test_promtool_lint(mproxy, origins):
+    """Prometheus's own linter accepts a scrape (when promtool is installed)."""
+    promtool = shutil.which("promtool")
+    if not promtool:
+        pytest.skip("promtool not installed (Debian: prometheus)")
+    assert mproxy.fetch(f"http://denied.test:{origins.http.port}/").status == 403
+    mproxy.log.wait_one(by(event="http", host="denied.test"))
+    _, _, body = _get(mproxy.metrics_port, "/metrics")
+    res = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
+                         timeout=30)
+    assert res.returncode == 0 and not res.stdout.strip(), res
 
 
 @pytest.mark.parametrize("value", ["nope", "127.0.0.1", "1.2.3.4:99999"])
