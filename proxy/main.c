@@ -685,8 +685,8 @@ static int run(struct awf_options *o) {
   for (size_t i = 0; i < o->n_metrics_listen && status == 0; i++) {
     struct sockaddr_storage bound;
     char text[AWF_ADDRSTRLEN];
-    rc = awf_metrics_server_new(&a.loop, &mcfg, (struct sockaddr *)&o->metrics_listen[i], &bound,
-                                &a.msrv[a.n_msrv]);
+    rc = awf_metrics_server_new(&a.loop, &mcfg, (struct sockaddr *)&o->metrics_listen[i],
+                                &bound, &a.msrv[a.n_msrv]);
     if (rc < 0) {
       fprintf(stderr, "awf-proxy: --metrics-listen %s: %s\n",
               awf_sockaddr_format((struct sockaddr *)&o->metrics_listen[i], text, sizeof(text)),

@@ -357,7 +357,9 @@ static int adopt_fd(uv_tcp_t *tcp, const void *arg) {
   return rc;
 }
 
-struct awf_metrics *awf_proxy_metrics(awf_proxy *p) { return &p->metrics; }
+struct awf_metrics *awf_proxy_metrics(awf_proxy *p) {
+  return &p->metrics;
+}
 
 int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent) {
   return add_listener(p, transparent, adopt_fd, &fd, NULL);

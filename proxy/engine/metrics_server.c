@@ -118,8 +118,8 @@ static void answer_metrics(struct mconn *c, bool head_only) {
   if (rc < 0)
     answer_text(c, 500, "Internal Server Error", "", "metrics unavailable\n", head_only);
   else
-    answer(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", "",
-           awf_buf_at(&body, 0), body.len, head_only);
+    answer(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", "", awf_buf_at(&body, 0),
+           body.len, head_only);
   awf_buf_free(&body);
 }
 

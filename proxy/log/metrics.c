@@ -15,7 +15,7 @@ static const char *const state_names[AWF_METRICS_CONN_STATES] = {
 };
 
 static const uint64_t bucket_us[AWF_METRICS_BUCKETS] = {
-    500,    1000,    2500,    5000,    10000,   25000,   50000,
+    500,    1000,   2500,   5000,    10000,   25000,   50000,
     100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 
@@ -238,10 +238,11 @@ static int scalar(struct awf_buf *b, const char *name, const char *type, const c
 static int units(struct awf_buf *b, const struct awf_metrics *m, bool requests) {
   const char *name = requests ? "awf_requests_total" : "awf_connections_total";
   int rc = head(b, name, "counter",
-                requests ? "HTTP requests (http, https) and DNS questions, by their access-log "
-                           "event, decision and reason."
-                         : "Connections (connect, tls, tcp; awf: udp, icmp, ip, unix), by their "
-                           "access-log event, decision and reason.");
+                requests
+                    ? "HTTP requests (http, https) and DNS questions, by their access-log "
+                      "event, decision and reason."
+                    : "Connections (connect, tls, tcp; awf: udp, icmp, ip, unix), by their "
+                      "access-log event, decision and reason.");
   for (int e = 0; e < AWF_MEV_COUNT && rc == 0; e++) {
     bool is_request = e == AWF_MEV_HTTP || e == AWF_MEV_HTTPS || e == AWF_MEV_DNS;
     if (is_request != requests)
