@@ -219,6 +219,27 @@ def test_promtool_lint(mproxy, origins):
     assert res.returncode == 0 and not res.stdout.strip(), res
 
 
+def test_rule_reloads_counted(start_proxy, tmp_path):
+    """SIGHUP re-reads the rules files: a reload that takes effect and one
+    that is refused (a bad rule) each move their counter."""
+    rules = tmp_path / "allow.txt"
+    rules.write_text("allowed.test\n")
+    p = start_proxy(allow=None, extra=["--allow-domains-file", str(rules),
+                                       "--metrics-listen", "127.0.0.1:0"])
+    port = _metrics_port(p)
+    s, _ = scrape(port)
+    assert val(s, "awf_rule_reloads_total") == 0 and val(s, "awf_rule_reload_failures_total") == 0
+    rules.write_text("allowed.test\nother.test\n")
+    p.send_signal(signal.SIGHUP)
+    s = wait_scrape(port, lambda s: val(s, "awf_rule_reloads_total") == 1)
+    assert val(s, "awf_rule_reloads_total") == 1
+    rules.write_text("bad..name\n")
+    p.send_signal(signal.SIGHUP)
+    s = wait_scrape(port, lambda s: val(s, "awf_rule_reload_failures_total") == 1)
+    assert val(s, "awf_rule_reload_failures_total") == 1
+    assert val(s, "awf_rule_reloads_total") == 1
+
+
 @pytest.mark.parametrize("value", ["nope", "127.0.0.1", "1.2.3.4:99999"])
 def test_bad_metrics_listen(proxy_bin, value):
     res = subprocess.run([proxy_bin, "--metrics-listen", value], capture_output=True, timeout=10)
