@@ -545,6 +545,8 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
     rc = add_listen(o->tlisten, &o->n_tlisten, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "dns-listen")) {
     rc = add_listen(o->dns_listen, &o->n_dns_listen, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "metrics-listen")) {
+    rc = add_listen(o->metrics_listen, &o->n_metrics_listen, v, msg, sizeof(msg));
   } else {
     snprintf(msg, sizeof(msg), "unknown option");
     rc = -EINVAL;

@@ -62,6 +62,8 @@ struct awf_options {
   size_t n_tlisten;
   struct sockaddr_storage dns_listen[AWF_MAX_LISTEN]; /* --dns-listen */
   size_t n_dns_listen;
+  struct sockaddr_storage metrics_listen[AWF_MAX_LISTEN]; /* --metrics-listen (awf-proxy) */
+  size_t n_metrics_listen;
   struct awf_port_set tls_ports;
   struct awf_port_set http_ports;
   awf_acl *ssh_acl;         /* --allow-ssh; NULL: not given */

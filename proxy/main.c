@@ -8,13 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "build_info.h"
 #include "config.h"
 #include "dns_server.h"
 #include "exitcodes.h"
+#include "metrics_server.h"
 #include "netaddr.h"
 #include "proxy.h"
+#include "systemd.h"
 
 static const char usage[] =
     "Usage: awf-proxy [OPTIONS]\n"
@@ -30,6 +33,11 @@ static const char usage[] =
     "      --http-ports LIST         original ports carrying HTTP (default 80)\n"
     "      --dns-listen ADDR:PORT    serve DNS (UDP and TCP), answering only names the\n"
     "                                rules admit; repeatable\n"
+    "      --metrics-listen ADDR:PORT\n"
+    "                                serve Prometheus metrics on GET /metrics and a health\n"
+    "                                check on GET /healthz (503 while shutting down);\n"
+    "                                repeatable; no access control: keep it on loopback\n"
+    "                                or a private network\n"
     "      --allow-clients LIST      client CIDRs served by the proxy listeners; others are\n"
     "                                reset (default: any client; give it when listening\n"
     "                                beyond loopback, or this is an open proxy)\n"
@@ -100,8 +108,13 @@ static const char usage[] =
     "\n"
     "SIGHUP reopens the log and re-reads every rule file (and ruleset); if they all parse,\n"
     "new requests are judged by them, else the rules in force stay (a config log event).\n"
+    "\n"
+    "Under systemd, listening sockets may be passed (socket activation: LISTEN_FDS,\n"
+    "named proxy, transparent, dns or metrics by FileDescriptorName=) and readiness is\n"
+    "told to NOTIFY_SOCKET (Type=notify): see contrib/systemd and docs/operating.md.\n"
+    "\n"
     "Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure, 2 on a bad flag or rule.\n"
-    "Docs: docs/awf-proxy.md and docs/access-log.md\n";
+    "Docs: docs/awf-proxy.md, docs/access-log.md and docs/operating.md\n";
 
 /* Reloads (SIGHUP) start at most this often; the signals between coalesce
  * into one reload, which starts after the last of them. */
@@ -116,15 +129,51 @@ struct app {
   awf_proxy *proxy;
   awf_resolver *resolver;
   awf_logfile *log;
-  awf_dns_server *dns[AWF_MAX_LISTEN];
+  awf_dns_server *dns[AWF_MAX_LISTEN + AWF_SD_MAX_FDS];
   size_t n_dns;
+  awf_metrics_server *msrv[AWF_MAX_LISTEN + AWF_SD_MAX_FDS];
+  size_t n_msrv;
+  /* The process's own counters: the resolver's, the DNS servers', rule
+   * reloads; summed with the engine's on a scrape. */
+  struct awf_metrics metrics;
   uv_signal_t sig_term, sig_int, sig_hup;
   bool stopping;
 };
 
+/* Sockets systemd passed (socket activation), taken in main(). */
+static struct awf_sd_fd sd_fds[AWF_SD_MAX_FDS];
+static size_t n_sd_fds;
+
+static void close_metrics_servers(struct app *a) {
+  for (size_t i = 0; i < a->n_msrv; i++)
+    awf_metrics_server_close(a->msrv[i]);
+  a->n_msrv = 0;
+}
+
+/* One scrape: the engine's counters and the process's, and the log's. */
+static void collect_metrics(void *arg, struct awf_metrics *sum) {
+  struct app *a = arg;
+  const struct awf_metrics *src[2] = {&a->metrics, NULL};
+  size_t n = 1;
+  if (a->proxy)
+    src[n++] = awf_proxy_metrics(a->proxy);
+  awf_metrics_sum(sum, src, n);
+  sum->log_lines = awf_logfile_taken(a->log);
+  sum->log_lines_dropped = awf_logfile_lost(a->log);
+  sum->log_lines_pending = awf_logfile_pending(a->log);
+}
+
+/* A state for systemd (Type=notify); nothing without NOTIFY_SOCKET. */
+static void notify(const char *state) {
+  int rc = awf_sd_notify(state);
+  if (rc < 0)
+    fprintf(stderr, "awf-proxy: warning: NOTIFY_SOCKET: %s\n", strerror(-rc));
+}
+
 static void on_proxy_done(void *arg) {
   struct app *a = arg;
   a->proxy = NULL;
+  close_metrics_servers(a);
   awf_resolver_close(a->resolver);
   uv_close((uv_handle_t *)&a->sig_term, NULL);
   uv_close((uv_handle_t *)&a->sig_int, NULL);
@@ -150,8 +199,11 @@ static void on_stop_signal(uv_signal_t *s, int signum) {
   if (a->stopping)
     return;
   a->stopping = true;
+  notify("STOPPING=1");
   fprintf(stderr, "awf-proxy: %s: finishing open connections, then exiting\n",
           strsignal(signum));
+  for (size_t i = 0; i < a->n_msrv; i++)
+    awf_metrics_server_set_stopping(a->msrv[i]);
   close_dns_servers(a);
   awf_proxy_shutdown(a->proxy, on_proxy_done, a);
 }
@@ -186,6 +238,7 @@ static void reload_rules(struct app *a) {
     c.file = e.file;
     c.line = e.line ? (int64_t)e.line : -1;
     log_config(a, &c);
+    awf_metrics_reload(&a->metrics, false);
     return;
   }
   char warning[512], ports[256], digest[80], summary[600];
@@ -222,17 +275,33 @@ static void reload_rules(struct app *a) {
   log_config(a, &c);
   awf_rules_summary(r, summary, sizeof(summary));
   fprintf(stderr, "awf-proxy: reload: rules in force: %s\n", summary);
+  awf_metrics_reload(&a->metrics, true);
+}
+
+/* systemd (Type=notify) is told a reload starts, with its monotonic time. */
+static void notify_reloading(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  char state[96];
+  snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+           (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+  notify(state);
 }
 
 static void on_reload(uv_timer_t *t) {
   struct app *a = t->data;
   a->reload_pending = false;
   a->next_reload_ms = uv_now(&a->loop) + RELOAD_MIN_INTERVAL_MS;
+  bool live = !a->stopping && a->proxy;
+  if (live)
+    notify_reloading();
   int rc = awf_logfile_reopen(a->log);
   if (rc < 0)
     fprintf(stderr, "awf-proxy: cannot reopen the access log: %s\n", strerror(-rc));
-  if (!a->stopping && a->proxy)
+  if (live) {
     reload_rules(a);
+    notify("READY=1");
+  }
 }
 
 /* SIGHUP: a reload, coalesced: one is pending at most, and it starts no
@@ -256,6 +325,7 @@ static const struct option long_opts[] = {
     {"tls-ports", required_argument, 0, 'O'},
     {"http-ports", required_argument, 0, 'O'},
     {"dns-listen", required_argument, 0, 'O'},
+    {"metrics-listen", required_argument, 0, 'O'},
     {"allow-clients", required_argument, 0, 'O'},
     {"allow-domains", required_argument, 0, 'd'},
     {"allow-domains-file", required_argument, 0, 'O'},
@@ -328,7 +398,7 @@ static int parse_args(int argc, char **argv, struct awf_options *o, bool *check)
     fprintf(stderr, "awf-proxy: %s\n", err);
     return AWF_EXIT_USAGE;
   }
-  if (o->n_listen == 0 && o->n_tlisten == 0 && o->n_dns_listen == 0) {
+  if (o->n_listen == 0 && o->n_tlisten == 0 && o->n_dns_listen == 0 && n_sd_fds == 0) {
     awf_sockaddr_parse("127.0.0.1:3128", &o->listen[0]);
     o->n_listen = 1;
   }
@@ -399,6 +469,103 @@ static int check_config(struct awf_options *o) {
   return 0;
 }
 
+static int sock_type(int fd) {
+  int type = 0;
+  socklen_t len = sizeof(type);
+  return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ? -1 : type;
+}
+
+static void print_bound(const char *what, int fd) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  char text[AWF_ADDRSTRLEN] = "?";
+  memset(&ss, 0, sizeof(ss));
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+    awf_sockaddr_format((struct sockaddr *)&ss, text, sizeof(text));
+  fprintf(stderr, "awf-proxy: %s on %s\n", what, text);
+}
+
+/* The sockets systemd passed, by name: proxy (or no name: "unknown"),
+ * transparent, metrics (TCP), dns (a UDP and a TCP socket, paired in
+ * order). Returns 0 or an exit status; every fd is owned by a server or
+ * closed when this returns. */
+static int adopt_sd_fds(struct app *a, const struct awf_dns_server_config *dcfg,
+                        const struct awf_metrics_server_config *mcfg) {
+  int status = 0, rc = 0;
+  size_t udp_next = 0, tcp_next = 0;
+  for (size_t i = 0; i < n_sd_fds; i++) {
+    const char *name = sd_fds[i].name;
+    int fd = sd_fds[i].fd, type = sock_type(fd);
+    if (status) {
+      if (strcmp(name, "dns") != 0)
+        close(fd);
+      continue;
+    }
+    bool proxy = !strcmp(name, "proxy") || !strcmp(name, "unknown");
+    bool tproxy = !strcmp(name, "transparent"), metrics = !strcmp(name, "metrics");
+    if ((proxy || tproxy || metrics) && type != SOCK_STREAM) {
+      fprintf(stderr, "awf-proxy: socket activation: '%s' (fd %d) is not a TCP socket\n", name,
+              fd);
+      close(fd);
+      status = AWF_EXIT_USAGE;
+    } else if (proxy || tproxy) {
+      print_bound(tproxy ? "transparent listening" : "listening", fd);
+      rc = awf_proxy_listen_fd(a->proxy, fd, tproxy);
+    } else if (metrics) {
+      print_bound("metrics listening", fd);
+      rc = awf_metrics_server_new_fd(&a->loop, mcfg, fd, &a->msrv[a->n_msrv]);
+      if (rc == 0)
+        a->n_msrv++;
+    } else if (!strcmp(name, "dns")) {
+      continue; /* paired below */
+    } else {
+      fprintf(stderr,
+              "awf-proxy: socket activation: fd %d is named '%s': name each socket proxy, "
+              "transparent, dns or metrics (FileDescriptorName=)\n",
+              fd, name);
+      close(fd);
+      status = AWF_EXIT_USAGE;
+    }
+    if (rc < 0 && !status) {
+      fprintf(stderr, "awf-proxy: socket activation: '%s' (fd %d): %s\n", name, fd,
+              uv_strerror(rc));
+      status = AWF_EXIT_ERROR;
+    }
+  }
+  /* DNS: the n-th UDP socket named dns with the n-th TCP one. */
+  for (;;) {
+    while (udp_next < n_sd_fds && (strcmp(sd_fds[udp_next].name, "dns") != 0 ||
+                                   sock_type(sd_fds[udp_next].fd) != SOCK_DGRAM))
+      udp_next++;
+    while (tcp_next < n_sd_fds && (strcmp(sd_fds[tcp_next].name, "dns") != 0 ||
+                                   sock_type(sd_fds[tcp_next].fd) != SOCK_STREAM))
+      tcp_next++;
+    if (udp_next == n_sd_fds && tcp_next == n_sd_fds)
+      break;
+    if (udp_next == n_sd_fds || tcp_next == n_sd_fds || status) {
+      if (!status)
+        fprintf(stderr, "awf-proxy: socket activation: 'dns' needs a UDP and a TCP socket on "
+                        "one port (ListenDatagram= and ListenStream=)\n");
+      status = status ? status : AWF_EXIT_USAGE;
+      if (udp_next < n_sd_fds)
+        close(sd_fds[udp_next++].fd);
+      if (tcp_next < n_sd_fds)
+        close(sd_fds[tcp_next++].fd);
+      continue;
+    }
+    int ufd = sd_fds[udp_next++].fd, tfd = sd_fds[tcp_next++].fd;
+    print_bound("dns listening", ufd);
+    rc = awf_dns_server_new_fds(&a->loop, dcfg, ufd, tfd, &a->dns[a->n_dns]);
+    if (rc < 0) {
+      fprintf(stderr, "awf-proxy: socket activation: 'dns': %s\n", uv_strerror(rc));
+      status = AWF_EXIT_ERROR;
+    } else {
+      a->n_dns++;
+    }
+  }
+  return status;
+}
+
 static int run(struct awf_options *o) {
   struct app a;
   memset(&a, 0, sizeof(a));
@@ -422,6 +589,7 @@ static int run(struct awf_options *o) {
     return AWF_EXIT_USAGE;
   }
   awf_options_debug_start(o, "awf-proxy", &ro, a.resolver);
+  awf_resolver_set_metrics(a.resolver, &a.metrics);
   rc = awf_logfile_open(o->log_file, &a.log);
   if (rc < 0) {
     fprintf(stderr, "awf-proxy: --log-file: cannot open '%s': %s\n", o->log_file,
@@ -498,6 +666,7 @@ static int run(struct awf_options *o) {
       .dlp = o->dlp_table,
       .log_failed = on_dns_log_failed,
       .log_failed_arg = &a,
+      .metrics = &a.metrics,
   };
   for (size_t i = 0; i < o->n_dns_listen && status == 0; i++) {
     struct sockaddr_storage bound;
@@ -515,6 +684,32 @@ static int run(struct awf_options *o) {
     fprintf(stderr, "awf-proxy: dns listening on %s\n",
             awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
   }
+  struct awf_metrics_server_config mcfg = {
+      .collect = collect_metrics,
+      .arg = &a,
+      .build = {awf_build_version, awf_build_commit, awf_build_flavour},
+  };
+  for (size_t i = 0; i < o->n_metrics_listen && status == 0; i++) {
+    struct sockaddr_storage bound;
+    char text[AWF_ADDRSTRLEN];
+    rc = awf_metrics_server_new(&a.loop, &mcfg, (struct sockaddr *)&o->metrics_listen[i],
+                                &bound, &a.msrv[a.n_msrv]);
+    if (rc < 0) {
+      fprintf(stderr, "awf-proxy: --metrics-listen %s: %s\n",
+              awf_sockaddr_format((struct sockaddr *)&o->metrics_listen[i], text, sizeof(text)),
+              uv_strerror(rc));
+      status = AWF_EXIT_ERROR;
+      break;
+    }
+    a.n_msrv++;
+    fprintf(stderr, "awf-proxy: metrics listening on %s\n",
+            awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
+  }
+  int sd_status = adopt_sd_fds(&a, &dcfg, &mcfg);
+  if (status == 0)
+    status = sd_status;
+  if (status == 0)
+    notify("READY=1"); /* every listener is up */
   if (status != 0) {
     a.stopping = true;
     close_dns_servers(&a);
@@ -545,6 +740,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "awf-proxy: out of memory\n");
     return AWF_EXIT_ERROR;
   }
+  char err[512];
+  int n = awf_sd_listen_fds(getpid(), sd_fds, AWF_SD_MAX_FDS, err, sizeof(err));
+  if (n < 0) {
+    fprintf(stderr, "awf-proxy: socket activation: %s\n", err);
+    awf_options_free(&o);
+    return AWF_EXIT_USAGE;
+  }
+  n_sd_fds = (size_t)n;
   bool check = false;
   int status = parse_args(argc, argv, &o, &check);
   if (status < 0)

@@ -796,7 +796,8 @@ int awf_dns_server_new_fds(uv_loop_t *loop, const struct awf_dns_server_config *
                                       .denials = cfg->denials,
                                       .write_failed = cfg->log_failed,
                                       .write_failed_arg = cfg->log_failed_arg,
-                                      .dlp = cfg->dlp};
+                                      .dlp = cfg->dlp,
+                                      .metrics = cfg->metrics};
   awf_list_init(&s->conns);
   awf_list_init(&s->jobs);
   config_defaults(&s->cfg);

@@ -43,6 +43,7 @@
 #include "dns_msg.h"
 #include "host_access.h"
 #include "logfile.h"
+#include "metrics.h"
 #include "policy.h"
 #include "resolver.h"
 
@@ -79,6 +80,8 @@ struct awf_dns_server_config {
   /* --dlp (optional): a question whose name carries a token or a secret's
    * value (in a label, or split across labels) is refused (dlp_match). */
   const awf_dlp *dlp;
+  /* Optional: every answer counted (metrics.h), on the server's loop. */
+  struct awf_metrics *metrics;
 };
 
 /* Serve DNS on `listen` over UDP and TCP (same port; port 0 picks one free

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hostname.h"
+#include "metrics.h"
 #include "netaddr.h"
 #include "proxy.h"
 #include "stream_write.h"
@@ -18,6 +19,7 @@ struct attempt {
   uv_tcp_t tcp;
   uv_connect_t req;
   awf_dial *dial;
+  uint64_t start_ns; /* uv_hrtime() at the connect */
 };
 
 struct awf_dial {
@@ -29,6 +31,7 @@ struct awf_dial {
   const awf_proxy *debug;
   const awf_proxy *proxy; /* warnings about the parent */
   char host[600];         /* "name:port" (and the parent's) for diagnostics */
+  struct awf_metrics *metrics;
   awf_dial_cb cb;
   void *arg;
   awf_resolve_req *rreq;
@@ -211,11 +214,18 @@ static void start_handshake(awf_dial *d) {
   uv_timer_start(&d->timer, on_timer, d->timeout_ms, 0);
 }
 
+/* The connect of the current attempt finished or timed out. */
+static void observe_connect(awf_dial *d) {
+  if (d->metrics && d->cur)
+    awf_metrics_observe(&d->metrics->connect, (uv_hrtime() - d->cur->start_ns) / 1000);
+}
+
 static void on_connect(uv_connect_t *req, int status) {
   struct attempt *a = req->data;
   awf_dial *d = a->dial;
   if (status == UV_ECANCELED || d->cur != a)
     return; /* this attempt was abandoned (timeout or cancel) */
+  observe_connect(d);
   if (status == 0) {
     if (d->via)
       start_handshake(d);
@@ -237,6 +247,7 @@ static void on_timer(uv_timer_t *t) {
     return;
   }
   if (d->cur) { /* connect timeout for the current address */
+    observe_connect(d);
     d->result.status = UV_ETIMEDOUT;
     if (d->debug)
       awf_proxy_diag(d->debug, AWF_LOG_DEBUG, "dial %s: timed out after %u ms", d->host,
@@ -269,6 +280,7 @@ static void try_next(awf_dial *d) {
     d->open_handles++;
     d->cur = a;
     uv_tcp_nodelay(&a->tcp, 1);
+    a->start_ns = uv_hrtime();
     int rc = uv_tcp_connect(&a->req, &a->tcp, (struct sockaddr *)ss, on_connect);
     if (rc == 0) {
       uv_timer_start(&d->timer, on_timer, d->timeout_ms, 0);
@@ -349,6 +361,7 @@ int awf_dial_start(const struct awf_dial_params *prm, awf_dial_cb cb, void *arg,
   d->port = prm->port;
   d->debug = prm->debug;
   d->proxy = prm->proxy;
+  d->metrics = prm->metrics;
   d->cb = cb;
   d->arg = arg;
   uv_timer_init(d->loop, &d->timer);

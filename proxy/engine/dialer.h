@@ -23,6 +23,8 @@
 #include "resolver.h"
 #include "upstream_proxy.h"
 
+struct awf_metrics;
+
 typedef struct awf_dial awf_dial;
 
 struct awf_dial_result {
@@ -54,6 +56,7 @@ struct awf_dial_params {
    * host is one of the host's services or on its NO_PROXY list. */
   const struct awf_upstream_proxy *via;
   const struct awf_proxy *proxy; /* optional: warnings about the parent proxy */
+  struct awf_metrics *metrics;   /* optional: each connect's time is observed */
   const struct awf_proxy *debug; /* non-NULL: each address refused or tried, as
                                     debug diagnostics of this engine */
 };

@@ -12,6 +12,7 @@
 #include "client_limits.h"
 #include "events.h"
 #include "list.h"
+#include "metrics.h"
 #include "policy.h"
 #include "proxy.h"
 #include "upstream_pool.h"
@@ -43,6 +44,9 @@ struct awf_proxy {
    * by the listener, so the tunnel mode reaches it without depending on
    * the mode above it. Returns 0 or a negative errno (the caller closes). */
   int (*start_intercepted)(struct conn *c, const struct tunnel_handoff *h);
+  /* This engine's counters: written by its loop only, summed on a scrape
+   * (metrics.h); the event sink, the dialer and conn_set_state() update it. */
+  struct awf_metrics metrics;
   void (*done)(void *);
   void *done_arg;
   char readbuf[AWF_READ_BUF_SIZE]; /* shared by every read: data is consumed

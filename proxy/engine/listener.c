@@ -256,7 +256,8 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
                                       .denials = p->cfg.denials,
                                       .write_failed = on_log_write_failed,
                                       .write_failed_arg = p,
-                                      .dlp = p->cfg.dlp};
+                                      .dlp = p->cfg.dlp,
+                                      .metrics = &p->metrics};
   awf_list_init(&p->listeners);
   awf_list_init(&p->conns);
   if (!p->cfg.max_connections)
@@ -354,6 +355,10 @@ static int adopt_fd(uv_tcp_t *tcp, const void *arg) {
   if (rc < 0)
     close(fd); /* not the handle's */
   return rc;
+}
+
+struct awf_metrics *awf_proxy_metrics(awf_proxy *p) {
+  return &p->metrics;
 }
 
 int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent) {

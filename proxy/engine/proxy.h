@@ -25,6 +25,7 @@
 enum awf_log_level { AWF_LOG_DEBUG = 0, AWF_LOG_INFO, AWF_LOG_WARN, AWF_LOG_ERROR };
 
 struct awf_host_access;
+struct awf_metrics;
 
 struct awf_proxy_config {
   const awf_acl *acl;
@@ -105,6 +106,10 @@ int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
  * awf_proxy_listen_transparent would. The engine owns fd from here on, also
  * on failure (it is closed). Returns 0 or a uv error. */
 int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent);
+
+/* The engine's counters (metrics.h): written by its loop only; sum them
+ * with awf_metrics_sum() from any thread while the engine lives. */
+struct awf_metrics *awf_proxy_metrics(awf_proxy *p);
 
 /* Stop accepting, let open work finish for shutdown_grace_ms, then close the
  * rest. `done` runs once every connection and handle is closed; the engine is

@@ -86,10 +86,13 @@ void awf_event_open(const struct awf_event_sink *s, const struct awf_log_record 
   masked_free(&m);
 }
 
-/* The summary lists denials, and under --audit what would have been one. */
+/* The summary lists denials, and under --audit what would have been one;
+ * metrics count every final record and the hosts denied. Both name a
+ * denial by its host, else a UNIX socket's path, else the address dialled. */
 static void note_denial(const struct awf_event_sink *s, const struct awf_log_record *r,
                         const struct awf_event_unit *u) {
-  if (!s->denials || !r->reason || !(r->decision == AWF_DENY || r->would_deny))
+  bool denial = r->reason && (r->decision == AWF_DENY || r->would_deny);
+  if (!s->metrics && !(s->denials && denial))
     return;
   struct awf_denial_fact f = {.host = r->host,
                               .host_len = r->host_len,
@@ -108,7 +111,9 @@ static void note_denial(const struct awf_event_sink *s, const struct awf_log_rec
     f.host = awf_sockaddr_format_ip(u->dst, ip, sizeof(ip));
     f.host_len = strlen(ip);
   }
-  awf_denials_note(s->denials, &f);
+  awf_metrics_note_record(s->metrics, r, f.host, f.host_len);
+  if (s->denials && denial)
+    awf_denials_note(s->denials, &f);
 }
 
 void awf_event_log(const struct awf_event_sink *s, struct awf_log_record *r,

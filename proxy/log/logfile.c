@@ -66,6 +66,7 @@ struct awf_logfile {
   size_t since_check;   /* bytes written since reserved_end was checked */
   int error;            /* the last write error, -errno; 0 for none */
   unsigned long lost;   /* lines that will never be written */
+  unsigned long taken;  /* records handed to awf_logfile_write with a sink */
   unsigned long untold; /* of them, not yet told by a log_lost record */
   char run[17];         /* awf_logfile_run() */
   awf_logfile_tap_fn tap;
@@ -435,6 +436,7 @@ int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r) {
     lf->tap(lf->tap_ud, &rec);
   if (lf->kind == SINK_NONE)
     return 0;
+  lf->taken++;
   awf_buf_reset(&lf->line);
   int rc = awf_log_format(&lf->line, &rec);
   if (rc < 0) {
@@ -506,6 +508,8 @@ int awf_logfile_reopen(awf_logfile *lf) {
 }
 
 unsigned long awf_logfile_lost(const awf_logfile *lf) { return lf->lost; }
+
+unsigned long awf_logfile_taken(const awf_logfile *lf) { return lf->taken; }
 
 unsigned long awf_logfile_pending(const awf_logfile *lf) {
   size_t n;
