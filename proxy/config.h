@@ -93,8 +93,8 @@ struct awf_options {
   size_t n_secret_files;
   const char *secret_in_body[AWF_SECRETS_MAX]; /* --secret-in-body NAME */
   size_t n_secret_in_body;
-  bool secret_strict;          /* --secret-strict */
-  bool secret_allow_plaintext; /* --secret-allow-plaintext */
+  bool secret_strict;                  /* --secret-strict */
+  bool secret_allow_plaintext;         /* --secret-allow-plaintext */
   const char *secret_placeholders_out; /* --secret-placeholders-out FILE (awf-proxy) */
 };
 

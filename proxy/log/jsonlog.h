@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"    /* struct awf_buf, the capped buffer records are written into */
+#include "buf.h"     /* struct awf_buf, the capped buffer records are written into */
 #include "reason.h"  /* enum awf_decision, enum awf_reason: written by name */
 #include "secrets.h" /* secrets are written by name, never by value */
 
@@ -60,10 +60,10 @@ struct awf_log_record {
   const awf_secrets *secrets; /* --secret: the store the two masks index */
   uint64_t secrets_injected;  /* secrets whose placeholders became their values */
   uint64_t secrets_misdirected; /* placeholders carried to another host */
-  int status;                 /* HTTP status sent; -1 to omit */
-  const char *upstream;       /* "ip:port" dialled */
-  const char *resolved;       /* private_destination: an address the name resolved to */
-  const char *path;           /* unix events: the socket file's name as the command gave it */
+  int status;                   /* HTTP status sent; -1 to omit */
+  const char *upstream;         /* "ip:port" dialled */
+  const char *resolved;         /* private_destination: an address the name resolved to */
+  const char *path;             /* unix events: the socket file's name as the command gave it */
   size_t path_len;
   int64_t bytes_up;    /* client -> upstream; -1 to omit */
   int64_t bytes_down;  /* upstream -> client; -1 to omit */

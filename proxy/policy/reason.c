@@ -110,10 +110,11 @@ static const struct row {
                                      AWF_FIX_NONE,
                                      "plain HTTP to a --secret host: use https:// (or "
                                      "--secret-allow-plaintext)"},
-    [AWF_REASON_METHOD_NOT_ALLOWED] = {"method_not_allowed", 405, DENIED,
-                                       "TRACE and TRACK are refused on intercepted hosts (their "
-                                       "answers echo the request's headers)",
-                                       AWF_FIX_NONE, NULL},
+    [AWF_REASON_METHOD_NOT_ALLOWED] =
+        {"method_not_allowed", 405, DENIED,
+         "TRACE and TRACK are refused on intercepted hosts (their "
+         "answers echo the request's headers)",
+         AWF_FIX_NONE, NULL},
     [AWF_REASON_BAD_REQUEST] = {"bad_request", 400, DENIED, MALFORMED, AWF_FIX_NONE, NULL},
     [AWF_REASON_NOT_A_PROXY_REQUEST] =
         {"not_a_proxy_request", 400, DENIED,

@@ -83,8 +83,8 @@ static int split_name(const char *spec, const char *flag, char *name, size_t cap
   return 0;
 }
 
-int awf_secrets_split_file_spec(const char *spec, char *name, size_t namecap,
-                                const char **path, char *err, size_t errlen) {
+int awf_secrets_split_file_spec(const char *spec, char *name, size_t namecap, const char **path,
+                                char *err, size_t errlen) {
   int rc = split_name(spec, "--secret-file", name, namecap, path, err, errlen);
   if (rc == 0 && **path == '\0') {
     snprintf(err, errlen, "--secret-file '%s': no PATH", name);
@@ -241,12 +241,9 @@ int awf_secrets_set_value(awf_secrets *s, size_t i, const char *value, size_t le
 /* The alphabets a placeholder's random part is drawn from, narrowest first:
  * the first that holds every byte of the value. */
 static const char *const alphabets[] = {
-    DIGITS "abcdef",
-    DIGITS "ABCDEF",
-    DIGITS LOWER UPPER,
-    DIGITS LOWER UPPER "-_",
-    DIGITS LOWER UPPER "+/=",
-    NULL, /* any printable byte but the blank */
+    DIGITS "abcdef",          DIGITS "ABCDEF",
+    DIGITS LOWER UPPER,       DIGITS LOWER UPPER "-_",
+    DIGITS LOWER UPPER "+/=", NULL, /* any printable byte but the blank */
 };
 
 static const char *alphabet_of(const char *v, size_t len) {
@@ -359,7 +356,8 @@ size_t awf_secrets_hosts(const awf_secrets *s, size_t i, const char **hosts, siz
 static bool host_matches(const char *rule, const char *host, size_t len) {
   if (rule[0] == '*') {
     size_t sl = strlen(rule + 2);
-    return len > sl + 1 && host[len - sl - 1] == '.' && memcmp(host + len - sl, rule + 2, sl) == 0;
+    return len > sl + 1 && host[len - sl - 1] == '.' &&
+           memcmp(host + len - sl, rule + 2, sl) == 0;
   }
   return strlen(rule) == len && memcmp(rule, host, len) == 0;
 }
@@ -508,7 +506,7 @@ size_t awf_secret_stream_feed(struct awf_secret_stream *st, const char *in, size
   t += len;
   /* A match that begins before the limit may end after it. */
   uint64_t end = st->limit > UINT64_MAX - AWF_SECRET_MAX_LEN ? UINT64_MAX
-                                                              : st->limit + AWF_SECRET_MAX_LEN;
+                                                             : st->limit + AWF_SECRET_MAX_LEN;
   if (st->seen >= end || st->mask == 0)
     return t; /* past the searched prefix: as it came */
   st->seen += len;

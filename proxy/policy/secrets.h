@@ -42,8 +42,8 @@ int awf_secrets_add(awf_secrets *s, const char *spec, char *err, size_t errlen);
 
 /* "NAME=PATH" (--secret-file): split, NAME checked; *path points into spec.
  * Returns 0 or -EINVAL with the message in err. */
-int awf_secrets_split_file_spec(const char *spec, char *name, size_t namecap,
-                                const char **path, char *err, size_t errlen);
+int awf_secrets_split_file_spec(const char *spec, char *name, size_t namecap, const char **path,
+                                char *err, size_t errlen);
 
 /* The index of NAME, or -1. */
 int awf_secrets_find(const awf_secrets *s, const char *name);

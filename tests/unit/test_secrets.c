@@ -39,7 +39,8 @@ static awf_secrets *make(uint64_t seed) {
   awf_secrets *s = awf_secrets_new();
   assert_non_null(s);
   assert_int_equal(awf_secrets_add(s, "OPENAI_API_KEY=API.openai.com", err, sizeof(err)), 0);
-  assert_int_equal(awf_secrets_add(s, "GH_TOKEN=api.github.com, *.github.com", err, sizeof(err)),
+  assert_int_equal(awf_secrets_add(s, "GH_TOKEN=api.github.com, *.github.com", err,
+                                   sizeof(err)),
                    0);
   assert_int_equal(awf_secrets_set_value(s, 0, KEY, strlen(KEY), err, sizeof(err)), 0);
   assert_int_equal(awf_secrets_set_value(s, 1, TOKEN, strlen(TOKEN), err, sizeof(err)), 0);
@@ -74,9 +75,9 @@ static void test_specs(void **state) {
   assert_string_equal(awf_secrets_header(s, 1), "x-api-key");
   char name[64];
   const char *path;
-  assert_int_equal(
-      awf_secrets_split_file_spec("K2=/run/key", name, sizeof(name), &path, err, sizeof(err)),
-      0);
+  assert_int_equal(awf_secrets_split_file_spec("K2=/run/key", name, sizeof(name), &path, err,
+                                               sizeof(err)),
+                   0);
   assert_string_equal(name, "K2");
   assert_string_equal(path, "/run/key");
   assert_int_equal(awf_secrets_split_file_spec("K2=", name, sizeof(name), &path, err,
@@ -112,12 +113,12 @@ static void test_placeholders(void **state) {
     size_t vlen, plen;
     const char *v = awf_secrets_value(a, i, &vlen);
     const char *p = awf_secrets_placeholder(a, i, &plen);
-    assert_int_equal(vlen, plen);                  /* same length */
-    assert_int_equal(strlen(p), plen);             /* NUL-terminated */
-    assert_memory_equal(p, AWF_SECRET_MARKER, 5);  /* the marker */
-    assert_memory_not_equal(p, v, vlen);           /* not the value */
-    assert_string_not_equal(p, ph_of(b, i));       /* distinct per run */
-    for (size_t k = 5; k < plen; k++)              /* the value's alphabet: no '+', '/'... */
+    assert_int_equal(vlen, plen);                 /* same length */
+    assert_int_equal(strlen(p), plen);            /* NUL-terminated */
+    assert_memory_equal(p, AWF_SECRET_MARKER, 5); /* the marker */
+    assert_memory_not_equal(p, v, vlen);          /* not the value */
+    assert_string_not_equal(p, ph_of(b, i));      /* distinct per run */
+    for (size_t k = 5; k < plen; k++)             /* the value's alphabet: no '+', '/'... */
       assert_non_null(strchr("0123456789abcdefghijklmnopqrstuvwxyz"
                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_",
                              p[k]));
@@ -161,8 +162,8 @@ static char *head_with(const awf_secrets *s, size_t *len) {
   int n = asprintf(&h,
                    "GET /v1/%s?key=%s&t=%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer "
                    "%s\r\nX-Other: %s\r\n%s: x\r\n\r\n",
-                   ph_of(s, 0), ph_of(s, 0), ph_of(s, 1), ph_of(s, 0), ph_of(s, 0),
-                   ph_of(s, 1), ph_of(s, 0));
+                   ph_of(s, 0), ph_of(s, 0), ph_of(s, 1), ph_of(s, 0), ph_of(s, 0), ph_of(s, 1),
+                   ph_of(s, 0));
   assert_true(n > 0);
   *len = (size_t)n;
   return h;
