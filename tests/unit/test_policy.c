@@ -300,6 +300,9 @@ static struct awf_verdict ask_https(const struct awf_policy *p, const char *host
   return awf_policy_judge(p, &f);
 }
 
+static struct awf_verdict ask_https(const struct awf_policy *p, const char *host,
+                                    const char *method, const char *target);
+
 /* --secret: plain HTTP to a secret's host is refused unless
  * --secret-allow-plaintext, TRACE and TRACK to an intercepted or secret
  * host are refused, --audit admits neither; other hosts are unaffected. */
@@ -309,31 +312,23 @@ static void test_secret_hosts(void **state) {
   awf_secrets *s = awf_secrets_new();
   assert_int_equal(awf_secrets_add(s, "K=api.ok.test", err, sizeof(err)), 0);
   f->p.secrets = s;
-  struct awf_ask_facts h = {.kind = AWF_ASK_HTTP,
-                            .host = "api.ok.test",
-                            .host_len = strlen("api.ok.test"),
-                            .port = 80,
-                            .http = {"GET", "/x", 2}};
-  expect(awf_policy_judge(&f->p, &h), AWF_DENY, AWF_REASON_SECRET_PLAINTEXT, false);
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/x"), AWF_DENY, AWF_REASON_SECRET_PLAINTEXT,
+         false);
   f->p.audit = true;
-  expect(awf_policy_judge(&f->p, &h), AWF_DENY, AWF_REASON_SECRET_PLAINTEXT, false);
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/x"), AWF_DENY, AWF_REASON_SECRET_PLAINTEXT,
+         false);
   f->p.audit = false;
   f->p.secret_allow_plaintext = true;
-  expect(awf_policy_judge(&f->p, &h), AWF_ALLOW, AWF_REASON_ALLOWED, false);
-  h.http.method = "TRACE";
-  expect(awf_policy_judge(&f->p, &h), AWF_DENY, AWF_REASON_METHOD_NOT_ALLOWED, false);
-  h.http.method = "TRACK";
-  expect(awf_policy_judge(&f->p, &h), AWF_DENY, AWF_REASON_METHOD_NOT_ALLOWED, false);
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/x"), AWF_ALLOW, AWF_REASON_ALLOWED, false);
+  expect(ask_url(&f->p, "api.ok.test", "TRACE", "/x"), AWF_DENY, AWF_REASON_METHOD_NOT_ALLOWED,
+         false);
+  expect(ask_url(&f->p, "api.ok.test", "TRACK", "/x"), AWF_DENY, AWF_REASON_METHOD_NOT_ALLOWED,
+         false);
   expect(ask_url(&f->p, "ok.test", "TRACE", "/x"), AWF_ALLOW, AWF_REASON_ALLOWED, false);
   expect(ask_url(&f->p, "ok.test", "GET", "/x"), AWF_ALLOW, AWF_REASON_ALLOWED, false);
-  struct awf_ask_facts t = h;
-  t.kind = AWF_ASK_HTTPS;
-  t.host = "tls.test";
-  t.host_len = strlen("tls.test");
-  t.http.method = "TRACE";
-  expect(awf_policy_judge(&f->p, &t), AWF_DENY, AWF_REASON_METHOD_NOT_ALLOWED, false);
-  t.http.method = "GET";
-  expect(awf_policy_judge(&f->p, &t), AWF_ALLOW, AWF_REASON_ALLOWED, false);
+  expect(ask_https(&f->p, "tls.test", "TRACE", "/x"), AWF_DENY, AWF_REASON_METHOD_NOT_ALLOWED,
+         false);
+  expect(ask_https(&f->p, "tls.test", "GET", "/x"), AWF_ALLOW, AWF_REASON_ALLOWED, false);
   assert_int_equal(awf_reason_http_status(AWF_REASON_METHOD_NOT_ALLOWED), 405);
   assert_string_equal(awf_http_status_text(405), "Method Not Allowed");
   f->p.secrets = NULL;
