@@ -88,11 +88,11 @@ struct awf_env_spec {
   int env_all;                      /* --env-all given */
   const struct awf_env_file *files; /* --env-file contents, nfiles of them */
   size_t nfiles;
-  const char *const *cli;     /* -e arguments */
-  const char *const *exclude; /* --exclude-env names */
-  const char *const *trust;   /* layer 4, awf's "NAME=VALUE" entries */
-  const char *const *append;  /* layer 7, awf's "NAME=VALUE" entries */
-  const char *const *forced;  /* layer 8, awf's "NAME=VALUE" entries */
+  const char *const *cli;                /* -e arguments */
+  const char *const *exclude;            /* --exclude-env names */
+  const char *const *trust;              /* layer 4, awf's "NAME=VALUE" entries */
+  const char *const *append;             /* layer 7, awf's "NAME=VALUE" entries */
+  const char *const *forced;             /* layer 8, awf's "NAME=VALUE" entries */
   const struct awf_env_replace *replace; /* nreplace of them */
   size_t nreplace;
 };

@@ -5,9 +5,10 @@ the proxy writes the value into requests to the secret's host only, on the
 explicit (HTTPS_PROXY) and the transparent path, and gives the echo back as
 the placeholder.
 
-The sandbox does not trust the run's CA here yet (that set-up belongs to
---ssl-bump's sandbox trust), so curl inside uses -k; awf itself verifies the
-origin against the world's certificate (SSL_CERT_FILE in awf's environment)."""
+--secret turns on --ssl-bump's trust set-up: curl inside trusts the run's CA
+with no option; awf itself verifies the origin against the world's
+certificate (SSL_CERT_FILE in awf's environment, also the host bundle the
+sandbox's starts from)."""
 
 import codecs
 import json
@@ -37,7 +38,7 @@ def _args(*more):
 def _curl(url, tok, transparent):
     """A curl command line sending the placeholder in a header and the query."""
     noproxy = "--noproxy '*' " if transparent else ""
-    return (f"curl -q -sS -k --max-time 10 {noproxy}-H \"Authorization: Bearer ${NAME}\" "
+    return (f"curl -q -sS --max-time 10 {noproxy}-H \"Authorization: Bearer ${NAME}\" "
             f"\"{url}?t={tok}&key=${NAME}\"; echo")
 
 
