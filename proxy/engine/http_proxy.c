@@ -798,8 +798,8 @@ static int on_req_complete(llhttp_t *p) {
     return -1; /* a match only the body's end decides: the request is not ended */
   awf_dlp_stream_free(h->dlp_body);
   h->dlp_body = NULL;
-  if (c->up && write_body_secrets(c, false, h->req_framing == AWF_FRAME_CHUNKED, NULL, 0,
-                                  true) < 0)
+  if (c->up &&
+      write_body_secrets(c, false, h->req_framing == AWF_FRAME_CHUNKED, NULL, 0, true) < 0)
     return req_error(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
   if (h->req_framing == AWF_FRAME_CHUNKED && c->up) {
     uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);

@@ -51,14 +51,14 @@ struct awf_log_record {
   const char *sni;
   size_t sni_len;
   const char *original_dst;
-  enum awf_decision decision; /* written "allow" / "deny"; NONE: omitted */
-  enum awf_reason reason;     /* written by its name; NONE: omitted */
-  const char *dlp;            /* --dlp: the kind of what matched (never the text) */
-  bool would_deny;            /* --audit: allowed, but the ACL would have denied */
-  bool ech;                   /* a ClientHello carried ECH */
-  bool intercepted;           /* a tunnel TLS interception opened (--ssl-bump) */
-  const awf_secrets *secrets; /* --secret: the store the two masks index */
-  uint64_t secrets_injected;  /* secrets whose placeholders became their values */
+  enum awf_decision decision;   /* written "allow" / "deny"; NONE: omitted */
+  enum awf_reason reason;       /* written by its name; NONE: omitted */
+  const char *dlp;              /* --dlp: the kind of what matched (never the text) */
+  bool would_deny;              /* --audit: allowed, but the ACL would have denied */
+  bool ech;                     /* a ClientHello carried ECH */
+  bool intercepted;             /* a tunnel TLS interception opened (--ssl-bump) */
+  const awf_secrets *secrets;   /* --secret: the store the two masks index */
+  uint64_t secrets_injected;    /* secrets whose placeholders became their values */
   uint64_t secrets_misdirected; /* placeholders carried to another host */
   int status;                   /* HTTP status sent; -1 to omit */
   const char *upstream;         /* "ip:port" dialled */

@@ -249,3 +249,22 @@ def test_secret_file(secret_proxy, origins, tmp_path):
                          "-H", f"Authorization: token {ph}")
     _, hdrs = _seen(origins.https, t)
     assert hdrs["authorization"] == f"token {from_file}", hdrs
+
+
+def test_with_dlp_injection_goes_and_the_value_from_a_client_is_denied(secret_proxy, origins,
+                                                                        value):
+    p, ph, ca = secret_proxy("--dlp")
+    t = token()
+    rc, out, err = _curl(p, ca, f"https://allowed.test:{origins.https.port}/echo?t={t}",
+                         "-H", f"Authorization: Bearer {ph}")
+    assert rc == 0, err
+    _, hdrs = _seen(origins.https, t)  # DLP judges what the client sent: the placeholder
+    assert hdrs["authorization"] == f"Bearer {value}", hdrs
+    # A client holding the real value (it never should) cannot send it anywhere.
+    t = token()
+    rc, out, err = _curl(p, ca, f"http://other.test:{origins.http.port}/echo?t={t}",
+                         "-H", f"X-Leak: {value}", "-o", "/dev/null", "-w", "%{http_code}")
+    assert out == "403" and origins.http.state.find(t) == [], (out, err)
+    rec = p.log.wait_one(url_has(t))
+    assert rec["reason"] == "dlp_match" and rec["dlp"] == f"secret:{NAME}", rec
+    assert value not in p.log.raw()
