@@ -9,6 +9,7 @@ secrets, never their values."""
 import hashlib
 import json
 import os
+import signal
 import stat
 import subprocess
 import urllib.parse
@@ -268,3 +269,19 @@ def test_with_dlp_injection_goes_and_the_value_from_a_client_is_denied(secret_pr
     rec = p.log.wait_one(url_has(t))
     assert rec["reason"] == "dlp_match" and rec["dlp"] == f"secret:{NAME}", rec
     assert value not in p.log.raw()
+
+
+def test_secrets_survive_a_reload(secret_proxy, origins, value):
+    """SIGHUP re-reads the rules, not the secrets: the same placeholder is
+    still injected for its host, which is still opened."""
+    p, ph, ca = secret_proxy()
+    before = len([r for r in p.log.all_records() if r.get("event") == "config"])
+    p.send_signal(signal.SIGHUP)
+    rec = p.log.wait(by(event="config"), count=before + 1, every=True)[before]
+    assert rec.get("ok") is True, rec
+    t = token()
+    rc, out, err = _curl(p, ca, f"https://allowed.test:{origins.https.port}/echo?t={t}",
+                         "-H", f"Authorization: Bearer {ph}")
+    assert rc == 0, err
+    _, hdrs = _seen(origins.https, t)
+    assert hdrs["authorization"] == f"Bearer {value}", hdrs
