@@ -80,8 +80,10 @@ void awf_options_free(struct awf_options *o) {
     awf_addr_policy_free(o->policy);
   if (o->ssh_acl)
     awf_acl_free(o->ssh_acl);
-  awf_intercept_free(o->intercept); /* before the rules it borrows */
+  awf_intercept_free(o->intercept); /* before the rules and secrets it borrows */
   o->intercept = NULL;
+  awf_secrets_free(o->secrets);
+  o->secrets = NULL;
   awf_rules_free(o->rules);
   o->rules = NULL;
   o->url_rules = NULL;
@@ -438,6 +440,147 @@ void awf_rules_summary(const struct awf_rules *r, char *buf, size_t len) {
            r->n_sources == 1 ? "" : "s", r->n_files, r->n_files == 1 ? "" : "s", hex);
 }
 
+/* ---- secrets ------------------------------------------------------------ */
+
+#define MAX_SECRET_FILE 65536
+
+static int getrandom_fn(void *buf, size_t len, void *arg) {
+  (void)arg;
+  for (size_t off = 0; off < len;) {
+    ssize_t n = getrandom((char *)buf + off, len - off, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return n < 0 ? -errno : -EIO;
+    off += (size_t)n;
+  }
+  return 0;
+}
+
+static void wipe_free(char *p, size_t len) {
+  if (!p)
+    return;
+  explicit_bzero(p, len);
+  free(p);
+}
+
+/* --secret-file NAME=PATH: the file's bytes, one trailing line break dropped. */
+static int read_secret_file(struct awf_options *o, const char *spec, char *err, size_t errlen) {
+  char name[AWF_SECRET_NAME_MAX + 1], msg[512];
+  const char *path;
+  int rc = awf_secrets_split_file_spec(spec, name, sizeof(name), &path, err, errlen);
+  if (rc < 0)
+    return rc;
+  int i = awf_secrets_find(o->secrets, name);
+  if (i < 0) {
+    snprintf(err, errlen, "--secret-file %s: give its hosts too: --secret %s=HOST[,HOST...]",
+             name, name);
+    return -EINVAL;
+  }
+  char *text;
+  size_t len;
+  if ((rc = awf_textfile_read(path, MAX_SECRET_FILE, &text, &len, msg, sizeof(msg))) < 0) {
+    snprintf(err, errlen, "--secret-file %s: %s", name, msg);
+    return rc;
+  }
+  size_t vlen = len;
+  if (vlen && text[vlen - 1] == '\n')
+    vlen--;
+  if (vlen && text[vlen - 1] == '\r')
+    vlen--;
+  rc = awf_secrets_set_value(o->secrets, (size_t)i, text, vlen, err, errlen);
+  wipe_free(text, len);
+  return rc;
+}
+
+static bool has_value(const struct awf_options *o, const char *name) {
+  for (size_t k = 0; k < o->n_secret_files; k++) {
+    size_t n = strlen(name);
+    if (!strncmp(o->secret_files[k], name, n) && o->secret_files[k][n] == '=')
+      return true;
+  }
+  return false;
+}
+
+static int finish_secrets(struct awf_options *o, char *err, size_t errlen) {
+  size_t n = awf_secrets_count(o->secrets);
+  if (n == 0) {
+    const char *lone = o->n_secret_files            ? "--secret-file"
+                       : o->n_secret_in_body        ? "--secret-in-body"
+                       : o->secret_strict           ? "--secret-strict"
+                       : o->secret_allow_plaintext  ? "--secret-allow-plaintext"
+                       : o->secret_placeholders_out ? "--secret-placeholders-out"
+                                                    : NULL;
+    if (lone) {
+      snprintf(err, errlen, "%s: needs --secret NAME=HOST[,HOST...]", lone);
+      return -EINVAL;
+    }
+    return 0;
+  }
+  int rc = 0;
+  for (size_t k = 0; rc == 0 && k < o->n_secret_files; k++)
+    rc = read_secret_file(o, o->secret_files[k], err, errlen);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const char *name = awf_secrets_name(o->secrets, i);
+    if (has_value(o, name))
+      continue;
+    const char *v = getenv(name);
+    if (!v) {
+      snprintf(err, errlen,
+               "--secret %s: %s is not set in the environment (set it, or give "
+               "--secret-file %s=PATH)",
+               name, name, name);
+      return -EINVAL;
+    }
+    rc = awf_secrets_set_value(o->secrets, i, v, strlen(v), err, errlen);
+  }
+  for (size_t k = 0; rc == 0 && k < o->n_secret_in_body; k++)
+    rc = awf_secrets_set_in_body(o->secrets, o->secret_in_body[k], err, errlen);
+  if (rc == 0)
+    rc = awf_secrets_seal(o->secrets, getrandom_fn, NULL, err, errlen);
+  /* --dlp: a secret's real value is a credential like any token. */
+  for (size_t i = 0; rc == 0 && o->dlp_table && i < n; i++) {
+    char kind[65];
+    size_t len;
+    const char *v = awf_secrets_value(o->secrets, i, &len);
+    snprintf(kind, sizeof(kind), "secret:%s", awf_secrets_name(o->secrets, i));
+    if ((rc = awf_dlp_add_literal(o->dlp_table, kind, v, len)) < 0)
+      snprintf(err, errlen, "--dlp: secret %s: %s", awf_secrets_name(o->secrets, i),
+               strerror(-rc));
+  }
+  return rc;
+}
+
+int awf_options_write_placeholders(const struct awf_options *o, const char *path, char *err,
+                                   size_t errlen) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    snprintf(err, errlen, "'%s': %s", path, strerror(errno));
+    return -errno;
+  }
+  FILE *f = fdopen(fd, "w");
+  if (!f) {
+    close(fd);
+    return -ENOMEM;
+  }
+  int rc = fchmod(fd, 0600) < 0 ? -errno : 0;
+  for (size_t i = 0; rc == 0 && i < awf_secrets_count(o->secrets); i++) {
+    size_t len;
+    const char *ph = awf_secrets_placeholder(o->secrets, i, &len);
+    if (fprintf(f, "%s=%s\n", awf_secrets_name(o->secrets, i), ph) < 0)
+      rc = -EIO;
+  }
+  if (fclose(f) != 0 && rc == 0)
+    rc = -errno;
+  if (rc < 0)
+    snprintf(err, errlen, "'%s': %s", path, strerror(-rc));
+  return rc;
+}
+
+bool awf_options_intercepts(const struct awf_options *o) {
+  return o->ssl_bump || awf_secrets_count(o->secrets) > 0;
+}
+
 int awf_options_finish(struct awf_options *o, char *err, size_t errlen) {
   struct awf_rules *r;
   struct awf_rules_error e;
@@ -447,24 +590,24 @@ int awf_options_finish(struct awf_options *o, char *err, size_t errlen) {
     return rc;
   }
   awf_rules_free(awf_options_swap_rules(o, r));
-  if (o->ssl_bump_ca_out && !o->ssl_bump) {
-    snprintf(err, errlen, "--ssl-bump-ca-out: needs --ssl-bump");
+  if (o->ssl_bump_ca_out && !o->ssl_bump && !o->secrets) {
+    snprintf(err, errlen, "--ssl-bump-ca-out: needs --ssl-bump or --secret");
     return -EINVAL;
   }
   if (o->dlp && !o->dlp_table && !(o->dlp_table = awf_dlp_new())) {
     snprintf(err, errlen, "--dlp: out of memory");
     return -ENOMEM;
   }
-  return 0;
+  return finish_secrets(o, err, errlen);
 }
 
 int awf_options_start_intercept(struct awf_options *o, char *err, size_t errlen) {
-  if (!o->ssl_bump || o->intercept)
+  if (!awf_options_intercepts(o) || o->intercept)
     return 0;
   char msg[512];
-  int rc = awf_intercept_new(o->url_rules, &o->intercept, msg, sizeof(msg));
+  int rc = awf_intercept_new(o->url_rules, o->secrets, &o->intercept, msg, sizeof(msg));
   if (rc < 0) {
-    snprintf(err, errlen, "--ssl-bump: %s", msg);
+    snprintf(err, errlen, "%s: %s", o->ssl_bump ? "--ssl-bump" : "--secret", msg);
     return rc;
   }
   if (o->ssl_bump_ca_out &&
@@ -482,6 +625,27 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
   msg[0] = '\0';
   if (rule_flag(flag)) {
     rc = add_source(o, rule_flag(flag), v); /* read and checked by awf_options_finish() */
+  } else if (!strcmp(flag, "secret")) {
+    if (!o->secrets && !(o->secrets = awf_secrets_new()))
+      return -ENOMEM;
+    rc = awf_secrets_add(o->secrets, v, err, errlen);
+    return rc < 0 ? -EINVAL : 0; /* err names the flag already */
+  } else if (!strcmp(flag, "secret-file") || !strcmp(flag, "secret-in-body")) {
+    bool file = flag[7] == 'f';
+    const char **list = file ? o->secret_files : o->secret_in_body;
+    size_t *n = file ? &o->n_secret_files : &o->n_secret_in_body;
+    if (*n == AWF_SECRETS_MAX) {
+      snprintf(msg, sizeof(msg), "more than %d", AWF_SECRETS_MAX);
+      rc = -E2BIG;
+    } else {
+      list[(*n)++] = v; /* checked once every --secret is read */
+    }
+  } else if (!strcmp(flag, "secret-placeholders-out")) {
+    o->secret_placeholders_out = v;
+  } else if (!strcmp(flag, "secret-strict")) {
+    o->secret_strict = true;
+  } else if (!strcmp(flag, "secret-allow-plaintext")) {
+    o->secret_allow_plaintext = true;
   } else if (!strcmp(flag, "ssl-bump-ca-out")) {
     o->ssl_bump_ca_out = v;
   } else if (!strcmp(flag, "rate-limit")) {
@@ -603,6 +767,14 @@ void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f
   }
   if (o->dlp)
     fprintf(f, "%s: debug: dlp: on (tokens and secrets in requests, names and bodies)\n", prog);
+  /* The secrets: names and hosts, never values. */
+  for (size_t i = 0; i < awf_secrets_count(o->secrets); i++) {
+    const char *hosts[AWF_SECRET_HOSTS_MAX];
+    size_t n = awf_secrets_hosts(o->secrets, i, hosts, AWF_SECRET_HOSTS_MAX);
+    fprintf(f, "%s: debug: secret %s: %zu host(s), first %s%s\n", prog,
+            awf_secrets_name(o->secrets, i), n, n ? hosts[0] : "-",
+            awf_secrets_in_body(o->secrets, i) ? ", in bodies too" : "");
+  }
   awf_port_set_format(&o->ports, a, sizeof(a));
   fprintf(f, "%s: debug: allow-ports: %s%s\n", prog, a,
           o->audit ? " (--audit: nothing denied)" : "");
@@ -669,6 +841,9 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->ssh_acl = o->ssh_acl;
   cfg->url_rules = o->url_rules;
   cfg->intercept = o->intercept;
+  cfg->secrets = o->secrets;
+  cfg->secret_strict = o->secret_strict;
+  cfg->secret_allow_plaintext = o->secret_allow_plaintext;
   cfg->allow_clients = o->clients;
   cfg->rate_limits = o->rate_limits;
   cfg->dlp = o->dlp_table;

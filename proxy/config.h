@@ -88,6 +88,16 @@ struct awf_options {
   struct awf_upstream_proxy *upstream_proxy;
   const char *upstream_proxy_from;
   bool upstream_proxy_set;
+  /* --secret NAME=HOST[,HOST...] (secrets.h): values read and placeholders
+   * made by awf_options_finish(). NULL: none. */
+  awf_secrets *secrets;
+  const char *secret_files[AWF_SECRETS_MAX]; /* --secret-file NAME=PATH, as given */
+  size_t n_secret_files;
+  const char *secret_in_body[AWF_SECRETS_MAX]; /* --secret-in-body NAME */
+  size_t n_secret_in_body;
+  bool secret_strict;                  /* --secret-strict */
+  bool secret_allow_plaintext;         /* --secret-allow-plaintext */
+  const char *secret_placeholders_out; /* --secret-placeholders-out FILE (awf-proxy) */
 };
 
 /* Defaults, with an empty ACL (deny all). Returns 0 or -ENOMEM. */
@@ -101,8 +111,11 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *value, 
 
 /* After the last flag: build the rules from every source (reading the
  * files), then what only the whole set can tell (https:// URL rules without
- * --ssl-bump, --ssl-bump-ca-out without it), and --dlp's table. Returns 0,
- * or -EINVAL or -ENOMEM with the message in err. */
+ * --ssl-bump, --ssl-bump-ca-out without it), --dlp's table, and the
+ * secrets: each value read from this process's environment or its
+ * --secret-file (with this process's rights: awf reads it as the caller),
+ * then the placeholders drawn (getrandom). Returns 0, or -EINVAL or -ENOMEM
+ * with the message in err. */
 int awf_options_finish(struct awf_options *o, char *err, size_t errlen);
 
 /* A fresh set from o's sources, re-reading every file: 0, or a negative
@@ -123,10 +136,19 @@ void awf_rules_summary(const struct awf_rules *r, char *buf, size_t len);
 /* The digest as 64 lower-case hex digits and a NUL. */
 void awf_rules_digest_hex(const struct awf_rules *r, char out[65]);
 
-/* --ssl-bump: make the run's CA and contexts (o->intercept), and write the
- * CA certificate to --ssl-bump-ca-out if given. A no-op without
- * --ssl-bump. Returns 0 or a negative errno with the reason in err. */
+/* --ssl-bump or --secret: make the run's CA and contexts (o->intercept),
+ * and write the CA certificate to --ssl-bump-ca-out if given. A no-op
+ * without either. Returns 0 or a negative errno with the reason in err. */
 int awf_options_start_intercept(struct awf_options *o, char *err, size_t errlen);
+
+/* Is TLS interception on: --ssl-bump, or a --secret (whose hosts it opens)?
+ * awf then makes the run's CA and the sandbox trusts it. */
+bool awf_options_intercepts(const struct awf_options *o);
+
+/* --secret-placeholders-out: "NAME=PLACEHOLDER" lines, mode 0600, replacing
+ * path. Returns 0 or a negative errno with the reason in err. */
+int awf_options_write_placeholders(const struct awf_options *o, const char *path, char *err,
+                                   size_t errlen);
 
 /* Ports: "80,443,8000-8099". Returns 0 or -EINVAL (err names the entry). */
 int awf_parse_port_list(const char *s, struct awf_port_set *out, char *err, size_t errlen);

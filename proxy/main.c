@@ -75,6 +75,19 @@ static const char usage[] =
     "                                Anthropic, AWS, Google and Slack tokens, private keys,\n"
     "                                JWTs in a request's URL, headers or body (its first\n"
     "                                MiB), a CONNECT host, a TLS name or a DNS question\n"
+    "      --secret NAME=HOST[,HOST...]\n"
+    "                                the credential in NAME (this process's environment)\n"
+    "                                is written into requests to these hosts only, in\n"
+    "                                place of a placeholder the clients hold;\n"
+    "                                implies interception of those hosts (repeatable)\n"
+    "      --secret-file NAME=PATH   NAME's value from PATH instead (hosts by --secret)\n"
+    "      --secret-in-body NAME     also replace NAME's placeholder in request bodies\n"
+    "      --secret-strict           deny a request carrying a placeholder to another host\n"
+    "                                (secret_misdirected) instead of sending it as is\n"
+    "      --secret-allow-plaintext  let secrets go to their hosts over plain HTTP\n"
+    "      --secret-placeholders-out FILE\n"
+    "                                write the placeholders, NAME=PLACEHOLDER lines, to\n"
+    "                                FILE (mode 0600) for the clients\n"
     "      --allow-ports LIST        destination ports, e.g. 80,443,8000-8099 (default 80,443)\n"
     "      --allow-destination-cidrs LIST\n"
     "                                private/local CIDRs that may still be dialled\n"
@@ -340,6 +353,12 @@ static const struct option long_opts[] = {
     {"ssl-bump-ca-out", required_argument, 0, 'O'},
     {"rate-limit", required_argument, 0, 'O'},
     {"bytes-limit", required_argument, 0, 'O'},
+    {"secret", required_argument, 0, 'O'},
+    {"secret-file", required_argument, 0, 'O'},
+    {"secret-in-body", required_argument, 0, 'O'},
+    {"secret-strict", no_argument, 0, 'O'},
+    {"secret-allow-plaintext", no_argument, 0, 'O'},
+    {"secret-placeholders-out", required_argument, 0, 'O'},
     {"allow-ports", required_argument, 0, 'O'},
     {"allow-destination-cidrs", required_argument, 0, 'O'},
     {"dns-servers", required_argument, 0, 'O'},
@@ -456,10 +475,10 @@ static int check_config(struct awf_options *o) {
     fprintf(stderr, "awf-proxy: %s\n", rc == -EINVAL ? err : strerror(-rc));
     return AWF_EXIT_USAGE;
   }
-  if (o->ssl_bump) {
+  if (awf_options_intercepts(o)) {
     awf_intercept *ic;
-    if ((rc = awf_intercept_new(o->url_rules, &ic, err, sizeof(err))) < 0) {
-      fprintf(stderr, "awf-proxy: --ssl-bump: %s\n", err);
+    if ((rc = awf_intercept_new(o->url_rules, o->secrets, &ic, err, sizeof(err))) < 0) {
+      fprintf(stderr, "awf-proxy: %s: %s\n", o->ssl_bump ? "--ssl-bump" : "--secret", err);
       return AWF_EXIT_USAGE;
     }
     awf_intercept_free(ic);
@@ -601,7 +620,10 @@ static int run(struct awf_options *o) {
   }
   if (awf_logfile_write_run(a.log, AWF_VERSION, NULL) < 0)
     fprintf(stderr, "awf-proxy: warning: access log write failed\n");
-  if ((rc = awf_options_start_intercept(o, err, sizeof(err))) < 0) {
+  if ((rc = awf_options_start_intercept(o, err, sizeof(err))) < 0 ||
+      (o->secret_placeholders_out &&
+       (rc = awf_options_write_placeholders(o, o->secret_placeholders_out, err, sizeof(err))) <
+           0)) {
     fprintf(stderr, "awf-proxy: %s\n", err);
     awf_logfile_close(a.log);
     awf_resolver_close(a.resolver);

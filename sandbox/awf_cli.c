@@ -67,6 +67,17 @@ static const char usage[] =
     "                                Anthropic, AWS, Google and Slack tokens, private keys,\n"
     "                                JWTs in a request's URL, headers or body (its first\n"
     "                                MiB), a TLS name or a DNS question (alias --enable-dlp)\n"
+    "      --secret NAME=HOST[,HOST...]\n"
+    "                                the credential in NAME (this process's environment)\n"
+    "                                is written into requests to these hosts only, in\n"
+    "                                place of a placeholder the command gets\n"
+    "                                in NAME (never the value: not with -e or --env-all);\n"
+    "                                implies interception of those hosts (repeatable)\n"
+    "      --secret-file NAME=PATH   NAME's value from PATH instead (hosts by --secret)\n"
+    "      --secret-in-body NAME     also replace NAME's placeholder in request bodies\n"
+    "      --secret-strict           deny a request carrying a placeholder to another host\n"
+    "                                (secret_misdirected) instead of sending it as is\n"
+    "      --secret-allow-plaintext  let secrets go to their hosts over plain HTTP\n"
     "      --allow-ports LIST        TCP ports the command may reach (default 80,443)\n"
     "      --allow-ssh LIST          hosts ssh/git may reach on port 22, judged by the\n"
     "                                name the command resolved (github.com, *.x.com)\n"
@@ -145,6 +156,11 @@ static const struct option long_opts[] = {
     {"bytes-limit", required_argument, 0, 'P'},
     {"ruleset-file", required_argument, 0, 'P'},
     {"check-config", no_argument, 0, OPT_CHECK_CONFIG},
+    {"secret", required_argument, 0, 'P'},
+    {"secret-file", required_argument, 0, 'P'},
+    {"secret-in-body", required_argument, 0, 'P'},
+    {"secret-strict", no_argument, 0, 'P'},
+    {"secret-allow-plaintext", no_argument, 0, 'P'},
     {"allow-ports", required_argument, 0, 'P'},
     {"allow-ssh", required_argument, 0, 'P'},
     {"tls-ports", required_argument, 0, 'P'},

@@ -31,6 +31,7 @@ struct awf_intercept {
   const awf_url_rules *rules;
   char **names; /* the CA's permitted names (copies); n_names 0: unconstrained */
   size_t n_names;
+  const awf_secrets *secrets;
   struct awf_ca *ca;
   struct awf_leaf_cache cache;
   bool cache_ready;
@@ -99,9 +100,12 @@ static const char *constraint_of(const char *pattern) {
 
 /* The CA's permitted names: one per distinct constraint; none at all (no
  * name constraints) when a pattern has no constraint or there are too many. */
-static size_t constraints(const awf_url_rules *rules, const char **names) {
+static size_t constraints(const awf_url_rules *rules, const awf_secrets *secrets,
+                          const char **names) {
   const char *hosts[MAX_CONSTRAINTS];
-  size_t n = awf_url_rules_hosts(rules, AWF_URL_HTTPS, hosts, MAX_CONSTRAINTS);
+  size_t n = rules ? awf_url_rules_hosts(rules, AWF_URL_HTTPS, hosts, MAX_CONSTRAINTS) : 0;
+  for (size_t i = 0; i < awf_secrets_count(secrets) && n <= MAX_CONSTRAINTS; i++)
+    n += awf_secrets_hosts(secrets, i, hosts + n, MAX_CONSTRAINTS - n);
   if (n > MAX_CONSTRAINTS)
     return 0;
   size_t m = awf_url_rules_hosts(rules, AWF_URL_HTTP, hosts + n, MAX_CONSTRAINTS - n);
@@ -122,15 +126,16 @@ static size_t constraints(const awf_url_rules *rules, const char **names) {
   return k;
 }
 
-int awf_intercept_new(const awf_url_rules *rules, awf_intercept **out, char *err,
-                      size_t errlen) {
+int awf_intercept_new(const awf_url_rules *rules, const awf_secrets *secrets,
+                      awf_intercept **out, char *err, size_t errlen) {
   awf_intercept *ic = calloc(1, sizeof(*ic));
   if (!ic)
     return -ENOMEM;
   ic->rules = rules;
   pthread_mutex_init(&ic->sessions_lock, NULL);
+  ic->secrets = secrets;
   const char *names[MAX_CONSTRAINTS];
-  struct awf_ca_opts o = {.names = names, .n_names = constraints(rules, names)};
+  struct awf_ca_opts o = {.names = names, .n_names = constraints(rules, secrets, names)};
   X509_STORE *trust = NULL;
   int rc = -EINVAL;
   ic->names = o.n_names ? calloc(o.n_names, sizeof(*ic->names)) : NULL;
@@ -233,7 +238,8 @@ const char *awf_intercept_outside(const awf_intercept *ic, const awf_url_rules *
 
 bool awf_intercept_wants(const awf_intercept *ic, const char *host, size_t len) {
   return ic && (awf_url_rules_covers_host(ic->rules, AWF_URL_HTTPS, host, len) ||
-                awf_url_rules_covers_host(ic->rules, AWF_URL_HTTP, host, len));
+                awf_url_rules_covers_host(ic->rules, AWF_URL_HTTP, host, len) ||
+                awf_secrets_any_host(ic->secrets, host, len));
 }
 
 char *awf_intercept_ca_pem(const awf_intercept *ic, size_t *len) {

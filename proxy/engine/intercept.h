@@ -17,19 +17,21 @@
 
 #include <openssl/ssl.h>
 
+#include "secrets.h"
 #include "url_rules.h"
 
 #define AWF_INTERCEPT_LEAF_CACHE 1024 /* leaves kept (a new name costs a key and a signature) */
 
 typedef struct awf_intercept awf_intercept;
 
-/* The CA (name constraints: the domains of the https:// rules' hosts), the
- * contexts, and the trust store for origins: OpenSSL's default store of
- * this process (SSL_CERT_FILE, SSL_CERT_DIR, else the system's). rules is
- * borrowed and outlives the result. Returns 0, or a negative errno with
- * the reason in err. */
-int awf_intercept_new(const awf_url_rules *rules, awf_intercept **out, char *err,
-                      size_t errlen);
+/* The CA (name constraints: the domains of the https:// rules' hosts and of
+ * the secrets' hosts), the contexts, and the trust store for origins:
+ * OpenSSL's default store of this process (SSL_CERT_FILE, SSL_CERT_DIR,
+ * else the system's). rules and secrets (either may be NULL) are borrowed
+ * and outlive the result. Returns 0, or a negative errno with the reason
+ * in err. */
+int awf_intercept_new(const awf_url_rules *rules, const awf_secrets *secrets,
+                      awf_intercept **out, char *err, size_t errlen);
 void awf_intercept_free(awf_intercept *ic);
 
 /* A reload's rules: the hosts of their https:// rules are opened from now
@@ -43,7 +45,8 @@ void awf_intercept_set_rules(awf_intercept *ic, const awf_url_rules *rules);
  * within them, or the CA has none. */
 const char *awf_intercept_outside(const awf_intercept *ic, const awf_url_rules *rules);
 
-/* Is this host (lower case) opened? */
+/* Is this host (lower case) opened? Those some https:// URL rule names, and
+ * every host a secret is bound to (--secret). */
 bool awf_intercept_wants(const awf_intercept *ic, const char *host, size_t len);
 
 /* The CA certificate as PEM, malloc()ed, NUL-terminated; NULL: no memory. */

@@ -251,7 +251,9 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
                                   .host_access = p->cfg.host_access,
                                   .url_rules = p->cfg.url_rules,
                                   .dlp = p->cfg.dlp,
-                                  .audit = p->cfg.audit};
+                                  .audit = p->cfg.audit,
+                                  .secrets = p->cfg.secrets,
+                                  .secret_allow_plaintext = p->cfg.secret_allow_plaintext};
   p->events = (struct awf_event_sink){.log = p->cfg.log,
                                       .denials = p->cfg.denials,
                                       .write_failed = on_log_write_failed,

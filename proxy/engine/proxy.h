@@ -21,6 +21,7 @@
 #include "url_rules.h"
 #include "resolver.h"
 #include "upstream_proxy.h"
+#include "secrets.h"
 
 enum awf_log_level { AWF_LOG_DEBUG = 0, AWF_LOG_INFO, AWF_LOG_WARN, AWF_LOG_ERROR };
 
@@ -70,6 +71,15 @@ struct awf_proxy_config {
    * bodies are scanned as they stream (their first AWF_DLP_BODY_MAX bytes),
    * and the log masks what matched. */
   const awf_dlp *dlp;
+  /* --secret (NULL: none; secrets.h): placeholders in requests dialled to a
+   * secret's host become its value; its hosts are intercepted (intercept
+   * must be set), plain HTTP to them is refused unless
+   * secret_allow_plaintext; responses from them get the placeholder back
+   * where they echo a value. secret_strict: a placeholder sent to another
+   * host is refused (secret_misdirected) rather than sent as is. */
+  const awf_secrets *secrets;
+  bool secret_strict;
+  bool secret_allow_plaintext;
   /* Clients admitted (NULL: any); others are reset at accept. */
   const awf_addr_policy *allow_clients;
   /* --rate-limit, --bytes-limit (NULL: none): buckets per host the engine

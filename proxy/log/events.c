@@ -80,6 +80,9 @@ void awf_event_open(const struct awf_event_sink *s, const struct awf_log_record 
   o.would_deny = r->would_deny;
   o.reason = r->reason;
   o.dlp = r->dlp;
+  o.secrets = r->secrets; /* the secrets the request carries to its host, by name */
+  o.secrets_injected = r->secrets_injected;
+  o.secrets_misdirected = r->secrets_misdirected;
   struct masked m;
   mask_record(s, &o, &m);
   write_record(s, &o);

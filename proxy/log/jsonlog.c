@@ -221,6 +221,18 @@ static void field_strv(struct rec_writer *w, const char *k, const char *const *v
     w->rc = awf_buf_append(w->b, "]", 1);
 }
 
+/* The names of the secrets in mask, as an array; nothing for an empty mask. */
+static void field_secrets(struct rec_writer *w, const char *k, const awf_secrets *s,
+                          uint64_t mask) {
+  const char *names[AWF_SECRETS_MAX];
+  int n = 0;
+  for (size_t i = 0; s && mask && i < awf_secrets_count(s); i++)
+    if ((mask >> i) & 1)
+      names[n++] = awf_secrets_name(s, i);
+  if (n)
+    field_strv(w, k, names, n);
+}
+
 static void field_true(struct rec_writer *w, const char *k, bool v) {
   if (!v)
     return;
@@ -311,6 +323,8 @@ int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   field_bytes(&w, "sni", r->sni, r->sni_len);
   field_true(&w, "ech", r->ech);
   field_true(&w, "intercepted", r->intercepted);
+  field_secrets(&w, "secrets", r->secrets, r->secrets_injected);
+  field_secrets(&w, "secrets_misdirected", r->secrets, r->secrets_misdirected);
   field_str(&w, "original_dst", r->original_dst);
   field_bytes(&w, "path", r->path, r->path_len);
   field_str(&w, "decision", awf_decision_name(r->decision));
