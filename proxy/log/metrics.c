@@ -65,7 +65,8 @@ static void top_note(struct awf_metrics_top *t, const char *host, size_t len) {
 }
 
 /* A consistent copy of another thread's table (retried while it writes; after
- * many tries, whatever was read: a scrape never waits long). */
+ * many tries, an empty table: a scrape never waits long, and never shows a
+ * host torn between two writes). */
 static void top_copy(struct awf_metrics_top_slot *dst, const struct awf_metrics_top *t) {
   for (int tries = 0; tries < 1000; tries++) {
     uint32_t s1 = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE);
@@ -80,6 +81,7 @@ static void top_copy(struct awf_metrics_top_slot *dst, const struct awf_metrics_
     if (!(s1 & 1) && s1 == s2)
       return;
   }
+  memset(dst, 0, AWF_METRICS_TOP_SLOTS * sizeof(*dst));
 }
 
 static int by_count_then_name(const void *a, const void *b) {
