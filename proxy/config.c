@@ -38,6 +38,7 @@ void awf_rules_free(struct awf_rules *r) {
     return;
   awf_acl_free(r->acl);
   awf_url_rules_free(r->url_rules);
+  awf_ruleset_secrets_free(&r->secrets);
   free(r);
 }
 
@@ -278,7 +279,8 @@ static int build_file(struct awf_rules *r, const struct awf_rule_source *src, EV
   if (!strcmp(f, "ruleset-file")) {
     struct awf_ruleset_into into = {.acl = r->acl,
                                     .url_rules = &r->url_rules,
-                                    .ports = &r->ports};
+                                    .ports = &r->ports,
+                                    .secrets = &r->secrets};
     rc = awf_ruleset_parse(text, len, v, &into, line, msg, msglen);
   } else if (!strcmp(f, "allow-urls-file")) {
     rc = r->url_rules || (r->url_rules = awf_url_rules_new())
@@ -420,6 +422,15 @@ int awf_rules_build(const struct awf_options *o, struct awf_rules **out,
   }
   *out = r;
   return 0;
+}
+
+bool awf_rules_same_secrets(const struct awf_rules *a, const struct awf_rules *b) {
+  if (a->secrets.n != b->secrets.n)
+    return false;
+  for (size_t i = 0; i < a->secrets.n; i++)
+    if (strcmp(a->secrets.v[i], b->secrets.v[i]) != 0)
+      return false;
+  return true;
 }
 
 void awf_rules_digest_hex(const struct awf_rules *r, char out[65]) {
@@ -590,6 +601,16 @@ int awf_options_finish(struct awf_options *o, char *err, size_t errlen) {
     return rc;
   }
   awf_rules_free(awf_options_swap_rules(o, r));
+  /* Rulesets' secrets: entries are --secret entries, read once, at start. */
+  for (size_t i = 0; i < r->secrets.n; i++) {
+    char msg[512];
+    if (!o->secrets && !(o->secrets = awf_secrets_new()))
+      return -ENOMEM;
+    if ((rc = awf_secrets_add(o->secrets, r->secrets.v[i], msg, sizeof(msg))) < 0) {
+      snprintf(err, errlen, "--ruleset-file: secrets: %s", msg);
+      return rc;
+    }
+  }
   if (o->ssl_bump_ca_out && !o->ssl_bump && !o->secrets) {
     snprintf(err, errlen, "--ssl-bump-ca-out: needs --ssl-bump or --secret");
     return -EINVAL;

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "proxy.h"
+#include "ruleset.h"
 
 #define AWF_MAX_LISTEN 16
 
@@ -25,11 +26,16 @@ struct awf_rule_source {
  * judge by, replaced whole on a reload (awf-proxy's SIGHUP). */
 struct awf_rules {
   awf_acl *acl;
-  awf_url_rules *url_rules;  /* NULL: no URL rule */
-  struct awf_port_set ports; /* --allow-ports (or its default) plus rulesets' ports: */
-  unsigned char digest[32];  /* SHA-256 over every source, files' bytes included */
+  awf_url_rules *url_rules;           /* NULL: no URL rule */
+  struct awf_ruleset_secrets secrets; /* rulesets' secrets: entries (applied at start) */
+  struct awf_port_set ports;          /* --allow-ports (or its default) plus rulesets' ports: */
+  unsigned char digest[32];           /* SHA-256 over every source, files' bytes included */
   size_t n_sources, n_files;
 };
+
+/* Do two rule sets name the same rulesets' secrets (in order)? A reload
+ * does not change the secrets in force: they were set up at start. */
+bool awf_rules_same_secrets(const struct awf_rules *a, const struct awf_rules *b);
 
 /* Why a build failed: the message ("--FLAG: FILE:LINE[:COL]: ..."), and the
  * file and line when a file is at fault (file NULL, line 0 otherwise). */

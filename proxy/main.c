@@ -256,7 +256,13 @@ static void reload_rules(struct app *a) {
   }
   char warning[512], ports[256], digest[80], summary[600];
   const char *outside = awf_intercept_outside(a->o->intercept, r->url_rules);
-  if (outside) {
+  if (!awf_rules_same_secrets(a->o->rules, r)) {
+    snprintf(warning, sizeof(warning),
+             "a ruleset's secrets: changed: secrets are set up at start only (their values, "
+             "placeholders and interception); restart awf-proxy to apply the change");
+    fprintf(stderr, "awf-proxy: warning: reload: %s\n", warning);
+    c.warning = warning;
+  } else if (outside) {
     snprintf(warning, sizeof(warning),
              "%s: outside the name constraints of the --ssl-bump CA (fixed at start): "
              "clients that honour them refuse its certificates; restart awf-proxy to include "

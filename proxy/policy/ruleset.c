@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "hostname.h"
+#include "secrets.h"
 
 #define ECHO_MAX 64 /* bytes of a bad value quoted in an error */
 
@@ -363,9 +364,46 @@ static int add_ports(struct rs *r) {
   return 0;
 }
 
-enum section { S_VERSION, S_RULES, S_BLOCK, S_URLS, S_BLOCK_URLS, S_PORTS, S_COUNT };
-static const char *const section_names[S_COUNT] = {"version", "rules",      "block",
-                                                   "urls",    "block_urls", "ports"};
+void awf_ruleset_secrets_free(struct awf_ruleset_secrets *s) {
+  for (size_t i = 0; s && i < s->n; i++)
+    free(s->v[i]);
+  if (s)
+    free(s->v);
+}
+
+/* A secrets: entry, checked as --secret checks it (into a store of its own:
+ * the values are not this parser's), then kept. */
+static int add_secret(struct rs *r, const char *s, size_t n) {
+  char spec[1024], why[256];
+  if (n >= sizeof(spec))
+    return FAIL(r, "secrets: an entry longer than %zu bytes", sizeof(spec) - 1);
+  memcpy(spec, s, n);
+  spec[n] = '\0';
+  awf_secrets *check = awf_secrets_new();
+  if (!check)
+    return -ENOMEM;
+  int rc = awf_secrets_add(check, spec, why, sizeof(why));
+  awf_secrets_free(check);
+  if (rc == -ENOMEM)
+    return rc;
+  if (rc < 0)
+    return FAIL(r, "secrets: %s", why);
+  struct awf_ruleset_secrets *out = r->into->secrets;
+  if (!out)
+    return 0;
+  char **v = realloc(out->v, (out->n + 1) * sizeof(*v));
+  if (!v)
+    return -ENOMEM;
+  out->v = v;
+  if (!(v[out->n] = strdup(spec)))
+    return -ENOMEM;
+  out->n++;
+  return 0;
+}
+
+enum section { S_VERSION, S_RULES, S_BLOCK, S_URLS, S_BLOCK_URLS, S_PORTS, S_SECRETS, S_COUNT };
+static const char *const section_names[S_COUNT] = {"version",    "rules", "block",  "urls",
+                                                   "block_urls", "ports", "secrets"};
 
 /* The list under a section key (the current event is its value). */
 static int section_list(struct rs *r, enum section sec) {
@@ -390,6 +428,10 @@ static int section_list(struct rs *r, enum section sec) {
     case S_BLOCK_URLS:
       if ((rc = want_string(r, name)) == 0)
         rc = add_url(r, sec == S_URLS ? AWF_URL_ALLOW : AWF_URL_BLOCK, at, sval(r), slen(r));
+      break;
+    case S_SECRETS:
+      if ((rc = want_string(r, name)) == 0)
+        rc = add_secret(r, sval(r), slen(r));
       break;
     case S_PORTS:
       if (r->ev.type != YAML_SCALAR_EVENT)
@@ -431,7 +473,8 @@ static int document(struct rs *r) {
       char q[ECHO_MAX + 8];
       echo(r, q, sizeof(q));
       return FAIL(r,
-                  "unknown key '%s' (expected version, rules, block, urls, block_urls, ports)",
+                  "unknown key '%s' (expected version, rules, block, urls, block_urls, ports, "
+                  "secrets)",
                   q);
     }
     if (seen & (1u << k))

@@ -15,6 +15,8 @@
  *   block_urls:                   # block URL rules, --block-urls entries
  *     - https://github.com/our-org/secrets
  *   ports: [80, 443, 8000-8099]   # destination ports added to --allow-ports
+ *   secrets:                      # --secret entries: NAME=HOST[,HOST...]
+ *     - OPENAI_API_KEY=api.openai.com
  *
  * Parsed with libyaml. Strict: an unknown key, a key given twice, a value of
  * the wrong type, an alias, a second document or an invalid rule (checked by
@@ -29,11 +31,21 @@
 #include "port_set.h"
 #include "url_rules.h"
 
+/* A ruleset's secrets: entries, as --secret takes them ("NAME=HOST,..."),
+ * each checked by the secrets store (secrets.h); malloc()ed. The values are
+ * read where --secret's are (config.c), never from a ruleset. */
+struct awf_ruleset_secrets {
+  char **v;
+  size_t n;
+};
+void awf_ruleset_secrets_free(struct awf_ruleset_secrets *s);
+
 /* Where a ruleset's rules go. */
 struct awf_ruleset_into {
-  awf_acl *acl;               /* rules:, block: */
-  awf_url_rules **url_rules;  /* urls:, block_urls:, url: entries; made when NULL */
-  struct awf_port_set *ports; /* ports: added */
+  awf_acl *acl;                        /* rules:, block: */
+  awf_url_rules **url_rules;           /* urls:, block_urls:, url: entries; made when NULL */
+  struct awf_port_set *ports;          /* ports: added */
+  struct awf_ruleset_secrets *secrets; /* secrets: appended */
 };
 
 /* Parse text (len bytes) and add its rules. origin names the file in

@@ -285,3 +285,33 @@ def test_secrets_survive_a_reload(secret_proxy, origins, value):
     assert rc == 0, err
     _, hdrs = _seen(origins.https, t)
     assert hdrs["authorization"] == f"Bearer {value}", hdrs
+
+
+def test_secret_from_a_ruleset(start_proxy, certfile, origins, value, tmp_path):
+    """A ruleset's secrets: entry is a --secret entry: its value comes from the
+    environment, the placeholder is injected for its host. A reload that
+    changes the entry keeps the secrets in force and says so."""
+    rs = tmp_path / "rules.yml"
+    rs.write_text(f"version: 1\nrules: [allowed.test]\nsecrets:\n  - {NAME}=allowed.test\n")
+    ca, out = str(tmp_path / "ca.pem"), str(tmp_path / "placeholders")
+    env = dict(os.environ, SSL_CERT_FILE=certfile)
+    env[NAME] = value
+    p = start_proxy(env=env, extra=["--ruleset-file", str(rs), "--ssl-bump-ca-out", ca,
+                                    "--secret-placeholders-out", out])
+    ph = dict(line.split("=", 1) for line in open(out).read().splitlines())[NAME]
+    t = token()
+    rc, _, err = _curl(p, ca, f"https://allowed.test:{origins.https.port}/echo?t={t}",
+                       "-H", f"Authorization: Bearer {ph}")
+    assert rc == 0, err
+    _, hdrs = _seen(origins.https, t)
+    assert hdrs["authorization"] == f"Bearer {value}", hdrs
+    rs.write_text("version: 1\nrules: [allowed.test]\nsecrets: []\n")
+    p.send_signal(signal.SIGHUP)
+    rec = p.log.wait(by(event="config"), count=1, every=True)[0]
+    assert rec.get("ok") is True and "secrets" in rec.get("warning", ""), rec
+    t = token()
+    rc, _, err = _curl(p, ca, f"https://allowed.test:{origins.https.port}/echo?t={t}",
+                       "-H", f"Authorization: Bearer {ph}")
+    assert rc == 0, err
+    _, hdrs = _seen(origins.https, t)
+    assert hdrs["authorization"] == f"Bearer {value}", hdrs

@@ -19,6 +19,7 @@ struct set {
   struct awf_port_set ports;
   unsigned line;
   char err[600];
+  struct awf_ruleset_secrets secrets;
 };
 
 static struct set *set_new(void) {
@@ -32,11 +33,15 @@ static struct set *set_new(void) {
 static void set_free(struct set *s) {
   awf_acl_free(s->acl);
   awf_url_rules_free(s->urls);
+  awf_ruleset_secrets_free(&s->secrets);
   free(s);
 }
 
 static int parse(struct set *s, const char *text) {
-  struct awf_ruleset_into into = {.acl = s->acl, .url_rules = &s->urls, .ports = &s->ports};
+  struct awf_ruleset_into into = {.acl = s->acl,
+                                  .url_rules = &s->urls,
+                                  .ports = &s->ports,
+                                  .secrets = &s->secrets};
   return awf_ruleset_parse(text, strlen(text), "rs.yml", &into, &s->line, s->err,
                            sizeof(s->err));
 }
@@ -145,6 +150,20 @@ static void test_extensions(void **state) {
 }
 
 /* Two files into one set: they combine. */
+/* secrets: entries are --secret entries, kept as given for config.c (which
+ * reads the values) and checked as --secret checks them. */
+static void test_secrets(void **state) {
+  (void)state;
+  struct set *s = parsed("version: 1\nsecrets:\n  - OPENAI_API_KEY=api.openai.com\n"
+                         "  - GH_TOKEN=api.github.com,github.com\n");
+  assert_int_equal(s->secrets.n, 2);
+  assert_string_equal(s->secrets.v[0], "OPENAI_API_KEY=api.openai.com");
+  assert_string_equal(s->secrets.v[1], "GH_TOKEN=api.github.com,github.com");
+  assert_int_equal(parse(s, "version: 1\nsecrets: [X=a.example]\n"), 0);
+  assert_int_equal(s->secrets.n, 3);
+  set_free(s);
+}
+
 static void test_files_combine(void **state) {
   (void)state;
   struct set *s = parsed("version: 1\nrules: [a.example]\nports: [81]\n");
@@ -174,7 +193,12 @@ static const struct bad bad_files[] = {
     {"version: 1\nversion: 1\n", "rs.yml:2:1: 'version' is given twice"},
     {"version: 1\nrule:\n  - a.example\n",
      "rs.yml:2:1: unknown key 'rule' (expected version, rules, block, urls, block_urls, "
-     "ports)"},
+     "ports, secrets)"},
+    {"version: 1\nsecrets: [OPENAI_API_KEY]\n",
+     "rs.yml:2:11: secrets: --secret 'OPENAI_API_KEY': expected NAME=HOST[,HOST...] with NAME "
+     "a variable name"},
+    {"version: 1\nsecrets: [{OPENAI_API_KEY: api.openai.com}]\n",
+     "rs.yml:2:11: secrets: expected a string, got a mapping"},
     {"version: 1\n[a]: 1\n", "rs.yml:2:1: a key must be a string, got a list"},
     {"version: 1\nrules:\n", "rs.yml:2:7: rules: expected a list, got nothing (null; write [] "
                              "for none)"},
@@ -307,15 +331,11 @@ static void test_bad_arguments(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_reference_file),
-      cmocka_unit_test(test_yaml_spellings),
-      cmocka_unit_test(test_extensions),
-      cmocka_unit_test(test_files_combine),
-      cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_not_utf8),
-      cmocka_unit_test(test_nul_in_text),
-      cmocka_unit_test(test_bad_arguments),
-      cmocka_unit_test(test_reader_error_after_cr),
+      cmocka_unit_test(test_reference_file), cmocka_unit_test(test_yaml_spellings),
+      cmocka_unit_test(test_extensions),     cmocka_unit_test(test_files_combine),
+      cmocka_unit_test(test_secrets),        cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_not_utf8),       cmocka_unit_test(test_nul_in_text),
+      cmocka_unit_test(test_bad_arguments),  cmocka_unit_test(test_reader_error_after_cr),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
