@@ -615,3 +615,24 @@ size_t awf_secret_header_line(const awf_secrets *s, size_t i, char *out, size_t 
   int n = snprintf(out, cap, "%s: %s%.*s\r\n", hdr, bearer ? "Bearer " : "", (int)vlen, v);
   return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
+
+/* Known key names and their tool's base-URL variable. */
+static const struct {
+  const char *key, *var, *suffix; /* suffix: added when the endpoint has no base */
+} base_url_vars[] = {
+    {"OPENAI_API_KEY", "OPENAI_BASE_URL", "/v1"},
+    {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", ""},
+};
+
+size_t awf_secret_endpoint_env(const struct awf_secret_endpoint *ep, uint16_t port,
+                               char out[][AWF_SECRET_ENV_MAX], size_t max) {
+  size_t n = 0;
+  if (n < max)
+    snprintf(out[n++], AWF_SECRET_ENV_MAX, "AWF_%s_URL=http://127.0.0.1:%u", ep->name,
+             (unsigned)port);
+  for (size_t i = 0; i < sizeof(base_url_vars) / sizeof(base_url_vars[0]); i++)
+    if (n < max && strcmp(ep->name, base_url_vars[i].key) == 0)
+      snprintf(out[n++], AWF_SECRET_ENV_MAX, "%s=http://127.0.0.1:%u%s", base_url_vars[i].var,
+               (unsigned)port, ep->base[0] ? "" : base_url_vars[i].suffix);
+  return n;
+}

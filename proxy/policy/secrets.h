@@ -75,6 +75,15 @@ struct awf_secret_endpoint {
  * dropped). Returns 0 or -EINVAL with the message in err. */
 int awf_secret_endpoint_parse(const char *spec, struct awf_secret_endpoint *ep, char *err,
                               size_t errlen);
+/* The variables awf exports for ep listening on 127.0.0.1:port, as
+ * "NAME=VALUE" into out[0..max): AWF_<NAME>_URL=http://127.0.0.1:PORT (the
+ * listener adds the base path itself), and for a known key name its tool's
+ * base-URL variable (OPENAI_API_KEY: OPENAI_BASE_URL, with /v1 when the
+ * endpoint has no base path, as the OpenAI SDKs expect; ANTHROPIC_API_KEY:
+ * ANTHROPIC_BASE_URL). Returns how many. */
+#define AWF_SECRET_ENV_MAX (AWF_SECRET_NAME_MAX + 64)
+size_t awf_secret_endpoint_env(const struct awf_secret_endpoint *ep, uint16_t port,
+                               char out[][AWF_SECRET_ENV_MAX], size_t max);
 /* A header name for --secret-header: a token (letters, digits and
  * !#$%&'*+-.^_`|~), not Host nor a hop-by-hop or framing header. */
 bool awf_secret_header_name_ok(const char *name);
