@@ -90,3 +90,16 @@ def test_bad_endpoint_refused(world):
     r = world.awf("true", args=["--secret-endpoint", "K=https://allowed.test",
                                 "--secret-header", "K=Host"], extra_env={"K": _value()})
     assert r.rc == 125 and "--secret-header" in r.err, r
+
+
+def test_host_judged_like_any_other(world):
+    """The endpoint's host is not admitted by the flag: the domain rules and
+    URL rules judge each request as https to it."""
+    value, t = _value(), token()
+    r = world.awf(f"curl -q -s -o /dev/null -w '%{{http_code}}' \"$AWF_K_URL/echo?t={t}\"",
+                  args=["-d", "other.test", "--secret-endpoint", "K=https://allowed.test"],
+                  extra_env={"K": value, "SSL_CERT_FILE": world.ca})
+    assert r.out == "403", r
+    assert world.https.state.find(t) == []
+    recs = [x for x in r.records(event="https") if t in x.get("url", "")]
+    assert len(recs) == 1 and recs[0]["decision"] == "deny", r
