@@ -166,8 +166,8 @@ static int make_sandbox_sockets(const struct awf_cli *cli, int fds[SK_N], char *
   if (rc >= 0)
     rc = fds[SK_TPROXY6] = bind_tcp(AF_INET6, AWF_SANDBOX_TRANSPARENT_PORT, err, errlen);
   for (size_t i = 0; rc >= 0 && i < cli->proxy.n_endpoints; i++)
-    rc = fds[SK_EP0 + i] =
-        bind_tcp(AF_INET, (uint16_t)(AWF_SANDBOX_ENDPOINT_PORT + i), err, errlen);
+    rc = fds[SK_EP0 + i] = bind_tcp(AF_INET, (uint16_t)(AWF_SANDBOX_ENDPOINT_PORT + i), err,
+                                    errlen);
   for (size_t i = 0; rc >= 0 && i < 2; i++) {
     struct sockaddr_storage a;
     char text[AWF_ADDRSTRLEN];

@@ -101,7 +101,7 @@ struct http_state {
    * sends is replaced, the path is prefixed with the base, and the secret
    * goes in its header. No tunnel record. */
   const struct awf_secret_endpoint *endpoint;
-  struct awf_buf ep_path; /* base + the client's path */
+  struct awf_buf ep_path;     /* base + the client's path */
   int64_t bump_up, bump_down; /* the requests' bytes, for the tunnel's record */
   bool up_fresh;              /* the upstream has carried no request yet */
   struct awf_buf full_url;    /* the request's https URL, for the log */
@@ -522,7 +522,8 @@ static void strip_client_credentials(struct awf_head *rq, const char *secret_hea
     const struct awf_hdr *x = &rq->hdrs[i];
     const char *n = awf_hdr_name(rq, x);
     bool drop = awf_name_is(n, x->name_len, "authorization") ||
-                awf_name_is(n, x->name_len, "x-api-key") || awf_name_is(n, x->name_len, "cookie") ||
+                awf_name_is(n, x->name_len, "x-api-key") ||
+                awf_name_is(n, x->name_len, "cookie") ||
                 awf_name_is(n, x->name_len, secret_header) ||
                 (x->name_len >= 6 && strncasecmp(n, "proxy-", 6) == 0);
     if (!drop)
@@ -644,7 +645,8 @@ static int endpoint_target(struct http_state *h) {
   size_t pl = h->target.path_len ? h->target.path_len : 1;
   bool query = p[0] == '?';
   if (awf_buf_append(&h->ep_path, ep->base, strlen(ep->base)) < 0 ||
-      (query && awf_buf_append(&h->ep_path, "/", 1) < 0) || awf_buf_append(&h->ep_path, p, pl) < 0)
+      (query && awf_buf_append(&h->ep_path, "/", 1) < 0) ||
+      awf_buf_append(&h->ep_path, p, pl) < 0)
     return -E2BIG;
   h->target.path = h->ep_path.data;
   h->target.path_len = h->ep_path.len;

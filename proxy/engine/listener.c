@@ -23,7 +23,7 @@ struct listener {
   bool transparent;     /* connections were redirected here by nftables */
   /* Base-URL mode (--secret-endpoint): plain HTTP for this upstream only. */
   const struct awf_secret_endpoint *endpoint;
-  bool paused;          /* a connection is waiting in the kernel queue (at the cap) */
+  bool paused; /* a connection is waiting in the kernel queue (at the cap) */
 };
 
 static void on_log_write_failed(void *arg, int err) { conn_log_failed(arg, err); }

@@ -598,9 +598,9 @@ bool awf_secret_header_name_ok(const char *name) {
           strchr("!#$%&'*+-.^_`|~", c)))
       return false;
   }
-  static const char *const refused[] = {"host", "connection", "content-length",
-                                        "transfer-encoding", "te", "upgrade", "keep-alive",
-                                        "trailer", "expect"};
+  static const char *const refused[] = {
+      "host",       "connection", "content-length", "transfer-encoding", "te", "upgrade",
+      "keep-alive", "trailer",    "expect"};
   for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
     if (strcasecmp(name, refused[i]) == 0)
       return false;

@@ -65,8 +65,8 @@ int awf_secrets_set_header(awf_secrets *s, const char *name, const char *header,
 #define AWF_SECRET_BASE_MAX 256
 struct awf_secret_endpoint {
   char name[AWF_SECRET_NAME_MAX + 1];
-  char host[256]; /* lower case, a DNS name */
-  uint16_t port;  /* 443 unless given */
+  char host[256];                 /* lower case, a DNS name */
+  uint16_t port;                  /* 443 unless given */
   char base[AWF_SECRET_BASE_MAX]; /* "" or "/seg[/seg...]", no trailing '/' */
   size_t secret;                  /* the secret's index, set by the caller */
 };

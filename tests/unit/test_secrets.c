@@ -304,14 +304,25 @@ static void test_endpoint_parse(void **state) {
   assert_string_equal(ep.host, "api.example.com");
   assert_int_equal(ep.port, 443);
   assert_string_equal(ep.base, "/v1");
-  assert_int_equal(awf_secret_endpoint_parse("K=https://h.test:8443", &ep, err, sizeof(err)), 0);
+  assert_int_equal(awf_secret_endpoint_parse("K=https://h.test:8443", &ep, err, sizeof(err)),
+                   0);
   assert_int_equal(ep.port, 8443);
   assert_string_equal(ep.base, "");
   static const char *const bad[] = {
-      "K",  "K=http://h.test", "1K=https://h.test", "K=https://", "K=https://u@h.test/",
-      "K=https://h.test:0",  "K=https://h.test:65536", "K=https://h.test:x",
-      "K=https://h.test/a?b", "K=https://h.test/a#b", "K=https://h.test/%41",
-      "K=https://h.test//a", "K=https://*.h.test", "K=https://1.2.3.4:x",
+      "K",
+      "K=http://h.test",
+      "1K=https://h.test",
+      "K=https://",
+      "K=https://u@h.test/",
+      "K=https://h.test:0",
+      "K=https://h.test:65536",
+      "K=https://h.test:x",
+      "K=https://h.test/a?b",
+      "K=https://h.test/a#b",
+      "K=https://h.test/%41",
+      "K=https://h.test//a",
+      "K=https://*.h.test",
+      "K=https://1.2.3.4:x",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     assert_int_equal(awf_secret_endpoint_parse(bad[i], &ep, err, sizeof(err)), -EINVAL);
@@ -359,17 +370,18 @@ static void test_endpoint_env(void **state) {
                    0);
   assert_int_equal(awf_secret_endpoint_env(&ep, 322, out, 2), 2);
   assert_string_equal(out[1], "ANTHROPIC_BASE_URL=http://127.0.0.1:322");
-  assert_int_equal(awf_secret_endpoint_parse("MY_KEY=https://h.test", &ep, err, sizeof(err)), 0);
+  assert_int_equal(awf_secret_endpoint_parse("MY_KEY=https://h.test", &ep, err, sizeof(err)),
+                   0);
   assert_int_equal(awf_secret_endpoint_env(&ep, 323, out, 2), 1);
   assert_int_equal(awf_secret_endpoint_env(&ep, 323, out, 0), 0);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_specs),        cmocka_unit_test(test_values),
-      cmocka_unit_test(test_placeholders), cmocka_unit_test(test_hosts),
-      cmocka_unit_test(test_rewrite_head), cmocka_unit_test(test_scrub),
-      cmocka_unit_test(test_stream_split), cmocka_unit_test(test_stream_limit),
+      cmocka_unit_test(test_specs),          cmocka_unit_test(test_values),
+      cmocka_unit_test(test_placeholders),   cmocka_unit_test(test_hosts),
+      cmocka_unit_test(test_rewrite_head),   cmocka_unit_test(test_scrub),
+      cmocka_unit_test(test_stream_split),   cmocka_unit_test(test_stream_limit),
       cmocka_unit_test(test_endpoint_parse), cmocka_unit_test(test_endpoint_header),
       cmocka_unit_test(test_endpoint_env),
   };
