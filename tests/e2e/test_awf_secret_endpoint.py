@@ -103,3 +103,19 @@ def test_host_judged_like_any_other(world):
     assert world.https.state.find(t) == []
     recs = [x for x in r.records(event="https") if t in x.get("url", "")]
     assert len(recs) == 1 and recs[0]["decision"] == "deny", r
+
+
+def test_not_a_proxy(world):
+    """The listener takes origin-form requests for its one host: an absolute
+    URI or a CONNECT is refused, never sent with the secret elsewhere."""
+    value, t = _value(), token()
+    script = ("printf 'CONNECT other.test:443 HTTP/1.1\\r\\nHost: other.test:443\\r\\n\\r\\n' "
+              "| curl -q -s --max-time 5 telnet://127.0.0.1:320; echo; "
+              f"curl -q -s -o /dev/null -w '%{{http_code}}' --max-time 5 -x \"$AWF_K_URL\" "
+              f"'http://other.test/echo?t={t}'")
+    r = world.awf(script, args=["-d", "allowed.test,other.test", "--secret-endpoint",
+                                "K=https://allowed.test"],
+                  extra_env={"K": value, "SSL_CERT_FILE": world.ca})
+    assert r.out.startswith("HTTP/1.1 400") and r.out.rstrip().endswith("400"), r
+    assert world.http.state.find(t) == [] and world.https.state.find(t) == []
+    assert world.https2.state.find(t) == []
