@@ -832,6 +832,11 @@ void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f
             awf_secrets_name(o->secrets, i), n, n ? hosts[0] : "-",
             awf_secrets_in_body(o->secrets, i) ? ", in bodies too" : "");
   }
+  for (size_t i = 0; i < o->n_endpoints; i++) {
+    const struct awf_secret_endpoint *ep = &o->endpoints[i];
+    fprintf(f, "%s: debug: secret-endpoint %s: https://%s:%u%s, header %s\n", prog, ep->name,
+            ep->host, (unsigned)ep->port, ep->base, awf_secrets_header(o->secrets, ep->secret));
+  }
   awf_port_set_format(&o->ports, a, sizeof(a));
   fprintf(f, "%s: debug: allow-ports: %s%s\n", prog, a,
           o->audit ? " (--audit: nothing denied)" : "");
