@@ -507,6 +507,29 @@ static int apply_secret_header(struct awf_options *o, const char *spec, char *er
   return awf_secrets_set_header(o->secrets, name, eq + 1, err, errlen);
 }
 
+/* --secret-endpoint-listen NAME=ADDR:PORT, once the endpoints are known. */
+static int apply_endpoint_listen(struct awf_options *o, const char *spec, char *err,
+                                 size_t errlen) {
+  const char *eq = strchr(spec, '=');
+  for (size_t i = 0; eq && i < o->n_endpoints; i++) {
+    size_t nlen = strlen(o->endpoints[i].name);
+    if ((size_t)(eq - spec) != nlen || strncmp(spec, o->endpoints[i].name, nlen) != 0)
+      continue;
+    if (awf_sockaddr_parse(eq + 1, &o->ep_listen[i]) < 0) {
+      snprintf(err, errlen, "--secret-endpoint-listen %.*s: '%.64s' is not ADDR:PORT",
+               (int)nlen, spec, eq + 1);
+      return -EINVAL;
+    }
+    o->ep_listen_set[i] = true;
+    return 0;
+  }
+  snprintf(err, errlen,
+           "--secret-endpoint-listen '%.64s': expected NAME=ADDR:PORT with NAME a "
+           "--secret-endpoint",
+           spec);
+  return -EINVAL;
+}
+
 /* --secret-file NAME=PATH: the file's bytes, one trailing line break dropped. */
 static int read_secret_file(struct awf_options *o, const char *spec, char *err, size_t errlen) {
   char name[AWF_SECRET_NAME_MAX + 1], msg[512];
@@ -551,6 +574,7 @@ static int finish_secrets(struct awf_options *o, char *err, size_t errlen) {
     const char *lone = o->n_secret_files            ? "--secret-file"
                        : o->n_secret_in_body        ? "--secret-in-body"
                        : o->n_secret_headers        ? "--secret-header"
+                       : o->n_ep_listen_specs       ? "--secret-endpoint-listen"
                        : o->secret_strict           ? "--secret-strict"
                        : o->secret_allow_plaintext  ? "--secret-allow-plaintext"
                        : o->secret_placeholders_out ? "--secret-placeholders-out"
@@ -584,6 +608,8 @@ static int finish_secrets(struct awf_options *o, char *err, size_t errlen) {
     rc = apply_secret_header(o, o->secret_headers[k], err, errlen);
   for (size_t k = 0; k < o->n_endpoints; k++)
     o->endpoints[k].secret = (size_t)awf_secrets_find(o->secrets, o->endpoints[k].name);
+  for (size_t k = 0; rc == 0 && k < o->n_ep_listen_specs; k++)
+    rc = apply_endpoint_listen(o, o->ep_listen_specs[k], err, errlen);
   if (rc == 0)
     rc = awf_secrets_seal(o->secrets, getrandom_fn, NULL, err, errlen);
   /* --dlp: a secret's real value is a credential like any token. */
@@ -690,6 +716,13 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
     }
   } else if (!strcmp(flag, "secret-endpoint")) {
     return add_endpoint(o, v, err, errlen);
+  } else if (!strcmp(flag, "secret-endpoint-listen")) {
+    if (o->n_ep_listen_specs == AWF_SECRET_ENDPOINTS_MAX) {
+      snprintf(msg, sizeof(msg), "more than %d", AWF_SECRET_ENDPOINTS_MAX);
+      rc = -E2BIG;
+    } else {
+      o->ep_listen_specs[o->n_ep_listen_specs++] = v; /* checked in finish_secrets() */
+    }
   } else if (!strcmp(flag, "secret-header")) {
     if (o->n_secret_headers == AWF_SECRETS_MAX) {
       snprintf(msg, sizeof(msg), "more than %d", AWF_SECRETS_MAX);

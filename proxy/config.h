@@ -99,6 +99,12 @@ struct awf_options {
    * also binds NAME to HOST. --secret-header NAME=HEADER, as given. */
   struct awf_secret_endpoint endpoints[AWF_SECRET_ENDPOINTS_MAX];
   size_t n_endpoints;
+  /* --secret-endpoint-listen NAME=ADDR:PORT (awf-proxy): where each listens
+   * (ep_listen_set[i] false: not given). */
+  struct sockaddr_storage ep_listen[AWF_SECRET_ENDPOINTS_MAX];
+  bool ep_listen_set[AWF_SECRET_ENDPOINTS_MAX];
+  const char *ep_listen_specs[AWF_SECRET_ENDPOINTS_MAX];
+  size_t n_ep_listen_specs;
   const char *secret_headers[AWF_SECRETS_MAX];
   size_t n_secret_headers;
   bool secret_strict;                  /* --secret-strict */
