@@ -475,6 +475,72 @@ static void wipe_free(char *p, size_t len) {
   free(p);
 }
 
+/* --secret-endpoint NAME=https://HOST[/BASE]: base-URL mode; NAME is bound
+ * to HOST as by --secret NAME=HOST. */
+static int add_endpoint(struct awf_options *o, const char *v, char *err, size_t errlen) {
+  if (o->n_endpoints == AWF_SECRET_ENDPOINTS_MAX) {
+    snprintf(err, errlen, "--secret-endpoint: more than %d", AWF_SECRET_ENDPOINTS_MAX);
+    return -E2BIG;
+  }
+  struct awf_secret_endpoint *ep = &o->endpoints[o->n_endpoints];
+  if (awf_secret_endpoint_parse(v, ep, err, errlen) < 0)
+    return -EINVAL;
+  for (size_t i = 0; i < o->n_endpoints; i++)
+    if (strcmp(o->endpoints[i].name, ep->name) == 0) {
+      snprintf(err, errlen, "--secret-endpoint %s: given twice", ep->name);
+      return -EINVAL;
+    }
+  char spec[AWF_SECRET_NAME_MAX + 300];
+  snprintf(spec, sizeof(spec), "%s=%s", ep->name, ep->host);
+  if (!o->secrets && !(o->secrets = awf_secrets_new()))
+    return -ENOMEM;
+  if (awf_secrets_add(o->secrets, spec, err, errlen) < 0)
+    return -EINVAL;
+  o->n_endpoints++;
+  return 0;
+}
+
+/* --secret-header NAME=HEADER, once the secrets are known. */
+static int apply_secret_header(struct awf_options *o, const char *spec, char *err,
+                               size_t errlen) {
+  const char *eq = strchr(spec, '=');
+  char name[AWF_SECRET_NAME_MAX + 1];
+  size_t nlen = eq ? (size_t)(eq - spec) : 0;
+  if (!eq || nlen >= sizeof(name) || !awf_secret_header_name_ok(eq + 1)) {
+    snprintf(err, errlen,
+             "--secret-header '%.64s': expected NAME=HEADER with HEADER a header name (not "
+             "Host, Proxy-*, or a hop-by-hop or framing header)",
+             spec);
+    return -EINVAL;
+  }
+  memcpy(name, spec, nlen);
+  name[nlen] = '\0';
+  return awf_secrets_set_header(o->secrets, name, eq + 1, err, errlen);
+}
+
+/* --secret-endpoint-listen NAME=ADDR:PORT, once the endpoints are known. */
+static int apply_endpoint_listen(struct awf_options *o, const char *spec, char *err,
+                                 size_t errlen) {
+  const char *eq = strchr(spec, '=');
+  for (size_t i = 0; eq && i < o->n_endpoints; i++) {
+    size_t nlen = strlen(o->endpoints[i].name);
+    if ((size_t)(eq - spec) != nlen || strncmp(spec, o->endpoints[i].name, nlen) != 0)
+      continue;
+    if (awf_sockaddr_parse(eq + 1, &o->ep_listen[i]) < 0) {
+      snprintf(err, errlen, "--secret-endpoint-listen %.*s: '%.64s' is not ADDR:PORT",
+               (int)nlen, spec, eq + 1);
+      return -EINVAL;
+    }
+    o->ep_listen_set[i] = true;
+    return 0;
+  }
+  snprintf(err, errlen,
+           "--secret-endpoint-listen '%.64s': expected NAME=ADDR:PORT with NAME a "
+           "--secret-endpoint",
+           spec);
+  return -EINVAL;
+}
+
 /* --secret-file NAME=PATH: the file's bytes, one trailing line break dropped. */
 static int read_secret_file(struct awf_options *o, const char *spec, char *err, size_t errlen) {
   char name[AWF_SECRET_NAME_MAX + 1], msg[512];
@@ -518,6 +584,8 @@ static int finish_secrets(struct awf_options *o, char *err, size_t errlen) {
   if (n == 0) {
     const char *lone = o->n_secret_files            ? "--secret-file"
                        : o->n_secret_in_body        ? "--secret-in-body"
+                       : o->n_secret_headers        ? "--secret-header"
+                       : o->n_ep_listen_specs       ? "--secret-endpoint-listen"
                        : o->secret_strict           ? "--secret-strict"
                        : o->secret_allow_plaintext  ? "--secret-allow-plaintext"
                        : o->secret_placeholders_out ? "--secret-placeholders-out"
@@ -547,6 +615,12 @@ static int finish_secrets(struct awf_options *o, char *err, size_t errlen) {
   }
   for (size_t k = 0; rc == 0 && k < o->n_secret_in_body; k++)
     rc = awf_secrets_set_in_body(o->secrets, o->secret_in_body[k], err, errlen);
+  for (size_t k = 0; rc == 0 && k < o->n_secret_headers; k++)
+    rc = apply_secret_header(o, o->secret_headers[k], err, errlen);
+  for (size_t k = 0; k < o->n_endpoints; k++)
+    o->endpoints[k].secret = (size_t)awf_secrets_find(o->secrets, o->endpoints[k].name);
+  for (size_t k = 0; rc == 0 && k < o->n_ep_listen_specs; k++)
+    rc = apply_endpoint_listen(o, o->ep_listen_specs[k], err, errlen);
   if (rc == 0)
     rc = awf_secrets_seal(o->secrets, getrandom_fn, NULL, err, errlen);
   /* --dlp: a secret's real value is a credential like any token. */
@@ -660,6 +734,22 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
       rc = -E2BIG;
     } else {
       list[(*n)++] = v; /* checked once every --secret is read */
+    }
+  } else if (!strcmp(flag, "secret-endpoint")) {
+    return add_endpoint(o, v, err, errlen);
+  } else if (!strcmp(flag, "secret-endpoint-listen")) {
+    if (o->n_ep_listen_specs == AWF_SECRET_ENDPOINTS_MAX) {
+      snprintf(msg, sizeof(msg), "more than %d", AWF_SECRET_ENDPOINTS_MAX);
+      rc = -E2BIG;
+    } else {
+      o->ep_listen_specs[o->n_ep_listen_specs++] = v; /* checked in finish_secrets() */
+    }
+  } else if (!strcmp(flag, "secret-header")) {
+    if (o->n_secret_headers == AWF_SECRETS_MAX) {
+      snprintf(msg, sizeof(msg), "more than %d", AWF_SECRETS_MAX);
+      rc = -E2BIG;
+    } else {
+      o->secret_headers[o->n_secret_headers++] = v; /* checked in finish_secrets() */
     }
   } else if (!strcmp(flag, "secret-placeholders-out")) {
     o->secret_placeholders_out = v;
@@ -795,6 +885,11 @@ void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f
     fprintf(f, "%s: debug: secret %s: %zu host(s), first %s%s\n", prog,
             awf_secrets_name(o->secrets, i), n, n ? hosts[0] : "-",
             awf_secrets_in_body(o->secrets, i) ? ", in bodies too" : "");
+  }
+  for (size_t i = 0; i < o->n_endpoints; i++) {
+    const struct awf_secret_endpoint *ep = &o->endpoints[i];
+    fprintf(f, "%s: debug: secret-endpoint %s: https://%s:%u%s, header %s\n", prog, ep->name,
+            ep->host, (unsigned)ep->port, ep->base, awf_secrets_header(o->secrets, ep->secret));
   }
   awf_port_set_format(&o->ports, a, sizeof(a));
   fprintf(f, "%s: debug: allow-ports: %s%s\n", prog, a,

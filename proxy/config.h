@@ -101,6 +101,18 @@ struct awf_options {
   size_t n_secret_files;
   const char *secret_in_body[AWF_SECRETS_MAX]; /* --secret-in-body NAME */
   size_t n_secret_in_body;
+  /* --secret-endpoint NAME=https://HOST[/BASE] (awf): base-URL mode; each
+   * also binds NAME to HOST. --secret-header NAME=HEADER, as given. */
+  struct awf_secret_endpoint endpoints[AWF_SECRET_ENDPOINTS_MAX];
+  size_t n_endpoints;
+  /* --secret-endpoint-listen NAME=ADDR:PORT (awf-proxy): where each listens
+   * (ep_listen_set[i] false: not given). */
+  struct sockaddr_storage ep_listen[AWF_SECRET_ENDPOINTS_MAX];
+  bool ep_listen_set[AWF_SECRET_ENDPOINTS_MAX];
+  const char *ep_listen_specs[AWF_SECRET_ENDPOINTS_MAX];
+  size_t n_ep_listen_specs;
+  const char *secret_headers[AWF_SECRETS_MAX];
+  size_t n_secret_headers;
   bool secret_strict;                  /* --secret-strict */
   bool secret_allow_plaintext;         /* --secret-allow-plaintext */
   const char *secret_placeholders_out; /* --secret-placeholders-out FILE (awf-proxy) */

@@ -85,6 +85,15 @@ static const char usage[] =
     "      --secret-strict           deny a request carrying a placeholder to another host\n"
     "                                (secret_misdirected) instead of sending it as is\n"
     "      --secret-allow-plaintext  let secrets go to their hosts over plain HTTP\n"
+    "      --secret-endpoint NAME=https://HOST[/BASE]\n"
+    "                                base-URL mode: a plain-HTTP listener whose requests\n"
+    "                                go to HOST with NAME's value in its header; binds\n"
+    "                                NAME to HOST\n"
+    "      --secret-endpoint-listen NAME=ADDR:PORT\n"
+    "                                where that listener listens (required with it)\n"
+    "      --secret-header NAME=HEADER\n"
+    "                                the header base-URL mode writes NAME's value in\n"
+    "                                (default Authorization: Bearer VALUE)\n"
     "      --secret-placeholders-out FILE\n"
     "                                write the placeholders, NAME=PLACEHOLDER lines, to\n"
     "                                FILE (mode 0600) for the clients\n"
@@ -364,6 +373,9 @@ static const struct option long_opts[] = {
     {"secret-in-body", required_argument, 0, 'O'},
     {"secret-strict", no_argument, 0, 'O'},
     {"secret-allow-plaintext", no_argument, 0, 'O'},
+    {"secret-endpoint", required_argument, 0, 'O'},
+    {"secret-endpoint-listen", required_argument, 0, 'O'},
+    {"secret-header", required_argument, 0, 'O'},
     {"secret-placeholders-out", required_argument, 0, 'O'},
     {"allow-ports", required_argument, 0, 'O'},
     {"allow-destination-cidrs", required_argument, 0, 'O'},
@@ -423,6 +435,14 @@ static int parse_args(int argc, char **argv, struct awf_options *o, bool *check)
     fprintf(stderr, "awf-proxy: %s\n", err);
     return AWF_EXIT_USAGE;
   }
+  for (size_t i = 0; i < o->n_endpoints; i++)
+    if (!o->ep_listen_set[i]) {
+      fprintf(stderr,
+              "awf-proxy: --secret-endpoint %s: give where it listens: "
+              "--secret-endpoint-listen %s=ADDR:PORT\n",
+              o->endpoints[i].name, o->endpoints[i].name);
+      return AWF_EXIT_USAGE;
+    }
   if (o->n_listen == 0 && o->n_tlisten == 0 && o->n_dns_listen == 0 && n_sd_fds == 0) {
     awf_sockaddr_parse("127.0.0.1:3128", &o->listen[0]);
     o->n_listen = 1;
@@ -669,6 +689,20 @@ static int run(struct awf_options *o) {
       break;
     }
     fprintf(stderr, "awf-proxy: listening on %s\n",
+            awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
+  }
+  for (size_t i = 0; i < o->n_endpoints && status == 0; i++) {
+    struct sockaddr_storage bound;
+    char text[AWF_ADDRSTRLEN];
+    rc = awf_proxy_listen_endpoint(a.proxy, (struct sockaddr *)&o->ep_listen[i], &bound,
+                                   &o->endpoints[i]);
+    if (rc < 0) {
+      fprintf(stderr, "awf-proxy: --secret-endpoint-listen %s: %s\n", o->endpoints[i].name,
+              uv_strerror(rc));
+      status = AWF_EXIT_ERROR;
+      break;
+    }
+    fprintf(stderr, "awf-proxy: secret-endpoint %s listening on %s\n", o->endpoints[i].name,
             awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
   }
   for (size_t i = 0; i < o->n_tlisten && status == 0; i++) {

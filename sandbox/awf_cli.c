@@ -78,6 +78,13 @@ static const char usage[] =
     "      --secret-strict           deny a request carrying a placeholder to another host\n"
     "                                (secret_misdirected) instead of sending it as is\n"
     "      --secret-allow-plaintext  let secrets go to their hosts over plain HTTP\n"
+    "      --secret-endpoint NAME=https://HOST[/BASE]\n"
+    "                                base-URL mode: a plain-HTTP listener in the sandbox\n"
+    "                                (AWF_<NAME>_URL) whose requests go to HOST with\n"
+    "                                NAME's value in its header; binds NAME to HOST\n"
+    "      --secret-header NAME=HEADER\n"
+    "                                the header base-URL mode writes NAME's value in\n"
+    "                                (default Authorization: Bearer VALUE)\n"
     "      --allow-ports LIST        TCP ports the command may reach (default 80,443)\n"
     "      --allow-ssh LIST          hosts ssh/git may reach on port 22, judged by the\n"
     "                                name the command resolved (github.com, *.x.com)\n"
@@ -161,6 +168,8 @@ static const struct option long_opts[] = {
     {"secret-in-body", required_argument, 0, 'P'},
     {"secret-strict", no_argument, 0, 'P'},
     {"secret-allow-plaintext", no_argument, 0, 'P'},
+    {"secret-endpoint", required_argument, 0, 'P'},
+    {"secret-header", required_argument, 0, 'P'},
     {"allow-ports", required_argument, 0, 'P'},
     {"allow-ssh", required_argument, 0, 'P'},
     {"tls-ports", required_argument, 0, 'P'},

@@ -27,7 +27,7 @@
 #include "userns.h"
 
 #define MAX_GROUPS 64
-#define MAX_OWN_ENV 32
+#define MAX_OWN_ENV (32 + 2 * AWF_SECRET_ENDPOINTS_MAX)
 #define MAX_ENV_FILE (1024 * 1024)
 #define AWF_MAX_COMMAND_ARGS 65536
 
@@ -116,7 +116,7 @@ static char *sandbox_hosts(bool host_access) {
 /* awf's own variables: the lowest precedence. Returns how many were made, or
  * -ENOMEM; each is malloc'd (freed with free_strings). */
 static long own_environment(char **own, size_t max, const char *path,
-                            const struct awf_userdb_user *u) {
+                            const struct awf_userdb_user *u, const struct awf_options *o) {
   static const char *const passthrough[] = {"TERM",       "LANG",        "GOROOT",
                                             "JAVA_HOME",  "DOTNET_ROOT", "CARGO_HOME",
                                             "BUN_INSTALL"};
@@ -144,6 +144,14 @@ static long own_environment(char **own, size_t max, const char *path,
   OWN("NO_PROXY=%s", AWF_SANDBOX_NO_PROXY);
   OWN("no_proxy=%s", AWF_SANDBOX_NO_PROXY);
   OWN("AWF_SANDBOX=1");
+  /* --secret-endpoint: where the command finds each endpoint (secrets.h). */
+  for (size_t i = 0; i < o->n_endpoints; i++) {
+    char vars[2][AWF_SECRET_ENV_MAX];
+    size_t nv = awf_secret_endpoint_env(&o->endpoints[i],
+                                        (uint16_t)(AWF_SANDBOX_ENDPOINT_PORT + i), vars, 2);
+    for (size_t k = 0; k < nv; k++)
+      OWN("%s", vars[k]);
+  }
   for (size_t i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++) {
     const char *v = getenv(passthrough[i]);
     if (v && strlen(v) < PATH_MAX)
@@ -227,7 +235,7 @@ static int build_environment(const struct awf_cli *cli, const struct awf_userdb_
     return -1;
   }
   char *own[MAX_OWN_ENV + 1];
-  if (own_environment(own, MAX_OWN_ENV, path, user) < 0) {
+  if (own_environment(own, MAX_OWN_ENV, path, user, &cli->proxy) < 0) {
     free_strings(own);
     fprintf(stderr, "awf: out of memory\n");
     return -1;

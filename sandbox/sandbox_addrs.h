@@ -12,6 +12,8 @@
 #define AWF_SANDBOX_PROXY_PORT 312       /* explicit proxy: HTTP(S)_PROXY */
 #define AWF_SANDBOX_TRANSPARENT_PORT 151 /* nftables redirect target */
 #define AWF_SANDBOX_DNS_PORT 153         /* DNS redirect target */
+/* --secret-endpoint: the Nth (from 0) listens on 127.0.0.1:(this + N). */
+#define AWF_SANDBOX_ENDPOINT_PORT 320
 /* NO_PROXY inside: all of loopback is the sandbox's own. Clients that read
  * no CIDR (wget, python urllib) still skip the proxy for the usual names. */
 #define AWF_SANDBOX_NO_PROXY "localhost,127.0.0.1,127.0.0.0/8,::1"

@@ -93,7 +93,8 @@ static int prepare_command(void *arg) {
 }
 
 /* The sockets rootless awf makes inside the sandbox's network namespace and
- * hands to the engine outside, in this order (the NFLOG one may be missing). */
+ * hands to the engine outside. They go in this order, the NFLOG one last (it
+ * may be missing), after one per --secret-endpoint (SK_EP0...). */
 enum {
   SK_PROXY,
   SK_TPROXY4,
@@ -103,8 +104,10 @@ enum {
   SK_DNS6_UDP,
   SK_DNS6_TCP,
   SK_NFLOG,
-  SK_N
+  SK_EP0,
+  SK_N = SK_EP0 + AWF_SECRET_ENDPOINTS_MAX
 };
+#define SK_FIXED SK_NFLOG /* the sockets every run has */
 
 static const int families[2] = {AF_INET, AF_INET6}; /* index = s->dns[] slot */
 
@@ -153,7 +156,8 @@ static int bind_tcp(int family, uint16_t port, char *err, size_t errlen) {
 /* Rootless, in the sandbox's PID 1: the sockets of awf's listeners, bound in
  * this (the sandbox's) network namespace, and the NFLOG socket (-1 when the
  * kernel has none: a warning, as in the root path). */
-static int make_sandbox_sockets(int fds[SK_N], char *err, size_t errlen) {
+static int make_sandbox_sockets(const struct awf_cli *cli, int fds[SK_N], char *err,
+                                size_t errlen) {
   for (size_t i = 0; i < SK_N; i++)
     fds[i] = -1;
   int rc = fds[SK_PROXY] = bind_tcp(AF_INET, AWF_SANDBOX_PROXY_PORT, err, errlen);
@@ -161,6 +165,9 @@ static int make_sandbox_sockets(int fds[SK_N], char *err, size_t errlen) {
     rc = fds[SK_TPROXY4] = bind_tcp(AF_INET, AWF_SANDBOX_TRANSPARENT_PORT, err, errlen);
   if (rc >= 0)
     rc = fds[SK_TPROXY6] = bind_tcp(AF_INET6, AWF_SANDBOX_TRANSPARENT_PORT, err, errlen);
+  for (size_t i = 0; rc >= 0 && i < cli->proxy.n_endpoints; i++)
+    rc = fds[SK_EP0 + i] = bind_tcp(AF_INET, (uint16_t)(AWF_SANDBOX_ENDPOINT_PORT + i), err,
+                                    errlen);
   for (size_t i = 0; rc >= 0 && i < 2; i++) {
     struct sockaddr_storage a;
     char text[AWF_ADDRSTRLEN];
@@ -217,10 +224,18 @@ static int rootless_network(const struct awf_sandbox_plan *plan, int chan) {
   prctl(PR_SET_DUMPABLE, 0);
   int rc = awf_step_configure_sandbox_net(plan->cli, err, sizeof(err));
   if (rc == 0)
-    rc = make_sandbox_sockets(fds, err, sizeof(err));
+    rc = make_sandbox_sockets(plan->cli, fds, err, sizeof(err));
   if (rc < 0)
     rootless_fail(rc, err);
-  rc = awf_fdpass_send(chan, 'S', fds, fds[SK_NFLOG] >= 0 ? SK_N : SK_N - 1);
+  /* On the wire: the fixed ones, the endpoints', then NFLOG's if any. */
+  size_t nep = plan->cli->proxy.n_endpoints, k = SK_FIXED;
+  int wire[SK_N];
+  memcpy(wire, fds, sizeof(int) * SK_FIXED);
+  for (size_t i = 0; i < nep; i++)
+    wire[k++] = fds[SK_EP0 + i];
+  if (fds[SK_NFLOG] >= 0)
+    wire[k++] = fds[SK_NFLOG];
+  rc = awf_fdpass_send(chan, 'S', wire, k);
   close_fds(fds, SK_N);
   if (rc < 0 || awf_fdpass_recv(chan, &tag, &report, 0, 1, &n) < 0 || tag != 'g')
     _exit(AWF_EXIT_FAILURE);
@@ -580,6 +595,14 @@ static int adopt_sandbox_sockets(struct supervisor *s, int *fds, size_t n, char 
       close(fds[i]);
     fds[i] = -1;
   }
+  const struct awf_options *o = &s->plan->cli->proxy;
+  for (size_t i = 0; i < o->n_endpoints; i++) {
+    if (rc == 0)
+      rc = awf_proxy_listen_endpoint_fd(s->proxy, fds[SK_EP0 + i], &o->endpoints[i]);
+    else
+      close(fds[SK_EP0 + i]);
+    fds[SK_EP0 + i] = -1;
+  }
   if (rc < 0) {
     close_fds(fds, n);
     snprintf(err, errlen, "cannot listen inside the sandbox: %s", uv_strerror(rc));
@@ -602,7 +625,7 @@ static int adopt_sandbox_sockets(struct supervisor *s, int *fds, size_t n, char 
     snprintf(err, errlen, "cannot start the DNS server inside the sandbox: %s", strerror(-rc));
     return rc;
   }
-  if (n > SK_NFLOG &&
+  if (fds[SK_NFLOG] >= 0 &&
       awf_refused_start(&s->loop, fds[SK_NFLOG], s->log, s->denials, &s->refused) < 0)
     fprintf(stderr, "awf: warning: refused packets will not be logged: %s\n", strerror(ENOMEM));
   return 0;
@@ -612,19 +635,27 @@ static int adopt_sandbox_sockets(struct supervisor *s, int *fds, size_t n, char 
  * of its network ('S'); the engine takes them, and the UNIX gate (in the
  * sandbox's PID 1) gets the access log's report pipe with the go ('g'). */
 static int rootless_setup(struct supervisor *s, int chan, char *err, size_t errlen) {
-  int fds[SK_N];
+  int fds[SK_N], wire[SK_N];
   size_t n;
   char tag = 0;
+  size_t nep = s->plan->cli->proxy.n_endpoints;
   int rc = awf_fdpass_send(chan, 'm', NULL, 0);
   if (rc == 0)
-    rc = awf_fdpass_recv(chan, &tag, fds, SK_N - 1, SK_N, &n);
+    rc = awf_fdpass_recv(chan, &tag, wire, SK_FIXED + nep, SK_FIXED + nep + 1, &n);
   if (rc < 0 || tag != 'S') {
     if (rc == 0)
-      close_fds(fds, n);
+      close_fds(wire, n);
     err[0] = '\0'; /* the sandbox said why on stderr */
     return rc < 0 ? rc : -EPROTO;
   }
-  rc = adopt_sandbox_sockets(s, fds, n, err, errlen);
+  for (size_t i = 0; i < SK_N; i++)
+    fds[i] = -1;
+  memcpy(fds, wire, sizeof(int) * SK_FIXED);
+  for (size_t i = 0; i < nep; i++)
+    fds[SK_EP0 + i] = wire[SK_FIXED + i];
+  if (n > SK_FIXED + nep)
+    fds[SK_NFLOG] = wire[n - 1];
+  rc = adopt_sandbox_sockets(s, fds, SK_N, err, errlen);
   if (rc < 0)
     return rc;
   int report = -1;
@@ -650,6 +681,11 @@ static int listen_in_sandbox(struct supervisor *s, char *err, size_t errlen) {
   for (size_t i = 0; rc == 0 && i < 2; i++) {
     loopback_addr(families[i], AWF_SANDBOX_TRANSPARENT_PORT, &a);
     rc = awf_proxy_listen_transparent(s->proxy, (struct sockaddr *)&a, NULL);
+  }
+  const struct awf_options *o = &s->plan->cli->proxy;
+  for (size_t i = 0; rc == 0 && i < o->n_endpoints; i++) {
+    loopback_addr(AF_INET, (uint16_t)(AWF_SANDBOX_ENDPOINT_PORT + i), &a);
+    rc = awf_proxy_listen_endpoint(s->proxy, (struct sockaddr *)&a, NULL, &o->endpoints[i]);
   }
   if (rc < 0) {
     snprintf(err, errlen, "cannot listen on %s inside the sandbox: %s",

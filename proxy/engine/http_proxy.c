@@ -96,6 +96,12 @@ struct http_state {
    * is a verified TLS connection to that host, never pooled. */
   bool bumped;
   struct tunnel_handoff bump;
+  /* Base-URL mode (--secret-endpoint): like a bumped connection to the
+   * endpoint's host, but the client speaks plain HTTP to awf, any Host it
+   * sends is replaced, the path is prefixed with the base, and the secret
+   * goes in its header. No tunnel record. */
+  const struct awf_secret_endpoint *endpoint;
+  struct awf_buf ep_path;     /* base + the client's path */
   int64_t bump_up, bump_down; /* the requests' bytes, for the tunnel's record */
   bool up_fresh;              /* the upstream has carried no request yet */
   struct awf_buf full_url;    /* the request's https URL, for the log */
@@ -508,20 +514,59 @@ static void take_pooled(struct conn *c) {
 
 /* Build the head sent upstream: origin-form target, Host from the URI, no
  * hop-by-hop or proxy headers, framing from what llhttp parsed. */
+/* Base-URL mode: the client's credentials and cookies are not forwarded
+ * (the endpoint's secret replaces them). */
+static void strip_client_credentials(struct awf_head *rq, const char *secret_header) {
+  unsigned k = 0;
+  for (unsigned i = 0; i < rq->n; i++) {
+    const struct awf_hdr *x = &rq->hdrs[i];
+    const char *n = awf_hdr_name(rq, x);
+    bool drop = awf_name_is(n, x->name_len, "authorization") ||
+                awf_name_is(n, x->name_len, "x-api-key") ||
+                awf_name_is(n, x->name_len, "cookie") ||
+                awf_name_is(n, x->name_len, secret_header) ||
+                (x->name_len >= 6 && strncasecmp(n, "proxy-", 6) == 0);
+    if (!drop)
+      rq->hdrs[k++] = *x;
+  }
+  rq->n = k;
+}
+
+/* Base-URL mode: the secret's header line, before the head's blank line. */
+static int add_endpoint_header(struct http_state *h, const awf_secrets *sec) {
+  size_t i = h->endpoint->secret;
+  char line[AWF_SECRET_MAX_LEN + 256];
+  size_t n = awf_secret_header_line(sec, i, line, sizeof(line));
+  if (n == 0 || h->out.len < 2)
+    return -E2BIG;
+  h->out.len -= 2; /* the blank line */
+  int rc = awf_buf_append(&h->out, line, n);
+  if (rc == 0)
+    rc = awf_buf_append(&h->out, "\r\n", 2);
+  explicit_bzero(line, sizeof(line));
+  if (rc == 0)
+    h->sec.injected |= UINT64_C(1) << i;
+  return rc;
+}
+
 static int build_upstream_head(struct conn *c) {
   struct http_state *h = hs(c);
+  const awf_secrets *sec = c->proxy->cfg.secrets;
+  if (h->endpoint)
+    strip_client_credentials(&h->rq, awf_secrets_header(sec, h->endpoint->secret));
   struct awf_req_facts f = {.method = h->method,
                             .target = h->target,
                             .framing = h->req_framing,
                             .length = h->req_length};
   int rc = awf_build_request_head(&h->out, &f, &h->rq);
-  const awf_secrets *sec = c->proxy->cfg.secrets;
   if (rc < 0 || !sec)
     return rc;
   /* Secrets (secrets.h): placeholders become values for the dialled host,
    * in the query and header values; equal lengths keep the framing valid. */
   const char *host = dialled_host(h);
   awf_secrets_rewrite_head(sec, host, strlen(host), h->out.data, h->out.len, &h->sec);
+  if (h->endpoint && add_endpoint_header(h, sec) < 0)
+    return -E2BIG;
   uint64_t body = 0;
   for (size_t i = 0; i < awf_secrets_count(sec); i++)
     if (awf_secrets_in_body(sec, i))
@@ -588,10 +633,32 @@ static bool same_host(const char *a, const char *b) {
 /* The head of a request inside intercepted TLS: for the tunnel's host only
  * (it was admitted, and its upstream verified, for that name), judged by
  * the https URL rules, sent on over the pinned upstream. */
+/* Base-URL mode: the request goes to the endpoint's host, whatever Host the
+ * client sent, at the base path followed by the client's. */
+static int endpoint_target(struct http_state *h) {
+  const struct awf_secret_endpoint *ep = h->endpoint;
+  snprintf(h->target.host, sizeof(h->target.host), "%s", ep->host);
+  h->target.host_len = strlen(ep->host);
+  h->target.host_is_ipv6 = false;
+  awf_buf_reset(&h->ep_path);
+  const char *p = h->target.path_len ? h->target.path : "/";
+  size_t pl = h->target.path_len ? h->target.path_len : 1;
+  bool query = p[0] == '?';
+  if (awf_buf_append(&h->ep_path, ep->base, strlen(ep->base)) < 0 ||
+      (query && awf_buf_append(&h->ep_path, "/", 1) < 0) ||
+      awf_buf_append(&h->ep_path, p, pl) < 0)
+    return -E2BIG;
+  h->target.path = h->ep_path.data;
+  h->target.path_len = h->ep_path.len;
+  return 0;
+}
+
 static int bumped_request(struct conn *c) {
   struct http_state *h = hs(c);
+  if (h->endpoint && endpoint_target(h) < 0)
+    return req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE);
   make_full_url(h);
-  if (!same_host(h->target.host, h->bump.host))
+  if (!h->endpoint && !same_host(h->target.host, h->bump.host))
     return answer_locally(c, 421, AWF_REASON_HOST_MISMATCH);
   h->target.port = h->bump.port;
   struct awf_ask_facts ask = {.kind = AWF_ASK_HTTPS,
@@ -1326,7 +1393,7 @@ static void http_on_close(struct conn *c) {
   struct http_state *h = hs(c);
   if (h->rq_stage >= RQ_BODY && !h->logged)
     log_request(c, AWF_ALLOW, AWF_REASON_ALLOWED);
-  if (h->bumped) { /* the tunnel's own record */
+  if (h->bumped && !h->endpoint) { /* the tunnel's own record */
     /* A handshake that never finished (an error, or a client that stalled
      * until the deadline) let nothing through: not an allowed tunnel. */
     const struct awf_tls_transport *ct = awf_tls_transport_of(c->client);
@@ -1359,6 +1426,7 @@ static void http_free(struct conn *c) {
   awf_buf_free(&h->out);
   awf_buf_free(&h->resp_head);
   awf_buf_free(&h->full_url);
+  awf_buf_free(&h->ep_path);
   awf_dlp_stream_free(h->dlp_body);
   free(h->up_stream);
   free(h->down_stream);
@@ -1383,6 +1451,7 @@ static struct http_state *http_state_new(struct conn *c) {
     return NULL;
   conn_set_mode(c, &http_ops, h, CONN_HTTP);
   awf_buf_init(&h->full_url, MAX_HEAD_BYTES + 300);
+  awf_buf_init(&h->ep_path, MAX_HEAD_BYTES + AWF_SECRET_BASE_MAX);
   awf_buf_init(&h->rq.buf, MAX_HEAD_BYTES);
   awf_buf_init(&h->rs.buf, MAX_RESP_HEAD_BYTES);
   awf_buf_init(&h->pending, 2 * AWF_READ_BUF_SIZE);
@@ -1420,6 +1489,24 @@ int http_conn_start_intercepted(struct conn *c, const struct tunnel_handoff *ho)
   llhttp_init(&h->resp, HTTP_RESPONSE, &resp_settings);
   h->resp.data = c;
   conn_set_timer(c, T_HEADER); /* the handshake and the first request head */
+  update_reading(c);
+  return 0;
+}
+
+int http_conn_start_endpoint(struct conn *c, const struct awf_secret_endpoint *ep) {
+  if (!c->proxy->cfg.intercept || !c->proxy->cfg.secrets)
+    return -EINVAL; /* no verified upstream TLS, no secret */
+  struct http_state *h = http_state_new(c);
+  if (!h)
+    return -ENOMEM;
+  h->bumped = true;
+  h->endpoint = ep;
+  snprintf(h->bump.host, sizeof(h->bump.host), "%s", ep->host);
+  h->bump.port = ep->port;
+  h->up_fresh = true;
+  llhttp_init(&h->resp, HTTP_RESPONSE, &resp_settings);
+  h->resp.data = c;
+  conn_set_timer(c, T_IDLE);
   update_reading(c);
   return 0;
 }

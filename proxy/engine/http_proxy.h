@@ -15,4 +15,10 @@ int http_conn_start(struct conn *c);
 struct tunnel_handoff;
 int http_conn_start_intercepted(struct conn *c, const struct tunnel_handoff *h);
 
+/* Take a connection from a --secret-endpoint listener: plain HTTP from the
+ * client, requests sent to ep's host over verified TLS (proxy.h). Returns 0
+ * or a negative errno. */
+struct awf_secret_endpoint;
+int http_conn_start_endpoint(struct conn *c, const struct awf_secret_endpoint *ep);
+
 #endif

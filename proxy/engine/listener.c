@@ -21,7 +21,9 @@ struct listener {
   awf_proxy *proxy;
   struct awf_list link; /* in awf_proxy.listeners */
   bool transparent;     /* connections were redirected here by nftables */
-  bool paused;          /* a connection is waiting in the kernel queue (at the cap) */
+  /* Base-URL mode (--secret-endpoint): plain HTTP for this upstream only. */
+  const struct awf_secret_endpoint *endpoint;
+  bool paused; /* a connection is waiting in the kernel queue (at the cap) */
 };
 
 static void on_log_write_failed(void *arg, int err) { conn_log_failed(arg, err); }
@@ -185,7 +187,7 @@ static int accept_one(struct listener *l) {
   uv_tcp_nodelay(&c->client_handle, 1);
   if (l->transparent)
     return start_transparent(c, l);
-  if (http_conn_start(c) < 0)
+  if (l->endpoint ? http_conn_start_endpoint(c, l->endpoint) < 0 : http_conn_start(c) < 0)
     conn_close(c);
   return 0;
 }
@@ -308,6 +310,7 @@ void awf_proxy_set_rules(awf_proxy *p, const awf_acl *acl, const awf_url_rules *
 /* A listener whose socket is set up by `open` (bind here, or adopt an fd),
  * then listening and on the engine's list. */
 static int add_listener(awf_proxy *p, bool transparent,
+                        const struct awf_secret_endpoint *endpoint,
                         int (*open)(uv_tcp_t *tcp, const void *arg), const void *arg,
                         uv_tcp_t **tcp) {
   struct listener *l = calloc(1, sizeof(*l));
@@ -315,6 +318,7 @@ static int add_listener(awf_proxy *p, bool transparent,
     return UV_ENOMEM;
   l->proxy = p;
   l->transparent = transparent;
+  l->endpoint = endpoint;
   uv_tcp_init(p->loop, &l->tcp);
   l->tcp.data = l;
   int rc = open(&l->tcp, arg);
@@ -339,9 +343,9 @@ static int bind_addr(uv_tcp_t *tcp, const void *arg) {
 }
 
 static int listen_on(awf_proxy *p, const struct sockaddr *addr, struct sockaddr_storage *bound,
-                     bool transparent) {
+                     bool transparent, const struct awf_secret_endpoint *endpoint) {
   uv_tcp_t *tcp;
-  int rc = add_listener(p, transparent, bind_addr, addr, &tcp);
+  int rc = add_listener(p, transparent, endpoint, bind_addr, addr, &tcp);
   if (rc == 0 && bound) {
     int len = sizeof(*bound);
     uv_tcp_getsockname(tcp, (struct sockaddr *)bound, &len);
@@ -364,17 +368,27 @@ struct awf_metrics *awf_proxy_metrics(awf_proxy *p) {
 }
 
 int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent) {
-  return add_listener(p, transparent, adopt_fd, &fd, NULL);
+  return add_listener(p, transparent, NULL, adopt_fd, &fd, NULL);
+}
+
+int awf_proxy_listen_endpoint_fd(awf_proxy *p, int fd, const struct awf_secret_endpoint *ep) {
+  return add_listener(p, false, ep, adopt_fd, &fd, NULL);
+}
+
+int awf_proxy_listen_endpoint(awf_proxy *p, const struct sockaddr *addr,
+                              struct sockaddr_storage *bound,
+                              const struct awf_secret_endpoint *ep) {
+  return listen_on(p, addr, bound, false, ep);
 }
 
 int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
                      struct sockaddr_storage *bound) {
-  return listen_on(p, addr, bound, false);
+  return listen_on(p, addr, bound, false, NULL);
 }
 
 int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
                                  struct sockaddr_storage *bound) {
-  return listen_on(p, addr, bound, true);
+  return listen_on(p, addr, bound, true, NULL);
 }
 
 static void on_engine_handle_closed(uv_handle_t *h) {

@@ -117,6 +117,18 @@ int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
  * on failure (it is closed). Returns 0 or a uv error. */
 int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent);
 
+/* Base-URL mode (--secret-endpoint, secrets.h): plain-HTTP clients of this
+ * listener send origin-form requests that go to ep's host over verified TLS
+ * (interception must be on), the path prefixed with ep's base, the
+ * client's Authorization, x-api-key, Cookie and Proxy-* headers dropped and
+ * ep's secret written in its header; each is judged as an https request to
+ * that host. ep must outlive the engine. The _fd form adopts a bound socket
+ * as awf_proxy_listen_fd does. Returns 0 or a uv error. */
+int awf_proxy_listen_endpoint(awf_proxy *p, const struct sockaddr *addr,
+                              struct sockaddr_storage *bound,
+                              const struct awf_secret_endpoint *ep);
+int awf_proxy_listen_endpoint_fd(awf_proxy *p, int fd, const struct awf_secret_endpoint *ep);
+
 /* The engine's counters (metrics.h): written by its loop only; sum them
  * with awf_metrics_sum() from any thread while the engine lives. */
 struct awf_metrics *awf_proxy_metrics(awf_proxy *p);

@@ -74,7 +74,9 @@ static int split_name(const char *spec, const char *flag, char *name, size_t cap
   if (!eq || !name_valid(spec, nlen) || nlen >= cap) {
     snprintf(err, errlen, "%s '%.*s': expected NAME=%s with NAME a variable name", flag,
              (int)(nlen > 64 ? 64 : nlen), spec,
-             strcmp(flag, "--secret") == 0 ? "HOST[,HOST...]" : "PATH");
+             strcmp(flag, "--secret") == 0            ? "HOST[,HOST...]"
+             : strcmp(flag, "--secret-endpoint") == 0 ? "https://HOST[/BASE]"
+                                                      : "PATH");
     return -EINVAL;
   }
   memcpy(name, spec, nlen);
@@ -523,5 +525,114 @@ size_t awf_secret_stream_finish(struct awf_secret_stream *st, char *out) {
   size_t n = st->hold_len;
   memcpy(out, st->hold, n);
   st->hold_len = 0;
+  return n;
+}
+
+/* ---- base-URL mode ---------------------------------------------------------- */
+
+static bool unreserved(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+         c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+int awf_secret_endpoint_parse(const char *spec, struct awf_secret_endpoint *ep, char *err,
+                              size_t errlen) {
+  memset(ep, 0, sizeof(*ep));
+  const char *url;
+  if (split_name(spec, "--secret-endpoint", ep->name, sizeof(ep->name), &url, err, errlen) < 0)
+    return -EINVAL;
+  static const char scheme[] = "https://";
+  if (strncasecmp(url, scheme, sizeof(scheme) - 1) != 0) {
+    snprintf(err, errlen, "--secret-endpoint %s: the URL must start with https://", ep->name);
+    return -EINVAL;
+  }
+  const char *h = url + sizeof(scheme) - 1;
+  size_t hl = strcspn(h, ":/");
+  char norm[AWF_HOSTNAME_MAX + 1];
+  if (awf_hostname_normalize(h, hl, norm, sizeof(norm)) < 0 || strchr(norm, '*')) {
+    snprintf(err, errlen, "--secret-endpoint %s: '%.*s' is not a host name", ep->name,
+             (int)(hl > 300 ? 300 : hl), h);
+    return -EINVAL;
+  }
+  snprintf(ep->host, sizeof(ep->host), "%s", norm);
+  const char *p = h + hl;
+  ep->port = 443;
+  if (*p == ':') {
+    unsigned long v = 0;
+    size_t digits = 0;
+    for (p++; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
+      v = v * 10 + (unsigned long)(*p - '0');
+    if (digits == 0 || v == 0 || v > 65535 || (*p && *p != '/')) {
+      snprintf(err, errlen, "--secret-endpoint %s: bad port", ep->name);
+      return -EINVAL;
+    }
+    ep->port = (uint16_t)v;
+  }
+  size_t bl = strlen(p);
+  while (bl && p[bl - 1] == '/')
+    bl--;
+  if (bl >= sizeof(ep->base)) {
+    snprintf(err, errlen, "--secret-endpoint %s: the base path is too long", ep->name);
+    return -EINVAL;
+  }
+  for (size_t i = 0; i < bl; i++)
+    if (!unreserved(p[i]) && !(p[i] == '/' && (i == 0 || p[i - 1] != '/'))) {
+      snprintf(err, errlen,
+               "--secret-endpoint %s: the base path may hold letters, digits, -._~ and single "
+               "'/' only (no query, fragment or escapes)",
+               ep->name);
+      return -EINVAL;
+    }
+  memcpy(ep->base, p, bl);
+  ep->base[bl] = '\0';
+  return 0;
+}
+
+bool awf_secret_header_name_ok(const char *name) {
+  size_t len = strlen(name);
+  if (len == 0 || len > 64)
+    return false;
+  for (size_t i = 0; i < len; i++) {
+    char c = name[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+          strchr("!#$%&'*+-.^_`|~", c)))
+      return false;
+  }
+  static const char *const refused[] = {
+      "host",       "connection", "content-length", "transfer-encoding", "te", "upgrade",
+      "keep-alive", "trailer",    "expect"};
+  for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+    if (strcasecmp(name, refused[i]) == 0)
+      return false;
+  return strncasecmp(name, "proxy-", 6) != 0;
+}
+
+size_t awf_secret_header_line(const awf_secrets *s, size_t i, char *out, size_t cap) {
+  size_t vlen;
+  const char *v = awf_secrets_value(s, i, &vlen);
+  const char *hdr = awf_secrets_header(s, i);
+  bool bearer = strcasecmp(hdr, "Authorization") == 0;
+  int n = snprintf(out, cap, "%s: %s%.*s\r\n", hdr, bearer ? "Bearer " : "", (int)vlen, v);
+  return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+/* Known key names and their tool's base-URL variable. */
+static const struct {
+  const char *key, *var, *suffix; /* suffix: added when the endpoint has no base */
+} base_url_vars[] = {
+    {"OPENAI_API_KEY", "OPENAI_BASE_URL", "/v1"},
+    {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", ""},
+};
+
+size_t awf_secret_endpoint_env(const struct awf_secret_endpoint *ep, uint16_t port,
+                               char out[][AWF_SECRET_ENV_MAX], size_t max) {
+  size_t n = 0;
+  if (n < max)
+    snprintf(out[n++], AWF_SECRET_ENV_MAX, "AWF_%s_URL=http://127.0.0.1:%u", ep->name,
+             (unsigned)port);
+  for (size_t i = 0; i < sizeof(base_url_vars) / sizeof(base_url_vars[0]); i++)
+    if (n < max && strcmp(ep->name, base_url_vars[i].key) == 0)
+      snprintf(out[n++], AWF_SECRET_ENV_MAX, "%s=http://127.0.0.1:%u%s", base_url_vars[i].var,
+               (unsigned)port, ep->base[0] ? "" : base_url_vars[i].suffix);
   return n;
 }

@@ -57,6 +57,41 @@ int awf_secrets_set_in_body(awf_secrets *s, const char *name, char *err, size_t 
 int awf_secrets_set_header(awf_secrets *s, const char *name, const char *header, char *err,
                            size_t errlen);
 
+/* Base-URL mode (--secret-endpoint NAME=https://HOST[:PORT][/BASE]): a
+ * plain-HTTP listener the command calls, whose requests go to HOST over
+ * verified TLS with the path prefixed by BASE and the secret's value in its
+ * header (awf_secrets_header). */
+#define AWF_SECRET_ENDPOINTS_MAX 8
+#define AWF_SECRET_BASE_MAX 256
+struct awf_secret_endpoint {
+  char name[AWF_SECRET_NAME_MAX + 1];
+  char host[256];                 /* lower case, a DNS name */
+  uint16_t port;                  /* 443 unless given */
+  char base[AWF_SECRET_BASE_MAX]; /* "" or "/seg[/seg...]", no trailing '/' */
+  size_t secret;                  /* the secret's index, set by the caller */
+};
+/* Parse "NAME=https://HOST[:PORT][/BASE]": https only, no userinfo, query
+ * or fragment; BASE of unreserved characters and '/' (a trailing '/'
+ * dropped). Returns 0 or -EINVAL with the message in err. */
+int awf_secret_endpoint_parse(const char *spec, struct awf_secret_endpoint *ep, char *err,
+                              size_t errlen);
+/* The variables awf exports for ep listening on 127.0.0.1:port, as
+ * "NAME=VALUE" into out[0..max): AWF_<NAME>_URL=http://127.0.0.1:PORT (the
+ * listener adds the base path itself), and for a known key name its tool's
+ * base-URL variable (OPENAI_API_KEY: OPENAI_BASE_URL, with /v1 when the
+ * endpoint has no base path, as the OpenAI SDKs expect; ANTHROPIC_API_KEY:
+ * ANTHROPIC_BASE_URL). Returns how many. */
+#define AWF_SECRET_ENV_MAX (AWF_SECRET_NAME_MAX + 64)
+size_t awf_secret_endpoint_env(const struct awf_secret_endpoint *ep, uint16_t port,
+                               char out[][AWF_SECRET_ENV_MAX], size_t max);
+/* A header name for --secret-header: a token (letters, digits and
+ * !#$%&'*+-.^_`|~), not Host nor a hop-by-hop or framing header. */
+bool awf_secret_header_name_ok(const char *name);
+/* The header line base-URL mode sends: "Authorization: Bearer VALUE" for
+ * Authorization, else "HEADER: VALUE", then CRLF, into out. Returns its
+ * length, or 0 when it does not fit. */
+size_t awf_secret_header_line(const awf_secrets *s, size_t i, char *out, size_t cap);
+
 /* The real value of secret i: printable ASCII without blanks (0x21..0x7e),
  * AWF_SECRET_MIN_LEN..AWF_SECRET_MAX_LEN bytes. A file's trailing newline
  * is the caller's to drop. Returns 0 or -EINVAL naming the secret, never

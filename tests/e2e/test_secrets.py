@@ -9,6 +9,7 @@ secrets, never their values."""
 import hashlib
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -315,3 +316,35 @@ def test_secret_from_a_ruleset(start_proxy, certfile, origins, value, tmp_path):
     assert rc == 0, err
     _, hdrs = _seen(origins.https, t)
     assert hdrs["authorization"] == f"Bearer {value}", hdrs
+
+
+def test_secret_endpoint(secret_proxy, origins, value):
+    """Base-URL mode (--secret-endpoint): plain HTTP to its own listener goes
+    to the endpoint's host over verified TLS, the client's credentials
+    dropped and the value in --secret-header's header; the origin's echo of
+    it comes back as the placeholder. (The base path: test_awf_secret_endpoint.)"""
+    p, ph, ca = secret_proxy(
+        "--secret-endpoint", f"{NAME}=https://allowed.test:{origins.https.port}/",
+        "--secret-endpoint-listen", f"{NAME}=127.0.0.1:0", "--secret-header", f"{NAME}=x-api-key")
+    pat = re.compile(rf"secret-endpoint {NAME} listening on 127\.0\.0\.1:(\d+)")
+    m = p.stderr.wait_for(pat.search, 10)
+    assert m, p.stderr.text()
+    port = int(m.group(1))
+    t = token()
+    r = curl(["-H", "Authorization: Bearer mine", "-H", "Cookie: c=1",
+              f"http://127.0.0.1:{port}/echo?t={t}"])
+    assert r.returncode == 0, r.stderr
+    path, hdrs = _seen(origins.https, t)
+    assert path == f"/echo?t={t}" and hdrs["x-api-key"] == value, (path, hdrs)
+    assert "authorization" not in hdrs and "cookie" not in hdrs, hdrs
+    assert value not in r.stdout.decode() and ph in r.stdout.decode()  # the echo scrubbed
+    rec = p.log.wait_one(both(by(event="https"), url_has(t)))
+    assert rec["secrets"] == [NAME] and rec["decision"] == "allow", rec
+    assert value not in p.log.raw()
+
+
+def test_secret_endpoint_needs_a_listen_address(proxy_bin):
+    r = subprocess.run([proxy_bin, "--secret-endpoint", f"{NAME}=https://allowed.test",
+                        "--check-config"], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, **{NAME: "sk-test-" + token() + token()}))
+    assert r.returncode == 2 and "--secret-endpoint-listen" in r.stderr, r

@@ -293,12 +293,97 @@ static void test_stream_limit(void **state) {
   awf_secrets_free(s);
 }
 
+static void test_endpoint_parse(void **state) {
+  (void)state;
+  char err[256];
+  struct awf_secret_endpoint ep;
+  assert_int_equal(awf_secret_endpoint_parse("K=https://API.Example.com/v1/", &ep, err,
+                                             sizeof(err)),
+                   0);
+  assert_string_equal(ep.name, "K");
+  assert_string_equal(ep.host, "api.example.com");
+  assert_int_equal(ep.port, 443);
+  assert_string_equal(ep.base, "/v1");
+  assert_int_equal(awf_secret_endpoint_parse("K=https://h.test:8443", &ep, err, sizeof(err)),
+                   0);
+  assert_int_equal(ep.port, 8443);
+  assert_string_equal(ep.base, "");
+  static const char *const bad[] = {
+      "K",
+      "K=http://h.test",
+      "1K=https://h.test",
+      "K=https://",
+      "K=https://u@h.test/",
+      "K=https://h.test:0",
+      "K=https://h.test:65536",
+      "K=https://h.test:x",
+      "K=https://h.test/a?b",
+      "K=https://h.test/a#b",
+      "K=https://h.test/%41",
+      "K=https://h.test//a",
+      "K=https://*.h.test",
+      "K=https://1.2.3.4:x",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    assert_int_equal(awf_secret_endpoint_parse(bad[i], &ep, err, sizeof(err)), -EINVAL);
+}
+
+static void test_endpoint_header(void **state) {
+  (void)state;
+  assert_true(awf_secret_header_name_ok("x-api-key"));
+  assert_true(awf_secret_header_name_ok("Authorization"));
+  assert_false(awf_secret_header_name_ok(""));
+  assert_false(awf_secret_header_name_ok("Host"));
+  assert_false(awf_secret_header_name_ok("proxy-authorization"));
+  assert_false(awf_secret_header_name_ok("Transfer-Encoding"));
+  assert_false(awf_secret_header_name_ok("a b"));
+  assert_false(awf_secret_header_name_ok("a:b"));
+  awf_secrets *s = make(7);
+  char line[256], err[256];
+  size_t n = awf_secret_header_line(s, 0, line, sizeof(line));
+  assert_int_equal(n, strlen("Authorization: Bearer " KEY "\r\n"));
+  assert_string_equal(line, "Authorization: Bearer " KEY "\r\n");
+  assert_int_equal(awf_secret_header_line(s, 0, line, 10), 0); /* does not fit */
+  assert_int_equal(awf_secrets_set_header(s, "GH_TOKEN", "x-api-key", err, sizeof(err)), 0);
+  awf_secret_header_line(s, 1, line, sizeof(line));
+  assert_string_equal(line, "x-api-key: " TOKEN "\r\n");
+  awf_secrets_free(s);
+}
+
+static void test_endpoint_env(void **state) {
+  (void)state;
+  char err[256], out[2][AWF_SECRET_ENV_MAX];
+  struct awf_secret_endpoint ep;
+  assert_int_equal(awf_secret_endpoint_parse("OPENAI_API_KEY=https://api.openai.com", &ep, err,
+                                             sizeof(err)),
+                   0);
+  assert_int_equal(awf_secret_endpoint_env(&ep, 320, out, 2), 2);
+  assert_string_equal(out[0], "AWF_OPENAI_API_KEY_URL=http://127.0.0.1:320");
+  assert_string_equal(out[1], "OPENAI_BASE_URL=http://127.0.0.1:320/v1");
+  assert_int_equal(awf_secret_endpoint_parse("OPENAI_API_KEY=https://gw.test/openai/v1", &ep,
+                                             err, sizeof(err)),
+                   0);
+  assert_int_equal(awf_secret_endpoint_env(&ep, 321, out, 2), 2);
+  assert_string_equal(out[1], "OPENAI_BASE_URL=http://127.0.0.1:321"); /* the base has it */
+  assert_int_equal(awf_secret_endpoint_parse("ANTHROPIC_API_KEY=https://api.anthropic.com", &ep,
+                                             err, sizeof(err)),
+                   0);
+  assert_int_equal(awf_secret_endpoint_env(&ep, 322, out, 2), 2);
+  assert_string_equal(out[1], "ANTHROPIC_BASE_URL=http://127.0.0.1:322");
+  assert_int_equal(awf_secret_endpoint_parse("MY_KEY=https://h.test", &ep, err, sizeof(err)),
+                   0);
+  assert_int_equal(awf_secret_endpoint_env(&ep, 323, out, 2), 1);
+  assert_int_equal(awf_secret_endpoint_env(&ep, 323, out, 0), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_specs),        cmocka_unit_test(test_values),
-      cmocka_unit_test(test_placeholders), cmocka_unit_test(test_hosts),
-      cmocka_unit_test(test_rewrite_head), cmocka_unit_test(test_scrub),
-      cmocka_unit_test(test_stream_split), cmocka_unit_test(test_stream_limit),
+      cmocka_unit_test(test_specs),          cmocka_unit_test(test_values),
+      cmocka_unit_test(test_placeholders),   cmocka_unit_test(test_hosts),
+      cmocka_unit_test(test_rewrite_head),   cmocka_unit_test(test_scrub),
+      cmocka_unit_test(test_stream_split),   cmocka_unit_test(test_stream_limit),
+      cmocka_unit_test(test_endpoint_parse), cmocka_unit_test(test_endpoint_header),
+      cmocka_unit_test(test_endpoint_env),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
