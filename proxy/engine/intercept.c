@@ -170,6 +170,9 @@ SSL_CTX *awf_intercept_server_ctx(const awf_intercept *ic) { return ic->server; 
 SSL_CTX *awf_intercept_client_ctx(const awf_intercept *ic) { return ic->client; }
 
 void awf_intercept_stats(const awf_intercept *ic, uint64_t *hits, uint64_t *misses) {
-  *hits = ic->cache.hits;
-  *misses = ic->cache.misses;
+  struct awf_leaf_cache *c = (struct awf_leaf_cache *)&ic->cache;
+  awf_leaf_cache_lock(c);
+  *hits = c->hits;
+  *misses = c->misses;
+  awf_leaf_cache_unlock(c);
 }

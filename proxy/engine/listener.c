@@ -137,12 +137,14 @@ static bool refuse_unlisted_client(awf_proxy *p, struct conn *c, const struct so
 static bool refuse_over_client_limit(awf_proxy *p, struct conn *c,
                                      const struct sockaddr *peer) {
   awf_client_entry *e = NULL;
-  int rc = awf_client_limits_acquire(p->client_limits, peer, &e);
+  bool log_refusal;
+  int rc = awf_client_limits_admit(p->client_limits, peer, uv_now(p->loop), CLIENT_LIMIT_LOG_MS,
+                                   &e, &log_refusal);
   if (rc != -EDQUOT) {
     c->client_entry = rc == 0 ? e : NULL; /* not counted: admitted all the same */
     return false;
   }
-  if (awf_client_limits_log_due(e, uv_now(p->loop), CLIENT_LIMIT_LOG_MS)) {
+  if (log_refusal) {
     awf_sockaddr_format(peer, c->client_addr, sizeof(c->client_addr));
     conn_log_refusal(c, NULL, AWF_REASON_CLIENT_LIMIT);
     awf_proxy_diag(
@@ -154,11 +156,15 @@ static bool refuse_over_client_limit(awf_proxy *p, struct conn *c,
   return true;
 }
 
+/* Accept one connection, for which a place under the cap was taken
+ * (group_take); a connection that does not open gives it back. */
 static int accept_one(struct listener *l) {
   awf_proxy *p = l->proxy;
   struct conn *c = calloc(1, sizeof(*c));
-  if (!c)
+  if (!c) {
+    group_give(p);
     return UV_ENOMEM;
+  }
   c->proxy = p;
   c->id = awf_log_next_conn();
   uv_tcp_init(p->loop, &c->client_handle);
@@ -166,16 +172,18 @@ static int accept_one(struct listener *l) {
   int rc = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->client_handle);
   if (rc < 0) {
     uv_close((uv_handle_t *)&c->client_handle, on_refused_closed); /* before its memory goes */
+    group_give(p);
     return rc;
   }
   struct sockaddr_storage peer;
   int len = sizeof(peer);
   bool have_peer = uv_tcp_getpeername(&c->client_handle, (struct sockaddr *)&peer, &len) == 0;
-  if (p->cfg.allow_clients &&
-      refuse_unlisted_client(p, c, have_peer ? (struct sockaddr *)&peer : NULL))
+  if ((p->cfg.allow_clients &&
+       refuse_unlisted_client(p, c, have_peer ? (struct sockaddr *)&peer : NULL)) ||
+      (have_peer && p->client_limits && refuse_over_client_limit(p, c, (struct sockaddr *)&peer))) {
+    group_give(p);
     return 0;
-  if (have_peer && p->client_limits && refuse_over_client_limit(p, c, (struct sockaddr *)&peer))
-    return 0;
+  }
   conn_open_tcp(c, p);
 
   if (have_peer)
@@ -201,7 +209,7 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   /* At the cap, leaving the connection unaccepted makes libuv stop polling
    * this listener until uv_accept is called again: no busy loop. */
-  if (p->nconns >= p->cfg.max_connections) {
+  if (!group_take(p)) {
     if (!l->paused)
       awf_proxy_diag(p, AWF_LOG_WARN, "connection limit (%u) reached; accepting paused",
                      p->cfg.max_connections);
@@ -215,8 +223,10 @@ static void resume_accepting(awf_proxy *p) {
   struct awf_list *it;
   awf_list_each(it, &p->listeners) {
     struct listener *l = awf_list_entry(it, struct listener, link);
-    if (!l->paused || p->shutting_down || p->nconns >= p->cfg.max_connections)
+    if (!l->paused || p->shutting_down)
       continue;
+    if (!group_take(p))
+      return;
     l->paused = false;
     accept_one(l);
   }
@@ -224,9 +234,13 @@ static void resume_accepting(awf_proxy *p) {
 
 /* A connection is gone (conn.c): room for one more, or the last one. */
 static void on_conn_released(awf_proxy *p) {
+  group_give(p);
   resume_accepting(p);
   maybe_finish_shutdown(p);
 }
+
+/* Another engine of the group made room under the shared cap. */
+static void on_wake(uv_async_t *h) { resume_accepting(h->data); }
 
 static void on_log_flush(uv_prepare_t *h) {
   awf_proxy *p = h->data;
@@ -262,7 +276,14 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
   if (!p->cfg.max_connections)
     p->cfg.max_connections = 4096;
   /* First, while nothing needs a loop turn to be undone. */
-  if (p->cfg.max_connections_per_client &&
+  if (p->cfg.group) {
+    p->client_limits = group_client_limits(p->cfg.group);
+    if (group_join(p, on_wake) < 0) {
+      free(p);
+      return -ENOMEM;
+    }
+    p->open_handles++;
+  } else if (p->cfg.max_connections_per_client &&
       p->cfg.max_connections_per_client < p->cfg.max_connections) {
     p->client_limits = awf_client_limits_new(p->cfg.max_connections_per_client,
                                              p->cfg.max_connections,
@@ -274,7 +295,7 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
   }
   uv_timer_init(loop, &p->grace_timer);
   p->grace_timer.data = p;
-  p->open_handles = 1;
+  p->open_handles++;
   /* Access-log lines of one loop iteration leave in one write, just before
    * the loop waits again, instead of a write(2) per request. The handle
    * never keeps the loop alive by itself. */
@@ -390,6 +411,10 @@ static void maybe_finish_shutdown(awf_proxy *p) {
     uv_timer_stop(&p->grace_timer);
     uv_close((uv_handle_t *)&p->grace_timer, on_engine_handle_closed);
     uv_close((uv_handle_t *)&p->log_flush, on_engine_handle_closed);
+    if (p->cfg.group) {
+      group_leave(p); /* no engine wakes this one from here on */
+      uv_close((uv_handle_t *)&p->wake, on_engine_handle_closed);
+    }
     if (p->upool)
       awf_upool_close(p->upool, on_upool_closed, p);
     p->upool = NULL;
@@ -402,7 +427,8 @@ static void maybe_finish_shutdown(awf_proxy *p) {
     awf_logfile_set_batching(p->cfg.log, false);
   void (*done)(void *) = p->done;
   void *arg = p->done_arg;
-  awf_client_limits_free(p->client_limits);
+  if (!p->cfg.group)
+    awf_client_limits_free(p->client_limits);
   free(p);
   if (done)
     done(arg);

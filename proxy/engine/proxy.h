@@ -24,6 +24,7 @@
 enum awf_log_level { AWF_LOG_DEBUG = 0, AWF_LOG_INFO, AWF_LOG_WARN, AWF_LOG_ERROR };
 
 struct awf_host_access;
+typedef struct awf_proxy_group awf_proxy_group; /* below */
 
 struct awf_proxy_config {
   const awf_acl *acl;
@@ -75,9 +76,22 @@ struct awf_proxy_config {
    * the limit an HTTP request or CONNECT gets 429 with Retry-After, a
    * redirected TLS connection an access_denied alert (rate_limited). */
   awf_rate_limits *rate_limits;
+  /* Several engines (NULL: this one alone): the connection cap and the
+   * per-client table are the group's; max_connections and
+   * max_connections_per_client above are then not used. */
+  awf_proxy_group *group;
 };
 
 typedef struct awf_proxy awf_proxy;
+
+/* Engines in several threads, each on its own loop (awf-proxy --workers):
+ * what they share so that --max-connections and
+ * --max-connections-per-client count connections across all of them. Made
+ * before the engines, named in each one's config (cfg.group), freed after
+ * the last engine is done. per_client 0 or >= max_connections: no
+ * per-client limit. NULL when out of memory. */
+awf_proxy_group *awf_proxy_group_new(unsigned max_connections, unsigned per_client);
+void awf_proxy_group_free(awf_proxy_group *g);
 
 /* The config is copied. Returns 0 or -ENOMEM. */
 int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy **out);
