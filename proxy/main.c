@@ -3,10 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
-#include <pthread.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +15,7 @@
 #include "exitcodes.h"
 #include "netaddr.h"
 #include "proxy.h"
+#include "workers.h"
 
 static const char usage[] =
     "Usage: awf-proxy [OPTIONS]\n"
@@ -97,58 +95,36 @@ static const char usage[] =
     "Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure, 2 on a bad flag or rule.\n"
     "Docs: docs/awf-proxy.md and docs/access-log.md\n";
 
-/* One event loop, engine and resolver per worker (--workers); worker 0
- * runs on the main thread and also owns the signals and the DNS servers.
- * Everything is set up on the main thread before any worker thread starts:
- * a loop is then only ever used by the thread that runs it. */
-enum { CMD_STOP = 1 };
-
-struct app;
-
-struct worker {
-  struct app *app;
-  unsigned index;
+/* The first engine runs on the main thread's loop, with the signals and the
+ * DNS servers; --workers N adds N-1 on threads of their own (workers.h). */
+struct app {
   uv_loop_t loop;
-  bool loop_ready;
   awf_proxy *proxy;
   awf_resolver *resolver;
-  awf_logfile *log; /* one worker: the app's log; several: a writer of it */
-  uv_async_t ctl;   /* commands from worker 0 (workers 1..n-1) */
-  atomic_uint cmd;  /* CMD_ bits not handled yet */
-  pthread_t thread;
-};
-
-struct app {
-  struct worker *w;
-  unsigned n;
   awf_logfile *log;
-  awf_proxy_group *group; /* several workers: the shared connection caps */
+  awf_logfile *writer;    /* several workers: this engine's writer of log */
+  awf_proxy_group *group; /* several workers: the connection caps they share */
+  awf_workers *workers;   /* the other N-1 (NULL: one worker) */
+  unsigned n_workers;
   awf_dns_server *dns[AWF_MAX_LISTEN];
   size_t n_dns;
-  uv_signal_t sig_term, sig_int, sig_hup; /* on worker 0's loop */
-  bool signals;
+  uv_signal_t sig_term, sig_int, sig_hup;
   bool stopping;
 };
 
 static void on_proxy_done(void *arg) {
-  struct worker *w = arg;
-  struct app *a = w->app;
-  w->proxy = NULL;
-  awf_resolver_close(w->resolver);
-  w->resolver = NULL;
-  if (w->index > 0) {
-    uv_close((uv_handle_t *)&w->ctl, NULL);
-  } else if (a->signals) {
-    uv_close((uv_handle_t *)&a->sig_term, NULL);
-    uv_close((uv_handle_t *)&a->sig_int, NULL);
-    uv_close((uv_handle_t *)&a->sig_hup, NULL);
-  }
+  struct app *a = arg;
+  a->proxy = NULL;
+  awf_resolver_close(a->resolver);
+  uv_close((uv_handle_t *)&a->sig_term, NULL);
+  uv_close((uv_handle_t *)&a->sig_int, NULL);
+  uv_close((uv_handle_t *)&a->sig_hup, NULL);
 }
 
 static void on_dns_log_failed(void *arg, int err) {
-  struct worker *w = arg;
-  if (w->proxy)
-    awf_proxy_diag(w->proxy, AWF_LOG_WARN, "access log write failed: %s", strerror(-err));
+  struct app *a = arg;
+  if (a->proxy)
+    awf_proxy_diag(a->proxy, AWF_LOG_WARN, "access log write failed: %s", strerror(-err));
 }
 
 /* Before the resolver closes: the servers stop using it when this returns. */
@@ -158,39 +134,19 @@ static void close_dns_servers(struct app *a) {
   a->n_dns = 0;
 }
 
-/* The one place a signal reaches every worker: worker 0 acts at once, the
- * others on their own loop (ctl). */
-static void dispatch(struct app *a, unsigned cmd) {
-  for (unsigned i = 1; i < a->n; i++) {
-    atomic_fetch_or(&a->w[i].cmd, cmd);
-    uv_async_send(&a->w[i].ctl);
-  }
-}
-
-static void on_ctl(uv_async_t *h) {
-  struct worker *w = h->data;
-  unsigned cmd = atomic_exchange(&w->cmd, 0);
-  if ((cmd & CMD_STOP) && w->proxy)
-    awf_proxy_shutdown(w->proxy, on_proxy_done, w);
-}
-
-static void stop_all(struct app *a) {
-  a->stopping = true;
-  close_dns_servers(a);
-  dispatch(a, CMD_STOP);
-  awf_proxy_shutdown(a->w[0].proxy, on_proxy_done, &a->w[0]);
-}
-
 static void on_stop_signal(uv_signal_t *s, int signum) {
   struct app *a = s->data;
   if (a->stopping)
     return;
+  a->stopping = true;
   fprintf(stderr, "awf-proxy: %s: finishing open connections, then exiting\n",
           strsignal(signum));
-  stop_all(a);
+  close_dns_servers(a);
+  awf_workers_stop(a->workers);
+  awf_proxy_shutdown(a->proxy, on_proxy_done, a);
 }
 
-/* The log is one for all workers: reopened once. */
+/* The log is one for every worker: reopened once. */
 static void on_hup(uv_signal_t *s, int signum) {
   (void)signum;
   struct app *a = s->data;
@@ -311,36 +267,25 @@ static void warn_open_proxy(const struct awf_options *o) {
   }
 }
 
-/* --workers' default: the CPUs this process may run on. */
-static unsigned cpus_allowed(void) {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
-    return (unsigned)CPU_COUNT(&set);
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (unsigned)n : 1;
-}
-
 /* n listening sockets on one address, bound with SO_REUSEPORT (the kernel
  * spreads new connections over them), all on the port the first one got.
  * Returns 0 or -errno (the sockets made so far are closed). */
 static int bind_reuseport(const struct sockaddr *addr, unsigned n, int *fds,
                           struct sockaddr_storage *bound) {
   int one = 1;
-  memcpy(bound, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                   : sizeof(struct sockaddr_in));
+  socklen_t size = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in);
+  memcpy(bound, addr, size);
   for (unsigned i = 0; i < n; i++) {
-    int rc = 0;
-    socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                 : sizeof(struct sockaddr_in);
+    socklen_t len = size;
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
         (addr->sa_family == AF_INET6 &&
          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-        bind(fd, (struct sockaddr *)bound, len) < 0 ||
-        (i == 0 && getsockname(fd, (struct sockaddr *)bound, &len) < 0))
-      rc = -errno;
-    if (rc < 0) {
+        bind(fd, (struct sockaddr *)bound, size) < 0 ||
+        (i == 0 && getsockname(fd, (struct sockaddr *)bound, &len) < 0)) {
+      int rc = -errno;
       if (fd >= 0)
         close(fd);
       while (i > 0)
@@ -353,181 +298,47 @@ static int bind_reuseport(const struct sockaddr *addr, unsigned n, int *fds,
 }
 
 /* Every worker listens on addr: one worker binds it as always; several get
- * a socket each of a SO_REUSEPORT group. */
+ * a socket each of one SO_REUSEPORT group (docs/architecture.md says why).
+ * Returns 0 or a uv error. */
 static int listen_all(struct app *a, const struct sockaddr *addr, bool transparent,
                       struct sockaddr_storage *bound) {
-  if (a->n == 1)
-    return transparent ? awf_proxy_listen_transparent(a->w[0].proxy, addr, bound)
-                       : awf_proxy_listen(a->w[0].proxy, addr, bound);
+  if (!a->workers)
+    return transparent ? awf_proxy_listen_transparent(a->proxy, addr, bound)
+                       : awf_proxy_listen(a->proxy, addr, bound);
   int fds[AWF_MAX_WORKERS];
-  int rc = bind_reuseport(addr, a->n, fds, bound);
-  for (unsigned i = 0; i < a->n; i++) {
-    if (rc < 0)
-      return rc; /* the rest of fds are closed (or were never made) */
-    rc = awf_proxy_listen_fd(a->w[i].proxy, fds[i], transparent); /* fd is its own */
-    if (rc < 0)
-      while (++i < a->n)
-        close(fds[i]);
+  int rc = bind_reuseport(addr, a->n_workers, fds, bound);
+  if (rc < 0)
+    return rc;
+  for (unsigned i = 0; i < a->n_workers; i++) {
+    awf_proxy *p = i == 0 ? a->proxy : awf_workers_engine(a->workers, i - 1);
+    if (rc == 0)
+      rc = awf_proxy_listen_fd(p, fds[i], transparent); /* fds[i] is the engine's */
+    else
+      close(fds[i]);
   }
   return rc;
 }
 
-/* A worker's loop and resolver. Returns 0, or an exit status with the
- * reason on stderr. */
-static int worker_init(struct worker *w, const struct awf_resolver_options *ro) {
+/* --workers N > 1: the caps they share, this engine's log writer, and the
+ * other N-1 engines. cfg is this engine's, made to match. */
+static int start_workers(struct app *a, const struct awf_resolver_options *ro,
+                         struct awf_proxy_config *cfg) {
   char err[512];
-  uv_loop_init(&w->loop);
-  w->loop_ready = true;
-  if (w->index > 0) {
-    uv_async_init(&w->loop, &w->ctl, on_ctl);
-    w->ctl.data = w;
+  if (a->n_workers < 2)
+    return 0;
+  a->group = awf_proxy_group_new(cfg->max_connections, cfg->max_connections_per_client);
+  if (!a->group || awf_logfile_writer_new(a->log, &a->writer) < 0) {
+    fprintf(stderr, "awf-proxy: out of memory\n");
+    return AWF_EXIT_ERROR;
   }
-  int rc = awf_resolver_new(&w->loop, ro, &w->resolver, err, sizeof(err));
+  cfg->group = a->group;
+  int rc = awf_workers_new(a->n_workers - 1, cfg, ro, &a->workers, err, sizeof(err));
   if (rc < 0) {
-    fprintf(stderr, "awf-proxy: %s\n", rc == -EINVAL ? err : strerror(-rc));
-    return AWF_EXIT_USAGE;
-  }
-  return 0;
-}
-
-/* A worker's log writer and engine, once the log is open. */
-static int worker_engine(struct app *a, struct worker *w, const struct awf_options *o) {
-  w->log = a->log;
-  if (a->n > 1 && awf_logfile_writer_new(a->log, &w->log) < 0) {
-    fprintf(stderr, "awf-proxy: out of memory\n");
+    fprintf(stderr, "awf-proxy: %s\n", err);
     return AWF_EXIT_ERROR;
   }
-  struct awf_proxy_config cfg;
-  awf_options_to_config(o, &cfg);
-  cfg.resolver = w->resolver;
-  cfg.log = w->log;
-  cfg.group = a->group;
-  if (awf_proxy_new(&w->loop, &cfg, &w->proxy) < 0) {
-    fprintf(stderr, "awf-proxy: out of memory\n");
-    return AWF_EXIT_ERROR;
-  }
+  cfg->log = a->writer;
   return 0;
-}
-
-/* Take down what worker_start made (on a failed start, before any thread
- * runs a loop), running its loop on this thread until it is all closed. */
-static void worker_unwind(struct worker *w) {
-  if (!w->loop_ready)
-    return;
-  if (w->proxy) {
-    awf_proxy_shutdown(w->proxy, on_proxy_done, w);
-  } else {
-    if (w->resolver)
-      awf_resolver_close(w->resolver);
-    if (w->index > 0)
-      uv_close((uv_handle_t *)&w->ctl, NULL);
-  }
-  uv_run(&w->loop, UV_RUN_DEFAULT);
-}
-
-static void *worker_main(void *arg) {
-  struct worker *w = arg;
-  uv_run(&w->loop, UV_RUN_DEFAULT);
-  return NULL;
-}
-
-static int start_listeners(struct app *a, struct awf_options *o) {
-  char text[AWF_ADDRSTRLEN];
-  for (size_t i = 0; i < o->n_listen; i++) {
-    struct sockaddr_storage bound;
-    int rc = listen_all(a, (struct sockaddr *)&o->listen[i], false, &bound);
-    if (rc < 0) {
-      fprintf(stderr, "awf-proxy: --listen %s: %s\n",
-              awf_sockaddr_format((struct sockaddr *)&o->listen[i], text, sizeof(text)),
-              uv_strerror(rc));
-      return AWF_EXIT_ERROR;
-    }
-    fprintf(stderr, "awf-proxy: listening on %s\n",
-            awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
-  }
-  for (size_t i = 0; i < o->n_tlisten; i++) {
-    struct sockaddr_storage bound;
-    int rc = listen_all(a, (struct sockaddr *)&o->tlisten[i], true, &bound);
-    if (rc < 0) {
-      fprintf(stderr, "awf-proxy: --transparent-listen %s: %s\n",
-              awf_sockaddr_format((struct sockaddr *)&o->tlisten[i], text, sizeof(text)),
-              uv_strerror(rc));
-      return AWF_EXIT_ERROR;
-    }
-    fprintf(stderr, "awf-proxy: transparent listening on %s\n",
-            awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
-  }
-  struct worker *w0 = &a->w[0];
-  struct awf_dns_server_config dcfg = {
-      .acl = o->acl,
-      .policy = o->policy,
-      .resolver = w0->resolver,
-      .log = w0->log,
-      .audit = o->audit,
-      .dlp = o->dlp_table,
-      .log_failed = on_dns_log_failed,
-      .log_failed_arg = w0,
-  };
-  for (size_t i = 0; i < o->n_dns_listen; i++) {
-    struct sockaddr_storage bound;
-    int rc = awf_dns_server_new(&w0->loop, &dcfg, (struct sockaddr *)&o->dns_listen[i], &bound,
-                                &a->dns[a->n_dns]);
-    if (rc < 0) {
-      fprintf(stderr, "awf-proxy: --dns-listen %s: %s\n",
-              awf_sockaddr_format((struct sockaddr *)&o->dns_listen[i], text, sizeof(text)),
-              uv_strerror(rc));
-      return AWF_EXIT_ERROR;
-    }
-    a->n_dns++;
-    fprintf(stderr, "awf-proxy: dns listening on %s\n",
-            awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
-  }
-  return 0;
-}
-
-static void start_signals(struct app *a) {
-  uv_loop_t *loop = &a->w[0].loop;
-  signal(SIGPIPE, SIG_IGN);
-  uv_signal_init(loop, &a->sig_term);
-  uv_signal_init(loop, &a->sig_int);
-  uv_signal_init(loop, &a->sig_hup);
-  a->sig_term.data = a->sig_int.data = a->sig_hup.data = a;
-  /* Before the first "listening" line: a supervisor may send SIGTERM as
-   * soon as it reads it, and the default action would skip the drain. */
-  uv_signal_start(&a->sig_term, on_stop_signal, SIGTERM);
-  uv_signal_start(&a->sig_int, on_stop_signal, SIGINT);
-  uv_signal_start(&a->sig_hup, on_hup, SIGHUP);
-  a->signals = true;
-}
-
-/* After the loops ended: every worker's resources, then the log. */
-static int finish(struct app *a, int status) {
-  bool left_open = false;
-  for (unsigned i = 0; i < a->n; i++) {
-    struct worker *w = &a->w[i];
-    if (w->loop_ready && uv_loop_close(&w->loop) < 0)
-      left_open = true;
-    if (w->log && w->log != a->log)
-      awf_logfile_close(w->log);
-  }
-  if (left_open)
-    fprintf(stderr, "awf-proxy: warning: handles left open at exit\n");
-  awf_proxy_group_free(a->group);
-  free(a->w);
-  if (!a->log)
-    return status;
-  int log_err;
-  unsigned long lost = awf_logfile_finish(a->log, &log_err);
-  awf_logfile_close(a->log);
-  if (lost)
-    fprintf(stderr,
-            "awf-proxy: warning: the access log is incomplete: %lu record%s could not be "
-            "written%s%s%s\n",
-            lost, lost == 1 ? "" : "s", log_err ? " (" : "", log_err ? strerror(-log_err) : "",
-            log_err ? ")" : "");
-  if (status == 0)
-    fprintf(stderr, "awf-proxy: exited cleanly\n");
-  return status;
 }
 
 static int run(struct awf_options *o) {
@@ -540,87 +351,153 @@ static int run(struct awf_options *o) {
     fprintf(stderr,
             "awf-proxy: warning: no --allow-domains given: every request will be denied\n");
   warn_open_proxy(o);
-  a.n = o->workers ? o->workers : cpus_allowed();
-  if (a.n > AWF_MAX_WORKERS)
-    a.n = AWF_MAX_WORKERS;
-  a.w = calloc(a.n, sizeof(*a.w));
-  if (!a.w) {
-    fprintf(stderr, "awf-proxy: out of memory\n");
-    return AWF_EXIT_ERROR;
-  }
-  for (unsigned i = 0; i < a.n; i++) {
-    a.w[i].app = &a;
-    a.w[i].index = i;
-    atomic_init(&a.w[i].cmd, 0);
-  }
+  uv_loop_init(&a.loop);
   struct awf_resolver_options ro;
   awf_resolver_options_default(&ro);
   ro.servers = o->dns_servers;
   awf_options_debug_start(o, "awf-proxy", &ro, NULL);
-  /* Worker 0's resolver first: a bad --dns-servers is a usage error before
-   * the log is touched. */
-  int status = worker_init(&a.w[0], &ro);
-  if (status != 0) {
-    worker_unwind(&a.w[0]);
-    return finish(&a, status);
+  rc = awf_resolver_new(&a.loop, &ro, &a.resolver, err, sizeof(err));
+  if (rc < 0) {
+    fprintf(stderr, "awf-proxy: %s\n", rc == -EINVAL ? err : strerror(-rc));
+    uv_loop_close(&a.loop);
+    return AWF_EXIT_USAGE;
   }
-  awf_options_debug_start(o, "awf-proxy", &ro, a.w[0].resolver);
+  awf_options_debug_start(o, "awf-proxy", &ro, a.resolver);
   rc = awf_logfile_open(o->log_file, &a.log);
   if (rc < 0) {
     fprintf(stderr, "awf-proxy: --log-file: cannot open '%s': %s\n", o->log_file,
             strerror(-rc));
-    worker_unwind(&a.w[0]);
-    return finish(&a, AWF_EXIT_USAGE);
+    awf_resolver_close(a.resolver);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&a.loop);
+    return AWF_EXIT_USAGE;
   }
   if (awf_logfile_write_run(a.log, AWF_VERSION, NULL) < 0)
     fprintf(stderr, "awf-proxy: warning: access log write failed\n");
   if ((rc = awf_options_start_intercept(o, err, sizeof(err))) < 0) {
     fprintf(stderr, "awf-proxy: %s\n", err);
-    worker_unwind(&a.w[0]);
-    return finish(&a, AWF_EXIT_ERROR);
+    awf_logfile_close(a.log);
+    awf_resolver_close(a.resolver);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&a.loop);
+    return AWF_EXIT_ERROR;
   }
-  if (a.n > 1) {
-    struct awf_proxy_config cfg;
-    awf_options_to_config(o, &cfg);
-    a.group = awf_proxy_group_new(cfg.max_connections, cfg.max_connections_per_client);
-    if (!a.group) {
-      fprintf(stderr, "awf-proxy: out of memory\n");
+  struct awf_proxy_config cfg;
+  awf_options_to_config(o, &cfg);
+  cfg.resolver = a.resolver;
+  cfg.log = a.log;
+  a.n_workers = o->workers ? o->workers : awf_workers_cpus();
+  if (a.n_workers > AWF_MAX_WORKERS)
+    a.n_workers = AWF_MAX_WORKERS;
+  int status = start_workers(&a, &ro, &cfg);
+  if (status == 0 && awf_proxy_new(&a.loop, &cfg, &a.proxy) < 0) {
+    fprintf(stderr, "awf-proxy: out of memory\n");
+    status = AWF_EXIT_ERROR;
+  }
+  if (status != 0) {
+    awf_workers_free(a.workers);
+    awf_logfile_close(a.writer);
+    awf_proxy_group_free(a.group);
+    awf_logfile_close(a.log);
+    awf_resolver_close(a.resolver);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&a.loop);
+    return status;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  uv_signal_init(&a.loop, &a.sig_term);
+  uv_signal_init(&a.loop, &a.sig_int);
+  uv_signal_init(&a.loop, &a.sig_hup);
+  a.sig_term.data = a.sig_int.data = a.sig_hup.data = &a;
+  /* Before the first "listening" line: a supervisor may send SIGTERM as
+   * soon as it reads it, and the default action would skip the drain. */
+  uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
+  uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
+  uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
+  for (size_t i = 0; i < o->n_listen && status == 0; i++) {
+    struct sockaddr_storage bound;
+    char text[AWF_ADDRSTRLEN];
+    rc = listen_all(&a, (struct sockaddr *)&o->listen[i], false, &bound);
+    if (rc < 0) {
+      fprintf(stderr, "awf-proxy: --listen %s: %s\n",
+              awf_sockaddr_format((struct sockaddr *)&o->listen[i], text, sizeof(text)),
+              uv_strerror(rc));
       status = AWF_EXIT_ERROR;
+      break;
     }
+    fprintf(stderr, "awf-proxy: listening on %s\n",
+            awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
   }
-  for (unsigned i = 1; i < a.n && status == 0; i++)
-    status = worker_init(&a.w[i], &ro);
-  for (unsigned i = 0; i < a.n && status == 0; i++)
-    status = worker_engine(&a, &a.w[i], o);
-  if (status == 0) {
-    start_signals(&a);
-    status = start_listeners(&a, o);
+  for (size_t i = 0; i < o->n_tlisten && status == 0; i++) {
+    struct sockaddr_storage bound;
+    char text[AWF_ADDRSTRLEN];
+    rc = listen_all(&a, (struct sockaddr *)&o->tlisten[i], true, &bound);
+    if (rc < 0) {
+      fprintf(stderr, "awf-proxy: --transparent-listen %s: %s\n",
+              awf_sockaddr_format((struct sockaddr *)&o->tlisten[i], text, sizeof(text)),
+              uv_strerror(rc));
+      status = AWF_EXIT_ERROR;
+      break;
+    }
+    fprintf(stderr, "awf-proxy: transparent listening on %s\n",
+            awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
+  }
+  struct awf_dns_server_config dcfg = {
+      .acl = o->acl,
+      .policy = o->policy,
+      .resolver = a.resolver,
+      .log = a.writer ? a.writer : a.log, /* on this engine's thread */
+      .audit = o->audit,
+      .dlp = o->dlp_table,
+      .log_failed = on_dns_log_failed,
+      .log_failed_arg = &a,
+  };
+  for (size_t i = 0; i < o->n_dns_listen && status == 0; i++) {
+    struct sockaddr_storage bound;
+    char text[AWF_ADDRSTRLEN];
+    rc = awf_dns_server_new(&a.loop, &dcfg, (struct sockaddr *)&o->dns_listen[i], &bound,
+                            &a.dns[a.n_dns]);
+    if (rc < 0) {
+      fprintf(stderr, "awf-proxy: --dns-listen %s: %s\n",
+              awf_sockaddr_format((struct sockaddr *)&o->dns_listen[i], text, sizeof(text)),
+              uv_strerror(rc));
+      status = AWF_EXIT_ERROR;
+      break;
+    }
+    a.n_dns++;
+    fprintf(stderr, "awf-proxy: dns listening on %s\n",
+            awf_sockaddr_format((struct sockaddr *)&bound, text, sizeof(text)));
+  }
+  if (status == 0 && (rc = awf_workers_start(a.workers)) < 0) {
+    fprintf(stderr, "awf-proxy: cannot start the workers: %s\n", strerror(-rc));
+    status = AWF_EXIT_ERROR;
   }
   if (status != 0) {
     a.stopping = true;
     close_dns_servers(&a);
-    for (unsigned i = 0; i < a.n; i++)
-      worker_unwind(&a.w[i]);
-    return finish(&a, status);
+    awf_workers_stop(a.workers);
+    awf_proxy_shutdown(a.proxy, on_proxy_done, &a);
   }
-  unsigned started = 1;
-  for (; started < a.n; started++) {
-    rc = pthread_create(&a.w[started].thread, NULL, worker_main, &a.w[started]);
-    if (rc != 0) {
-      fprintf(stderr, "awf-proxy: cannot start worker %u: %s\n", started, strerror(rc));
-      status = AWF_EXIT_ERROR;
-      stop_all(&a); /* the ones running stop on their loop, the rest below */
-      break;
-    }
-  }
-  uv_run(&a.w[0].loop, UV_RUN_DEFAULT);
-  for (unsigned i = 1; i < a.n; i++) {
-    if (i < started)
-      pthread_join(a.w[i].thread, NULL);
-    else
-      worker_main(&a.w[i]);
-  }
-  return finish(&a, status);
+
+  uv_run(&a.loop, UV_RUN_DEFAULT);
+  bool left_open = awf_workers_free(a.workers); /* each drained, in its thread */
+  awf_logfile_close(a.writer);
+  awf_proxy_group_free(a.group);
+  rc = uv_loop_close(&a.loop);
+  if (rc < 0 || left_open)
+    fprintf(stderr, "awf-proxy: warning: handles left open at exit\n");
+  int log_err;
+  unsigned long lost = awf_logfile_finish(a.log, &log_err);
+  awf_logfile_close(a.log);
+  if (lost)
+    fprintf(stderr,
+            "awf-proxy: warning: the access log is incomplete: %lu record%s could not be "
+            "written%s%s%s\n",
+            lost, lost == 1 ? "" : "s", log_err ? " (" : "", log_err ? strerror(-log_err) : "",
+            log_err ? ")" : "");
+  if (status == 0)
+    fprintf(stderr, "awf-proxy: exited cleanly\n");
+  return status;
 }
 
 int main(int argc, char **argv) {

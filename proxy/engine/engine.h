@@ -65,5 +65,8 @@ void group_give(awf_proxy *p);
 int group_join(awf_proxy *p, void (*on_wake)(uv_async_t *));
 void group_leave(awf_proxy *p);
 awf_client_limits *group_client_limits(awf_proxy_group *g);
+/* --allow-clients refusals are logged at most once per interval in all:
+ * true when this one is (across the group's engines). */
+bool group_unlisted_log_due(awf_proxy *p, uint64_t now_ms, uint64_t interval_ms);
 
 #endif

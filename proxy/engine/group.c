@@ -14,6 +14,7 @@
 
 struct awf_proxy_group {
   atomic_uint nconns; /* places taken, across the engines */
+  _Atomic uint64_t unlisted_next_log_ms; /* --allow-clients refusals: next one logged */
   unsigned max;
   awf_client_limits *client_limits; /* NULL: no per-client limit */
   pthread_mutex_t mu;               /* over engines */
@@ -34,6 +35,7 @@ awf_proxy_group *awf_proxy_group_new(unsigned max_connections, unsigned per_clie
     }
   }
   atomic_init(&g->nconns, 0);
+  atomic_init(&g->unlisted_next_log_ms, 0);
   pthread_mutex_init(&g->mu, NULL);
   awf_list_init(&g->engines);
   return g;
@@ -97,4 +99,22 @@ void group_leave(awf_proxy *p) {
   pthread_mutex_lock(&g->mu);
   awf_list_remove(&p->group_link);
   pthread_mutex_unlock(&g->mu);
+}
+
+bool group_unlisted_log_due(awf_proxy *p, uint64_t now_ms, uint64_t interval_ms) {
+  awf_proxy_group *g = p->cfg.group;
+  if (!g) {
+    if (now_ms < p->unlisted_next_log_ms)
+      return false;
+    p->unlisted_next_log_ms = now_ms + interval_ms;
+    return true;
+  }
+  uint64_t next = atomic_load_explicit(&g->unlisted_next_log_ms, memory_order_relaxed);
+  do {
+    if (now_ms < next)
+      return false;
+  } while (!atomic_compare_exchange_weak_explicit(&g->unlisted_next_log_ms, &next,
+                                                  now_ms + interval_ms, memory_order_relaxed,
+                                                  memory_order_relaxed));
+  return true;
 }

@@ -112,9 +112,7 @@ static void reset_refused(struct conn *c) {
 static bool refuse_unlisted_client(awf_proxy *p, struct conn *c, const struct sockaddr *peer) {
   if (peer && awf_addr_policy_listed(p->cfg.allow_clients, peer))
     return false;
-  uint64_t now = uv_now(p->loop);
-  if (now >= p->unlisted_next_log_ms) {
-    p->unlisted_next_log_ms = now + CLIENT_LIMIT_LOG_MS;
+  if (group_unlisted_log_due(p, uv_now(p->loop), CLIENT_LIMIT_LOG_MS)) {
     if (peer)
       awf_sockaddr_format(peer, c->client_addr, sizeof(c->client_addr));
     else

@@ -1,0 +1,50 @@
+/* workers.h: extra engines for awf-proxy --workers and awf --workers, each
+ * on a loop and thread of its own, beside the first engine the caller runs
+ * on its own loop. Each has its own resolver (c-ares channel), upstream
+ * pool and log writer (awf_logfile_writer_new: lines batched without a
+ * lock, handed to the one log once per loop iteration); the rules are the
+ * caller's, shared read-only; the connection caps are cfg.group's.
+ *
+ * Everything is made on the caller's thread before any worker thread
+ * starts, so a loop is only ever used by the one thread that runs it. The
+ * caller gives each engine its listening sockets (awf_workers_engine)
+ * between awf_workers_new and awf_workers_start. */
+#ifndef AWF_WORKERS_H
+#define AWF_WORKERS_H
+
+#include <stddef.h>
+
+#include "proxy.h"
+#include "resolver.h"
+
+typedef struct awf_workers awf_workers;
+
+/* n extra engines over cfg (its resolver and log are replaced: a resolver
+ * made from ro, a writer of cfg->log). Returns 0, or a negative errno with
+ * the reason in err (nothing is left). n 0: *out NULL, nothing to do. */
+int awf_workers_new(unsigned n, const struct awf_proxy_config *cfg,
+                    const struct awf_resolver_options *ro, awf_workers **out, char *err,
+                    size_t errlen);
+
+unsigned awf_workers_count(const awf_workers *ws);
+awf_proxy *awf_workers_engine(awf_workers *ws, unsigned i);
+
+/* Start the threads. Returns 0 or a negative errno (the workers not started
+ * are run to their end by awf_workers_free). */
+int awf_workers_start(awf_workers *ws);
+
+/* From any thread: every engine shuts down (awf_proxy_shutdown: it drains
+ * for its shutdown grace), closes its resolver, and its thread ends. The one
+ * place a signal reaches the workers: later commands (a rule reload) go
+ * through the same per-worker uv_async. */
+void awf_workers_stop(awf_workers *ws);
+
+/* Stop (if not yet), wait for every thread, close the writers, free. NULL
+ * is fine. Returns true if a loop had handles left open. */
+bool awf_workers_free(awf_workers *ws);
+
+/* --workers' default for awf-proxy: the CPUs this process may run on
+ * (sched_getaffinity), at least 1. */
+unsigned awf_workers_cpus(void);
+
+#endif
