@@ -3,6 +3,7 @@
  * (which mode takes it), and shutdown. A connection's life is conn.c's; its
  * work is the modes' (http_proxy.c, tunnel.c, ssh_gate.c). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,6 +379,23 @@ int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
 int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
                                  struct sockaddr_storage *bound) {
   return listen_on(p, addr, bound, true);
+}
+
+int awf_proxy_share_listeners(awf_proxy *from, awf_proxy *to) {
+  struct awf_list *it;
+  awf_list_each(it, &from->listeners) {
+    struct listener *l = awf_list_entry(it, struct listener, link);
+    uv_os_fd_t fd;
+    int rc = uv_fileno((uv_handle_t *)&l->tcp, &fd);
+    if (rc < 0)
+      return rc;
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0)
+      return uv_translate_sys_error(errno);
+    if ((rc = awf_proxy_listen_fd(to, copy, l->transparent)) < 0)
+      return rc;
+  }
+  return 0;
 }
 
 static void on_engine_handle_closed(uv_handle_t *h) {

@@ -114,6 +114,13 @@ int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
  * on failure (it is closed). Returns 0 or a uv error. */
 int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent);
 
+/* Listen on every socket `from` listens on (a dup of each, the same kind),
+ * in `to`, an engine on another loop: the kernel's accept queue is one,
+ * and whichever engine is free takes the next connection. awf's workers
+ * share the sockets made inside the sandbox this way. Returns 0 or a uv
+ * error. */
+int awf_proxy_share_listeners(awf_proxy *from, awf_proxy *to);
+
 /* Stop accepting, let open work finish for shutdown_grace_ms, then close the
  * rest. `done` runs once every connection and handle is closed; the engine is
  * freed right after it returns. */
