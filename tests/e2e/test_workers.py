@@ -10,13 +10,14 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness.client import Conn, ConnectionClosed, request_bytes
+from harness.client import ConnectionClosed, request_bytes
 from harness.origin import HELLO_BODY
 from harness.util import token, url_has
 
@@ -292,7 +293,6 @@ def test_default_is_the_cpus_the_process_may_use(start_proxy):
 
 @pytest.mark.parametrize("value", ["0", "-1", "x", "257"])
 def test_bad_workers_value_exits_2(proxy_bin, value):
-    import subprocess
     res = subprocess.run([proxy_bin, "--workers", value], capture_output=True, text=True,
                          timeout=10, stdin=subprocess.DEVNULL)
     assert res.returncode == 2 and "--workers" in res.stderr and value in res.stderr, res
