@@ -274,7 +274,7 @@ static int bind_reuseport(const struct sockaddr *addr, unsigned n, int *fds,
                           struct sockaddr_storage *bound) {
   int one = 1;
   socklen_t size = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                : sizeof(struct sockaddr_in);
+                                               : sizeof(struct sockaddr_in);
   memcpy(bound, addr, size);
   for (unsigned i = 0; i < n; i++) {
     socklen_t len = size;

@@ -49,8 +49,8 @@ struct supervisor {
   awf_resolver *resolver;
   awf_logfile *log;
   awf_proxy *proxy;
-  awf_proxy_group *group; /* --workers N > 1: the connection cap the engines share */
-  awf_workers *workers;   /* the other N-1 engines (NULL: one) */
+  awf_proxy_group *group;   /* --workers N > 1: the connection cap the engines share */
+  awf_workers *workers;     /* the other N-1 engines (NULL: one) */
   awf_intercept *intercept; /* --ssl-bump: the run's CA and TLS contexts (may be NULL) */
   awf_dns_server *dns[2];   /* IPv4 and IPv6 */
   awf_refused *refused;     /* what the sandbox's firewall refused (may be NULL) */

@@ -13,7 +13,7 @@
 #include "engine.h"
 
 struct awf_proxy_group {
-  atomic_uint nconns; /* places taken, across the engines */
+  atomic_uint nconns;                    /* places taken, across the engines */
   _Atomic uint64_t unlisted_next_log_ms; /* --allow-clients refusals: next one logged */
   unsigned max;
   awf_client_limits *client_limits; /* NULL: no per-client limit */

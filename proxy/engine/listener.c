@@ -179,7 +179,8 @@ static int accept_one(struct listener *l) {
   bool have_peer = uv_tcp_getpeername(&c->client_handle, (struct sockaddr *)&peer, &len) == 0;
   if ((p->cfg.allow_clients &&
        refuse_unlisted_client(p, c, have_peer ? (struct sockaddr *)&peer : NULL)) ||
-      (have_peer && p->client_limits && refuse_over_client_limit(p, c, (struct sockaddr *)&peer))) {
+      (have_peer && p->client_limits &&
+       refuse_over_client_limit(p, c, (struct sockaddr *)&peer))) {
     group_give(p);
     return 0;
   }
@@ -283,7 +284,7 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
     }
     p->open_handles++;
   } else if (p->cfg.max_connections_per_client &&
-      p->cfg.max_connections_per_client < p->cfg.max_connections) {
+             p->cfg.max_connections_per_client < p->cfg.max_connections) {
     p->client_limits = awf_client_limits_new(p->cfg.max_connections_per_client,
                                              p->cfg.max_connections,
                                              uv_hrtime() ^ (uint64_t)(uintptr_t)p);

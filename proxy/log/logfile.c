@@ -452,8 +452,8 @@ static int take_lines(awf_logfile *lf, const char *p, size_t n, bool now) {
   int qrc = enqueue(lf, p, n);
   /* Batching: the queue leaves at the next flush, or now if it is a chunk;
    * while the log fails, only flushes try again. */
-  if (wrc == 0 && (now || !lf->batching ||
-                   (!lf->failing && lf->queue.len - lf->head >= CHUNK_MAX_BYTES))) {
+  if (wrc == 0 &&
+      (now || !lf->batching || (!lf->failing && lf->queue.len - lf->head >= CHUNK_MAX_BYTES))) {
     wrc = drain(lf, true);
     tried = true;
   }
@@ -472,8 +472,7 @@ static int hand_over(awf_logfile *w) {
 
 int awf_logfile_flush(awf_logfile *lf) {
   if (lf->log) {
-    if (lf->queue.len == 0 &&
-        !atomic_load_explicit(&lf->log->waiting, memory_order_relaxed))
+    if (lf->queue.len == 0 && !atomic_load_explicit(&lf->log->waiting, memory_order_relaxed))
       return 0; /* nothing batched, nothing waiting: no lock taken */
     return hand_over(lf);
   }

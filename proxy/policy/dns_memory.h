@@ -48,7 +48,7 @@ int awf_dns_memory_pin(awf_dns_memory *m, const struct sockaddr *addr, const cha
 
 struct awf_dns_memory_name {
   char name[AWF_HOSTNAME_MAX + 1]; /* a copy: the entry may go at once */
-  bool pinned;      /* from /etc/hosts */
+  bool pinned;                     /* from /etc/hosts */
 };
 
 /* The names remembered for addr and not expired at now_ms, most recently

@@ -255,8 +255,8 @@ static unsigned collect(awf_rate_limits *rl, const char *host, size_t len, uint6
   return 0;
 }
 
-static unsigned admit_locked(awf_rate_limits *rl, const char *host, size_t len,
-                             uint64_t now_ms, bool take) {
+static unsigned admit_locked(awf_rate_limits *rl, const char *host, size_t len, uint64_t now_ms,
+                             bool take) {
   struct applying a;
   unsigned full = collect(rl, host, len, now_ms, &a);
   if (full > 0)
