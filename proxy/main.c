@@ -267,6 +267,26 @@ static void warn_open_proxy(const struct awf_options *o) {
   }
 }
 
+/* Is addr free? A socket without SO_REUSEPORT cannot bind where any socket
+ * is bound, a SO_REUSEPORT group included: a second awf-proxy started on
+ * the same port fails as with one worker, instead of joining the first's
+ * group and taking half its connections under other rules. Port 0 is
+ * always free. Returns 0 or -errno. */
+static int check_free(const struct sockaddr *addr, socklen_t size) {
+  int one = 1, rc = 0;
+  if (awf_sockaddr_port(addr) == 0)
+    return 0;
+  int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+      (addr->sa_family == AF_INET6 &&
+       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+      bind(fd, addr, size) < 0)
+    rc = -errno;
+  if (fd >= 0)
+    close(fd);
+  return rc;
+}
+
 /* n listening sockets on one address, bound with SO_REUSEPORT (the kernel
  * spreads new connections over them), all on the port the first one got.
  * Returns 0 or -errno (the sockets made so far are closed). */
@@ -275,6 +295,9 @@ static int bind_reuseport(const struct sockaddr *addr, unsigned n, int *fds,
   int one = 1;
   socklen_t size = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                : sizeof(struct sockaddr_in);
+  int rc = check_free(addr, size);
+  if (rc < 0)
+    return rc;
   memcpy(bound, addr, size);
   for (unsigned i = 0; i < n; i++) {
     socklen_t len = size;
@@ -285,7 +308,7 @@ static int bind_reuseport(const struct sockaddr *addr, unsigned n, int *fds,
          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
         bind(fd, (struct sockaddr *)bound, size) < 0 ||
         (i == 0 && getsockname(fd, (struct sockaddr *)bound, &len) < 0)) {
-      int rc = -errno;
+      rc = -errno;
       if (fd >= 0)
         close(fd);
       while (i > 0)

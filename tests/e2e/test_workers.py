@@ -279,6 +279,18 @@ def test_max_connections_is_a_total_and_any_worker_resumes(start_proxy, origins)
             c.close()
 
 
+def test_a_second_proxy_on_the_same_port_fails(start_proxy, proxy_bin, dns):
+    """SO_REUSEPORT would let a second awf-proxy (the same user) join the
+    first's group and take a share of its clients under its own rules: it
+    must fail as with one worker."""
+    first = start_proxy(extra=["--workers", "2"])
+    res = subprocess.run([proxy_bin, "--workers", "2", "--listen", f"127.0.0.1:{first.port}",
+                          "--dns-servers", dns.addr], capture_output=True, text=True,
+                         timeout=10, stdin=subprocess.DEVNULL)
+    assert res.returncode == 1 and "address already in use" in res.stderr, res
+    assert listening_sockets(first.port) == 2
+
+
 def test_one_worker_is_one_loop(start_proxy, origins):
     proxy = start_proxy(extra=["--workers", "1"])
     assert listening_sockets(proxy.port) == 1
