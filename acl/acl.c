@@ -286,6 +286,8 @@ static unsigned slot_match(const struct slot *s, const char *name, size_t at,
       hit |= LIST_BIT(list);
     if (at > 0 && (slot_variants(s->flags, list, KIND_SUBS) & variants))
       hit |= LIST_BIT(list);
+    if (at == 0 && (slot_variants(s->flags, list, KIND_EXACT) & variants))
+      hit |= LIST_BIT(list); /* a name without its subdomains (awf_acl_add_entry) */
   }
   if (at == 0)
     return hit; /* patterns need at least one label in front of the key */
@@ -759,6 +761,32 @@ static int add_batch(struct batch *b, const char *text, size_t len) {
   return each_entry(b, text, len);
 }
 
+int awf_acl_add_entry(awf_acl *acl, enum awf_acl_list which, const char *entry, size_t len,
+                      bool exact, char *why, size_t wl) {
+  struct rule r;
+  while (len > 0 && is_space(entry[0])) {
+    entry++;
+    len--;
+  }
+  while (len > 0 && is_space(entry[len - 1]))
+    len--;
+  if (acl == NULL || entry == NULL || (which != AWF_ACL_ALLOW && which != AWF_ACL_BLOCK))
+    return fail(why, wl, "invalid arguments");
+  if (len == 0)
+    return fail(why, wl, "no host");
+  if (parse_rule(entry, len, &r, why, wl) < 0)
+    return -EINVAL;
+  if (exact && (r.kind == KIND_SUBS || r.kind == KIND_PATTERN))
+    return fail(why, wl, "a wildcard rule always means subdomains: write the name itself");
+  if (exact)
+    r.kind = KIND_EXACT; /* a name's tree becomes the name alone; an address is exact already */
+  if (insert_rule(acl, which, &r) < 0) {
+    snprintf(why, wl, "out of memory");
+    return -ENOMEM;
+  }
+  return 0;
+}
+
 int awf_acl_add_list(awf_acl *acl, enum awf_acl_list which, const char *list, char *err,
                      size_t errlen) {
   struct batch b = {acl, which, false, false, NULL, err, errlen};
@@ -830,8 +858,10 @@ size_t awf_acl_format(const awf_acl *acl, enum awf_acl_list which, char *buf, si
       if (slot_variants(s->flags, which, KIND_SUBS) & (1u << (m - 1)))
         put(&o, scheme(m), "*.", s->key);
       if (slot_variants(s->flags, which, KIND_EXACT) & (1u << (m - 1))) {
-        char ip[AWF_HOSTNAME_MAX + 3];
-        snprintf(ip, sizeof ip, v6 ? "[%s]" : "%s", s->key);
+        struct sockaddr_storage ss;
+        char ip[AWF_HOSTNAME_MAX + 20];
+        bool addr = awf_ip_literal_parse(s->key, strlen(s->key), &ss) != 0;
+        snprintf(ip, sizeof ip, v6 ? "[%s]" : addr ? "%s" : "%s (no subdomains)", s->key);
         put(&o, scheme(m), ip, "");
       }
       for (const struct wpat *w = s->pats; w != NULL; w = w->next)

@@ -47,6 +47,14 @@ int awf_acl_add_list(awf_acl *acl, enum awf_acl_list which, const char *list, ch
 int awf_acl_add_text(awf_acl *acl, enum awf_acl_list which, const char *text, size_t len,
                      const char *origin, char *err, size_t errlen);
 
+/* Add one entry (the syntax of a list's entries; surrounding white space
+ * ignored). exact: the name alone, not its subdomains (a ruleset's
+ * `subdomains: false`); refused for a wildcard rule, a no-op for an address
+ * (exact already). Returns 0; -EINVAL with the reason alone (no entry, no
+ * prefix) in why, nothing added; or -ENOMEM. */
+int awf_acl_add_entry(awf_acl *acl, enum awf_acl_list which, const char *entry, size_t len,
+                      bool exact, char *why, size_t wl);
+
 /* Number of rules in a list. */
 size_t awf_acl_count(const awf_acl *acl, enum awf_acl_list which);
 

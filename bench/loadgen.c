@@ -32,6 +32,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "hist.h"
+
 #define READ_BUF_SIZE (256 * 1024)
 #define HEAD_MAX 4096
 #define REQ_MAX 1024
@@ -84,13 +86,6 @@ struct errs {
   struct errcode codes[ERR_CODES];
   int ncodes;
   uint64_t codes_other; /* beyond ERR_CODES distinct kinds and codes */
-};
-
-/* Log-linear histogram of nanoseconds: 16 sub-buckets per power of two (~6%). */
-#define HBUCKETS 1024
-struct hist {
-  uint64_t b[HBUCKETS];
-  uint64_t n, max;
 };
 
 struct run;
@@ -160,45 +155,6 @@ struct sconn {
 };
 
 /* ---- small helpers ------------------------------------------------------- */
-
-static unsigned hist_index(uint64_t v) {
-  if (v < 16)
-    return (unsigned)v;
-  unsigned msb = 63u - (unsigned)__builtin_clzll(v);
-  return (msb - 3) * 16 + (unsigned)((v >> (msb - 4)) & 15);
-}
-
-static uint64_t hist_value(unsigned i) {
-  if (i < 16)
-    return i;
-  unsigned msb = i / 16 + 3;
-  uint64_t lo = (uint64_t)(16 + i % 16) << (msb - 4);
-  return lo + ((uint64_t)1 << (msb - 4)) / 2; /* middle of the bucket */
-}
-
-static void hist_add(struct hist *h, uint64_t v) {
-  h->b[hist_index(v)]++;
-  h->n++;
-  if (v > h->max)
-    h->max = v;
-}
-
-static double hist_pct_us(const struct hist *h, double pct) {
-  if (h->n == 0)
-    return 0;
-  uint64_t want = (uint64_t)((double)h->n * pct / 100.0);
-  if (want >= h->n)
-    want = h->n - 1;
-  uint64_t seen = 0;
-  for (unsigned i = 0; i < HBUCKETS; i++) {
-    seen += h->b[i];
-    if (seen > want) {
-      uint64_t v = hist_value(i);
-      return (double)(v < h->max ? v : h->max) / 1000.0;
-    }
-  }
-  return (double)h->max / 1000.0;
-}
 
 static int parse_addr(const char *s, struct sockaddr_storage *out) {
   char host[64];

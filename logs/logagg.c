@@ -370,6 +370,8 @@ void awf_logagg_add(awf_logagg *a, const struct awf_logev *ev) {
     a->t.runs++;
     return;
   }
+  if (strcmp(ev->event, "config") == 0) /* awf-proxy reloaded its rules: no decision */
+    return;
   if (strcmp(ev->event, "log_lost") == 0) { /* a gap in the log, not a decision */
     if (ev->lost > 0)
       a->t.lost = add_sat(a->t.lost, ev->lost);

@@ -12,11 +12,25 @@ static const char *const string_keys[] = {"ts",       "run",          "event",  
                                           "client",   "method",       "host",     "url",
                                           "sni",      "original_dst", "decision", "reason",
                                           "upstream", "resolved",     "path",     "qname",
-                                          "qtype",    "version",      "dlp"};
+                                          "qtype",    "version",      "dlp",      "ports",
+                                          "digest",   "error",        "file",     "warning"};
 /* Fields that must be non-negative integers when present. */
-static const char *const int_keys[] = {"conn",        "req",      "port",
-                                       "status",      "bytes_up", "bytes_down",
-                                       "duration_ms", "answers",  "lost"};
+static const char *const int_keys[] = {"conn",
+                                       "req",
+                                       "port",
+                                       "status",
+                                       "bytes_up",
+                                       "bytes_down",
+                                       "duration_ms",
+                                       "answers",
+                                       "lost",
+                                       "allow_rules",
+                                       "block_rules",
+                                       "url_allow_rules",
+                                       "url_block_rules",
+                                       "sources",
+                                       "files",
+                                       "line"};
 
 #define BAD(...) (snprintf(err, errlen, __VA_ARGS__), -EINVAL)
 
@@ -50,6 +64,8 @@ static int check(json_t *o, char *err, size_t errlen) {
       return BAD("missing \"%s\"", always[i]);
   if (strcmp(str(o, "event"), "run") == 0)
     return 0;
+  if (strcmp(str(o, "event"), "config") == 0) /* awf-proxy's reload: no decision */
+    return json_is_boolean(json_object_get(o, "ok")) ? 0 : BAD("missing \"%s\"", "ok");
   if (strcmp(str(o, "event"), "log_lost") == 0) /* the writer's own: a count, no decision */
     return json_is_integer(json_object_get(o, "lost")) ? 0 : BAD("missing \"%s\"", "lost");
   if (!json_object_get(o, "conn"))
@@ -118,6 +134,10 @@ int awf_logline_parse(const char *line, size_t len, struct awf_logline *out, cha
   out->resolved = str(o, "resolved");
   out->qtype = str(o, "qtype");
   out->version = str(o, "version");
+  out->digest = str(o, "digest");
+  out->error = str(o, "error");
+  json_t *okv = json_object_get(o, "ok");
+  out->ok = json_is_boolean(okv) ? json_is_true(okv) : -1;
   out->status = (int)(num(o, "status") > 999 ? 999 : num(o, "status"));
   out->answers = (int)(num(o, "answers") > 65535 ? 65535 : num(o, "answers"));
   return 0;

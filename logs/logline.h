@@ -13,8 +13,10 @@ struct awf_logline {
   struct awf_logev ev; /* what the aggregator counts */
   const char *ts, *kind, *client, *method, *url, *sni, *upstream, *resolved;
   const char *qtype, *version;
-  int status, answers; /* -1: absent */
-  void *root;          /* the parsed JSON (owned): the strings point into it */
+  const char *digest, *error; /* config */
+  int status, answers;        /* -1: absent */
+  int ok;                     /* config: 1 or 0; -1: absent */
+  void *root;                 /* the parsed JSON (owned): the strings point into it */
 };
 
 /* Parse line[0..len) (no '\n'). 0, or -EINVAL with err naming the problem

@@ -472,6 +472,14 @@ int awf_report_show(FILE *out, const struct awf_logline *l, bool color) {
       b.len--;
     return flush(out, &b, rc == 0 ? awf_buf_append(&b, "\n", 1) : rc);
   }
+  if (rc == 0 && strcmp(ev->event, "config") == 0) { /* a reload: in force, or refused */
+    rc = awf_buf_printf(&b, "%-5s ", l->ok == 1 ? "ok" : "REFUSED");
+    if (rc == 0)
+      rc = fieldz(&b, l->ok == 1 ? l->digest : l->error, 0);
+    while (rc == 0 && b.len && b.data[b.len - 1] == ' ')
+      b.len--;
+    return flush(out, &b, rc == 0 ? awf_buf_append(&b, "\n", 1) : rc);
+  }
   const char *dec = ev->would_deny ? "AUDIT" : ev->deny ? "DENY" : "allow";
   const char *col = ev->would_deny ? "\033[33m" : ev->deny ? "\033[31m" : "\033[32m";
   if (rc == 0)

@@ -12,22 +12,57 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "client_limits.h"
 #include "netaddr.h"
+#include "ruleset.h"
 #include "textfile.h"
 
 #define MAX_RULES_FILE (16 * 1024 * 1024)
 
+/* An empty set (deny all) with o's ports. */
+static struct awf_rules *rules_new(const struct awf_options *o) {
+  struct awf_rules *r = calloc(1, sizeof(*r));
+  if (r && !(r->acl = awf_acl_new())) {
+    free(r);
+    return NULL;
+  }
+  if (r)
+    r->ports = o->flag_ports;
+  return r;
+}
+
+void awf_rules_free(struct awf_rules *r) {
+  if (!r)
+    return;
+  awf_acl_free(r->acl);
+  awf_url_rules_free(r->url_rules);
+  awf_ruleset_secrets_free(&r->secrets);
+  free(r);
+}
+
+struct awf_rules *awf_options_swap_rules(struct awf_options *o, struct awf_rules *r) {
+  struct awf_rules *old = o->rules;
+  o->rules = r;
+  o->acl = r->acl;
+  o->url_rules = r->url_rules;
+  o->ports = r->ports;
+  return old;
+}
+
 int awf_options_init(struct awf_options *o) {
   memset(o, 0, sizeof(*o));
-  o->acl = awf_acl_new();
+  awf_port_set_add(&o->flag_ports, 80);
+  awf_port_set_add(&o->flag_ports, 443);
+  struct awf_rules *r = rules_new(o);
   o->policy = awf_addr_policy_new();
-  if (!o->acl || !o->policy) {
+  if (!r || !o->policy) {
+    awf_rules_free(r);
     awf_options_free(o);
     return -ENOMEM;
   }
-  awf_port_set_add(&o->ports, 80);
-  awf_port_set_add(&o->ports, 443);
+  awf_options_swap_rules(o, r);
   awf_port_set_add(&o->tls_ports, 443);
   awf_port_set_add(&o->http_ports, 80);
   o->log_level = AWF_LOG_INFO;
@@ -42,21 +77,29 @@ int awf_options_init(struct awf_options *o) {
 }
 
 void awf_options_free(struct awf_options *o) {
-  if (o->acl)
-    awf_acl_free(o->acl);
   if (o->policy)
     awf_addr_policy_free(o->policy);
   if (o->ssh_acl)
     awf_acl_free(o->ssh_acl);
-  awf_intercept_free(o->intercept); /* before the rules it borrows */
+  awf_intercept_free(o->intercept); /* before the rules and secrets it borrows */
   o->intercept = NULL;
-  awf_url_rules_free(o->url_rules);
+  awf_secrets_free(o->secrets);
+  o->secrets = NULL;
+  awf_rules_free(o->rules);
+  o->rules = NULL;
   o->url_rules = NULL;
+  free(o->sources);
+  o->sources = NULL;
+  o->n_sources = 0;
   awf_addr_policy_free(o->clients);
   awf_rate_limits_free(o->rate_limits);
   o->rate_limits = NULL;
   awf_dlp_free(o->dlp_table);
   o->dlp_table = NULL;
+  if (o->upstream_proxy)
+    explicit_bzero(o->upstream_proxy, sizeof(*o->upstream_proxy)); /* credentials */
+  free(o->upstream_proxy);
+  o->upstream_proxy = NULL;
   o->acl = NULL;
   o->policy = NULL;
   o->ssh_acl = NULL;
@@ -130,18 +173,6 @@ int awf_parse_seconds(const char *s, unsigned *ms) {
   return 0;
 }
 
-static int add_rules_file(struct awf_options *o, enum awf_acl_list which, const char *path,
-                          char *err, size_t errlen) {
-  char *text;
-  size_t len;
-  int rc = awf_textfile_read(path, MAX_RULES_FILE, &text, &len, err, errlen);
-  if (rc == 0) {
-    rc = awf_acl_add_text(o->acl, which, text, len, path, err, errlen);
-    free(text);
-  }
-  return rc;
-}
-
 static int set_seconds(const char *flag, const char *v, unsigned *ms, char *err,
                        size_t errlen) {
   if (awf_parse_seconds(v, ms) < 0) {
@@ -196,24 +227,73 @@ static int add_ssh_rules(struct awf_options *o, const char *v, char *msg, size_t
   return rc;
 }
 
-/* --allow-urls, --allow-urls-file, --block-urls (url_rules.h). https://
- * rules need --ssl-bump (checked once every flag is read). */
-static int add_url_rules(struct awf_options *o, enum awf_url_list which, const char *v,
-                         bool file, char *msg, size_t msglen) {
-  if (!o->url_rules && !(o->url_rules = awf_url_rules_new()))
+/* ---- rule sources and the rules built from them ---- */
+
+static const char *const rule_flags[] = {
+    "allow-domains", "block-domains",   "allow-domains-file", "block-domains-file",
+    "allow-urls",    "allow-urls-file", "block-urls",         "ruleset-file",
+};
+
+/* The flag's static name if it is a rule source, else NULL. */
+static const char *rule_flag(const char *flag) {
+  for (size_t i = 0; i < sizeof(rule_flags) / sizeof(rule_flags[0]); i++)
+    if (!strcmp(flag, rule_flags[i]))
+      return rule_flags[i];
+  return NULL;
+}
+
+static int add_source(struct awf_options *o, const char *flag, const char *value) {
+  struct awf_rule_source *n = realloc(o->sources, (o->n_sources + 1) * sizeof(*n));
+  if (!n)
     return -ENOMEM;
-  int rc;
-  if (file) {
-    char *text;
-    size_t len;
-    rc = awf_textfile_read(v, MAX_RULES_FILE, &text, &len, msg, msglen);
-    if (rc < 0)
-      return rc;
-    rc = awf_url_rules_add_text(o->url_rules, which, text, len, v, msg, msglen);
-    free(text);
+  o->sources = n;
+  o->sources[o->n_sources++] = (struct awf_rule_source){.flag = flag, .value = value};
+  return 0;
+}
+
+/* The line an "ORIGIN:LINE:..." message names (0: none). */
+static unsigned line_of(const char *msg, const char *origin) {
+  size_t n = strlen(origin);
+  if (strncmp(msg, origin, n) != 0 || msg[n] != ':')
+    return 0;
+  return (unsigned)strtoul(msg + n + 1, NULL, 10);
+}
+
+static void digest_str(EVP_MD_CTX *md, const char *s) {
+  EVP_DigestUpdate(md, s, strlen(s) + 1);
+}
+
+/* A file source: its bytes into the digest, then into the set. */
+static int build_file(struct awf_rules *r, const struct awf_rule_source *src, EVP_MD_CTX *md,
+                      char *msg, size_t msglen, unsigned *line) {
+  const char *f = src->flag, *v = src->value;
+  char *text;
+  size_t len;
+  int rc = awf_textfile_read(v, MAX_RULES_FILE, &text, &len, msg, msglen);
+  if (rc < 0)
+    return rc;
+  uint64_t n = len;
+  EVP_DigestUpdate(md, &n, sizeof(n));
+  EVP_DigestUpdate(md, text, len);
+  r->n_files++;
+  if (!strcmp(f, "ruleset-file")) {
+    struct awf_ruleset_into into = {.acl = r->acl,
+                                    .url_rules = &r->url_rules,
+                                    .ports = &r->ports,
+                                    .secrets = &r->secrets};
+    rc = awf_ruleset_parse(text, len, v, &into, line, msg, msglen);
+  } else if (!strcmp(f, "allow-urls-file")) {
+    rc = r->url_rules || (r->url_rules = awf_url_rules_new())
+             ? awf_url_rules_add_text(r->url_rules, AWF_URL_ALLOW, text, len, v, msg, msglen)
+             : -ENOMEM;
   } else {
-    rc = awf_url_rules_add_list(o->url_rules, which, v, msg, msglen);
+    rc = awf_acl_add_text(r->acl,
+                          strcmp(f, "allow-domains-file") ? AWF_ACL_BLOCK : AWF_ACL_ALLOW, text,
+                          len, v, msg, msglen);
   }
+  if (rc < 0 && !*line)
+    *line = line_of(msg, v);
+  free(text);
   return rc;
 }
 
@@ -230,32 +310,325 @@ static int add_rate_limit(struct awf_options *o, enum awf_rate_kind kind, const 
   return awf_rate_limits_add(o->rate_limits, kind, v, msg, msglen);
 }
 
-int awf_options_finish(struct awf_options *o, char *err, size_t errlen) {
-  if (!o->ssl_bump && awf_url_rules_has_scheme(o->url_rules, AWF_URL_HTTPS)) {
-    snprintf(err, errlen,
-             "'%s': https:// URL rules (--allow-urls, --block-urls) need TLS interception: "
-             "add --ssl-bump (http:// rules work without it)",
-             awf_url_rules_first(o->url_rules, AWF_URL_HTTPS));
+/* The caller's environment, as curl reads it: https_proxy, HTTPS_PROXY,
+ * http_proxy, HTTP_PROXY (the first set and non-empty is the one parent for
+ * all traffic), and no_proxy or NO_PROXY. None set: direct. */
+static int upstream_proxy_from_env(struct awf_options *o, char *msg, size_t msglen) {
+  static const char *const vars[] = {"https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"};
+  const char *v = NULL;
+  for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]) && !v; i++) {
+    v = getenv(vars[i]);
+    if (v && !*v)
+      v = NULL;
+    else if (v)
+      o->upstream_proxy_from = vars[i];
+  }
+  if (!v)
+    return 0;
+  o->upstream_proxy = calloc(1, sizeof(*o->upstream_proxy));
+  if (!o->upstream_proxy)
+    return -ENOMEM;
+  char why[256];
+  if (awf_upstream_proxy_parse(v, o->upstream_proxy, why, sizeof(why)) < 0) {
+    snprintf(msg, msglen, "auto: %s: %s (or --upstream-proxy none)", o->upstream_proxy_from,
+             why);
     return -EINVAL;
   }
-  if (o->ssl_bump_ca_out && !o->ssl_bump) {
-    snprintf(err, errlen, "--ssl-bump-ca-out: needs --ssl-bump");
+  const char *np = getenv("no_proxy");
+  if (!np || !*np)
+    np = getenv("NO_PROXY");
+  if (np && awf_upstream_proxy_set_no_proxy(o->upstream_proxy, np) < 0) {
+    snprintf(msg, msglen, "auto: NO_PROXY is too long");
+    return -EINVAL;
+  }
+  return 0;
+}
+
+static int set_upstream_proxy(struct awf_options *o, const char *v, char *msg, size_t msglen) {
+  free(o->upstream_proxy);
+  o->upstream_proxy = NULL;
+  o->upstream_proxy_from = NULL;
+  o->upstream_proxy_set = true;
+  if (!strcmp(v, "none"))
+    return 0;
+  if (!strcmp(v, "auto"))
+    return upstream_proxy_from_env(o, msg, msglen);
+  o->upstream_proxy = calloc(1, sizeof(*o->upstream_proxy));
+  if (!o->upstream_proxy)
+    return -ENOMEM;
+  o->upstream_proxy_from = "--upstream-proxy";
+  return awf_upstream_proxy_parse(v, o->upstream_proxy, msg, msglen) < 0 ? -EINVAL : 0;
+}
+
+static int build_source(struct awf_rules *r, const struct awf_rule_source *src, EVP_MD_CTX *md,
+                        struct awf_rules_error *e) {
+  const char *f = src->flag, *v = src->value;
+  char msg[640];
+  unsigned line = 0;
+  int rc;
+  msg[0] = '\0';
+  digest_str(md, f);
+  digest_str(md, v);
+  r->n_sources++;
+  if (strstr(f, "-file")) {
+    rc = build_file(r, src, md, msg, sizeof(msg), &line);
+    if (rc < 0) {
+      e->file = v;
+      e->line = line;
+    }
+  } else if (!strcmp(f, "allow-domains") || !strcmp(f, "block-domains")) {
+    rc = awf_acl_add_list(r->acl, f[0] == 'a' ? AWF_ACL_ALLOW : AWF_ACL_BLOCK, v, msg,
+                          sizeof(msg));
+  } else {
+    rc = r->url_rules || (r->url_rules = awf_url_rules_new())
+             ? awf_url_rules_add_list(r->url_rules, f[0] == 'a' ? AWF_URL_ALLOW : AWF_URL_BLOCK,
+                                      v, msg, sizeof(msg))
+             : -ENOMEM;
+  }
+  if (rc < 0)
+    snprintf(e->msg, sizeof(e->msg), "--%s: %s", f, msg[0] ? msg : strerror(-rc));
+  return rc;
+}
+
+/* What only the whole set can tell. */
+static int check_rules(const struct awf_options *o, const struct awf_rules *r, char *err,
+                       size_t errlen) {
+  if (!o->ssl_bump && awf_url_rules_has_scheme(r->url_rules, AWF_URL_HTTPS)) {
+    snprintf(err, errlen,
+             "'%s': https:// URL rules (--allow-urls, --block-urls, rulesets) need TLS "
+             "interception: add --ssl-bump (http:// rules work without it)",
+             awf_url_rules_first(r->url_rules, AWF_URL_HTTPS));
+    return -EINVAL;
+  }
+  return 0;
+}
+
+int awf_rules_build(const struct awf_options *o, struct awf_rules **out,
+                    struct awf_rules_error *e) {
+  memset(e, 0, sizeof(*e));
+  struct awf_rules *r = rules_new(o);
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  int rc = r && md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -ENOMEM;
+  if (rc < 0)
+    snprintf(e->msg, sizeof(e->msg), "out of memory");
+  for (size_t i = 0; i < o->n_sources && rc == 0; i++)
+    rc = build_source(r, &o->sources[i], md, e);
+  if (rc == 0 && (rc = check_rules(o, r, e->msg, sizeof(e->msg))) == 0)
+    EVP_DigestFinal_ex(md, r->digest, NULL);
+  EVP_MD_CTX_free(md);
+  if (rc < 0) {
+    awf_rules_free(r);
+    return rc;
+  }
+  *out = r;
+  return 0;
+}
+
+bool awf_rules_same_secrets(const struct awf_rules *a, const struct awf_rules *b) {
+  if (a->secrets.n != b->secrets.n)
+    return false;
+  for (size_t i = 0; i < a->secrets.n; i++)
+    if (strcmp(a->secrets.v[i], b->secrets.v[i]) != 0)
+      return false;
+  return true;
+}
+
+void awf_rules_digest_hex(const struct awf_rules *r, char out[65]) {
+  for (size_t i = 0; i < sizeof(r->digest); i++)
+    snprintf(out + 2 * i, 3, "%02x", r->digest[i]);
+}
+
+void awf_rules_summary(const struct awf_rules *r, char *buf, size_t len) {
+  char ports[256], hex[65];
+  awf_port_set_format(&r->ports, ports, sizeof(ports));
+  awf_rules_digest_hex(r, hex);
+  snprintf(buf, len,
+           "%zu allow, %zu block, %zu URL allow, %zu URL block rules; ports %s (%zu source%s, "
+           "%zu file%s, sha256 %s)",
+           awf_acl_count(r->acl, AWF_ACL_ALLOW), awf_acl_count(r->acl, AWF_ACL_BLOCK),
+           awf_url_rules_count(r->url_rules, AWF_URL_ALLOW),
+           awf_url_rules_count(r->url_rules, AWF_URL_BLOCK), ports, r->n_sources,
+           r->n_sources == 1 ? "" : "s", r->n_files, r->n_files == 1 ? "" : "s", hex);
+}
+
+/* ---- secrets ------------------------------------------------------------ */
+
+#define MAX_SECRET_FILE 65536
+
+static int getrandom_fn(void *buf, size_t len, void *arg) {
+  (void)arg;
+  for (size_t off = 0; off < len;) {
+    ssize_t n = getrandom((char *)buf + off, len - off, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return n < 0 ? -errno : -EIO;
+    off += (size_t)n;
+  }
+  return 0;
+}
+
+static void wipe_free(char *p, size_t len) {
+  if (!p)
+    return;
+  explicit_bzero(p, len);
+  free(p);
+}
+
+/* --secret-file NAME=PATH: the file's bytes, one trailing line break dropped. */
+static int read_secret_file(struct awf_options *o, const char *spec, char *err, size_t errlen) {
+  char name[AWF_SECRET_NAME_MAX + 1], msg[512];
+  const char *path;
+  int rc = awf_secrets_split_file_spec(spec, name, sizeof(name), &path, err, errlen);
+  if (rc < 0)
+    return rc;
+  int i = awf_secrets_find(o->secrets, name);
+  if (i < 0) {
+    snprintf(err, errlen, "--secret-file %s: give its hosts too: --secret %s=HOST[,HOST...]",
+             name, name);
+    return -EINVAL;
+  }
+  char *text;
+  size_t len;
+  if ((rc = awf_textfile_read(path, MAX_SECRET_FILE, &text, &len, msg, sizeof(msg))) < 0) {
+    snprintf(err, errlen, "--secret-file %s: %s", name, msg);
+    return rc;
+  }
+  size_t vlen = len;
+  if (vlen && text[vlen - 1] == '\n')
+    vlen--;
+  if (vlen && text[vlen - 1] == '\r')
+    vlen--;
+  rc = awf_secrets_set_value(o->secrets, (size_t)i, text, vlen, err, errlen);
+  wipe_free(text, len);
+  return rc;
+}
+
+static bool has_value(const struct awf_options *o, const char *name) {
+  for (size_t k = 0; k < o->n_secret_files; k++) {
+    size_t n = strlen(name);
+    if (!strncmp(o->secret_files[k], name, n) && o->secret_files[k][n] == '=')
+      return true;
+  }
+  return false;
+}
+
+static int finish_secrets(struct awf_options *o, char *err, size_t errlen) {
+  size_t n = awf_secrets_count(o->secrets);
+  if (n == 0) {
+    const char *lone = o->n_secret_files            ? "--secret-file"
+                       : o->n_secret_in_body        ? "--secret-in-body"
+                       : o->secret_strict           ? "--secret-strict"
+                       : o->secret_allow_plaintext  ? "--secret-allow-plaintext"
+                       : o->secret_placeholders_out ? "--secret-placeholders-out"
+                                                    : NULL;
+    if (lone) {
+      snprintf(err, errlen, "%s: needs --secret NAME=HOST[,HOST...]", lone);
+      return -EINVAL;
+    }
+    return 0;
+  }
+  int rc = 0;
+  for (size_t k = 0; rc == 0 && k < o->n_secret_files; k++)
+    rc = read_secret_file(o, o->secret_files[k], err, errlen);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const char *name = awf_secrets_name(o->secrets, i);
+    if (has_value(o, name))
+      continue;
+    const char *v = getenv(name);
+    if (!v) {
+      snprintf(err, errlen,
+               "--secret %s: %s is not set in the environment (set it, or give "
+               "--secret-file %s=PATH)",
+               name, name, name);
+      return -EINVAL;
+    }
+    rc = awf_secrets_set_value(o->secrets, i, v, strlen(v), err, errlen);
+  }
+  for (size_t k = 0; rc == 0 && k < o->n_secret_in_body; k++)
+    rc = awf_secrets_set_in_body(o->secrets, o->secret_in_body[k], err, errlen);
+  if (rc == 0)
+    rc = awf_secrets_seal(o->secrets, getrandom_fn, NULL, err, errlen);
+  /* --dlp: a secret's real value is a credential like any token. */
+  for (size_t i = 0; rc == 0 && o->dlp_table && i < n; i++) {
+    char kind[65];
+    size_t len;
+    const char *v = awf_secrets_value(o->secrets, i, &len);
+    snprintf(kind, sizeof(kind), "secret:%s", awf_secrets_name(o->secrets, i));
+    if ((rc = awf_dlp_add_literal(o->dlp_table, kind, v, len)) < 0)
+      snprintf(err, errlen, "--dlp: secret %s: %s", awf_secrets_name(o->secrets, i),
+               strerror(-rc));
+  }
+  return rc;
+}
+
+int awf_options_write_placeholders(const struct awf_options *o, const char *path, char *err,
+                                   size_t errlen) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    snprintf(err, errlen, "'%s': %s", path, strerror(errno));
+    return -errno;
+  }
+  FILE *f = fdopen(fd, "w");
+  if (!f) {
+    close(fd);
+    return -ENOMEM;
+  }
+  int rc = fchmod(fd, 0600) < 0 ? -errno : 0;
+  for (size_t i = 0; rc == 0 && i < awf_secrets_count(o->secrets); i++) {
+    size_t len;
+    const char *ph = awf_secrets_placeholder(o->secrets, i, &len);
+    if (fprintf(f, "%s=%s\n", awf_secrets_name(o->secrets, i), ph) < 0)
+      rc = -EIO;
+  }
+  if (fclose(f) != 0 && rc == 0)
+    rc = -errno;
+  if (rc < 0)
+    snprintf(err, errlen, "'%s': %s", path, strerror(-rc));
+  return rc;
+}
+
+bool awf_options_intercepts(const struct awf_options *o) {
+  return o->ssl_bump || awf_secrets_count(o->secrets) > 0;
+}
+
+int awf_options_finish(struct awf_options *o, char *err, size_t errlen) {
+  struct awf_rules *r;
+  struct awf_rules_error e;
+  int rc = awf_rules_build(o, &r, &e);
+  if (rc < 0) {
+    snprintf(err, errlen, "%s", e.msg);
+    return rc;
+  }
+  awf_rules_free(awf_options_swap_rules(o, r));
+  /* Rulesets' secrets: entries are --secret entries, read once, at start. */
+  for (size_t i = 0; i < r->secrets.n; i++) {
+    char msg[512];
+    if (!o->secrets && !(o->secrets = awf_secrets_new()))
+      return -ENOMEM;
+    if ((rc = awf_secrets_add(o->secrets, r->secrets.v[i], msg, sizeof(msg))) < 0) {
+      snprintf(err, errlen, "--ruleset-file: secrets: %s", msg);
+      return rc;
+    }
+  }
+  if (o->ssl_bump_ca_out && !o->ssl_bump && !o->secrets) {
+    snprintf(err, errlen, "--ssl-bump-ca-out: needs --ssl-bump or --secret");
     return -EINVAL;
   }
   if (o->dlp && !o->dlp_table && !(o->dlp_table = awf_dlp_new())) {
     snprintf(err, errlen, "--dlp: out of memory");
     return -ENOMEM;
   }
-  return 0;
+  return finish_secrets(o, err, errlen);
 }
 
 int awf_options_start_intercept(struct awf_options *o, char *err, size_t errlen) {
-  if (!o->ssl_bump || o->intercept)
+  if (!awf_options_intercepts(o) || o->intercept)
     return 0;
   char msg[512];
-  int rc = awf_intercept_new(o->url_rules, &o->intercept, msg, sizeof(msg));
+  int rc = awf_intercept_new(o->url_rules, o->secrets, &o->intercept, msg, sizeof(msg));
   if (rc < 0) {
-    snprintf(err, errlen, "--ssl-bump: %s", msg);
+    snprintf(err, errlen, "%s: %s", o->ssl_bump ? "--ssl-bump" : "--secret", msg);
     return rc;
   }
   if (o->ssl_bump_ca_out &&
@@ -271,20 +644,29 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
   char msg[512];
   int rc = 0;
   msg[0] = '\0';
-  if (!strcmp(flag, "allow-domains")) {
-    rc = awf_acl_add_list(o->acl, AWF_ACL_ALLOW, v, msg, sizeof(msg));
-  } else if (!strcmp(flag, "block-domains")) {
-    rc = awf_acl_add_list(o->acl, AWF_ACL_BLOCK, v, msg, sizeof(msg));
-  } else if (!strcmp(flag, "allow-domains-file")) {
-    rc = add_rules_file(o, AWF_ACL_ALLOW, v, msg, sizeof(msg));
-  } else if (!strcmp(flag, "block-domains-file")) {
-    rc = add_rules_file(o, AWF_ACL_BLOCK, v, msg, sizeof(msg));
-  } else if (!strcmp(flag, "allow-urls")) {
-    rc = add_url_rules(o, AWF_URL_ALLOW, v, false, msg, sizeof(msg));
-  } else if (!strcmp(flag, "allow-urls-file")) {
-    rc = add_url_rules(o, AWF_URL_ALLOW, v, true, msg, sizeof(msg));
-  } else if (!strcmp(flag, "block-urls")) {
-    rc = add_url_rules(o, AWF_URL_BLOCK, v, false, msg, sizeof(msg));
+  if (rule_flag(flag)) {
+    rc = add_source(o, rule_flag(flag), v); /* read and checked by awf_options_finish() */
+  } else if (!strcmp(flag, "secret")) {
+    if (!o->secrets && !(o->secrets = awf_secrets_new()))
+      return -ENOMEM;
+    rc = awf_secrets_add(o->secrets, v, err, errlen);
+    return rc < 0 ? -EINVAL : 0; /* err names the flag already */
+  } else if (!strcmp(flag, "secret-file") || !strcmp(flag, "secret-in-body")) {
+    bool file = flag[7] == 'f';
+    const char **list = file ? o->secret_files : o->secret_in_body;
+    size_t *n = file ? &o->n_secret_files : &o->n_secret_in_body;
+    if (*n == AWF_SECRETS_MAX) {
+      snprintf(msg, sizeof(msg), "more than %d", AWF_SECRETS_MAX);
+      rc = -E2BIG;
+    } else {
+      list[(*n)++] = v; /* checked once every --secret is read */
+    }
+  } else if (!strcmp(flag, "secret-placeholders-out")) {
+    o->secret_placeholders_out = v;
+  } else if (!strcmp(flag, "secret-strict")) {
+    o->secret_strict = true;
+  } else if (!strcmp(flag, "secret-allow-plaintext")) {
+    o->secret_allow_plaintext = true;
   } else if (!strcmp(flag, "ssl-bump-ca-out")) {
     o->ssl_bump_ca_out = v;
   } else if (!strcmp(flag, "rate-limit")) {
@@ -294,7 +676,8 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
   } else if (!strcmp(flag, "allow-ssh")) {
     rc = add_ssh_rules(o, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "allow-ports")) {
-    rc = awf_parse_port_list(v, &o->ports, msg, sizeof(msg));
+    rc = awf_parse_port_list(v, &o->flag_ports, msg, sizeof(msg));
+    o->ports = o->flag_ports; /* rulesets' ports are added by awf_options_finish() */
   } else if (!strcmp(flag, "tls-ports")) {
     rc = awf_parse_port_list(v, &o->tls_ports, msg, sizeof(msg));
   } else if (!strcmp(flag, "http-ports")) {
@@ -309,6 +692,8 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
       rc = -ENOMEM;
     else
       rc = awf_addr_policy_allow_cidrs(o->clients, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "upstream-proxy")) {
+    rc = set_upstream_proxy(o, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "dns-servers")) {
     o->dns_servers = v; /* validated when the resolver is built */
   } else if (!strcmp(flag, "log-file")) {
@@ -351,6 +736,8 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
     rc = add_listen(o->tlisten, &o->n_tlisten, v, msg, sizeof(msg));
   } else if (!strcmp(flag, "dns-listen")) {
     rc = add_listen(o->dns_listen, &o->n_dns_listen, v, msg, sizeof(msg));
+  } else if (!strcmp(flag, "metrics-listen")) {
+    rc = add_listen(o->metrics_listen, &o->n_metrics_listen, v, msg, sizeof(msg));
   } else {
     snprintf(msg, sizeof(msg), "unknown option");
     rc = -EINVAL;
@@ -407,6 +794,14 @@ void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f
   }
   if (o->dlp)
     fprintf(f, "%s: debug: dlp: on (tokens and secrets in requests, names and bodies)\n", prog);
+  /* The secrets: names and hosts, never values. */
+  for (size_t i = 0; i < awf_secrets_count(o->secrets); i++) {
+    const char *hosts[AWF_SECRET_HOSTS_MAX];
+    size_t n = awf_secrets_hosts(o->secrets, i, hosts, AWF_SECRET_HOSTS_MAX);
+    fprintf(f, "%s: debug: secret %s: %zu host(s), first %s%s\n", prog,
+            awf_secrets_name(o->secrets, i), n, n ? hosts[0] : "-",
+            awf_secrets_in_body(o->secrets, i) ? ", in bodies too" : "");
+  }
   awf_port_set_format(&o->ports, a, sizeof(a));
   fprintf(f, "%s: debug: allow-ports: %s%s\n", prog, a,
           o->audit ? " (--audit: nothing denied)" : "");
@@ -420,6 +815,14 @@ void awf_options_describe(const struct awf_options *o, const char *prog, FILE *f
     awf_addr_policy_format(o->clients, a, sizeof(a));
     fprintf(f, "%s: debug: allow-clients: %s\n", prog, a);
   }
+  const struct awf_upstream_proxy *up = o->upstream_proxy;
+  if (up)
+    fprintf(f, "%s: debug: upstream-proxy: %s%s%s:%u (from %s)%s; no-proxy: %s\n", prog,
+            strchr(up->host, ':') ? "[" : "", up->host, strchr(up->host, ':') ? "]" : "",
+            (unsigned)up->port, o->upstream_proxy_from, up->auth[0] ? ", with credentials" : "",
+            up->no_proxy[0] ? up->no_proxy : "none");
+  else
+    fprintf(f, "%s: debug: upstream-proxy: none (direct)\n", prog);
 }
 
 void awf_trace_stderr(void *prog, const char *line) {
@@ -465,7 +868,11 @@ void awf_options_to_config(const struct awf_options *o, struct awf_proxy_config 
   cfg->ssh_acl = o->ssh_acl;
   cfg->url_rules = o->url_rules;
   cfg->intercept = o->intercept;
+  cfg->secrets = o->secrets;
+  cfg->secret_strict = o->secret_strict;
+  cfg->secret_allow_plaintext = o->secret_allow_plaintext;
   cfg->allow_clients = o->clients;
   cfg->rate_limits = o->rate_limits;
   cfg->dlp = o->dlp_table;
+  cfg->upstream_proxy = o->upstream_proxy;
 }

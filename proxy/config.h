@@ -10,12 +10,44 @@
 #include <sys/socket.h>
 
 #include "proxy.h"
+#include "ruleset.h"
 
 #define AWF_MAX_LISTEN 16
 #define AWF_MAX_WORKERS 256 /* --workers */
 
-struct awf_options {
+/* A rule flag as given (--allow-domains, --block-domains, their -file forms,
+ * --allow-urls, --allow-urls-file, --block-urls, --ruleset-file): replayed in
+ * order into a fresh set at the end of the flags and on every reload. */
+struct awf_rule_source {
+  const char *flag;  /* its long name, static */
+  const char *value; /* the caller's (argv), outlives the options */
+};
+
+/* The rules built from every source: what the engine and the DNS servers
+ * judge by, replaced whole on a reload (awf-proxy's SIGHUP). */
+struct awf_rules {
   awf_acl *acl;
+  awf_url_rules *url_rules;           /* NULL: no URL rule */
+  struct awf_ruleset_secrets secrets; /* rulesets' secrets: entries (applied at start) */
+  struct awf_port_set ports;          /* --allow-ports (or its default) plus rulesets' ports: */
+  unsigned char digest[32];           /* SHA-256 over every source, files' bytes included */
+  size_t n_sources, n_files;
+};
+
+/* Do two rule sets name the same rulesets' secrets (in order)? A reload
+ * does not change the secrets in force: they were set up at start. */
+bool awf_rules_same_secrets(const struct awf_rules *a, const struct awf_rules *b);
+
+/* Why a build failed: the message ("--FLAG: FILE:LINE[:COL]: ..."), and the
+ * file and line when a file is at fault (file NULL, line 0 otherwise). */
+struct awf_rules_error {
+  char msg[768];
+  const char *file;
+  unsigned line;
+};
+
+struct awf_options {
+  awf_acl *acl; /* rules->acl (borrowed), for the readers below */
   awf_addr_policy *policy;
   struct awf_port_set ports;
   const char *dns_servers;  /* NULL: the host's resolver configuration */
@@ -38,13 +70,19 @@ struct awf_options {
   size_t n_tlisten;
   struct sockaddr_storage dns_listen[AWF_MAX_LISTEN]; /* --dns-listen */
   size_t n_dns_listen;
+  struct sockaddr_storage metrics_listen[AWF_MAX_LISTEN]; /* --metrics-listen (awf-proxy) */
+  size_t n_metrics_listen;
   struct awf_port_set tls_ports;
   struct awf_port_set http_ports;
-  awf_acl *ssh_acl;            /* --allow-ssh; NULL: not given */
-  awf_url_rules *url_rules;    /* --allow-urls, --block-urls; NULL: not given */
-  bool ssl_bump;               /* --ssl-bump */
-  const char *ssl_bump_ca_out; /* --ssl-bump-ca-out PATH (awf-proxy) */
-  awf_intercept *intercept;    /* made by awf_options_start_intercept() */
+  awf_acl *ssh_acl;         /* --allow-ssh; NULL: not given */
+  awf_url_rules *url_rules; /* rules->url_rules (borrowed); NULL: none */
+  struct awf_rules *rules;  /* built by awf_options_finish() */
+  struct awf_rule_source *sources;
+  size_t n_sources;
+  struct awf_port_set flag_ports; /* --allow-ports, or 80,443 */
+  bool ssl_bump;                  /* --ssl-bump */
+  const char *ssl_bump_ca_out;    /* --ssl-bump-ca-out PATH (awf-proxy) */
+  awf_intercept *intercept;       /* made by awf_options_start_intercept() */
   /* --rate-limit, --bytes-limit; NULL: not given */
   awf_rate_limits *rate_limits;
   bool dlp; /* --dlp */
@@ -52,6 +90,22 @@ struct awf_options {
    * values (a secret's real value) are added to it with
    * awf_dlp_add_literal() before the engine starts. */
   awf_dlp *dlp_table;
+  /* --upstream-proxy: the parent proxy (NULL: direct), where it came from
+   * ("--upstream-proxy" or the environment variable auto read), and
+   * whether the flag was given at all (awf reads the environment if not). */
+  struct awf_upstream_proxy *upstream_proxy;
+  const char *upstream_proxy_from;
+  bool upstream_proxy_set;
+  /* --secret NAME=HOST[,HOST...] (secrets.h): values read and placeholders
+   * made by awf_options_finish(). NULL: none. */
+  awf_secrets *secrets;
+  const char *secret_files[AWF_SECRETS_MAX]; /* --secret-file NAME=PATH, as given */
+  size_t n_secret_files;
+  const char *secret_in_body[AWF_SECRETS_MAX]; /* --secret-in-body NAME */
+  size_t n_secret_in_body;
+  bool secret_strict;                  /* --secret-strict */
+  bool secret_allow_plaintext;         /* --secret-allow-plaintext */
+  const char *secret_placeholders_out; /* --secret-placeholders-out FILE (awf-proxy) */
 };
 
 /* Defaults, with an empty ACL (deny all). Returns 0 or -ENOMEM. */
@@ -63,15 +117,46 @@ void awf_options_free(struct awf_options *o);
 int awf_options_set(struct awf_options *o, const char *flag, const char *value, char *err,
                     size_t errlen);
 
-/* After the last flag: what only the whole set can tell (https:// URL
- * rules without --ssl-bump, --ssl-bump-ca-out without it), and --dlp's
- * table. Returns 0, or -EINVAL or -ENOMEM with the message in err. */
+/* After the last flag: build the rules from every source (reading the
+ * files), then what only the whole set can tell (https:// URL rules without
+ * --ssl-bump, --ssl-bump-ca-out without it), --dlp's table, and the
+ * secrets: each value read from this process's environment or its
+ * --secret-file (with this process's rights: awf reads it as the caller),
+ * then the placeholders drawn (getrandom). Returns 0, or -EINVAL or -ENOMEM
+ * with the message in err. */
 int awf_options_finish(struct awf_options *o, char *err, size_t errlen);
 
-/* --ssl-bump: make the run's CA and contexts (o->intercept), and write the
- * CA certificate to --ssl-bump-ca-out if given. A no-op without
- * --ssl-bump. Returns 0 or a negative errno with the reason in err. */
+/* A fresh set from o's sources, re-reading every file: 0, or a negative
+ * errno with *e filled (nothing built). Checks what awf_options_finish
+ * checks of the rules (https:// URL rules need --ssl-bump). */
+int awf_rules_build(const struct awf_options *o, struct awf_rules **out,
+                    struct awf_rules_error *e);
+void awf_rules_free(struct awf_rules *r);
+
+/* Make r o's rules (o->acl, o->url_rules and o->ports follow); the old set
+ * is returned for the caller to free once nothing reads it. */
+struct awf_rules *awf_options_swap_rules(struct awf_options *o, struct awf_rules *r);
+
+/* "12 allow, 1 block, 3 URL allow, 0 URL block rules; ports 80,443 (2
+ * files, sha256 0a1b...)", for --check-config and diagnostics. */
+void awf_rules_summary(const struct awf_rules *r, char *buf, size_t len);
+
+/* The digest as 64 lower-case hex digits and a NUL. */
+void awf_rules_digest_hex(const struct awf_rules *r, char out[65]);
+
+/* --ssl-bump or --secret: make the run's CA and contexts (o->intercept),
+ * and write the CA certificate to --ssl-bump-ca-out if given. A no-op
+ * without either. Returns 0 or a negative errno with the reason in err. */
 int awf_options_start_intercept(struct awf_options *o, char *err, size_t errlen);
+
+/* Is TLS interception on: --ssl-bump, or a --secret (whose hosts it opens)?
+ * awf then makes the run's CA and the sandbox trusts it. */
+bool awf_options_intercepts(const struct awf_options *o);
+
+/* --secret-placeholders-out: "NAME=PLACEHOLDER" lines, mode 0600, replacing
+ * path. Returns 0 or a negative errno with the reason in err. */
+int awf_options_write_placeholders(const struct awf_options *o, const char *path, char *err,
+                                   size_t errlen);
 
 /* Ports: "80,443,8000-8099". Returns 0 or -EINVAL (err names the entry). */
 int awf_parse_port_list(const char *s, struct awf_port_set *out, char *err, size_t errlen);

@@ -21,7 +21,8 @@ enum {
   OPT_HOST_SERVICE_PORTS,
   OPT_ROOTLESS,
   OPT_SSL_BUMP,
-  OPT_DLP
+  OPT_DLP,
+  OPT_CHECK_CONFIG
 };
 
 static const char usage[] =
@@ -45,6 +46,11 @@ static const char usage[] =
     "                                matching requests; https:// rules need --ssl-bump\n"
     "      --allow-urls-file FILE    URL rules, one per line, # comments\n"
     "      --block-urls LIST         URL block rules (a block always wins)\n"
+    "      --ruleset-file FILE       a YAML ruleset (version: 1, rules: [{domain, subdomains}],\n"
+    "                                block:, urls:, block_urls:, ports:); repeatable; combines\n"
+    "                                with the flags\n"
+    "      --check-config            check every flag, rule and file, print a summary of the\n"
+    "                                rules and exit 0 (or 125 with the error); no COMMAND\n"
     "      --ssl-bump                intercept TLS to the hosts https:// URL rules name (only\n"
     "                                those: every other host is tunnelled untouched) with a\n"
     "                                per-run CA the sandbox trusts; HTTP/1.1 only inside\n"
@@ -61,6 +67,17 @@ static const char usage[] =
     "                                Anthropic, AWS, Google and Slack tokens, private keys,\n"
     "                                JWTs in a request's URL, headers or body (its first\n"
     "                                MiB), a TLS name or a DNS question (alias --enable-dlp)\n"
+    "      --secret NAME=HOST[,HOST...]\n"
+    "                                the credential in NAME (this process's environment)\n"
+    "                                is written into requests to these hosts only, in\n"
+    "                                place of a placeholder the command gets\n"
+    "                                in NAME (never the value: not with -e or --env-all);\n"
+    "                                implies interception of those hosts (repeatable)\n"
+    "      --secret-file NAME=PATH   NAME's value from PATH instead (hosts by --secret)\n"
+    "      --secret-in-body NAME     also replace NAME's placeholder in request bodies\n"
+    "      --secret-strict           deny a request carrying a placeholder to another host\n"
+    "                                (secret_misdirected) instead of sending it as is\n"
+    "      --secret-allow-plaintext  let secrets go to their hosts over plain HTTP\n"
     "      --allow-ports LIST        TCP ports the command may reach (default 80,443)\n"
     "      --allow-ssh LIST          hosts ssh/git may reach on port 22, judged by the\n"
     "                                name the command resolved (github.com, *.x.com)\n"
@@ -70,6 +87,12 @@ static const char usage[] =
     "                                private/local CIDRs that may still be reached\n"
     "      --dns-servers LIST        upstream resolvers for awf's own lookups\n"
     "                                (default: the host's /etc/resolv.conf)\n"
+    "      --upstream-proxy URL|auto|none\n"
+    "                                reach allowed origins through a parent HTTP proxy,\n"
+    "                                http://[user:password@]host[:port] (CONNECT for all\n"
+    "                                traffic); default auto: from awf's https_proxy,\n"
+    "                                HTTPS_PROXY, http_proxy, HTTP_PROXY and NO_PROXY;\n"
+    "                                the command's proxy variables still name awf\n"
     "      --enable-host-access      let the command reach services on the host's loopback\n"
     "                                as host.docker.internal (or host.awf.internal),\n"
     "                                through awf, on the --allow-host-ports only\n"
@@ -133,12 +156,20 @@ static const struct option long_opts[] = {
     {"block-urls", required_argument, 0, 'P'},
     {"rate-limit", required_argument, 0, 'P'},
     {"bytes-limit", required_argument, 0, 'P'},
+    {"ruleset-file", required_argument, 0, 'P'},
+    {"check-config", no_argument, 0, OPT_CHECK_CONFIG},
+    {"secret", required_argument, 0, 'P'},
+    {"secret-file", required_argument, 0, 'P'},
+    {"secret-in-body", required_argument, 0, 'P'},
+    {"secret-strict", no_argument, 0, 'P'},
+    {"secret-allow-plaintext", no_argument, 0, 'P'},
     {"allow-ports", required_argument, 0, 'P'},
     {"allow-ssh", required_argument, 0, 'P'},
     {"tls-ports", required_argument, 0, 'P'},
     {"http-ports", required_argument, 0, 'P'},
     {"allow-destination-cidrs", required_argument, 0, 'P'},
     {"dns-servers", required_argument, 0, 'P'},
+    {"upstream-proxy", required_argument, 0, 'P'},
     {"log-file", required_argument, 0, 'P'},
     {"log-level", required_argument, 0, 'P'},
     {"workers", required_argument, 0, 'P'},
@@ -316,6 +347,7 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
     case OPT_ROOTLESS: cli->rootless = true; break;
     case OPT_SSL_BUMP: cli->proxy.ssl_bump = true; break;
     case OPT_DLP: cli->proxy.dlp = true; break;
+    case OPT_CHECK_CONFIG: cli->check_config = true; break;
     case 'U':
       if (optarg[0] == '\0')
         return fail("--allow-unix-socket needs a path");
@@ -352,11 +384,21 @@ int awf_cli_parse(int argc, char **argv, struct awf_cli *cli) {
     if (flag && awf_options_set(&cli->proxy, flag, optarg, err, sizeof(err)) < 0)
       return fail("%s", err);
   }
+  /* No --upstream-proxy: the caller's proxy variables name the parent. */
+  if (!cli->proxy.upstream_proxy_set &&
+      awf_options_set(&cli->proxy, "upstream-proxy", "auto", err, sizeof(err)) < 0)
+    return fail("%s", err);
   if (awf_options_finish(&cli->proxy, err, sizeof(err)) < 0)
     return fail("%s", err);
   cli->limits.debug = cli->proxy.log_level == AWF_LOG_DEBUG;
   if ((rc = host_ports(cli, host_general, host_service)) >= 0)
     return rc;
+  if (cli->check_config) {
+    char summary[512];
+    awf_rules_summary(cli->proxy.rules, summary, sizeof(summary));
+    printf("awf: configuration OK: %s\n", summary);
+    return 0;
+  }
   if (optind >= argc)
     return fail("no command given: awf [OPTIONS] -- COMMAND [ARGS...]");
   cli->command = argv + optind;

@@ -35,6 +35,7 @@ struct awf_cli {
   bool private_tmp;
   bool no_step_summary; /* --no-step-summary */
   bool rootless;        /* --rootless: a user namespace even as root */
+  bool check_config;    /* --check-config: parse, check, summarise, exit */
   const char *allow_unix_sockets[AWF_MAX_LIST_ARGS + 1]; /* --allow-unix-socket */
   size_t n_allow_unix_sockets;
   struct awf_cgroup_limits limits; /* --memory-limit, --pids-limit, --cpus */

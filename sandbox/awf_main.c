@@ -196,8 +196,28 @@ static const char *const trust_append[] = {
     " -Djavax.net.ssl.trustStorePassword=" AWF_TRUSTSTORE_PASSWORD,
     NULL};
 
+/* --secret: awf's own environment holds the placeholder from here on, in the
+ * very bytes the kernel shows as /proc/PID/environ (the sandbox's PID 1 is
+ * forked from awf), so neither --env-all nor -e NAME can copy the value.
+ * The proxy keeps the value in its store (config.h). */
+static void hide_secrets_in_environ(const awf_secrets *s) {
+  for (size_t i = 0; i < awf_secrets_count(s); i++) {
+    const char *name = awf_secrets_name(s, i);
+    size_t nlen = strlen(name), vlen, plen;
+    const char *value = awf_secrets_value(s, i, &vlen);
+    const char *ph = awf_secrets_placeholder(s, i, &plen);
+    for (char **e = environ; *e; e++) {
+      char *v = *e + nlen + 1;
+      if (strncmp(*e, name, nlen) == 0 && (*e)[nlen] == '=' && strlen(v) == vlen &&
+          memcmp(v, value, vlen) == 0)
+        memcpy(v, ph, plen);
+    }
+  }
+}
+
 /* The command's environment: awf's own variables, then --env-all, --env-file
- * and -e, each overriding the one before (envpolicy.h). */
+ * and -e, each overriding the one before; then every secret's placeholder
+ * under its name, and no value anywhere that holds a secret's value. */
 static int build_environment(const struct awf_cli *cli, const struct awf_userdb_user *user,
                              const struct awf_rootfs_spec *rootfs, awf_env **env) {
   static char path[16384];
@@ -226,6 +246,22 @@ static int build_environment(const struct awf_cli *cli, const struct awf_userdb_
     }
     files[nfiles] = (struct awf_env_file){cli->env_files[nfiles], data, len};
   }
+  const awf_secrets *sec = cli->proxy.secrets;
+  size_t nsec = awf_secrets_count(sec);
+  char *forced[AWF_SECRETS_MAX + 1] = {0};
+  struct awf_env_replace replace[AWF_SECRETS_MAX];
+  hide_secrets_in_environ(sec);
+  for (size_t i = 0; rc == 0 && i < nsec; i++) {
+    size_t len;
+    replace[i].from = awf_secrets_value(sec, i, &len);
+    replace[i].to = awf_secrets_placeholder(sec, i, &len);
+    replace[i].len = len;
+    if (asprintf(&forced[i], "%s=%s", awf_secrets_name(sec, i), replace[i].to) < 0) {
+      forced[i] = NULL;
+      fprintf(stderr, "awf: out of memory\n");
+      rc = -1;
+    }
+  }
   if (rc == 0) {
     struct awf_env_spec es = {
         .own = (const char *const *)own,
@@ -235,8 +271,11 @@ static int build_environment(const struct awf_cli *cli, const struct awf_userdb_
         .nfiles = nfiles,
         .cli = cli->env_cli,
         .exclude = cli->exclude_env,
-        .trust = cli->proxy.ssl_bump ? trust_env : NULL,
-        .append = cli->proxy.ssl_bump ? trust_append : NULL,
+        .trust = awf_options_intercepts(&cli->proxy) ? trust_env : NULL,
+        .append = awf_options_intercepts(&cli->proxy) ? trust_append : NULL,
+        .forced = (const char *const *)forced,
+        .replace = replace,
+        .nreplace = nsec,
     };
     rc = awf_env_build(&es, env, err, sizeof(err));
     if (rc < 0)
@@ -244,6 +283,7 @@ static int build_environment(const struct awf_cli *cli, const struct awf_userdb_
   }
   for (size_t i = 0; i < nfiles; i++)
     free((char *)files[i].data);
+  free_strings(forced);
   free_strings(own);
   return rc < 0 ? -1 : 0;
 }
@@ -298,10 +338,11 @@ static int prepare(int argc, char **argv, struct awf_cli *cli, struct awf_sandbo
                                           .ngroups = plan->ngroups};
   if (build_environment(cli, user, &plan->rootfs, env) < 0)
     return AWF_EXIT_FAILURE;
-  /* --ssl-bump: the host's bundle, read now with the caller's rights: the
-   * sandbox's copy is the command's to read. The run's CA joins it later. */
+  /* --ssl-bump or --secret: the host's bundle, read now with the caller's
+   * rights: the sandbox's copy is the command's to read. The run's CA joins
+   * it later. */
   char err[1024];
-  if (cli->proxy.ssl_bump &&
+  if (awf_options_intercepts(&cli->proxy) &&
       awf_trust_read_host_bundle(getenv("SSL_CERT_FILE"), (char **)&plan->trust_host_bundle,
                                  &plan->trust_host_bundle_len, err, sizeof(err)) < 0) {
     fprintf(stderr, "awf: --ssl-bump: %s\n", err);

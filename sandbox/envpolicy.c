@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum layer { L_OWN, L_TOOLCHAIN, L_ALL, L_TRUST, L_FILE, L_CLI, L_APPEND };
+enum layer { L_OWN, L_TOOLCHAIN, L_ALL, L_TRUST, L_FILE, L_CLI, L_APPEND, L_FORCED };
 
 struct entry {
   char *kv;      /* "NAME=VALUE" */
@@ -322,6 +322,23 @@ static int add_appended(awf_env *e, const struct awf_env_spec *spec, char *err, 
   return 0;
 }
 
+/* Every replacement's `from` in every value becomes its `to`, in place. */
+static void apply_replacements(awf_env *e, const struct awf_env_spec *spec) {
+  for (size_t i = 0; i < e->n; i++) {
+    char *v = e->ents[i].kv + e->ents[i].nlen + 1;
+    size_t vlen = strlen(v);
+    for (size_t r = 0; r < spec->nreplace; r++) {
+      const struct awf_env_replace *x = &spec->replace[r];
+      char *p = v;
+      while (x->len && (size_t)(v + vlen - p) >= x->len &&
+             (p = memmem(p, (size_t)(v + vlen - p), x->from, x->len)) != NULL) {
+        memcpy(p, x->to, x->len);
+        p += x->len;
+      }
+    }
+  }
+}
+
 static int check_excludes(const struct awf_env_spec *spec, char *err, size_t errsz) {
   const char *const *x;
 
@@ -400,7 +417,11 @@ int awf_env_build(const struct awf_env_spec *spec, awf_env **out, char *err, siz
   if (rc == 0)
     rc = add_appended(e, spec, err, errsz);
   if (rc == 0)
+    rc = add_awf(e, spec->forced, L_FORCED, err, errsz);
+  if (rc == 0)
     rc = finish(e, err, errsz);
+  if (rc == 0)
+    apply_replacements(e, spec);
   if (rc < 0) {
     awf_env_free(e);
     return rc;

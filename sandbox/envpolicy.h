@@ -14,7 +14,8 @@
  *   6. -e entries, in the order given,
  *   7. appended values (--ssl-bump: JAVA_TOOL_OPTIONS' truststore): each
  *      added after the value its name has from the layers above, a space
- *      between them, or set alone.
+ *      between them, or set alone,
+ *   8. forced entries (awf's --secret placeholders): nothing overrides them.
  *
  * Reserved names, never taken from the host by layers 2 and 3: PATH (awf
  * rebuilds it), HOME, USER, LOGNAME (from the user's passwd entry), PWD,
@@ -24,6 +25,10 @@
  * and 3 also skip values longer than 64 KiB, entries without '=' and names
  * that are not valid (exported bash functions such as "BASH_FUNC_f%%").
  * --env-file and -e may set any name, reserved ones included.
+ *
+ * Replacements (awf's --secret): every occurrence of a replacement's `from`
+ * in any value of the result becomes its `to`, of the same length, so no
+ * variable of any name carries a secret's value into the sandbox.
  *
  * --exclude-env NAME removes NAME from layers 2 and 3 only: naming a variable
  * in an env file or with -e is explicit and wins.
@@ -70,6 +75,12 @@ struct awf_env_file {
   size_t len;
 };
 
+/* from[0..len) becomes to[0..len) wherever it occurs in a value. */
+struct awf_env_replace {
+  const char *from, *to;
+  size_t len;
+};
+
 /* Inputs. Lists are NULL-terminated and may themselves be NULL (empty). */
 struct awf_env_spec {
   const char *const *own;           /* awf's own "NAME=VALUE" entries */
@@ -77,10 +88,13 @@ struct awf_env_spec {
   int env_all;                      /* --env-all given */
   const struct awf_env_file *files; /* --env-file contents, nfiles of them */
   size_t nfiles;
-  const char *const *cli;     /* -e arguments */
-  const char *const *exclude; /* --exclude-env names */
-  const char *const *trust;   /* layer 4, awf's "NAME=VALUE" entries */
-  const char *const *append;  /* layer 7, awf's "NAME=VALUE" entries */
+  const char *const *cli;                /* -e arguments */
+  const char *const *exclude;            /* --exclude-env names */
+  const char *const *trust;              /* layer 4, awf's "NAME=VALUE" entries */
+  const char *const *append;             /* layer 7, awf's "NAME=VALUE" entries */
+  const char *const *forced;             /* layer 8, awf's "NAME=VALUE" entries */
+  const struct awf_env_replace *replace; /* nreplace of them */
+  size_t nreplace;
 };
 
 /* Build the environment. Returns 0 and *out, or -errno with a message:

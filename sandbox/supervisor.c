@@ -235,7 +235,7 @@ static int rootless_network(const struct awf_sandbox_plan *plan, int chan) {
 static void receive_trust(const struct awf_sandbox_plan *plan, int chan,
                           struct awf_rootfs_spec *rootfs, struct awf_rootfs_trust *trust) {
   char err[512];
-  if (!plan->cli->proxy.ssl_bump)
+  if (!awf_options_intercepts(&plan->cli->proxy))
     return;
   int rc = awf_trust_receive(chan, trust, err, sizeof(err));
   if (rc < 0) {
@@ -481,11 +481,12 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
   rc = write_run_record(s);
   if (rc < 0)
     fprintf(stderr, "awf: warning: access log write failed: %s\n", strerror(-rc));
-  if (cli->proxy.ssl_bump) {
+  if (awf_options_intercepts(&cli->proxy)) {
     char msg[512];
-    rc = awf_intercept_new(cli->proxy.url_rules, &s->intercept, msg, sizeof(msg));
+    rc = awf_intercept_new(cli->proxy.url_rules, cli->proxy.secrets, &s->intercept, msg,
+                           sizeof(msg));
     if (rc < 0) {
-      snprintf(err, errlen, "--ssl-bump: %s", msg);
+      snprintf(err, errlen, "%s: %s", cli->proxy.ssl_bump ? "--ssl-bump" : "--secret", msg);
       return rc;
     }
   }
@@ -847,7 +848,7 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     rc = start_unix_gate(&s, err, sizeof(err));
   /* The sandbox takes it before 'g' (root) or after (rootless: 'g' came
    * with the report pipe in rootless_setup). */
-  if (rc == 0 && plan->cli->proxy.ssl_bump)
+  if (rc == 0 && awf_options_intercepts(&plan->cli->proxy))
     rc = send_trust(&s, go[1], err, sizeof(err));
   if (rc < 0) {
     if (err[0])

@@ -796,7 +796,8 @@ int awf_dns_server_new_fds(uv_loop_t *loop, const struct awf_dns_server_config *
                                       .denials = cfg->denials,
                                       .write_failed = cfg->log_failed,
                                       .write_failed_arg = cfg->log_failed_arg,
-                                      .dlp = cfg->dlp};
+                                      .dlp = cfg->dlp,
+                                      .metrics = cfg->metrics};
   awf_list_init(&s->conns);
   awf_list_init(&s->jobs);
   config_defaults(&s->cfg);
@@ -841,6 +842,11 @@ int awf_dns_server_new(uv_loop_t *loop, const struct awf_dns_server_config *cfg,
   int ufd = -1, tfd = -1;
   int rc = awf_dns_server_bind(listen, &ufd, &tfd, bound);
   return rc < 0 ? rc : awf_dns_server_new_fds(loop, cfg, ufd, tfd, out);
+}
+
+void awf_dns_server_set_acl(awf_dns_server *s, const awf_acl *acl) {
+  s->cfg.acl = acl;
+  s->judge.acl = acl;
 }
 
 void awf_dns_server_close(awf_dns_server *s, void (*done)(void *arg), void *arg) {

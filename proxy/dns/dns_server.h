@@ -43,6 +43,7 @@
 #include "dns_msg.h"
 #include "host_access.h"
 #include "logfile.h"
+#include "metrics.h"
 #include "policy.h"
 #include "resolver.h"
 
@@ -79,6 +80,8 @@ struct awf_dns_server_config {
   /* --dlp (optional): a question whose name carries a token or a secret's
    * value (in a label, or split across labels) is refused (dlp_match). */
   const awf_dlp *dlp;
+  /* Optional: every answer counted (metrics.h), on the server's loop. */
+  struct awf_metrics *metrics;
 };
 
 /* Serve DNS on `listen` over UDP and TCP (same port; port 0 picks one free
@@ -105,6 +108,11 @@ int awf_dns_server_new_fds(uv_loop_t *loop, const struct awf_dns_server_config *
  * (may be NULL) runs from the loop once every handle is closed; the server
  * is freed right after it returns. */
 void awf_dns_server_close(awf_dns_server *s, void (*done)(void *arg), void *arg);
+
+/* New rules (a reload): questions judged from now on use acl; lookups in
+ * flight keep the verdict they got. The server keeps no pointer into the
+ * old ACL past this call. */
+void awf_dns_server_set_acl(awf_dns_server *s, const awf_acl *acl);
 
 /* ---- the decision, pure, exposed for tests ---- */
 

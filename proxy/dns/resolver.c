@@ -24,6 +24,7 @@
  * any of them. */
 #include "resolver.h"
 #include "list.h"
+#include "metrics.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -137,6 +138,7 @@ struct pending {
   struct awf_list waiters; /* awf_resolve_req, in arrival order */
   int status;
   struct awf_addr_list result;
+  uint64_t start_ns; /* uv_hrtime() when the query left */
   char name[];
 };
 
@@ -172,6 +174,7 @@ struct awf_resolver {
   bool closing;
   awf_trace_fn trace;
   void *trace_arg;
+  struct awf_metrics *metrics; /* NULL: not counted */
 };
 
 /* ---- server list validation --------------------------------------------- */
@@ -585,6 +588,8 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
   (void)timeouts;
   p->result.n = 0;
   p->result.ttl_s = 0;
+  if (!r->closing && r->metrics)
+    awf_metrics_observe(&r->metrics->dns, (uv_hrtime() - p->start_ns) / 1000);
   if (r->closing) {
     p->status = -ECANCELED;
   } else if (status == ARES_SUCCESS && ai) {
@@ -848,6 +853,8 @@ int awf_resolve(awf_resolver *r, const char *name, struct awf_addr_list *out, aw
 
   uint64_t h = name_hash(r->seed, name);
   if (cache_enabled(r) && cache_get(r, name, h, out)) {
+    if (r->metrics)
+      awf_metrics_add(&r->metrics->dns_cache_hits, 1);
     if (r->trace)
       trace_result(r, name, 0, out, true);
     return 1;
@@ -882,6 +889,8 @@ int awf_resolve(awf_resolver *r, const char *name, struct awf_addr_list *out, aw
   q->p = p;
   awf_list_push_back(&p->waiters, &q->link);
   *req = q;
+  if (r->metrics)
+    awf_metrics_add(&r->metrics->dns_cache_misses, 1);
 
   if (fresh) {
     /* NOSORT: RFC 6724 sorting connect()s a UDP socket to every answer to
@@ -890,6 +899,7 @@ int awf_resolve(awf_resolver *r, const char *name, struct awf_addr_list *out, aw
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_flags = ARES_AI_NOSORT;
+    p->start_ns = uv_hrtime();
     ares_getaddrinfo(r->channel, p->name, NULL, &hints, on_addrinfo, p);
     rearm_timer(r);
   }
@@ -939,6 +949,8 @@ static void cancel_all_pending(awf_resolver *r) {
     }
   }
 }
+
+void awf_resolver_set_metrics(awf_resolver *r, struct awf_metrics *m) { r->metrics = m; }
 
 void awf_resolver_close(awf_resolver *r) {
   if (!r || r->closing)

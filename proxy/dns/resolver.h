@@ -65,6 +65,11 @@ int awf_resolve(awf_resolver *r, const char *name, struct awf_addr_list *out, aw
  * before the callback has run. */
 void awf_resolve_cancel(awf_resolve_req *req);
 
+/* Count cache hits and misses and time the lookups (metrics.h) in m (NULL:
+ * stop). Only the resolver's loop writes m. */
+struct awf_metrics;
+void awf_resolver_set_metrics(awf_resolver *r, struct awf_metrics *m);
+
 /* Fail pending requests with -ECANCELED, close every handle, and free the
  * resolver once libuv has closed them (run the loop to finish). */
 void awf_resolver_close(awf_resolver *r);

@@ -9,6 +9,11 @@
 
 #define LINGER_MS 5000
 
+/* The metrics name the states by index (metrics.c's table, in this order). */
+_Static_assert(CONN_CLOSING + 1 == AWF_METRICS_CONN_STATES &&
+                   CONN_TUNNEL == AWF_METRICS_STATE_TUNNEL,
+               "metrics.h's connection states follow enum conn_state");
+
 const char *conn_state_name(enum conn_state s) {
   switch (s) {
   case CONN_ACCEPTED: return "accepted";
@@ -46,6 +51,7 @@ void conn_set_state(struct conn *c, enum conn_state s) {
     return;
   awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "conn %llu: %s -> %s (%s)", (unsigned long long)c->id,
                  conn_state_name(c->state), conn_state_name(s), c->ops ? c->ops->name : "-");
+  awf_metrics_conn_state(&c->proxy->metrics, (int)c->state, (int)s);
   c->state = s;
 }
 
@@ -66,6 +72,7 @@ static void handle_gone(struct conn *c) {
   awf_proxy *p = c->proxy;
   awf_list_remove(&c->link);
   p->nconns--;
+  awf_metrics_conn_state(&p->metrics, (int)c->state, -1);
   awf_client_limits_release(p->client_limits, c->client_entry);
   if (c->ops && c->ops->free)
     c->ops->free(c);
@@ -148,6 +155,7 @@ void conn_open(struct conn *c, awf_proxy *p, struct awf_transport *client) {
   c->open_handles = 2; /* timer, client */
   awf_list_push_front(&p->conns, &c->link);
   p->nconns++;
+  awf_metrics_conn_state(&p->metrics, -1, CONN_ACCEPTED);
 }
 
 void conn_open_tcp(struct conn *c, awf_proxy *p) {

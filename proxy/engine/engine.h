@@ -12,6 +12,7 @@
 #include "client_limits.h"
 #include "events.h"
 #include "list.h"
+#include "metrics.h"
 #include "policy.h"
 #include "proxy.h"
 #include "upstream_pool.h"
@@ -47,6 +48,9 @@ struct awf_proxy {
    * wakes it when a connection there makes room under the shared cap. */
   struct awf_list group_link;
   uv_async_t wake;
+  /* This engine's counters: written by its loop only, summed on a scrape
+   * (metrics.h); the event sink, the dialer and conn_set_state() update it. */
+  struct awf_metrics metrics;
   void (*done)(void *);
   void *done_arg;
   char readbuf[AWF_READ_BUF_SIZE]; /* shared by every read: data is consumed

@@ -110,6 +110,15 @@ struct http_state {
    * until the queue drains (a client that sends denied requests and reads
    * nothing would otherwise grow it without bound). */
   bool drain_wait;
+
+  /* --secret (secrets.h): what the request's head did with placeholders,
+   * and the bodies rewritten as they stream (allocated when first needed;
+   * `on` says whether this request or response uses them). */
+  struct awf_secret_use sec;
+  struct awf_secret_stream *up_stream, *down_stream;
+  bool up_stream_on, down_stream_on;
+  char *scratch; /* a stream's output */
+  size_t scratch_cap;
 };
 
 static const llhttp_settings_t req_settings;
@@ -162,6 +171,9 @@ static void request_record(struct conn *c, struct awf_log_record *r, enum awf_de
   if (h->host_access && decision == AWF_ALLOW)
     r->reason = AWF_REASON_HOST_ACCESS;
   r->dlp = h->dlp;
+  r->secrets = c->proxy->cfg.secrets;
+  r->secrets_injected = h->sec.injected | (h->up_stream_on ? h->up_stream->hits : 0);
+  r->secrets_misdirected = h->sec.misdirected;
 }
 
 /* The decision to let the request through, logged when it is made: before
@@ -256,6 +268,54 @@ static int write_body(struct conn *c, bool to_client, bool chunked, const char *
   if (chunked)
     bufs[n++] = uv_buf_init("\r\n", 2);
   return to_client ? write_client(c, bufs, n) : write_up(c, bufs, n);
+}
+
+/* ---- secrets in bodies ---------------------------------------------------- */
+
+/* The host the request was dialled to: the tunnel's for an intercepted
+ * request, else the judged target's. */
+static const char *dialled_host(const struct http_state *h) {
+  return h->bumped ? h->bump.host : h->target.host;
+}
+
+/* Start rewriting a body (request: placeholders to values; response: values
+ * to placeholders) for the secrets in mask. -ENOMEM. */
+static int stream_start(struct http_state *h, bool up, uint64_t mask) {
+  struct awf_secret_stream **st = up ? &h->up_stream : &h->down_stream;
+  if (!*st && !(*st = malloc(sizeof(**st))))
+    return -ENOMEM;
+  awf_secret_stream_init(*st, NULL, up, mask, up ? UINT64_MAX : AWF_SECRET_SCRUB_LIMIT);
+  return 0;
+}
+
+static char *scratch_for(struct http_state *h, size_t len) {
+  size_t need = AWF_SECRET_STREAM_OUT(len);
+  if (need > h->scratch_cap) {
+    char *p = realloc(h->scratch, need);
+    if (!p)
+      return NULL;
+    h->scratch = p;
+    h->scratch_cap = need;
+  }
+  return h->scratch;
+}
+
+/* Body bytes through the side's secret stream, when it is on; nothing is
+ * written for a piece the stream holds back whole (an empty chunk would
+ * end a chunked body). end: the body is over, flush what is held. */
+static int write_body_secrets(struct conn *c, bool to_client, bool chunked, const char *at,
+                              size_t len, bool end) {
+  struct http_state *h = hs(c);
+  bool on = to_client ? h->down_stream_on : h->up_stream_on;
+  if (!on)
+    return end ? 0 : write_body(c, to_client, chunked, at, len);
+  struct awf_secret_stream *st = to_client ? h->down_stream : h->up_stream;
+  st->s = c->proxy->cfg.secrets;
+  char *out = scratch_for(h, len);
+  if (!out)
+    return UV_ENOMEM;
+  size_t n = end ? awf_secret_stream_finish(st, out) : awf_secret_stream_feed(st, at, len, out);
+  return n ? write_body(c, to_client, chunked, out, n) : 0;
 }
 
 /* ---- error responses ----------------------------------------------------- */
@@ -358,6 +418,8 @@ static void request_reset(struct conn *c) {
   h->local_reason = AWF_REASON_NONE;
   h->answered_locally = false;
   h->retry_after = 0;
+  memset(&h->sec, 0, sizeof(h->sec));
+  h->up_stream_on = h->down_stream_on = false;
   awf_buf_reset(&h->full_url);
 }
 
@@ -452,7 +514,31 @@ static int build_upstream_head(struct conn *c) {
                             .target = h->target,
                             .framing = h->req_framing,
                             .length = h->req_length};
-  return awf_build_request_head(&h->out, &f, &h->rq);
+  int rc = awf_build_request_head(&h->out, &f, &h->rq);
+  const awf_secrets *sec = c->proxy->cfg.secrets;
+  if (rc < 0 || !sec)
+    return rc;
+  /* Secrets (secrets.h): placeholders become values for the dialled host,
+   * in the query and header values; equal lengths keep the framing valid. */
+  const char *host = dialled_host(h);
+  awf_secrets_rewrite_head(sec, host, strlen(host), h->out.data, h->out.len, &h->sec);
+  uint64_t body = 0;
+  for (size_t i = 0; i < awf_secrets_count(sec); i++)
+    if (awf_secrets_in_body(sec, i))
+      body |= UINT64_C(1) << i;
+  body &= awf_secrets_mask_for(sec, host, strlen(host));
+  h->up_stream_on = false;
+  if (body && h->req_body) {
+    if (stream_start(h, true, body) < 0)
+      return -ENOMEM;
+    h->up_stream_on = true;
+  }
+  return 0;
+}
+
+/* --secret-strict: a placeholder for another host stops the request. */
+static bool secret_misdirected(const struct conn *c) {
+  return c->proxy->cfg.secret_strict && hs(c)->sec.misdirected;
 }
 
 /* The request's URL as the log shows it: https://host[:port]/target. */
@@ -525,10 +611,14 @@ static int bumped_request(struct conn *c) {
   h->retry_after = conn_rate_check(c, h->bump.host, true, &h->would_deny, &h->audit_reason);
   if (h->retry_after)
     return answer_locally(c, 429, AWF_REASON_RATE_LIMITED);
-  log_request_open(c);
-  conn_set_timer(c, T_EXCHANGE);
   if (build_upstream_head(c) < 0)
     return req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE);
+  if (secret_misdirected(c)) {
+    h->up_stream_on = false;
+    return answer_locally(c, 403, AWF_REASON_SECRET_MISDIRECTED);
+  }
+  log_request_open(c);
+  conn_set_timer(c, T_EXCHANGE);
   if (c->up && !h->up_reusable)
     close_upstream(c);
   h->up_reused = c->up != NULL && !h->up_fresh;
@@ -609,15 +699,19 @@ static int on_req_headers_complete(llhttp_t *p) {
                                      &h->audit_reason);
   if (h->retry_after)
     return deny_request(c, AWF_REASON_RATE_LIMITED);
-  log_request_open(c);
-  conn_set_timer(c, T_EXCHANGE);
   if (h->method == HTTP_CONNECT) {
+    log_request_open(c);
+    conn_set_timer(c, T_EXCHANGE);
     park_upstream(c); /* a tunnel never reuses an HTTP upstream */
     start_dial(c);
     return HPE_PAUSED;
   }
   if (build_upstream_head(c) < 0)
     return req_error(c, 431, AWF_REASON_HEADER_TOO_LARGE);
+  if (secret_misdirected(c))
+    return deny_request(c, AWF_REASON_SECRET_MISDIRECTED);
+  log_request_open(c);
+  conn_set_timer(c, T_EXCHANGE);
   if (c->up && !(h->up_reusable && h->up_port == h->target.port &&
                  strcmp(h->up_host, h->target.host) == 0))
     park_upstream(c); /* another host: someone else may want it */
@@ -680,7 +774,7 @@ static int on_req_body(llhttp_t *p, const char *at, size_t len) {
     return -1;
   /* The origin went away under the upload (a reset after refusing it): its
    * failure, not a bad request of the client's. */
-  if (write_body(c, false, hs(c)->req_framing == AWF_FRAME_CHUNKED, at, len) < 0)
+  if (write_body_secrets(c, false, hs(c)->req_framing == AWF_FRAME_CHUNKED, at, len, false) < 0)
     return req_error(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
   return 0;
 }
@@ -704,6 +798,9 @@ static int on_req_complete(llhttp_t *p) {
     return -1; /* a match only the body's end decides: the request is not ended */
   awf_dlp_stream_free(h->dlp_body);
   h->dlp_body = NULL;
+  if (c->up &&
+      write_body_secrets(c, false, h->req_framing == AWF_FRAME_CHUNKED, NULL, 0, true) < 0)
+    return req_error(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
   if (h->req_framing == AWF_FRAME_CHUNKED && c->up) {
     uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
     if (write_up(c, &end, 1) < 0)
@@ -890,7 +987,7 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
   struct conn *c = arg;
   struct http_state *h = hs(c);
   c->dial = NULL;
-  if (r->status == 0) /* only a connection made is an upstream */
+  if (r->status == 0 || r->proxy_reached) /* a connection made (to the parent, maybe) */
     awf_sockaddr_format((const struct sockaddr *)&r->peer, h->upstream_addr,
                         sizeof(h->upstream_addr));
   if (r->status < 0) {
@@ -903,8 +1000,12 @@ static void on_dialled(const struct awf_dial_result *r, void *arg) {
   }
   conn_attach_up_tcp(c, r->tcp);
   if (h->bumped) {
-    struct awf_tls_params cp = {.role = AWF_TLS_CLIENT, .name = h->bump.host};
-    int rc = conn_wrap_tls(c, &c->up, awf_intercept_client_ctx(c->proxy->cfg.intercept), &cp);
+    awf_intercept *ic = c->proxy->cfg.intercept;
+    struct awf_tls_params cp = {.role = AWF_TLS_CLIENT,
+                                .name = h->bump.host,
+                                .session = awf_intercept_session(ic, h->bump.host)};
+    int rc = conn_wrap_tls(c, &c->up, awf_intercept_client_ctx(ic), &cp);
+    SSL_SESSION_free(cp.session); /* the transport took its own reference */
     if (rc < 0) {
       fail_request(c, 502, AWF_REASON_UPSTREAM_UNREACHABLE);
       return;
@@ -965,9 +1066,12 @@ static void start_dial(struct conn *c) {
       .resolver = px->cfg.resolver,
       .policy = px->cfg.policy,
       .connect_timeout_ms = px->cfg.connect_timeout_ms,
+      .metrics = &px->metrics,
       .host = h->target.host,
       .port = h->target.port,
       .host_access = px->cfg.host_access,
+      .via = px->cfg.upstream_proxy,
+      .proxy = px,
       .debug = px->cfg.log_level == AWF_LOG_DEBUG ? px : NULL,
   };
   if (awf_dial_start(&prm, on_dialled, c, &c->dial) < 0) {
@@ -1030,6 +1134,16 @@ static int on_resp_headers_complete(llhttp_t *p) {
   /* No status text and no header: the buffer may hold nothing at all. */
   const char *text = h->status_len ? h->rs.buf.data + h->status_off : "";
   int rc = awf_build_response_head(&h->resp_head, status, text, h->status_len, &h->rs, plan);
+  /* A secret's host that echoes a value gets its placeholder back, in the
+   * head and in a bounded prefix of the body. */
+  const awf_secrets *sec = c->proxy->cfg.secrets;
+  const char *host = dialled_host(h);
+  h->down_stream_on = false;
+  if (rc == 0 && sec && awf_secrets_any_host(sec, host, strlen(host))) {
+    awf_secrets_scrub(sec, h->resp_head.data, h->resp_head.len);
+    if (!plan->no_body && (rc = stream_start(h, false, UINT64_MAX)) == 0)
+      h->down_stream_on = true;
+  }
   /* A 1xx goes now; a final head waits for its body (see write_client). */
   if (rc == 0 && plan->interim)
     rc = write_client(c, NULL, 0);
@@ -1040,7 +1154,9 @@ static int on_resp_headers_complete(llhttp_t *p) {
 
 static int on_resp_body(llhttp_t *p, const char *at, size_t len) {
   struct conn *c = conn_of(p);
-  return write_body(c, true, hs(c)->plan.out == AWF_FRAME_CHUNKED, at, len) < 0 ? -1 : 0;
+  return write_body_secrets(c, true, hs(c)->plan.out == AWF_FRAME_CHUNKED, at, len, false) < 0
+             ? -1
+             : 0;
 }
 
 static int on_resp_complete(llhttp_t *p) {
@@ -1048,6 +1164,8 @@ static int on_resp_complete(llhttp_t *p) {
   struct http_state *h = hs(c);
   if (h->plan.interim)
     return 0; /* a 1xx: the final response follows */
+  if (write_body_secrets(c, true, h->plan.out == AWF_FRAME_CHUNKED, NULL, 0, true) < 0)
+    return -1;
   if (h->plan.out == AWF_FRAME_CHUNKED) {
     uv_buf_t end = uv_buf_init("0\r\n\r\n", 5);
     if (write_client(c, &end, 1) < 0)
@@ -1242,6 +1360,9 @@ static void http_free(struct conn *c) {
   awf_buf_free(&h->resp_head);
   awf_buf_free(&h->full_url);
   awf_dlp_stream_free(h->dlp_body);
+  free(h->up_stream);
+  free(h->down_stream);
+  free(h->scratch);
   free(h);
   c->mode = NULL;
 }

@@ -265,12 +265,15 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
                                   .host_access = p->cfg.host_access,
                                   .url_rules = p->cfg.url_rules,
                                   .dlp = p->cfg.dlp,
-                                  .audit = p->cfg.audit};
+                                  .audit = p->cfg.audit,
+                                  .secrets = p->cfg.secrets,
+                                  .secret_allow_plaintext = p->cfg.secret_allow_plaintext};
   p->events = (struct awf_event_sink){.log = p->cfg.log,
                                       .denials = p->cfg.denials,
                                       .write_failed = on_log_write_failed,
                                       .write_failed_arg = p,
-                                      .dlp = p->cfg.dlp};
+                                      .dlp = p->cfg.dlp,
+                                      .metrics = &p->metrics};
   awf_list_init(&p->listeners);
   awf_list_init(&p->conns);
   if (!p->cfg.max_connections)
@@ -312,6 +315,15 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
     p->open_handles++;
   *out = p;
   return 0;
+}
+
+void awf_proxy_set_rules(awf_proxy *p, const awf_acl *acl, const awf_url_rules *url_rules,
+                         const struct awf_port_set *allow_ports) {
+  p->cfg.acl = acl;
+  p->cfg.url_rules = url_rules;
+  p->cfg.allow_ports = *allow_ports; /* p->policy.allow_ports points here */
+  p->policy.acl = acl;
+  p->policy.url_rules = url_rules;
 }
 
 /* A listener whose socket is set up by `open` (bind here, or adopt an fd),
@@ -366,6 +378,10 @@ static int adopt_fd(uv_tcp_t *tcp, const void *arg) {
   if (rc < 0)
     close(fd); /* not the handle's */
   return rc;
+}
+
+struct awf_metrics *awf_proxy_metrics(awf_proxy *p) {
+  return &p->metrics;
 }
 
 int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent) {

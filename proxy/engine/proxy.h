@@ -20,11 +20,14 @@
 #include "rate_limit.h"
 #include "url_rules.h"
 #include "resolver.h"
+#include "upstream_proxy.h"
+#include "secrets.h"
 
 enum awf_log_level { AWF_LOG_DEBUG = 0, AWF_LOG_INFO, AWF_LOG_WARN, AWF_LOG_ERROR };
 
 struct awf_host_access;
 typedef struct awf_proxy_group awf_proxy_group; /* below */
+struct awf_metrics;
 
 struct awf_proxy_config {
   const awf_acl *acl;
@@ -69,6 +72,15 @@ struct awf_proxy_config {
    * bodies are scanned as they stream (their first AWF_DLP_BODY_MAX bytes),
    * and the log masks what matched. */
   const awf_dlp *dlp;
+  /* --secret (NULL: none; secrets.h): placeholders in requests dialled to a
+   * secret's host become its value; its hosts are intercepted (intercept
+   * must be set), plain HTTP to them is refused unless
+   * secret_allow_plaintext; responses from them get the placeholder back
+   * where they echo a value. secret_strict: a placeholder sent to another
+   * host is refused (secret_misdirected) rather than sent as is. */
+  const awf_secrets *secrets;
+  bool secret_strict;
+  bool secret_allow_plaintext;
   /* Clients admitted (NULL: any); others are reset at accept. */
   const awf_addr_policy *allow_clients;
   /* --rate-limit, --bytes-limit (NULL: none): buckets per host the engine
@@ -80,6 +92,11 @@ struct awf_proxy_config {
    * per-client table are the group's; max_connections and
    * max_connections_per_client above are then not used. */
   awf_proxy_group *group;
+  /* --upstream-proxy (NULL: direct): admitted connections, except the
+   * host's services and names on its NO_PROXY list, reach their origin
+   * through this parent proxy's CONNECT (dialer.h); its failures are
+   * upstream_proxy_failed. */
+  const struct awf_upstream_proxy *upstream_proxy;
 };
 
 typedef struct awf_proxy awf_proxy;
@@ -121,10 +138,23 @@ int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent);
  * error. */
 int awf_proxy_share_listeners(awf_proxy *from, awf_proxy *to);
 
+/* The engine's counters (metrics.h): written by its loop only; sum them
+ * with awf_metrics_sum() from any thread while the engine lives. */
+struct awf_metrics *awf_proxy_metrics(awf_proxy *p);
+
 /* Stop accepting, let open work finish for shutdown_grace_ms, then close the
  * rest. `done` runs once every connection and handle is closed; the engine is
  * freed right after it returns. */
 void awf_proxy_shutdown(awf_proxy *p, void (*done)(void *arg), void *arg);
+
+/* New rules (a reload): requests and connections judged from now on use
+ * them; what was judged keeps its decision. acl and url_rules replace the
+ * config's, *allow_ports is copied. Every reader consults the rules inside
+ * one callback and keeps no pointer into them across loop turns, so the
+ * caller may free the old ones as soon as this returns (and, with
+ * --ssl-bump, awf_intercept_set_rules has been called). */
+void awf_proxy_set_rules(awf_proxy *p, const awf_acl *acl, const awf_url_rules *url_rules,
+                         const struct awf_port_set *allow_ports);
 
 /* Diagnostics on stderr, filtered by the configured level. */
 void awf_proxy_diag(const awf_proxy *p, enum awf_log_level level, const char *fmt, ...)

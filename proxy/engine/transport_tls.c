@@ -496,6 +496,8 @@ int awf_tls_transport_wrap(struct awf_tls_transport *tt, uv_loop_t *loop,
   }
   SSL_set_bio(ssl, rbio, wbio);
   int rc = client ? set_peer_name(ssl, name) : 0;
+  if (rc == 0 && client && params->session && SSL_set_session(ssl, params->session) != 1)
+    rc = UV_ENOMEM;
   if (rc == 0 && params->pre_len > 0 &&
       BIO_write(rbio, params->pre, (int)params->pre_len) != (int)params->pre_len)
     rc = UV_ENOMEM;

@@ -58,6 +58,9 @@ struct awf_tls_params {
    * tunnel peeked at), fed to TLS first; copied */
   const void *pre;
   size_t pre_len;
+  /* client: a session of an earlier connection to name, to resume (may be
+   * NULL; its reference is taken) */
+  SSL_SESSION *session;
 };
 
 struct awf_tls_transport {

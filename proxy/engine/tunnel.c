@@ -302,11 +302,15 @@ static void bump(struct conn *c, const char *extra, size_t extra_len) {
                               .name = t->host,
                               .pre = pre,
                               .pre_len = n};
-  struct awf_tls_params cp = {.role = AWF_TLS_CLIENT, .name = t->host};
+  struct awf_tls_params cp = {.role = AWF_TLS_CLIENT,
+                              .name = t->host,
+                              .session = awf_intercept_session(c->proxy->cfg.intercept,
+                                                               t->host)};
   int rc = conn_wrap_tls(c, &c->client, awf_intercept_server_ctx(ic), &sp);
   free(pre); /* copied */
   if (rc == 0)
     rc = conn_wrap_tls(c, &c->up, awf_intercept_client_ctx(ic), &cp);
+  SSL_SESSION_free(cp.session); /* the transport took its own reference */
   if (rc < 0) {
     awf_proxy_diag(c->proxy, AWF_LOG_WARN, "intercept %s: %s", t->host, uv_strerror(rc));
     conn_close(c);
@@ -334,7 +338,7 @@ static void on_transparent_dialled(const struct awf_dial_result *r, void *arg) {
   struct tunnel_state *t = ts(c);
   c->dial = NULL;
   t->dialling = false;
-  if (r->status == 0) /* only a connection made is an upstream */
+  if (r->status == 0 || r->proxy_reached) /* a connection made (to the parent, maybe) */
     awf_sockaddr_format((const struct sockaddr *)&r->peer, t->upstream, sizeof(t->upstream));
   if (r->status < 0) {
     if (r->reason == AWF_REASON_PRIVATE_DESTINATION && r->have_peer)
@@ -371,9 +375,12 @@ static void dial_transparent(struct conn *c) {
       .resolver = px->cfg.resolver,
       .policy = px->cfg.policy,
       .connect_timeout_ms = px->cfg.connect_timeout_ms,
+      .metrics = &px->metrics,
       .host = t->dial[0] ? t->dial : t->host,
       .port = t->port,
       .host_access = px->cfg.host_access,
+      .via = px->cfg.upstream_proxy,
+      .proxy = px,
       .debug = px->cfg.log_level == AWF_LOG_DEBUG ? px : NULL,
   };
   t->dialling = true;
@@ -705,6 +712,7 @@ int tunnel_start_host(struct conn *c) {
       .resolver = px->cfg.resolver,
       .policy = px->cfg.policy,
       .connect_timeout_ms = px->cfg.connect_timeout_ms,
+      .metrics = &px->metrics,
       .host = t->host,
       .port = t->port,
       .host_access = ha,

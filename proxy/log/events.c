@@ -80,16 +80,22 @@ void awf_event_open(const struct awf_event_sink *s, const struct awf_log_record 
   o.would_deny = r->would_deny;
   o.reason = r->reason;
   o.dlp = r->dlp;
+  o.secrets = r->secrets; /* the secrets the request carries to its host, by name */
+  o.secrets_injected = r->secrets_injected;
+  o.secrets_misdirected = r->secrets_misdirected;
   struct masked m;
   mask_record(s, &o, &m);
   write_record(s, &o);
   masked_free(&m);
 }
 
-/* The summary lists denials, and under --audit what would have been one. */
+/* The summary lists denials, and under --audit what would have been one;
+ * metrics count every final record and the hosts denied. Both name a
+ * denial by its host, else a UNIX socket's path, else the address dialled. */
 static void note_denial(const struct awf_event_sink *s, const struct awf_log_record *r,
                         const struct awf_event_unit *u) {
-  if (!s->denials || !r->reason || !(r->decision == AWF_DENY || r->would_deny))
+  bool denial = r->reason && (r->decision == AWF_DENY || r->would_deny);
+  if (!s->metrics && !(s->denials && denial))
     return;
   struct awf_denial_fact f = {.host = r->host,
                               .host_len = r->host_len,
@@ -108,7 +114,9 @@ static void note_denial(const struct awf_event_sink *s, const struct awf_log_rec
     f.host = awf_sockaddr_format_ip(u->dst, ip, sizeof(ip));
     f.host_len = strlen(ip);
   }
-  awf_denials_note(s->denials, &f);
+  awf_metrics_note_record(s->metrics, r, f.host, f.host_len);
+  if (s->denials && denial)
+    awf_denials_note(s->denials, &f);
 }
 
 void awf_event_log(const struct awf_event_sink *s, struct awf_log_record *r,

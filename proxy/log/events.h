@@ -3,7 +3,7 @@
  * its port denial, SSH), a DNS query, and the sandbox's refused packets and
  * UNIX sockets. It writes the `open` record of a unit and its final record,
  * and is the single place denials are counted for the end-of-run summary
- * (later: metrics). */
+ * and counted in the metrics. */
 #ifndef AWF_EVENTS_H
 #define AWF_EVENTS_H
 
@@ -14,6 +14,7 @@
 #include "dlp.h"
 #include "jsonlog.h"
 #include "logfile.h"
+#include "metrics.h"
 
 struct awf_event_sink {
   awf_logfile *log;     /* NULL: no record is written */
@@ -26,6 +27,9 @@ struct awf_event_sink {
    * `dlp` kind has the bytes of every match in host, url, sni and qname
    * written as '*' (without the table, those fields whole). */
   const awf_dlp *dlp;
+  /* NULL: not counted. Every final record is counted by event, decision and
+   * reason, with its bytes, and a denial by its host (metrics.h). */
+  struct awf_metrics *metrics;
 };
 
 /* What the sink needs to know about the unit a final record ends. */

@@ -221,6 +221,18 @@ static void field_strv(struct rec_writer *w, const char *k, const char *const *v
     w->rc = awf_buf_append(w->b, "]", 1);
 }
 
+/* The names of the secrets in mask, as an array; nothing for an empty mask. */
+static void field_secrets(struct rec_writer *w, const char *k, const awf_secrets *s,
+                          uint64_t mask) {
+  const char *names[AWF_SECRETS_MAX];
+  int n = 0;
+  for (size_t i = 0; s && mask && i < awf_secrets_count(s); i++)
+    if ((mask >> i) & 1)
+      names[n++] = awf_secrets_name(s, i);
+  if (n)
+    field_strv(w, k, names, n);
+}
+
 static void field_true(struct rec_writer *w, const char *k, bool v) {
   if (!v)
     return;
@@ -270,6 +282,24 @@ static size_t url_cut(const char *url) {
   return cut;
 }
 
+static void fields_config(struct rec_writer *w, const struct awf_log_config *c) {
+  key(w, "ok");
+  if (w->rc == 0)
+    w->rc = c->ok ? awf_buf_append(w->b, "true", 4) : awf_buf_append(w->b, "false", 5);
+  field_int(w, "allow_rules", c->allow_rules);
+  field_int(w, "block_rules", c->block_rules);
+  field_int(w, "url_allow_rules", c->url_allow_rules);
+  field_int(w, "url_block_rules", c->url_block_rules);
+  field_str(w, "ports", c->ports);
+  field_int(w, "sources", c->sources);
+  field_int(w, "files", c->files);
+  field_str(w, "digest", c->digest);
+  field_str(w, "error", c->error);
+  field_str(w, "file", c->file);
+  field_int(w, "line", c->line);
+  field_str(w, "warning", c->warning);
+}
+
 int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   size_t saved = b->len;
   struct rec_writer w = {.b = b, .rc = 0, .first = true};
@@ -293,6 +323,8 @@ int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   field_bytes(&w, "sni", r->sni, r->sni_len);
   field_true(&w, "ech", r->ech);
   field_true(&w, "intercepted", r->intercepted);
+  field_secrets(&w, "secrets", r->secrets, r->secrets_injected);
+  field_secrets(&w, "secrets_misdirected", r->secrets, r->secrets_misdirected);
   field_str(&w, "original_dst", r->original_dst);
   field_bytes(&w, "path", r->path, r->path_len);
   field_str(&w, "decision", awf_decision_name(r->decision));
@@ -311,6 +343,8 @@ int awf_log_format(struct awf_buf *b, const struct awf_log_record *r) {
   field_str(&w, "version", r->version);
   field_strv(&w, "argv", r->argv, r->argc);
   field_int(&w, "lost", r->lost);
+  if (r->config)
+    fields_config(&w, r->config);
   if (w.rc == 0)
     w.rc = awf_buf_append(b, "}\n", 2);
   if (w.rc < 0) {

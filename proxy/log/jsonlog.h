@@ -7,8 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"    /* struct awf_buf, the capped buffer records are written into */
-#include "reason.h" /* enum awf_decision, enum awf_reason: written by name */
+#include "buf.h"     /* struct awf_buf, the capped buffer records are written into */
+#include "reason.h"  /* enum awf_decision, enum awf_reason: written by name */
+#include "secrets.h" /* secrets are written by name, never by value */
 
 /* Append s[0..n) as a JSON string literal with its quotes. Escapes '"', '\\',
  * and control bytes (\n \r \t \b \f, others \u00XX), and DEL as \u007f.
@@ -16,6 +17,21 @@
  * missing continuation, overlong, surrogate, > U+10FFFF) becomes \ufffd.
  * s may contain NUL. */
 int awf_json_append_string(struct awf_buf *b, const char *s, size_t n);
+
+/* A config event's fields (awf-proxy's rule reloads, docs/access-log.md):
+ * written after the others, "ok" always, the rest when set. */
+struct awf_log_config {
+  bool ok;
+  int64_t allow_rules, block_rules, url_allow_rules, url_block_rules; /* -1 to omit */
+  const char *ports;                                                  /* "80,443,8000-8099" */
+  int64_t sources;    /* rule sources read; -1 to omit */
+  int64_t files;      /* of them files; -1 to omit */
+  const char *digest; /* "sha256:HEX" of the sources */
+  const char *error;  /* !ok: why the new rules were refused */
+  const char *file;   /* !ok: the file at fault */
+  int64_t line;       /* !ok: its line; -1 to omit */
+  const char *warning;
+};
 
 /* Fields of one record. NULL strings and negative numbers are omitted. */
 struct awf_log_record {
@@ -35,16 +51,19 @@ struct awf_log_record {
   const char *sni;
   size_t sni_len;
   const char *original_dst;
-  enum awf_decision decision; /* written "allow" / "deny"; NONE: omitted */
-  enum awf_reason reason;     /* written by its name; NONE: omitted */
-  const char *dlp;            /* --dlp: the kind of what matched (never the text) */
-  bool would_deny;            /* --audit: allowed, but the ACL would have denied */
-  bool ech;                   /* a ClientHello carried ECH */
-  bool intercepted;           /* a tunnel TLS interception opened (--ssl-bump) */
-  int status;                 /* HTTP status sent; -1 to omit */
-  const char *upstream;       /* "ip:port" dialled */
-  const char *resolved;       /* private_destination: an address the name resolved to */
-  const char *path;           /* unix events: the socket file's name as the command gave it */
+  enum awf_decision decision;   /* written "allow" / "deny"; NONE: omitted */
+  enum awf_reason reason;       /* written by its name; NONE: omitted */
+  const char *dlp;              /* --dlp: the kind of what matched (never the text) */
+  bool would_deny;              /* --audit: allowed, but the ACL would have denied */
+  bool ech;                     /* a ClientHello carried ECH */
+  bool intercepted;             /* a tunnel TLS interception opened (--ssl-bump) */
+  const awf_secrets *secrets;   /* --secret: the store the two masks index */
+  uint64_t secrets_injected;    /* secrets whose placeholders became their values */
+  uint64_t secrets_misdirected; /* placeholders carried to another host */
+  int status;                   /* HTTP status sent; -1 to omit */
+  const char *upstream;         /* "ip:port" dialled */
+  const char *resolved;         /* private_destination: an address the name resolved to */
+  const char *path;             /* unix events: the socket file's name as the command gave it */
   size_t path_len;
   int64_t bytes_up;    /* client -> upstream; -1 to omit */
   int64_t bytes_down;  /* upstream -> client; -1 to omit */
@@ -60,6 +79,8 @@ struct awf_log_record {
   int argc;
   /* log_lost events */
   int64_t lost; /* records that never reached the log; -1 to omit */
+  /* config events */
+  const struct awf_log_config *config; /* NULL to omit */
 };
 
 /* A fresh id for a connection or a DNS message: unique within the process
@@ -76,9 +97,11 @@ void awf_log_record_init(struct awf_log_record *r);
 /* Append the record as one JSON object and a '\n'. On error (-E2BIG, -ENOMEM,
  * -EINVAL for a ts past year 9999) the buffer is left as it was, so no half
  * line is ever produced. Key order: ts, run, event, conn, req, kind, client,
- * method, host, port, url, url_truncated, sni, ech, intercepted, original_dst, path, decision,
- * would_deny, reason, dlp, status, upstream, resolved, bytes_up, bytes_down, duration_ms,
- * qname, qtype, answers, version, argv, lost. */
+ * method, host, port, url, url_truncated, sni, ech, intercepted, secrets, secrets_misdirected,
+ * original_dst, path, decision, would_deny, reason, dlp, status, upstream, resolved, bytes_up, bytes_down, duration_ms,
+ * qname, qtype, answers, version, argv, lost, then a config event's ok,
+ * allow_rules, block_rules, url_allow_rules, url_block_rules, ports, sources,
+ * files, digest, error, file, line, warning. */
 int awf_log_format(struct awf_buf *b, const struct awf_log_record *r);
 
 #endif

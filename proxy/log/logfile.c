@@ -68,6 +68,7 @@ struct awf_logfile {
   size_t since_check;   /* bytes written since reserved_end was checked */
   int error;            /* the last write error, -errno; 0 for none */
   unsigned long lost;   /* lines that will never be written */
+  unsigned long taken;  /* records handed to awf_logfile_write with a sink */
   unsigned long untold; /* of them, not yet told by a log_lost record */
   char run[17];         /* awf_logfile_run() */
   awf_logfile_tap_fn tap;
@@ -555,6 +556,7 @@ int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r) {
     lf->tap(lf->tap_ud, &rec);
   int rc = 0;
   if (lf->kind != SINK_NONE) {
+    lf->taken++;
     awf_buf_reset(&lf->line);
     rc = awf_log_format(&lf->line, &rec);
     if (rc < 0)
@@ -634,6 +636,8 @@ unsigned long awf_logfile_lost(const awf_logfile *clf) {
   unlock(lf);
   return n;
 }
+
+unsigned long awf_logfile_taken(const awf_logfile *lf) { return lf->taken; }
 
 unsigned long awf_logfile_pending(const awf_logfile *clf) {
   size_t n;

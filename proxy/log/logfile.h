@@ -71,6 +71,9 @@ int awf_logfile_reopen(awf_logfile *lf);
 /* Lines lost for good so far (the backlog full, a record too long, an
  * error that will not pass), and lines waiting in memory to be written. */
 unsigned long awf_logfile_lost(const awf_logfile *lf);
+/* Records handed to awf_logfile_write (0 without a file): those written,
+ * waiting and lost (log_lost records not counted). */
+unsigned long awf_logfile_taken(const awf_logfile *lf);
 unsigned long awf_logfile_pending(const awf_logfile *lf);
 
 /* At exit (close does it too): a last try at the waiting lines (waiting

@@ -90,7 +90,18 @@ static struct awf_verdict judge_http(const struct awf_policy *p, const struct aw
                                      enum awf_url_scheme scheme) {
   struct awf_verdict v = judge_host(p, f->host, f->host_len, f->port,
                                     scheme == AWF_URL_HTTPS ? AWF_PROTO_TLS : AWF_PROTO_HTTP);
-  if (v.decision == AWF_DENY || v.host_access || v.would_deny || !p->url_rules)
+  if (v.decision == AWF_DENY || v.host_access)
+    return v;
+  /* Secrets (secrets.h): their hosts are reached over TLS only, and no
+   * method that echoes the request's headers reaches an opened host. Not
+   * admitted under --audit either: these guard a credential, not a rule. */
+  bool secret_host = awf_secrets_any_host(p->secrets, f->host, f->host_len);
+  const char *m = f->http.method ? f->http.method : "";
+  if ((scheme == AWF_URL_HTTPS || secret_host) && (!strcmp(m, "TRACE") || !strcmp(m, "TRACK")))
+    return deny(AWF_REASON_METHOD_NOT_ALLOWED);
+  if (scheme == AWF_URL_HTTP && secret_host && !p->secret_allow_plaintext)
+    return deny(AWF_REASON_SECRET_PLAINTEXT);
+  if (v.would_deny || !p->url_rules)
     return v;
   switch (awf_url_rules_check(p->url_rules, scheme, f->host, f->host_len,
                               f->http.method ? f->http.method : "",

@@ -17,6 +17,7 @@
 #include "dlp.h"
 #include "port_set.h"
 #include "reason.h"
+#include "secrets.h"
 #include "url_rules.h"
 
 #define AWF_SSH_PORT 22
@@ -36,6 +37,8 @@ struct awf_policy {
   const awf_url_rules *url_rules;            /* --allow-urls, --block-urls; NULL: none */
   const awf_dlp *dlp;                        /* --dlp; NULL: off */
   bool audit;                                /* admit what the ACL would deny, and say so */
+  const awf_secrets *secrets;                /* --secret; NULL: none */
+  bool secret_allow_plaintext;               /* --secret-allow-plaintext */
 };
 
 /* What is asked. */

@@ -98,6 +98,23 @@ static const struct row {
          AWF_FIX_NONE,
          "a token or a secret's value was on its way out (--dlp); the log's "
          "`dlp` field names its kind"},
+    [AWF_REASON_SECRET_MISDIRECTED] = {"secret_misdirected", 403, DENIED,
+                                       "the request carries a secret's placeholder to a host "
+                                       "the secret is not bound to (--secret-strict)",
+                                       AWF_FIX_NONE,
+                                       "a --secret placeholder sent to another host than the "
+                                       "secret's own"},
+    [AWF_REASON_SECRET_PLAINTEXT] = {"secret_plaintext", 403, DENIED,
+                                     "plain HTTP to a host a secret is bound to: use https, "
+                                     "or --secret-allow-plaintext",
+                                     AWF_FIX_NONE,
+                                     "plain HTTP to a --secret host: use https:// (or "
+                                     "--secret-allow-plaintext)"},
+    [AWF_REASON_METHOD_NOT_ALLOWED] =
+        {"method_not_allowed", 405, DENIED,
+         "TRACE and TRACK are refused on intercepted hosts (their "
+         "answers echo the request's headers)",
+         AWF_FIX_NONE, NULL},
     [AWF_REASON_BAD_REQUEST] = {"bad_request", 400, DENIED, MALFORMED, AWF_FIX_NONE, NULL},
     [AWF_REASON_NOT_A_PROXY_REQUEST] =
         {"not_a_proxy_request", 400, DENIED,
@@ -123,6 +140,10 @@ static const struct row {
     [AWF_REASON_UPSTREAM_UNREACHABLE] = {"upstream_unreachable", 502, DENIED,
                                          "the upstream server could not be reached",
                                          AWF_FIX_FAILURE, NULL},
+    [AWF_REASON_UPSTREAM_PROXY_FAILED] = {"upstream_proxy_failed", 502, DENIED,
+                                          "the upstream proxy (--upstream-proxy) could not be "
+                                          "reached or refused the tunnel",
+                                          AWF_FIX_FAILURE, NULL},
     [AWF_REASON_UPSTREAM_TLS_VERIFY_FAILED] =
         {"upstream_tls_verify_failed", 502, DENIED,
          "the upstream server's certificate did not verify against the trust store or "
@@ -168,6 +189,7 @@ const char *awf_http_status_text(int status) {
   switch (status) {
   case 400: return "Bad Request";
   case 403: return "Forbidden";
+  case 405: return "Method Not Allowed";
   case 408: return "Request Timeout";
   case 421: return "Misdirected Request";
   case 429: return "Too Many Requests";

@@ -48,6 +48,9 @@ enum awf_reason {
   AWF_REASON_HOST_MISMATCH,   /* intercepted TLS: Host names another host than the tunnel's */
   AWF_REASON_RATE_LIMITED,    /* the host is over a --rate-limit or --bytes-limit (429) */
   AWF_REASON_DLP_MATCH,       /* --dlp: a token-shaped string or a secret's value (dlp.h) */
+  AWF_REASON_SECRET_MISDIRECTED, /* --secret-strict: a placeholder sent to a host not its own */
+  AWF_REASON_SECRET_PLAINTEXT,   /* plain HTTP to a secret's host (--secret-allow-plaintext) */
+  AWF_REASON_METHOD_NOT_ALLOWED, /* TRACE or TRACK to an intercepted or secret host */
   /* malformed or unsupported input */
   AWF_REASON_BAD_REQUEST,
   AWF_REASON_NOT_A_PROXY_REQUEST,
@@ -59,6 +62,7 @@ enum awf_reason {
   AWF_REASON_DNS_FAILURE,
   AWF_REASON_UPSTREAM_UNREACHABLE,
   AWF_REASON_UPSTREAM_TLS_VERIFY_FAILED, /* intercepted TLS: the origin's certificate */
+  AWF_REASON_UPSTREAM_PROXY_FAILED,      /* --upstream-proxy: the parent refused or failed */
   AWF_REASON_CLIENT_TLS_FAILED,          /* intercepted TLS: the client's handshake with awf */
   AWF_REASON_TIMEOUT,
   AWF_REASON_OVERLOADED,

@@ -23,6 +23,7 @@ from harness.world import REPO
 
 RELEASE = os.path.join(REPO, "scripts", "release")
 MAN = ["awf.1", "awf-proxy.1", "awf-logs.1"]
+UNITS = ["awf-proxy.service", "awf-proxy.socket", "awf-proxy-metrics.socket"]
 
 
 def _static_awf_under_test():
@@ -102,8 +103,9 @@ def test_tarball_holds_static_binaries_man_pages_readme_notice(releases, tmp_pat
         assert names == sorted(names), names  # --sort=name
         assert set(names) == {top, f"{top}/awf", f"{top}/awf-proxy", f"{top}/README.md",
                               f"{top}/NOTICE", f"{top}/man", f"{top}/man/man1",
-                              f"{top}/apparmor", f"{top}/apparmor/awf"} | {
-            f"{top}/man/man1/{m}" for m in MAN}, names
+                              f"{top}/apparmor", f"{top}/apparmor/awf", f"{top}/systemd"} | {
+            f"{top}/man/man1/{m}" for m in MAN} | {
+            f"{top}/systemd/{u}" for u in UNITS}, names
         for m in members:
             assert (m.uid, m.gid, m.mtime) == (0, 0, epoch), (m.name, m.uid, m.gid, m.mtime)
             exe = m.name in (f"{top}/awf", f"{top}/awf-proxy")
@@ -157,7 +159,8 @@ def test_deb_installs_to_usr_and_runs(releases, tmp_path):
     files = {line.split()[-1] for line in listing.splitlines() if not line.endswith("/")}
     assert files == {"./usr/bin/awf", "./usr/bin/awf-proxy", "./usr/share/doc/awf/copyright",
                      "./usr/share/doc/awf/README.md", "./etc/apparmor.d/awf"} | {
-        f"./usr/share/man/man1/{m}.gz" for m in MAN}, listing
+        f"./usr/share/man/man1/{m}.gz" for m in MAN} | {
+        f"./lib/systemd/system/{u}" for u in UNITS}, listing
     assert all(" root/root " in line for line in listing.splitlines()), listing
     # The AppArmor profile is a conffile, loaded by postinst only where AppArmor runs.
     ctrl = tmp_path / "control"
@@ -169,6 +172,10 @@ def test_deb_installs_to_usr_and_runs(releases, tmp_path):
     subprocess.run(["dpkg-deb", "-x", str(dist / deb), str(tmp_path)], check=True)
     with open(os.path.join(REPO, "packaging", "apparmor", "awf"), "rb") as f:
         assert (tmp_path / "etc/apparmor.d/awf").read_bytes() == f.read()
+    for u in UNITS:  # the units as contrib/systemd has them
+        with open(os.path.join(REPO, "contrib", "systemd", u), "rb") as f:
+            assert (tmp_path / "lib/systemd/system" / u).read_bytes() == f.read(), u
+    assert "systemctl daemon-reload" in postinst
     for prog in ("awf", "awf-proxy"):
         v = subprocess.run([str(tmp_path / "usr" / "bin" / prog), "--version"],
                            capture_output=True, text=True, timeout=10)

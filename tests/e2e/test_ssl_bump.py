@@ -308,3 +308,36 @@ def test_large_bodies_both_ways(start_proxy, tlsw, tmp_path):
     assert got == {"len": n, "sha256": pattern_sha256(n)}, got
     for name in ("down1", "down2"):
         assert sha256((tmp_path / name).read_bytes()) == pattern_sha256(n), name
+
+
+def test_origin_sessions_are_resumed(start_proxy, tlsw, tmp_path):
+    """The proxy's second TLS connection to an origin resumes the session of
+    its first (a ticket kept per verified name), so a new intercepted
+    connection costs no second certificate chain: `openssl s_server -www`
+    says New, then Reused."""
+    cert, key = make_cert(str(tmp_path), ["allowed.test"], ca=tlsw.ca, prefix="resume")
+    srv = subprocess.Popen(["openssl", "s_server", "-www", "-cert", cert, "-key", key,
+                            "-accept", "127.0.0.1:0", "-naccept", "4"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = None
+        for line in srv.stdout:  # "ACCEPT 127.0.0.1:PORT"
+            if line.startswith("ACCEPT"):
+                port = int(line.rsplit(":", 1)[1])
+                break
+        assert port, "openssl s_server did not say where it listens"
+        p = start_proxy(ports=str(port), env=_proxy_env(tlsw.ca[0]),
+                        extra=["--ssl-bump", "--ssl-bump-ca-out", str(tmp_path / "ca.pem"),
+                               "--allow-urls", "https://allowed.test/*"])
+        env = _client_env(p, tmp_path, str(tmp_path / "ca.pem"))
+        got = []
+        for _ in range(3):
+            r = _run(["curl", "-q", "-sS", "--max-time", "10", f"https://allowed.test:{port}/"],
+                     env)
+            assert r.returncode == 0, r.stderr
+            got += [x.split(",")[0] for x in r.stdout.splitlines()
+                    if x.startswith(("New,", "Reused,"))]
+        assert got == ["New", "Reused", "Reused"], got
+    finally:
+        srv.kill()
+        srv.wait()

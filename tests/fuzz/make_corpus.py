@@ -187,13 +187,45 @@ def dlp_seeds():
     }
 
 
+def ruleset_seeds():
+    return {
+        "reference": b"version: 1\nrules:\n  - domain: github.com\n    subdomains: true\n"
+                     b"  - domain: registry.npmjs.org\n    subdomains: false\n",
+        "extensions": b"version: 1\nrules:\n  - \"*.githubusercontent.com\"\n"
+                      b"  - url: https://github.com/o/*\n    methods: [GET, HEAD]\n"
+                      b"block:\n  - domain: gist.github.com\n"
+                      b"urls:\n  - POST https://api.github.com/graphql\n"
+                      b"block_urls:\n  - https://github.com/o/secret/*\n"
+                      b"ports: [8443, 9000-9002]\n",
+        "flow": b"{version: 1, rules: [{domain: a.example, subdomains: false}, b.example], "
+                b"ports: [\"81\"]}\n",
+        "errors": b"version: 1\nrules:\n  - &a a.example\n  - *a\n---\nversion: 2\n",
+    }
+
+
+def upstream_proxy_seeds():
+    """Selector byte: even, a parent proxy's answer to CONNECT; odd, a URL."""
+    return {
+        "established": b"\x00HTTP/1.1 200 Connection established\r\n\r\nSSH-2.0-x\r\n",
+        "headers": b"\x00HTTP/1.0 200 OK\r\nVia: 1.1 squid\r\nX-A:b\r\n\r\n",
+        "auth_required": b"\x00HTTP/1.1 407 Proxy Authentication Required\r\n"
+                         b"Proxy-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\n\r\n",
+        "bare_lf": b"\x00HTTP/1.1 200 OK\n\n",
+        "url": b"\x01http://proxy.corp:3128",
+        "url_creds": b"\x01http://us%40er:p%3Ass@[fd00::1]:8080/",
+        "no_scheme": b"\x01user:pw@10.0.0.1:3128",
+    }
+
+
 def main():
     for target, seeds in [("fuzz_sni", sni_seeds()), ("fuzz_dns_msg", dns_seeds()),
                           ("fuzz_http_target", http_target_seeds()),
                           ("fuzz_acl", acl_seeds()),
                           ("fuzz_http_forward", http_forward_seeds()),
                           ("fuzz_url_rules", url_rules_seeds()),
-                          ("fuzz_dlp", dlp_seeds())]:
+                          ("fuzz_dlp", dlp_seeds()),
+                          ("fuzz_ruleset", ruleset_seeds()),
+                          ("fuzz_upstream_proxy", upstream_proxy_seeds())]:
         d = os.path.join(HERE, "corpus", target)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():

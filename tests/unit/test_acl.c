@@ -708,6 +708,60 @@ static void test_verdict_names(void **state) {
   assert_string_equal(awf_acl_verdict_name((enum awf_acl_verdict)99), "unknown");
 }
 
+/* awf_acl_add_entry with exact: the name alone (a ruleset's subdomains:
+ * false), beside the same name's other rules; wildcards refused. */
+static void test_exact_entry(void **state) {
+  (void)state;
+  char why[256];
+  awf_acl *a = acl_with(NULL, NULL);
+  assert_int_equal(awf_acl_add_entry(a, AWF_ACL_ALLOW, " api.example.com ", 17, true, why,
+                                     sizeof why),
+                   0);
+  expect(a, "api.example.com", OK);
+  expect(a, "API.example.com.", OK);
+  expect(a, "x.api.example.com", NO);
+  expect(a, "example.com", NO);
+  assert_int_equal(awf_acl_add_entry(a, AWF_ACL_ALLOW, "https://tls.example.com", 23, true, why,
+                                     sizeof why),
+                   0);
+  expect_p(a, "tls.example.com", T, OK);
+  expect_p(a, "tls.example.com", H, NO);
+  assert_int_equal(awf_acl_add_entry(a, AWF_ACL_BLOCK, "bad.api.example.com", 19, false, why,
+                                     sizeof why),
+                   0);
+  assert_int_equal(awf_acl_add_entry(a, AWF_ACL_ALLOW, "1.2.3.4", 7, true, why, sizeof why), 0);
+  expect(a, "1.2.3.4", OK);
+  assert_int_equal(awf_acl_count(a, AWF_ACL_ALLOW), 3);
+  /* An exact block leaves the subdomains alone. */
+  assert_int_equal(awf_acl_add_entry(a, AWF_ACL_ALLOW, "tree.example.com", 16, false, why,
+                                     sizeof why),
+                   0);
+  assert_int_equal(awf_acl_add_entry(a, AWF_ACL_BLOCK, "tree.example.com", 16, true, why,
+                                     sizeof why),
+                   0);
+  expect(a, "tree.example.com", BLK);
+  expect(a, "sub.tree.example.com", OK);
+  char text[512];
+  awf_acl_format(a, AWF_ACL_ALLOW, text, sizeof text);
+  assert_non_null(strstr(text, "api.example.com (no subdomains)"));
+  assert_non_null(strstr(text, "1.2.3.4"));
+  assert_null(strstr(text, "1.2.3.4 ("));
+  assert_int_equal(awf_acl_add_entry(a, AWF_ACL_ALLOW, "*.example.com", 13, true, why,
+                                     sizeof why),
+                   -EINVAL);
+  assert_non_null(strstr(why, "wildcard"));
+  assert_int_equal(awf_acl_add_entry(a, AWF_ACL_ALLOW, "api-*.example.com", 17, true, why,
+                                     sizeof why),
+                   -EINVAL);
+  assert_int_equal(awf_acl_add_entry(a, AWF_ACL_ALLOW, "a..b", 4, false, why, sizeof why),
+                   -EINVAL);
+  assert_non_null(strstr(why, "empty label"));
+  assert_int_equal(awf_acl_add_entry(a, AWF_ACL_ALLOW, "  ", 2, false, why, sizeof why),
+                   -EINVAL);
+  assert_int_equal(awf_acl_count(a, AWF_ACL_ALLOW), 4);
+  awf_acl_free(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_domain_and_subdomains),
@@ -727,6 +781,7 @@ int main(void) {
       cmocka_unit_test(test_rules_file),
       cmocka_unit_test(test_many_rules),
       cmocka_unit_test(test_verdict_names),
+      cmocka_unit_test(test_exact_entry),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

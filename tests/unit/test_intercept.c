@@ -27,7 +27,7 @@ static awf_intercept *make(const char *rules, awf_url_rules **out) {
   assert_non_null(*out);
   assert_int_equal(awf_url_rules_add_list(*out, AWF_URL_ALLOW, rules, err, sizeof(err)), 0);
   awf_intercept *ic = NULL;
-  if (awf_intercept_new(*out, &ic, err, sizeof(err)) < 0)
+  if (awf_intercept_new(*out, NULL, &ic, err, sizeof(err)) < 0)
     fail_msg("awf_intercept_new: %s", err);
   return ic;
 }
@@ -71,6 +71,39 @@ static void test_wants_only_ruled_https_hosts(void **state) {
   awf_url_rules_free(r);
 }
 
+/* --secret: its hosts are opened and constrain the CA, with or without
+ * URL rules. */
+static void test_secret_hosts_opened(void **state) {
+  (void)state;
+  char err[256] = "", got[512];
+  awf_secrets *s = awf_secrets_new();
+  assert_int_equal(awf_secrets_add(s, "K=api.s.test,*.t.test", err, sizeof(err)), 0);
+  awf_intercept *ic = NULL;
+  if (awf_intercept_new(NULL, s, &ic, err, sizeof(err)) < 0)
+    fail_msg("awf_intercept_new: %s", err);
+  assert_true(awf_intercept_wants(ic, "api.s.test", 10));
+  assert_true(awf_intercept_wants(ic, "x.t.test", 8));
+  assert_false(awf_intercept_wants(ic, "s.test", 6));
+  assert_false(awf_intercept_wants(ic, "t.test", 6));
+  permitted(ic, got, sizeof(got));
+  assert_string_equal(got, "api.s.test,t.test");
+  awf_intercept_free(ic);
+  awf_url_rules *r;
+  ic = NULL;
+  r = awf_url_rules_new();
+  assert_int_equal(awf_url_rules_add_list(r, AWF_URL_ALLOW, "https://a.test/x/*", err,
+                                          sizeof(err)),
+                   0);
+  assert_int_equal(awf_intercept_new(r, s, &ic, err, sizeof(err)), 0);
+  assert_true(awf_intercept_wants(ic, "a.test", 6));
+  assert_true(awf_intercept_wants(ic, "api.s.test", 10));
+  permitted(ic, got, sizeof(got));
+  assert_string_equal(got, "a.test,api.s.test,t.test");
+  awf_intercept_free(ic);
+  awf_url_rules_free(r);
+  awf_secrets_free(s);
+}
+
 static void test_name_constraints(void **state) {
   (void)state;
   char got[512];
@@ -86,6 +119,48 @@ static void test_name_constraints(void **state) {
   assert_string_equal(got, "a.test,test");
   awf_intercept_free(ic);
   awf_url_rules_free(r);
+}
+
+/* A reload's rules against the CA made at start: hosts outside its name
+ * constraints are named; new rules switch the hosts opened. */
+static void test_reload_rules(void **state) {
+  (void)state;
+  char err[256];
+  awf_url_rules *r, *n = awf_url_rules_new();
+  awf_intercept *ic = make("https://a.test/x/*, https://api-*.b.test/*", &r);
+  assert_null(awf_intercept_outside(ic, r));
+  assert_int_equal(awf_url_rules_add_list(n, AWF_URL_ALLOW,
+                                          "https://deep.a.test/*, https://b.test/, "
+                                          "http://plain.a.test/",
+                                          err, sizeof(err)),
+                   0);
+  assert_null(awf_intercept_outside(ic, n)); /* under a.test and b.test */
+  assert_int_equal(awf_url_rules_add_list(n, AWF_URL_BLOCK, "https://c.test/secret", err,
+                                          sizeof(err)),
+                   0);
+  assert_string_equal(awf_intercept_outside(ic, n), "c.test");
+  awf_url_rules *h = awf_url_rules_new();
+  assert_int_equal(awf_url_rules_add_list(h, AWF_URL_ALLOW, "https://a.test/, http://d.test/",
+                                          err, sizeof(err)),
+                   0);
+  assert_string_equal(awf_intercept_outside(ic, h),
+                      "d.test"); /* http:// hosts are opened too */
+  awf_url_rules_free(h);
+  awf_intercept_set_rules(ic, n);
+  assert_true(awf_intercept_wants(ic, "c.test", 6));
+  assert_true(awf_intercept_wants(ic, "deep.a.test", 11));
+  assert_false(awf_intercept_wants(ic, "a.test", 6)); /* the old rules are gone */
+  awf_intercept_free(ic);
+  awf_url_rules_free(r);
+  /* A CA without constraints (no URL rule at start) permits every name. */
+  r = awf_url_rules_new();
+  assert_non_null(r);
+  assert_int_equal(awf_intercept_new(r, NULL, &ic, err, sizeof(err)), 0);
+  assert_null(awf_intercept_outside(ic, n));
+  assert_null(awf_intercept_outside(NULL, n));
+  awf_intercept_free(ic);
+  awf_url_rules_free(r);
+  awf_url_rules_free(n);
 }
 
 static int setup(void **state) {
@@ -123,6 +198,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wants_only_ruled_https_hosts),
       cmocka_unit_test(test_name_constraints),
+      cmocka_unit_test(test_reload_rules),
+      cmocka_unit_test(test_secret_hosts_opened),
       cmocka_unit_test_setup_teardown(test_write_ca, setup, tmp_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

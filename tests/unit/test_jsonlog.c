@@ -601,6 +601,50 @@ static void record_ids_and_run_fields(void **state) {
   assert_true(a > 0 && b > a);
 }
 
+/* A config event (a reload), accepted and refused. */
+static void record_config(void **state) {
+  (void)state;
+  struct awf_log_record r;
+  struct awf_log_config c = {.ok = true,
+                             .allow_rules = 3,
+                             .block_rules = 0,
+                             .url_allow_rules = -1,
+                             .url_block_rules = -1,
+                             .ports = "80,443",
+                             .sources = 2,
+                             .files = 1,
+                             .digest = "sha256:00ff",
+                             .line = -1};
+  awf_log_record_init(&r);
+  r.ts_ms = 1000;
+  r.event = "config";
+  r.config = &c;
+  size_t len;
+  char *line = format(&r, &len);
+  assert_string_equal(line,
+                      "{\"ts\":\"1970-01-01T00:00:01.000Z\",\"event\":\"config\","
+                      "\"ok\":true,\"allow_rules\":3,\"block_rules\":0,\"ports\":"
+                      "\"80,443\",\"sources\":2,\"files\":1,\"digest\":\"sha256:00ff\"}\n");
+  free(line);
+  c = (struct awf_log_config){.ok = false,
+                              .allow_rules = -1,
+                              .block_rules = -1,
+                              .url_allow_rules = -1,
+                              .url_block_rules = -1,
+                              .sources = -1,
+                              .files = -1,
+                              .error = "--ruleset-file: r.yml:2:3: bad \"x\"",
+                              .file = "r.yml",
+                              .line = 2,
+                              .warning = "w"};
+  line = format(&r, &len);
+  assert_string_equal(line,
+                      "{\"ts\":\"1970-01-01T00:00:01.000Z\",\"event\":\"config\","
+                      "\"ok\":false,\"error\":\"--ruleset-file: r.yml:2:3: bad \\\"x\\\"\","
+                      "\"file\":\"r.yml\",\"line\":2,\"warning\":\"w\"}\n");
+  free(line);
+}
+
 static void record_timestamps(void **state) {
   (void)state;
   static const struct {
@@ -774,6 +818,7 @@ int main(void) {
       cmocka_unit_test(record_cap_all_or_nothing),
       cmocka_unit_test(record_long_url_truncated),
       cmocka_unit_test(record_never_contains_raw_newline),
+      cmocka_unit_test(record_config),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -268,6 +268,24 @@ static void test_logline(void **state) {
   assert_int_equal(awf_logagg_totals(a)->events, 0);
   awf_logagg_free(a);
   awf_logline_free(&l);
+  /* config: awf-proxy's reload, no decision, not counted as an event */
+  expect_bad("{\"run\":\"r\",\"event\":\"config\"}", "missing \"ok\"");
+  expect_bad("{\"run\":\"r\",\"event\":\"config\",\"ok\":1}", "missing \"ok\"");
+  expect_bad("{\"run\":\"r\",\"event\":\"config\",\"ok\":false,\"line\":\"3\"}",
+             "\"line\" is not a non-negative integer");
+  const char cfg[] = "{\"run\":\"r\",\"event\":\"config\",\"ok\":false,\"error\":\"bad\","
+                     "\"file\":\"f.yml\",\"line\":3}";
+  assert_int_equal(awf_logline_parse(cfg, sizeof(cfg) - 1, &l, err, sizeof(err)), 0);
+  assert_int_equal(l.ok, 0);
+  assert_string_equal(l.error, "bad");
+  a = awf_logagg_new(0);
+  assert_non_null(a);
+  awf_logagg_add(a, &l.ev);
+  awf_logagg_finish(a);
+  assert_int_equal(awf_logagg_totals(a)->events, 0);
+  assert_int_equal(awf_logagg_totals(a)->records, 1);
+  awf_logagg_free(a);
+  awf_logline_free(&l);
 }
 
 static void test_linereader(void **state) {

@@ -54,6 +54,9 @@ static const struct {
     {AWF_REASON_HOST_MISMATCH, "host_mismatch"},
     {AWF_REASON_RATE_LIMITED, "rate_limited"},
     {AWF_REASON_DLP_MATCH, "dlp_match"},
+    {AWF_REASON_SECRET_MISDIRECTED, "secret_misdirected"},
+    {AWF_REASON_SECRET_PLAINTEXT, "secret_plaintext"},
+    {AWF_REASON_METHOD_NOT_ALLOWED, "method_not_allowed"},
     {AWF_REASON_BAD_REQUEST, "bad_request"},
     {AWF_REASON_NOT_A_PROXY_REQUEST, "not_a_proxy_request"},
     {AWF_REASON_HEADER_TOO_LARGE, "header_too_large"},
@@ -63,6 +66,7 @@ static const struct {
     {AWF_REASON_DNS_FAILURE, "dns_failure"},
     {AWF_REASON_UPSTREAM_UNREACHABLE, "upstream_unreachable"},
     {AWF_REASON_UPSTREAM_TLS_VERIFY_FAILED, "upstream_tls_verify_failed"},
+    {AWF_REASON_UPSTREAM_PROXY_FAILED, "upstream_proxy_failed"},
     {AWF_REASON_CLIENT_TLS_FAILED, "client_tls_failed"},
     {AWF_REASON_TIMEOUT, "timeout"},
     {AWF_REASON_OVERLOADED, "overloaded"},
@@ -114,6 +118,7 @@ static void test_status_alert_explain_fix(void **state) {
   assert_int_equal(awf_reason_http_status(AWF_REASON_TIMEOUT), 504);
   assert_int_equal(awf_reason_http_status(AWF_REASON_DNS_FAILURE), 502);
   assert_int_equal(awf_reason_http_status(AWF_REASON_UPSTREAM_UNREACHABLE), 502);
+  assert_int_equal(awf_reason_http_status(AWF_REASON_UPSTREAM_PROXY_FAILED), 502);
   assert_int_equal(awf_reason_http_status(AWF_REASON_HEADER_TOO_LARGE), 431);
   assert_int_equal(awf_reason_http_status(AWF_REASON_ALLOWED), 0);
   assert_string_equal(awf_http_status_text(431), "Request Header Fields Too Large");
@@ -293,6 +298,41 @@ static struct awf_verdict ask_https(const struct awf_policy *p, const char *host
                             .port = 443,
                             .http = {method, target, strlen(target)}};
   return awf_policy_judge(p, &f);
+}
+
+static struct awf_verdict ask_https(const struct awf_policy *p, const char *host,
+                                    const char *method, const char *target);
+
+/* --secret: plain HTTP to a secret's host is refused unless
+ * --secret-allow-plaintext, TRACE and TRACK to an intercepted or secret
+ * host are refused, --audit admits neither; other hosts are unaffected. */
+static void test_secret_hosts(void **state) {
+  struct fixture *f = *state;
+  char err[256];
+  awf_secrets *s = awf_secrets_new();
+  assert_int_equal(awf_secrets_add(s, "K=api.ok.test", err, sizeof(err)), 0);
+  f->p.secrets = s;
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/x"), AWF_DENY, AWF_REASON_SECRET_PLAINTEXT,
+         false);
+  f->p.audit = true;
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/x"), AWF_DENY, AWF_REASON_SECRET_PLAINTEXT,
+         false);
+  f->p.audit = false;
+  f->p.secret_allow_plaintext = true;
+  expect(ask_url(&f->p, "api.ok.test", "GET", "/x"), AWF_ALLOW, AWF_REASON_ALLOWED, false);
+  expect(ask_url(&f->p, "api.ok.test", "TRACE", "/x"), AWF_DENY, AWF_REASON_METHOD_NOT_ALLOWED,
+         false);
+  expect(ask_url(&f->p, "api.ok.test", "TRACK", "/x"), AWF_DENY, AWF_REASON_METHOD_NOT_ALLOWED,
+         false);
+  expect(ask_url(&f->p, "ok.test", "TRACE", "/x"), AWF_ALLOW, AWF_REASON_ALLOWED, false);
+  expect(ask_url(&f->p, "ok.test", "GET", "/x"), AWF_ALLOW, AWF_REASON_ALLOWED, false);
+  expect(ask_https(&f->p, "tls.test", "TRACE", "/x"), AWF_DENY, AWF_REASON_METHOD_NOT_ALLOWED,
+         false);
+  expect(ask_https(&f->p, "tls.test", "GET", "/x"), AWF_ALLOW, AWF_REASON_ALLOWED, false);
+  assert_int_equal(awf_reason_http_status(AWF_REASON_METHOD_NOT_ALLOWED), 405);
+  assert_string_equal(awf_http_status_text(405), "Method Not Allowed");
+  f->p.secrets = NULL;
+  awf_secrets_free(s);
 }
 
 /* A request inside intercepted TLS: the host is judged as TLS (an https://
@@ -620,6 +660,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_dns_question, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ssh, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dlp, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_secret_hosts, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,7 +110,7 @@ static void test_precedence(void **state) {
   const char text[] = "V=file\nF=file\n";
   struct awf_env_file f = {"f.env", text, sizeof text - 1};
   const char *cli[] = {"V=cli", "C=cli", NULL};
-  struct awf_env_spec spec = {own, host, 1, &f, 1, cli, NULL, NULL, NULL};
+  struct awf_env_spec spec = {own, host, 1, &f, 1, cli, NULL, NULL, NULL, NULL, NULL, 0};
   awf_env *e = build_ok(&spec);
 
   (void)state;
@@ -393,7 +393,7 @@ static void test_exclude(void **state) {
   struct awf_env_file f = {"f", text, sizeof text - 1};
   const char *cli[] = {"CLI=c", NULL};
   const char *exclude[] = {"SECRET", "GOROOT", "FROMFILE", "CLI", "NOTSET", NULL};
-  struct awf_env_spec spec = {NULL, host, 1, &f, 1, cli, exclude, NULL, NULL};
+  struct awf_env_spec spec = {NULL, host, 1, &f, 1, cli, exclude, NULL, NULL, NULL, NULL, 0};
   awf_env *e = build_ok(&spec);
 
   (void)state;
@@ -404,6 +404,35 @@ static void test_exclude(void **state) {
   assert_string_equal(awf_env_get(e, "FROMFILE"), "file");
   assert_string_equal(awf_env_get(e, "CLI"), "c");
   assert_int_equal(awf_env_count(e), 3);
+  awf_env_free(e);
+}
+
+/* ---- forced entries and replacements (awf --secret) ---- */
+
+static void test_forced_and_replaced(void **state) {
+  const char *host[] = {"KEY=realvalue123", "COPY=x-realvalue123-y", "OTHER=o", NULL};
+  const char text[] = "KEY=fromfile\nURL=https://u:realvalue123@h/\n";
+  struct awf_env_file f = {"f", text, sizeof text - 1};
+  const char *cli[] = {"KEY=fromcli", NULL};
+  const char *forced[] = {"KEY=AWFPHplaceh", NULL};
+  struct awf_env_replace rep = {"realvalue123", "AWFPHplaceh1", 12};
+  struct awf_env_spec spec = {.host = host,
+                              .env_all = 1,
+                              .files = &f,
+                              .nfiles = 1,
+                              .cli = cli,
+                              .forced = forced,
+                              .replace = &rep,
+                              .nreplace = 1};
+  awf_env *e = build_ok(&spec);
+
+  (void)state;
+  assert_string_equal(awf_env_get(e, "KEY"), "AWFPHplaceh"); /* over -e and the file */
+  assert_string_equal(awf_env_get(e, "COPY"), "x-AWFPHplaceh1-y");
+  assert_string_equal(awf_env_get(e, "URL"), "https://u:AWFPHplaceh1@h/");
+  assert_string_equal(awf_env_get(e, "OTHER"), "o");
+  for (char *const *p = awf_env_envp(e); *p; p++)
+    assert_null(strstr(*p, "realvalue123"));
   awf_env_free(e);
 }
 
@@ -730,6 +759,7 @@ int main(void) {
       cmocka_unit_test(test_file_without_path_and_data),
       cmocka_unit_test(test_deterministic_order),
       cmocka_unit_test(test_name_valid),
+      cmocka_unit_test(test_forced_and_replaced),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

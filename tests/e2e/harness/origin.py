@@ -153,7 +153,7 @@ class OriginHandler(BaseHTTPRequestHandler):
             "/chunked": self._chunked, "/upload": self._upload, "/hold": self._hold,
             "/stream": self._stream, "/upload-stream": self._upload_stream,
             "/eof": self._eof, "/close": self._close, "/status": self._status,
-            "/slow": self._slow,
+            "/slow": self._slow, "/redirect": self._redirect,
         }.get(url.path)
         if route is None and self.server.git_root and ".git/" in url.path:
             route = lambda: self._git(url)  # noqa: E731
@@ -386,6 +386,11 @@ class OriginHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(out)
+
+    def _redirect(self):
+        """302 to ?to=URL."""
+        self._drain_body()
+        self._send(302, b"moved\n", headers=[("Location", self.query.get("to", "/"))])
 
     def _slow(self):
         self._drain_body()

@@ -87,8 +87,8 @@ class AccessLog:
 
     def records(self):
         """The final record of every decision (what a test usually wants):
-        `open` and `run` records are left out; all_records() has them."""
-        return [r for r in self.all_records() if r.get("event") not in ("open", "run")]
+        `open`, `run` and `config` records are left out; all_records() has them."""
+        return [r for r in self.all_records() if r.get("event") not in ("open", "run", "config")]
 
     def all_records(self):
         """Every complete line, parsed. A line that is not JSON raises."""
@@ -125,15 +125,19 @@ class AccessLog:
 
 
 class ProxyProcess:
-    def __init__(self, binary, args, log_path=None, log_stdout=False, env=None):
+    def __init__(self, binary, args, log_path=None, log_stdout=False, env=None, pass_fds=(),
+                 prefix=()):
+        """prefix: a command to run awf-proxy through (it must exec it, keeping
+        the pid: the systemd tests' socket-passing wrapper); pass_fds: fds the
+        child inherits."""
         self.binary = binary
         self.args = list(args)
         self.log_path = log_path
         self.listeners = []  # (host, port) as printed
         self.dns_listeners = []  # (host, port) of --dns-listen servers
         self.proc = subprocess.Popen(
-            [binary] + self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=env)
+            list(prefix) + [binary] + self.args, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, pass_fds=tuple(pass_fds))
         self.stderr = _LineCollector(self.proc.stderr, "proxy-stderr")
         self.stdout = _LineCollector(self.proc.stdout, "proxy-stdout")
         self.log = AccessLog(log_path, self.stdout if log_stdout else None)
