@@ -285,11 +285,14 @@ static void reload_rules(struct app *a) {
   }
   /* Every reader judges inside one callback and keeps no pointer into the
    * rules across loop turns (engine/proxy.h, dns_server.h, intercept.h): once
-   * all of them point at the new set, nothing can reach the old one. */
+   * all of them point at the new set, nothing can reach the old one. The
+   * workers' engines switch on their own loops; awf_workers_set_rules
+   * returns once each has (the interception state, shared, first). */
+  awf_intercept_set_rules(a->o->intercept, r->url_rules);
   awf_proxy_set_rules(a->proxy, r->acl, r->url_rules, &r->ports);
   for (size_t i = 0; i < a->n_dns; i++)
     awf_dns_server_set_acl(a->dns[i], r->acl);
-  awf_intercept_set_rules(a->o->intercept, r->url_rules);
+  awf_workers_set_rules(a->workers, r->acl, r->url_rules, &r->ports);
   awf_rules_free(awf_options_swap_rules(a->o, r));
   awf_port_set_format(&r->ports, ports, sizeof(ports));
   snprintf(digest, sizeof(digest), "sha256:");

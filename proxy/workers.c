@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { CMD_STOP = 1 };
+enum { CMD_STOP = 1, CMD_RULES = 2 };
 
 struct worker {
   awf_workers *ws;
@@ -27,16 +27,34 @@ struct worker {
 };
 
 struct awf_workers {
-  pthread_mutex_t mu; /* over each worker's ctl_closed */
+  pthread_mutex_t mu; /* over each worker's ctl_closed, and the rules below */
+  /* A reload (awf_workers_set_rules): the new rules, and how many workers
+   * have not taken them yet; `switched` is signalled as that reaches 0. */
+  pthread_cond_t switched;
+  const awf_acl *acl;
+  const awf_url_rules *url_rules;
+  const struct awf_port_set *ports;
+  unsigned rules_pending;
   unsigned n;
   struct worker w[];
 };
 
-/* The last handle: once closed, nothing keeps the loop running. */
+/* Under ws->mu: this worker is done with a reload (took the rules, or has
+ * no engine left to take them). */
+static void rules_done_locked(awf_workers *ws) {
+  if (ws->rules_pending > 0 && --ws->rules_pending == 0)
+    pthread_cond_broadcast(&ws->switched);
+}
+
+/* The last handle: once closed, nothing keeps the loop running. A reload
+ * sent before it closed, whose callback will not run now, is answered
+ * here: the engine is gone, it holds no rules. */
 static void close_ctl(struct worker *w) {
   pthread_mutex_lock(&w->ws->mu);
   bool closed = w->ctl_closed;
   w->ctl_closed = true;
+  if (!closed && (atomic_fetch_and(&w->cmd, ~(unsigned)CMD_RULES) & CMD_RULES))
+    rules_done_locked(w->ws);
   pthread_mutex_unlock(&w->ws->mu);
   if (!closed)
     uv_close((uv_handle_t *)&w->ctl, NULL);
@@ -62,9 +80,22 @@ static void worker_stop(struct worker *w) {
   close_ctl(w);
 }
 
+/* A reload: this engine judges by the new rules from its next callback on
+ * (awf_proxy_set_rules), and says so. */
+static void take_rules(struct worker *w) {
+  awf_workers *ws = w->ws;
+  pthread_mutex_lock(&ws->mu);
+  if (w->proxy)
+    awf_proxy_set_rules(w->proxy, ws->acl, ws->url_rules, ws->ports);
+  rules_done_locked(ws);
+  pthread_mutex_unlock(&ws->mu);
+}
+
 static void on_ctl(uv_async_t *h) {
   struct worker *w = h->data;
   unsigned cmd = atomic_exchange(&w->cmd, 0);
+  if (cmd & CMD_RULES)
+    take_rules(w);
   if (cmd & CMD_STOP)
     worker_stop(w);
 }
@@ -119,6 +150,7 @@ int awf_workers_new(unsigned n, const struct awf_proxy_config *cfg,
   }
   ws->n = n;
   pthread_mutex_init(&ws->mu, NULL);
+  pthread_cond_init(&ws->switched, NULL);
   for (unsigned i = 0; i < n; i++) {
     ws->w[i].ws = ws;
     ws->w[i].ctl_closed = true; /* until it is made */
@@ -160,6 +192,35 @@ void awf_workers_stop(awf_workers *ws) {
   pthread_mutex_unlock(&ws->mu);
 }
 
+void awf_workers_set_rules(awf_workers *ws, const awf_acl *acl, const awf_url_rules *url_rules,
+                           const struct awf_port_set *ports) {
+  if (!ws)
+    return;
+  pthread_mutex_lock(&ws->mu);
+  ws->acl = acl;
+  ws->url_rules = url_rules;
+  ws->ports = ports;
+  ws->rules_pending = 0;
+  for (unsigned i = 0; i < ws->n; i++) {
+    if (ws->w[i].ctl_closed)
+      continue; /* its engine is gone: it holds no rules */
+    if (!ws->w[i].started) { /* no thread runs its loop: set here */
+      if (ws->w[i].proxy)
+        awf_proxy_set_rules(ws->w[i].proxy, acl, url_rules, ports);
+      continue;
+    }
+    ws->rules_pending++;
+    atomic_fetch_or(&ws->w[i].cmd, CMD_RULES);
+    uv_async_send(&ws->w[i].ctl);
+  }
+  while (ws->rules_pending > 0)
+    pthread_cond_wait(&ws->switched, &ws->mu);
+  ws->acl = NULL;
+  ws->url_rules = NULL;
+  ws->ports = NULL;
+  pthread_mutex_unlock(&ws->mu);
+}
+
 bool awf_workers_free(awf_workers *ws) {
   if (!ws)
     return false;
@@ -175,6 +236,7 @@ bool awf_workers_free(awf_workers *ws) {
       left_open = true;
     awf_logfile_close(w->log); /* hands over what it still batches */
   }
+  pthread_cond_destroy(&ws->switched);
   pthread_mutex_destroy(&ws->mu);
   free(ws);
   return left_open;

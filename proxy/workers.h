@@ -33,10 +33,19 @@ awf_proxy *awf_workers_engine(awf_workers *ws, unsigned i);
  * are run to their end by awf_workers_free). */
 int awf_workers_start(awf_workers *ws);
 
+/* A reload, from the caller's thread: every extra engine takes the new
+ * rules (awf_proxy_set_rules, on its own loop, through its command
+ * channel), and this returns once each has them, or has no engine left:
+ * from then on no worker can reach the rules it judged by before, and the
+ * caller may free them. The wait is one turn of each worker's loop. The
+ * rules must live until the next call returns. */
+void awf_workers_set_rules(awf_workers *ws, const awf_acl *acl, const awf_url_rules *url_rules,
+                           const struct awf_port_set *ports);
+
 /* From any thread: every engine shuts down (awf_proxy_shutdown: it drains
- * for its shutdown grace), closes its resolver, and its thread ends. The one
- * place a signal reaches the workers: later commands (a rule reload) go
- * through the same per-worker uv_async. */
+ * for its shutdown grace), closes its resolver, and its thread ends. Like
+ * a reload (awf_workers_set_rules), it goes through each worker's command
+ * channel (a uv_async and CMD_ bits). */
 void awf_workers_stop(awf_workers *ws);
 
 /* Stop (if not yet), wait for every thread, close the writers, free. NULL

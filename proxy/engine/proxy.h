@@ -152,7 +152,10 @@ void awf_proxy_shutdown(awf_proxy *p, void (*done)(void *arg), void *arg);
  * config's, *allow_ports is copied. Every reader consults the rules inside
  * one callback and keeps no pointer into them across loop turns, so the
  * caller may free the old ones as soon as this returns (and, with
- * --ssl-bump, awf_intercept_set_rules has been called). */
+ * --ssl-bump, awf_intercept_set_rules has been called). Called on the
+ * engine's own loop; with several engines, on each one's loop, and the
+ * old rules are freed only once every engine has them
+ * (awf_workers_set_rules). */
 void awf_proxy_set_rules(awf_proxy *p, const awf_acl *acl, const awf_url_rules *url_rules,
                          const struct awf_port_set *allow_ports);
 

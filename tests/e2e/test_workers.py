@@ -3,8 +3,8 @@ one SO_REUSEPORT group per listening address. Many concurrent connections,
 plain HTTP (keep-alive and not) and CONNECT tunnels mixed, are all served;
 the one access log has every request exactly once, in whole lines, and a
 connection's lines in its order; SIGTERM drains every worker; SIGHUP reopens
-the log for all of them; --max-connections and --max-connections-per-client
-count across workers."""
+the log for all of them and reloads the rules on every one;
+--max-connections and --max-connections-per-client count across workers."""
 
 import json
 import os
@@ -19,7 +19,7 @@ import pytest
 
 from harness.client import ConnectionClosed, request_bytes
 from harness.origin import HELLO_BODY
-from harness.util import token, url_has
+from harness.util import by, token, url_has
 
 
 def listening_sockets(port):
@@ -308,3 +308,46 @@ def test_bad_workers_value_exits_2(proxy_bin, value):
     res = subprocess.run([proxy_bin, "--workers", value], capture_output=True, text=True,
                          timeout=10, stdin=subprocess.DEVNULL)
     assert res.returncode == 2 and "--workers" in res.stderr and value in res.stderr, res
+
+
+def spread_statuses(proxy, P, host, n, t):
+    """n requests, each on a new connection (new source ports: the kernel
+    spreads them over the workers), 8 at a time; their statuses."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda i: proxy.fetch(
+            f"http://{host}:{P}/hello?t={t}-{i}").status, range(n)))
+
+
+def hup_config(proxy, count):
+    """SIGHUP, then the count-th config event."""
+    proxy.send_signal(signal.SIGHUP)
+    return proxy.log.wait(by(event="config"), count=count, every=True)[count - 1]
+
+
+def test_sighup_reload_reaches_every_worker(start_proxy, origins, tmp_path):
+    """Four workers: after a reload every connection, whichever worker the
+    kernel gives it, is judged by the new rules; a reload that fails changes
+    nothing on any of them. Several reloads in a row (each frees the set
+    before it once every worker has switched) leave every worker on the last."""
+    rules = tmp_path / "allow.txt"
+    rules.write_text("allowed.test\n")
+    proxy = start_proxy(allow=None, extra=["--workers", "4", "--allow-domains-file", str(rules)])
+    P, n = origins.http.port, 48
+    assert spread_statuses(proxy, P, "other.test", n, token()) == [403] * n
+    tmp = tmp_path / "allow.tmp"
+    tmp.write_text("allowed.test\nother.test\n")
+    tmp.replace(rules)
+    assert hup_config(proxy, 1)["ok"] is True
+    assert spread_statuses(proxy, P, "other.test", n, token()) == [200] * n
+    rules.write_text("bad..name\n")  # refused: the rules in force stay, on every worker
+    assert hup_config(proxy, 2)["ok"] is False
+    assert spread_statuses(proxy, P, "other.test", n, token()) == [200] * n
+    for i in range(3, 7):  # back and forth: each reload frees the set before it
+        tmp.write_text("allowed.test\n" if i % 2 else "allowed.test\nother.test\n")
+        tmp.replace(rules)
+        assert hup_config(proxy, i)["ok"] is True
+        time.sleep(0.25)  # reloads start at most every 200 ms: no coalescing here
+    assert spread_statuses(proxy, P, "other.test", n, token()) == [200] * n
+    assert spread_statuses(proxy, P, "allowed.test", n, token()) == [200] * n
+    assert proxy.running()
+
