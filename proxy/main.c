@@ -160,6 +160,14 @@ struct app {
   /* The process's own counters: the resolver's, the DNS servers', rule
    * reloads; summed with the engine's on a scrape. */
   struct awf_metrics metrics;
+  /* The first engine's counters, kept here: a scrape while the workers
+   * still drain, after this engine finished, still counts them. */
+  struct awf_metrics engine_metrics;
+  /* Several workers: sent once every worker's engine has finished. The
+   * metrics servers (and /healthz's 503) stay until then, and until the
+   * first engine has finished too. */
+  uv_async_t workers_done;
+  bool workers_done_ready, workers_live;
   uv_signal_t sig_term, sig_int, sig_hup;
   bool stopping;
 };
@@ -174,13 +182,14 @@ static void close_metrics_servers(struct app *a) {
   a->n_msrv = 0;
 }
 
-/* One scrape: the engine's counters and the process's, and the log's. */
+/* One scrape: every engine's counters (all of them live until this loop
+ * ends, the engines finished or not) and the process's, and the log's. */
 static void collect_metrics(void *arg, struct awf_metrics *sum) {
   struct app *a = arg;
-  const struct awf_metrics *src[2] = {&a->metrics, NULL};
-  size_t n = 1;
-  if (a->proxy)
-    src[n++] = awf_proxy_metrics(a->proxy);
+  const struct awf_metrics *src[AWF_MAX_WORKERS + 1] = {&a->metrics, &a->engine_metrics};
+  size_t n = 2;
+  for (unsigned i = 0; i < awf_workers_count(a->workers); i++)
+    src[n++] = awf_workers_metrics(a->workers, i);
   awf_metrics_sum(sum, src, n);
   sum->log_lines = awf_logfile_taken(a->log);
   sum->log_lines_dropped = awf_logfile_lost(a->log);
@@ -194,10 +203,26 @@ static void notify(const char *state) {
     fprintf(stderr, "awf-proxy: warning: NOTIFY_SOCKET: %s\n", strerror(-rc));
 }
 
+/* Once every engine has finished: nothing left to scrape or to drain. */
+static void finish_serving(struct app *a) {
+  if (a->proxy || a->workers_live)
+    return;
+  close_metrics_servers(a);
+  if (a->workers_done_ready)
+    uv_close((uv_handle_t *)&a->workers_done, NULL);
+  a->workers_done_ready = false;
+}
+
+static void on_workers_done(uv_async_t *h) {
+  struct app *a = h->data;
+  a->workers_live = false;
+  finish_serving(a);
+}
+
 static void on_proxy_done(void *arg) {
   struct app *a = arg;
   a->proxy = NULL;
-  close_metrics_servers(a);
+  finish_serving(a);
   awf_resolver_close(a->resolver);
   uv_close((uv_handle_t *)&a->sig_term, NULL);
   uv_close((uv_handle_t *)&a->sig_int, NULL);
@@ -758,6 +783,7 @@ static int run(struct awf_options *o) {
   if (a.n_workers > AWF_MAX_WORKERS)
     a.n_workers = AWF_MAX_WORKERS;
   int status = start_workers(&a, &ro, &cfg);
+  cfg.metrics = &a.engine_metrics;
   if (status == 0 && awf_proxy_new(&a.loop, &cfg, &a.proxy) < 0) {
     fprintf(stderr, "awf-proxy: out of memory\n");
     status = AWF_EXIT_ERROR;
@@ -771,6 +797,12 @@ static int run(struct awf_options *o) {
     uv_run(&a.loop, UV_RUN_DEFAULT);
     uv_loop_close(&a.loop);
     return status;
+  }
+  if (a.workers) {
+    uv_async_init(&a.loop, &a.workers_done, on_workers_done);
+    a.workers_done.data = &a;
+    a.workers_done_ready = a.workers_live = true;
+    awf_workers_notify_done(a.workers, &a.workers_done);
   }
   signal(SIGPIPE, SIG_IGN);
   uv_signal_init(&a.loop, &a.sig_term);
@@ -871,6 +903,8 @@ static int run(struct awf_options *o) {
   if (status != 0) {
     a.stopping = true;
     close_dns_servers(&a);
+    awf_workers_notify_done(a.workers, NULL); /* some may never have started */
+    a.workers_live = false;
     awf_workers_stop(a.workers);
     awf_proxy_shutdown(a.proxy, on_proxy_done, &a);
   }

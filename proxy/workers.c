@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "metrics.h"
+
 enum { CMD_STOP = 1, CMD_RULES = 2 };
 
 struct worker {
@@ -24,6 +26,10 @@ struct worker {
   bool ctl_closed;  /* under ws->mu: no command is sent any more */
   atomic_uint cmd;  /* CMD_ bits not handled yet */
   pthread_t thread;
+  /* The engine's and its resolver's counters, here so that a scrape from
+   * another thread may read them until awf_workers_free, also once the
+   * engine is gone (awf_proxy_config.metrics). */
+  struct awf_metrics metrics;
 };
 
 struct awf_workers {
@@ -35,6 +41,10 @@ struct awf_workers {
   const awf_url_rules *url_rules;
   const struct awf_port_set *ports;
   unsigned rules_pending;
+  /* awf_workers_notify_done: sent when `live` (workers whose command
+   * channel is open) reaches 0. */
+  uv_async_t *done;
+  unsigned live;
   unsigned n;
   struct worker w[];
 };
@@ -55,6 +65,8 @@ static void close_ctl(struct worker *w) {
   w->ctl_closed = true;
   if (!closed && (atomic_fetch_and(&w->cmd, ~(unsigned)CMD_RULES) & CMD_RULES))
     rules_done_locked(w->ws);
+  if (!closed && --w->ws->live == 0 && w->ws->done)
+    uv_async_send(w->ws->done);
   pthread_mutex_unlock(&w->ws->mu);
   if (!closed)
     uv_close((uv_handle_t *)&w->ctl, NULL);
@@ -121,9 +133,11 @@ static int worker_init(struct worker *w, const struct awf_proxy_config *base,
     snprintf(err, errlen, "out of memory");
     return rc;
   }
+  awf_resolver_set_metrics(w->resolver, &w->metrics);
   struct awf_proxy_config cfg = *base;
   cfg.resolver = w->resolver;
   cfg.log = w->log;
+  cfg.metrics = &w->metrics;
   if ((rc = awf_proxy_new(&w->loop, &cfg, &w->proxy)) < 0) {
     snprintf(err, errlen, "out of memory");
     return rc;
@@ -155,12 +169,14 @@ int awf_workers_new(unsigned n, const struct awf_proxy_config *cfg,
     ws->w[i].ws = ws;
     ws->w[i].ctl_closed = true; /* until it is made */
     atomic_init(&ws->w[i].cmd, 0);
+    awf_metrics_init(&ws->w[i].metrics);
     int rc = worker_init(&ws->w[i], cfg, ro, err, errlen);
     if (rc < 0) {
       awf_workers_free(ws);
       return rc;
     }
   }
+  ws->live = n; /* no thread runs yet: no lock needed */
   *out = ws;
   return 0;
 }
@@ -168,6 +184,10 @@ int awf_workers_new(unsigned n, const struct awf_proxy_config *cfg,
 unsigned awf_workers_count(const awf_workers *ws) { return ws ? ws->n : 0; }
 
 awf_proxy *awf_workers_engine(awf_workers *ws, unsigned i) { return ws->w[i].proxy; }
+
+const struct awf_metrics *awf_workers_metrics(const awf_workers *ws, unsigned i) {
+  return &ws->w[i].metrics;
+}
 
 int awf_workers_start(awf_workers *ws) {
   for (unsigned i = 0; ws && i < ws->n; i++) {
@@ -189,6 +209,14 @@ void awf_workers_stop(awf_workers *ws) {
     atomic_fetch_or(&ws->w[i].cmd, CMD_STOP);
     uv_async_send(&ws->w[i].ctl);
   }
+  pthread_mutex_unlock(&ws->mu);
+}
+
+void awf_workers_notify_done(awf_workers *ws, uv_async_t *done) {
+  if (!ws)
+    return;
+  pthread_mutex_lock(&ws->mu);
+  ws->done = done;
   pthread_mutex_unlock(&ws->mu);
 }
 

@@ -33,6 +33,11 @@ awf_proxy *awf_workers_engine(awf_workers *ws, unsigned i);
  * are run to their end by awf_workers_free). */
 int awf_workers_start(awf_workers *ws);
 
+/* The counters of the i-th extra engine and its resolver (metrics.h), for
+ * awf_metrics_sum() from any thread until awf_workers_free, also after the
+ * engine finished. */
+const struct awf_metrics *awf_workers_metrics(const awf_workers *ws, unsigned i);
+
 /* A reload, from the caller's thread: every extra engine takes the new
  * rules (awf_proxy_set_rules, on its own loop, through its command
  * channel), and this returns once each has them, or has no engine left:
@@ -47,6 +52,13 @@ void awf_workers_set_rules(awf_workers *ws, const awf_acl *acl, const awf_url_ru
  * a reload (awf_workers_set_rules), it goes through each worker's command
  * channel (a uv_async and CMD_ bits). */
 void awf_workers_stop(awf_workers *ws);
+
+/* `done`, a uv_async of the caller's loop (made and closed by the caller),
+ * is sent once every worker's engine has finished (after awf_workers_stop,
+ * when the last drain ends), from that worker's thread. NULL: no longer
+ * (then the caller may close its handle; workers never started finish only
+ * in awf_workers_free). */
+void awf_workers_notify_done(awf_workers *ws, uv_async_t *done);
 
 /* Stop (if not yet), wait for every thread, close the writers, free. NULL
  * is fine. Returns true if a loop had handles left open. */

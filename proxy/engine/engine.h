@@ -49,8 +49,10 @@ struct awf_proxy {
   struct awf_list group_link;
   uv_async_t wake;
   /* This engine's counters: written by its loop only, summed on a scrape
-   * (metrics.h); the event sink, the dialer and conn_set_state() update it. */
-  struct awf_metrics metrics;
+   * (metrics.h); the event sink, the dialer and conn_set_state() update
+   * them. `metrics` points at cfg.metrics, or at own_metrics. */
+  struct awf_metrics *metrics;
+  struct awf_metrics own_metrics;
   void (*done)(void *);
   void *done_arg;
   char readbuf[AWF_READ_BUF_SIZE]; /* shared by every read: data is consumed

@@ -255,6 +255,7 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
     return -ENOMEM;
   p->loop = loop;
   p->cfg = *cfg;
+  p->metrics = cfg->metrics ? cfg->metrics : &p->own_metrics;
   p->conn_released = on_conn_released;
   p->start_intercepted = http_conn_start_intercepted;
   p->policy = (struct awf_policy){.acl = p->cfg.acl,
@@ -273,7 +274,7 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
                                       .write_failed = on_log_write_failed,
                                       .write_failed_arg = p,
                                       .dlp = p->cfg.dlp,
-                                      .metrics = &p->metrics};
+                                      .metrics = p->metrics};
   awf_list_init(&p->listeners);
   awf_list_init(&p->conns);
   if (!p->cfg.max_connections)
@@ -381,7 +382,7 @@ static int adopt_fd(uv_tcp_t *tcp, const void *arg) {
 }
 
 struct awf_metrics *awf_proxy_metrics(awf_proxy *p) {
-  return &p->metrics;
+  return p->metrics;
 }
 
 int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent) {

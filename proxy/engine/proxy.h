@@ -97,6 +97,11 @@ struct awf_proxy_config {
    * through this parent proxy's CONNECT (dialer.h); its failures are
    * upstream_proxy_failed. */
   const struct awf_upstream_proxy *upstream_proxy;
+  /* Where this engine counts (metrics.h); NULL: in a struct of its own,
+   * freed with it. A caller that sums the counters from another thread
+   * while the engine may be finishing (awf-proxy's workers) gives one that
+   * outlives the engine. */
+  struct awf_metrics *metrics;
 };
 
 typedef struct awf_proxy awf_proxy;
@@ -138,8 +143,9 @@ int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent);
  * error. */
 int awf_proxy_share_listeners(awf_proxy *from, awf_proxy *to);
 
-/* The engine's counters (metrics.h): written by its loop only; sum them
- * with awf_metrics_sum() from any thread while the engine lives. */
+/* The engine's counters (metrics.h, cfg.metrics if given): written by its
+ * loop only; sum them with awf_metrics_sum() from any thread while the
+ * engine lives (while cfg.metrics lives, if given). */
 struct awf_metrics *awf_proxy_metrics(awf_proxy *p);
 
 /* Stop accepting, let open work finish for shutdown_grace_ms, then close the

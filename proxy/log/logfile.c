@@ -68,7 +68,9 @@ struct awf_logfile {
   size_t since_check;   /* bytes written since reserved_end was checked */
   int error;            /* the last write error, -errno; 0 for none */
   unsigned long lost;   /* lines that will never be written */
-  unsigned long taken;  /* records handed to awf_logfile_write with a sink */
+  /* records handed to awf_logfile_write with a sink, by this log and its
+   * writers (atomic: writers count without the lock) */
+  atomic_ulong taken;
   unsigned long untold; /* of them, not yet told by a log_lost record */
   char run[17];         /* awf_logfile_run() */
   awf_logfile_tap_fn tap;
@@ -522,6 +524,7 @@ static int writer_write(awf_logfile *w, const struct awf_log_record *r) {
   }
   if (lf->kind == SINK_NONE)
     return 0;
+  atomic_fetch_add_explicit(&lf->taken, 1, memory_order_relaxed);
   awf_buf_reset(&w->line);
   int rc = awf_log_format(&w->line, &rec);
   if (rc < 0) {
@@ -556,7 +559,7 @@ int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r) {
     lf->tap(lf->tap_ud, &rec);
   int rc = 0;
   if (lf->kind != SINK_NONE) {
-    lf->taken++;
+    atomic_fetch_add_explicit(&lf->taken, 1, memory_order_relaxed);
     awf_buf_reset(&lf->line);
     rc = awf_log_format(&lf->line, &rec);
     if (rc < 0)
@@ -586,6 +589,7 @@ int awf_logfile_write_run(awf_logfile *lf, const char *version, const char *cons
   if (rc == -E2BIG && argv) {
     lf->lost--; /* not lost: written again without the command line */
     lf->untold--;
+    atomic_fetch_sub_explicit(&lf->taken, 1, memory_order_relaxed); /* counted again */
     r.argv = NULL;
     awf_logfile_tap_fn tap = lf->tap; /* it has seen this record */
     lf->tap = NULL;
@@ -637,7 +641,10 @@ unsigned long awf_logfile_lost(const awf_logfile *clf) {
   return n;
 }
 
-unsigned long awf_logfile_taken(const awf_logfile *lf) { return lf->taken; }
+unsigned long awf_logfile_taken(const awf_logfile *clf) {
+  const awf_logfile *lf = clf->log ? clf->log : clf;
+  return atomic_load_explicit(&lf->taken, memory_order_relaxed);
+}
 
 unsigned long awf_logfile_pending(const awf_logfile *clf) {
   size_t n;

@@ -72,7 +72,8 @@ int awf_logfile_reopen(awf_logfile *lf);
  * error that will not pass), and lines waiting in memory to be written. */
 unsigned long awf_logfile_lost(const awf_logfile *lf);
 /* Records handed to awf_logfile_write (0 without a file): those written,
- * waiting and lost (log_lost records not counted). */
+ * waiting and lost (log_lost records not counted); the log's and all its
+ * writers' (an atomic count: any thread may ask). */
 unsigned long awf_logfile_taken(const awf_logfile *lf);
 unsigned long awf_logfile_pending(const awf_logfile *lf);
 

@@ -351,3 +351,52 @@ def test_sighup_reload_reaches_every_worker(start_proxy, origins, tmp_path):
     assert spread_statuses(proxy, P, "allowed.test", n, token()) == [200] * n
     assert proxy.running()
 
+
+def test_metrics_sum_every_worker(start_proxy, origins):
+    """Four workers: a scrape counts the requests whichever worker served
+    them, the log lines every worker's writer handed over, and the lookups of
+    every worker's resolver."""
+    from test_metrics import _metrics_port, val, wait_scrape
+    proxy = start_proxy(extra=["--workers", "4", "--metrics-listen", "127.0.0.1:0"])
+    port = _metrics_port(proxy)
+    P, n, t = origins.http.port, 48, token()
+    assert spread_statuses(proxy, P, "allowed.test", n, t) == [200] * n
+    assert spread_statuses(proxy, P, "blocked.test", 8, t) == [403] * 8
+    wait_records(proxy, url_has(t), n + 8)
+
+    def done(s):
+        return (val(s, "awf_requests_total", event="http", decision="allow", reason="allowed") == n
+                and val(s, "awf_log_lines_total") >= n + 8)
+    s = wait_scrape(port, done)
+    assert val(s, "awf_requests_total", event="http", decision="allow", reason="allowed") == n
+    assert val(s, "awf_requests_total", event="http", decision="deny",
+               reason="not_allowed") == 8
+    assert val(s, "awf_connections_accepted_total") >= n + 8
+    assert val(s, "awf_log_lines_total") == len(proxy.log.all_records())
+    # each allowed request looked allowed.test up (a hit or a miss) in the
+    # resolver of the worker that served it
+    assert val(s, "awf_dns_cache_hits_total") + val(s, "awf_dns_cache_misses_total") >= n
+    assert val(s, "awf_dns_cache_misses_total") >= 2, "one worker's resolver only"
+
+
+def test_metrics_served_until_every_worker_drained(start_proxy, origins):
+    """SIGTERM with one tunnel open: whichever of the four workers holds it
+    (the first engine, with the metrics server, is usually idle and done at
+    once), /healthz says 503 and /metrics is scraped until it ends. Three
+    proxies, so the tunnel lands off the first engine at least once (all but
+    certainly)."""
+    from test_metrics import _get, _metrics_port
+    for _ in range(3):
+        proxy = start_proxy(extra=["--workers", "4", "--metrics-listen", "127.0.0.1:0"])
+        port = _metrics_port(proxy)
+        c, r = proxy.tunnel(f"allowed.test:{origins.echo.port}")
+        with c:
+            assert r.status == 200
+            proxy.send_signal(signal.SIGTERM)
+            assert proxy.stderr.wait_for(lambda line: "finishing open connections" in line, 5)
+            time.sleep(0.2)  # an idle first engine has finished by now
+            assert _get(port, "/healthz")[:3:2] == (503, b"shutting down\n")
+            assert _get(port, "/metrics")[0] == 200
+            c.send(b"still")
+            assert c.read_exact(5) == b"still"
+        assert proxy.wait(15) == 0

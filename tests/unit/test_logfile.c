@@ -863,7 +863,7 @@ static void *batching_writer_main(void *p) {
 }
 
 /* Writers in four threads, one log: every line whole, none lost or doubled,
- * each writer's lines in its order. */
+ * each writer's lines in its order, every one counted. */
 static void writers_in_threads_keep_lines_whole_and_in_order(void **state) {
   struct tmpdir *t = *state;
   awf_logfile *lf;
@@ -882,6 +882,13 @@ static void writers_in_threads_keep_lines_whole_and_in_order(void **state) {
     awf_logfile_close(a[i].w);
   }
   assert_int_equal(awf_logfile_lost(lf), 0);
+  /* Every writer's records counted, none lost to a race (the metrics'
+   * awf_log_lines_total), asked of the log or of a writer. */
+  assert_int_equal(awf_logfile_taken(lf), THREADS * PER_THREAD);
+  awf_logfile *w;
+  assert_int_equal(awf_logfile_writer_new(lf, &w), 0);
+  assert_int_equal(awf_logfile_taken(w), THREADS * PER_THREAD);
+  awf_logfile_close(w);
   awf_logfile_close(lf);
   size_t len;
   char *buf = slurp(t->path, &len);
