@@ -598,6 +598,21 @@ static int start_workers(struct app *a, const struct awf_resolver_options *ro,
   return 0;
 }
 
+/* A socket systemd passed: one socket, not a SO_REUSEPORT group, so every
+ * worker accepts on a dup of it (one accept queue: whichever loop is free
+ * takes the next connection). The first engine owns fd. Returns 0 or a uv
+ * error (fd is then closed). */
+static int listen_fd_all(struct app *a, int fd, bool transparent) {
+  int rc = 0;
+  for (unsigned i = 0; i < awf_workers_count(a->workers) && rc == 0; i++)
+    rc = awf_proxy_listen_dup(awf_workers_engine(a->workers, i), fd, transparent);
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
+  return awf_proxy_listen_fd(a->proxy, fd, transparent);
+}
+
 /* --check-config: what run() would refuse, without listening, opening the
  * log or resolving: the resolver's servers are parsed (c-ares is set up and
  * closed, no query sent) and, with --ssl-bump, the CA and trust store made
@@ -673,7 +688,7 @@ static int adopt_sd_fds(struct app *a, const struct awf_dns_server_config *dcfg,
       status = AWF_EXIT_USAGE;
     } else if (proxy || tproxy) {
       print_bound(tproxy ? "transparent listening" : "listening", fd);
-      rc = awf_proxy_listen_fd(a->proxy, fd, tproxy);
+      rc = listen_fd_all(a, fd, tproxy);
     } else if (metrics) {
       print_bound("metrics listening", fd);
       rc = awf_metrics_server_new_fd(&a->loop, mcfg, fd, &a->msrv[a->n_msrv]);

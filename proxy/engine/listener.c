@@ -399,6 +399,13 @@ int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
   return listen_on(p, addr, bound, true);
 }
 
+int awf_proxy_listen_dup(awf_proxy *p, int fd, bool transparent) {
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0)
+    return uv_translate_sys_error(errno);
+  return awf_proxy_listen_fd(p, copy, transparent);
+}
+
 int awf_proxy_share_listeners(awf_proxy *from, awf_proxy *to) {
   struct awf_list *it;
   awf_list_each(it, &from->listeners) {
@@ -407,10 +414,7 @@ int awf_proxy_share_listeners(awf_proxy *from, awf_proxy *to) {
     int rc = uv_fileno((uv_handle_t *)&l->tcp, &fd);
     if (rc < 0)
       return rc;
-    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (copy < 0)
-      return uv_translate_sys_error(errno);
-    if ((rc = awf_proxy_listen_fd(to, copy, l->transparent)) < 0)
+    if ((rc = awf_proxy_listen_dup(to, fd, l->transparent)) < 0)
       return rc;
   }
   return 0;

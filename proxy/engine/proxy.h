@@ -136,6 +136,12 @@ int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
  * on failure (it is closed). Returns 0 or a uv error. */
 int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent);
 
+/* As awf_proxy_listen_fd, on a dup of fd (the caller keeps fd): several
+ * engines accepting on one socket share its one accept queue, whichever
+ * engine is free takes the next connection (a socket systemd passed, with
+ * awf-proxy --workers). Returns 0 or a uv error. */
+int awf_proxy_listen_dup(awf_proxy *p, int fd, bool transparent);
+
 /* Listen on every socket `from` listens on (a dup of each, the same kind),
  * in `to`, an engine on another loop: the kernel's accept queue is one,
  * and whichever engine is free takes the next connection. awf's workers
