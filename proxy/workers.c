@@ -230,9 +230,11 @@ void awf_workers_set_rules(awf_workers *ws, const awf_acl *acl, const awf_url_ru
   ws->ports = ports;
   ws->rules_pending = 0;
   for (unsigned i = 0; i < ws->n; i++) {
+    /* An engine gone holds no rules; one whose loop no thread runs yet is
+     * set from here. */
     if (ws->w[i].ctl_closed)
-      continue; /* its engine is gone: it holds no rules */
-    if (!ws->w[i].started) { /* no thread runs its loop: set here */
+      continue;
+    if (!ws->w[i].started) {
       if (ws->w[i].proxy)
         awf_proxy_set_rules(ws->w[i].proxy, acl, url_rules, ports);
       continue;

@@ -64,10 +64,10 @@ struct awf_logfile {
   bool finished;
   bool regular; /* a regular file: a cut write can be taken back */
   bool can_reserve;
-  off_t reserved_end;   /* space is reserved up to here */
-  size_t since_check;   /* bytes written since reserved_end was checked */
-  int error;            /* the last write error, -errno; 0 for none */
-  unsigned long lost;   /* lines that will never be written */
+  off_t reserved_end; /* space is reserved up to here */
+  size_t since_check; /* bytes written since reserved_end was checked */
+  int error;          /* the last write error, -errno; 0 for none */
+  unsigned long lost; /* lines that will never be written */
   /* records handed to awf_logfile_write with a sink, by this log and its
    * writers (atomic: writers count without the lock) */
   atomic_ulong taken;
