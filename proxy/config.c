@@ -800,6 +800,12 @@ int awf_options_set(struct awf_options *o, const char *flag, const char *v, char
       snprintf(msg, sizeof(msg), "'%s' is not one of debug, info, warn, error", v);
   } else if (!strcmp(flag, "max-connections")) {
     rc = set_count(v, &o->max_connections, msg, sizeof(msg));
+  } else if (!strcmp(flag, "workers")) {
+    rc = set_count(v, &o->workers, msg, sizeof(msg));
+    if (rc == 0 && o->workers > AWF_MAX_WORKERS) {
+      snprintf(msg, sizeof(msg), "'%s' is more than %d", v, AWF_MAX_WORKERS);
+      rc = -EINVAL;
+    }
   } else if (!strcmp(flag, "max-connections-per-client")) {
     rc = set_count(v, &o->max_connections_per_client, msg, sizeof(msg));
   } else if (!strcmp(flag, "connect-timeout")) {

@@ -13,6 +13,7 @@
 #include "ruleset.h"
 
 #define AWF_MAX_LISTEN 16
+#define AWF_MAX_WORKERS 256 /* --workers */
 
 /* A rule flag as given (--allow-domains, --block-domains, their -file forms,
  * --allow-urls, --allow-urls-file, --block-urls, --ruleset-file): replayed in
@@ -62,6 +63,7 @@ struct awf_options {
   unsigned tunnel_idle_timeout_ms;
   unsigned read_timeout_ms;
   unsigned shutdown_grace_ms;
+  unsigned workers; /* --workers: event loops in threads; 0: the program's default */
   struct sockaddr_storage listen[AWF_MAX_LISTEN];
   size_t n_listen;
   struct sockaddr_storage tlisten[AWF_MAX_LISTEN]; /* --transparent-listen */

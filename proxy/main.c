@@ -18,6 +18,7 @@
 #include "netaddr.h"
 #include "proxy.h"
 #include "systemd.h"
+#include "workers.h"
 
 static const char usage[] =
     "Usage: awf-proxy [OPTIONS]\n"
@@ -123,6 +124,10 @@ static const char usage[] =
     "      --read-timeout SEC        upstream silence during a request, then 504 (default 900)\n"
     "      --tunnel-idle-timeout SEC idle CONNECT tunnel (default 3600)\n"
     "      --shutdown-grace SEC      on SIGTERM, time for open work (default 5)\n"
+    "      --workers N               event loops, one thread each, sharing the listening\n"
+    "                                addresses (SO_REUSEPORT), the rules, the log and the\n"
+    "                                connection limits (default: the CPUs this process\n"
+    "                                may use); DNS is served by the first\n"
     "      --check-config            check every flag, rule and file (nothing listens, nothing\n"
     "                                is resolved), print a summary of the rules, exit 0 or 2\n"
     "      --version                 print the version, commit and build flavour and exit\n"
@@ -142,6 +147,8 @@ static const char usage[] =
  * into one reload, which starts after the last of them. */
 #define RELOAD_MIN_INTERVAL_MS 200
 
+/* The first engine runs on the main thread's loop, with the signals and the
+ * DNS servers; --workers N adds N-1 on threads of their own (workers.h). */
 struct app {
   uv_loop_t loop;
   struct awf_options *o;
@@ -151,6 +158,10 @@ struct app {
   awf_proxy *proxy;
   awf_resolver *resolver;
   awf_logfile *log;
+  awf_logfile *writer;    /* several workers: this engine's writer of log */
+  awf_proxy_group *group; /* several workers: the connection caps they share */
+  awf_workers *workers;   /* the other N-1 (NULL: one worker) */
+  unsigned n_workers;
   awf_dns_server *dns[AWF_MAX_LISTEN + AWF_SD_MAX_FDS];
   size_t n_dns;
   awf_metrics_server *msrv[AWF_MAX_LISTEN + AWF_SD_MAX_FDS];
@@ -158,6 +169,14 @@ struct app {
   /* The process's own counters: the resolver's, the DNS servers', rule
    * reloads; summed with the engine's on a scrape. */
   struct awf_metrics metrics;
+  /* The first engine's counters, kept here: a scrape while the workers
+   * still drain, after this engine finished, still counts them. */
+  struct awf_metrics engine_metrics;
+  /* Several workers: sent once every worker's engine has finished. The
+   * metrics servers (and /healthz's 503) stay until then, and until the
+   * first engine has finished too. */
+  uv_async_t workers_done;
+  bool workers_done_ready, workers_live;
   uv_signal_t sig_term, sig_int, sig_hup;
   bool stopping;
 };
@@ -172,13 +191,14 @@ static void close_metrics_servers(struct app *a) {
   a->n_msrv = 0;
 }
 
-/* One scrape: the engine's counters and the process's, and the log's. */
+/* One scrape: every engine's counters (all of them live until this loop
+ * ends, the engines finished or not) and the process's, and the log's. */
 static void collect_metrics(void *arg, struct awf_metrics *sum) {
   struct app *a = arg;
-  const struct awf_metrics *src[2] = {&a->metrics, NULL};
-  size_t n = 1;
-  if (a->proxy)
-    src[n++] = awf_proxy_metrics(a->proxy);
+  const struct awf_metrics *src[AWF_MAX_WORKERS + 1] = {&a->metrics, &a->engine_metrics};
+  size_t n = 2;
+  for (unsigned i = 0; i < awf_workers_count(a->workers); i++)
+    src[n++] = awf_workers_metrics(a->workers, i);
   awf_metrics_sum(sum, src, n);
   sum->log_lines = awf_logfile_taken(a->log);
   sum->log_lines_dropped = awf_logfile_lost(a->log);
@@ -192,10 +212,26 @@ static void notify(const char *state) {
     fprintf(stderr, "awf-proxy: warning: NOTIFY_SOCKET: %s\n", strerror(-rc));
 }
 
+/* Once every engine has finished: nothing left to scrape or to drain. */
+static void finish_serving(struct app *a) {
+  if (a->proxy || a->workers_live)
+    return;
+  close_metrics_servers(a);
+  if (a->workers_done_ready)
+    uv_close((uv_handle_t *)&a->workers_done, NULL);
+  a->workers_done_ready = false;
+}
+
+static void on_workers_done(uv_async_t *h) {
+  struct app *a = h->data;
+  a->workers_live = false;
+  finish_serving(a);
+}
+
 static void on_proxy_done(void *arg) {
   struct app *a = arg;
   a->proxy = NULL;
-  close_metrics_servers(a);
+  finish_serving(a);
   awf_resolver_close(a->resolver);
   uv_close((uv_handle_t *)&a->sig_term, NULL);
   uv_close((uv_handle_t *)&a->sig_int, NULL);
@@ -227,6 +263,7 @@ static void on_stop_signal(uv_signal_t *s, int signum) {
   for (size_t i = 0; i < a->n_msrv; i++)
     awf_metrics_server_set_stopping(a->msrv[i]);
   close_dns_servers(a);
+  awf_workers_stop(a->workers);
   awf_proxy_shutdown(a->proxy, on_proxy_done, a);
 }
 
@@ -282,11 +319,14 @@ static void reload_rules(struct app *a) {
   }
   /* Every reader judges inside one callback and keeps no pointer into the
    * rules across loop turns (engine/proxy.h, dns_server.h, intercept.h): once
-   * all of them point at the new set, nothing can reach the old one. */
+   * all of them point at the new set, nothing can reach the old one. The
+   * workers' engines switch on their own loops; awf_workers_set_rules
+   * returns once each has (the interception state, shared, first). */
+  awf_intercept_set_rules(a->o->intercept, r->url_rules);
   awf_proxy_set_rules(a->proxy, r->acl, r->url_rules, &r->ports);
   for (size_t i = 0; i < a->n_dns; i++)
     awf_dns_server_set_acl(a->dns[i], r->acl);
-  awf_intercept_set_rules(a->o->intercept, r->url_rules);
+  awf_workers_set_rules(a->workers, r->acl, r->url_rules, &r->ports);
   awf_rules_free(awf_options_swap_rules(a->o, r));
   awf_port_set_format(&r->ports, ports, sizeof(ports));
   snprintf(digest, sizeof(digest), "sha256:");
@@ -391,6 +431,7 @@ static const struct option long_opts[] = {
     {"tunnel-idle-timeout", required_argument, 0, 'O'},
     {"read-timeout", required_argument, 0, 'O'},
     {"shutdown-grace", required_argument, 0, 'O'},
+    {"workers", required_argument, 0, 'O'},
     {"audit", no_argument, 0, 'A'},
     {"dlp", no_argument, 0, 'P'},
     {"version", no_argument, 0, 'V'},
@@ -480,6 +521,118 @@ static void warn_open_proxy(const struct awf_options *o) {
   }
 }
 
+/* Is addr free? A socket without SO_REUSEPORT cannot bind where any socket
+ * is bound, a SO_REUSEPORT group included: a second awf-proxy started on
+ * the same port fails as with one worker, instead of joining the first's
+ * group and taking half its connections under other rules. Port 0 is
+ * always free. Returns 0 or -errno. */
+static int check_free(const struct sockaddr *addr, socklen_t size) {
+  int one = 1, rc = 0;
+  if (awf_sockaddr_port(addr) == 0)
+    return 0;
+  int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+      (addr->sa_family == AF_INET6 &&
+       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+      bind(fd, addr, size) < 0)
+    rc = -errno;
+  if (fd >= 0)
+    close(fd);
+  return rc;
+}
+
+/* n listening sockets on one address, bound with SO_REUSEPORT (the kernel
+ * spreads new connections over them), all on the port the first one got.
+ * Returns 0 or -errno (the sockets made so far are closed). */
+static int bind_reuseport(const struct sockaddr *addr, unsigned n, int *fds,
+                          struct sockaddr_storage *bound) {
+  int one = 1;
+  socklen_t size = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                               : sizeof(struct sockaddr_in);
+  int rc = check_free(addr, size);
+  if (rc < 0)
+    return rc;
+  memcpy(bound, addr, size);
+  for (unsigned i = 0; i < n; i++) {
+    socklen_t len = size;
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        (addr->sa_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+        bind(fd, (struct sockaddr *)bound, size) < 0 ||
+        (i == 0 && getsockname(fd, (struct sockaddr *)bound, &len) < 0)) {
+      rc = -errno;
+      if (fd >= 0)
+        close(fd);
+      while (i > 0)
+        close(fds[--i]);
+      return rc;
+    }
+    fds[i] = fd;
+  }
+  return 0;
+}
+
+/* Every worker listens on addr: one worker binds it as always; several get
+ * a socket each of one SO_REUSEPORT group (docs/architecture.md says why).
+ * Returns 0 or a uv error. */
+static int listen_all(struct app *a, const struct sockaddr *addr, bool transparent,
+                      struct sockaddr_storage *bound) {
+  if (!a->workers)
+    return transparent ? awf_proxy_listen_transparent(a->proxy, addr, bound)
+                       : awf_proxy_listen(a->proxy, addr, bound);
+  int fds[AWF_MAX_WORKERS];
+  int rc = bind_reuseport(addr, a->n_workers, fds, bound);
+  if (rc < 0)
+    return rc;
+  for (unsigned i = 0; i < a->n_workers; i++) {
+    awf_proxy *p = i == 0 ? a->proxy : awf_workers_engine(a->workers, i - 1);
+    if (rc == 0)
+      rc = awf_proxy_listen_fd(p, fds[i], transparent); /* fds[i] is the engine's */
+    else
+      close(fds[i]);
+  }
+  return rc;
+}
+
+/* --workers N > 1: the caps they share, this engine's log writer, and the
+ * other N-1 engines. cfg is this engine's, made to match. */
+static int start_workers(struct app *a, const struct awf_resolver_options *ro,
+                         struct awf_proxy_config *cfg) {
+  char err[512];
+  if (a->n_workers < 2)
+    return 0;
+  a->group = awf_proxy_group_new(cfg->max_connections, cfg->max_connections_per_client);
+  if (!a->group || awf_logfile_writer_new(a->log, &a->writer) < 0) {
+    fprintf(stderr, "awf-proxy: out of memory\n");
+    return AWF_EXIT_ERROR;
+  }
+  cfg->group = a->group;
+  int rc = awf_workers_new(a->n_workers - 1, cfg, ro, &a->workers, err, sizeof(err));
+  if (rc < 0) {
+    fprintf(stderr, "awf-proxy: %s\n", err);
+    return AWF_EXIT_ERROR;
+  }
+  cfg->log = a->writer;
+  return 0;
+}
+
+/* A socket systemd passed: one socket, not a SO_REUSEPORT group, so every
+ * worker accepts on a dup of it (one accept queue: whichever loop is free
+ * takes the next connection). The first engine owns fd. Returns 0 or a uv
+ * error (fd is then closed). */
+static int listen_fd_all(struct app *a, int fd, bool transparent) {
+  int rc = 0;
+  for (unsigned i = 0; i < awf_workers_count(a->workers) && rc == 0; i++)
+    rc = awf_proxy_listen_dup(awf_workers_engine(a->workers, i), fd, transparent);
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
+  return awf_proxy_listen_fd(a->proxy, fd, transparent);
+}
+
 /* --check-config: what run() would refuse, without listening, opening the
  * log or resolving: the resolver's servers are parsed (c-ares is set up and
  * closed, no query sent) and, with --ssl-bump, the CA and trust store made
@@ -555,7 +708,7 @@ static int adopt_sd_fds(struct app *a, const struct awf_dns_server_config *dcfg,
       status = AWF_EXIT_USAGE;
     } else if (proxy || tproxy) {
       print_bound(tproxy ? "transparent listening" : "listening", fd);
-      rc = awf_proxy_listen_fd(a->proxy, fd, tproxy);
+      rc = listen_fd_all(a, fd, tproxy);
     } else if (metrics) {
       print_bound("metrics listening", fd);
       rc = awf_metrics_server_new_fd(&a->loop, mcfg, fd, &a->msrv[a->n_msrv]);
@@ -661,9 +814,30 @@ static int run(struct awf_options *o) {
   awf_options_to_config(o, &cfg);
   cfg.resolver = a.resolver;
   cfg.log = a.log;
-  if (awf_proxy_new(&a.loop, &cfg, &a.proxy) < 0) {
+  a.n_workers = o->workers ? o->workers : awf_workers_cpus();
+  if (a.n_workers > AWF_MAX_WORKERS)
+    a.n_workers = AWF_MAX_WORKERS;
+  int status = start_workers(&a, &ro, &cfg);
+  cfg.metrics = &a.engine_metrics;
+  if (status == 0 && awf_proxy_new(&a.loop, &cfg, &a.proxy) < 0) {
     fprintf(stderr, "awf-proxy: out of memory\n");
-    return AWF_EXIT_ERROR;
+    status = AWF_EXIT_ERROR;
+  }
+  if (status != 0) {
+    awf_workers_free(a.workers);
+    awf_logfile_close(a.writer);
+    awf_proxy_group_free(a.group);
+    awf_logfile_close(a.log);
+    awf_resolver_close(a.resolver);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&a.loop);
+    return status;
+  }
+  if (a.workers) {
+    uv_async_init(&a.loop, &a.workers_done, on_workers_done);
+    a.workers_done.data = &a;
+    a.workers_done_ready = a.workers_live = true;
+    awf_workers_notify_done(a.workers, &a.workers_done);
   }
   signal(SIGPIPE, SIG_IGN);
   uv_signal_init(&a.loop, &a.sig_term);
@@ -676,11 +850,10 @@ static int run(struct awf_options *o) {
   uv_signal_start(&a.sig_term, on_stop_signal, SIGTERM);
   uv_signal_start(&a.sig_int, on_stop_signal, SIGINT);
   uv_signal_start(&a.sig_hup, on_hup, SIGHUP);
-  int status = 0;
   for (size_t i = 0; i < o->n_listen && status == 0; i++) {
     struct sockaddr_storage bound;
     char text[AWF_ADDRSTRLEN];
-    rc = awf_proxy_listen(a.proxy, (struct sockaddr *)&o->listen[i], &bound);
+    rc = listen_all(&a, (struct sockaddr *)&o->listen[i], false, &bound);
     if (rc < 0) {
       fprintf(stderr, "awf-proxy: --listen %s: %s\n",
               awf_sockaddr_format((struct sockaddr *)&o->listen[i], text, sizeof(text)),
@@ -708,7 +881,7 @@ static int run(struct awf_options *o) {
   for (size_t i = 0; i < o->n_tlisten && status == 0; i++) {
     struct sockaddr_storage bound;
     char text[AWF_ADDRSTRLEN];
-    rc = awf_proxy_listen_transparent(a.proxy, (struct sockaddr *)&o->tlisten[i], &bound);
+    rc = listen_all(&a, (struct sockaddr *)&o->tlisten[i], true, &bound);
     if (rc < 0) {
       fprintf(stderr, "awf-proxy: --transparent-listen %s: %s\n",
               awf_sockaddr_format((struct sockaddr *)&o->tlisten[i], text, sizeof(text)),
@@ -723,7 +896,7 @@ static int run(struct awf_options *o) {
       .acl = o->acl,
       .policy = o->policy,
       .resolver = a.resolver,
-      .log = a.log,
+      .log = a.writer ? a.writer : a.log, /* on this engine's thread */
       .audit = o->audit,
       .dlp = o->dlp_table,
       .log_failed = on_dns_log_failed,
@@ -770,17 +943,27 @@ static int run(struct awf_options *o) {
   int sd_status = adopt_sd_fds(&a, &dcfg, &mcfg);
   if (status == 0)
     status = sd_status;
+  if (status == 0 && (rc = awf_workers_start(a.workers)) < 0) {
+    fprintf(stderr, "awf-proxy: cannot start the workers: %s\n", strerror(-rc));
+    status = AWF_EXIT_ERROR;
+  }
   if (status == 0)
-    notify("READY=1"); /* every listener is up */
+    notify("READY=1"); /* every listener is up, every worker runs */
   if (status != 0) {
     a.stopping = true;
     close_dns_servers(&a);
+    awf_workers_notify_done(a.workers, NULL); /* some may never have started */
+    a.workers_live = false;
+    awf_workers_stop(a.workers);
     awf_proxy_shutdown(a.proxy, on_proxy_done, &a);
   }
 
   uv_run(&a.loop, UV_RUN_DEFAULT);
+  bool left_open = awf_workers_free(a.workers); /* each drained, in its thread */
+  awf_logfile_close(a.writer);
+  awf_proxy_group_free(a.group);
   rc = uv_loop_close(&a.loop);
-  if (rc < 0)
+  if (rc < 0 || left_open)
     fprintf(stderr, "awf-proxy: warning: handles left open at exit\n");
   int log_err;
   unsigned long lost = awf_logfile_finish(a.log, &log_err);

@@ -117,6 +117,8 @@ static const char usage[] =
     "                                unremovable for the command)\n"
     "      --log-level LEVEL         debug, info, warn, error (default warn); debug shows\n"
     "                                the rules, each lookup and each address dialled\n"
+    "      --workers N               the proxy's event loops, one thread each (default 1:\n"
+    "                                a sandbox rarely needs more)\n"
     "      --no-step-summary         do not append the Markdown summary of the run's traffic\n"
     "                                to $GITHUB_STEP_SUMMARY (done when it is set)\n"
     "Environment:\n"
@@ -179,6 +181,7 @@ static const struct option long_opts[] = {
     {"upstream-proxy", required_argument, 0, 'P'},
     {"log-file", required_argument, 0, 'P'},
     {"log-level", required_argument, 0, 'P'},
+    {"workers", required_argument, 0, 'P'},
     {"audit", no_argument, 0, 'A'},
     {"enable-host-access", no_argument, 0, OPT_HOST_ACCESS},
     {"allow-host-ports", required_argument, 0, OPT_HOST_PORTS},

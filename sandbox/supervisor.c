@@ -27,6 +27,7 @@
 #include "refused.h"
 #include "unixlog.h"
 #include "resolver.h"
+#include "workers.h"
 #include "privileges.h"
 #include "rootfs.h"
 #include "sandbox_steps.h"
@@ -48,6 +49,8 @@ struct supervisor {
   awf_resolver *resolver;
   awf_logfile *log;
   awf_proxy *proxy;
+  awf_proxy_group *group;   /* --workers N > 1: the connection cap the engines share */
+  awf_workers *workers;     /* the other N-1 engines (NULL: one) */
   awf_intercept *intercept; /* --ssl-bump: the run's CA and TLS contexts (may be NULL) */
   awf_dns_server *dns[2];   /* IPv4 and IPv6 */
   awf_refused *refused;     /* what the sandbox's firewall refused (may be NULL) */
@@ -356,6 +359,7 @@ static void stop_all(struct supervisor *s) {
   if (s->stopping)
     return;
   s->stopping = true;
+  awf_workers_stop(s->workers); /* each drains on its own thread */
   close_handle((uv_handle_t *)&s->sig_chld);
   for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
     close_handle((uv_handle_t *)&s->fwd[i]);
@@ -516,12 +520,35 @@ static int start_services(struct supervisor *s, char *err, size_t errlen) {
     s->host.ports = cli->host_ports;
     cfg.host_access = &s->host;
   }
+  unsigned n = cli->proxy.workers ? cli->proxy.workers : 1; /* awf: one unless asked */
+  if (n > 1) {
+    if (!(s->group = awf_proxy_group_new(cfg.max_connections, 0))) {
+      snprintf(err, errlen, "out of memory");
+      return -ENOMEM;
+    }
+    cfg.group = s->group;
+    if ((rc = awf_workers_new(n - 1, &cfg, &ro, &s->workers, err, errlen)) < 0)
+      return rc;
+  }
   rc = awf_proxy_new(&s->loop, &cfg, &s->proxy);
   if (rc < 0) {
     snprintf(err, errlen, "cannot start the proxy: %s", strerror(-rc));
     return rc;
   }
   return 0;
+}
+
+/* --workers: the other engines accept on the sockets the first listens on
+ * (made inside the sandbox: shared, never bound again), then run. */
+static int start_workers(struct supervisor *s, char *err, size_t errlen) {
+  int rc = 0;
+  for (unsigned i = 0; rc == 0 && i < awf_workers_count(s->workers); i++)
+    rc = awf_proxy_share_listeners(s->proxy, awf_workers_engine(s->workers, i));
+  if (rc == 0 && (rc = awf_workers_start(s->workers)) < 0)
+    rc = uv_translate_sys_error(-rc);
+  if (rc < 0)
+    snprintf(err, errlen, "cannot start the workers: %s", uv_strerror(rc));
+  return rc;
 }
 
 /* --ssl-bump: the run CA's certificate, with the host's bundle, to the
@@ -851,6 +878,8 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
       _exit(AWF_EXIT_FAILURE);
     }
   }
+  if (rc == 0)
+    rc = start_workers(&s, err, sizeof(err));
   if (rc == 0 && !plan->rootless)
     rc = start_unix_gate(&s, err, sizeof(err));
   /* The sandbox takes it before 'g' (root) or after (rootless: 'g' came
@@ -866,6 +895,8 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
     s.timed_out = false;
     stop_all(&s);
     uv_run(&s.loop, UV_RUN_DEFAULT);
+    awf_workers_free(s.workers);
+    awf_proxy_group_free(s.group);
     waitpid(pid, NULL, 0);
     awf_unixgate_stop(s.unix_gate);
     if (s.unix_diag >= 0)
@@ -897,6 +928,8 @@ int awf_supervise(const struct awf_sandbox_plan *plan) {
   awf_unixgate_stop(s.unix_gate);
   awf_cgroup_finish(cg, s.exit_status);
   uv_loop_close(&s.loop);
+  awf_workers_free(s.workers); /* their last lines reach the log first */
+  awf_proxy_group_free(s.group);
   int log_err;
   unsigned long lost = awf_logfile_finish(s.log, &log_err);
   awf_logfile_close(s.log);

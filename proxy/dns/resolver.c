@@ -18,8 +18,10 @@
  *
  * c-ares 1.18 keeps a process-wide init count (ares_library_init/cleanup);
  * each resolver takes one reference in awf_resolver_new and drops it when
- * closed. That counter is c-ares's, not thread-safe: create and close
- * resolvers from one thread. This file keeps no global state of its own. */
+ * closed. That counter is c-ares's, not thread-safe: this file's one piece
+ * of global state is the mutex it is taken and dropped under, so resolvers
+ * of engines in several threads (awf-proxy --workers) may come and go in
+ * any of them. */
 #include "resolver.h"
 #include "list.h"
 #include "metrics.h"
@@ -29,6 +31,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +44,21 @@
 #define PENDING_BUCKETS 256
 #define MAX_CACHE_BUCKETS (1u << 16)
 #define MAX_CACHE_ENTRIES ((size_t)1 << 20)
+
+static pthread_mutex_t library_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Take (ares_library_init) or drop (ares_library_cleanup) a reference to
+ * c-ares's process-wide state, under library_mu. */
+static int library_ref(bool take) {
+  int st = ARES_SUCCESS;
+  pthread_mutex_lock(&library_mu);
+  if (take)
+    st = ares_library_init(ARES_LIB_INIT_ALL);
+  else
+    ares_library_cleanup();
+  pthread_mutex_unlock(&library_mu);
+  return st;
+}
 
 /* ---- a tiny chained hash table keyed by name ---------------------------- */
 
@@ -750,7 +768,7 @@ static int init_channel(awf_resolver *r, const struct awf_resolver_options *o,
     ao.lookups = lookups;
     mask |= ARES_OPT_LOOKUPS;
   }
-  int st = ares_library_init(ARES_LIB_INIT_ALL);
+  int st = library_ref(true);
   if (st != ARES_SUCCESS)
     return ares_err(st, err, errlen);
   st = ares_init_options(&r->channel, &ao, mask);
@@ -760,7 +778,7 @@ static int init_channel(awf_resolver *r, const struct awf_resolver_options *o,
       ares_destroy(r->channel);
   }
   if (st != ARES_SUCCESS) {
-    ares_library_cleanup();
+    library_ref(false);
     return ares_err(st, err, errlen);
   }
   return 0;
@@ -942,7 +960,7 @@ void awf_resolver_close(awf_resolver *r) {
    * queues them) and reports each socket gone, closing its poll handle. */
   ares_destroy(r->channel);
   r->channel = NULL;
-  ares_library_cleanup();
+  library_ref(false);
   /* Every entry on the done list is also still in the table. */
   r->done_head = r->done_tail = NULL;
   cancel_all_pending(r);

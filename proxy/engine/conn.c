@@ -51,7 +51,7 @@ void conn_set_state(struct conn *c, enum conn_state s) {
     return;
   awf_proxy_diag(c->proxy, AWF_LOG_DEBUG, "conn %llu: %s -> %s (%s)", (unsigned long long)c->id,
                  conn_state_name(c->state), conn_state_name(s), c->ops ? c->ops->name : "-");
-  awf_metrics_conn_state(&c->proxy->metrics, (int)c->state, (int)s);
+  awf_metrics_conn_state(c->proxy->metrics, (int)c->state, (int)s);
   c->state = s;
 }
 
@@ -72,7 +72,7 @@ static void handle_gone(struct conn *c) {
   awf_proxy *p = c->proxy;
   awf_list_remove(&c->link);
   p->nconns--;
-  awf_metrics_conn_state(&p->metrics, (int)c->state, -1);
+  awf_metrics_conn_state(p->metrics, (int)c->state, -1);
   awf_client_limits_release(p->client_limits, c->client_entry);
   if (c->ops && c->ops->free)
     c->ops->free(c);
@@ -155,7 +155,7 @@ void conn_open(struct conn *c, awf_proxy *p, struct awf_transport *client) {
   c->open_handles = 2; /* timer, client */
   awf_list_push_front(&p->conns, &c->link);
   p->nconns++;
-  awf_metrics_conn_state(&p->metrics, -1, CONN_ACCEPTED);
+  awf_metrics_conn_state(p->metrics, -1, CONN_ACCEPTED);
 }
 
 void conn_open_tcp(struct conn *c, awf_proxy *p) {

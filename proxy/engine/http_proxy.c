@@ -1133,7 +1133,7 @@ static void start_dial(struct conn *c) {
       .resolver = px->cfg.resolver,
       .policy = px->cfg.policy,
       .connect_timeout_ms = px->cfg.connect_timeout_ms,
-      .metrics = &px->metrics,
+      .metrics = px->metrics,
       .host = h->target.host,
       .port = h->target.port,
       .host_access = px->cfg.host_access,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,10 @@ struct origin_session {
 };
 
 struct awf_intercept {
-  const awf_url_rules *rules;
+  /* Read by every engine's loop (awf_intercept_wants), replaced by a reload
+   * on the main one: atomic, and freed by the reloader only once every
+   * engine has switched (awf_workers_set_rules). */
+  const awf_url_rules *_Atomic rules;
   char **names; /* the CA's permitted names (copies); n_names 0: unconstrained */
   size_t n_names;
   const awf_secrets *secrets;
@@ -131,7 +135,7 @@ int awf_intercept_new(const awf_url_rules *rules, const awf_secrets *secrets,
   awf_intercept *ic = calloc(1, sizeof(*ic));
   if (!ic)
     return -ENOMEM;
-  ic->rules = rules;
+  atomic_init(&ic->rules, rules);
   pthread_mutex_init(&ic->sessions_lock, NULL);
   ic->secrets = secrets;
   const char *names[MAX_CONSTRAINTS];
@@ -204,7 +208,7 @@ void awf_intercept_free(awf_intercept *ic) {
 
 void awf_intercept_set_rules(awf_intercept *ic, const awf_url_rules *rules) {
   if (ic)
-    ic->rules = rules;
+    atomic_store_explicit(&ic->rules, rules, memory_order_release);
 }
 
 /* Does a permitted name cover this constraint (the name or under it)? */
@@ -237,9 +241,12 @@ const char *awf_intercept_outside(const awf_intercept *ic, const awf_url_rules *
 }
 
 bool awf_intercept_wants(const awf_intercept *ic, const char *host, size_t len) {
-  return ic && (awf_url_rules_covers_host(ic->rules, AWF_URL_HTTPS, host, len) ||
-                awf_url_rules_covers_host(ic->rules, AWF_URL_HTTP, host, len) ||
-                awf_secrets_any_host(ic->secrets, host, len));
+  if (!ic)
+    return false;
+  const awf_url_rules *rules = atomic_load_explicit(&ic->rules, memory_order_acquire);
+  return awf_url_rules_covers_host(rules, AWF_URL_HTTPS, host, len) ||
+         awf_url_rules_covers_host(rules, AWF_URL_HTTP, host, len) ||
+         awf_secrets_any_host(ic->secrets, host, len);
 }
 
 char *awf_intercept_ca_pem(const awf_intercept *ic, size_t *len) {
@@ -297,6 +304,9 @@ SSL_CTX *awf_intercept_server_ctx(const awf_intercept *ic) { return ic->server; 
 SSL_CTX *awf_intercept_client_ctx(const awf_intercept *ic) { return ic->client; }
 
 void awf_intercept_stats(const awf_intercept *ic, uint64_t *hits, uint64_t *misses) {
-  *hits = ic->cache.hits;
-  *misses = ic->cache.misses;
+  struct awf_leaf_cache *c = (struct awf_leaf_cache *)&ic->cache;
+  awf_leaf_cache_lock(c);
+  *hits = c->hits;
+  *misses = c->misses;
+  awf_leaf_cache_unlock(c);
 }

@@ -3,6 +3,7 @@
  * (which mode takes it), and shutdown. A connection's life is conn.c's; its
  * work is the modes' (http_proxy.c, tunnel.c, ssh_gate.c). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,9 +115,7 @@ static void reset_refused(struct conn *c) {
 static bool refuse_unlisted_client(awf_proxy *p, struct conn *c, const struct sockaddr *peer) {
   if (peer && awf_addr_policy_listed(p->cfg.allow_clients, peer))
     return false;
-  uint64_t now = uv_now(p->loop);
-  if (now >= p->unlisted_next_log_ms) {
-    p->unlisted_next_log_ms = now + CLIENT_LIMIT_LOG_MS;
+  if (group_unlisted_log_due(p, uv_now(p->loop), CLIENT_LIMIT_LOG_MS)) {
     if (peer)
       awf_sockaddr_format(peer, c->client_addr, sizeof(c->client_addr));
     else
@@ -139,12 +138,14 @@ static bool refuse_unlisted_client(awf_proxy *p, struct conn *c, const struct so
 static bool refuse_over_client_limit(awf_proxy *p, struct conn *c,
                                      const struct sockaddr *peer) {
   awf_client_entry *e = NULL;
-  int rc = awf_client_limits_acquire(p->client_limits, peer, &e);
+  bool log_refusal;
+  int rc = awf_client_limits_admit(p->client_limits, peer, uv_now(p->loop), CLIENT_LIMIT_LOG_MS,
+                                   &e, &log_refusal);
   if (rc != -EDQUOT) {
     c->client_entry = rc == 0 ? e : NULL; /* not counted: admitted all the same */
     return false;
   }
-  if (awf_client_limits_log_due(e, uv_now(p->loop), CLIENT_LIMIT_LOG_MS)) {
+  if (log_refusal) {
     awf_sockaddr_format(peer, c->client_addr, sizeof(c->client_addr));
     conn_log_refusal(c, NULL, AWF_REASON_CLIENT_LIMIT);
     awf_proxy_diag(
@@ -156,11 +157,15 @@ static bool refuse_over_client_limit(awf_proxy *p, struct conn *c,
   return true;
 }
 
+/* Accept one connection, for which a place under the cap was taken
+ * (group_take); a connection that does not open gives it back. */
 static int accept_one(struct listener *l) {
   awf_proxy *p = l->proxy;
   struct conn *c = calloc(1, sizeof(*c));
-  if (!c)
+  if (!c) {
+    group_give(p);
     return UV_ENOMEM;
+  }
   c->proxy = p;
   c->id = awf_log_next_conn();
   uv_tcp_init(p->loop, &c->client_handle);
@@ -168,16 +173,19 @@ static int accept_one(struct listener *l) {
   int rc = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->client_handle);
   if (rc < 0) {
     uv_close((uv_handle_t *)&c->client_handle, on_refused_closed); /* before its memory goes */
+    group_give(p);
     return rc;
   }
   struct sockaddr_storage peer;
   int len = sizeof(peer);
   bool have_peer = uv_tcp_getpeername(&c->client_handle, (struct sockaddr *)&peer, &len) == 0;
-  if (p->cfg.allow_clients &&
-      refuse_unlisted_client(p, c, have_peer ? (struct sockaddr *)&peer : NULL))
+  if ((p->cfg.allow_clients &&
+       refuse_unlisted_client(p, c, have_peer ? (struct sockaddr *)&peer : NULL)) ||
+      (have_peer && p->client_limits &&
+       refuse_over_client_limit(p, c, (struct sockaddr *)&peer))) {
+    group_give(p);
     return 0;
-  if (have_peer && p->client_limits && refuse_over_client_limit(p, c, (struct sockaddr *)&peer))
-    return 0;
+  }
   conn_open_tcp(c, p);
 
   if (have_peer)
@@ -203,7 +211,7 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   /* At the cap, leaving the connection unaccepted makes libuv stop polling
    * this listener until uv_accept is called again: no busy loop. */
-  if (p->nconns >= p->cfg.max_connections) {
+  if (!group_take(p)) {
     if (!l->paused)
       awf_proxy_diag(p, AWF_LOG_WARN, "connection limit (%u) reached; accepting paused",
                      p->cfg.max_connections);
@@ -217,8 +225,10 @@ static void resume_accepting(awf_proxy *p) {
   struct awf_list *it;
   awf_list_each(it, &p->listeners) {
     struct listener *l = awf_list_entry(it, struct listener, link);
-    if (!l->paused || p->shutting_down || p->nconns >= p->cfg.max_connections)
+    if (!l->paused || p->shutting_down)
       continue;
+    if (!group_take(p))
+      return;
     l->paused = false;
     accept_one(l);
   }
@@ -226,9 +236,13 @@ static void resume_accepting(awf_proxy *p) {
 
 /* A connection is gone (conn.c): room for one more, or the last one. */
 static void on_conn_released(awf_proxy *p) {
+  group_give(p);
   resume_accepting(p);
   maybe_finish_shutdown(p);
 }
+
+/* Another engine of the group made room under the shared cap. */
+static void on_wake(uv_async_t *h) { resume_accepting(h->data); }
 
 static void on_log_flush(uv_prepare_t *h) {
   awf_proxy *p = h->data;
@@ -243,6 +257,7 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
     return -ENOMEM;
   p->loop = loop;
   p->cfg = *cfg;
+  p->metrics = cfg->metrics ? cfg->metrics : &p->own_metrics;
   p->conn_released = on_conn_released;
   p->start_intercepted = http_conn_start_intercepted;
   p->policy = (struct awf_policy){.acl = p->cfg.acl,
@@ -261,14 +276,21 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
                                       .write_failed = on_log_write_failed,
                                       .write_failed_arg = p,
                                       .dlp = p->cfg.dlp,
-                                      .metrics = &p->metrics};
+                                      .metrics = p->metrics};
   awf_list_init(&p->listeners);
   awf_list_init(&p->conns);
   if (!p->cfg.max_connections)
     p->cfg.max_connections = 4096;
   /* First, while nothing needs a loop turn to be undone. */
-  if (p->cfg.max_connections_per_client &&
-      p->cfg.max_connections_per_client < p->cfg.max_connections) {
+  if (p->cfg.group) {
+    p->client_limits = group_client_limits(p->cfg.group);
+    if (group_join(p, on_wake) < 0) {
+      free(p);
+      return -ENOMEM;
+    }
+    p->open_handles++;
+  } else if (p->cfg.max_connections_per_client &&
+             p->cfg.max_connections_per_client < p->cfg.max_connections) {
     p->client_limits = awf_client_limits_new(p->cfg.max_connections_per_client,
                                              p->cfg.max_connections,
                                              uv_hrtime() ^ (uint64_t)(uintptr_t)p);
@@ -279,7 +301,7 @@ int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy
   }
   uv_timer_init(loop, &p->grace_timer);
   p->grace_timer.data = p;
-  p->open_handles = 1;
+  p->open_handles++;
   /* Access-log lines of one loop iteration leave in one write, just before
    * the loop waits again, instead of a write(2) per request. The handle
    * never keeps the loop alive by itself. */
@@ -364,7 +386,7 @@ static int adopt_fd(uv_tcp_t *tcp, const void *arg) {
 }
 
 struct awf_metrics *awf_proxy_metrics(awf_proxy *p) {
-  return &p->metrics;
+  return p->metrics;
 }
 
 int awf_proxy_listen_fd(awf_proxy *p, int fd, bool transparent) {
@@ -389,6 +411,33 @@ int awf_proxy_listen(awf_proxy *p, const struct sockaddr *addr,
 int awf_proxy_listen_transparent(awf_proxy *p, const struct sockaddr *addr,
                                  struct sockaddr_storage *bound) {
   return listen_on(p, addr, bound, true, NULL);
+}
+
+int awf_proxy_listen_dup(awf_proxy *p, int fd, bool transparent) {
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0)
+    return uv_translate_sys_error(errno);
+  return awf_proxy_listen_fd(p, copy, transparent);
+}
+
+int awf_proxy_share_listeners(awf_proxy *from, awf_proxy *to) {
+  struct awf_list *it;
+  awf_list_each(it, &from->listeners) {
+    struct listener *l = awf_list_entry(it, struct listener, link);
+    uv_os_fd_t fd;
+    int rc = uv_fileno((uv_handle_t *)&l->tcp, &fd);
+    if (rc < 0)
+      return rc;
+    /* The same kind: a --secret-endpoint listener stays one on every engine. */
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0)
+      return uv_translate_sys_error(errno);
+    rc = l->endpoint ? awf_proxy_listen_endpoint_fd(to, copy, l->endpoint)
+                     : awf_proxy_listen_fd(to, copy, l->transparent);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
 }
 
 static void on_engine_handle_closed(uv_handle_t *h) {
@@ -420,6 +469,10 @@ static void maybe_finish_shutdown(awf_proxy *p) {
     uv_timer_stop(&p->grace_timer);
     uv_close((uv_handle_t *)&p->grace_timer, on_engine_handle_closed);
     uv_close((uv_handle_t *)&p->log_flush, on_engine_handle_closed);
+    if (p->cfg.group) {
+      group_leave(p); /* no engine wakes this one from here on */
+      uv_close((uv_handle_t *)&p->wake, on_engine_handle_closed);
+    }
     if (p->upool)
       awf_upool_close(p->upool, on_upool_closed, p);
     p->upool = NULL;
@@ -432,7 +485,8 @@ static void maybe_finish_shutdown(awf_proxy *p) {
     awf_logfile_set_batching(p->cfg.log, false);
   void (*done)(void *) = p->done;
   void *arg = p->done_arg;
-  awf_client_limits_free(p->client_limits);
+  if (!p->cfg.group)
+    awf_client_limits_free(p->client_limits);
   free(p);
   if (done)
     done(arg);

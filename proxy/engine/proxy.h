@@ -26,6 +26,7 @@
 enum awf_log_level { AWF_LOG_DEBUG = 0, AWF_LOG_INFO, AWF_LOG_WARN, AWF_LOG_ERROR };
 
 struct awf_host_access;
+typedef struct awf_proxy_group awf_proxy_group; /* below */
 struct awf_metrics;
 
 struct awf_proxy_config {
@@ -87,14 +88,32 @@ struct awf_proxy_config {
    * the limit an HTTP request or CONNECT gets 429 with Retry-After, a
    * redirected TLS connection an access_denied alert (rate_limited). */
   awf_rate_limits *rate_limits;
+  /* Several engines (NULL: this one alone): the connection cap and the
+   * per-client table are the group's; max_connections and
+   * max_connections_per_client above are then not used. */
+  awf_proxy_group *group;
   /* --upstream-proxy (NULL: direct): admitted connections, except the
    * host's services and names on its NO_PROXY list, reach their origin
    * through this parent proxy's CONNECT (dialer.h); its failures are
    * upstream_proxy_failed. */
   const struct awf_upstream_proxy *upstream_proxy;
+  /* Where this engine counts (metrics.h); NULL: in a struct of its own,
+   * freed with it. A caller that sums the counters from another thread
+   * while the engine may be finishing (awf-proxy's workers) gives one that
+   * outlives the engine. */
+  struct awf_metrics *metrics;
 };
 
 typedef struct awf_proxy awf_proxy;
+
+/* Engines in several threads, each on its own loop (awf-proxy --workers):
+ * what they share so that --max-connections and
+ * --max-connections-per-client count connections across all of them. Made
+ * before the engines, named in each one's config (cfg.group), freed after
+ * the last engine is done. per_client 0 or >= max_connections: no
+ * per-client limit. NULL when out of memory. */
+awf_proxy_group *awf_proxy_group_new(unsigned max_connections, unsigned per_client);
+void awf_proxy_group_free(awf_proxy_group *g);
 
 /* The config is copied. Returns 0 or -ENOMEM. */
 int awf_proxy_new(uv_loop_t *loop, const struct awf_proxy_config *cfg, awf_proxy **out);
@@ -129,8 +148,23 @@ int awf_proxy_listen_endpoint(awf_proxy *p, const struct sockaddr *addr,
                               const struct awf_secret_endpoint *ep);
 int awf_proxy_listen_endpoint_fd(awf_proxy *p, int fd, const struct awf_secret_endpoint *ep);
 
-/* The engine's counters (metrics.h): written by its loop only; sum them
- * with awf_metrics_sum() from any thread while the engine lives. */
+/* As awf_proxy_listen_fd, on a dup of fd (the caller keeps fd): several
+ * engines accepting on one socket share its one accept queue, whichever
+ * engine is free takes the next connection (a socket systemd passed, with
+ * awf-proxy --workers). Returns 0 or a uv error. */
+int awf_proxy_listen_dup(awf_proxy *p, int fd, bool transparent);
+
+/* Listen on every socket `from` listens on (a dup of each, the same kind:
+ * proxy, transparent or --secret-endpoint),
+ * in `to`, an engine on another loop: the kernel's accept queue is one,
+ * and whichever engine is free takes the next connection. awf's workers
+ * share the sockets made inside the sandbox this way. Returns 0 or a uv
+ * error. */
+int awf_proxy_share_listeners(awf_proxy *from, awf_proxy *to);
+
+/* The engine's counters (metrics.h, cfg.metrics if given): written by its
+ * loop only; sum them with awf_metrics_sum() from any thread while the
+ * engine lives (while cfg.metrics lives, if given). */
 struct awf_metrics *awf_proxy_metrics(awf_proxy *p);
 
 /* Stop accepting, let open work finish for shutdown_grace_ms, then close the
@@ -143,7 +177,10 @@ void awf_proxy_shutdown(awf_proxy *p, void (*done)(void *arg), void *arg);
  * config's, *allow_ports is copied. Every reader consults the rules inside
  * one callback and keeps no pointer into them across loop turns, so the
  * caller may free the old ones as soon as this returns (and, with
- * --ssl-bump, awf_intercept_set_rules has been called). */
+ * --ssl-bump, awf_intercept_set_rules has been called). Called on the
+ * engine's own loop; with several engines, on each one's loop, and the
+ * old rules are freed only once every engine has them
+ * (awf_workers_set_rules). */
 void awf_proxy_set_rules(awf_proxy *p, const awf_acl *acl, const awf_url_rules *url_rules,
                          const struct awf_port_set *allow_ports);
 

@@ -388,20 +388,24 @@ static int on_servername(SSL *ssl, int *alert, void *arg) {
   const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   const char *name = sni ? sni : tt->name;
   const struct awf_leaf *leaf = NULL;
+  awf_leaf_cache_lock(cache); /* the leaf is borrowed until SSL_use_*() took it */
   if (!name[0])
     snprintf(tt->detail, sizeof(tt->detail), "no SNI and no name to make a certificate for");
   else
     leaf = awf_leaf_cache_get(cache, name, 0, tt->detail, sizeof(tt->detail));
-  if (!leaf || SSL_use_certificate(ssl, leaf->cert) != 1 ||
-      SSL_use_PrivateKey(ssl, leaf->key) != 1 ||
-      SSL_add1_chain_cert(ssl, awf_ca_cert(cache->ca)) != 1) {
+  bool used = leaf && SSL_use_certificate(ssl, leaf->cert) == 1 &&
+              SSL_use_PrivateKey(ssl, leaf->key) == 1 &&
+              SSL_add1_chain_cert(ssl, awf_ca_cert(cache->ca)) == 1;
+  if (used)
+    snprintf(tt->sni, sizeof(tt->sni), "%s", leaf->name);
+  awf_leaf_cache_unlock(cache);
+  if (!used) {
     tt->error = AWF_TLS_ERR_NO_CERT;
     if (!tt->detail[0])
       snprintf(tt->detail, sizeof(tt->detail), "cannot use the certificate");
     *alert = SSL_AD_UNRECOGNIZED_NAME;
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   }
-  snprintf(tt->sni, sizeof(tt->sni), "%s", leaf->name);
   return SSL_TLSEXT_ERR_OK;
 }
 

@@ -2,6 +2,7 @@
  * summary built from it. Pure: no I/O but the FILE the caller passes. */
 #include "denials.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct awf_denials {
   struct denial items[AWF_DENIALS_MAX];
   size_t n;
   unsigned long dropped;
+  pthread_mutex_t mu; /* engines in several threads note denials */
 };
 
 /* What a reason means for the summary (its section, the flag that fixes it,
@@ -34,10 +36,25 @@ static enum awf_reason_fix fix_of(enum awf_reason reason, const char **hint) {
   return awf_reason_fix(reason);
 }
 
-awf_denials *awf_denials_new(void) { return calloc(1, sizeof(struct awf_denials)); }
+awf_denials *awf_denials_new(void) {
+  awf_denials *d = calloc(1, sizeof(struct awf_denials));
+  if (d)
+    pthread_mutex_init(&d->mu, NULL);
+  return d;
+}
 
-void awf_denials_free(awf_denials *d) { free(d); }
-size_t awf_denials_count(const awf_denials *d) { return d->n; }
+void awf_denials_free(awf_denials *d) {
+  if (d)
+    pthread_mutex_destroy(&d->mu);
+  free(d);
+}
+
+size_t awf_denials_count(const awf_denials *d) {
+  pthread_mutex_lock((pthread_mutex_t *)&d->mu);
+  size_t n = d->n;
+  pthread_mutex_unlock((pthread_mutex_t *)&d->mu);
+  return n;
+}
 
 void awf_denials_add(awf_denials *d, const char *host, size_t host_len, int port,
                      enum awf_reason reason) {
@@ -62,6 +79,9 @@ static bool printable(const char *s, size_t len) {
   return true;
 }
 
+static void note_locked(awf_denials *d, const char *host, size_t len, const char *detail,
+                        int port, const struct awf_denial_fact *f);
+
 void awf_denials_note(awf_denials *d, const struct awf_denial_fact *f) {
   char text[4 * HOST_MAX]; /* each byte as \DDD at most */
   const char *host = f->host, *detail = f->detail;
@@ -75,6 +95,13 @@ void awf_denials_note(awf_denials *d, const struct awf_denial_fact *f) {
   if (!detail || strlen(detail) >= DETAIL_MAX || !printable(detail, strlen(detail)))
     detail = "";
   int port = f->port > 0 ? f->port : 0;
+  pthread_mutex_lock(&d->mu);
+  note_locked(d, host, len, detail, port, f);
+  pthread_mutex_unlock(&d->mu);
+}
+
+static void note_locked(awf_denials *d, const char *host, size_t len, const char *detail,
+                        int port, const struct awf_denial_fact *f) {
   for (size_t i = 0; i < d->n; i++) {
     struct denial *x = &d->items[i];
     if (x->port == port && x->would == f->would && strlen(x->host) == len &&

@@ -55,6 +55,7 @@ bool awf_denials_looks_like_data(const char *name);
 size_t awf_denials_count(const awf_denials *d);
 
 /* Print the summary (nothing when there were no denials). */
+/* After the engines stopped (no lock: nothing notes any more). */
 void awf_denials_print(const awf_denials *d, FILE *out);
 
 #endif

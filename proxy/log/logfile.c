@@ -19,6 +19,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -62,15 +64,27 @@ struct awf_logfile {
   bool finished;
   bool regular; /* a regular file: a cut write can be taken back */
   bool can_reserve;
-  off_t reserved_end;   /* space is reserved up to here */
-  size_t since_check;   /* bytes written since reserved_end was checked */
-  int error;            /* the last write error, -errno; 0 for none */
-  unsigned long lost;   /* lines that will never be written */
-  unsigned long taken;  /* records handed to awf_logfile_write with a sink */
+  off_t reserved_end; /* space is reserved up to here */
+  size_t since_check; /* bytes written since reserved_end was checked */
+  int error;          /* the last write error, -errno; 0 for none */
+  unsigned long lost; /* lines that will never be written */
+  /* records handed to awf_logfile_write with a sink, by this log and its
+   * writers (atomic: writers count without the lock) */
+  atomic_ulong taken;
   unsigned long untold; /* of them, not yet told by a log_lost record */
   char run[17];         /* awf_logfile_run() */
   awf_logfile_tap_fn tap;
   void *tap_ud;
+  /* The log itself: a recursive mutex over all of the above, taken by every
+   * call, so writers in other threads (awf_logfile_writer_new) and this
+   * one's own calls never meet half way; `waiting` mirrors "lines wait in
+   * the queue" for a lock-free look. */
+  pthread_mutex_t mu;
+  atomic_bool waiting;
+  /* A writer (awf_logfile_writer_new): the log it writes to; its `line` and
+   * `queue` are its own (the queue holds its batch) and nothing else of it
+   * is used. NULL for the log itself. */
+  awf_logfile *log;
 };
 
 /* 64 random bits, as hex. getrandom() without flags waits for the pool
@@ -123,6 +137,11 @@ static awf_logfile *logfile_new(void) {
   if (!lf)
     return NULL;
   lf->fd = -1;
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&lf->mu, &attr);
+  pthread_mutexattr_destroy(&attr);
   make_run_id(lf->run);
   awf_buf_init(&lf->line, LINE_MAX_BYTES);
   awf_buf_init(&lf->queue, BACKLOG_MAX_BYTES);
@@ -405,7 +424,17 @@ static int tell(awf_logfile *lf, bool tried, int wrc, int qrc, bool was_failing,
   return rc;
 }
 
-int awf_logfile_flush(awf_logfile *lf) {
+/* Every public call on the log itself holds its mutex (recursive: a call
+ * may make another). A writer's own calls take it only to hand lines over. */
+static void lock(awf_logfile *lf) { pthread_mutex_lock(&lf->mu); }
+
+static void unlock(awf_logfile *lf) {
+  atomic_store_explicit(&lf->waiting, lf->queue.len > lf->head || lf->untold > 0,
+                        memory_order_relaxed);
+  pthread_mutex_unlock(&lf->mu);
+}
+
+static int flush_locked(awf_logfile *lf) {
   if (lf->kind == SINK_NONE || (lf->queue.len == lf->head && lf->untold == 0))
     return 0;
   bool was_failing = lf->failing;
@@ -414,52 +443,137 @@ int awf_logfile_flush(awf_logfile *lf) {
   return tell(lf, true, drain(lf, true), qrc, was_failing, lost_before);
 }
 
-void awf_logfile_set_batching(awf_logfile *lf, bool on) {
-  if (!lf)
-    return;
-  if (!on)
-    (void)awf_logfile_flush(lf);
-  lf->batching = on && lf->kind != SINK_NONE;
-}
-
-const char *awf_logfile_run(const awf_logfile *lf) { return lf->run; }
-
-void awf_logfile_set_tap(awf_logfile *lf, awf_logfile_tap_fn fn, void *ud) {
-  lf->tap = fn;
-  lf->tap_ud = ud;
-}
-
-int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r) {
-  struct awf_log_record rec = *r;
-  rec.run = lf->run;
-  if (lf->tap)
-    lf->tap(lf->tap_ud, &rec);
-  if (lf->kind == SINK_NONE)
-    return 0;
-  lf->taken++;
-  awf_buf_reset(&lf->line);
-  int rc = awf_log_format(&lf->line, &rec);
-  if (rc < 0) {
-    lose(lf, 1);
-    return rc;
-  }
+/* Whole lines p[0..n) into the log's queue, written now unless batching
+ * (then once they make a chunk); drain: written now in any case (a
+ * writer's batch). Returns as awf_logfile_write. */
+static int take_lines(awf_logfile *lf, const char *p, size_t n, bool now) {
   bool was_failing = lf->failing;
   unsigned long lost_before = lf->lost;
-  /* A full backlog gets one more try before the line would be lost. */
-  bool tried = lf->queue.len - lf->head + lf->line.len + LOST_LINE_MAX > BACKLOG_MAX_BYTES;
+  /* A full backlog gets one more try before the lines would be lost. */
+  bool tried = lf->queue.len - lf->head + n + LOST_LINE_MAX > BACKLOG_MAX_BYTES;
   int wrc = tried ? drain(lf, true) : 0;
-  int qrc = enqueue(lf, lf->line.data, lf->line.len);
+  int qrc = enqueue(lf, p, n);
   /* Batching: the queue leaves at the next flush, or now if it is a chunk;
    * while the log fails, only flushes try again. */
   if (wrc == 0 &&
-      (!lf->batching || (!lf->failing && lf->queue.len - lf->head >= CHUNK_MAX_BYTES))) {
+      (now || !lf->batching || (!lf->failing && lf->queue.len - lf->head >= CHUNK_MAX_BYTES))) {
     wrc = drain(lf, true);
     tried = true;
   }
   return tell(lf, tried, wrc, qrc, was_failing, lost_before);
 }
 
+/* A writer's batch goes to its log, and is written. */
+static int hand_over(awf_logfile *w) {
+  awf_logfile *lf = w->log;
+  lock(lf);
+  int rc = w->queue.len ? take_lines(lf, w->queue.data, w->queue.len, true) : flush_locked(lf);
+  unlock(lf);
+  awf_buf_reset(&w->queue);
+  return rc;
+}
+
+int awf_logfile_flush(awf_logfile *lf) {
+  if (lf->log) {
+    if (lf->queue.len == 0 && !atomic_load_explicit(&lf->log->waiting, memory_order_relaxed))
+      return 0; /* nothing batched, nothing waiting: no lock taken */
+    return hand_over(lf);
+  }
+  lock(lf);
+  int rc = flush_locked(lf);
+  unlock(lf);
+  return rc;
+}
+
+void awf_logfile_set_batching(awf_logfile *lf, bool on) {
+  if (!lf)
+    return;
+  if (!on)
+    (void)awf_logfile_flush(lf);
+  if (lf->log) {
+    lf->batching = on && lf->log->kind != SINK_NONE;
+    return;
+  }
+  lock(lf);
+  lf->batching = on && lf->kind != SINK_NONE;
+  unlock(lf);
+}
+
+const char *awf_logfile_run(const awf_logfile *lf) { return lf->log ? lf->log->run : lf->run; }
+
+void awf_logfile_set_tap(awf_logfile *lf, awf_logfile_tap_fn fn, void *ud) {
+  if (lf->log)
+    lf = lf->log;
+  lock(lf);
+  lf->tap = fn;
+  lf->tap_ud = ud;
+  unlock(lf);
+}
+
+/* A writer: the line is formatted and batched without the log's lock; the
+ * batch goes over once it is a chunk, at a flush, or at once when not
+ * batching. */
+static int writer_write(awf_logfile *w, const struct awf_log_record *r) {
+  awf_logfile *lf = w->log;
+  struct awf_log_record rec = *r;
+  rec.run = lf->run;
+  if (lf->tap) { /* set before the writers were made */
+    lock(lf);
+    lf->tap(lf->tap_ud, &rec);
+    unlock(lf);
+  }
+  if (lf->kind == SINK_NONE)
+    return 0;
+  atomic_fetch_add_explicit(&lf->taken, 1, memory_order_relaxed);
+  awf_buf_reset(&w->line);
+  int rc = awf_log_format(&w->line, &rec);
+  if (rc < 0) {
+    lock(lf);
+    lose(lf, 1);
+    unlock(lf);
+    return rc;
+  }
+  if (awf_buf_append(&w->queue, w->line.data, w->line.len) < 0) {
+    rc = hand_over(w); /* a batch cannot hold two of the longest lines */
+    if (awf_buf_append(&w->queue, w->line.data, w->line.len) < 0) {
+      lock(lf);
+      lose(lf, 1);
+      unlock(lf);
+      return rc;
+    }
+  }
+  if (!w->batching || w->queue.len >= CHUNK_MAX_BYTES) {
+    int hrc = hand_over(w);
+    return rc < 0 ? rc : hrc;
+  }
+  return rc;
+}
+
+int awf_logfile_write(awf_logfile *lf, const struct awf_log_record *r) {
+  if (lf->log)
+    return writer_write(lf, r);
+  lock(lf);
+  struct awf_log_record rec = *r;
+  rec.run = lf->run;
+  if (lf->tap)
+    lf->tap(lf->tap_ud, &rec);
+  int rc = 0;
+  if (lf->kind != SINK_NONE) {
+    atomic_fetch_add_explicit(&lf->taken, 1, memory_order_relaxed);
+    awf_buf_reset(&lf->line);
+    rc = awf_log_format(&lf->line, &rec);
+    if (rc < 0)
+      lose(lf, 1);
+    else
+      rc = take_lines(lf, lf->line.data, lf->line.len, false);
+  }
+  unlock(lf);
+  return rc;
+}
+
 int awf_logfile_write_run(awf_logfile *lf, const char *version, const char *const *argv) {
+  if (lf->log)
+    lf = lf->log; /* written at once, like the first line of a run */
   struct awf_log_record r;
   awf_log_record_init(&r);
   struct timespec ts;
@@ -470,23 +584,26 @@ int awf_logfile_write_run(awf_logfile *lf, const char *version, const char *cons
   r.argv = argv;
   while (argv && argv[r.argc])
     r.argc++;
+  lock(lf);
   int rc = awf_logfile_write(lf, &r);
   if (rc == -E2BIG && argv) {
     lf->lost--; /* not lost: written again without the command line */
     lf->untold--;
+    atomic_fetch_sub_explicit(&lf->taken, 1, memory_order_relaxed); /* counted again */
     r.argv = NULL;
     awf_logfile_tap_fn tap = lf->tap; /* it has seen this record */
     lf->tap = NULL;
     rc = awf_logfile_write(lf, &r);
     lf->tap = tap;
   }
+  unlock(lf);
   return rc;
 }
 
-int awf_logfile_reopen(awf_logfile *lf) {
+static int reopen_locked(awf_logfile *lf) {
   if (lf->kind != SINK_FILE || !lf->path)
     return 0;
-  (void)awf_logfile_flush(lf); /* the lines so far belong to the old file */
+  (void)flush_locked(lf); /* the lines so far belong to the old file */
   int fd = open_path(lf->path);
   if (fd < 0)
     return fd;
@@ -507,14 +624,42 @@ int awf_logfile_reopen(awf_logfile *lf) {
   return 0;
 }
 
-unsigned long awf_logfile_lost(const awf_logfile *lf) { return lf->lost; }
+int awf_logfile_reopen(awf_logfile *lf) {
+  if (lf->log)
+    lf = lf->log;
+  lock(lf);
+  int rc = reopen_locked(lf);
+  unlock(lf);
+  return rc;
+}
 
-unsigned long awf_logfile_taken(const awf_logfile *lf) { return lf->taken; }
+unsigned long awf_logfile_lost(const awf_logfile *clf) {
+  awf_logfile *lf = (awf_logfile *)(clf->log ? clf->log : clf);
+  lock(lf);
+  unsigned long n = lf->lost;
+  unlock(lf);
+  return n;
+}
 
-unsigned long awf_logfile_pending(const awf_logfile *lf) {
+unsigned long awf_logfile_taken(const awf_logfile *clf) {
+  const awf_logfile *lf = clf->log ? clf->log : clf;
+  return atomic_load_explicit(&lf->taken, memory_order_relaxed);
+}
+
+unsigned long awf_logfile_pending(const awf_logfile *clf) {
   size_t n;
-  const char *p = queued(lf, &n);
-  return count_records(p, n, NULL);
+  const char *p;
+  unsigned long k = 0;
+  if (clf->log) { /* the writer's batch, then the log's queue */
+    k = count_records(clf->queue.data, clf->queue.len, NULL);
+    clf = clf->log;
+  }
+  awf_logfile *lf = (awf_logfile *)clf;
+  lock(lf);
+  p = queued(lf, &n);
+  k += count_records(p, n, NULL);
+  unlock(lf);
+  return k;
 }
 
 unsigned long awf_logfile_finish(awf_logfile *lf, int *err) {
@@ -522,26 +667,53 @@ unsigned long awf_logfile_finish(awf_logfile *lf, int *err) {
     *err = 0;
   if (!lf)
     return 0;
+  if (lf->log) {
+    (void)hand_over(lf);
+    lf = lf->log;
+  }
+  lock(lf);
   if (!lf->finished && lf->kind != SINK_NONE) {
     lf->finished = true;
     lf->failing = false; /* one more try, waiting for a stalled pipe once */
-    (void)awf_logfile_flush(lf);
+    (void)flush_locked(lf);
     if (lf->queue.len > lf->head)
       drop_queue(lf);
   }
   if (err)
     *err = lf->error;
-  return lf->lost;
+  unsigned long lost = lf->lost;
+  unlock(lf);
+  return lost;
+}
+
+int awf_logfile_writer_new(awf_logfile *lf, awf_logfile **out) {
+  *out = NULL;
+  if (lf->log)
+    lf = lf->log;
+  awf_logfile *w = calloc(1, sizeof(*w));
+  if (!w)
+    return -ENOMEM;
+  w->log = lf;
+  w->fd = -1;
+  awf_buf_init(&w->line, LINE_MAX_BYTES);
+  awf_buf_init(&w->queue, CHUNK_MAX_BYTES + LINE_MAX_BYTES);
+  *out = w;
+  return 0;
 }
 
 void awf_logfile_close(awf_logfile *lf) {
   if (!lf)
     return;
-  awf_logfile_finish(lf, NULL);
-  if (lf->fd >= 0)
-    close(lf->fd);
+  if (lf->log) {
+    (void)hand_over(lf);
+  } else {
+    awf_logfile_finish(lf, NULL);
+    if (lf->fd >= 0)
+      close(lf->fd);
+    free(lf->path);
+    pthread_mutex_destroy(&lf->mu);
+  }
   awf_buf_free(&lf->line);
   awf_buf_free(&lf->queue);
-  free(lf->path);
   free(lf);
 }

@@ -72,7 +72,8 @@ int awf_logfile_reopen(awf_logfile *lf);
  * error that will not pass), and lines waiting in memory to be written. */
 unsigned long awf_logfile_lost(const awf_logfile *lf);
 /* Records handed to awf_logfile_write (0 without a file): those written,
- * waiting and lost (log_lost records not counted). */
+ * waiting and lost (log_lost records not counted); the log's and all its
+ * writers' (an atomic count: any thread may ask). */
 unsigned long awf_logfile_taken(const awf_logfile *lf);
 unsigned long awf_logfile_pending(const awf_logfile *lf);
 
@@ -82,6 +83,17 @@ unsigned long awf_logfile_pending(const awf_logfile *lf);
  * life (0: the log is complete); *err, if not NULL, gets the last write
  * error (-errno, 0 for none). Once only; later calls just report. */
 unsigned long awf_logfile_finish(awf_logfile *lf, int *err);
+
+/* Several threads: every call on a log holds its mutex, so any thread may
+ * use it. For an engine per thread (awf-proxy --workers), a writer is
+ * cheaper: a handle of the same log whose lines are formatted and batched
+ * without the lock, and handed to the log (under it, written in one
+ * write(2) of whole lines) when the batch is a chunk, at every
+ * awf_logfile_flush(), or at once when it is not batching. A writer's lines
+ * stay in its order; the run id, tap, counters and reopen are the log's.
+ * Close every writer (it hands its batch over) before the log. Returns 0
+ * or -ENOMEM. */
+int awf_logfile_writer_new(awf_logfile *lf, awf_logfile **out);
 
 void awf_logfile_close(awf_logfile *lf);
 

@@ -2,6 +2,7 @@
 #include "client_limits.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct awf_client_limits {
   unsigned n;
   unsigned limit;
   uint64_t seed;
+  pthread_mutex_t mu; /* engines in several threads share one table */
 };
 
 unsigned awf_client_limit_default(unsigned max_connections) {
@@ -53,6 +55,7 @@ awf_client_limits *awf_client_limits_new(unsigned limit, unsigned max_connection
   t->mask = buckets - 1;
   t->limit = limit;
   t->seed = seed;
+  pthread_mutex_init(&t->mu, NULL);
   return t;
 }
 
@@ -68,6 +71,7 @@ void awf_client_limits_free(awf_client_limits *t) {
     }
   }
   free(t->b);
+  pthread_mutex_destroy(&t->mu);
   free(t);
 }
 
@@ -106,12 +110,8 @@ static uint64_t key_hash(uint64_t seed, uint8_t family, const uint8_t addr[16]) 
   return h;
 }
 
-int awf_client_limits_acquire(awf_client_limits *t, const struct sockaddr *sa,
-                              awf_client_entry **out) {
-  uint8_t family, addr[16];
-  *out = NULL;
-  if (!t || !sa || key_of(sa, &family, addr) < 0)
-    return -EAFNOSUPPORT;
+static int acquire_locked(awf_client_limits *t, uint8_t family, const uint8_t addr[16],
+                          awf_client_entry **out) {
   uint64_t h = key_hash(t->seed, family, addr);
   struct awf_client_entry **pp = &t->b[h & t->mask];
   struct awf_client_entry *e = *pp;
@@ -138,15 +138,48 @@ int awf_client_limits_acquire(awf_client_limits *t, const struct sockaddr *sa,
   return 0;
 }
 
+int awf_client_limits_acquire(awf_client_limits *t, const struct sockaddr *sa,
+                              awf_client_entry **out) {
+  uint8_t family, addr[16];
+  *out = NULL;
+  if (!t || !sa || key_of(sa, &family, addr) < 0)
+    return -EAFNOSUPPORT;
+  pthread_mutex_lock(&t->mu);
+  int rc = acquire_locked(t, family, addr, out);
+  pthread_mutex_unlock(&t->mu);
+  return rc;
+}
+
+int awf_client_limits_admit(awf_client_limits *t, const struct sockaddr *sa, uint64_t now_ms,
+                            uint64_t interval_ms, awf_client_entry **out, bool *log_refusal) {
+  uint8_t family, addr[16];
+  *out = NULL;
+  *log_refusal = false;
+  if (!t || !sa || key_of(sa, &family, addr) < 0)
+    return -EAFNOSUPPORT;
+  pthread_mutex_lock(&t->mu);
+  int rc = acquire_locked(t, family, addr, out);
+  if (rc == -EDQUOT) {
+    *log_refusal = awf_client_limits_log_due(*out, now_ms, interval_ms);
+    *out = NULL; /* another thread may free it once the lock is let go */
+  }
+  pthread_mutex_unlock(&t->mu);
+  return rc;
+}
+
 void awf_client_limits_release(awf_client_limits *t, awf_client_entry *e) {
-  if (!t || !e || --e->count > 0)
+  if (!t || !e)
     return;
-  struct awf_client_entry **pp = &t->b[e->hash & t->mask];
-  while (*pp != e)
-    pp = &(*pp)->next;
-  *pp = e->next;
-  t->n--;
-  free(e);
+  pthread_mutex_lock(&t->mu);
+  if (--e->count == 0) {
+    struct awf_client_entry **pp = &t->b[e->hash & t->mask];
+    while (*pp != e)
+      pp = &(*pp)->next;
+    *pp = e->next;
+    t->n--;
+    free(e);
+  }
+  pthread_mutex_unlock(&t->mu);
 }
 
 bool awf_client_limits_log_due(awf_client_entry *e, uint64_t now_ms, uint64_t interval_ms) {
@@ -159,4 +192,11 @@ bool awf_client_limits_log_due(awf_client_entry *e, uint64_t now_ms, uint64_t in
   return true;
 }
 
-unsigned awf_client_limits_clients(const awf_client_limits *t) { return t ? t->n : 0; }
+unsigned awf_client_limits_clients(const awf_client_limits *t) {
+  if (!t)
+    return 0;
+  pthread_mutex_lock((pthread_mutex_t *)&t->mu);
+  unsigned n = t->n;
+  pthread_mutex_unlock((pthread_mutex_t *)&t->mu);
+  return n;
+}

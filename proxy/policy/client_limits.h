@@ -3,7 +3,9 @@
  * A small chained hash table keyed by the client's IP address (an
  * IPv4-mapped IPv6 address counts as its IPv4 address); an entry lives while
  * its client has a connection open, so the table never holds more entries
- * than there are open connections. Pure C, no I/O; one thread. */
+ * than there are open connections. Pure C, no I/O. A mutex guards the
+ * table: engines in several threads (awf-proxy --workers) share one, so the
+ * limit holds across them. */
 #ifndef AWF_CLIENT_LIMITS_H
 #define AWF_CLIENT_LIMITS_H
 
@@ -35,11 +37,19 @@ void awf_client_limits_free(awf_client_limits *t);
 int awf_client_limits_acquire(awf_client_limits *t, const struct sockaddr *sa,
                               awf_client_entry **out);
 
+/* acquire for engines in several threads: on -EDQUOT *out is NULL (the
+ * entry may go as soon as the lock is let go) and *log_refusal says, as
+ * awf_client_limits_log_due(entry, now_ms, interval_ms) would, whether this
+ * refusal is the one to log. Otherwise as acquire (*log_refusal false). */
+int awf_client_limits_admit(awf_client_limits *t, const struct sockaddr *sa, uint64_t now_ms,
+                            uint64_t interval_ms, awf_client_entry **out, bool *log_refusal);
+
 /* One connection of the entry's client ended; the entry is freed with the
  * last one. */
 void awf_client_limits_release(awf_client_limits *t, awf_client_entry *e);
 
-/* True at most once per `interval_ms` for an entry: for logging refusals
+/* True at most once per `interval_ms` for an entry (one thread only: use
+ * awf_client_limits_admit when several share the table): for logging refusals
  * without a line per connection under a flood. */
 bool awf_client_limits_log_due(awf_client_entry *e, uint64_t now_ms, uint64_t interval_ms);
 

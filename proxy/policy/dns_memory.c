@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ struct awf_dns_memory {
   uint32_t free_head;
   uint32_t head, tail; /* recency list */
   uint64_t seq;
+  pthread_mutex_t mu;
 };
 
 awf_dns_memory *awf_dns_memory_new(size_t max_entries) {
@@ -62,6 +64,7 @@ awf_dns_memory *awf_dns_memory_new(size_t max_entries) {
     m->e[i].hnext = i + 1 < m->cap ? i + 1 : NIL;
   m->free_head = 0;
   m->head = m->tail = NIL;
+  pthread_mutex_init(&m->mu, NULL);
   return m;
 }
 
@@ -73,7 +76,12 @@ void awf_dns_memory_free(awf_dns_memory *m) {
   free(m);
 }
 
-size_t awf_dns_memory_count(const awf_dns_memory *m) { return m->used; }
+size_t awf_dns_memory_count(const awf_dns_memory *m) {
+  pthread_mutex_lock((pthread_mutex_t *)&m->mu);
+  size_t n = m->used;
+  pthread_mutex_unlock((pthread_mutex_t *)&m->mu);
+  return n;
+}
 
 /* The address bytes of addr (4 or 16) into key; returns the family or 0. */
 static int key_of(const struct sockaddr *sa, uint8_t key[16]) {
@@ -210,19 +218,21 @@ static int remember(awf_dns_memory *m, const struct sockaddr *addr, const char *
 int awf_dns_memory_note(awf_dns_memory *m, const struct sockaddr *addr, const char *name,
                         uint64_t now_ms, uint32_t ttl_s) {
   uint64_t expires = now_ms + ((uint64_t)ttl_s + AWF_DNS_MEMORY_GRACE_S) * 1000;
-  return remember(m, addr, name, expires, false);
+  pthread_mutex_lock(&m->mu);
+  int rc = remember(m, addr, name, expires, false);
+  pthread_mutex_unlock(&m->mu);
+  return rc;
 }
 
 int awf_dns_memory_pin(awf_dns_memory *m, const struct sockaddr *addr, const char *name) {
-  return remember(m, addr, name, NEVER, true);
+  pthread_mutex_lock(&m->mu);
+  int rc = remember(m, addr, name, NEVER, true);
+  pthread_mutex_unlock(&m->mu);
+  return rc;
 }
 
-size_t awf_dns_memory_lookup(awf_dns_memory *m, const struct sockaddr *addr, uint64_t now_ms,
-                             struct awf_dns_memory_name *out, size_t max) {
-  uint8_t key[16];
-  int family = key_of(addr, key);
-  if (!family || max == 0)
-    return 0;
+static size_t lookup_locked(awf_dns_memory *m, int family, const uint8_t key[16],
+                            uint64_t now_ms, struct awf_dns_memory_name *out, size_t max) {
   uint64_t rank[AWF_DNS_MEMORY_NAMES_MAX];
   if (max > AWF_DNS_MEMORY_NAMES_MAX)
     max = AWF_DNS_MEMORY_NAMES_MAX;
@@ -250,13 +260,25 @@ size_t awf_dns_memory_lookup(awf_dns_memory *m, const struct sockaddr *addr, uin
       memmove(&rank[at + 1], &rank[at], (last - at) * sizeof(rank[0]));
       memmove(&out[at + 1], &out[at], (last - at) * sizeof(out[0]));
       rank[at] = r;
-      out[at].name = x->name;
+      memcpy(out[at].name, x->name, sizeof(out[at].name));
       out[at].pinned = x->pinned;
       if (n < max)
         n++;
     }
     i = next;
   }
+  return n;
+}
+
+size_t awf_dns_memory_lookup(awf_dns_memory *m, const struct sockaddr *addr, uint64_t now_ms,
+                             struct awf_dns_memory_name *out, size_t max) {
+  uint8_t key[16];
+  int family = key_of(addr, key);
+  if (!family || max == 0)
+    return 0;
+  pthread_mutex_lock(&m->mu);
+  size_t n = lookup_locked(m, family, key, now_ms, out, max);
+  pthread_mutex_unlock(&m->mu);
   return n;
 }
 

@@ -11,7 +11,9 @@
  * which, if any, it may use (ssh_gate.c: the most recent name that its rules
  * admit, and that name is dialled, never the address).
  *
- * Pure: no I/O, no clock (the caller passes the time); single-threaded. */
+ * Pure: no I/O, no clock (the caller passes the time). A mutex guards the
+ * table: the DNS server notes in one thread what engines in others look up
+ * (awf --workers). */
 #ifndef AWF_DNS_MEMORY_H
 #define AWF_DNS_MEMORY_H
 
@@ -19,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+#include "hostname.h"
 
 #define AWF_DNS_MEMORY_MAX 4096     /* pairs remembered at most */
 #define AWF_DNS_MEMORY_GRACE_S 120  /* after the TTL: a client may connect late */
@@ -43,8 +47,8 @@ int awf_dns_memory_note(awf_dns_memory *m, const struct sockaddr *addr, const ch
 int awf_dns_memory_pin(awf_dns_memory *m, const struct sockaddr *addr, const char *name);
 
 struct awf_dns_memory_name {
-  const char *name; /* valid until the next note/pin/free */
-  bool pinned;      /* from /etc/hosts */
+  char name[AWF_HOSTNAME_MAX + 1]; /* a copy: the entry may go at once */
+  bool pinned;                     /* from /etc/hosts */
 };
 
 /* The names remembered for addr and not expired at now_ms, most recently

@@ -7,6 +7,7 @@
 #include "rate_limit.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ struct awf_rate_limits {
   struct awf_list lru;
   unsigned n_hosts, max_hosts;
   uint64_t seed;
+  /* The buckets, for engines in several threads (awf-proxy --workers). */
+  pthread_mutex_t mu;
 };
 
 /* ---- buckets ------------------------------------------------------------- */
@@ -252,10 +255,8 @@ static unsigned collect(awf_rate_limits *rl, const char *host, size_t len, uint6
   return 0;
 }
 
-unsigned awf_rate_limits_admit(awf_rate_limits *rl, const char *host, size_t len,
-                               uint64_t now_ms, bool take) {
-  if (!rl || rl->n_rules == 0)
-    return 0;
+static unsigned admit_locked(awf_rate_limits *rl, const char *host, size_t len, uint64_t now_ms,
+                             bool take) {
   struct applying a;
   unsigned full = collect(rl, host, len, now_ms, &a);
   if (full > 0)
@@ -279,19 +280,38 @@ unsigned awf_rate_limits_admit(awf_rate_limits *rl, const char *host, size_t len
   return 0;
 }
 
+unsigned awf_rate_limits_admit(awf_rate_limits *rl, const char *host, size_t len,
+                               uint64_t now_ms, bool take) {
+  if (!rl || rl->n_rules == 0)
+    return 0;
+  pthread_mutex_lock(&rl->mu);
+  unsigned retry = admit_locked(rl, host, len, now_ms, take);
+  pthread_mutex_unlock(&rl->mu);
+  return retry;
+}
+
 void awf_rate_limits_charge(awf_rate_limits *rl, const char *host, size_t len, uint64_t bytes,
                             uint64_t now_ms) {
   if (!rl || bytes == 0 || awf_rate_limits_count(rl, AWF_RATE_BYTES) == 0)
     return;
   struct applying a;
-  if (collect(rl, host, len, now_ms, &a) != 0)
-    return; /* no room to remember this host: see rate_limit.h */
-  for (size_t i = 0; i < a.n; i++)
-    if (a.r[i]->kind == AWF_RATE_BYTES)
-      charge_bucket(a.b[i], &a.r[i]->lim, bytes);
+  pthread_mutex_lock(&rl->mu);
+  /* no room to remember this host: nothing charged (see rate_limit.h) */
+  if (collect(rl, host, len, now_ms, &a) == 0)
+    for (size_t i = 0; i < a.n; i++)
+      if (a.r[i]->kind == AWF_RATE_BYTES)
+        charge_bucket(a.b[i], &a.r[i]->lim, bytes);
+  pthread_mutex_unlock(&rl->mu);
 }
 
-size_t awf_rate_limits_hosts(const awf_rate_limits *rl) { return rl ? rl->n_hosts : 0; }
+size_t awf_rate_limits_hosts(const awf_rate_limits *rl) {
+  if (!rl)
+    return 0;
+  pthread_mutex_lock((pthread_mutex_t *)&rl->mu);
+  size_t n = rl->n_hosts;
+  pthread_mutex_unlock((pthread_mutex_t *)&rl->mu);
+  return n;
+}
 
 /* ---- rules ---------------------------------------------------------------- */
 
@@ -444,6 +464,7 @@ awf_rate_limits *awf_rate_limits_new(unsigned max_hosts, uint64_t seed) {
   rl->max_hosts = max_hosts;
   rl->seed = seed;
   awf_list_init(&rl->lru);
+  pthread_mutex_init(&rl->mu, NULL);
   return rl;
 }
 
@@ -456,5 +477,6 @@ void awf_rate_limits_free(awf_rate_limits *rl) {
     free(rl->rules[i].text);
   }
   free(rl->tab);
+  pthread_mutex_destroy(&rl->mu);
   free(rl);
 }

@@ -1,5 +1,6 @@
 /* rate_limit.h: token buckets limiting requests and bytes per host
- * (--rate-limit, --bytes-limit). Pure C, no I/O, one thread: the caller
+ * (--rate-limit, --bytes-limit). Pure C, no I/O; admit, charge and hosts
+ * may be called from several threads (a mutex guards the buckets). The caller
  * passes the time as milliseconds of a monotonic clock (the engine's
  * uv_now(), a fake clock in the tests), so every answer is deterministic.
  *

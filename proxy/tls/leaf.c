@@ -2,6 +2,7 @@
 #include "leaf.h"
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -149,8 +150,15 @@ int awf_leaf_cache_init(struct awf_leaf_cache *c, const struct awf_ca *ca, size_
   while (c->n_buckets < cap)
     c->n_buckets <<= 1;
   c->buckets = calloc(c->n_buckets, sizeof(*c->buckets));
-  return c->buckets ? 0 : -1;
+  if (!c->buckets)
+    return -1;
+  pthread_mutex_init(&c->mu, NULL);
+  return 0;
 }
+
+void awf_leaf_cache_lock(struct awf_leaf_cache *c) { pthread_mutex_lock(&c->mu); }
+
+void awf_leaf_cache_unlock(struct awf_leaf_cache *c) { pthread_mutex_unlock(&c->mu); }
 
 static void unlink_leaf(struct awf_leaf_cache *c, struct awf_leaf *l) {
   struct awf_leaf **pp = &c->buckets[bucket_of(c, l->name)];
@@ -166,6 +174,8 @@ void awf_leaf_cache_free(struct awf_leaf_cache *c) {
   awf_list_each_safe(it, tmp, &c->lru) {
     awf_leaf_free(awf_list_entry(it, struct awf_leaf, lru));
   }
+  if (c->buckets)
+    pthread_mutex_destroy(&c->mu);
   free(c->buckets);
   memset(c, 0, sizeof(*c));
 }

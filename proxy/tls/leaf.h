@@ -9,6 +9,7 @@
 #ifndef AWF_TLS_LEAF_H
 #define AWF_TLS_LEAF_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -39,6 +40,7 @@ struct awf_leaf_cache {
   struct awf_leaf **buckets;
   size_t n_buckets; /* a power of two */
   uint64_t hits, misses, evictions;
+  pthread_mutex_t mu; /* awf_leaf_cache_lock() */
 };
 
 /* A leaf made outside any cache (the cache uses it), or NULL with the
@@ -50,6 +52,12 @@ void awf_leaf_free(struct awf_leaf *leaf);
 /* cap: 1..AWF_LEAF_CACHE_MAX. Returns 0 or -1 (bad cap, out of memory). */
 int awf_leaf_cache_init(struct awf_leaf_cache *c, const struct awf_ca *ca, size_t cap);
 void awf_leaf_cache_free(struct awf_leaf_cache *c);
+
+/* Engines in several threads share a cache: each holds the lock from get
+ * until it is done with the leaf (SSL_use_*() took their references). A
+ * miss makes the leaf under the lock, so one name is made once. */
+void awf_leaf_cache_lock(struct awf_leaf_cache *c);
+void awf_leaf_cache_unlock(struct awf_leaf_cache *c);
 
 /* The leaf for name at time now (0: time(NULL)): from the cache (a hit) or
  * made and cached (a miss), evicting the least recently used leaf when full.

@@ -119,3 +119,19 @@ def test_not_a_proxy(world):
     assert r.out.startswith("HTTP/1.1 400") and r.out.rstrip().endswith("400"), r
     assert world.http.state.find(t) == [] and world.https.state.find(t) == []
     assert world.https2.state.find(t) == []
+
+
+def test_endpoint_served_by_every_worker(world):
+    """With --workers, the extra engines share the endpoint listener as an
+    endpoint (not as a proxy port): every request gets the secret, whichever
+    engine accepts it."""
+    value = _value()
+    toks = [token() for _ in range(8)]
+    script = "; ".join(f"curl -q -sS --max-time 10 -o /dev/null -w '%{{http_code}}\\n' "
+                       f"\"$AWF_API_KEY_URL/echo?t={t}\"" for t in toks)
+    r = _run(world, "API_KEY", value, script, "--workers", "3")
+    assert r.rc == 0, r
+    assert r.out.split() == ["404"] * len(toks), r  # the origin has no /base/echo: it answered
+    for t in toks:
+        _, hdrs = _seen(world.https, t)
+        assert hdrs["authorization"] == f"Bearer {value}", hdrs

@@ -28,6 +28,8 @@ WRAPPER = r"""
 import fcntl, os, sys
 names, fds, argv = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], sys.argv[4:]
 high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for fd in fds]  # above 3 + len(fds)
+for fd in fds:
+    os.close(fd)  # only 3, 4, ... stay open in awf-proxy, as systemd leaves them
 for i, fd in enumerate(high):
     os.dup2(fd, 3 + i)
     os.close(fd)
@@ -175,6 +177,43 @@ def test_every_role_passed(activated, origins):
     p.send_signal(signal.SIGTERM)
     assert notify.next() == "STOPPING=1"
     assert p.wait(15) == 0
+
+
+def _fds_on_socket(pid, sock_inode):
+    """The process's descriptors open on the socket with this inode."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{sock_inode}]"
+        except OSError:
+            pass
+    return n
+
+
+def test_passed_socket_shared_by_every_worker(activated, origins):
+    """--workers 4: a passed socket is one socket, not a SO_REUSEPORT group,
+    so every worker accepts on a dup of it (four descriptors on the one
+    socket); concurrent connections are all served; a reload is framed by
+    one RELOADING=1/READY=1 pair for all the workers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = _tcp_listener()
+    inode = os.fstat(s.fileno()).st_ino
+    p, notify = activated([("proxy", s)], extra=["--workers", "4"])
+    assert notify.next() == "READY=1"
+    assert _fds_on_socket(p.proc.pid, inode) == 4
+    P = origins.http.port
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda i: p.fetch(f"http://allowed.test:{P}/hello?i={i}").status,
+                            range(40)))
+    assert got == [200] * 40
+    p.send_signal(signal.SIGHUP)
+    assert notify.next().startswith("RELOADING=1\n")
+    assert notify.next() == "READY=1"
+    p.send_signal(signal.SIGTERM)
+    assert notify.next() == "STOPPING=1"
+    assert p.wait(15) == 0
+    assert p.stderr.text().count("listening on") == 1  # the passed socket, no other
 
 
 def test_unnamed_socket_is_the_proxy(activated, origins):

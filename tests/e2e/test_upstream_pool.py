@@ -1,6 +1,9 @@
 """The upstream pool: an idle keep-alive connection to an origin serves the
 next request to that host and port from any client connection; a pooled
-connection the origin dropped is replaced, for a bodyless GET, by a fresh one."""
+connection the origin dropped is replaced, for a bodyless GET, by a fresh one.
+
+The pool is a worker's (awf-proxy --workers): these tests count upstream
+connections across client connections, so they run one worker."""
 
 import socket
 import threading
@@ -10,6 +13,12 @@ import pytest
 from harness.client import request_bytes
 from harness.origin import HELLO_BODY
 from harness.util import by
+
+
+@pytest.fixture
+def proxy(start_proxy):
+    """One worker: its pool serves every client connection."""
+    return start_proxy(extra=("--workers", "1"))
 
 
 def _fetch_close(proxy, url, host, method="GET", body=None):
@@ -98,7 +107,7 @@ def parked(start_proxy):
     """A proxy whose pool holds one connection to a OneShotOrigin."""
     o = OneShotOrigin()
     try:
-        proxy = start_proxy(ports=str(o.port))
+        proxy = start_proxy(ports=str(o.port), extra=("--workers", "1"))
         url, host = f"http://allowed.test:{o.port}/x", f"allowed.test:{o.port}"
         assert _fetch_close(proxy, url, host).body == b"ok"
         yield proxy, o, url, host

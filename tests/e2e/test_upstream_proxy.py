@@ -70,9 +70,10 @@ def test_curl_https_through_both(start_proxy, parent, origins, certfile):
 
 def test_plain_http_is_tunnelled_and_pooled_per_host(start_proxy, parent, origins):
     """Plain HTTP reaches the origin in origin form inside a CONNECT tunnel:
-    a pooled tunnel to one host never carries a request for another."""
+    a pooled tunnel to one host never carries a request for another. One
+    worker: the pool is a worker's, and the test counts the tunnels."""
     P = origins.http.port
-    px = _via(start_proxy, parent.url)
+    px = _via(start_proxy, parent.url, extra=["--workers", "1"])
     t = token()
     for _ in range(3):
         r = px.fetch(f"http://allowed.test:{P}/hello?t={t}", headers=[("Connection", "close")])

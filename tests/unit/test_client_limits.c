@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
@@ -161,6 +162,86 @@ static void test_log_rate_limit(void **state) {
   awf_client_limits_free(t);
 }
 
+/* admit: the limit as acquire; a refusal gives no entry, and says whether
+ * it is the one to log (once per interval per client). */
+static void test_admit(void **state) {
+  (void)state;
+  awf_client_limits *t = awf_client_limits_new(1, 64, 3);
+  struct sockaddr_storage a = addr_of("127.0.0.1", 1), b = addr_of("127.0.0.2", 1);
+  awf_client_entry *e, *x;
+  bool log;
+  assert_int_equal(awf_client_limits_admit(t, (struct sockaddr *)&a, 0, 1000, &e, &log), 0);
+  assert_non_null(e);
+  assert_false(log);
+  assert_int_equal(awf_client_limits_admit(t, (struct sockaddr *)&a, 10, 1000, &x, &log),
+                   -EDQUOT);
+  assert_null(x);
+  assert_true(log);
+  assert_int_equal(awf_client_limits_admit(t, (struct sockaddr *)&a, 500, 1000, &x, &log),
+                   -EDQUOT);
+  assert_false(log);
+  assert_int_equal(awf_client_limits_admit(t, (struct sockaddr *)&a, 1010, 1000, &x, &log),
+                   -EDQUOT);
+  assert_true(log);
+  assert_int_equal(awf_client_limits_admit(t, (struct sockaddr *)&b, 1010, 1000, &x, &log), 0);
+  awf_client_limits_release(t, x);
+  awf_client_limits_release(t, e);
+  assert_int_equal(awf_client_limits_clients(t), 0);
+  awf_client_limits_free(t);
+}
+
+#define THREADS 4
+#define ROUNDS 20000
+
+struct racer {
+  awf_client_limits *t;
+  int id;
+};
+
+/* Each thread takes and gives back connections of two clients, one its own
+ * and one shared by all: the table must stay exact under the races. */
+static void *racer_main(void *p) {
+  struct racer *r = p;
+  char own[32];
+  snprintf(own, sizeof(own), "10.0.0.%d", r->id + 1);
+  struct sockaddr_storage mine = addr_of(own, 1), shared = addr_of("10.9.9.9", 1);
+  for (int i = 0; i < ROUNDS; i++) {
+    awf_client_entry *a[3], *s;
+    bool log;
+    for (int k = 0; k < 3; k++)
+      if (awf_client_limits_admit(r->t, (struct sockaddr *)&mine, 0, 1, &a[k], &log) != 0)
+        return (void *)1; /* its own client: never over its limit of 3 */
+    if (awf_client_limits_admit(r->t, (struct sockaddr *)&mine, 0, 1, &s, &log) != -EDQUOT)
+      return (void *)1;
+    int rc = awf_client_limits_admit(r->t, (struct sockaddr *)&shared, 0, 1, &s, &log);
+    if (rc == 0)
+      awf_client_limits_release(r->t, s);
+    else if (rc != -EDQUOT)
+      return (void *)1;
+    for (int k = 0; k < 3; k++)
+      awf_client_limits_release(r->t, a[k]);
+  }
+  return NULL;
+}
+
+static void test_threads_share_one_table(void **state) {
+  (void)state;
+  awf_client_limits *t = awf_client_limits_new(3, 4096, 5);
+  struct racer r[THREADS];
+  pthread_t th[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    r[i] = (struct racer){.t = t, .id = i};
+    assert_int_equal(pthread_create(&th[i], NULL, racer_main, &r[i]), 0);
+  }
+  for (int i = 0; i < THREADS; i++) {
+    void *ret;
+    pthread_join(th[i], &ret);
+    assert_null(ret);
+  }
+  assert_int_equal(awf_client_limits_clients(t), 0); /* every entry freed once */
+  awf_client_limits_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_default_is_a_fair_share),
@@ -168,6 +249,8 @@ int main(void) {
       cmocka_unit_test(test_keys),
       cmocka_unit_test(test_many_clients),
       cmocka_unit_test(test_log_rate_limit),
+      cmocka_unit_test(test_admit),
+      cmocka_unit_test(test_threads_share_one_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

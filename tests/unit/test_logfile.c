@@ -788,6 +788,123 @@ static void reserved_room_outlasts_a_full_filesystem(void **state) {
   assert_lines(t->path, 0, 5000);
 }
 
+/* ---- writers (awf-proxy --workers) ------------------------------------ */
+
+/* A writer batches without touching the file; a flush hands the batch over
+ * whole; pending counts what it holds; closing it hands over the rest. */
+static void writer_batches_until_flush(void **state) {
+  struct tmpdir *t = *state;
+  awf_logfile *lf, *w;
+  assert_int_equal(awf_logfile_open(t->path, &lf), 0);
+  assert_int_equal(awf_logfile_writer_new(lf, &w), 0);
+  assert_string_equal(awf_logfile_run(w), awf_logfile_run(lf));
+  awf_logfile_set_batching(w, true);
+  write_n(w, 0, 10);
+  struct stat st;
+  assert_int_equal(stat(t->path, &st), 0);
+  assert_int_equal(st.st_size, 0);
+  assert_int_equal(awf_logfile_pending(w), 10);
+  assert_int_equal(awf_logfile_flush(w), 0);
+  assert_int_equal(awf_logfile_pending(w), 0);
+  assert_lines(t->path, 0, 10);
+  write_n(w, 10, 15);
+  awf_logfile_close(w); /* hands its batch over */
+  assert_int_equal(awf_logfile_pending(lf), 0);
+  assert_lines(t->path, 0, 15);
+  /* Not batching: each line at once. */
+  assert_int_equal(awf_logfile_writer_new(lf, &w), 0);
+  write_n(w, 15, 16);
+  assert_lines(t->path, 0, 16);
+  awf_logfile_close(w);
+  awf_logfile_close(lf);
+}
+
+/* A writer's lines reach the log's backlog while it fails, and are counted
+ * lost there at the end: the log's accounting, whichever writer wrote. */
+static void writer_lines_wait_and_are_lost_in_the_log(void **state) {
+  (void)state;
+  if (access("/dev/full", W_OK) != 0)
+    skip();
+  awf_logfile *lf, *w;
+  assert_int_equal(awf_logfile_open("/dev/full", &lf), 0);
+  assert_int_equal(awf_logfile_writer_new(lf, &w), 0);
+  awf_logfile_set_batching(w, true);
+  write_n(w, 0, 3);
+  assert_int_equal(awf_logfile_flush(w), -ENOSPC); /* news: the log starts failing */
+  write_n(w, 3, 5);
+  assert_int_equal(awf_logfile_flush(w), 0); /* still failing: no news */
+  assert_int_equal(awf_logfile_pending(lf), 5);
+  awf_logfile_close(w);
+  assert_int_equal(awf_logfile_finish(lf, NULL), 5);
+  awf_logfile_close(lf);
+}
+
+struct thread_writer {
+  awf_logfile *w;
+  int id;
+};
+
+#define THREADS 4
+#define PER_THREAD 5000
+
+static void *batching_writer_main(void *p) {
+  struct thread_writer *a = p;
+  awf_logfile_set_batching(a->w, true);
+  for (int i = 0; i < PER_THREAD; i++) {
+    struct awf_log_record r;
+    record(&r, a->id * PER_THREAD + i);
+    if (awf_logfile_write(a->w, &r) < 0)
+      return (void *)1;
+    if (i % 37 == 0 && awf_logfile_flush(a->w) < 0) /* a loop iteration's end */
+      return (void *)1;
+  }
+  awf_logfile_set_batching(a->w, false);
+  return NULL;
+}
+
+/* Writers in four threads, one log: every line whole, none lost or doubled,
+ * each writer's lines in its order, every one counted. */
+static void writers_in_threads_keep_lines_whole_and_in_order(void **state) {
+  struct tmpdir *t = *state;
+  awf_logfile *lf;
+  assert_int_equal(awf_logfile_open(t->path, &lf), 0);
+  struct thread_writer a[THREADS];
+  pthread_t th[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    a[i].id = i;
+    assert_int_equal(awf_logfile_writer_new(lf, &a[i].w), 0);
+    assert_int_equal(pthread_create(&th[i], NULL, batching_writer_main, &a[i]), 0);
+  }
+  for (int i = 0; i < THREADS; i++) {
+    void *ret;
+    pthread_join(th[i], &ret);
+    assert_null(ret);
+    awf_logfile_close(a[i].w);
+  }
+  assert_int_equal(awf_logfile_lost(lf), 0);
+  /* Every writer's records counted, none lost to a race (the metrics'
+   * awf_log_lines_total), asked of the log or of a writer. */
+  assert_int_equal(awf_logfile_taken(lf), THREADS * PER_THREAD);
+  awf_logfile *w;
+  assert_int_equal(awf_logfile_writer_new(lf, &w), 0);
+  assert_int_equal(awf_logfile_taken(w), THREADS * PER_THREAD);
+  awf_logfile_close(w);
+  awf_logfile_close(lf);
+  size_t len;
+  char *buf = slurp(t->path, &len);
+  assert_int_equal(count_records(buf, len), THREADS * PER_THREAD);
+  int next[THREADS] = {0};
+  for (const char *p = buf; (p = strstr(p, "\"status\":")); p++) {
+    int n = atoi(p + 9), id = n / PER_THREAD;
+    assert_true(id >= 0 && id < THREADS);
+    assert_int_equal(n % PER_THREAD, next[id]); /* in its writer's order, once */
+    next[id]++;
+  }
+  for (int i = 0; i < THREADS; i++)
+    assert_int_equal(next[i], PER_THREAD);
+  free(buf);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(many_records_many_lines, setup_dir, teardown_dir),
@@ -805,6 +922,10 @@ int main(void) {
       cmocka_unit_test(closed_pipe_loses_lines_at_once),
       cmocka_unit_test_setup_teardown(concurrent_writers_never_interleave, setup_dir,
                                       teardown_dir),
+      cmocka_unit_test_setup_teardown(writer_batches_until_flush, setup_dir, teardown_dir),
+      cmocka_unit_test(writer_lines_wait_and_are_lost_in_the_log),
+      cmocka_unit_test_setup_teardown(writers_in_threads_keep_lines_whole_and_in_order,
+                                      setup_dir, teardown_dir),
       cmocka_unit_test(stdout_sink_leaves_fd1_open),
       cmocka_unit_test(stdout_full_pipe_waits_for_reader),
       cmocka_unit_test(stdout_write_survives_eintr),

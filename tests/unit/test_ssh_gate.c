@@ -62,7 +62,7 @@ static void test_allowed_name_is_dialled(void **state) {
   assert_string_equal(v.name, "github.com");
   assert_false(v.dial_address);
   /* subdomains, as in --allow-domains */
-  names[0].name = "ssh.github.com";
+  snprintf(names[0].name, sizeof(names[0].name), "ssh.github.com");
   judge(ssh, acl, false, names, 1, "192.0.2.1", &v);
   assert_null(v.reason);
   assert_string_equal(v.name, "ssh.github.com");

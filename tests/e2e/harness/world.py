@@ -379,7 +379,7 @@ class World:
         elif sudo:
             env.update(SUDO_UID=str(UID), SUDO_GID=str(GID), SUDO_USER=USER,
                        SUDO_COMMAND="/usr/bin/awf")
-        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"):
             if k in os.environ:
                 env[k] = os.environ[k]
         return env
